@@ -1,0 +1,86 @@
+#pragma once
+// The op interface model code runs on. A backend owns where tensors live and which kernel each op uses;
+// models call these ops and never branch on device or weight precision.
+//
+// Conventions: shapes outermost first; activations are [B, L, D] (batch, tokens, features); attention heads
+// are laid out [B, L, H, Dh] (head-major inside the feature dimension, as diffusers' view(B, L, H, Dh)).
+// The CPU backend computes in F32 on the host: the numerical truth every fast path is tested against.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "quant/linear_weight.h"
+#include "tensor/tensor.h"
+
+namespace flux2 {
+
+// How NVFP4 layers treat their input activations.
+enum class Nvfp4Activations {
+    w4a16,  // exact dequantized weights, activations unquantized (default on CPU)
+    w4a4,   // activations fake-quantized to NVFP4 with input_scale (dynamic amax/2688 when absent): Blackwell numerics
+};
+
+struct BackendOptions {
+    std::string device = "cpu";  // "cpu", "cuda" (later: "cuda:1")
+    Nvfp4Activations nvfp4_activations = Nvfp4Activations::w4a16;
+    std::string precision;       // GPU path: "fp8", "bf16", "fp4"; empty = the device's default
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::string name() const = 0;
+
+    // ---- memory ----
+    virtual Tensor upload(const Tensor& host_f32) = 0;  // host F32 -> backend tensor
+    virtual Tensor download(const Tensor& t) = 0;       // backend tensor -> host F32
+    virtual Tensor zeros(const Shape& shape) = 0;
+
+    // ---- linear ----
+    // y[..., out] = x[..., in] W^T (no bias). The kernel follows w.format; each layer's path is logged at debug
+    // level the first time it runs and counted in path_summary().
+    virtual Tensor linear(const Tensor& x, const LinearWeight& w) = 0;
+
+    // ---- elementwise ----
+    virtual Tensor silu(const Tensor& x) = 0;
+    virtual Tensor swiglu(const Tensor& x) = 0;  // [..., 2M] -> [..., M]: silu(x[..., :M]) * x[..., M:]
+    virtual Tensor add(const Tensor& a, const Tensor& b) = 0;  // same shapes
+    virtual Tensor mul(const Tensor& a, const Tensor& b) = 0;  // same shapes
+
+    // ---- norms and modulation ----
+    // LayerNorm over the last dim without affine, then (1 + scale) * y + shift. x [B, L, D], shift/scale [B, D].
+    virtual Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps) = 0;
+    // x += gate * y (in place). x, y [B, L, D], gate [B, D].
+    virtual void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) = 0;
+    // RMSNorm over the last dim with a gain: x [..., D], weight [D] -> x / sqrt(mean(x^2) + eps) * weight.
+    virtual Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) = 0;
+
+    // ---- attention ----
+    // Per-head RMSNorm (weight [Dh]) followed by interleaved-pair RoPE: x [B, L, H, Dh], cos/sin [L, Dh]
+    // (pair (2j, 2j+1) shares an angle; y0 = x0 c - x1 s, y1 = x1 c + x0 s).
+    virtual Tensor rms_norm_rope(const Tensor& x, const Tensor& norm_weight, const Tensor& cos, const Tensor& sin,
+                                 float eps) = 0;
+    // Non-causal, unmasked SDPA with scale 1/sqrt(Dh): q, k, v [B, L, H, Dh] -> [B, L, H*Dh].
+    virtual Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v) = 0;
+
+    // ---- layout ----
+    virtual Tensor concat(const Tensor& a, const Tensor& b, int axis) = 0;  // all other dims equal
+    virtual Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) = 0;
+
+    // One line: how many linear calls took which path ("nvfp4->w4a16 x12, bf16->f32 x20").
+    std::string path_summary() const;
+    void reset_path_counts() { path_counts_.clear(); }
+
+protected:
+    // Backends call this from linear(); logs the first use of each layer at debug level.
+    void record_path(const LinearWeight& w, const std::string& path);
+
+private:
+    std::map<std::string, int64_t> path_counts_;
+};
+
+// The CPU backend always exists; "cuda" needs a build with CUDA and a GPU (clear error otherwise).
+std::unique_ptr<Backend> make_backend(const BackendOptions& options);
+
+}  // namespace flux2

@@ -1,0 +1,9 @@
+#include "cli/commands.h"
+
+namespace flux2::cli {
+
+void register_all(CLI::App& app) {
+    register_inspect(app);
+}
+
+}  // namespace flux2::cli

@@ -1,0 +1,11 @@
+#pragma once
+// Subcommand registration. Each command file defines one register_* function; register_all calls them all.
+#include <CLI/CLI.hpp>
+
+namespace flux2::cli {
+
+void register_all(CLI::App& app);
+
+void register_inspect(CLI::App& app);
+
+}  // namespace flux2::cli

@@ -1,0 +1,57 @@
+#pragma once
+// Binds a FLUX.2 transformer checkpoint in any layout users have to internal (diffusers) names:
+// BFL single file (bf16, NVFP4 full/mixed, ComfyUI FP8, .comfy_quant markers), diffusers folder,
+// ModelOpt folder (hf_quant_config.json), sharded index. Applies the BFL->diffusers renames, splits fused
+// img/txt QKV into to_q/to_k/to_v (add_*_proj), swaps the final-layer adaLN halves, resolves each layer's
+// quantization format (quant/quant_config.h) and normalizes NVFP4 to the canonical Nvfp4Weight form.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "io/checkpoint.h"
+#include "quant/linear_weight.h"
+#include "tensor/tensor.h"
+
+namespace flux2 {
+
+class TransformerCheckpoint {
+public:
+    // `path`: file, folder or index.json. A folder holding both `*-mixed.safetensors` and full NVFP4 files uses
+    // the mixed one (logged); name a file explicitly to choose.
+    static TransformerCheckpoint open(const std::string& path);
+
+    // config.json next to the weights (diffusers / ModelOpt folders), if any.
+    const std::optional<nlohmann::json>& config() const { return config_; }
+
+    // Tensor names are internal (diffusers) names, e.g. "transformer_blocks.0.attn.to_q.weight".
+    bool has(const std::string& name) const;
+    // Logical shape: for an NVFP4 weight [out, in] (not the packed [out, in/2]).
+    Shape shape_of(const std::string& name) const;
+
+    // A linear layer by module name ("transformer_blocks.0.attn.to_q"); throws naming the file, tensor,
+    // expected and actual shape when it does not match [out, in].
+    LinearWeight take_linear(const std::string& module, int64_t out_features, int64_t in_features);
+    // A plain float tensor (norm gains), converted to F32.
+    Tensor take_f32(const std::string& name, const Shape& expected);
+
+    // Throws listing every checkpoint tensor no take_* call claimed (and, when take_* failed on absent names,
+    // the missing ones) so that a checkpoint of the wrong model never loads silently.
+    void finish() const;
+
+    std::string describe() const;  // layout, files, "12 nvfp4 / 4 bf16 / ..." per-format layer counts
+
+private:
+    struct Source;  // how an internal name maps onto checkpoint tensors (defined in the .cpp)
+    Checkpoint ckpt_;
+    std::optional<nlohmann::json> config_;
+    std::map<std::string, std::shared_ptr<Source>> sources_;  // internal tensor name -> source
+    mutable std::set<std::string> claimed_;
+    std::string layout_;
+};
+
+}  // namespace flux2

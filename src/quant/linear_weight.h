@@ -1,0 +1,64 @@
+#pragma once
+// A linear layer's weight exactly as the checkpoint stores it. Model code never looks inside: the backend picks
+// the kernel from `format` (STYLE.md: backends answer, models don't ask).
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tensor/dtype.h"
+#include "tensor/tensor.h"
+
+namespace flux2 {
+
+enum class WeightFormat { dense, nvfp4, fp8 };
+const char* weight_format_name(WeightFormat format);  // "bf16"/"f32"/... is dense; "nvfp4"; "fp8"
+
+struct DenseWeight {
+    DType dtype = DType::BF16;   // BF16, F16 or F32, as stored
+    std::vector<uint8_t> bytes;  // [out, in] row-major
+};
+
+// NVFP4 in one canonical form whatever the checkpoint convention was:
+//   codes  [out, in/2]  E2M1 pairs, element 2i in the HIGH nibble (BFL/ComfyUI "hi-first");
+//   scales [out, in/16] E4M3 block scales, plain row-major (unswizzled, unpadded);
+//   W[n,k] = e2m1(code) * e4m3(scale[n, k/16]) * weight_scale_2.
+struct Nvfp4Weight {
+    std::vector<uint8_t> codes;
+    std::vector<uint8_t> scales;
+    float weight_scale_2 = 1.0f;
+    std::optional<float> input_scale;  // absent -> activations need a dynamic amax(x)/(448*6) scale (W4A4)
+};
+
+// FP8 E4M3 with a per-tensor dequantization scale (ComfyUI float8_e4m3fn layers): W = e4m3(code) * scale.
+struct Fp8Weight {
+    std::vector<uint8_t> codes;  // [out, in]
+    float scale = 1.0f;
+};
+
+struct LinearWeight {
+    std::string name;  // internal (diffusers) module name, for logs and errors
+    int64_t out_features = 0;
+    int64_t in_features = 0;
+    WeightFormat format = WeightFormat::dense;
+    DenseWeight dense;
+    Nvfp4Weight nvfp4;
+    Fp8Weight fp8;
+
+    // Backend-private prepared form (a dequantized copy, device buffers, ...), created lazily by the backend.
+    mutable std::shared_ptr<void> prepared;
+
+    std::string format_label() const;  // "bf16", "f32", "nvfp4", "fp8", ...
+};
+
+// Exact fp32 values [out, in] (the CPU reference for every path).
+std::vector<float> dequantize(const LinearWeight& w);
+
+// Rows [begin, begin+count) as a new weight (fused QKV / MLP splits). NVFP4 scale rows follow their codes.
+LinearWeight slice_rows(const LinearWeight& w, int64_t begin, int64_t count, const std::string& new_name);
+
+// Swaps the two row halves (BFL final_layer (shift, scale) -> diffusers (scale, shift)).
+LinearWeight swap_row_halves(const LinearWeight& w);
+
+}  // namespace flux2
