@@ -68,6 +68,10 @@ public:
     virtual Tensor concat(const Tensor& a, const Tensor& b, int axis) = 0;  // all other dims equal
     virtual Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) = 0;
 
+    // ---- text encoder ops ----
+
+    // ---- image ops (VAE) ----
+
     // One line: how many linear calls took which path ("nvfp4->w4a16 x12, bf16->f32 x20").
     std::string path_summary() const;
     void reset_path_counts() { path_counts_.clear(); }

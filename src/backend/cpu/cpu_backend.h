@@ -34,6 +34,10 @@ public:
     Tensor concat(const Tensor& a, const Tensor& b, int axis) override;
     Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) override;
 
+    // ---- text encoder ops ----
+
+    // ---- image ops (VAE) ----
+
 private:
     BackendOptions options_;
 };
