@@ -36,6 +36,8 @@ public:
     virtual Tensor upload(const Tensor& host_f32) = 0;  // host F32 -> backend tensor
     virtual Tensor download(const Tensor& t) = 0;       // backend tensor -> host F32
     virtual Tensor zeros(const Shape& shape) = 0;
+    // Highest memory use so far (device memory on a GPU, resident set on the CPU), in bytes.
+    virtual int64_t peak_memory_bytes() const = 0;
 
     // ---- linear ----
     // y[..., out] = x[..., in] W^T (no bias). The kernel follows w.format; each layer's path is logged at debug

@@ -3,6 +3,8 @@
 
 #include <cblas.h>
 
+#include <sys/resource.h>
+
 #include <cstring>
 
 #include "core/error.h"
@@ -24,6 +26,12 @@ Tensor CpuBackend::upload(const Tensor& host_f32) {
 Tensor CpuBackend::download(const Tensor& t) { return t.clone(); }
 
 Tensor CpuBackend::zeros(const Shape& shape) { return Tensor::zeros(shape); }
+
+int64_t CpuBackend::peak_memory_bytes() const {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports kilobytes
+}
 
 namespace {
 // Splits a shape around `axis` into (outer, axis length, inner) element counts.

@@ -15,6 +15,7 @@ public:
     Tensor upload(const Tensor& host_f32) override;
     Tensor download(const Tensor& t) override;
     Tensor zeros(const Shape& shape) override;
+    int64_t peak_memory_bytes() const override;
 
     Tensor linear(const Tensor& x, const LinearWeight& w) override;
 

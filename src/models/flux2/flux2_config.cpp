@@ -63,7 +63,7 @@ Flux2Config Flux2Config::from_json(const nlohmann::json& j) {
     return c;
 }
 
-Flux2Config Flux2Config::infer(const TransformerCheckpoint& ckpt) {
+Flux2Config Flux2Config::infer(const WeightSource& ckpt) {
     Flux2Config c;
     const Shape x_emb = ckpt.shape_of("x_embedder.weight");  // [D, in_channels]
     const Shape ctx_emb = ckpt.shape_of("context_embedder.weight");

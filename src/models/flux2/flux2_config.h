@@ -10,6 +10,7 @@
 namespace flux2 {
 
 class TransformerCheckpoint;
+class WeightSource;
 
 struct Flux2Config {
     int64_t in_channels = 128;
@@ -32,7 +33,7 @@ struct Flux2Config {
     // Named real models: "dev", "klein-4b", "klein-9b".
     static Flux2Config preset(const std::string& name);
     static Flux2Config from_json(const nlohmann::json& j);
-    static Flux2Config infer(const TransformerCheckpoint& ckpt);
+    static Flux2Config infer(const WeightSource& weights);
     // config.json when present (checked against the tensors by loading), else inferred.
     static Flux2Config for_checkpoint(const TransformerCheckpoint& ckpt);
 

@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "models/flux2/flux2_embeddings.h"
 #include "models/transformer_checkpoint.h"
+#include "models/weight_source.h"
 
 namespace flux2 {
 
@@ -18,7 +19,7 @@ Flux2Transformer Flux2Transformer::load(const std::string& path, Backend& backen
     return load(ckpt, config, backend);
 }
 
-Flux2Transformer Flux2Transformer::load(TransformerCheckpoint& ckpt, const Flux2Config& c, Backend& backend) {
+Flux2Transformer Flux2Transformer::load(WeightSource& ckpt, const Flux2Config& c, Backend& backend) {
     log_info(c.summary());
     Flux2Transformer m;
     m.config_ = c;

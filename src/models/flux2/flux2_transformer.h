@@ -12,7 +12,7 @@
 
 namespace flux2 {
 
-class TransformerCheckpoint;
+class WeightSource;
 
 struct Flux2Inputs {
     Tensor hidden_states;          // [B, Li, in_channels] host F32 (packed latents, then reference tokens)
@@ -27,7 +27,7 @@ class Flux2Transformer {
 public:
     // Binds every weight of the model described by `config` (each tensor checked against its expected shape) and
     // fails on any tensor left unclaimed.
-    static Flux2Transformer load(TransformerCheckpoint& ckpt, const Flux2Config& config, Backend& backend);
+    static Flux2Transformer load(WeightSource& weights, const Flux2Config& config, Backend& backend);
     static Flux2Transformer load(const std::string& path, Backend& backend);
 
     const Flux2Config& config() const { return config_; }
