@@ -84,7 +84,11 @@ CudaBackend::~CudaBackend() = default;
 
 void CudaBackend::synchronize() { FLUX2_CUDA_CHECK(cudaStreamSynchronize(stream_->get())); }
 
-Tensor CudaBackend::empty(const Shape& shape, DType dtype) { return cuda::empty_tensor(shape, dtype, stream_); }
+Tensor CudaBackend::empty(const Shape& shape, DType dtype) {
+    Tensor t = cuda::empty_tensor(shape, dtype, stream_);
+    if (poison_ && t.nbytes()) FLUX2_CUDA_CHECK(cudaMemsetAsync(t.raw(), 0xFF, t.nbytes(), stream_->get()));
+    return t;
+}
 
 Tensor CudaBackend::upload(const Tensor& host_f32) {
     check(host_f32.device() == Device::cpu && host_f32.dtype() == DType::F32,
@@ -115,6 +119,15 @@ Tensor CudaBackend::download(const Tensor& t) {
     FLUX2_CUDA_CHECK(cudaMemcpyAsync(host.raw(), f32.raw(), host.nbytes(), cudaMemcpyDeviceToHost, stream_->get()));
     synchronize();
     return host;
+}
+
+int64_t CudaBackend::peak_memory_bytes() const {
+    // Every device allocation of the backend comes from the device's default pool (device_memory.cpp).
+    cudaMemPool_t pool = nullptr;
+    uint64_t high = 0;
+    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
+    FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
+    return static_cast<int64_t>(high);
 }
 
 Tensor CudaBackend::zeros(const Shape& shape) {

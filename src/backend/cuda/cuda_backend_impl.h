@@ -43,6 +43,7 @@ public:
     Tensor upload(const Tensor& host_f32) override;
     Tensor download(const Tensor& t) override;
     Tensor zeros(const Shape& shape) override;
+    int64_t peak_memory_bytes() const override;  // high-water mark of the device memory pool
 
     Tensor linear(const Tensor& x, const LinearWeight& w) override;
 
@@ -68,6 +69,8 @@ public:
     cudaStream_t stream() const { return stream_->get(); }
     void synchronize();
     Tensor empty(const Shape& shape, DType dtype);  // uninitialized device tensor on this backend's stream
+    // Tests: fill every new tensor with 0xFF bytes (NaN in BF16/F32), so an element an op fails to write shows.
+    void set_poison_new_tensors(bool on) { poison_ = on; }
     // Per-row E4M3 quantization of a BF16 tensor [..., K] viewed as [rows, K].
     Fp8Activations quantize_fp8(const Tensor& x);
     cuda::CublasLtGemm& gemm() { return *gemm_; }
@@ -81,6 +84,7 @@ private:
 
     BackendOptions options_;
     CudaLinearPrecision precision_ = CudaLinearPrecision::bf16;
+    bool poison_ = false;
     std::string device_name_;
     std::shared_ptr<cuda::Stream> stream_;
     std::unique_ptr<cuda::CublasLtGemm> gemm_;
