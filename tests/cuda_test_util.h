@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "core/error.h"
 #include "quant/float_codecs.h"
 #include "test_util.h"
 #ifdef FLUX2_HAVE_CUDA
