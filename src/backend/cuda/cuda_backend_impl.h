@@ -63,6 +63,14 @@ public:
     Tensor concat(const Tensor& a, const Tensor& b, int axis) override;
     Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) override;
 
+    Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride, int padding) override;
+    Tensor pad2d(const Tensor& x, int left, int right, int top, int bottom) override;
+    Tensor group_norm(const Tensor& x, int num_groups, const Tensor& weight, const Tensor& bias, float eps,
+                      bool silu) override;
+    Tensor upsample_nearest2x(const Tensor& x) override;
+    Tensor add_bias(const Tensor& x, const Tensor& bias) override;
+    Tensor transpose_last2(const Tensor& x) override;
+
     // ---- beyond the Backend interface (tests, benchmarks, fused producers) ----
     CudaLinearPrecision linear_precision() const { return precision_; }
     const std::string& device_name() const { return device_name_; }

@@ -51,4 +51,22 @@ void launch_fp8_to_bf16(const uint8_t* codes, float scale, bf16* w, int64_t n, c
 void launch_f16_to_bf16(const uint16_t* in, bf16* out, int64_t n, cudaStream_t stream);
 void launch_fill_f32(float* p, float value, int64_t n, cudaStream_t stream);
 
+// ---- image ops (VAE) ----
+// Patch matrix of one image for rows [row0, row0 + rows) of the output: col [rows * Wo, Cin * kh * kw], one row
+// per output pixel (zero outside the padded input). x is one image [Cin, H, W].
+void launch_im2col(const bf16* x, bf16* col, int64_t Cin, int64_t H, int64_t W, int64_t kh, int64_t kw, int stride,
+                   int padding, int64_t Wo, int64_t row0, int64_t rows, cudaStream_t stream);
+// out [outer, N, M] = in [outer, M, N] transposed, plus bias[n] on output row n when bias is not null.
+void launch_transpose_last2(const bf16* in, const bf16* bias, bf16* out, int64_t outer, int64_t M, int64_t N,
+                            cudaStream_t stream);
+void launch_pad2d(const bf16* x, bf16* y, int64_t planes, int64_t H, int64_t W, int left, int top, int64_t Ho,
+                  int64_t Wo, cudaStream_t stream);
+void launch_upsample_nearest2x(const bf16* x, bf16* y, int64_t planes, int64_t H, int64_t W, cudaStream_t stream);
+// y [rows, N] = x + bias [N]
+void launch_add_bias(const bf16* x, const bf16* bias, bf16* y, int64_t rows, int64_t N, cudaStream_t stream);
+// GroupNorm over x [B, C, S] (groups of C / G contiguous channels), affine, optional SiLU. `stats` is scratch for
+// 2 * B * G doubles.
+void launch_group_norm(const bf16* x, const bf16* weight, const bf16* bias, bf16* y, double* stats, int64_t B,
+                       int64_t C, int64_t S, int64_t G, float eps, bool silu, cudaStream_t stream);
+
 }  // namespace flux2::cuda
