@@ -5,6 +5,7 @@
 # where the machine lacks PCRE2 headers, third_party/device/include/pcre2.h (a copy of the development machine's).
 # Steps keep going after a failure so that one call reports everything; the exit status is the tests'.
 set -uo pipefail
+export PATH=$PATH:/usr/local/cuda/bin
 cd "$(dirname "$0")/.."
 out=${OUT:-${1:-/tmp/flux2-device}}
 mkdir -p "$out"
