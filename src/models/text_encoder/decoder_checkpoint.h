@@ -1,0 +1,61 @@
+#pragma once
+// Binds a text-encoder checkpoint to the decoder's tensors, whatever the layout:
+//   * Qwen3ForCausalLM (HF)                         model.layers.N..., model.embed_tokens.weight
+//   * Mistral3ForConditionalGeneration, hub layout   language_model.model.layers.N...
+//   * Mistral3ForConditionalGeneration, transformers >= 4.52 layout   model.language_model.layers.N...
+//   * ComfyUI single-file text encoders             model.layers.N... (Mistral may be pruned to 30 layers,
+//                                                    and carries its tokenizer as the U8 tensor "tekken_model")
+// The prefix is found by probing. Linear layers keep their stored format: dense BF16/F16/F32, ComfyUI scaled FP8
+// (F8_E4M3 weight + scalar weight_scale or scale_weight) or NVFP4 in the BFL/ComfyUI convention (U8 hi-first codes,
+// 128x4-swizzled F8 block scales, weight_scale_2, optional input_scale), normalized to the canonical LinearWeight.
+// A layer's declared format (header _quantization_metadata or a .comfy_quant marker) must agree with its tensors.
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+
+#include "io/checkpoint.h"
+#include "models/text_encoder/decoder_config.h"
+#include "quant/linear_weight.h"
+#include "tensor/tensor.h"
+
+namespace flux2 {
+
+class DecoderCheckpoint {
+public:
+    // `path`: a folder (config.json + *.safetensors or an index), a .safetensors file, or an index.json. The
+    // config comes from config.json in that folder (or beside the file); without one, the shapes must match a
+    // known FLUX.2 text encoder (DecoderConfig::preset), whose constants are then used (logged).
+    static DecoderCheckpoint open(const std::string& path);
+
+    const DecoderConfig& config() const { return config_; }
+    const std::string& prefix() const { return prefix_; }  // e.g. "model.", "language_model.model."
+    const Checkpoint& checkpoint() const { return ckpt_; }
+
+    // `module` is relative to the prefix ("layers.0.self_attn.q_proj"); checks the logical shape [out, in].
+    LinearWeight take_linear(const std::string& module, int64_t out_features, int64_t in_features);
+    // A float vector or matrix (norm gains), converted to F32 on the host.
+    Tensor take_f32(const std::string& name, const Shape& expected);
+    // A float tensor left in the file (the token embedding table: only the rows of the prompt are ever read).
+    const TensorInfo& take_mapped(const std::string& name, const Shape& expected);
+
+    // Throws listing every tensor that no take_* call claimed, except the ones a text encoder for FLUX.2 leaves
+    // unused on purpose: decoder layers >= layers_used, the final norm unless final_norm_used, lm_head, the
+    // Mistral3 vision tower and projector, and ComfyUI's tekken_model. Logs how many were skipped.
+    void finish(int64_t layers_used, bool final_norm_used) const;
+
+    std::string describe() const;  // checkpoint, prefix, per-format layer counts
+
+private:
+    const TensorInfo& claim(const std::string& full_name);
+
+    Checkpoint ckpt_;
+    DecoderConfig config_;
+    std::string prefix_;
+    std::set<std::string> claimed_;
+    std::map<std::string, WeightFormat> declared_formats_;  // header _quantization_metadata, by full module name
+    std::string declared_in_;
+    std::map<std::string, int64_t> format_counts_;
+};
+
+}  // namespace flux2
