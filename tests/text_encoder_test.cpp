@@ -15,6 +15,7 @@
 #include "backend/backend.h"
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "models/recording_random_weights.h"
 #include "models/text_encoder/decoder_checkpoint.h"
 #include "quant/float_codecs.h"
 #include "quant/nvfp4.h"
@@ -197,6 +198,22 @@ TEST(TextEncoderLayouts, ForeignTensorsAndMissingConfigAreErrors) {
         rewrite(src, dir.path() / "model.safetensors", [](const std::string& n) { return n; });
         test::expect_error([&] { TextEncoder::load(dir.path().string(), {1}, *backend); }, {"config.json"});
     }
+}
+
+TEST(TextEncoderLayouts, RandomWeightsWriteALoadableCheckpoint) {
+    // The model's own weight declarations, fed from RecordingRandomWeights, give a file DecoderCheckpoint reads back.
+    auto backend = make_backend({});
+    auto g = SafetensorsFile::open(test::data_path(kGolden));
+    const TokenBatch tokens = golden_tokens(*g, "qwen3");
+    const DecoderConfig config =
+        DecoderConfig::from_json(read_json(test::data_path("tiny-qwen3/config.json")), "tiny-qwen3");
+    RecordingRandomWeights random(42);
+    Tensor a = TextEncoder::load(random, config, {1, 2, 3}, *backend).encode(tokens);
+    test::TempDir dir;
+    random.write(dir.file("model.safetensors"));
+    fs::copy(test::data_path("tiny-qwen3/config.json"), dir.path() / "config.json");
+    Tensor b = encode(dir.path().string(), {1, 2, 3}, tokens, *backend, TextEncoderOptions{});
+    EXPECT_LE(test::rel_error(b.to_vector(), a.to_vector()), 1e-7);
 }
 
 TEST(TextEncoderLayouts, RejectsBadTokens) {

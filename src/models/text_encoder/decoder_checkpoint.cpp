@@ -17,6 +17,8 @@ namespace flux2 {
 
 namespace {
 
+constexpr const char* kInternalPrefix = "model.";
+
 // Where the language model sits in each known layout; probed with its embedding table.
 const char* const kPrefixes[] = {"model.language_model.", "language_model.model.", "model."};
 
@@ -128,14 +130,30 @@ DecoderCheckpoint DecoderCheckpoint::open(const std::string& path) {
     return d;
 }
 
-const TensorInfo& DecoderCheckpoint::claim(const std::string& full_name) {
-    const TensorInfo& t = ckpt_.get(full_name);
-    claimed_.insert(full_name);
+std::string DecoderCheckpoint::file_name(const std::string& internal) const {
+    check(internal.starts_with(kInternalPrefix), "text encoder weight name '", internal, "' does not start with ",
+          kInternalPrefix);
+    return prefix_ + internal.substr(std::string(kInternalPrefix).size());
+}
+
+const TensorInfo& DecoderCheckpoint::claim(const std::string& name) {
+    const TensorInfo& t = ckpt_.get(name);
+    claimed_.insert(name);
     return t;
 }
 
+bool DecoderCheckpoint::has(const std::string& name) const { return ckpt_.find(file_name(name)) != nullptr; }
+
+Shape DecoderCheckpoint::shape_of(const std::string& name) const {
+    const TensorInfo& t = ckpt_.get(file_name(name));
+    const std::string module = file_name(name).substr(0, file_name(name).size() - std::string(".weight").size());
+    const bool nvfp4 = name.ends_with(".weight") && t.dtype == DType::U8 && t.shape.size() == 2 &&
+                       ckpt_.find(module + ".weight_scale") != nullptr;
+    return nvfp4 ? Shape{t.shape[0], 2 * t.shape[1]} : t.shape;
+}
+
 LinearWeight DecoderCheckpoint::take_linear(const std::string& module, int64_t out, int64_t in) {
-    const std::string full = prefix_ + module;
+    const std::string full = file_name(module);
     const TensorInfo& w = claim(full + ".weight");
     LinearWeight lw;
     lw.name = full;
@@ -221,7 +239,7 @@ LinearWeight DecoderCheckpoint::take_linear(const std::string& module, int64_t o
 }
 
 Tensor DecoderCheckpoint::take_f32(const std::string& name, const Shape& expected) {
-    const TensorInfo& t = claim(prefix_ + name);
+    const TensorInfo& t = claim(file_name(name));
     check(is_float_dtype(t.dtype), t.file, ": ", t.name, " has dtype ", dtype_name(t.dtype), ", expected a float");
     check(t.shape == expected, t.file, ": ", t.name, " has shape ", shape_str(t.shape), ", expected ",
           shape_str(expected));
@@ -229,7 +247,7 @@ Tensor DecoderCheckpoint::take_f32(const std::string& name, const Shape& expecte
 }
 
 const TensorInfo& DecoderCheckpoint::take_mapped(const std::string& name, const Shape& expected) {
-    const TensorInfo& t = claim(prefix_ + name);
+    const TensorInfo& t = claim(file_name(name));
     check(t.dtype == DType::BF16 || t.dtype == DType::F16 || t.dtype == DType::F32, t.file, ": ", t.name, " has dtype ",
           dtype_name(t.dtype), ", expected BF16, F16 or F32");
     check(t.shape == expected, t.file, ": ", t.name, " has shape ", shape_str(t.shape), ", expected ",
@@ -238,7 +256,12 @@ const TensorInfo& DecoderCheckpoint::take_mapped(const std::string& name, const 
     return t;
 }
 
-void DecoderCheckpoint::finish(int64_t layers_used, bool final_norm_used) const {
+void DecoderCheckpoint::allow_unused(int64_t layers_used, bool final_norm_used) {
+    layers_used_ = layers_used;
+    final_norm_used_ = final_norm_used;
+}
+
+void DecoderCheckpoint::finish() const {
     std::vector<std::string> unexpected;
     int64_t skipped = 0;
     const std::string layers = prefix_ + "layers.";
@@ -252,9 +275,9 @@ void DecoderCheckpoint::finish(int64_t layers_used, bool final_norm_used) const 
             const size_t dot = rest.find('.');
             const std::string index = rest.substr(0, dot);
             const bool numeric = !index.empty() && std::all_of(index.begin(), index.end(), ::isdigit);
-            unused = numeric && dot != std::string::npos && std::stoll(index) >= layers_used;
+            unused = numeric && dot != std::string::npos && std::stoll(index) >= layers_used_;
         }
-        if (!unused && name == prefix_ + "norm.weight") unused = !final_norm_used;
+        if (!unused && name == prefix_ + "norm.weight") unused = !final_norm_used_;
         if (unused)
             ++skipped;
         else
@@ -263,8 +286,8 @@ void DecoderCheckpoint::finish(int64_t layers_used, bool final_norm_used) const 
     check(unexpected.empty(), ckpt_.describe(), ": ", unexpected.size(), " tensors do not belong to a ",
           decoder_family_name(config_.family), " text encoder under prefix \"", prefix_,
           "\": ", quoted_list(unexpected, 10));
-    log_debug(ckpt_.describe(), ": ", skipped, " tensors not needed (lm_head, vision tower, layers >= ", layers_used,
-              final_norm_used ? "" : ", final norm", ")");
+    log_debug(ckpt_.describe(), ": ", skipped, " tensors not needed (lm_head, vision tower, layers >= ", layers_used_,
+              final_norm_used_ ? "" : ", final norm", ")");
 }
 
 std::string DecoderCheckpoint::describe() const {

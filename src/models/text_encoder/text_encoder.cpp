@@ -62,12 +62,11 @@ void read_row(const TensorInfo& t, int64_t row, int64_t cols, float* out) {
 TextEncoder TextEncoder::load(const std::string& path, const std::vector<int64_t>& layers, Backend& backend,
                               const TextEncoderOptions& options) {
     DecoderCheckpoint ckpt = DecoderCheckpoint::open(path);
-    return load(ckpt, layers, backend, options);
+    return load(ckpt, ckpt.config(), layers, backend, options);
 }
 
-TextEncoder TextEncoder::load(DecoderCheckpoint& ckpt, const std::vector<int64_t>& layers, Backend& backend,
-                              const TextEncoderOptions& options) {
-    const DecoderConfig& c = ckpt.config();
+TextEncoder TextEncoder::load(WeightSource& weights, const DecoderConfig& c, const std::vector<int64_t>& layers,
+                              Backend& backend, const TextEncoderOptions& options) {
     log_info(c.summary());
     check(!layers.empty(), "text encoder: no hidden-state layers requested");
     for (int64_t k : layers)
@@ -82,30 +81,35 @@ TextEncoder TextEncoder::load(DecoderCheckpoint& ckpt, const std::vector<int64_t
     m.layers_ = layers;
     m.options_ = options;
     m.backend_ = &backend;
-    m.embed_tokens_ = &ckpt.take_mapped("embed_tokens.weight", {c.vocab_size, D});
-    m.weights_file_ = ckpt.checkpoint();
-    auto gain = [&](const std::string& name, int64_t n) { return backend.upload(ckpt.take_f32(name, {n})); };
+    if (auto* file = dynamic_cast<DecoderCheckpoint*>(&weights)) {
+        m.embed_mapped_ = &file->take_mapped("model.embed_tokens.weight", {c.vocab_size, D});
+        m.embed_file_ = file->checkpoint();
+        file->allow_unused(depth, final_norm);
+    } else {
+        m.embed_f32_ = weights.take_f32("model.embed_tokens.weight", {c.vocab_size, D});
+    }
+    auto gain = [&](const std::string& name, int64_t n) { return backend.upload(weights.take_f32(name, {n})); };
     for (int64_t i = 0; i < depth; ++i) {
-        const std::string p = str("layers.", i, ".");
+        const std::string p = str("model.layers.", i, ".");
         Layer l;
         l.input_norm = gain(p + "input_layernorm.weight", D);
         l.post_attention_norm = gain(p + "post_attention_layernorm.weight", D);
-        l.q_proj = ckpt.take_linear(p + "self_attn.q_proj", c.q_dim(), D);
-        l.k_proj = ckpt.take_linear(p + "self_attn.k_proj", c.kv_dim(), D);
-        l.v_proj = ckpt.take_linear(p + "self_attn.v_proj", c.kv_dim(), D);
-        l.o_proj = ckpt.take_linear(p + "self_attn.o_proj", D, c.q_dim());
+        l.q_proj = weights.take_linear(p + "self_attn.q_proj", c.q_dim(), D);
+        l.k_proj = weights.take_linear(p + "self_attn.k_proj", c.kv_dim(), D);
+        l.v_proj = weights.take_linear(p + "self_attn.v_proj", c.kv_dim(), D);
+        l.o_proj = weights.take_linear(p + "self_attn.o_proj", D, c.q_dim());
         if (c.qk_norm()) {
             l.q_norm = gain(p + "self_attn.q_norm.weight", Dh);
             l.k_norm = gain(p + "self_attn.k_norm.weight", Dh);
         }
-        l.gate_proj = ckpt.take_linear(p + "mlp.gate_proj", c.intermediate_size, D);
-        l.up_proj = ckpt.take_linear(p + "mlp.up_proj", c.intermediate_size, D);
-        l.down_proj = ckpt.take_linear(p + "mlp.down_proj", D, c.intermediate_size);
+        l.gate_proj = weights.take_linear(p + "mlp.gate_proj", c.intermediate_size, D);
+        l.up_proj = weights.take_linear(p + "mlp.up_proj", c.intermediate_size, D);
+        l.down_proj = weights.take_linear(p + "mlp.down_proj", D, c.intermediate_size);
         m.decoder_layers_.push_back(std::move(l));
     }
-    if (final_norm) m.final_norm_ = gain("norm.weight", D);
-    ckpt.finish(depth, final_norm);
-    log_info("loaded text encoder layers 0..", depth - 1, " of ", c.num_hidden_layers, " from ", ckpt.describe());
+    if (final_norm) m.final_norm_ = gain("model.norm.weight", D);
+    weights.finish();
+    log_info("loaded text encoder layers 0..", depth - 1, " of ", c.num_hidden_layers, " from ", weights.describe());
     return m;
 }
 
@@ -125,7 +129,13 @@ void TextEncoder::validate(const TokenBatch& t) const {
 Tensor TextEncoder::embed(const TokenBatch& t) const {
     const int64_t D = config_.hidden_size;
     Tensor x = Tensor::zeros({t.batch, t.length, D});
-    for (size_t i = 0; i < t.ids.size(); ++i) read_row(*embed_tokens_, t.ids[i], D, x.f32() + i * D);
+    for (size_t i = 0; i < t.ids.size(); ++i) {
+        float* row = x.f32() + i * D;
+        if (embed_mapped_)
+            read_row(*embed_mapped_, t.ids[i], D, row);
+        else
+            std::copy_n(embed_f32_.f32() + t.ids[i] * D, D, row);
+    }
     return x;
 }
 

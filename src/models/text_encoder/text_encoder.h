@@ -15,12 +15,11 @@
 #include "backend/backend.h"
 #include "io/checkpoint.h"
 #include "models/text_encoder/decoder_config.h"
+#include "models/weight_source.h"
 #include "quant/linear_weight.h"
 #include "tensor/tensor.h"
 
 namespace flux2 {
-
-class DecoderCheckpoint;
 
 // Token ids of a padded batch, row-major [batch, length].
 struct TokenBatch {
@@ -42,8 +41,11 @@ public:
     // `layers` are indices into transformers' hidden_states tuple: 0 = the token embeddings, k = the output of
     // decoder layer k (1-based). k = num_hidden_layers is, as in transformers, the final-normed last output.
     // FLUX.2-dev takes {10, 20, 30}, klein {9, 18, 27}.
-    static TextEncoder load(DecoderCheckpoint& ckpt, const std::vector<int64_t>& layers, Backend& backend,
-                            const TextEncoderOptions& options = {});
+    // Weight names are DecoderCheckpoint's internal ones ("model.layers.N.self_attn.q_proj", ...). A
+    // DecoderCheckpoint keeps the embedding table in its file mapping and may skip unused layers; any other source
+    // (random weights for benchmarks and demo files) hands over the table as F32.
+    static TextEncoder load(WeightSource& weights, const DecoderConfig& config, const std::vector<int64_t>& layers,
+                            Backend& backend, const TextEncoderOptions& options = {});
     static TextEncoder load(const std::string& path, const std::vector<int64_t>& layers, Backend& backend,
                             const TextEncoderOptions& options = {});
 
@@ -72,8 +74,11 @@ private:
     std::vector<int64_t> layers_;
     TextEncoderOptions options_;
     Backend* backend_ = nullptr;
-    Checkpoint weights_file_;  // keeps the mapping alive: embedding rows are read from it on demand
-    const TensorInfo* embed_tokens_ = nullptr;
+    // The token embedding table [vocab, hidden]: rows read from the file mapping (kept alive by embed_file_), or
+    // an F32 host copy when the weights did not come from a file.
+    Checkpoint embed_file_;
+    const TensorInfo* embed_mapped_ = nullptr;
+    Tensor embed_f32_;
     std::vector<Layer> decoder_layers_;
     Tensor final_norm_;  // only when num_hidden_layers is requested
 };
