@@ -4,6 +4,7 @@ namespace flux2::cli {
 
 void register_all(CLI::App& app) {
     register_inspect(app);
+    register_tokenize(app);
 }
 
 }  // namespace flux2::cli
