@@ -36,6 +36,8 @@ public:
     virtual Tensor upload(const Tensor& host_f32) = 0;  // host F32 -> backend tensor
     virtual Tensor download(const Tensor& t) = 0;       // backend tensor -> host F32
     virtual Tensor zeros(const Shape& shape) = 0;
+    // Highest memory use so far (device memory on a GPU, resident set on the CPU), in bytes.
+    virtual int64_t peak_memory_bytes() const = 0;
 
     // ---- linear ----
     // y[..., out] = x[..., in] W^T (no bias). The kernel follows w.format; each layer's path is logged at debug
@@ -67,6 +69,10 @@ public:
     // ---- layout ----
     virtual Tensor concat(const Tensor& a, const Tensor& b, int axis) = 0;  // all other dims equal
     virtual Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) = 0;
+
+    // ---- text encoder ops ----
+
+    // ---- image ops (VAE) ----
 
     // One line: how many linear calls took which path ("nvfp4->w4a16 x12, bf16->f32 x20").
     std::string path_summary() const;

@@ -4,6 +4,8 @@ namespace flux2::cli {
 
 void register_all(CLI::App& app) {
     register_inspect(app);
+    register_forward(app);
+    register_bench(app);
     register_tokenize(app);
 }
 

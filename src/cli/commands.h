@@ -7,6 +7,8 @@ namespace flux2::cli {
 void register_all(CLI::App& app);
 
 void register_inspect(CLI::App& app);
+void register_forward(CLI::App& app);
+void register_bench(CLI::App& app);
 void register_tokenize(CLI::App& app);
 
 }  // namespace flux2::cli

@@ -14,12 +14,13 @@
 #include <nlohmann/json.hpp>
 
 #include "io/checkpoint.h"
+#include "models/weight_source.h"
 #include "quant/linear_weight.h"
 #include "tensor/tensor.h"
 
 namespace flux2 {
 
-class TransformerCheckpoint {
+class TransformerCheckpoint : public WeightSource {
 public:
     // `path`: file, folder or index.json. A folder holding both `*-mixed.safetensors` and full NVFP4 files uses
     // the mixed one (logged); name a file explicitly to choose.
@@ -29,21 +30,21 @@ public:
     const std::optional<nlohmann::json>& config() const { return config_; }
 
     // Tensor names are internal (diffusers) names, e.g. "transformer_blocks.0.attn.to_q.weight".
-    bool has(const std::string& name) const;
+    bool has(const std::string& name) const override;
     // Logical shape: for an NVFP4 weight [out, in] (not the packed [out, in/2]).
-    Shape shape_of(const std::string& name) const;
+    Shape shape_of(const std::string& name) const override;
 
     // A linear layer by module name ("transformer_blocks.0.attn.to_q"); throws naming the file, tensor,
     // expected and actual shape when it does not match [out, in].
-    LinearWeight take_linear(const std::string& module, int64_t out_features, int64_t in_features);
+    LinearWeight take_linear(const std::string& module, int64_t out_features, int64_t in_features) override;
     // A plain float tensor (norm gains), converted to F32.
-    Tensor take_f32(const std::string& name, const Shape& expected);
+    Tensor take_f32(const std::string& name, const Shape& expected) override;
 
     // Throws listing every checkpoint tensor no take_* call claimed (and, when take_* failed on absent names,
     // the missing ones) so that a checkpoint of the wrong model never loads silently.
-    void finish() const;
+    void finish() const override;
 
-    std::string describe() const;  // layout, files, "12 nvfp4 / 4 bf16 / ..." per-format layer counts
+    std::string describe() const override;  // layout, files, "12 nvfp4 / 4 bf16 / ..." per-format layer counts
 
 private:
     struct Source;  // how an internal name maps onto checkpoint tensors (defined in the .cpp)
