@@ -47,7 +47,8 @@ TEST(ChatTemplate, PromptIdsMatchTransformers) {
 
 TEST(ChatTemplate, LongPromptIsTruncatedToMaxLength) {
     std::string prompt;
-    for (int i = 0; prompt.size() < 2000; ++i) prompt += "object " + std::to_string(i) + " at " + std::to_string(i * 37) + ", ";
+    for (int i = 0; prompt.size() < 2000; ++i)
+        prompt += "object " + std::to_string(i) + " at " + std::to_string(i * 37) + ", ";
     prompt.resize(2000);
     for (TemplateKind kind : {TemplateKind::qwen3, TemplateKind::mistral}) {
         const Tokenizer& tok = kind == TemplateKind::qwen3 ? qwen3_tokenizer() : mistral_tokenizer();

@@ -30,8 +30,8 @@ std::string joined(const std::vector<int32_t>& ids) {
 TEST(TokenizeCli, PrintsTemplatedPaddedIds) {
     const std::string dir = test::data_path("qwen3-tokenizer");
     int status = 0;
-    const std::string out = run("--tokenizer " + dir + " --prompt 'a red fox' --template qwen3 --max-length 32 --mask",
-                                &status);
+    const std::string out =
+        run("--tokenizer " + dir + " --prompt 'a red fox' --template qwen3 --max-length 32 --mask", &status);
     EXPECT_EQ(status, 0);
     std::vector<int32_t> mask;
     const auto ids = encode_prompt_ids(test::qwen3_tokenizer(), TemplateKind::qwen3, "a red fox", 32, &mask);

@@ -127,7 +127,10 @@ TEST(TokenizerParts, Utf8Validation) {
     EXPECT_EQ(utf8_first_invalid("\xF0\x9F\x90\xB1 cat \xE4\xB8\xAD"), utf8_valid);
     EXPECT_EQ(utf8_first_invalid("0123456789\xFF"), 10u);
     EXPECT_EQ(utf8_first_invalid("ab\xE0\x80\x80"), 2u);  // overlong
-    EXPECT_EQ(utf8_lossy("a\x80\x80" "b\xE2\x82"), "a\xEF\xBF\xBD\xEF\xBF\xBD" "b\xEF\xBF\xBD");
+    EXPECT_EQ(utf8_lossy("a\x80\x80"
+                         "b\xE2\x82"),
+              "a\xEF\xBF\xBD\xEF\xBF\xBD"
+              "b\xEF\xBF\xBD");
 }
 
 TEST(TokenizerParts, ByteLevelMappingIsGpt2s) {

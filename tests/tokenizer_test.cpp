@@ -43,8 +43,8 @@ TEST(Tokenizer, MatchesHuggingFaceOnExtraPrompts) {
     for (const auto& c : refs().at("encode")) {
         const Tokenizer& tok = test::tokenizer_named(c.at("tokenizer").get<std::string>());
         const auto ids = tok.encode(c.at("text").get<std::string>(), c.at("add_special_tokens").get<bool>());
-        EXPECT_EQ(ids, ids_of(c.at("ids"))) << c.at("tokenizer") << " / " << c.at("name")
-                                             << " add_special_tokens=" << c.at("add_special_tokens");
+        EXPECT_EQ(ids, ids_of(c.at("ids")))
+            << c.at("tokenizer") << " / " << c.at("name") << " add_special_tokens=" << c.at("add_special_tokens");
         ++n;
     }
     EXPECT_GE(n, 40);
@@ -68,8 +68,8 @@ TEST(Tokenizer, NfcComposesBeforeBpe) {
 }
 
 TEST(Tokenizer, InvalidUtf8IsAClearError) {
-    const std::vector<std::string> bad = {"abc\xFF", "\xC3", "x\xE2\x82", "\xED\xA0\x80 surrogate",
-                                          "\xC0\xAF overlong", "\xF4\x90\x80\x80 too big"};
+    const std::vector<std::string> bad = {
+        "abc\xFF", "\xC3", "x\xE2\x82", "\xED\xA0\x80 surrogate", "\xC0\xAF overlong", "\xF4\x90\x80\x80 too big"};
     for (const std::string& text : bad) {
         try {
             qwen3_tokenizer().encode(text);

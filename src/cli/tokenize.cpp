@@ -29,8 +29,7 @@ void print_ids(const std::vector<int32_t>& ids) {
 void register_tokenize(CLI::App& app) {
     auto* cmd = app.add_subcommand("tokenize", "Print the token ids of a prompt (Hugging Face tokenizer.json)");
     auto opt = std::make_shared<TokenizeOptions>();
-    cmd->add_option("--tokenizer", opt->tokenizer, "tokenizer folder, tokenizer.json or tokenizer.json.gz")
-        ->required();
+    cmd->add_option("--tokenizer", opt->tokenizer, "tokenizer folder, tokenizer.json or tokenizer.json.gz")->required();
     cmd->add_option("--prompt", opt->prompt, "the text to tokenize (UTF-8)")->required();
     cmd->add_option("--template", opt->template_name, "prompt template: qwen3 (klein), mistral (dev) or none")
         ->check(CLI::IsMember({"none", "qwen3", "mistral"}))

@@ -41,8 +41,7 @@ std::string gunzip(const std::string& packed, const std::string& path) {
     }
     const char* msg = zs.msg;
     inflateEnd(&zs);
-    check(rc == Z_STREAM_END, path, ": corrupt or truncated gzip data (zlib: ", msg ? msg : "stream ended early",
-          ")");
+    check(rc == Z_STREAM_END, path, ": corrupt or truncated gzip data (zlib: ", msg ? msg : "stream ended early", ")");
     return out;
 }
 

@@ -19,6 +19,7 @@ import gzip
 import importlib.resources
 import json
 import pathlib
+import random
 import tempfile
 
 from tokenizers import AddedToken, Regex, Tokenizer, normalizers, pre_tokenizers, processors
@@ -103,10 +104,35 @@ PROMPTS = {
     "contractions": "It's THEY'RE we'VE i'M you'LL he'D don't",
     "digits_punct": "v1.2.3 -- $1,234.56 (50%) a/b\\c ... !!! ???",
     "mongolian_vs": "a\u180eb c\u200bd e\u2028f",
+    # U+180E is not \s for Oniguruma (Hugging Face) but is for PCRE2's UCP \s.
+    "mongolian_vs_punct": "x \u180e<s> '\u180e'S  \u180e\n\u180e.don't",
     "combining_only": "\u0301\u0302 x",
     "long_word": "a" * 300 + " " + "ab" * 150,
     "long_2000": LONG_PROMPT,
 }
+
+
+# Building blocks for random strings: whitespace of every kind, letters with case and contractions, digits of
+# other scripts, punctuation, decomposed and compatibility characters, many scripts, emoji sequences and (partial)
+# special-token text of both tokenizers.
+RANDOM_POOL = [
+    " ", "  ", "\t", "\n", "\r\n", "\r", "\u00a0", "\u3000", "\u2028", "\u180e", "\u200b", "\u0085", "\x0b", "\x0c",
+    "a", "Z", "hello", "World", "it's", "'S", "'ll", "don't", "\u017f", "\u212a", "\u01c5",
+    "0", "123", "4.5", "\u00b2", "\u00bd", "\u0663", "\u216b",
+    ".", ",", "!!", "...", "/", "\\", "-", "_", "@#$", "(", ")", "\"", "'",
+    "\u00e9", "e\u0301", "\u0301", "\u00c5", "\u212b", "\ufb01", "\uff58", "\u03a9", "\u00df", "\u0130",
+    "\u4e2d\u6587", "\u65e5\u672c\u8a9e", "\ud55c\uad6d\uc5b4", "\u0e44\u0e17\u0e22", "\u0627\u0644\u0639\u0631\u0628\u064a\u0629",
+    "\u05e2\u05d1\u05e8\u05d9\u05ea", "\u0939\u093f\u0928\u094d\u0926\u0940", "\u0440\u0443\u0441\u0441\u043a\u0438\u0439",
+    "\U0001f431", "\U0001f468\u200d\U0001f469\u200d\U0001f467", "\U0001f3f3\ufe0f\u200d\U0001f308", "\U0001f44d\U0001f3fd",
+    "1\ufe0f\u20e3", "\ufe0f", "\u200d", "\U00010348", "\ue000", "\x00", "\x7f", "\x1b",
+    "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>", "</think>", "<tool_call>", "<|im_", "[INS",
+    "<s>", "</s>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[IMG]", "<SPECIAL_20>",
+]
+
+
+def random_texts(n, seed=1234):
+    rng = random.Random(seed)
+    return ["".join(rng.choice(RANDOM_POOL) for _ in range(rng.randint(1, 24))) for _ in range(n)]
 
 
 def qwen3_chat(prompt):
@@ -167,6 +193,11 @@ def main():
                 ids = tok.encode(prompt, add_special_tokens=add_special).ids
                 refs["encode"].append({"name": name, "tokenizer": tok_name, "add_special_tokens": add_special,
                                        "text": prompt, "ids": ids})
+
+    for i, text in enumerate(random_texts(300)):
+        for tok_name, tok in raw.items():
+            refs["encode"].append({"name": f"random_{i}", "tokenizer": tok_name, "add_special_tokens": False,
+                                   "text": text, "ids": tok.encode(text, add_special_tokens=False).ids})
 
     def add_prompt_case(name, tok_name, template, prompt, max_length):
         tok = hf[tok_name]

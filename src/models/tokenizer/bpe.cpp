@@ -28,7 +28,8 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& where) {
     const auto& dropout = spec.contains("dropout") ? spec.at("dropout") : nlohmann::json();
     check(dropout.is_null() || dropout.get<double>() == 0.0, where,
           ": BPE dropout makes encoding random and is not supported");
-    check(optional_string(spec, "continuing_subword_prefix").empty() && optional_string(spec, "end_of_word_suffix").empty(),
+    check(optional_string(spec, "continuing_subword_prefix").empty() &&
+              optional_string(spec, "end_of_word_suffix").empty(),
           where, ": BPE continuing_subword_prefix / end_of_word_suffix are not supported");
     check(!spec.value("byte_fallback", false), where,
           ": BPE byte_fallback (SentencePiece-style <0xNN> tokens) is not supported; FLUX.2's Qwen3 and Mistral "

@@ -19,8 +19,8 @@ public:
     // Appends the ids of one pre-tokenized piece (valid UTF-8, non-empty).
     void encode(std::string_view piece, std::vector<int32_t>& out) const;
 
-    int32_t token_to_id(std::string_view token) const;  // -1 if absent
-    const std::string* id_to_token(int32_t id) const;    // nullptr if absent
+    int32_t token_to_id(std::string_view token) const;                              // -1 if absent
+    const std::string* id_to_token(int32_t id) const;                               // nullptr if absent
     int32_t id_bound() const { return static_cast<int32_t>(id_to_token_.size()); }  // 1 + largest id
     size_t vocab_size() const { return vocab_.size(); }
     size_t merge_count() const { return merges_.size(); }

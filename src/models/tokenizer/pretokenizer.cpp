@@ -94,7 +94,11 @@ public:
               ": Split pre-tokenizer needs a \"pattern\" object");
         const auto& pattern = spec.at("pattern");
         if (pattern.contains("Regex")) {
-            regex_ = std::make_unique<Regex>(pattern.at("Regex").get<std::string>());
+            try {
+                regex_ = std::make_unique<Regex>(pattern.at("Regex").get<std::string>());
+            } catch (const Error& e) {
+                fail(where, ": Split pre-tokenizer: ", e.what());
+            }
         } else if (pattern.contains("String")) {
             literal_ = pattern.at("String").get<std::string>();
             check(!literal_.empty(), where, ": Split pre-tokenizer has an empty String pattern");

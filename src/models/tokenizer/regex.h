@@ -1,6 +1,7 @@
 #pragma once
-// A compiled PCRE2 pattern (UTF + UCP, JIT when available) for the pre-tokenizer's "Split" patterns, which are
-// written for Oniguruma; the Qwen3 and Tekken patterns use only syntax that PCRE2 reads the same way.
+// A compiled PCRE2 pattern (UTF + UCP, JIT when available) for the pre-tokenizer's "Split" patterns. Those are
+// written for Oniguruma (Hugging Face's engine); the escapes whose meaning differs (\s, \S, \h, \H) are rewritten
+// to Oniguruma's meaning before compiling, the rest of the Qwen3 and Tekken syntax reads the same in both.
 #include <cstddef>
 #include <string>
 #include <string_view>

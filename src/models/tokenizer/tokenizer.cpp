@@ -89,7 +89,8 @@ Tokenizer Tokenizer::from_json(const std::string& tokenizer_json, const std::str
     impl->source = where;
     impl->added = AddedVocabulary(member(spec, "added_tokens"), where);
     impl->normalizer = make_normalizer(member(spec, "normalizer"), where);
-    impl->normalizer_name = member(spec, "normalizer").is_null() ? "none" : member(spec, "normalizer").value("type", "?");
+    impl->normalizer_name =
+        member(spec, "normalizer").is_null() ? "none" : member(spec, "normalizer").value("type", "?");
     impl->pre_tokenizer = make_pre_tokenizer(member(spec, "pre_tokenizer"), where);
     impl->model = std::make_unique<BpeModel>(spec.at("model"), where);
     impl->post_processor = make_post_processor(member(spec, "post_processor"), where);
@@ -123,8 +124,8 @@ Tokenizer Tokenizer::load(const std::string& path) {
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
     const size_t bad = utf8_first_invalid(text);
     check(bad == utf8_valid, "text to tokenize is not valid UTF-8: bad byte 0x", std::hex,
-          static_cast<int>(static_cast<unsigned char>(text[bad < text.size() ? bad : 0])), std::dec, " at offset ",
-          bad, " of ", text.size());
+          static_cast<int>(static_cast<unsigned char>(text[bad < text.size() ? bad : 0])), std::dec, " at offset ", bad,
+          " of ", text.size());
     std::vector<int32_t> ids;
     ids.reserve(text.size() / 3 + 8);
     std::vector<TextSegment> segments;
