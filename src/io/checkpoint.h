@@ -24,7 +24,8 @@ public:
     // whose "layers" maps are merged).
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
     const std::vector<std::shared_ptr<SafetensorsFile>>& files() const { return files_; }
-    std::string describe() const;  // "path/to/file.safetensors" or "folder (3 files)"
+    // "/p/x.safetensors (731 tensors)", "folder /p (3 files, 1234 tensors)", "/p/m.safetensors.index.json (...)"
+    std::string describe() const;
 
 private:
     std::vector<std::shared_ptr<SafetensorsFile>> files_;

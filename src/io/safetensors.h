@@ -34,6 +34,10 @@ struct SafetensorsHeader {
 SafetensorsHeader parse_safetensors_header(const char* json, size_t json_len, uint64_t data_size,
                                            const std::string& origin);
 
+// Validates a whole file image held in memory (length prefix, header, data section) and returns its header with
+// TensorInfo::data pointing into `image`. The mmap reader and the fuzz target both go through here.
+SafetensorsHeader parse_safetensors_image(const uint8_t* image, size_t size, const std::string& origin);
+
 class SafetensorsFile {
 public:
     // header_only: read just the header (no mapping of tensor bytes); TensorInfo::data stays nullptr.

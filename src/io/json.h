@@ -1,0 +1,15 @@
+#pragma once
+// JSON parsing for files we do not trust: nlohmann keeps the last of two equal keys without a word, which would
+// let a header name one tensor twice and have us read only one of them, so every object is checked for
+// duplicate keys.
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace flux2 {
+
+// Parses `text`; throws Error naming `origin` on invalid JSON or a duplicate key in any object.
+nlohmann::json parse_json_strict(const char* text, size_t len, const std::string& origin);
+// Reads and parses a whole JSON file (a config, an index) the same way.
+nlohmann::json read_json_file(const std::string& path);
+
+}  // namespace flux2
