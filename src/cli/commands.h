@@ -9,5 +9,6 @@ void register_all(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_forward(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_tokenize(CLI::App& app);
 
 }  // namespace flux2::cli
