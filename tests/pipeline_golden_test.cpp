@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backend/backend.h"
+#include "core/error.h"
 #include "io/safetensors.h"
 #include "models/flux2/flux2_transformer.h"
 #include "models/vae/vae.h"

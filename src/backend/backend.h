@@ -71,6 +71,16 @@ public:
     virtual Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) = 0;
 
     // ---- text encoder ops ----
+    // Rotary embedding in the "rotate_half" (GPT-NeoX / Llama / Qwen3 / Mistral) convention: with
+    // x1 = x[..., :Dh/2] and x2 = x[..., Dh/2:], y = x * cos + concat(-x2, x1) * sin.
+    // x [B, L, H, Dh]; cos, sin [L, Dh] (shared by every sample) or [B, L, Dh] (per-sample positions).
+    virtual Tensor rope_half(const Tensor& x, const Tensor& cos, const Tensor& sin) = 0;
+    // Causal self-attention with grouped KV heads and a key padding mask, scale 1/sqrt(Dh):
+    // q [B, L, H, Dh]; k, v [B, L, Hkv, Dh] with H % Hkv == 0 (query head h reads KV head h / (H / Hkv));
+    // key_mask [B, L] F32 (nonzero = real token, 0 = padding). Query i attends to the keys j <= i whose
+    // key_mask[b, j] is nonzero. A query with no such key (left padding) outputs zeros: that is what PyTorch >= 2.5
+    // SDPA returns for a fully masked row, and transformers hands those rows on to FLUX.2. -> [B, L, H*Dh]
+    virtual Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask) = 0;
 
     // ---- image ops (VAE) ----
     // Images and feature maps are NCHW [B, C, H, W], as in PyTorch.

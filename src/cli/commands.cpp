@@ -6,6 +6,7 @@ void register_all(CLI::App& app) {
     register_inspect(app);
     register_forward(app);
     register_bench(app);
+    register_tokenize(app);
 }
 
 }  // namespace flux2::cli

@@ -36,6 +36,8 @@ public:
     Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) override;
 
     // ---- text encoder ops ----
+    Tensor rope_half(const Tensor& x, const Tensor& cos, const Tensor& sin) override;
+    Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask) override;
 
     // ---- image ops (VAE) ----
     Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride, int padding) override;
