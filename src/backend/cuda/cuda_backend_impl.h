@@ -63,6 +63,9 @@ public:
     Tensor concat(const Tensor& a, const Tensor& b, int axis) override;
     Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) override;
 
+    Tensor rope_half(const Tensor& x, const Tensor& cos, const Tensor& sin) override;
+    Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask) override;
+
     Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride, int padding) override;
     Tensor pad2d(const Tensor& x, int left, int right, int top, int bottom) override;
     Tensor group_norm(const Tensor& x, int num_groups, const Tensor& weight, const Tensor& bias, float eps,

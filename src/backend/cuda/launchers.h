@@ -51,6 +51,15 @@ void launch_fp8_to_bf16(const uint8_t* codes, float scale, bf16* w, int64_t n, c
 void launch_f16_to_bf16(const uint16_t* in, bf16* out, int64_t n, cudaStream_t stream);
 void launch_fill_f32(float* p, float value, int64_t n, cudaStream_t stream);
 
+// ---- text encoder ops ----
+// Rotate-half RoPE: x, y [B, L, H, Dh]; cos/sin [L, Dh], or [B, L, Dh] when per_sample.
+void launch_rope_half(const bf16* x, const bf16* cos, const bf16* sin, bf16* y, int64_t B, int64_t L, int64_t H,
+                      int64_t Dh, bool per_sample, cudaStream_t stream);
+// Causal grouped-query attention with a key padding mask: q [B, L, H, Dh], k/v [B, L, Hkv, Dh], key_mask [B, L]
+// (nonzero = real token) -> o [B, L, H*Dh]; a query with no visible key outputs zeros. Dh <= 256.
+void launch_causal_attention(const bf16* q, const bf16* k, const bf16* v, const bf16* key_mask, bf16* o, int64_t B,
+                             int64_t L, int64_t H, int64_t Hkv, int64_t Dh, cudaStream_t stream);
+
 // ---- image ops (VAE) ----
 // Patch matrix of one image for rows [row0, row0 + rows) of the output: col [rows * Wo, Cin * kh * kw], one row
 // per output pixel (zero outside the padded input). x is one image [Cin, H, W].
