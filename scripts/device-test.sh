@@ -2,7 +2,8 @@
 # On the GPU machine (docs/CUDA.md): builds flux2.cpp for Hopper (sm_90a) from this tree, runs the CUDA tests, the
 # CUDA kernel benchmarks and the PyTorch baseline at the same shapes, and leaves logs in $OUT (or the first
 # argument). Needs third_party/cudnn_frontend (scripts/fetch-cuda-headers.sh, run where PyPI is reachable) and,
-# where the machine lacks PCRE2 headers, third_party/device/include/pcre2.h (a copy of the development machine's).
+# where the machine lacks PCRE2 / ICU headers, third_party/device/include/{pcre2.h,unicode/} (copies of the
+# development machine's).
 # Steps keep going after a failure so that one call reports everything; the exit status is the tests'.
 set -uo pipefail
 export PATH=$PATH:/usr/local/cuda/bin
@@ -38,6 +39,31 @@ Cflags: -I$root/third_party/device/include
 PC
   export PKG_CONFIG_PATH=$shim/pkgconfig:${PKG_CONFIG_PATH:-}
   echo "PCRE2: carried header + $lib"
+fi
+# ICU: likewise runtime only (a newer major version than the development machine's headers). ICU versions its C
+# symbols and C++ namespace by major version (uvernum.h), so the carried headers are relabelled to the installed
+# major. The C++ ABI across majors is not guaranteed: enough to link; the CUDA tests never call into ICU.
+if ! { command -v pkg-config >/dev/null && pkg-config --exists icu-uc; } && [ -d third_party/device/include/unicode ]; then
+  lib=$(ldconfig -p | awk '/libicuuc\.so\.[0-9]+ .*x86-64/ {print $NF; exit}')
+  if [ -n "$lib" ]; then
+    major=${lib##*.so.}
+    mkdir -p "$shim/include"
+    cp -r third_party/device/include/unicode "$shim/include/"
+    sed -i -e "s/^#define U_ICU_VERSION_MAJOR_NUM .*/#define U_ICU_VERSION_MAJOR_NUM $major/" \
+      -e "s/^#define U_ICU_VERSION_SUFFIX .*/#define U_ICU_VERSION_SUFFIX _$major/" \
+      -e "s/^#define U_ICU_VERSION \".*/#define U_ICU_VERSION \"$major.1\"/" \
+      -e "s/^#define U_ICU_VERSION_SHORT .*/#define U_ICU_VERSION_SHORT \"$major\"/" "$shim/include/unicode/uvernum.h"
+    ln -sf "$lib" "$shim/lib/libicuuc.so"
+    cat > "$shim/pkgconfig/icu-uc.pc" <<PC
+Name: icu-uc
+Description: ICU common runtime with carried headers relabelled to $major
+Version: $major.1
+Libs: -L$shim/lib -licuuc
+Cflags: -I$shim/include
+PC
+    export PKG_CONFIG_PATH=$shim/pkgconfig:${PKG_CONFIG_PATH:-}
+    echo "ICU: carried headers as $major + $lib"
+  fi
 fi
 if ! command -v pkg-config >/dev/null; then
   ln -sf "$root/scripts/pkg-config-shim.py" "$shim/bin/pkg-config"
