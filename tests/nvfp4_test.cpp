@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <numeric>
@@ -11,8 +13,10 @@
 #include <vector>
 
 #include "core/error.h"
+#include "io/safetensors.h"
 #include "quant/float_codecs.h"
 #include "quant/linear_weight.h"
+#include "test_util.h"
 
 namespace flux2 {
 namespace {
@@ -256,6 +260,56 @@ TEST(LinearWeight, SliceRowsAndSwapHalvesMoveScalesWithCodes) {
     expect.insert(expect.end(), full.begin(), full.begin() + 3 * 32);
     EXPECT_EQ(swapped, expect);
     EXPECT_THROW(swap_row_halves(slice_rows(w, 0, 3, "odd")), Error);
+}
+
+// Largest distance in units in the last place (values of opposite sign count as far apart unless both are 0).
+int64_t max_ulp_distance(const std::vector<float>& a, const std::vector<float>& b) {
+    auto key = [](float f) {
+        const int32_t i = std::bit_cast<int32_t>(f);
+        return i < 0 ? int64_t{INT32_MIN} - i : int64_t{i};
+    };
+    int64_t worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max<int64_t>(worst, std::llabs(key(a[i]) - key(b[i])));
+    return worst;
+}
+
+// The golden checkpoints, decoded with nothing but the helpers above (no binder): raw hi-first codes, swizzled
+// scales (padded in tiny-dev, aligned in tiny-klein) unswizzled, then dequantized. Must equal comfy-kitchen's
+// fp32 dequantization (`dequant.<variant>.<L>`) within 1 ulp.
+TEST(LinearWeight, GoldenCheckpointsDequantizeLikeTheReference) {
+    int layers = 0;
+    for (const std::string model : {"dev", "klein"}) {
+        auto golden = SafetensorsFile::open(test::data_path("tiny-" + model + "-golden.safetensors"));
+        for (const std::string variant : {"nvfp4", "nvfp4-mixed"}) {
+            auto ckpt = SafetensorsFile::open(test::data_path("tiny-" + model + "-" + variant + ".safetensors"));
+            const std::string prefix = "dequant." + variant + ".";
+            for (const TensorInfo& ref : golden->tensors()) {
+                if (ref.name.rfind(prefix, 0) != 0) continue;
+                const std::string layer = ref.name.substr(prefix.size());
+                SCOPED_TRACE(variant + " " + layer);
+                const TensorInfo& codes = *ckpt->find(layer + ".weight");
+                const TensorInfo& scales = *ckpt->find(layer + ".weight_scale");
+                LinearWeight w;
+                w.name = layer;
+                w.format = WeightFormat::nvfp4;
+                w.out_features = codes.shape[0];
+                w.in_features = codes.shape[1] * 2;
+                const int64_t cols = w.in_features / kNvfp4Block;
+                ASSERT_EQ(scales.shape, (Shape{round_up(w.out_features, 128), round_up(cols, 4)}));
+                w.nvfp4.codes.assign(codes.data, codes.data + codes.nbytes);
+                w.nvfp4.scales = unswizzle_scales(scales.data, w.out_features, cols);
+                w.nvfp4.weight_scale_2 = read_f32(*ckpt->find(layer + ".weight_scale_2"))[0];
+                const std::vector<float> got = dequantize(w), want = read_f32(ref);
+                ASSERT_EQ(got.size(), want.size());
+                EXPECT_LE(max_ulp_distance(got, want), 1);
+                // The nibble order matters: the other order must not match.
+                swap_nibbles(w.nvfp4.codes.data(), static_cast<int64_t>(w.nvfp4.codes.size()));
+                EXPECT_GT(test::rel_error(dequantize(w), want), 0.1);
+                ++layers;
+            }
+        }
+    }
+    EXPECT_EQ(layers, 16 + 12 + 10 + 8);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "io/checkpoint.h"
 #include "models/weight_source.h"
 #include "quant/linear_weight.h"
+#include "quant/quant_config.h"
 #include "tensor/tensor.h"
 
 namespace flux2 {
@@ -46,13 +47,28 @@ public:
 
     std::string describe() const override;  // layout, files, "12 nvfp4 / 4 bf16 / ..." per-format layer counts
 
+    // How every linear was resolved, for `flux2 inspect`: one entry per internal module (fused BFL layers are
+    // listed once per split part).
+    struct LinearInfo {
+        std::string module;             // internal name, e.g. "transformer_blocks.0.attn.to_q"
+        std::string checkpoint_module;  // where it is stored, e.g. "double_blocks.0.img_attn.qkv" (rows a..b)
+        Shape shape;                    // logical [out, in]
+        LayerQuant quant;
+    };
+    std::vector<LinearInfo> linears() const;
+    const QuantConfig& quant() const { return quant_; }
+    const std::string& layout() const { return layout_; }
+
 private:
     struct Source;  // how an internal name maps onto checkpoint tensors (defined in the .cpp)
+    void add_source(const std::string& internal, std::shared_ptr<Source> source);
     Checkpoint ckpt_;
     std::optional<nlohmann::json> config_;
     std::map<std::string, std::shared_ptr<Source>> sources_;  // internal tensor name -> source
     mutable std::set<std::string> claimed_;
+    mutable std::set<std::string> missing_;  // names take_* was asked for but the checkpoint lacks
     std::string layout_;
+    QuantConfig quant_;
 };
 
 }  // namespace flux2

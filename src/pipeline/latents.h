@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/vae/latent_batch_norm.h"
 #include "tensor/tensor.h"
 
 namespace flux2 {
@@ -31,13 +32,6 @@ Tensor text_position_ids(int64_t n);
 // Reference images n = 0, 1, ... with token grids sizes[n] = (h, w): (10*(n+1), row, col, 0), concatenated in order
 // -> [sum h*w, 4].
 Tensor reference_position_ids(const std::vector<std::pair<int64_t, int64_t>>& sizes);
-
-// The VAE's latent BatchNorm statistics (bn.running_mean / bn.running_var, 128 channels, no affine).
-struct LatentBatchNorm {
-    Tensor running_mean;  // [128]
-    Tensor running_var;   // [128]
-    float eps = 1e-4f;    // the VAE config's batch_norm_eps
-};
 
 // In place on patchified latents [B, 128, h, w]: (x - mean) / sqrt(var + eps) (reference-image encoding).
 void batch_norm_normalize(Tensor& x, const LatentBatchNorm& bn);

@@ -162,6 +162,7 @@ LinearWeight swap_row_halves(const LinearWeight& w) {
           ")");
     LinearWeight s = w;
     s.prepared.reset();
+    s.prepared_owner = nullptr;
     switch (w.format) {
         case WeightFormat::dense:
             s.dense.bytes = swap_halves(w.dense.bytes);

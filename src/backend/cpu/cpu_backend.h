@@ -36,8 +36,17 @@ public:
     Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) override;
 
     // ---- text encoder ops ----
+    Tensor rope_half(const Tensor& x, const Tensor& cos, const Tensor& sin) override;
+    Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask) override;
 
     // ---- image ops (VAE) ----
+    Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride, int padding) override;
+    Tensor pad2d(const Tensor& x, int left, int right, int top, int bottom) override;
+    Tensor group_norm(const Tensor& x, int num_groups, const Tensor& weight, const Tensor& bias, float eps,
+                      bool silu) override;
+    Tensor upsample_nearest2x(const Tensor& x) override;
+    Tensor add_bias(const Tensor& x, const Tensor& bias) override;
+    Tensor transpose_last2(const Tensor& x) override;
 
 private:
     BackendOptions options_;
