@@ -6,6 +6,8 @@ void register_all(CLI::App& app) {
     register_inspect(app);
     register_forward(app);
     register_bench(app);
+    register_generate(app);
+    register_encode_prompt(app);
     register_tokenize(app);
 }
 

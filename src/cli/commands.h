@@ -11,6 +11,8 @@ void register_inspect(CLI::App& app);
 void print_transformer_quant(const std::string& path, bool table);
 void register_forward(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_generate(CLI::App& app);
+void register_encode_prompt(CLI::App& app);
 void register_tokenize(CLI::App& app);
 
 }  // namespace flux2::cli

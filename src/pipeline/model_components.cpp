@@ -48,6 +48,14 @@ void take_components(const fs::path& root, ComponentPaths& out, std::vector<std:
 }
 }  // namespace
 
+std::string find_tokenizer_for(const std::string& text_encoder_dir) {
+    const fs::path te(text_encoder_dir);
+    std::error_code ec;
+    if (fs::exists(te / "tokenizer.json", ec) || fs::exists(te / "tokenizer.json.gz", ec)) return te.string();
+    if (fs::is_directory(te.parent_path() / "tokenizer", ec)) return (te.parent_path() / "tokenizer").string();
+    return {};
+}
+
 std::string ComponentPaths::describe() const {
     return str("transformer ", transformer, "; VAE ", vae.empty() ? "(none)" : vae, "; text encoder ",
                text_encoder.empty() ? "(none)" : text_encoder);
@@ -82,9 +90,7 @@ ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_enc
     if (!args.text_encoder_path.empty()) {
         const fs::path te = resolve_local_or_cached(args.text_encoder_path, "--text-encoder");
         out.text_encoder = te.string();
-        // A text encoder folder usually carries its tokenizer; a diffusers layout keeps it beside.
-        if (fs::exists(te / "tokenizer.json", ec) || fs::exists(te / "tokenizer.json.gz", ec)) out.tokenizer = te.string();
-        else if (fs::is_directory(te.parent_path() / "tokenizer", ec)) out.tokenizer = (te.parent_path() / "tokenizer").string();
+        out.tokenizer = find_tokenizer_for(out.text_encoder);
     }
 
     const bool missing = out.vae.empty() || (needs_text_encoder && out.text_encoder.empty());
@@ -101,11 +107,7 @@ ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_enc
                              (looked_in.empty() ? "" : " in " + looked_in) + ")");
         }
     }
-    if (out.tokenizer.empty() && !out.text_encoder.empty()) {
-        const fs::path te(out.text_encoder);
-        if (fs::is_directory(te.parent_path() / "tokenizer", ec)) out.tokenizer = (te.parent_path() / "tokenizer").string();
-        else if (fs::exists(te / "tokenizer.json", ec) || fs::exists(te / "tokenizer.json.gz", ec)) out.tokenizer = te.string();
-    }
+    if (out.tokenizer.empty() && !out.text_encoder.empty()) out.tokenizer = find_tokenizer_for(out.text_encoder);
 
     std::string problems;
     if (out.vae.empty()) problems += "\n  - no VAE";

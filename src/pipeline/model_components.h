@@ -26,6 +26,10 @@ struct ComponentPaths {
     std::string describe() const;
 };
 
+// The tokenizer of a text encoder folder: inside it (tokenizer.json[.gz]) or a diffusers tokenizer/ beside it;
+// empty when there is none.
+std::string find_tokenizer_for(const std::string& text_encoder_dir);
+
 // needs_text_encoder: whether a missing text encoder is an error (prompt given without --prompt-embeds).
 ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_encoder);
 

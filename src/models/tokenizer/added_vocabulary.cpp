@@ -97,10 +97,14 @@ const AddedToken* AddedVocabulary::find(int32_t id) const {
 
 void AddedVocabulary::split(std::string_view text, bool normalized, std::vector<TextSegment>& out) const {
     const Trie& trie = normalized ? normalized_trie_ : raw_trie_;
+    if (trie.nodes.size() == 1) {
+        if (!text.empty()) out.push_back({0, text.size(), -1});
+        return;
+    }
     size_t done = 0;  // end of the last emitted segment
     size_t at = 0;
     while (at < text.size()) {
-        auto [len, index] = trie.nodes.size() > 1 ? trie.longest_at(text, at) : std::pair<size_t, int32_t>{0, -1};
+        const auto [len, index] = trie.longest_at(text, at);
         if (index < 0) {
             ++at;
             continue;

@@ -114,7 +114,7 @@ void Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t
             continue;
         }
         if (rc == PCRE2_ERROR_NOMATCH) break;
-        check(rc > 0, "regex \"", pattern_, "\" failed at byte ", start, ": ", pcre2_message(rc));
+        if (rc <= 0) fail("regex \"", pattern_, "\" failed at byte ", start, ": ", pcre2_message(rc));
         const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
         const size_t b = ov[0], e = ov[1];
         if (e > b) {

@@ -112,8 +112,6 @@ Tokenizer Tokenizer::load(const std::string& path) {
             fail("no tokenizer.json or tokenizer.json.gz in ", path);
     }
     check(fs::exists(file), "tokenizer file ", file.string(), " does not exist");
-    if (file.filename().string().find("tekken") != std::string::npos && file.extension() == ".json")
-        fail_tekken(file.string());
     const fs::path config_path = file.parent_path() / "tokenizer_config.json";
     const std::string config_json = fs::exists(config_path) ? read_file_maybe_gzip(config_path.string()) : "";
     Tokenizer tok = from_json(read_file_maybe_gzip(file.string()), config_json, file.string());
@@ -122,10 +120,10 @@ Tokenizer Tokenizer::load(const std::string& path) {
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
-    const size_t bad = utf8_first_invalid(text);
-    check(bad == utf8_valid, "text to tokenize is not valid UTF-8: bad byte 0x", std::hex,
-          static_cast<int>(static_cast<unsigned char>(text[bad < text.size() ? bad : 0])), std::dec, " at offset ", bad,
-          " of ", text.size());
+    if (const size_t bad = utf8_first_invalid(text); bad != utf8_valid)
+        fail("text to tokenize is not valid UTF-8: bad byte 0x", std::hex,
+             static_cast<int>(static_cast<unsigned char>(text[bad])), std::dec, " at offset ", bad, " of ",
+             text.size());
     std::vector<int32_t> ids;
     ids.reserve(text.size() / 3 + 8);
     std::vector<TextSegment> segments;
@@ -221,9 +219,9 @@ int32_t Tokenizer::vocab_size() const {
 
 int32_t Tokenizer::pad_id() const {
     const std::string& pad = impl_->config.pad_token;
-    check(!pad.empty(), "cannot pad: ",
-          impl_->config.source.empty() ? "no tokenizer_config.json was found for " + impl_->source
-                                       : impl_->config.source + " defines no pad_token");
+    if (pad.empty() && impl_->config.source.empty())
+        fail("cannot pad: no tokenizer_config.json was found for ", impl_->source);
+    check(!pad.empty(), "cannot pad: ", impl_->config.source, " defines no pad_token");
     const int32_t id = token_to_id(pad);
     check(id >= 0, "pad_token \"", pad, "\" of ", impl_->config.source, " is not a token of ", impl_->source);
     return id;

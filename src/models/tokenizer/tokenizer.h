@@ -27,7 +27,8 @@ public:
     ~Tokenizer();
 
     // Ids of `text` (valid UTF-8, else flux2::Error naming the byte offset). add_special_tokens applies the
-    // post-processor (e.g. Mistral's BOS), like Hugging Face's add_special_tokens=True.
+    // post-processor (e.g. Mistral's BOS), like Hugging Face's add_special_tokens=True. Safe to call from several
+    // threads at once (the BPE cache has a lock).
     std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const;
 
     // transformers' tokenizer(text, truncation=True, padding="max_length", max_length=max_length): exactly
