@@ -75,7 +75,7 @@ echo "== build (sm_90a)"
 start=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
   ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} >"$out/configure.txt" 2>&1 || { tail -40 "$out/configure.txt"; exit 2; }
-cmake --build build-gpu -j "$jobs" >"$out/build.txt" 2>&1 || grep -E "error|FAILED" "$out/build.txt" | head -40
+cmake --build build-gpu -j "$jobs" -- -k 0 >"$out/build.txt" 2>&1 || grep -E "error|FAILED" "$out/build.txt" | head -40
 echo "build: $(( $(date +%s) - start )) s"
 
 status=1
