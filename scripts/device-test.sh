@@ -2,7 +2,7 @@
 # On the GPU machine (docs/CUDA.md): builds flux2.cpp for Hopper (sm_90a) from this tree, runs the CUDA tests, the
 # CUDA kernel benchmarks and the PyTorch baseline at the same shapes, and leaves logs in $OUT (or the first
 # argument). Needs third_party/cudnn_frontend (scripts/fetch-cuda-headers.sh, run where PyPI is reachable) and,
-# where the machine lacks PCRE2 / ICU headers, third_party/device/include/{pcre2.h,unicode/} (copies of the
+# where the machine lacks PCRE2 / ICU headers, third_party/device/{pcre2/pcre2.h,icu/unicode/} (copies of the
 # development machine's).
 # Steps keep going after a failure so that one call reports everything; the exit status is the tests'.
 set -uo pipefail
@@ -26,8 +26,9 @@ echo "CUDNN_ROOT=${CUDNN_ROOT:-<toolkit>}"
 
 # PCRE2: runtime library only on that machine; pair it with the carried header through a .pc file.
 shim=/tmp/flux2-device-deps
+rm -rf "$shim"
 mkdir -p "$shim/lib" "$shim/pkgconfig" "$shim/bin"
-if ! { command -v pkg-config >/dev/null && pkg-config --exists libpcre2-8; } && [ -f third_party/device/include/pcre2.h ]; then
+if ! { command -v pkg-config >/dev/null && pkg-config --exists libpcre2-8; } && [ -f third_party/device/pcre2/pcre2.h ]; then
   lib=$(ldconfig -p | awk '/libpcre2-8\.so\.0 .*x86-64/ {print $NF; exit}')
   ln -sf "$lib" "$shim/lib/libpcre2-8.so"
   cat > "$shim/pkgconfig/libpcre2-8.pc" <<PC
@@ -35,7 +36,7 @@ Name: libpcre2-8
 Description: PCRE2 runtime with carried headers
 Version: 10.42
 Libs: -L$shim/lib -lpcre2-8
-Cflags: -I$root/third_party/device/include
+Cflags: -I$root/third_party/device/pcre2
 PC
   export PKG_CONFIG_PATH=$shim/pkgconfig:${PKG_CONFIG_PATH:-}
   echo "PCRE2: carried header + $lib"
@@ -43,12 +44,12 @@ fi
 # ICU: likewise runtime only (a newer major version than the development machine's headers). ICU versions its C
 # symbols and C++ namespace by major version (uvernum.h), so the carried headers are relabelled to the installed
 # major. The C++ ABI across majors is not guaranteed: enough to link; the CUDA tests never call into ICU.
-if ! { command -v pkg-config >/dev/null && pkg-config --exists icu-uc; } && [ -d third_party/device/include/unicode ]; then
+if ! { command -v pkg-config >/dev/null && pkg-config --exists icu-uc; } && [ -d third_party/device/icu/unicode ]; then
   lib=$(ldconfig -p | awk '/libicuuc\.so\.[0-9]+ .*x86-64/ {print $NF; exit}')
   if [ -n "$lib" ]; then
     major=${lib##*.so.}
     mkdir -p "$shim/include"
-    cp -r third_party/device/include/unicode "$shim/include/"
+    cp -r third_party/device/icu/unicode "$shim/include/"
     sed -i -e "s/^#define U_ICU_VERSION_MAJOR_NUM .*/#define U_ICU_VERSION_MAJOR_NUM $major/" \
       -e "s/^#define U_ICU_VERSION_SUFFIX .*/#define U_ICU_VERSION_SUFFIX _$major/" \
       -e "s/^#define U_ICU_VERSION \".*/#define U_ICU_VERSION \"$major.1\"/" \
