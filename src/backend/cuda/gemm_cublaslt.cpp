@@ -55,7 +55,8 @@ CublasLtGemm::~CublasLtGemm() {
     if (handle_) cublasLtDestroy(lt(handle_));
 }
 
-CublasLtGemm::Plan& CublasLtGemm::plan(Kind kind, int64_t m, int64_t n, int64_t k) {
+CublasLtGemm::Plan& CublasLtGemm::plan(Kind kind, int64_t m, int64_t n, int64_t k, const float* w_scales,
+                                       const float* x_scales) {
     auto key = std::make_tuple(kind, m, n, k);
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
@@ -73,6 +74,8 @@ CublasLtGemm::Plan& CublasLtGemm::plan(Kind kind, int64_t m, int64_t n, int64_t 
     if (fp8) {
         set_attr(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F);
         set_attr(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F);
+        set_attr(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(w_scales));
+        set_attr(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(x_scales));
     }
     FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, in_type, k, n, k));
     FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, in_type, k, m, k));
@@ -112,7 +115,7 @@ void CublasLtGemm::fp8(const uint8_t* xq, const float* x_scales, const uint8_t* 
     check(k % 16 == 0, "FP8 GEMM needs k divisible by 16, got ", k);
     check(reinterpret_cast<uintptr_t>(xq) % 16 == 0 && reinterpret_cast<uintptr_t>(wq) % 16 == 0,
           "FP8 GEMM operands must be 16-byte aligned");
-    Plan& p = plan(Kind::fp8, m, n, k);
+    Plan& p = plan(Kind::fp8, m, n, k, w_scales, x_scales);
     // The scale vectors are per call; cuBLASLt reads the descriptor when the GEMM is enqueued.
     set_attr(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(w_scales));
     set_attr(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(x_scales));

@@ -31,7 +31,10 @@ public:
 private:
     enum class Kind { bf16, fp8 };
     struct Plan;
-    Plan& plan(Kind kind, int64_t m, int64_t n, int64_t k);
+    // For FP8 the scale vectors are part of the descriptor the heuristic validates, so the first call's pointers
+    // are set before it runs; later calls replace them.
+    Plan& plan(Kind kind, int64_t m, int64_t n, int64_t k, const float* w_scales = nullptr,
+               const float* x_scales = nullptr);
     void run(Plan& p, const void* x, const void* w, void* y);
 
     std::shared_ptr<Stream> stream_;
