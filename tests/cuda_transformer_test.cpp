@@ -10,7 +10,7 @@ namespace {
 struct GpuGoldenCase {
     std::string model;       // "dev" / "klein"
     std::string checkpoint;  // under tests/data
-    std::string golden;      // golden file under tests/data
+    std::string golden;      // golden file under tests/data holding out_<key> (inputs: tiny-<model>-golden)
     std::string key;         // output key suffix: out_<key>
     std::string precision;   // CUDA linear path
     std::string path;        // a linear path that must show in path_summary()
@@ -21,14 +21,20 @@ std::ostream& operator<<(std::ostream& os, const GpuGoldenCase& c) {
     return os << c.checkpoint << " (" << c.precision << ") vs " << c.key;
 }
 
+const TensorInfo& need(const SafetensorsFile& g, const std::string& name) {
+    const TensorInfo* t = g.find(name);
+    if (!t) fail("golden tensor ", name, " missing");
+    return *t;
+}
+
 Flux2Inputs golden_inputs(const SafetensorsFile& g, const std::string& prefix, bool guidance) {
     Flux2Inputs in;
-    in.hidden_states = load_f32(*g.find(prefix + "hidden_states"));
-    in.encoder_hidden_states = load_f32(*g.find(prefix + "encoder_hidden_states"));
-    in.timestep = read_f32(*g.find(prefix + "timestep"));
-    if (guidance) in.guidance = read_f32(*g.find(prefix + "guidance"));
-    in.img_ids = load_f32(*g.find(prefix + "img_ids"));
-    in.txt_ids = load_f32(*g.find(prefix + "txt_ids"));
+    in.hidden_states = load_f32(need(g, prefix + "hidden_states"));
+    in.encoder_hidden_states = load_f32(need(g, prefix + "encoder_hidden_states"));
+    in.timestep = read_f32(need(g, prefix + "timestep"));
+    if (guidance) in.guidance = read_f32(need(g, prefix + "guidance"));
+    in.img_ids = load_f32(need(g, prefix + "img_ids"));
+    in.txt_ids = load_f32(need(g, prefix + "txt_ids"));
     return in;
 }
 
@@ -43,10 +49,11 @@ TEST_P(CudaTransformerGolden, MatchesDiffusers) {
     options.precision = c.precision;
     auto backend = make_cuda_backend(options);
     Flux2Transformer model = Flux2Transformer::load(data_path(c.checkpoint), *backend);
+    auto inputs = SafetensorsFile::open(data_path("tiny-" + c.model + "-golden.safetensors"));
     auto golden = SafetensorsFile::open(data_path(c.golden));
     for (int i = 0; i < 3; ++i) {
         const std::string prefix = "case" + std::to_string(i) + ".";
-        Flux2Inputs in = golden_inputs(*golden, prefix, c.model == "dev");
+        Flux2Inputs in = golden_inputs(*inputs, prefix, c.model == "dev");
         const TensorInfo* ref = golden->find(prefix + "out_" + c.key);
         ASSERT_NE(ref, nullptr) << prefix << "out_" << c.key;
         Tensor out = model.forward(in);
