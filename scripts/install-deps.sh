@@ -3,7 +3,7 @@
 # toolkit are expected to be present already.
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev libpng-dev libjpeg-dev zlib1g-dev
-          libopenblas-dev libpcre2-dev libgtest-dev libbenchmark-dev)
+          libopenblas-dev libpcre2-dev libicu-dev libgtest-dev libbenchmark-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

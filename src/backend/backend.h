@@ -36,6 +36,8 @@ public:
     virtual Tensor upload(const Tensor& host_f32) = 0;  // host F32 -> backend tensor
     virtual Tensor download(const Tensor& t) = 0;       // backend tensor -> host F32
     virtual Tensor zeros(const Shape& shape) = 0;
+    // Highest memory use so far (device memory on a GPU, resident set on the CPU), in bytes.
+    virtual int64_t peak_memory_bytes() const = 0;
 
     // ---- linear ----
     // y[..., out] = x[..., in] W^T (no bias). The kernel follows w.format; each layer's path is logged at debug
@@ -67,6 +69,37 @@ public:
     // ---- layout ----
     virtual Tensor concat(const Tensor& a, const Tensor& b, int axis) = 0;  // all other dims equal
     virtual Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) = 0;
+
+    // ---- text encoder ops ----
+    // Rotary embedding in the "rotate_half" (GPT-NeoX / Llama / Qwen3 / Mistral) convention: with
+    // x1 = x[..., :Dh/2] and x2 = x[..., Dh/2:], y = x * cos + concat(-x2, x1) * sin.
+    // x [B, L, H, Dh]; cos, sin [L, Dh] (shared by every sample) or [B, L, Dh] (per-sample positions).
+    virtual Tensor rope_half(const Tensor& x, const Tensor& cos, const Tensor& sin) = 0;
+    // Causal self-attention with grouped KV heads and a key padding mask, scale 1/sqrt(Dh):
+    // q [B, L, H, Dh]; k, v [B, L, Hkv, Dh] with H % Hkv == 0 (query head h reads KV head h / (H / Hkv));
+    // key_mask [B, L] F32 (nonzero = real token, 0 = padding). Query i attends to the keys j <= i whose
+    // key_mask[b, j] is nonzero. A query with no such key (left padding) outputs zeros: that is what PyTorch >= 2.5
+    // SDPA returns for a fully masked row, and transformers hands those rows on to FLUX.2. -> [B, L, H*Dh]
+    virtual Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask) = 0;
+
+    // ---- image ops (VAE) ----
+    // Images and feature maps are NCHW [B, C, H, W], as in PyTorch.
+    // 2-D cross-correlation with bias: x [B, Cin, H, W], weight [Cout, Cin, kh, kw], bias [Cout], the same zero
+    // padding on every side -> [B, Cout, (H + 2p - kh) / stride + 1, (W + 2p - kw) / stride + 1].
+    virtual Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride, int padding) = 0;
+    // Zero padding of the last two dims: [..., H, W] -> [..., H + top + bottom, W + left + right].
+    virtual Tensor pad2d(const Tensor& x, int left, int right, int top, int bottom) = 0;
+    // GroupNorm with affine: x [B, C, ...] in num_groups groups of C / num_groups channels, statistics over each
+    // group's channels and all positions; y = (x - mean) / sqrt(var + eps) * weight[c] + bias[c], then SiLU if
+    // `silu` (the VAE's norm -> activation pairs).
+    virtual Tensor group_norm(const Tensor& x, int num_groups, const Tensor& weight, const Tensor& bias, float eps,
+                              bool silu) = 0;
+    // Nearest-neighbour 2x upsampling: [B, C, H, W] -> [B, C, 2H, 2W].
+    virtual Tensor upsample_nearest2x(const Tensor& x) = 0;
+    // x + bias broadcast over the last dim: x [..., N], bias [N] (bias of a linear layer).
+    virtual Tensor add_bias(const Tensor& x, const Tensor& bias) = 0;
+    // Swaps the last two dims: [..., M, N] -> [..., N, M] (channels-first <-> token-major).
+    virtual Tensor transpose_last2(const Tensor& x) = 0;
 
     // One line: how many linear calls took which path ("nvfp4->w4a16 x12, bf16->f32 x20").
     std::string path_summary() const;

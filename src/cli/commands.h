@@ -7,5 +7,12 @@ namespace flux2::cli {
 void register_all(CLI::App& app);
 
 void register_inspect(CLI::App& app);
+// Part of `inspect`: the checkpoint as a FLUX.2 transformer, each linear's resolved format and its source.
+void print_transformer_quant(const std::string& path, bool table);
+void register_forward(CLI::App& app);
+void register_bench(CLI::App& app);
+void register_generate(CLI::App& app);
+void register_encode_prompt(CLI::App& app);
+void register_tokenize(CLI::App& app);
 
 }  // namespace flux2::cli

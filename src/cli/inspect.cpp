@@ -138,6 +138,7 @@ void register_inspect(CLI::App& app) {
         print_metadata(ckpt, opts->value_chars);
         print_totals(ckpt);
         if (!opts->summary) print_tensor_table(ckpt);
+        print_transformer_quant(opts->path, /*table=*/!opts->summary);
     });
 }
 

@@ -46,8 +46,10 @@ struct LinearWeight {
     Nvfp4Weight nvfp4;
     Fp8Weight fp8;
 
-    // Backend-private prepared form (a dequantized copy, device buffers, ...), created lazily by the backend.
+    // Backend-private prepared form (a dequantized copy, device buffers, ...), created lazily by the backend
+    // named in prepared_owner; another backend replaces it with its own.
     mutable std::shared_ptr<void> prepared;
+    mutable const void* prepared_owner = nullptr;
 
     std::string format_label() const;  // "bf16", "f32", "nvfp4", "fp8", ...
 };

@@ -27,7 +27,8 @@ std::vector<uint8_t> slice_swizzled_rows(const uint8_t* swizzled, int64_t rows, 
 void swap_nibbles(uint8_t* bytes, int64_t n);
 
 // NVFP4 activation fake-quantization (the CPU reference of the Blackwell W4A4 path), in place on x [rows, cols]:
-// per 16-element block s = e4m3(amax_blk / 6 / tensor_scale); x = e2m1(x / tensor_scale / s) * s * tensor_scale.
+// per 16-element block s = e4m3(min(amax_blk / 6 / tensor_scale, 448)), t = tensor_scale * s,
+// x = e2m1(clamp(x / t, +-6)) * t (t == 0: the block becomes 0), in comfy-kitchen's fp32 order of operations.
 // cols must be a multiple of 16.
 void fake_quantize_nvfp4(float* x, int64_t rows, int64_t cols, float tensor_scale);
 // The dynamic tensor scale used when a layer has no input_scale: amax(|x|) / (448 * 6).

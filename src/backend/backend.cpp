@@ -1,0 +1,23 @@
+#include "backend/backend.h"
+
+#include "core/log.h"
+
+namespace flux2 {
+
+void Backend::record_path(const LinearWeight& w, const std::string& path) {
+    int64_t& n = path_counts_[path];
+    if (n == 0 || log_level() <= LogLevel::debug) {
+        // Per-layer detail only at debug level; the summary line makes a fallback visible at info level.
+        log_debug("linear ", w.name, " [", w.out_features, "x", w.in_features, "] ", w.format_label(), " -> ",
+                  path);
+    }
+    ++n;
+}
+
+std::string Backend::path_summary() const {
+    std::string s;
+    for (const auto& [path, n] : path_counts_) s += str(s.empty() ? "" : ", ", path, " x", n);
+    return s.empty() ? "no linear layers ran" : s;
+}
+
+}  // namespace flux2

@@ -1,0 +1,54 @@
+// CpuBackend::linear: every weight format is dequantized once to exact fp32 and multiplied with OpenBLAS.
+// NVFP4 layers can additionally fake-quantize their input (W4A4), reproducing Blackwell FP4 GEMM numerics.
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/error.h"
+#include "quant/nvfp4.h"
+
+namespace flux2 {
+
+namespace {
+const std::vector<float>& prepared_f32(const LinearWeight& w, const void* owner) {
+    if (w.prepared_owner != owner || !w.prepared) {
+        w.prepared = std::make_shared<std::vector<float>>(dequantize(w));
+        w.prepared_owner = owner;
+    }
+    return *static_cast<const std::vector<float>*>(w.prepared.get());
+}
+}  // namespace
+
+Tensor CpuBackend::linear(const Tensor& x, const LinearWeight& w) {
+    check(x.ndim() >= 1 && x.dim(-1) == w.in_features, "linear ", w.name, ": input ", shape_str(x.shape()),
+          " does not end in in_features ", w.in_features);
+    const int64_t m = x.numel() / w.in_features;
+    Shape out_shape = x.shape();
+    out_shape.back() = w.out_features;
+    Tensor y = Tensor::zeros(out_shape);
+    const std::vector<float>& weight = prepared_f32(w, this);
+
+    const float* input = x.f32();
+    Tensor quantized_input;
+    std::string path;
+    switch (w.format) {
+        case WeightFormat::dense: path = str(w.format_label(), "->f32"); break;
+        case WeightFormat::fp8: path = "fp8->w8a16(f32)"; break;
+        case WeightFormat::nvfp4:
+            if (options_.nvfp4_activations == Nvfp4Activations::w4a4) {
+                quantized_input = x.clone();
+                float* q = quantized_input.f32();
+                float scale = w.nvfp4.input_scale ? *w.nvfp4.input_scale : dynamic_nvfp4_scale(q, x.numel());
+                fake_quantize_nvfp4(q, m, w.in_features, scale);
+                input = q;
+                path = w.nvfp4.input_scale ? "nvfp4->w4a4(static input_scale)" : "nvfp4->w4a4(dynamic input scale)";
+            } else {
+                path = "nvfp4->w4a16(f32)";
+            }
+            break;
+    }
+    record_path(w, path);
+    cpu_gemm_nt(input, weight.data(), y.f32(), m, w.out_features, w.in_features);
+    return y;
+}
+
+}  // namespace flux2

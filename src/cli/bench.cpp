@@ -1,0 +1,130 @@
+// `flux2 bench`: denoising-step timings of the transformer at real dimensions with deterministic random NVFP4
+// weights (or a checkpoint), per precision path and resolution.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <sstream>
+
+#include "backend/backend.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "models/flux2/flux2_random_weights.h"
+#include "models/flux2/flux2_transformer.h"
+#include "models/transformer_checkpoint.h"
+
+namespace flux2::cli {
+
+namespace {
+struct BenchArgs {
+    std::string model = "klein-4b", device = "cuda", precisions, resolutions = "512,1024";
+    int steps = 5, warmup = 2, text_tokens = 512;
+    uint64_t seed = 0;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    for (std::string item; std::getline(ss, item, ',');)
+        if (!item.empty()) out.push_back(item);
+    return out;
+}
+
+Flux2Inputs step_inputs(const Flux2Config& c, int64_t side_tokens, int64_t text_tokens) {
+    std::mt19937 gen(1);
+    std::normal_distribution<float> n01;
+    const int64_t Li = side_tokens * side_tokens;
+    Flux2Inputs in;
+    in.hidden_states = Tensor::zeros({1, Li, c.in_channels});
+    for (int64_t i = 0; i < in.hidden_states.numel(); ++i) in.hidden_states.f32()[i] = n01(gen);
+    in.encoder_hidden_states = Tensor::zeros({1, text_tokens, c.joint_attention_dim});
+    for (int64_t i = 0; i < in.encoder_hidden_states.numel(); ++i) in.encoder_hidden_states.f32()[i] = n01(gen);
+    in.timestep = {0.5f};
+    if (c.guidance_embeds) in.guidance = std::vector<float>{4.0f};
+    in.img_ids = Tensor::zeros({Li, 4});
+    for (int64_t i = 0; i < Li; ++i) {
+        in.img_ids.f32()[i * 4 + 1] = static_cast<float>(i / side_tokens);
+        in.img_ids.f32()[i * 4 + 2] = static_cast<float>(i % side_tokens);
+    }
+    in.txt_ids = Tensor::zeros({text_tokens, 4});
+    for (int64_t i = 0; i < text_tokens; ++i) in.txt_ids.f32()[i * 4 + 3] = static_cast<float>(i);
+    return in;
+}
+
+// FLOPs of one forward (FLUX2_SPEC.md §7.3): block linears, joint attention, embedders and output layers.
+double step_flops(const Flux2Config& c, int64_t Li, int64_t Lt) {
+    const double D = static_cast<double>(c.inner_dim()), L = static_cast<double>(Li + Lt);
+    const double blocks = static_cast<double>(c.num_layers + c.num_single_layers);
+    const double linear = 2.0 * (4.0 * D * D + 3.0 * D * c.mlp_hidden()) * L * blocks;
+    const double attention = 4.0 * L * L * D * blocks;
+    const double io = 2.0 * (Li * D * c.in_channels + Lt * D * c.joint_attention_dim + Li * D * c.out_channels);
+    return linear + attention + io;
+}
+
+void run_bench(const BenchArgs& a) {
+    const bool preset = a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b";
+    std::vector<std::string> precisions = split_list(a.precisions);
+    if (precisions.empty()) precisions = a.device == "cpu" ? std::vector<std::string>{""} : std::vector<std::string>{"fp8", "bf16"};
+    std::printf("%-10s %-6s %-10s %10s %10s %12s  %s\n", "model", "res", "precision", "s/step", "TFLOP/s",
+                "peak mem GB", "linear paths");
+    for (const std::string& precision : precisions) {
+        BackendOptions options;
+        options.device = a.device;
+        options.precision = precision;
+        auto backend = make_backend(options);
+        Flux2Config config;
+        std::unique_ptr<WeightSource> weights;
+        if (preset) {
+            config = Flux2Config::preset(a.model);
+            weights = std::make_unique<RandomFlux2Weights>(config, a.seed);
+        } else {
+            auto ckpt = std::make_unique<TransformerCheckpoint>(TransformerCheckpoint::open(a.model));
+            config = Flux2Config::for_checkpoint(*ckpt);
+            weights = std::move(ckpt);
+        }
+        Flux2Transformer model = Flux2Transformer::load(*weights, config, *backend);
+        weights.reset();  // the model holds what it needs
+        for (const std::string& res : split_list(a.resolutions)) {
+            const int pixels = std::stoi(res);
+            check(pixels % 16 == 0, "resolution ", pixels, " is not a multiple of 16");
+            Flux2Inputs in = step_inputs(config, pixels / 16, a.text_tokens);
+            for (int i = 0; i < a.warmup; ++i) model.forward(in);
+            backend->reset_path_counts();
+            std::vector<double> times;
+            for (int i = 0; i < a.steps; ++i) {
+                auto t0 = std::chrono::steady_clock::now();
+                model.forward(in);
+                times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            }
+            std::sort(times.begin(), times.end());
+            const double median = times[times.size() / 2];
+            const double tflops = step_flops(config, in.img_ids.dim(0), a.text_tokens) / median * 1e-12;
+            std::printf("%-10s %-6d %-10s %10.4f %10.1f %12.2f  %s\n", a.model.size() > 10 ? "checkpoint" : a.model.c_str(),
+                        pixels, precision.empty() ? backend->name().c_str() : precision.c_str(), median, tflops,
+                        backend->peak_memory_bytes() / 1e9, backend->path_summary().c_str());
+            std::fflush(stdout);
+        }
+    }
+}
+}  // namespace
+
+void register_bench(CLI::App& app) {
+    auto* cmd = app.add_subcommand(
+        "bench",
+        "Time denoising steps of the transformer: random NVFP4 weights at real dimensions (dev, klein-4b, klein-9b)\n"
+        "or a checkpoint, per precision path and resolution. Prints s/step, TFLOP/s, peak memory, linear paths.");
+    auto a = std::make_shared<BenchArgs>();
+    cmd->add_option("--model", a->model, "dev, klein-4b, klein-9b, or a checkpoint path")->capture_default_str();
+    cmd->add_option("--device", a->device, "cuda or cpu")->capture_default_str();
+    cmd->add_option("--precision", a->precisions,
+                    "comma list of GPU paths: fp8, bf16, fp4 (default fp8,bf16 on cuda; f32 on cpu)");
+    cmd->add_option("--resolutions", a->resolutions, "comma list of square image sizes")->capture_default_str();
+    cmd->add_option("--steps", a->steps, "timed steps (median reported)")->capture_default_str();
+    cmd->add_option("--warmup", a->warmup, "untimed steps first")->capture_default_str();
+    cmd->add_option("--text-tokens", a->text_tokens, "text sequence length")->capture_default_str();
+    cmd->add_option("--seed", a->seed, "seed of the random weights")->capture_default_str();
+    cmd->callback([a] { run_bench(*a); });
+}
+
+}  // namespace flux2::cli

@@ -1,0 +1,13 @@
+#pragma once
+// The built-in demo model set behind `flux2 generate` with no --model-path: a small klein-style FLUX.2 with
+// deterministic random weights in the real on-disk formats — a BFL NVFP4-mixed transformer file, a diffusers
+// vae/ folder, a Qwen3-style text_encoder/ with the real Qwen3 tokenizer — created once in a cache folder.
+#include <string>
+
+namespace flux2::cli {
+
+// The demo folder ($FLUX2_DEMO_DIR, else $XDG_CACHE_HOME/flux2cpp/demo-v1, else ~/.cache/flux2cpp/demo-v1),
+// created on first use. A diffusers-style layout: model_index.json, transformer/, vae/, text_encoder/, tokenizer/.
+std::string ensure_demo_model();
+
+}  // namespace flux2::cli

@@ -1,0 +1,229 @@
+// `flux2 generate`: prompt -> image, with sglang's flag names where sglang has them.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <algorithm>
+#include <filesystem>
+#include <iomanip>
+
+#include "backend/backend.h"
+#include "cli/commands.h"
+#include "cli/demo.h"
+#include "cli/progress.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/parallel.h"
+#include "io/image.h"
+#include "io/safetensors.h"
+#include "models/flux2/flux2_transformer.h"
+#include "models/transformer_checkpoint.h"
+#include "models/vae/vae.h"
+#include "pipeline/flux2_pipeline.h"
+#include "pipeline/image_ops.h"
+#include "pipeline/model_components.h"
+#include "pipeline/prompt_encoding.h"
+
+namespace fs = std::filesystem;
+
+namespace flux2::cli {
+
+namespace {
+struct GenerateArgs {
+    ComponentArgs components;
+    std::string prompt, negative_prompt, output_path = "outputs", klein_mode = "auto";
+    std::string prompt_embeds, initial_noise, save_latents;
+    std::vector<std::string> images;
+    int width = 0, height = 0, steps = 0, num_images = 1, max_sequence_length = 512, threads = 0;
+    std::vector<int> out_layers;
+    float guidance_scale = NAN;
+    uint64_t seed = 0;
+    std::string device = "cpu", precision, activations = "w4a16";
+};
+
+Flux2Variant pick_variant(const Flux2Config& config, const ComponentPaths& paths, const std::string& mode) {
+    if (config.guidance_embeds) {
+        check(mode == "auto", "--klein-mode applies to klein models; this transformer is FLUX.2 dev");
+        return Flux2Variant::dev;
+    }
+    if (mode == "distilled") return Flux2Variant::klein_distilled;
+    if (mode == "base") return Flux2Variant::klein_base;
+    check(mode == "auto", "--klein-mode must be auto, distilled or base, got '", mode, "'");
+    // diffusers' Flux2KleinPipeline reads is_distilled from model_index.json; BFL names base models "klein-base".
+    if (paths.model_index && paths.model_index->contains("is_distilled"))
+        return (*paths.model_index)["is_distilled"].get<bool>() ? Flux2Variant::klein_distilled : Flux2Variant::klein_base;
+    return paths.transformer.find("base") != std::string::npos ? Flux2Variant::klein_base : Flux2Variant::klein_distilled;
+}
+
+std::vector<std::string> output_files(const std::string& output_path, int count) {
+    const fs::path p(output_path);
+    const bool is_file = p.extension() == ".png";
+    if (!is_file) fs::create_directories(p);
+    std::vector<std::string> files;
+    for (int i = 0; i < count; ++i) {
+        if (is_file) {
+            files.push_back(count == 1 ? p.string()
+                                       : (p.parent_path() / (p.stem().string() + "_" + std::to_string(i) + ".png")).string());
+        } else {
+            int n = 0;
+            fs::path f;
+            do f = p / str("flux2_", std::setfill('0'), std::setw(5), n++, ".png");
+            while (fs::exists(f) || std::find(files.begin(), files.end(), f.string()) != files.end());
+            files.push_back(f.string());
+        }
+    }
+    return files;
+}
+
+void run_generate(GenerateArgs a) {
+    if (a.threads > 0) set_num_threads(a.threads);
+    const bool demo = a.components.model_path.empty() && a.components.transformer_weights_path.empty();
+    if (demo) {
+        a.components.model_path = ensure_demo_model();
+        log_warn("no --model-path given: using the built-in demo model (", a.components.model_path,
+                 "). Its weights are RANDOM, so the picture is noise; it shows the whole pipeline working. "
+                 "Pass --model-path to use real FLUX.2 weights.");
+        if (a.width == 0) a.width = 256;
+        if (a.height == 0) a.height = 256;
+        if (a.prompt.empty() && a.prompt_embeds.empty()) a.prompt = "a red fox in the snow, watercolor";
+    }
+    check(!a.prompt.empty() || !a.prompt_embeds.empty(), "give a --prompt (or --prompt-embeds FILE)");
+    check(a.width % 16 == 0 && a.height % 16 == 0, "--width and --height must be multiples of 16, got ", a.width, "x",
+          a.height);
+    const bool encode = a.prompt_embeds.empty();
+    ComponentPaths paths = resolve_components(a.components, encode);
+    log_info("components: ", paths.describe());
+
+    BackendOptions options;
+    options.device = a.device;
+    options.precision = a.precision;
+    check(a.activations == "w4a16" || a.activations == "w4a4", "--activations must be w4a16 or w4a4");
+    options.nvfp4_activations = a.activations == "w4a4" ? Nvfp4Activations::w4a4 : Nvfp4Activations::w4a16;
+    auto backend = make_backend(options);
+
+    TransformerCheckpoint ckpt = TransformerCheckpoint::open(paths.transformer);
+    const Flux2Config config = Flux2Config::for_checkpoint(ckpt);
+    const Flux2Variant variant = pick_variant(config, paths, a.klein_mode);
+    const Flux2Defaults defaults = defaults_for(variant);
+    const float guidance = std::isnan(a.guidance_scale) ? defaults.guidance_scale : a.guidance_scale;
+    const bool cfg = variant == Flux2Variant::klein_base && guidance > 1.0f;
+
+    // 1. Prompt embeddings first, so the text encoder is gone before the transformer's weights are bound.
+    Tensor prompt_embeds;
+    std::optional<Tensor> negative_embeds;
+    if (encode) {
+        PromptEncodingOptions po;
+        po.max_sequence_length = a.max_sequence_length;
+        po.out_layers = a.out_layers.empty() ? defaults.text_encoder_out_layers : a.out_layers;
+        EncodedPrompts enc = encode_prompts(paths.text_encoder, paths.tokenizer, a.prompt,
+                                            cfg ? std::optional<std::string>(a.negative_prompt) : std::nullopt, po,
+                                            *backend);
+        prompt_embeds = enc.prompt_embeds;
+        negative_embeds = enc.negative_prompt_embeds;
+    } else {
+        auto f = SafetensorsFile::open(a.prompt_embeds);
+        const TensorInfo* pe = f->find("prompt_embeds");
+        check(pe != nullptr, a.prompt_embeds, ": no 'prompt_embeds' tensor (expected [B, Lt, ",
+              config.joint_attention_dim, "])");
+        prompt_embeds = load_f32(*pe);
+        if (const TensorInfo* ne = f->find("negative_prompt_embeds")) negative_embeds = load_f32(*ne);
+        check(!cfg || negative_embeds, a.prompt_embeds, ": klein base with guidance > 1 needs 'negative_prompt_embeds'");
+    }
+    check(prompt_embeds.ndim() == 3 && prompt_embeds.dim(2) == config.joint_attention_dim, "prompt embeddings must be [B, Lt, ",
+          config.joint_attention_dim, "] for this transformer, got ", shape_str(prompt_embeds.shape()));
+
+    // 2. Models.
+    Flux2Transformer transformer = Flux2Transformer::load(ckpt, config, *backend);
+    Flux2Vae vae = Flux2Vae::load(paths.vae, *backend);
+
+    // 3. Generate.
+    GenerateParams params;
+    params.width = a.width;
+    params.height = a.height;
+    params.num_steps = a.steps;
+    params.guidance_scale = guidance;
+    params.seed = a.seed;
+    params.num_images = a.num_images;
+    for (const auto& path : a.images) params.reference_images.push_back(read_image(path));
+    if (!a.initial_noise.empty()) {
+        auto f = SafetensorsFile::open(a.initial_noise);
+        const TensorInfo* l = f->find("latents");
+        check(l != nullptr, a.initial_noise, ": no 'latents' tensor (expected [B, 128, H/16, W/16])");
+        params.initial_noise = load_f32(*l);
+    }
+    Flux2Pipeline pipeline(variant, transformer, vae);
+    ProgressBar bar(isatty(STDERR_FILENO) && log_level() <= LogLevel::info);
+    GenerateOutput out = pipeline.generate(params, prompt_embeds, negative_embeds,
+                                           [&](const StepProgress& s) { bar.update(s.step, s.total, s.step_seconds); });
+    bar.finish();
+    log_info("linear paths: ", backend->path_summary());
+
+    // 4. Save.
+    if (!a.save_latents.empty()) {
+        SafetensorsWriter w;
+        w.add_f32("latents", out.latents);
+        w.write(a.save_latents);
+        log_info("wrote latents ", shape_str(out.latents.shape()), " to ", a.save_latents);
+    }
+    const auto files = output_files(a.output_path, static_cast<int>(out.images.dim(0)));
+    for (size_t i = 0; i < files.size(); ++i) {
+        ImageText text{{"prompt", a.prompt},
+                       {"seed", std::to_string(a.seed + i)},
+                       {"steps", std::to_string(out.num_steps)},
+                       {"guidance", str(out.guidance_scale)},
+                       {"model", paths.transformer},
+                       {"variant", variant_name(variant)},
+                       {"precision", str(backend->name(), a.precision.empty() ? "" : " " + a.precision, " ",
+                                         a.activations)},
+                       {"software", "flux2.cpp"}};
+        if (cfg) text["negative_prompt"] = a.negative_prompt;
+        write_png(files[i], unit_tensor_to_image(out.images, static_cast<int>(i)), text);
+        std::printf("%s\n", files[i].c_str());
+    }
+}
+}  // namespace
+
+void register_generate(CLI::App& app) {
+    auto* cmd = app.add_subcommand(
+        "generate",
+        "Generate images from a prompt (FLUX.2 dev, klein distilled, klein base with CFG), optionally editing\n"
+        "reference images. With no --model-path it runs a built-in demo model with random weights.\n"
+        "Example: flux2 generate --model-path black-forest-labs/FLUX.2-dev --transformer-weights-path \\\n"
+        "           black-forest-labs/FLUX.2-dev-NVFP4 --prompt \"a cat\" --device cuda --output-path cat.png");
+    auto a = std::make_shared<GenerateArgs>();
+    cmd->add_option("--model-path", a->components.model_path,
+                    "diffusers pipeline folder, transformer file/folder, or Hugging Face repo id (local cache)");
+    cmd->add_option("--transformer-weights-path", a->components.transformer_weights_path,
+                    "transformer weights overriding the model's (e.g. black-forest-labs/FLUX.2-dev-NVFP4; a folder "
+                    "with both NVFP4 files uses *-mixed.safetensors)");
+    cmd->add_option("--base-model-path", a->components.base_model_path,
+                    "where a transformer-only model takes its VAE and text encoder from")
+        ->capture_default_str();
+    cmd->add_option("--text-encoder", a->components.text_encoder_path, "text encoder folder (with its tokenizer)");
+    cmd->add_option("--vae-path", a->components.vae_path, "VAE folder or BFL ae.safetensors");
+    cmd->add_option("--prompt", a->prompt, "what to draw");
+    cmd->add_option("--negative-prompt", a->negative_prompt, "klein base (true CFG) only");
+    cmd->add_option("--width", a->width, "image width, multiple of 16 (default 1024, or the reference's)");
+    cmd->add_option("--height", a->height, "image height, multiple of 16 (default 1024, or the reference's)");
+    cmd->add_option("--num-inference-steps", a->steps, "denoising steps (default: dev 50, klein 4, klein base 50)");
+    cmd->add_option("--guidance-scale", a->guidance_scale, "dev: embedded guidance (4.0); klein base: CFG scale (4.0)");
+    cmd->add_option("--seed", a->seed, "noise seed (image i of a batch uses seed + i)")->capture_default_str();
+    cmd->add_option("--image", a->images, "reference image (PNG/JPEG) for editing; repeat for several");
+    cmd->add_option("--num-images", a->num_images, "images per prompt")->capture_default_str();
+    cmd->add_option("--output-path", a->output_path, "a .png file, or a folder for numbered files")->capture_default_str();
+    cmd->add_option("--klein-mode", a->klein_mode, "auto, distilled or base (auto: model_index.json is_distilled)")
+        ->capture_default_str();
+    cmd->add_option("--max-sequence-length", a->max_sequence_length, "text tokens")->capture_default_str();
+    cmd->add_option("--text-encoder-out-layers", a->out_layers, "hidden layers stacked (default dev 10 20 30, klein 9 18 27)");
+    cmd->add_option("--prompt-embeds", a->prompt_embeds,
+                    "safetensors with prompt_embeds [B,Lt,ctx] (and negative_prompt_embeds) instead of a text encoder");
+    cmd->add_option("--initial-noise", a->initial_noise, "safetensors with latents [B,128,H/16,W/16] replacing the noise");
+    cmd->add_option("--save-latents", a->save_latents, "write the final packed latents [B,Li,128] here");
+    cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+    cmd->add_option("--precision", a->precision, "GPU path: fp8 (Hopper default), bf16, fp4 (Blackwell)");
+    cmd->add_option("--activations", a->activations, "CPU NVFP4 numerics: w4a16 or w4a4")->capture_default_str();
+    cmd->add_option("--threads", a->threads, "CPU threads");
+    cmd->callback([a] { run_generate(*a); });
+}
+
+}  // namespace flux2::cli

@@ -1,0 +1,62 @@
+// `flux2 tokenize`: the token ids of a prompt, optionally templated and padded as a FLUX.2 pipeline does.
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "core/log.h"
+#include "models/tokenizer/chat_template.h"
+#include "models/tokenizer/tokenizer.h"
+
+namespace flux2::cli {
+
+namespace {
+
+struct TokenizeOptions {
+    std::string tokenizer;
+    std::string prompt;
+    std::string template_name = "none";
+    int max_length = 0;
+    bool show_mask = false;
+};
+
+void print_ids(const std::vector<int32_t>& ids) {
+    for (size_t i = 0; i < ids.size(); ++i) std::printf(i ? " %d" : "%d", ids[i]);
+    std::printf("\n");
+}
+
+}  // namespace
+
+void register_tokenize(CLI::App& app) {
+    auto* cmd = app.add_subcommand("tokenize", "Print the token ids of a prompt (Hugging Face tokenizer.json)");
+    auto opt = std::make_shared<TokenizeOptions>();
+    cmd->add_option("--tokenizer", opt->tokenizer, "tokenizer folder, tokenizer.json or tokenizer.json.gz")->required();
+    cmd->add_option("--prompt", opt->prompt, "the text to tokenize (UTF-8)")->required();
+    cmd->add_option("--template", opt->template_name, "prompt template: qwen3 (klein), mistral (dev) or none")
+        ->check(CLI::IsMember({"none", "qwen3", "mistral"}))
+        ->capture_default_str();
+    cmd->add_option("--max-length", opt->max_length,
+                    "truncate and pad to exactly N ids (the pipelines use 512); 0 = neither")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    cmd->add_flag("--mask", opt->show_mask, "also print the attention mask (with --max-length) on a second line");
+    cmd->callback([opt] {
+        const Tokenizer tok = Tokenizer::load(opt->tokenizer);
+        log_info(tok.describe());
+        const TemplateKind kind = parse_template_kind(opt->template_name);
+        if (opt->max_length == 0) {
+            const auto ids = tok.encode(apply_chat_template(tok, kind, opt->prompt), kind == TemplateKind::none);
+            log_info(ids.size(), " tokens");
+            print_ids(ids);
+            return;
+        }
+        std::vector<int32_t> mask;
+        const auto ids = encode_prompt_ids(tok, kind, opt->prompt, opt->max_length, &mask);
+        int64_t real = 0;
+        for (int32_t m : mask) real += m;
+        log_info(ids.size(), " ids, ", real, " of them real, padding on the ", side_name(tok.config().padding_side));
+        print_ids(ids);
+        if (opt->show_mask) print_ids(mask);
+    });
+}
+
+}  // namespace flux2::cli

@@ -1,0 +1,198 @@
+#include "models/flux2/flux2_transformer.h"
+
+#include "core/error.h"
+#include "core/log.h"
+#include "models/flux2/flux2_embeddings.h"
+#include "models/transformer_checkpoint.h"
+#include "models/weight_source.h"
+
+namespace flux2 {
+
+namespace {
+constexpr int kSeq = 1;  // token axis of [B, L, D]
+constexpr int kFeat = 2;
+}  // namespace
+
+Flux2Transformer Flux2Transformer::load(const std::string& path, Backend& backend) {
+    TransformerCheckpoint ckpt = TransformerCheckpoint::open(path);
+    Flux2Config config = Flux2Config::for_checkpoint(ckpt);
+    return load(ckpt, config, backend);
+}
+
+Flux2Transformer Flux2Transformer::load(WeightSource& ckpt, const Flux2Config& c, Backend& backend) {
+    log_info(c.summary());
+    Flux2Transformer m;
+    m.config_ = c;
+    m.backend_ = &backend;
+    const int64_t D = c.inner_dim(), M = c.mlp_hidden(), Dh = c.attention_head_dim;
+    auto lin = [&](const std::string& name, int64_t out, int64_t in) { return ckpt.take_linear(name, out, in); };
+    auto gain = [&](const std::string& name) { return backend.upload(ckpt.take_f32(name, {Dh})); };
+
+    m.x_embedder_ = lin("x_embedder", D, c.in_channels);
+    m.context_embedder_ = lin("context_embedder", D, c.joint_attention_dim);
+    const std::string te = "time_guidance_embed.";
+    m.time_linear_1_ = lin(te + "timestep_embedder.linear_1", D, c.timestep_guidance_channels);
+    m.time_linear_2_ = lin(te + "timestep_embedder.linear_2", D, D);
+    if (c.guidance_embeds) {
+        m.guidance_linear_1_ = lin(te + "guidance_embedder.linear_1", D, c.timestep_guidance_channels);
+        m.guidance_linear_2_ = lin(te + "guidance_embedder.linear_2", D, D);
+    }
+    m.mod_img_ = lin("double_stream_modulation_img.linear", 6 * D, D);
+    m.mod_txt_ = lin("double_stream_modulation_txt.linear", 6 * D, D);
+    m.mod_single_ = lin("single_stream_modulation.linear", 3 * D, D);
+
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+        const std::string p = str("transformer_blocks.", i, ".");
+        DoubleBlock b;
+        b.to_q = lin(p + "attn.to_q", D, D);
+        b.to_k = lin(p + "attn.to_k", D, D);
+        b.to_v = lin(p + "attn.to_v", D, D);
+        b.to_out = lin(p + "attn.to_out.0", D, D);
+        b.add_q = lin(p + "attn.add_q_proj", D, D);
+        b.add_k = lin(p + "attn.add_k_proj", D, D);
+        b.add_v = lin(p + "attn.add_v_proj", D, D);
+        b.to_add_out = lin(p + "attn.to_add_out", D, D);
+        b.ff_in = lin(p + "ff.linear_in", 2 * M, D);
+        b.ff_out = lin(p + "ff.linear_out", D, M);
+        b.ff_context_in = lin(p + "ff_context.linear_in", 2 * M, D);
+        b.ff_context_out = lin(p + "ff_context.linear_out", D, M);
+        b.norm_q = gain(p + "attn.norm_q.weight");
+        b.norm_k = gain(p + "attn.norm_k.weight");
+        b.norm_added_q = gain(p + "attn.norm_added_q.weight");
+        b.norm_added_k = gain(p + "attn.norm_added_k.weight");
+        m.double_blocks_.push_back(std::move(b));
+    }
+    for (int64_t i = 0; i < c.num_single_layers; ++i) {
+        const std::string p = str("single_transformer_blocks.", i, ".attn.");
+        SingleBlock b;
+        b.to_qkv_mlp = lin(p + "to_qkv_mlp_proj", 3 * D + 2 * M, D);
+        b.to_out = lin(p + "to_out", D, D + M);
+        b.norm_q = gain(p + "norm_q.weight");
+        b.norm_k = gain(p + "norm_k.weight");
+        m.single_blocks_.push_back(std::move(b));
+    }
+    m.norm_out_ = lin("norm_out.linear", 2 * D, D);
+    m.proj_out_ = lin("proj_out", c.out_channels, D);
+    ckpt.finish();
+    log_info("loaded ", ckpt.describe());
+    return m;
+}
+
+void Flux2Transformer::validate(const Flux2Inputs& in) const {
+    const Tensor& x = in.hidden_states;
+    check(x.ndim() == 3 && x.dim(2) == config_.in_channels, "hidden_states must be [B, Li, ", config_.in_channels,
+          "], got ", shape_str(x.shape()));
+    const int64_t B = x.dim(0), Li = x.dim(1);
+    const Tensor& c = in.encoder_hidden_states;
+    check(c.ndim() == 3 && c.dim(0) == B && c.dim(2) == config_.joint_attention_dim,
+          "encoder_hidden_states must be [", B, ", Lt, ", config_.joint_attention_dim, "], got ", shape_str(c.shape()));
+    const int64_t Lt = c.dim(1);
+    check(static_cast<int64_t>(in.timestep.size()) == B, "timestep must have ", B, " values (one per sample), got ",
+          in.timestep.size());
+    if (config_.guidance_embeds) {
+        check(in.guidance.has_value(), "this model has a guidance embedding: guidance [", B, "] is required");
+        check(static_cast<int64_t>(in.guidance->size()) == B, "guidance must have ", B, " values, got ",
+              in.guidance->size());
+    } else {
+        check(!in.guidance.has_value(), "this model has no guidance embedding (klein): guidance must be absent");
+    }
+    check(in.img_ids.shape() == Shape{Li, 4}, "img_ids must be [", Li, ", 4], got ", shape_str(in.img_ids.shape()));
+    check(in.txt_ids.shape() == Shape{Lt, 4}, "txt_ids must be [", Lt, ", 4], got ", shape_str(in.txt_ids.shape()));
+}
+
+Tensor Flux2Transformer::time_embedding(const Flux2Inputs& in) const {
+    Backend& be = *backend_;
+    auto embed = [&](const std::vector<float>& values, const LinearWeight& l1, const LinearWeight& l2) {
+        std::vector<float> scaled(values.size());
+        for (size_t i = 0; i < values.size(); ++i) scaled[i] = values[i] * 1000.0f;
+        Tensor proj = be.upload(timestep_projection(scaled, config_.timestep_guidance_channels));
+        return be.linear(be.silu(be.linear(proj, l1)), l2);
+    };
+    Tensor temb = embed(in.timestep, time_linear_1_, time_linear_2_);
+    if (config_.guidance_embeds) temb = be.add(temb, embed(*in.guidance, guidance_linear_1_, guidance_linear_2_));
+    return temb;  // [B, D]
+}
+
+Tensor Flux2Transformer::attention_heads(const Tensor& x, int64_t tokens) const {
+    return x.reshape({x.dim(0), tokens, config_.num_attention_heads, config_.attention_head_dim});
+}
+
+void Flux2Transformer::double_block(const DoubleBlock& b, Tensor& img, Tensor& txt, const Tensor& mod_img,
+                                    const Tensor& mod_txt, const Tensor& cos, const Tensor& sin) const {
+    // img [B, Li, D], txt [B, Lt, D]; mod_* [B, 6D] = (shift, scale, gate) for attention, then for the MLP.
+    Backend& be = *backend_;
+    const int64_t D = config_.inner_dim(), Li = img.dim(1), Lt = txt.dim(1);
+    const float eps = config_.eps;
+    auto chunk = [&](const Tensor& mod, int i) { return be.slice(mod, 1, i * D, D); };
+    Tensor cos_txt = be.slice(cos, 0, 0, Lt), sin_txt = be.slice(sin, 0, 0, Lt);
+    Tensor cos_img = be.slice(cos, 0, Lt, Li), sin_img = be.slice(sin, 0, Lt, Li);
+
+    Tensor nx = be.layer_norm_modulate(img, chunk(mod_img, 0), chunk(mod_img, 1), eps);
+    Tensor nc = be.layer_norm_modulate(txt, chunk(mod_txt, 0), chunk(mod_txt, 1), eps);
+    Tensor q = be.rms_norm_rope(attention_heads(be.linear(nx, b.to_q), Li), b.norm_q, cos_img, sin_img, eps);
+    Tensor k = be.rms_norm_rope(attention_heads(be.linear(nx, b.to_k), Li), b.norm_k, cos_img, sin_img, eps);
+    Tensor v = attention_heads(be.linear(nx, b.to_v), Li);
+    Tensor qc = be.rms_norm_rope(attention_heads(be.linear(nc, b.add_q), Lt), b.norm_added_q, cos_txt, sin_txt, eps);
+    Tensor kc = be.rms_norm_rope(attention_heads(be.linear(nc, b.add_k), Lt), b.norm_added_k, cos_txt, sin_txt, eps);
+    Tensor vc = attention_heads(be.linear(nc, b.add_v), Lt);
+    // Joint attention over [text, image] tokens, text first.
+    Tensor o = be.attention(be.concat(qc, q, kSeq), be.concat(kc, k, kSeq), be.concat(vc, v, kSeq));  // [B, L, D]
+    Tensor o_txt = be.slice(o, kSeq, 0, Lt), o_img = be.slice(o, kSeq, Lt, Li);
+
+    be.gated_residual(img, chunk(mod_img, 2), be.linear(o_img, b.to_out));
+    Tensor mx = be.layer_norm_modulate(img, chunk(mod_img, 3), chunk(mod_img, 4), eps);
+    be.gated_residual(img, chunk(mod_img, 5), be.linear(be.swiglu(be.linear(mx, b.ff_in)), b.ff_out));
+
+    be.gated_residual(txt, chunk(mod_txt, 2), be.linear(o_txt, b.to_add_out));
+    Tensor mc = be.layer_norm_modulate(txt, chunk(mod_txt, 3), chunk(mod_txt, 4), eps);
+    be.gated_residual(txt, chunk(mod_txt, 5), be.linear(be.swiglu(be.linear(mc, b.ff_context_in)), b.ff_context_out));
+}
+
+void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tensor& mod, const Tensor& cos,
+                                    const Tensor& sin) const {
+    // h [B, L, D]; mod [B, 3D] = (shift, scale, gate).
+    Backend& be = *backend_;
+    const int64_t D = config_.inner_dim(), M = config_.mlp_hidden(), L = h.dim(1);
+    const float eps = config_.eps;
+    Tensor n = be.layer_norm_modulate(h, be.slice(mod, 1, 0, D), be.slice(mod, 1, D, D), eps);
+    Tensor p = be.linear(n, b.to_qkv_mlp);  // [B, L, 3D + 2M] = [q | k | v | gate | up]
+    Tensor q = be.rms_norm_rope(attention_heads(be.slice(p, kFeat, 0, D), L), b.norm_q, cos, sin, eps);
+    Tensor k = be.rms_norm_rope(attention_heads(be.slice(p, kFeat, D, D), L), b.norm_k, cos, sin, eps);
+    Tensor v = attention_heads(be.slice(p, kFeat, 2 * D, D), L);
+    Tensor attn = be.attention(q, k, v);
+    Tensor mlp = be.swiglu(be.slice(p, kFeat, 3 * D, 2 * M));
+    be.gated_residual(h, be.slice(mod, 1, 2 * D, D), be.linear(be.concat(attn, mlp, kFeat), b.to_out));
+}
+
+Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
+    validate(in);
+    Backend& be = *backend_;
+    const int64_t D = config_.inner_dim();
+    const int64_t Li = in.hidden_states.dim(1), Lt = in.encoder_hidden_states.dim(1);
+
+    Tensor temb = time_embedding(in);
+    Tensor act = be.silu(temb);
+    Tensor mod_img = be.linear(act, mod_img_), mod_txt = be.linear(act, mod_txt_);
+    Tensor mod_single = be.linear(act, mod_single_);
+
+    Tensor img = be.linear(be.upload(in.hidden_states), x_embedder_);
+    Tensor txt = be.linear(be.upload(in.encoder_hidden_states), context_embedder_);
+
+    // RoPE over the joint sequence, text first (FLUX2_SPEC.md §1.3 step 6).
+    RopeTables txt_rope = rope_tables(in.txt_ids, config_.axes_dims_rope, config_.rope_theta);
+    RopeTables img_rope = rope_tables(in.img_ids, config_.axes_dims_rope, config_.rope_theta);
+    Tensor cos = be.concat(be.upload(txt_rope.cos), be.upload(img_rope.cos), 0);
+    Tensor sin = be.concat(be.upload(txt_rope.sin), be.upload(img_rope.sin), 0);
+
+    for (const DoubleBlock& b : double_blocks_) double_block(b, img, txt, mod_img, mod_txt, cos, sin);
+    Tensor h = be.concat(txt, img, kSeq);
+    for (const SingleBlock& b : single_blocks_) single_block(b, h, mod_single, cos, sin);
+    h = be.slice(h, kSeq, Lt, Li);
+
+    // Final AdaLN: diffusers order (scale, shift) — BFL checkpoints were swapped when bound.
+    Tensor e = be.linear(act, norm_out_);
+    h = be.layer_norm_modulate(h, be.slice(e, 1, D, D), be.slice(e, 1, 0, D), config_.eps);
+    return be.download(be.linear(h, proj_out_));
+}
+
+}  // namespace flux2

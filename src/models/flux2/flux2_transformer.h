@@ -1,0 +1,69 @@
+#pragma once
+// Flux2Transformer2DModel (FLUX2_SPEC.md §1) on any Backend. Weights are bound by internal (diffusers) name and
+// kept in their checkpoint format; the backend decides how each linear runs.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "models/flux2/flux2_config.h"
+#include "quant/linear_weight.h"
+#include "tensor/tensor.h"
+
+namespace flux2 {
+
+class WeightSource;
+
+struct Flux2Inputs {
+    Tensor hidden_states;          // [B, Li, in_channels] host F32 (packed latents, then reference tokens)
+    Tensor encoder_hidden_states;  // [B, Lt, joint_attention_dim] host F32
+    std::vector<float> timestep;   // [B] sigma in [0, 1] (the model multiplies by 1000)
+    std::optional<std::vector<float>> guidance;  // [B]; required iff the model has a guidance embedding
+    Tensor img_ids;                // [Li, 4] (t, h, w, l)
+    Tensor txt_ids;                // [Lt, 4]
+};
+
+class Flux2Transformer {
+public:
+    // Binds every weight of the model described by `config` (each tensor checked against its expected shape) and
+    // fails on any tensor left unclaimed.
+    static Flux2Transformer load(WeightSource& weights, const Flux2Config& config, Backend& backend);
+    static Flux2Transformer load(const std::string& path, Backend& backend);
+
+    const Flux2Config& config() const { return config_; }
+
+    // Returns the velocity [B, Li, out_channels] as a host F32 tensor.
+    Tensor forward(const Flux2Inputs& inputs) const;
+
+    // Checks shapes of inputs (named errors) without running anything.
+    void validate(const Flux2Inputs& inputs) const;
+
+private:
+    struct DoubleBlock {
+        LinearWeight to_q, to_k, to_v, to_out, add_q, add_k, add_v, to_add_out;
+        LinearWeight ff_in, ff_out, ff_context_in, ff_context_out;
+        Tensor norm_q, norm_k, norm_added_q, norm_added_k;  // [head_dim] on the backend
+    };
+    struct SingleBlock {
+        LinearWeight to_qkv_mlp, to_out;
+        Tensor norm_q, norm_k;
+    };
+
+    Tensor time_embedding(const Flux2Inputs& in) const;
+    void double_block(const DoubleBlock& blk, Tensor& img, Tensor& txt, const Tensor& mod_img,
+                      const Tensor& mod_txt, const Tensor& cos, const Tensor& sin) const;
+    void single_block(const SingleBlock& blk, Tensor& h, const Tensor& mod, const Tensor& cos,
+                      const Tensor& sin) const;
+    Tensor attention_heads(const Tensor& x, int64_t tokens) const;  // [B, L, D] -> [B, L, H, Dh]
+
+    Flux2Config config_;
+    Backend* backend_ = nullptr;
+    LinearWeight x_embedder_, context_embedder_;
+    LinearWeight time_linear_1_, time_linear_2_, guidance_linear_1_, guidance_linear_2_;
+    LinearWeight mod_img_, mod_txt_, mod_single_;
+    std::vector<DoubleBlock> double_blocks_;
+    std::vector<SingleBlock> single_blocks_;
+    LinearWeight norm_out_, proj_out_;
+};
+
+}  // namespace flux2

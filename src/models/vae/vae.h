@@ -1,0 +1,95 @@
+#pragma once
+// AutoencoderKLFlux2 (FLUX2_SPEC.md §3) on any Backend: the decoder for text-to-image, the encoder for reference
+// images. Feature maps are NCHW; weights are bound by internal (diffusers) name from a diffusers `vae/` folder or a
+// BFL `ae.safetensors`. Inputs and outputs are host F32 tensors.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "models/vae/latent_batch_norm.h"
+#include "models/vae/vae_config.h"
+#include "quant/linear_weight.h"
+#include "tensor/tensor.h"
+
+namespace flux2 {
+
+class WeightSource;
+
+class Flux2Vae {
+public:
+    // Binds every weight `config` describes (shapes checked) and fails on any tensor left unclaimed.
+    static Flux2Vae load(WeightSource& weights, const VaeConfig& config, Backend& backend);
+    // A diffusers vae/ folder or file (config.json used when present), or BFL ae.safetensors (config inferred).
+    static Flux2Vae load(const std::string& path, Backend& backend);
+
+    const VaeConfig& config() const { return config_; }
+    // bn.running_mean / bn.running_var (host) with the config's eps, for latent (de)normalization.
+    const LatentBatchNorm& latent_batch_norm() const { return batch_norm_; }
+
+    // z [B, latent_channels, h, w] -> image [B, out_channels, h*f, w*f] in about [-1, 1] (f = scale_factor()).
+    Tensor decode(const Tensor& z) const;
+    // image [B, in_channels, H, W] in [-1, 1], H and W multiples of scale_factor() -> the mean (mode) of the latent
+    // distribution [B, latent_channels, H/f, W/f], which is what the pipelines use.
+    Tensor encode_mean(const Tensor& image) const;
+
+private:
+    struct Conv {
+        Tensor weight, bias;  // [Cout, Cin, k, k], [Cout] on the backend
+        int stride = 1, padding = 0;
+    };
+    struct Norm {
+        Tensor weight, bias;  // [C]
+    };
+    struct Resnet {
+        Norm norm1, norm2;
+        Conv conv1, conv2;
+        std::optional<Conv> shortcut;  // 1x1 when the block changes the channel count
+    };
+    struct Attention {
+        Norm norm;
+        LinearWeight to_q, to_k, to_v, to_out;
+        Tensor q_bias, k_bias, v_bias, out_bias;
+    };
+    struct Mid {
+        Resnet first, second;
+        std::optional<Attention> attention;
+    };
+    struct Stage {
+        std::vector<Resnet> resnets;
+        std::optional<Conv> resample;  // encoder: stride-2 downsample; decoder: conv after nearest 2x upsampling
+    };
+
+    Tensor forward_conv(const Conv& c, const Tensor& x) const;
+    Tensor forward_resnet(const Resnet& r, const Tensor& x) const;
+    Tensor forward_attention(const Attention& a, const Tensor& x) const;
+    Tensor forward_mid(const Mid& m, const Tensor& x) const;
+
+    // Loading helpers (vae_load.cpp).
+    Conv load_conv(WeightSource& w, const std::string& name, int64_t cout, int64_t cin, int64_t k, int stride,
+                   int padding);
+    Norm load_norm(WeightSource& w, const std::string& name, int64_t channels);
+    Resnet load_resnet(WeightSource& w, const std::string& name, int64_t cin, int64_t cout);
+    Attention load_attention(WeightSource& w, const std::string& name, int64_t channels);
+    Mid load_mid(WeightSource& w, const std::string& name, int64_t channels);
+
+    VaeConfig config_;
+    Backend* backend_ = nullptr;
+    LatentBatchNorm batch_norm_;
+    // Encoder
+    Conv enc_conv_in_;
+    std::vector<Stage> down_;
+    Mid enc_mid_;
+    Norm enc_norm_out_;
+    Conv enc_conv_out_;
+    std::optional<Conv> quant_conv_;
+    // Decoder
+    std::optional<Conv> post_quant_conv_;
+    Conv dec_conv_in_;
+    Mid dec_mid_;
+    std::vector<Stage> up_;
+    Norm dec_norm_out_;
+    Conv dec_conv_out_;
+};
+
+}  // namespace flux2

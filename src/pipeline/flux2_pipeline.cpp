@@ -1,0 +1,180 @@
+#include "pipeline/flux2_pipeline.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "pipeline/image_ops.h"
+#include "pipeline/latents.h"
+#include "pipeline/rng.h"
+#include "pipeline/scheduler.h"
+
+namespace flux2 {
+
+const char* variant_name(Flux2Variant v) {
+    switch (v) {
+        case Flux2Variant::dev: return "dev";
+        case Flux2Variant::klein_distilled: return "klein (distilled)";
+        case Flux2Variant::klein_base: return "klein (base, CFG)";
+    }
+    return "?";
+}
+
+Flux2Defaults defaults_for(Flux2Variant v) {
+    switch (v) {
+        case Flux2Variant::dev: return {50, 4.0f, {10, 20, 30}};
+        case Flux2Variant::klein_distilled: return {4, 1.0f, {9, 18, 27}};
+        case Flux2Variant::klein_base: return {50, 4.0f, {9, 18, 27}};
+    }
+    fail("unknown FLUX.2 variant");
+}
+
+Tensor repeat_batch(const Tensor& x, int64_t batch) {
+    if (x.dim(0) == batch) return x;
+    check(x.dim(0) == 1, "cannot repeat a batch of ", x.dim(0), " to ", batch);
+    Shape s = x.shape();
+    s[0] = batch;
+    Tensor out = Tensor::zeros(s);
+    const int64_t n = x.numel();
+    for (int64_t b = 0; b < batch; ++b) std::memcpy(out.f32() + b * n, x.f32(), n * sizeof(float));
+    return out;
+}
+
+namespace {
+// Euler needs the latents of the target image only; references ride along at the end of the sequence.
+Tensor drop_reference_tokens(const Tensor& v, int64_t image_tokens) {
+    if (v.dim(1) == image_tokens) return v;
+    const int64_t B = v.dim(0), L = v.dim(1), C = v.dim(2);
+    Tensor out = Tensor::zeros({B, image_tokens, C});
+    for (int64_t b = 0; b < B; ++b)
+        std::memcpy(out.f32() + b * image_tokens * C, v.f32() + b * L * C, image_tokens * C * sizeof(float));
+    return out;
+}
+
+Tensor concat_tokens(const Tensor& a, const Tensor& ref) {
+    const int64_t B = a.dim(0), La = a.dim(1), Lr = ref.dim(1), C = a.dim(2);
+    Tensor out = Tensor::zeros({B, La + Lr, C});
+    for (int64_t b = 0; b < B; ++b) {
+        std::memcpy(out.f32() + b * (La + Lr) * C, a.f32() + b * La * C, La * C * sizeof(float));
+        std::memcpy(out.f32() + (b * (La + Lr) + La) * C, ref.f32() + (ref.dim(0) == 1 ? 0 : b) * Lr * C,
+                    Lr * C * sizeof(float));
+    }
+    return out;
+}
+
+Tensor concat_rows(const Tensor& a, const Tensor& b) {
+    Tensor out = Tensor::zeros({a.dim(0) + b.dim(0), a.dim(1)});
+    std::memcpy(out.f32(), a.f32(), a.nbytes());
+    std::memcpy(out.f32() + a.numel(), b.f32(), b.nbytes());
+    return out;
+}
+}  // namespace
+
+std::pair<Tensor, Tensor> Flux2Pipeline::encode_references(const std::vector<Image>& images) const {
+    std::vector<Tensor> tokens;
+    std::vector<std::pair<int64_t, int64_t>> grids;
+    for (const Image& img : images) {
+        Tensor pixels = preprocess_reference_image(img);  // [1, 3, h, w] in [-1, 1]
+        Tensor z = patchify_latents(vae_.encode_mean(pixels));  // [1, 128, h/16, w/16]
+        batch_norm_normalize(z, vae_.latent_batch_norm());
+        grids.emplace_back(z.dim(2), z.dim(3));
+        tokens.push_back(pack_latents(z));
+    }
+    Tensor all = tokens.front();
+    for (size_t i = 1; i < tokens.size(); ++i) all = concat_tokens(all, tokens[i]);
+    return {all, reference_position_ids(grids)};
+}
+
+Tensor Flux2Pipeline::decode(const Tensor& latents, const Tensor& latent_ids) const {
+    Tensor z = unpack_latents_with_ids(latents, latent_ids);  // [B, 128, h, w]
+    batch_norm_denormalize(z, vae_.latent_batch_norm());
+    return postprocess_to_unit(vae_.decode(unpatchify_latents(z)));
+}
+
+GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& prompt_embeds,
+                                       const std::optional<Tensor>& negative_prompt_embeds,
+                                       const ProgressFn& progress) const {
+    const Flux2Defaults defaults = defaults_for(variant_);
+    GenerateOutput out;
+    out.num_steps = p.num_steps > 0 ? p.num_steps : defaults.steps;
+    out.guidance_scale = p.guidance_scale.value_or(defaults.guidance_scale);
+    check(p.num_images >= 1, "num_images must be at least 1, got ", p.num_images);
+    const int64_t B = p.num_images * prompt_embeds.dim(0);
+
+    // 1. Reference images (editing): encoded once, appended after the target tokens at every step.
+    std::optional<std::pair<Tensor, Tensor>> refs;
+    if (!p.reference_images.empty()) refs = encode_references(p.reference_images);
+
+    // 2. Output size: explicit, else the first reference's processed size, else 1024².
+    int width = p.width, height = p.height;
+    if ((width == 0 || height == 0) && !p.reference_images.empty()) {
+        Tensor first = preprocess_reference_image(p.reference_images.front());
+        if (width == 0) width = static_cast<int>(first.dim(3));
+        if (height == 0) height = static_cast<int>(first.dim(2));
+    }
+    width = width ? width : 1024;
+    height = height ? height : 1024;
+    check(width % 16 == 0 && height % 16 == 0, "width and height must be multiples of 16, got ", width, "x", height);
+    out.width = width;
+    out.height = height;
+    const int64_t h = height / 16, w = width / 16, Li = h * w;
+
+    // 3. Initial noise in the patchified layout, packed to tokens.
+    Tensor noise = p.initial_noise ? *p.initial_noise : initial_noise(p.seed, static_cast<int>(B), height, width);
+    check(noise.shape() == Shape{B, 128, h, w}, "initial noise must be [", B, ", 128, ", h, ", ", w, "], got ",
+          shape_str(noise.shape()));
+    Tensor latents = pack_latents(noise);
+    const Tensor latent_ids = image_position_ids(h, w);
+
+    // 4. Schedule over the target tokens only.
+    const FlowMatchSchedule schedule =
+        p.sigmas ? flux2_schedule_from_sigmas(*p.sigmas, Li, out.num_steps) : flux2_schedule(out.num_steps, Li);
+    out.num_steps = schedule.num_steps();
+
+    // 5. Conditioning for every image of the batch.
+    Flux2Inputs cond;
+    cond.encoder_hidden_states = repeat_batch(prompt_embeds, B);
+    cond.txt_ids = text_position_ids(prompt_embeds.dim(1));
+    cond.img_ids = refs ? concat_rows(latent_ids, refs->second) : latent_ids;
+    if (variant_ == Flux2Variant::dev) cond.guidance = std::vector<float>(B, out.guidance_scale);
+    const bool cfg = variant_ == Flux2Variant::klein_base && out.guidance_scale > 1.0f;
+    Flux2Inputs uncond = cond;
+    if (cfg) {
+        check(negative_prompt_embeds.has_value(), "klein base with guidance ", out.guidance_scale,
+              " needs negative prompt embeddings (true CFG)");
+        uncond.encoder_hidden_states = repeat_batch(*negative_prompt_embeds, B);
+        uncond.txt_ids = text_position_ids(negative_prompt_embeds->dim(1));
+    }
+    log_info(variant_name(variant_), ": ", width, "x", height, ", ", out.num_steps, " steps, guidance ",
+             out.guidance_scale, cfg ? " (true CFG)" : "", ", batch ", B,
+             refs ? str(", ", p.reference_images.size(), " reference image(s)") : std::string());
+
+    // 6. Denoising loop.
+    for (int i = 0; i < out.num_steps; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        // diffusers passes timestep = (sigma * 1000) / 1000 in float32; the model multiplies by 1000 again.
+        const float t = schedule.timesteps[i] / 1000.0f;
+        cond.timestep.assign(B, t);
+        cond.hidden_states = refs ? concat_tokens(latents, refs->first) : latents;
+        Tensor v = drop_reference_tokens(transformer_.forward(cond), Li);
+        if (cfg) {
+            uncond.timestep = cond.timestep;
+            uncond.hidden_states = cond.hidden_states;
+            Tensor v_neg = drop_reference_tokens(transformer_.forward(uncond), Li);
+            float* pv = v.f32();
+            const float* pn = v_neg.f32();
+            for (int64_t k = 0; k < v.numel(); ++k) pv[k] = pn[k] + out.guidance_scale * (pv[k] - pn[k]);
+        }
+        euler_step(latents, v, schedule, i);
+        if (progress)
+            progress({i + 1, out.num_steps, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+    }
+
+    // 7. Decode.
+    out.latents = latents;
+    out.images = decode(latents, latent_ids);
+    return out;
+}
+
+}  // namespace flux2

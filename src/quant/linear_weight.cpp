@@ -1,0 +1,181 @@
+#include "quant/linear_weight.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+#include "core/error.h"
+#include "quant/float_codecs.h"
+#include "quant/nvfp4.h"
+
+namespace flux2 {
+
+namespace {
+
+// Bytes per row of each stored array, checked against what the weight holds.
+struct RowBytes {
+    size_t dense = 0, codes = 0, scales = 0;
+};
+
+RowBytes row_bytes(const LinearWeight& w) {
+    check(w.out_features >= 0 && w.in_features >= 0, "weight ", w.name, ": negative shape [", w.out_features, ", ",
+          w.in_features, "]");
+    const auto in = static_cast<size_t>(w.in_features);
+    const auto out = static_cast<size_t>(w.out_features);
+    RowBytes rb;
+    switch (w.format) {
+        case WeightFormat::dense:
+            check(w.dense.dtype == DType::BF16 || w.dense.dtype == DType::F16 || w.dense.dtype == DType::F32, "weight ",
+                  w.name, ": dense dtype ", dtype_name(w.dense.dtype), " is not BF16, F16 or F32");
+            rb.dense = in * dtype_size(w.dense.dtype);
+            check(w.dense.bytes.size() == out * rb.dense, "weight ", w.name, ": ", w.dense.bytes.size(),
+                  " bytes do not hold [", out, ", ", in, "] ", dtype_name(w.dense.dtype));
+            break;
+        case WeightFormat::nvfp4:
+            check(w.in_features % kNvfp4Block == 0, "weight ", w.name, ": NVFP4 in_features ", in,
+                  " is not a multiple of ", kNvfp4Block);
+            rb.codes = in / 2;
+            rb.scales = in / kNvfp4Block;
+            check(w.nvfp4.codes.size() == out * rb.codes, "weight ", w.name, ": ", w.nvfp4.codes.size(),
+                  " NVFP4 code bytes, expected [", out, ", ", rb.codes, "]");
+            check(w.nvfp4.scales.size() == out * rb.scales, "weight ", w.name, ": ", w.nvfp4.scales.size(),
+                  " NVFP4 block scales, expected [", out, ", ", rb.scales, "] (canonical row-major form)");
+            break;
+        case WeightFormat::fp8:
+            rb.codes = in;
+            check(w.fp8.codes.size() == out * rb.codes, "weight ", w.name, ": ", w.fp8.codes.size(),
+                  " FP8 code bytes, expected [", out, ", ", in, "]");
+            break;
+    }
+    return rb;
+}
+
+std::vector<uint8_t> copy_rows(const std::vector<uint8_t>& bytes, size_t row_bytes, int64_t begin, int64_t count) {
+    const auto first = bytes.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(begin) * row_bytes);
+    return std::vector<uint8_t>(first, first + static_cast<std::ptrdiff_t>(static_cast<size_t>(count) * row_bytes));
+}
+
+// Rows [half, 2*half) followed by rows [0, half).
+std::vector<uint8_t> swap_halves(const std::vector<uint8_t>& bytes) {
+    std::vector<uint8_t> out(bytes.size());
+    const size_t half = bytes.size() / 2;
+    std::memcpy(out.data(), bytes.data() + half, half);
+    std::memcpy(out.data() + half, bytes.data(), half);
+    return out;
+}
+
+}  // namespace
+
+const char* weight_format_name(WeightFormat format) {
+    switch (format) {
+        case WeightFormat::dense:
+            return "dense";
+        case WeightFormat::nvfp4:
+            return "nvfp4";
+        case WeightFormat::fp8:
+            return "fp8";
+    }
+    return "unknown";
+}
+
+std::string LinearWeight::format_label() const {
+    if (format != WeightFormat::dense) return weight_format_name(format);
+    std::string label = dtype_name(dense.dtype);
+    std::transform(label.begin(), label.end(), label.begin(), [](unsigned char c) { return std::tolower(c); });
+    return label;
+}
+
+std::vector<float> dequantize(const LinearWeight& w) {
+    const RowBytes rb = row_bytes(w);
+    const size_t n = static_cast<size_t>(w.out_features) * static_cast<size_t>(w.in_features);
+    std::vector<float> out(n);
+    switch (w.format) {
+        case WeightFormat::dense: {
+            const uint8_t* p = w.dense.bytes.data();
+            if (w.dense.dtype == DType::F32) {
+                std::memcpy(out.data(), p, n * sizeof(float));
+            } else {
+                const bool bf16 = w.dense.dtype == DType::BF16;
+                for (size_t i = 0; i < n; ++i) {
+                    uint16_t bits;
+                    std::memcpy(&bits, p + 2 * i, 2);
+                    out[i] = bf16 ? bf16_to_f32(bits) : f16_to_f32(bits);
+                }
+            }
+            break;
+        }
+        case WeightFormat::nvfp4: {
+            const int64_t in = w.in_features;
+            const int64_t blocks = in / kNvfp4Block;
+            for (int64_t r = 0; r < w.out_features; ++r) {
+                const uint8_t* codes = w.nvfp4.codes.data() + r * static_cast<int64_t>(rb.codes);
+                for (int64_t b = 0; b < blocks; ++b) {
+                    // comfy-kitchen's order: (tensor scale * block scale) first, then times the E2M1 value.
+                    const float total = w.nvfp4.weight_scale_2 * e4m3_to_f32(w.nvfp4.scales[r * blocks + b]);
+                    for (int64_t k = b * kNvfp4Block; k < (b + 1) * kNvfp4Block; k += 2) {
+                        const uint8_t byte = codes[k / 2];
+                        out[r * in + k] = e2m1_to_f32(byte >> 4) * total;  // hi-first: even element on top
+                        out[r * in + k + 1] = e2m1_to_f32(byte & 0xF) * total;
+                    }
+                }
+            }
+            break;
+        }
+        case WeightFormat::fp8:
+            for (size_t i = 0; i < n; ++i) out[i] = e4m3_to_f32(w.fp8.codes[i]) * w.fp8.scale;
+            break;
+    }
+    return out;
+}
+
+LinearWeight slice_rows(const LinearWeight& w, int64_t begin, int64_t count, const std::string& new_name) {
+    const RowBytes rb = row_bytes(w);
+    check(begin >= 0 && count >= 0 && begin + count <= w.out_features, "slice_rows: rows [", begin, ", ", begin + count,
+          ") out of range for weight ", w.name, " with ", w.out_features, " rows");
+    LinearWeight s;
+    s.name = new_name;
+    s.out_features = count;
+    s.in_features = w.in_features;
+    s.format = w.format;
+    switch (w.format) {
+        case WeightFormat::dense:
+            s.dense.dtype = w.dense.dtype;
+            s.dense.bytes = copy_rows(w.dense.bytes, rb.dense, begin, count);
+            break;
+        case WeightFormat::nvfp4:
+            s.nvfp4.codes = copy_rows(w.nvfp4.codes, rb.codes, begin, count);
+            s.nvfp4.scales = copy_rows(w.nvfp4.scales, rb.scales, begin, count);
+            s.nvfp4.weight_scale_2 = w.nvfp4.weight_scale_2;
+            s.nvfp4.input_scale = w.nvfp4.input_scale;
+            break;
+        case WeightFormat::fp8:
+            s.fp8.codes = copy_rows(w.fp8.codes, rb.codes, begin, count);
+            s.fp8.scale = w.fp8.scale;
+            break;
+    }
+    return s;
+}
+
+LinearWeight swap_row_halves(const LinearWeight& w) {
+    row_bytes(w);
+    check(w.out_features % 2 == 0, "swap_row_halves: weight ", w.name, " has an odd number of rows (", w.out_features,
+          ")");
+    LinearWeight s = w;
+    s.prepared.reset();
+    s.prepared_owner = nullptr;
+    switch (w.format) {
+        case WeightFormat::dense:
+            s.dense.bytes = swap_halves(w.dense.bytes);
+            break;
+        case WeightFormat::nvfp4:
+            s.nvfp4.codes = swap_halves(w.nvfp4.codes);
+            s.nvfp4.scales = swap_halves(w.nvfp4.scales);
+            break;
+        case WeightFormat::fp8:
+            s.fp8.codes = swap_halves(w.fp8.codes);
+            break;
+    }
+    return s;
+}
+
+}  // namespace flux2

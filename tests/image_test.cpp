@@ -1,0 +1,179 @@
+#include "io/image.h"
+
+#include <gtest/gtest.h>
+#include <png.h>
+
+#include <cstring>
+#include <filesystem>
+
+// jpeglib.h needs size_t and FILE declared before it.
+// clang-format off
+#include <cstdio>
+#include <jpeglib.h>
+// clang-format on
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace flux2 {
+namespace {
+
+const std::string kData = FLUX2_TEST_DATA;
+
+Image gradient(int w, int h) {
+    Image img = Image::blank(w, h);
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+            uint8_t* p = img.pixel(x, y);
+            p[0] = static_cast<uint8_t>(x * 255 / std::max(1, w - 1));
+            p[1] = static_cast<uint8_t>(y * 255 / std::max(1, h - 1));
+            p[2] = static_cast<uint8_t>((x * 7 + y * 13) & 0xFF);
+        }
+    return img;
+}
+
+// Encodes with libpng's simplified API in another pixel format, to exercise the decoder's conversions.
+std::vector<uint8_t> simple_png(int w, int h, png_uint_32 format, const std::vector<uint8_t>& pixels) {
+    png_image image{};
+    image.version = PNG_IMAGE_VERSION;
+    image.width = w;
+    image.height = h;
+    image.format = format;
+    png_alloc_size_t size = 0;
+    EXPECT_TRUE(png_image_write_get_memory_size(image, size, 0, pixels.data(), 0, nullptr));
+    std::vector<uint8_t> out(size);
+    EXPECT_TRUE(png_image_write_to_memory(&image, out.data(), &size, 0, pixels.data(), 0, nullptr));
+    out.resize(size);
+    return out;
+}
+
+std::vector<uint8_t> encode_test_jpeg(const Image& img, bool grayscale) {
+    jpeg_compress_struct cinfo{};
+    jpeg_error_mgr jerr;
+    cinfo.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&cinfo);
+    unsigned char* buffer = nullptr;
+    unsigned long size = 0;
+    jpeg_mem_dest(&cinfo, &buffer, &size);
+    cinfo.image_width = img.width;
+    cinfo.image_height = img.height;
+    cinfo.input_components = grayscale ? 1 : 3;
+    cinfo.in_color_space = grayscale ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, 100, TRUE);
+    for (int c = 0; c < cinfo.num_components; ++c)
+        cinfo.comp_info[c].h_samp_factor = cinfo.comp_info[c].v_samp_factor = 1;
+    jpeg_start_compress(&cinfo, TRUE);
+    std::vector<uint8_t> row(img.width * 3);
+    while (cinfo.next_scanline < cinfo.image_height) {
+        const uint8_t* src = img.pixel(0, cinfo.next_scanline);
+        if (grayscale)
+            for (int x = 0; x < img.width; ++x) row[x] = src[3 * x];
+        else
+            std::memcpy(row.data(), src, row.size());
+        JSAMPROW r = row.data();
+        jpeg_write_scanlines(&cinfo, &r, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    std::vector<uint8_t> out(buffer, buffer + size);
+    jpeg_destroy_compress(&cinfo);
+    std::free(buffer);
+    return out;
+}
+
+TEST(ImagePng, RoundTripWithText) {
+    const Image img = gradient(37, 23);
+    const ImageText text = {{"prompt", "a red fox, \"quoted\"\nsecond line"},
+                            {"seed", "42"},
+                            {"steps", "28"},
+                            {"guidance", "4"},
+                            {"model", "FLUX.2-dev"},
+                            {"precision", "nvfp4"},
+                            {"negative prompt", "renard rouge \xC3\xA9t\xC3\xA9 \xE7\x8B\x90"}};  // UTF-8 -> iTXt
+    const auto bytes = encode_png(img, text);
+    ImageText back;
+    const Image decoded = decode_png(bytes.data(), bytes.size(), "memory", &back);
+    EXPECT_EQ(decoded.width, 37);
+    EXPECT_EQ(decoded.height, 23);
+    EXPECT_EQ(decoded.rgb, img.rgb);
+    EXPECT_EQ(back, text);
+}
+
+TEST(ImagePng, FileRoundTrip) {
+    const std::string path = (std::filesystem::temp_directory_path() / "flux2_image_test.png").string();
+    const Image img = gradient(16, 9);
+    write_png(path, img, {{"seed", "7"}});
+    ImageText back;
+    const Image decoded = read_image(path, &back);
+    EXPECT_EQ(decoded.rgb, img.rgb);
+    EXPECT_EQ(back.at("seed"), "7");
+    EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+    std::filesystem::remove(path);
+}
+
+TEST(ImagePng, RejectsBadTextKeys) {
+    const Image img = gradient(4, 4);
+    EXPECT_THROW(encode_png(img, {{"", "x"}}), Error);
+    EXPECT_THROW(encode_png(img, {{" lead", "x"}}), Error);
+    EXPECT_THROW(encode_png(img, {{"double  space", "x"}}), Error);
+    EXPECT_THROW(encode_png(img, {{std::string(80, 'k'), "x"}}), Error);
+    EXPECT_THROW(encode_png(img, {{"bad utf8", "\xC3("}}), Error);
+}
+
+TEST(ImagePng, ReferenceImageDecodesToGoldenBytes) {
+    const Image img = read_image(kData + "/ref-80x64.png");
+    ASSERT_EQ(img.width, 80);
+    ASSERT_EQ(img.height, 64);
+    auto golden = SafetensorsFile::open(kData + "/pipeline-golden.safetensors");
+    const TensorInfo& ref = *golden->find("dev_edit.ref_uint8");
+    ASSERT_EQ(ref.dtype, DType::U8);
+    ASSERT_EQ(ref.shape, (Shape{64, 80, 3}));
+    ASSERT_EQ(ref.nbytes, img.rgb.size());
+    EXPECT_EQ(std::memcmp(ref.data, img.rgb.data(), ref.nbytes), 0);
+}
+
+TEST(ImagePng, ConvertsGreyAndDropsAlpha) {
+    std::vector<uint8_t> grey = {0, 50, 100, 150, 200, 250};
+    const auto grey_png = simple_png(3, 2, PNG_FORMAT_GRAY, grey);
+    const Image g = decode_png(grey_png.data(), grey_png.size(), "grey");
+    for (int i = 0; i < 6; ++i)
+        for (int c = 0; c < 3; ++c) EXPECT_EQ(g.rgb[i * 3 + c], grey[i]);
+
+    std::vector<uint8_t> rgba = {10, 20, 30, 0, 40, 50, 60, 128, 70, 80, 90, 255};
+    const auto rgba_png = simple_png(3, 1, PNG_FORMAT_RGBA, rgba);
+    const Image a = decode_png(rgba_png.data(), rgba_png.size(), "rgba");
+    EXPECT_EQ(a.rgb, (std::vector<uint8_t>{10, 20, 30, 40, 50, 60, 70, 80, 90}));
+}
+
+TEST(ImagePng, RejectsCorruptData) {
+    auto bytes = encode_png(gradient(20, 20));
+    EXPECT_THROW(decode_png(bytes.data(), bytes.size() / 2, "truncated"), Error);
+    bytes[bytes.size() / 2] ^= 0xFF;  // breaks the IDAT CRC
+    EXPECT_THROW(decode_png(bytes.data(), bytes.size(), "corrupt"), Error);
+    const uint8_t junk[16] = {1, 2, 3};
+    EXPECT_THROW(decode_image(junk, sizeof junk, "junk"), Error);
+}
+
+TEST(ImageJpeg, DecodesColourAndGrey) {
+    Image img = gradient(40, 24);
+    for (int y = 0; y < img.height; ++y)
+        for (int x = 0; x < img.width; ++x) img.pixel(x, y)[2] = static_cast<uint8_t>(3 * (x + y));  // smooth
+    const auto jpeg = encode_test_jpeg(img, false);
+    const Image decoded = decode_image(jpeg.data(), jpeg.size(), "jpeg");
+    ASSERT_EQ(decoded.width, 40);
+    ASSERT_EQ(decoded.height, 24);
+    int max_diff = 0;
+    for (size_t i = 0; i < img.rgb.size(); ++i) max_diff = std::max(max_diff, std::abs(img.rgb[i] - decoded.rgb[i]));
+    EXPECT_LE(max_diff, 6);  // lossy, but quality 100 without chroma subsampling stays close
+
+    const auto grey = encode_test_jpeg(img, true);
+    const Image g = decode_jpeg(grey.data(), grey.size(), "grey jpeg");
+    for (size_t i = 0; i < g.rgb.size(); i += 3) {
+        EXPECT_EQ(g.rgb[i], g.rgb[i + 1]);
+        EXPECT_EQ(g.rgb[i], g.rgb[i + 2]);
+    }
+    EXPECT_THROW(decode_jpeg(jpeg.data(), jpeg.size() / 3, "truncated jpeg"), Error);
+}
+
+}  // namespace
+}  // namespace flux2
