@@ -96,11 +96,11 @@ void time_op(benchmark::State& st, CudaBackend& be, const std::function<void()>&
     if (bytes > 0) st.counters["GB/s"] = bytes / (median * 1e-3) * 1e-9;
 }
 
-#define FLUX2_NEED_GPU(st)                          \
-    CudaBackend* be = backend();                    \
-    if (!be) {                                      \
-        st.SkipWithError("no CUDA GPU visible");    \
-        return;                                     \
+#define FLUX2_NEED_GPU(st)                       \
+    CudaBackend* be = backend();                 \
+    if (!be) {                                   \
+        st.SkipWithError("no CUDA GPU visible"); \
+        return;                                  \
     }
 
 // ---- GEMMs: y [m, n] = x [m, k] w [n, k]^T ----
@@ -109,24 +109,31 @@ void BM_GemmBf16(benchmark::State& st) {
     const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
     Tensor x = random_bf16(*be, {m, k}, 1.0f, 1), w = random_bf16(*be, {n, k}, 0.05f, 2);
     Tensor y = be->empty({m, n}, DType::BF16);
-    time_op(st, *be, [&] {
-        be->gemm().bf16(static_cast<const cuda::bf16*>(x.raw()), static_cast<const cuda::bf16*>(w.raw()),
-                        static_cast<cuda::bf16*>(y.raw()), m, n, k);
-    }, 2.0 * m * n * k, 0);
+    time_op(
+        st, *be,
+        [&] {
+            be->gemm().bf16(static_cast<const cuda::bf16*>(x.raw()), static_cast<const cuda::bf16*>(w.raw()),
+                            static_cast<cuda::bf16*>(y.raw()), m, n, k);
+        },
+        2.0 * m * n * k, 0);
 }
 
 void BM_GemmFp8(benchmark::State& st) {
     FLUX2_NEED_GPU(st);
     const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
     // Clearing bit 6 keeps the exponent below the NaN encoding: finite codes of magnitude < 2.
-    Tensor xq = random_bytes(*be, {m, k}, DType::F8_E4M3, 0xBF, 3), wq = random_bytes(*be, {n, k}, DType::F8_E4M3, 0xBF, 4);
+    Tensor xq = random_bytes(*be, {m, k}, DType::F8_E4M3, 0xBF, 3),
+           wq = random_bytes(*be, {n, k}, DType::F8_E4M3, 0xBF, 4);
     Tensor xs = random_f32(*be, m, 0.5f, 2.0f, 5), ws = random_f32(*be, n, 0.001f, 0.01f, 6);
     Tensor y = be->empty({m, n}, DType::BF16);
-    time_op(st, *be, [&] {
-        be->gemm().fp8(static_cast<const uint8_t*>(xq.raw()), static_cast<const float*>(xs.raw()),
-                       static_cast<const uint8_t*>(wq.raw()), static_cast<const float*>(ws.raw()),
-                       static_cast<cuda::bf16*>(y.raw()), m, n, k);
-    }, 2.0 * m * n * k, 0);
+    time_op(
+        st, *be,
+        [&] {
+            be->gemm().fp8(static_cast<const uint8_t*>(xq.raw()), static_cast<const float*>(xs.raw()),
+                           static_cast<const uint8_t*>(wq.raw()), static_cast<const float*>(ws.raw()),
+                           static_cast<cuda::bf16*>(y.raw()), m, n, k);
+        },
+        2.0 * m * n * k, 0);
 }
 
 // The whole FP8 linear on an NVFP4 weight: per-token quantization of x, then the FP8 GEMM.
@@ -149,7 +156,8 @@ void BM_LinearNvfp4Fp8Path(benchmark::State& st) {
     for (auto& c : w.nvfp4.scales) c = static_cast<uint8_t>(0x30 + (next(s) >> 60));  // E4M3 scales 0.5 .. 1.9
     w.nvfp4.weight_scale_2 = 0.01f;
     Tensor x = random_bf16(*be, {m, k}, 1.0f, 8);
-    time_op(st, *be, [&] { be->linear(x, w); }, 2.0 * m * n * k, 0);
+    time_op(
+        st, *be, [&] { be->linear(x, w); }, 2.0 * m * n * k, 0);
 }
 
 void BM_Attention(benchmark::State& st) {
@@ -157,7 +165,8 @@ void BM_Attention(benchmark::State& st) {
     const int64_t B = 1, L = st.range(0), H = st.range(1), Dh = st.range(2);
     Tensor q = random_bf16(*be, {B, L, H, Dh}, 2.0f, 9), k = random_bf16(*be, {B, L, H, Dh}, 2.0f, 10);
     Tensor v = random_bf16(*be, {B, L, H, Dh}, 1.0f, 11);
-    time_op(st, *be, [&] { be->attention(q, k, v); }, 4.0 * B * H * L * L * Dh, 0);
+    time_op(
+        st, *be, [&] { be->attention(q, k, v); }, 4.0 * B * H * L * L * Dh, 0);
 }
 
 // ---- memory-bound row kernels at [4608 tokens, 6144] ----
@@ -166,14 +175,16 @@ void BM_LayerNormModulate(benchmark::State& st) {
     const int64_t L = 4608, D = 6144;
     Tensor x = random_bf16(*be, {1, L, D}, 2.0f, 12), sh = random_bf16(*be, {1, D}, 0.5f, 13);
     Tensor sc = random_bf16(*be, {1, D}, 0.5f, 14);
-    time_op(st, *be, [&] { be->layer_norm_modulate(x, sh, sc, 1e-6f); }, 0, 2.0 * 2 * L * D);
+    time_op(
+        st, *be, [&] { be->layer_norm_modulate(x, sh, sc, 1e-6f); }, 0, 2.0 * 2 * L * D);
 }
 
 void BM_Swiglu(benchmark::State& st) {
     FLUX2_NEED_GPU(st);
     const int64_t L = 4608, M = 18432;
     Tensor x = random_bf16(*be, {1, L, 2 * M}, 2.0f, 15);
-    time_op(st, *be, [&] { be->swiglu(x); }, 0, 2.0 * 3 * L * M);
+    time_op(
+        st, *be, [&] { be->swiglu(x); }, 0, 2.0 * 3 * L * M);
 }
 
 void BM_RmsNormRope(benchmark::State& st) {
@@ -181,14 +192,16 @@ void BM_RmsNormRope(benchmark::State& st) {
     const int64_t L = 4608, H = 48, Dh = 128;
     Tensor x = random_bf16(*be, {1, L, H, Dh}, 2.0f, 16), w = random_bf16(*be, {Dh}, 1.0f, 17);
     Tensor c = random_bf16(*be, {L, Dh}, 1.0f, 18), s = random_bf16(*be, {L, Dh}, 1.0f, 19);
-    time_op(st, *be, [&] { be->rms_norm_rope(x, w, c, s, 1e-6f); }, 0, 2.0 * 2 * L * H * Dh);
+    time_op(
+        st, *be, [&] { be->rms_norm_rope(x, w, c, s, 1e-6f); }, 0, 2.0 * 2 * L * H * Dh);
 }
 
 void BM_QuantizeFp8(benchmark::State& st) {
     FLUX2_NEED_GPU(st);
     const int64_t L = 4608, D = 6144;
     Tensor x = random_bf16(*be, {L, D}, 2.0f, 20);
-    time_op(st, *be, [&] { be->quantize_fp8(x); }, 0, 3.0 * L * D);
+    time_op(
+        st, *be, [&] { be->quantize_fp8(x); }, 0, 3.0 * L * D);
 }
 
 // FLUX.2-dev at 1024x1024: single-block linear1 and linear2, double-block MLP in (image tokens).

@@ -30,7 +30,8 @@ TEST_F(CudaImageOps, Conv2d) {
                         for (int64_t i = 0; i < c.cin; ++i)
                             for (int64_t ky = 0; ky < c.k; ++ky)
                                 for (int64_t kx = 0; kx < c.k; ++kx) {
-                                    const int64_t iy = y * c.stride - c.padding + ky, ix = xo * c.stride - c.padding + kx;
+                                    const int64_t iy = y * c.stride - c.padding + ky,
+                                                  ix = xo * c.stride - c.padding + kx;
                                     if (iy < 0 || iy >= c.H || ix < 0 || ix >= c.W) continue;
                                     acc += double(x.f32()[((n * c.cin + i) * c.H + iy) * c.W + ix]) *
                                            w.f32()[((o * c.cin + i) * c.k + ky) * c.k + kx];

@@ -26,8 +26,8 @@ TEST_F(CudaNorm, LayerNormModulate) {
             var /= D;
             const int64_t b = r / L;
             for (int64_t i = 0; i < D; ++i)
-                ref[r * D + i] = (row[i] - mean) / std::sqrt(var + eps) * (1.0 + scale.f32()[b * D + i]) +
-                                 shift.f32()[b * D + i];
+                ref[r * D + i] =
+                    (row[i] - mean) / std::sqrt(var + eps) * (1.0 + scale.f32()[b * D + i]) + shift.f32()[b * D + i];
         }
         std::vector<float> got = down(be->layer_norm_modulate(up(x), up(shift), up(scale), eps));
         ASSERT_TRUE(all_finite(got));

@@ -36,8 +36,8 @@ TEST_F(CudaTextOps, CausalGroupedAttentionWithPadding) {
     Tensor q = randn({B, L, H, Dh}, 1.5f), k = randn({B, L, Hkv, Dh}, 1.5f), v = randn({B, L, Hkv, Dh});
     Tensor mask = Tensor::zeros({B, L});
     for (int64_t j = 0; j < L; ++j) {
-        mask.f32()[j] = 1.0f;                       // sample 0: no padding
-        mask.f32()[L + j] = j >= 9 ? 1.0f : 0.0f;   // sample 1: 9 left-padding positions
+        mask.f32()[j] = 1.0f;                      // sample 0: no padding
+        mask.f32()[L + j] = j >= 9 ? 1.0f : 0.0f;  // sample 1: 9 left-padding positions
     }
     const double scale = 1.0 / std::sqrt(double(Dh));
     std::vector<double> ref(B * L * H * Dh, 0.0);
@@ -57,8 +57,10 @@ TEST_F(CudaTextOps, CausalGroupedAttentionWithPadding) {
                 }
                 if (mx == -INFINITY) continue;  // fully masked: zeros
                 for (int64_t j = 0; j <= i; ++j)
-                    if (mask.f32()[b * L + j] != 0.0f) sum += (p[j] = std::exp(p[j] - mx));
-                    else p[j] = 0;
+                    if (mask.f32()[b * L + j] != 0.0f)
+                        sum += (p[j] = std::exp(p[j] - mx));
+                    else
+                        p[j] = 0;
                 for (int64_t d = 0; d < Dh; ++d) {
                     double acc = 0;
                     for (int64_t j = 0; j <= i; ++j)

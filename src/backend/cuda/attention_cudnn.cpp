@@ -26,8 +26,7 @@ void check_cudnn(cudnnStatus_t status, const char* expr, const char* file, int l
 #define FLUX2_CUDNN_CHECK(expr) check_cudnn((expr), #expr, __FILE__, __LINE__)
 
 void check_fe(fe::error_t e, const char* step, int64_t B, int64_t L, int64_t H, int64_t Dh) {
-    check(e.is_good(), "cuDNN SDPA (B=", B, " L=", L, " H=", H, " Dh=", Dh, "): ", step, " failed: ",
-          e.get_message());
+    check(e.is_good(), "cuDNN SDPA (B=", B, " L=", L, " H=", H, " Dh=", Dh, "): ", step, " failed: ", e.get_message());
 }
 
 cudnnHandle_t dnn(void* handle) { return static_cast<cudnnHandle_t>(handle); }
@@ -89,8 +88,8 @@ CudnnSdpa::Plan& CudnnSdpa::plan(int64_t B, int64_t L, int64_t H, int64_t Dh) {
     return *plans_.emplace(key, std::move(p)).first->second;
 }
 
-void CudnnSdpa::run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o,
-                    int64_t B, int64_t L, int64_t H, int64_t Dh) {
+void CudnnSdpa::run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
+                    int64_t L, int64_t H, int64_t Dh) {
     if (B == 0 || L == 0 || H == 0) return;
     check(Dh % 8 == 0 && Dh <= 256, "cuDNN SDPA needs a head dim divisible by 8 and at most 256, got ", Dh);
     Plan& p = plan(B, L, H, Dh);

@@ -16,7 +16,7 @@ constexpr int kMaxPerLane = 8;  // Dh <= 256
 __global__ void causal_attention_kernel(const bf16* q, const bf16* k, const bf16* v, const bf16* key_mask, bf16* o,
                                         int64_t B, int64_t L, int64_t H, int64_t Hkv, int64_t Dh, float scale) {
     const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;  // (b, i, h), h fastest
-    if (row >= B * L * H) return;  // whole warps leave together
+    if (row >= B * L * H) return;                                                 // whole warps leave together
     const int lane = threadIdx.x % 32;
     const int64_t h = row % H, i = (row / H) % L, b = row / (H * L), hk = h / (H / Hkv);
     const bf16* qr = q + row * Dh;

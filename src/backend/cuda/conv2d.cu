@@ -34,8 +34,8 @@ void launch_im2col(const bf16* x, bf16* col, int64_t Cin, int64_t H, int64_t W, 
                    int padding, int64_t Wo, int64_t row0, int64_t rows, cudaStream_t stream) {
     const int64_t n = rows * Wo * Cin * kh * kw;
     if (n == 0) return;
-    im2col_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, col, Cin, H, W, kh, kw, stride, padding, Wo,
-                                                                  row0, n);
+    im2col_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, col, Cin, H, W, kh, kw, stride, padding, Wo, row0,
+                                                                  n);
     FLUX2_CUDA_CHECK_LAUNCH("im2col_kernel");
 }
 
@@ -67,8 +67,7 @@ Tensor CudaBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& 
     for (int64_t b = 0; b < B; ++b) {
         for (int64_t r0 = 0; r0 < Ho; r0 += band_rows) {
             const int64_t rows = std::min(band_rows, Ho - r0);
-            cuda::launch_im2col(px + b * cin * H * W, pc, cin, H, W, kh, kw, stride, padding, Wo, r0, rows,
-                                stream());
+            cuda::launch_im2col(px + b * cin * H * W, pc, cin, H, W, kh, kw, stride, padding, Wo, r0, rows, stream());
             gemm_->bf16(pc, pw, pt + r0 * Wo * cout, rows * Wo, cout, K);
         }
         cuda::launch_transpose_last2(pt, static_cast<const cuda::bf16*>(bias.raw()),

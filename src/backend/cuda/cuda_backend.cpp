@@ -30,13 +30,14 @@ CudaLinearPrecision choose_precision(const std::string& requested, const cudaDev
     if (requested.empty()) return fp8_ok ? CudaLinearPrecision::fp8 : CudaLinearPrecision::bf16;
     if (requested == "bf16") return CudaLinearPrecision::bf16;
     if (requested == "fp8") {
-        check(fp8_ok, "precision fp8 needs a GPU of compute capability 9.0 or newer (Hopper); ", prop.name,
-              " is ", prop.major, ".", prop.minor, "; use --precision bf16");
+        check(fp8_ok, "precision fp8 needs a GPU of compute capability 9.0 or newer (Hopper); ", prop.name, " is ",
+              prop.major, ".", prop.minor, "; use --precision bf16");
         return CudaLinearPrecision::fp8;
     }
     if (requested == "fp4")
-        fail("precision fp4 (native NVFP4 GEMM on Blackwell) is not implemented in the CUDA backend yet; "
-             "use fp8 or bf16");
+        fail(
+            "precision fp4 (native NVFP4 GEMM on Blackwell) is not implemented in the CUDA backend yet; "
+            "use fp8 or bf16");
     fail("unknown precision '", requested, "' for the CUDA backend (expected fp8, bf16 or empty)");
 }
 }  // namespace
@@ -75,9 +76,8 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
     stream_ = std::make_shared<cuda::Stream>(device);
     gemm_ = std::make_unique<cuda::CublasLtGemm>(stream_);
     sdpa_ = std::make_unique<cuda::CudnnSdpa>(stream_);
-    log_info("cuda backend: ", device_name_, " (compute ", prop.major, ".", prop.minor, ", ",
-             prop.totalGlobalMem >> 20, " MiB), NVFP4/FP8 linears in ",
-             precision_ == CudaLinearPrecision::fp8 ? "fp8" : "bf16");
+    log_info("cuda backend: ", device_name_, " (compute ", prop.major, ".", prop.minor, ", ", prop.totalGlobalMem >> 20,
+             " MiB), NVFP4/FP8 linears in ", precision_ == CudaLinearPrecision::fp8 ? "fp8" : "bf16");
 }
 
 CudaBackend::~CudaBackend() = default;
@@ -97,10 +97,10 @@ Tensor CudaBackend::upload(const Tensor& host_f32) {
     Tensor out = empty(host_f32.shape(), DType::BF16);
     if (host_f32.numel() == 0) return out;
     // From pageable memory cudaMemcpyAsync returns once the source is staged, so the host tensor may go away.
-    FLUX2_CUDA_CHECK(cudaMemcpyAsync(staging.raw(), host_f32.raw(), host_f32.nbytes(), cudaMemcpyHostToDevice,
-                                     stream_->get()));
-    cuda::launch_f32_to_bf16(static_cast<const float*>(staging.raw()), static_cast<cuda::bf16*>(out.raw()),
-                             out.numel(), stream_->get());
+    FLUX2_CUDA_CHECK(
+        cudaMemcpyAsync(staging.raw(), host_f32.raw(), host_f32.nbytes(), cudaMemcpyHostToDevice, stream_->get()));
+    cuda::launch_f32_to_bf16(static_cast<const float*>(staging.raw()), static_cast<cuda::bf16*>(out.raw()), out.numel(),
+                             stream_->get());
     return out;
 }
 

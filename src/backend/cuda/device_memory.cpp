@@ -30,8 +30,8 @@ Stream::~Stream() {
 std::shared_ptr<void> allocate(size_t bytes, const std::shared_ptr<Stream>& stream) {
     void* p = nullptr;
     cudaError_t status = cudaMallocAsync(&p, bytes > 0 ? bytes : 1, stream->get());
-    check(status == cudaSuccess, "cuda: cannot allocate ", bytes, " bytes of device memory: ",
-          cudaGetErrorString(status));
+    check(status == cudaSuccess, "cuda: cannot allocate ", bytes,
+          " bytes of device memory: ", cudaGetErrorString(status));
     return std::shared_ptr<void>(p, [stream](void* q) {
         cudaError_t s = cudaFreeAsync(q, stream->get());
         if (s != cudaSuccess) log_error("cuda: cudaFreeAsync failed: ", cudaGetErrorString(s));

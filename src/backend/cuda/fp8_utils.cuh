@@ -14,7 +14,9 @@ __device__ __forceinline__ float e4m3_to_float(uint8_t bits) {
 }
 
 // float -> E4M3 code (round to nearest even, saturating to +-448).
-__device__ __forceinline__ uint8_t float_to_e4m3(float v) { return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3); }
+__device__ __forceinline__ uint8_t float_to_e4m3(float v) {
+    return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
+}
 
 // Two floats -> two E4M3 codes (round to nearest even, saturating to +-448); a in the low byte.
 __device__ __forceinline__ uint16_t float2_to_e4m3x2(float a, float b) {

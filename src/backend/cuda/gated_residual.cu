@@ -32,8 +32,8 @@ void launch_gated_residual(bf16* x, const bf16* gate, const bf16* y, int64_t row
                            cudaStream_t stream) {
     if (rows == 0 || D == 0) return;
     if (D % kVec == 0) {
-        gated_residual_kernel<kVec><<<grid_for(rows * (D / kVec), kThreads), kThreads, 0, stream>>>(x, gate, y, rows,
-                                                                                                   L, D / kVec);
+        gated_residual_kernel<kVec>
+            <<<grid_for(rows * (D / kVec), kThreads), kThreads, 0, stream>>>(x, gate, y, rows, L, D / kVec);
     } else {
         gated_residual_kernel<1><<<grid_for(rows * D, kThreads), kThreads, 0, stream>>>(x, gate, y, rows, L, D);
     }

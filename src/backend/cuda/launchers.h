@@ -25,8 +25,8 @@ void launch_gated_residual(bf16* x, const bf16* gate, const bf16* y, int64_t row
 
 // ---- norms ----
 // y = LayerNorm(x) * (1 + scale[b]) + shift[b]; x, y [B*L, D], shift/scale [B, D] (row r uses b = r / L).
-void launch_layer_norm_modulate(const bf16* x, const bf16* shift, const bf16* scale, bf16* y, int64_t rows,
-                                int64_t L, int64_t D, float eps, cudaStream_t stream);
+void launch_layer_norm_modulate(const bf16* x, const bf16* shift, const bf16* scale, bf16* y, int64_t rows, int64_t L,
+                                int64_t D, float eps, cudaStream_t stream);
 // y = x / sqrt(mean(x^2) + eps) * weight; x, y [rows, D], weight [D].
 void launch_rms_norm(const bf16* x, const bf16* weight, bf16* y, int64_t rows, int64_t D, float eps,
                      cudaStream_t stream);

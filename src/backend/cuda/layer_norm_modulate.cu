@@ -10,8 +10,8 @@ namespace cuda {
 
 namespace {
 template <int W>
-__global__ void layer_norm_modulate_kernel(const bf16* x, const bf16* shift, const bf16* scale, bf16* y,
-                                           int64_t L, int64_t D, float eps) {
+__global__ void layer_norm_modulate_kernel(const bf16* x, const bf16* shift, const bf16* scale, bf16* y, int64_t L,
+                                           int64_t D, float eps) {
     const int64_t r = blockIdx.x, b = r / L;
     const bf16* xr = x + r * D;
     const int64_t step = int64_t(blockDim.x) * W;
@@ -46,8 +46,8 @@ __global__ void layer_norm_modulate_kernel(const bf16* x, const bf16* shift, con
 }
 }  // namespace
 
-void launch_layer_norm_modulate(const bf16* x, const bf16* shift, const bf16* scale, bf16* y, int64_t rows,
-                                int64_t L, int64_t D, float eps, cudaStream_t stream) {
+void launch_layer_norm_modulate(const bf16* x, const bf16* shift, const bf16* scale, bf16* y, int64_t rows, int64_t L,
+                                int64_t D, float eps, cudaStream_t stream) {
     if (rows == 0 || D == 0) return;
     if (D % kVec == 0) {
         layer_norm_modulate_kernel<kVec><<<rows, row_threads(D / kVec), 0, stream>>>(x, shift, scale, y, L, D, eps);
@@ -66,10 +66,12 @@ Tensor CudaBackend::layer_norm_modulate(const Tensor& x, const Tensor& shift, co
     expect_device_bf16(scale, op, "scale");
     check(x.ndim() == 3, op, ": expected x [B, L, D], got ", shape_str(x.shape()));
     const Shape per_sample{x.dim(0), x.dim(2)};
-    check(shift.shape() == per_sample && scale.shape() == per_sample, op, ": shift and scale must be [B, D] = ",
-          shape_str(per_sample), ", got ", shape_str(shift.shape()), " and ", shape_str(scale.shape()));
+    check(shift.shape() == per_sample && scale.shape() == per_sample, op,
+          ": shift and scale must be [B, D] = ", shape_str(per_sample), ", got ", shape_str(shift.shape()), " and ",
+          shape_str(scale.shape()));
     Tensor y = empty(x.shape(), DType::BF16);
-    cuda::launch_layer_norm_modulate(static_cast<const cuda::bf16*>(x.raw()), static_cast<const cuda::bf16*>(shift.raw()),
+    cuda::launch_layer_norm_modulate(static_cast<const cuda::bf16*>(x.raw()),
+                                     static_cast<const cuda::bf16*>(shift.raw()),
                                      static_cast<const cuda::bf16*>(scale.raw()), static_cast<cuda::bf16*>(y.raw()),
                                      x.dim(0) * x.dim(1), x.dim(1), x.dim(2), eps, stream());
     return y;

@@ -43,8 +43,8 @@ void CudaBackend::prepare_bf16(const LinearWeight& w, PreparedLinear& p) {
                   ": dense weights must be BF16, F16 or F32, got ", dtype_name(dt));
             check_bytes(w, "the dense weight", w.dense.bytes.size(), n * dtype_size(dt));
             if (dt == DType::BF16) {
-                FLUX2_CUDA_CHECK(cudaMemcpyAsync(dst, w.dense.bytes.data(), w.dense.bytes.size(),
-                                                 cudaMemcpyHostToDevice, stream()));
+                FLUX2_CUDA_CHECK(
+                    cudaMemcpyAsync(dst, w.dense.bytes.data(), w.dense.bytes.size(), cudaMemcpyHostToDevice, stream()));
             } else {
                 Tensor raw = upload_bytes(w.dense.bytes, dt, {out, in});
                 if (dt == DType::F16) {
@@ -83,8 +83,8 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p) {
     auto* scales_out = static_cast<float*>(p.scales.raw());
     if (w.format == WeightFormat::nvfp4) {
         Tensor codes = empty({out, in / 2}, DType::U8), scales = empty({out, in / 16}, DType::U8);
-        FLUX2_CUDA_CHECK(cudaMemcpyAsync(codes.raw(), w.nvfp4.codes.data(), w.nvfp4.codes.size(),
-                                         cudaMemcpyHostToDevice, stream()));
+        FLUX2_CUDA_CHECK(
+            cudaMemcpyAsync(codes.raw(), w.nvfp4.codes.data(), w.nvfp4.codes.size(), cudaMemcpyHostToDevice, stream()));
         FLUX2_CUDA_CHECK(cudaMemcpyAsync(scales.raw(), w.nvfp4.scales.data(), w.nvfp4.scales.size(),
                                          cudaMemcpyHostToDevice, stream()));
         cuda::launch_nvfp4_to_fp8_rows(static_cast<const uint8_t*>(codes.raw()),

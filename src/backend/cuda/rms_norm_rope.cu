@@ -62,8 +62,8 @@ Tensor CudaBackend::rms_norm_rope(const Tensor& x, const Tensor& norm_weight, co
     const int64_t L = x.dim(1), Dh = x.dim(3);
     check(Dh % 2 == 0, op, ": head dim ", Dh, " is odd");
     check(norm_weight.numel() == Dh, op, ": norm_weight has ", norm_weight.numel(), " elements, expected ", Dh);
-    check(cos.shape() == Shape{L, Dh} && sin.shape() == Shape{L, Dh}, op, ": cos/sin must be [", L, ", ", Dh,
-          "], got ", shape_str(cos.shape()), " / ", shape_str(sin.shape()));
+    check(cos.shape() == Shape{L, Dh} && sin.shape() == Shape{L, Dh}, op, ": cos/sin must be [", L, ", ", Dh, "], got ",
+          shape_str(cos.shape()), " / ", shape_str(sin.shape()));
     Tensor y = empty(x.shape(), DType::BF16);
     cuda::launch_rms_norm_rope(static_cast<const cuda::bf16*>(x.raw()),
                                static_cast<const cuda::bf16*>(norm_weight.raw()),

@@ -30,8 +30,8 @@ __global__ void nvfp4_to_bf16_kernel(const uint8_t* codes, const uint8_t* block_
 }
 
 // One CTA per row: amax of the dequantized row, then E4M3 codes of w / (amax / 448).
-__global__ void nvfp4_to_fp8_rows_kernel(const uint8_t* codes, const uint8_t* block_scales, float scale_2,
-                                         uint8_t* q, float* row_scales, int64_t cols) {
+__global__ void nvfp4_to_fp8_rows_kernel(const uint8_t* codes, const uint8_t* block_scales, float scale_2, uint8_t* q,
+                                         float* row_scales, int64_t cols) {
     const int64_t r = blockIdx.x, half = cols / 2, blocks = cols / kBlock;
     const uint8_t* cr = codes + r * half;
     const uint8_t* sr = block_scales + r * blocks;
@@ -81,7 +81,7 @@ void launch_nvfp4_to_fp8_rows(const uint8_t* codes, const uint8_t* block_scales,
                               float* row_scales, int64_t rows, int64_t cols, cudaStream_t stream) {
     if (rows == 0) return;
     nvfp4_to_fp8_rows_kernel<<<rows, row_threads(cols / 2), 0, stream>>>(codes, block_scales, scale_2, q, row_scales,
-                                                                          cols);
+                                                                         cols);
     FLUX2_CUDA_CHECK_LAUNCH("nvfp4_to_fp8_rows_kernel");
 }
 
