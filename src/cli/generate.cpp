@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <iomanip>
 
@@ -55,9 +56,19 @@ Flux2Variant pick_variant(const Flux2Config& config, const ComponentPaths& paths
     return paths.transformer.find("base") != std::string::npos ? Flux2Variant::klein_base : Flux2Variant::klein_distilled;
 }
 
+// True for a .png file, false for a folder. Checked before any work, so that a typo costs nothing.
+bool output_is_file(const std::string& output_path) {
+    std::string ext = fs::path(output_path).extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    // Without this, "cat.jpg" would silently become a folder holding flux2_00000.png.
+    check(ext != ".jpg" && ext != ".jpeg" && ext != ".webp", "--output-path ", output_path,
+          ": images are written as PNG only; give a .png file or a folder");
+    return ext == ".png";
+}
+
 std::vector<std::string> output_files(const std::string& output_path, int count) {
     const fs::path p(output_path);
-    const bool is_file = p.extension() == ".png";
+    const bool is_file = output_is_file(output_path);
     if (!is_file) fs::create_directories(p);
     std::vector<std::string> files;
     for (int i = 0; i < count; ++i) {
@@ -77,6 +88,10 @@ std::vector<std::string> output_files(const std::string& output_path, int count)
 
 void run_generate(GenerateArgs a) {
     if (a.threads > 0) set_num_threads(a.threads);
+    // 0 means "the default": 1024, the reference image's size, or the demo's 256.
+    check(a.width >= 0 && a.height >= 0 && a.width % 16 == 0 && a.height % 16 == 0,
+          "--width and --height must be multiples of 16, got ", a.width, "x", a.height);
+    output_is_file(a.output_path);
     const bool demo = a.components.model_path.empty() && a.components.transformer_weights_path.empty();
     if (demo) {
         a.components.model_path = ensure_demo_model();
@@ -88,8 +103,6 @@ void run_generate(GenerateArgs a) {
         if (a.prompt.empty() && a.prompt_embeds.empty()) a.prompt = "a red fox in the snow, watercolor";
     }
     check(!a.prompt.empty() || !a.prompt_embeds.empty(), "give a --prompt (or --prompt-embeds FILE)");
-    check(a.width % 16 == 0 && a.height % 16 == 0, "--width and --height must be multiples of 16, got ", a.width, "x",
-          a.height);
     const bool encode = a.prompt_embeds.empty();
     ComponentPaths paths = resolve_components(a.components, encode);
     log_info("components: ", paths.describe());
@@ -205,7 +218,8 @@ void register_generate(CLI::App& app) {
     cmd->add_option("--negative-prompt", a->negative_prompt, "klein base (true CFG) only");
     cmd->add_option("--width", a->width, "image width, multiple of 16 (default 1024, or the reference's)");
     cmd->add_option("--height", a->height, "image height, multiple of 16 (default 1024, or the reference's)");
-    cmd->add_option("--num-inference-steps", a->steps, "denoising steps (default: dev 50, klein 4, klein base 50)");
+    cmd->add_option("--num-inference-steps", a->steps, "denoising steps (default: dev 50, klein 4, klein base 50)")
+        ->check(CLI::Range(0, 10000));
     cmd->add_option("--guidance-scale", a->guidance_scale, "dev: embedded guidance (4.0); klein base: CFG scale (4.0)");
     cmd->add_option("--seed", a->seed, "noise seed (image i of a batch uses seed + i)")->capture_default_str();
     cmd->add_option("--image", a->images, "reference image (PNG/JPEG) for editing; repeat for several");

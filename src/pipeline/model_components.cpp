@@ -61,7 +61,7 @@ std::string ComponentPaths::describe() const {
                text_encoder.empty() ? "(none)" : text_encoder);
 }
 
-ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_encoder) {
+ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_encoder, bool needs_vae) {
     ComponentPaths out;
     std::vector<std::string> looked;
     std::error_code ec;
@@ -93,7 +93,7 @@ ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_enc
         out.tokenizer = find_tokenizer_for(out.text_encoder);
     }
 
-    const bool missing = out.vae.empty() || (needs_text_encoder && out.text_encoder.empty());
+    const bool missing = (needs_vae && out.vae.empty()) || (needs_text_encoder && out.text_encoder.empty());
     if (missing && !self_contained) {
         std::string looked_in;
         const bool local = fs::exists(args.base_model_path, ec);
@@ -110,7 +110,7 @@ ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_enc
     if (out.tokenizer.empty() && !out.text_encoder.empty()) out.tokenizer = find_tokenizer_for(out.text_encoder);
 
     std::string problems;
-    if (out.vae.empty()) problems += "\n  - no VAE";
+    if (needs_vae && out.vae.empty()) problems += "\n  - no VAE";
     if (needs_text_encoder && out.text_encoder.empty())
         problems += "\n  - no text encoder (needed for --prompt; or pass --prompt-embeds)";
     if (needs_text_encoder && !out.text_encoder.empty() && out.tokenizer.empty())

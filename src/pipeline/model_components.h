@@ -30,7 +30,8 @@ struct ComponentPaths {
 // empty when there is none.
 std::string find_tokenizer_for(const std::string& text_encoder_dir);
 
-// needs_text_encoder: whether a missing text encoder is an error (prompt given without --prompt-embeds).
-ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_encoder);
+// needs_text_encoder: whether a missing text encoder is an error (prompt given without --prompt-embeds);
+// needs_vae: likewise for the VAE (prompt encoding alone does without one).
+ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_encoder, bool needs_vae = true);
 
 }  // namespace flux2
