@@ -78,8 +78,8 @@ void run(benchmark::State& state, const Flux2Config& c, int64_t image_tokens, in
 void BM_TransformerTiny(benchmark::State& state) { run(state, tiny_config(), 16, 8); }
 void BM_TransformerMid1024(benchmark::State& state) { run(state, mid_config(), 896, 128); }
 
-BENCHMARK(BM_TransformerTiny)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_TransformerMid1024)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_TransformerTiny)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_TransformerMid1024)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 
 }  // namespace
 }  // namespace flux2

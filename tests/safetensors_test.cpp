@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -70,7 +71,7 @@ TEST(Safetensors, RoundTripEveryDtype) {
                 EXPECT_EQ(t->data, nullptr);
             } else {
                 ASSERT_NE(t->data, nullptr);
-                EXPECT_EQ(std::memcmp(t->data, want.second.data(), want.second.size()), 0) << name;
+                EXPECT_EQ(std::vector<uint8_t>(t->data, t->data + t->nbytes), want.second) << name;
             }
         }
         EXPECT_EQ(file->find("F32.shape2")->shape, (Shape{2, 3}));
@@ -249,6 +250,12 @@ std::vector<BadFile> bad_files() {
         {"invalid_json", safetensors_image(R"({"t": )", ""), "invalid JSON"},
         {"zero_header", safetensors_image("", ""), "invalid JSON"},
         {"not_object", safetensors_image("[1, 2]", ""), "header must be a JSON object"},
+        // Found by hand: a deeply nested header overflowed the stack when it was printed in the error message.
+        {"deep_nesting", safetensors_image(std::string(100000, '[') + std::string(100000, ']'), ""),
+         "nested deeper than 64 levels"},
+        {"deep_nesting_in_entry",
+         safetensors_image(one_tensor(std::string(100000, '[') + std::string(100000, ']')), ""),
+         "nested deeper than 64 levels"},
         {"entry_not_object", safetensors_image(one_tensor("5"), ""), "entry must be a JSON object"},
         {"unknown_dtype", safetensors_image(one_tensor(R"({"dtype":"F4","shape":[2],"data_offsets":[0,1]})"), four),
          "unknown dtype \"F4\""},
@@ -341,6 +348,23 @@ TEST(Safetensors, MissingFileAndFolderAreErrors) {
     TempDir dir;
     expect_error([&] { SafetensorsFile::open(dir.file("nope.safetensors")); }, {"nope.safetensors", "cannot open"});
     expect_error([&] { SafetensorsFile::open(dir.path().string()); }, {dir.path().string(), "not a regular file"});
+}
+
+TEST(Safetensors, LargeHeaderParsesInLinearTime) {
+    // nlohmann's callback parser rescans the top-level object after each tensor entry; 100k tensors took minutes.
+    constexpr int kTensors = 100000;
+    std::string header = "{";
+    for (int i = 0; i < kTensors; ++i) {
+        header += str(i ? "," : "", "\"t", i, "\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[", 2 * i, ",",
+                      2 * i + 2, "]}");
+    }
+    header += "}";
+    const auto start = std::chrono::steady_clock::now();
+    const SafetensorsHeader parsed = parse_safetensors_header(header.data(), header.size(), 2 * kTensors, "big");
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(parsed.tensors.size(), static_cast<size_t>(kTensors));
+    EXPECT_EQ(parsed.tensors.back().offset, 2u * (kTensors - 1));
+    EXPECT_LT(seconds, 20.0);  // about 0.3 s when linear
 }
 
 TEST(StrictJson, RejectsDuplicateKeysAtAnyDepth) {

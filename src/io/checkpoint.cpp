@@ -40,8 +40,10 @@ std::string merge_quant_metadata(const std::string& merged_text, const std::stri
     if (incoming.contains("layers")) {
         for (const auto& [layer, format] : incoming["layers"].items()) {
             auto it = layers.find(layer);
-            check(it == layers.end() || *it == format, kQuantMetadataKey, ": layer \"", layer, "\" is described as ",
-                  it == layers.end() ? "" : it->dump(), " in ", merged_from, " but as ", format.dump(), " in ", file);
+            if (it != layers.end() && *it != format) {
+                fail(kQuantMetadataKey, ": layer \"", layer, "\" is described as ", it->dump(), " in ", merged_from,
+                     " but as ", format.dump(), " in ", file);
+            }
             layers[layer] = format;
         }
     }
@@ -94,8 +96,8 @@ Checkpoint open_index(const std::string& index_path, bool header_only) {
     std::set<std::string> shards;
     std::error_code ec;
     for (const auto& [name, file] : weight_map->items()) {
-        check(file.is_string(), index_path, ": weight_map entry for \"", name, "\" must be a file name, got ",
-              file.dump());
+        if (!file.is_string())
+            fail(index_path, ": weight_map entry for \"", name, "\" must be a file name, got ", file.dump());
         const std::string shard = (dir / file.get<std::string>()).lexically_normal().string();
         check(fs::is_regular_file(shard, ec), index_path, ": tensor \"", name, "\" is mapped to ", shard,
               ", which does not exist");

@@ -7,8 +7,9 @@
 
 namespace flux2 {
 
-// Parses `text`; throws Error naming `origin` on invalid JSON or a duplicate key in any object.
-nlohmann::json parse_json_strict(const char* text, size_t len, const std::string& origin);
+// Parses `text`; throws Error naming `origin` on invalid JSON, a duplicate key in any object, or nesting deeper
+// than `max_depth` (serializing, comparing and copying JSON values recurse, so depth must stay bounded).
+nlohmann::json parse_json_strict(const char* text, size_t len, const std::string& origin, size_t max_depth = 64);
 // Reads and parses a whole JSON file (a config, an index) the same way.
 nlohmann::json read_json_file(const std::string& path);
 

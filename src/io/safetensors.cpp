@@ -77,19 +77,20 @@ const json& field(const json& entry, const char* key, const std::string& at) {
 TensorInfo parse_tensor_entry(const std::string& name, const json& entry, uint64_t data_size,
                               const std::string& origin) {
     const std::string at = str(origin, ": tensor \"", name, "\": ");
-    check(entry.is_object(), at, "entry must be a JSON object, got ", brief(entry));
+    if (!entry.is_object()) fail(at, "entry must be a JSON object, got ", brief(entry));
 
     TensorInfo t;
     t.name = name;
     t.file = origin;
 
     const json& dtype = field(entry, "dtype", at);
-    check(dtype.is_string(), at, "\"dtype\" must be a string, got ", brief(dtype));
-    check(parse_dtype(dtype.get<std::string>(), &t.dtype), at, "unknown dtype ", brief(dtype),
-          " (known: BF16, F16, F32, F64, I8, I16, I32, I64, U8, BOOL, F8_E4M3, F8_E5M2)");
+    if (!dtype.is_string()) fail(at, "\"dtype\" must be a string, got ", brief(dtype));
+    if (!parse_dtype(dtype.get<std::string>(), &t.dtype))
+        fail(at, "unknown dtype ", brief(dtype),
+             " (known: BF16, F16, F32, F64, I8, I16, I32, I64, U8, BOOL, F8_E4M3, F8_E5M2)");
 
     const json& shape = field(entry, "shape", at);
-    check(shape.is_array(), at, "\"shape\" must be an array, got ", brief(shape));
+    if (!shape.is_array()) fail(at, "\"shape\" must be an array, got ", brief(shape));
     // The product of the non-zero dimensions, times the element size, must fit int64: then shape_numel() and byte
     // counts computed elsewhere cannot overflow, even for an empty tensor whose other dimensions are huge.
     constexpr auto kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
@@ -98,9 +99,9 @@ TensorInfo parse_tensor_entry(const std::string& name, const json& entry, uint64
     bool has_zero = false;
     for (const json& d : shape) {
         uint64_t dim = 0;
-        check(as_u64(d, &dim), at, "shape ", brief(shape), " has a dimension that is not a non-negative integer");
-        check(dim == 0 || nonzero_product <= kMax / elem / dim, at, "shape ", brief(shape), " x ", dtype_name(t.dtype),
-              " overflows 64-bit byte counts");
+        if (!as_u64(d, &dim)) fail(at, "shape ", brief(shape), " has a dimension that is not a non-negative integer");
+        if (dim != 0 && nonzero_product > kMax / elem / dim)
+            fail(at, "shape ", brief(shape), " x ", dtype_name(t.dtype), " overflows 64-bit byte counts");
         t.shape.push_back(static_cast<int64_t>(dim));
         if (dim == 0)
             has_zero = true;
@@ -111,20 +112,21 @@ TensorInfo parse_tensor_entry(const std::string& name, const json& entry, uint64
 
     const json& offsets = field(entry, "data_offsets", at);
     uint64_t begin = 0, end = 0;
-    check(offsets.is_array() && offsets.size() == 2 && as_u64(offsets[0], &begin) && as_u64(offsets[1], &end), at,
-          "\"data_offsets\" must be two non-negative integers [begin, end], got ", brief(offsets));
+    if (!(offsets.is_array() && offsets.size() == 2 && as_u64(offsets[0], &begin) && as_u64(offsets[1], &end)))
+        fail(at, "\"data_offsets\" must be two non-negative integers [begin, end], got ", brief(offsets));
     check(begin <= end, at, "data_offsets [", begin, ", ", end, "] end before they begin");
     check(end <= data_size, at, "data_offsets [", begin, ", ", end, "] run past the data section (", data_size,
           " bytes)");
-    check(end - begin == numel * elem, at, "data_offsets [", begin, ", ", end, "] hold ", end - begin,
-          " bytes but shape ", shape_str(t.shape), " of ", dtype_name(t.dtype), " needs ", numel * elem);
+    if (end - begin != numel * elem)
+        fail(at, "data_offsets [", begin, ", ", end, "] hold ", end - begin, " bytes but shape ", shape_str(t.shape),
+             " of ", dtype_name(t.dtype), " needs ", numel * elem);
     t.offset = begin;
     t.nbytes = end - begin;
     return t;
 }
 
 std::map<std::string, std::string> parse_metadata(const json& value, const std::string& origin) {
-    check(value.is_object(), origin, ": \"__metadata__\" must be an object of strings, got ", brief(value));
+    if (!value.is_object()) fail(origin, ": \"__metadata__\" must be an object of strings, got ", brief(value));
     std::map<std::string, std::string> out;
     for (const auto& [key, v] : value.items()) {
         check(v.is_string(), origin, ": __metadata__ key \"", key, "\" has a ", v.type_name(),
@@ -208,14 +210,14 @@ void convert_by_value(const uint8_t* src, size_t n, float* dst) {
 uint64_t checked_nbytes(const Shape& shape, DType dtype, const std::string& at) {
     uint64_t numel = 1;
     for (int64_t d : shape) {
-        check(d >= 0, at, "negative dimension in shape ", shape_str(shape));
+        if (d < 0) fail(at, "negative dimension in shape ", shape_str(shape));
         const auto dim = static_cast<uint64_t>(d);
-        check(dim == 0 || numel <= std::numeric_limits<uint64_t>::max() / dim, at, "shape ", shape_str(shape),
-              " overflows");
+        if (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / dim)
+            fail(at, "shape ", shape_str(shape), " overflows");
         numel *= dim;
     }
-    check(numel <= std::numeric_limits<uint64_t>::max() / dtype_size(dtype), at, "shape ", shape_str(shape),
-          " overflows");
+    if (numel > std::numeric_limits<uint64_t>::max() / dtype_size(dtype))
+        fail(at, "shape ", shape_str(shape), " overflows");
     return numel * dtype_size(dtype);
 }
 
@@ -224,7 +226,7 @@ uint64_t checked_nbytes(const Shape& shape, DType dtype, const std::string& at) 
 SafetensorsHeader parse_safetensors_header(const char* json_text, size_t json_len, uint64_t data_size,
                                            const std::string& origin) {
     const json doc = parse_json_strict(json_text, json_len, origin + ": header");
-    check(doc.is_object(), origin, ": header must be a JSON object, got ", brief(doc));
+    if (!doc.is_object()) fail(origin, ": header must be a JSON object, got ", brief(doc));
     SafetensorsHeader header;
     for (const auto& [key, value] : doc.items()) {
         if (key == "__metadata__")
@@ -295,8 +297,9 @@ const TensorInfo* SafetensorsFile::find(const std::string& name) const {
 std::vector<float> read_f32(const TensorInfo& info) {
     const std::string at = str(info.file, ": tensor \"", info.name, "\": ");
     check(info.data != nullptr, at, "no data to read: the file was opened header-only");
-    check(checked_nbytes(info.shape, info.dtype, at) == info.nbytes, at, "holds ", info.nbytes,
-          " bytes, which does not match shape ", shape_str(info.shape), " of ", dtype_name(info.dtype));
+    if (checked_nbytes(info.shape, info.dtype, at) != info.nbytes)
+        fail(at, "holds ", info.nbytes, " bytes, which does not match shape ", shape_str(info.shape), " of ",
+             dtype_name(info.dtype));
     const auto n = static_cast<size_t>(info.nbytes / dtype_size(info.dtype));
     std::vector<float> out(n);
     const uint8_t* src = info.data;
@@ -352,8 +355,8 @@ void SafetensorsWriter::add(const std::string& name, DType dtype, const Shape& s
     check(std::none_of(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.name == name; }), at,
           "added twice");
     const uint64_t expected = checked_nbytes(shape, dtype, at);
-    check(expected == nbytes, at, "shape ", shape_str(shape), " of ", dtype_name(dtype), " needs ", expected,
-          " bytes, got ", nbytes);
+    if (expected != nbytes)
+        fail(at, "shape ", shape_str(shape), " of ", dtype_name(dtype), " needs ", expected, " bytes, got ", nbytes);
     const auto* p = static_cast<const uint8_t*>(bytes);
     entries_.push_back(Entry{name, dtype, shape, std::vector<uint8_t>(p, p + nbytes)});
 }

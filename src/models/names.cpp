@@ -45,7 +45,7 @@ constexpr std::array<Rule, 27> kBlockRules{{
 }};
 
 // Matches `rule.from` at the start of `name`; on success returns the renamed string.
-std::optional<std::string> apply(const Rule& rule, const std::string& name) {
+std::optional<std::string> apply_rule(const Rule& rule, const std::string& name) {
     const std::string from = rule.from;
     std::string index;
     size_t i = 0, j = 0;
@@ -89,7 +89,7 @@ std::optional<std::string> bfl_to_internal(const std::string& name) {
         changed = false;
         for (size_t r = 0; r < kBlockRules.size(); ++r) {
             if (used[r]) continue;
-            if (auto renamed = apply(kBlockRules[r], out)) {
+            if (auto renamed = apply_rule(kBlockRules[r], out)) {
                 out = *renamed;
                 used[r] = changed = any = true;
             }

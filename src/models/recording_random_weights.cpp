@@ -8,13 +8,6 @@
 
 namespace flux2 {
 
-float RecordingRandomWeights::normal() {
-    // Box-Muller on the standard-specified mt19937_64 stream: identical on every platform.
-    const double u1 = (static_cast<double>(gen_() >> 11) + 0.5) * 0x1.0p-53;
-    const double u2 = static_cast<double>(gen_() >> 11) * 0x1.0p-53;
-    return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
-}
-
 Shape RecordingRandomWeights::shape_of(const std::string& name) const {
     auto it = recorded_.find(name);
     check(it != recorded_.end(), "random weights: '", name, "' has not been created yet");
@@ -43,8 +36,8 @@ Tensor RecordingRandomWeights::take_f32(const std::string& name, const Shape& ex
     const bool is_stat = ends_with("running_var") || ends_with("running_mean");
     std::vector<float> v(n);
     for (auto& x : v) {
-        float r = normal();
-        if (ends_with("running_var")) x = 0.5f + static_cast<float>(gen_() >> 40) * 0x1.0p-24f;
+        float r = rng_.normal();
+        if (ends_with("running_var")) x = 0.5f + rng_.uniform();
         else if (ends_with("running_mean")) x = 0.3f * r;
         else if (expected.size() == 1 && (ends_with("bias"))) x = 0.02f * r;
         else if (expected.size() == 1) x = 1.0f + 0.1f * r;  // norm gains

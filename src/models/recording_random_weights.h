@@ -4,9 +4,9 @@
 // the demo model set (VAE, text encoder); the pictures such weights make are noise.
 #include <cstdint>
 #include <map>
-#include <random>
 #include <string>
 
+#include "core/normal_rng.h"
 #include "io/safetensors.h"
 #include "models/weight_source.h"
 
@@ -14,7 +14,7 @@ namespace flux2 {
 
 class RecordingRandomWeights : public WeightSource {
 public:
-    explicit RecordingRandomWeights(uint64_t seed) : gen_(seed) {}
+    explicit RecordingRandomWeights(uint64_t seed) : rng_(seed) {}
 
     bool has(const std::string& name) const override { return true; }
     Shape shape_of(const std::string& name) const override;
@@ -30,8 +30,7 @@ public:
     void write(const std::string& path) const;
 
 private:
-    float normal();
-    std::mt19937_64 gen_;
+    NormalRng rng_;
     std::map<std::string, std::pair<Shape, std::vector<float>>> recorded_;
 };
 

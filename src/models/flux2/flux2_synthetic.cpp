@@ -1,12 +1,12 @@
 #include "models/flux2/flux2_synthetic.h"
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/normal_rng.h"
 #include "io/safetensors.h"
 #include "quant/nvfp4.h"
 #include "quant/nvfp4_quantizer.h"
@@ -14,39 +14,26 @@
 namespace flux2 {
 
 namespace {
-// Box-Muller on mt19937_64, whose output sequence the C++ standard fixes: same seed, same weights everywhere.
-class NormalSource {
-public:
-    explicit NormalSource(uint64_t seed) : gen_(seed) {}
-    float next() {
-        const double u1 = (static_cast<double>(gen_() >> 11) + 0.5) * 0x1.0p-53;
-        const double u2 = static_cast<double>(gen_() >> 11) * 0x1.0p-53;
-        return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
-    }
-    std::vector<float> fill(int64_t n, float mean, float stddev) {
-        std::vector<float> v(n);
-        for (auto& x : v) x = mean + stddev * next();
-        return v;
-    }
-
-private:
-    std::mt19937_64 gen_;
-};
+std::vector<float> fill(NormalRng& rng, int64_t n, float mean, float stddev) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = mean + stddev * rng.normal();
+    return v;
+}
 
 class SyntheticWriter {
 public:
     SyntheticWriter(uint64_t seed) : rng_(seed) {}
 
     void bf16_linear(const std::string& name, int64_t out, int64_t in, float gain = 1.0f) {
-        auto w = rng_.fill(out * in, 0.0f, gain / std::sqrt(static_cast<float>(in)));
+        auto w = fill(rng_, out * in, 0.0f, gain / std::sqrt(static_cast<float>(in)));
         writer_.add_bf16(name + ".weight", {out, in}, w.data());
     }
     void gain(const std::string& name, int64_t n) {
-        auto w = rng_.fill(n, 1.0f, 0.1f);
+        auto w = fill(rng_, n, 1.0f, 0.1f);
         writer_.add_bf16(name, {n}, w.data());
     }
     void nvfp4_linear(const std::string& name, int64_t out, int64_t in, bool with_input_scale) {
-        auto w = rng_.fill(out * in, 0.0f, 1.0f / std::sqrt(static_cast<float>(in)));
+        auto w = fill(rng_, out * in, 0.0f, 1.0f / std::sqrt(static_cast<float>(in)));
         Nvfp4Weight q = quantize_nvfp4_weight(w.data(), out, in);
         writer_.add(name + ".weight", DType::U8, {out, in / 2}, q.codes.data(), q.codes.size());
         auto swizzled = swizzle_scales(q.scales.data(), out, in / kNvfp4Block);
@@ -68,7 +55,7 @@ public:
     }
 
 private:
-    NormalSource rng_;
+    NormalRng rng_;
     SafetensorsWriter writer_;
     nlohmann::json layers_ = nlohmann::json::object();
 };

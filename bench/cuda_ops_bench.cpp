@@ -1,0 +1,224 @@
+// CUDA kernel benchmarks at FLUX.2-dev 1024x1024 shapes (4096 image + 512 text tokens): the BF16 and FP8 cuBLASLt
+// GEMMs of the three largest linears, the full FP8 linear (per-token quantization + GEMM) on an NVFP4 weight, cuDNN
+// attention, and the memory-bound row kernels. Each iteration is timed with CUDA events on random (non-zero) data;
+// the counters report the median iteration: median_ms, TFLOP/s (GEMM/attention) or GB/s (bytes read + written once).
+// Run on the GPU machine by scripts/device-test.sh; compare with bench/torch_baseline.py from the same call.
+#ifdef FLUX2_HAVE_CUDA
+#include <benchmark/benchmark.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "backend/cuda/attention_cudnn.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemm_cublaslt.h"
+#include "backend/cuda/launchers.h"
+#include "quant/float_codecs.h"
+
+namespace flux2 {
+namespace {
+
+constexpr int kWarmup = 3;
+
+// One backend for all benchmarks (default precision: fp8 on Hopper). Deliberately never destroyed: its stream
+// must not be torn down after the CUDA runtime has shut down at exit.
+CudaBackend* backend() {
+    static CudaBackend* be = [] {
+        BackendOptions o;
+        o.device = "cuda";
+        return cuda_device_available() ? static_cast<CudaBackend*>(make_cuda_backend(o).release()) : nullptr;
+    }();
+    return be;
+}
+
+uint64_t next(uint64_t& s) {  // xorshift64*: fast enough for a few hundred million values
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return s * 2685821657736338717ull;
+}
+
+// Uniform values in [-amp, amp) as BF16, on the device.
+Tensor random_bf16(CudaBackend& be, const Shape& shape, float amp, uint64_t seed) {
+    std::vector<uint16_t> host(shape_numel(shape));
+    for (auto& v : host) v = f32_to_bf16(amp * (static_cast<float>(next(seed) >> 40) / 8388608.0f - 1.0f));
+    Tensor t = be.empty(shape, DType::BF16);
+    FLUX2_CUDA_CHECK(cudaMemcpy(t.raw(), host.data(), host.size() * 2, cudaMemcpyHostToDevice));
+    return t;
+}
+
+// Random bytes with a mask applied (keeps E4M3 codes finite / NVFP4 scales moderate), on the device.
+Tensor random_bytes(CudaBackend& be, const Shape& shape, DType dtype, uint8_t mask, uint64_t seed) {
+    std::vector<uint8_t> host(shape_numel(shape));
+    for (auto& v : host) v = static_cast<uint8_t>(next(seed) >> 56) & mask;
+    Tensor t = be.empty(shape, dtype);
+    FLUX2_CUDA_CHECK(cudaMemcpy(t.raw(), host.data(), host.size(), cudaMemcpyHostToDevice));
+    return t;
+}
+
+Tensor random_f32(CudaBackend& be, int64_t n, float lo, float hi, uint64_t seed) {
+    std::vector<float> host(n);
+    for (auto& v : host) v = lo + (hi - lo) * static_cast<float>(next(seed) >> 40) / 16777216.0f;
+    Tensor t = be.empty({n}, DType::F32);
+    FLUX2_CUDA_CHECK(cudaMemcpy(t.raw(), host.data(), n * 4, cudaMemcpyHostToDevice));
+    return t;
+}
+
+// Times `op` per iteration with events on the backend stream; reports the median.
+void time_op(benchmark::State& st, CudaBackend& be, const std::function<void()>& op, double flops, double bytes) {
+    cudaEvent_t start, stop;
+    FLUX2_CUDA_CHECK(cudaEventCreate(&start));
+    FLUX2_CUDA_CHECK(cudaEventCreate(&stop));
+    for (int i = 0; i < kWarmup; ++i) op();
+    be.synchronize();
+    std::vector<double> ms;
+    for (auto _ : st) {
+        FLUX2_CUDA_CHECK(cudaEventRecord(start, be.stream()));
+        op();
+        FLUX2_CUDA_CHECK(cudaEventRecord(stop, be.stream()));
+        FLUX2_CUDA_CHECK(cudaEventSynchronize(stop));
+        float t = 0;
+        FLUX2_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
+        ms.push_back(t);
+        st.SetIterationTime(t * 1e-3);
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    std::sort(ms.begin(), ms.end());
+    const double median = ms[ms.size() / 2];
+    st.counters["median_ms"] = median;
+    if (flops > 0) st.counters["TFLOP/s"] = flops / (median * 1e-3) * 1e-12;
+    if (bytes > 0) st.counters["GB/s"] = bytes / (median * 1e-3) * 1e-9;
+}
+
+#define FLUX2_NEED_GPU(st)                       \
+    CudaBackend* be = backend();                 \
+    if (!be) {                                   \
+        st.SkipWithError("no CUDA GPU visible"); \
+        return;                                  \
+    }
+
+// ---- GEMMs: y [m, n] = x [m, k] w [n, k]^T ----
+void BM_GemmBf16(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+    Tensor x = random_bf16(*be, {m, k}, 1.0f, 1), w = random_bf16(*be, {n, k}, 0.05f, 2);
+    Tensor y = be->empty({m, n}, DType::BF16);
+    time_op(
+        st, *be,
+        [&] {
+            be->gemm().bf16(static_cast<const cuda::bf16*>(x.raw()), static_cast<const cuda::bf16*>(w.raw()),
+                            static_cast<cuda::bf16*>(y.raw()), m, n, k);
+        },
+        2.0 * m * n * k, 0);
+}
+
+void BM_GemmFp8(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+    // Clearing bit 6 keeps the exponent below the NaN encoding: finite codes of magnitude < 2.
+    Tensor xq = random_bytes(*be, {m, k}, DType::F8_E4M3, 0xBF, 3),
+           wq = random_bytes(*be, {n, k}, DType::F8_E4M3, 0xBF, 4);
+    Tensor xs = random_f32(*be, m, 0.5f, 2.0f, 5), ws = random_f32(*be, n, 0.001f, 0.01f, 6);
+    Tensor y = be->empty({m, n}, DType::BF16);
+    time_op(
+        st, *be,
+        [&] {
+            be->gemm().fp8(static_cast<const uint8_t*>(xq.raw()), static_cast<const float*>(xs.raw()),
+                           static_cast<const uint8_t*>(wq.raw()), static_cast<const float*>(ws.raw()),
+                           static_cast<cuda::bf16*>(y.raw()), m, n, k);
+        },
+        2.0 * m * n * k, 0);
+}
+
+// The whole FP8 linear on an NVFP4 weight: per-token quantization of x, then the FP8 GEMM.
+void BM_LinearNvfp4Fp8Path(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    if (be->linear_precision() != CudaLinearPrecision::fp8) {
+        st.SkipWithError("the GPU's default linear precision is not fp8");
+        return;
+    }
+    const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
+    LinearWeight w;
+    w.name = "bench.nvfp4";
+    w.out_features = n;
+    w.in_features = k;
+    w.format = WeightFormat::nvfp4;
+    w.nvfp4.codes.resize(n * k / 2);
+    w.nvfp4.scales.resize(n * k / 16);
+    uint64_t s = 7;
+    for (auto& c : w.nvfp4.codes) c = static_cast<uint8_t>(next(s) >> 56);
+    for (auto& c : w.nvfp4.scales) c = static_cast<uint8_t>(0x30 + (next(s) >> 60));  // E4M3 scales 0.5 .. 1.9
+    w.nvfp4.weight_scale_2 = 0.01f;
+    Tensor x = random_bf16(*be, {m, k}, 1.0f, 8);
+    time_op(
+        st, *be, [&] { be->linear(x, w); }, 2.0 * m * n * k, 0);
+}
+
+void BM_Attention(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    const int64_t B = 1, L = st.range(0), H = st.range(1), Dh = st.range(2);
+    Tensor q = random_bf16(*be, {B, L, H, Dh}, 2.0f, 9), k = random_bf16(*be, {B, L, H, Dh}, 2.0f, 10);
+    Tensor v = random_bf16(*be, {B, L, H, Dh}, 1.0f, 11);
+    time_op(
+        st, *be, [&] { be->attention(q, k, v); }, 4.0 * B * H * L * L * Dh, 0);
+}
+
+// ---- memory-bound row kernels at [4608 tokens, 6144] ----
+void BM_LayerNormModulate(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    const int64_t L = 4608, D = 6144;
+    Tensor x = random_bf16(*be, {1, L, D}, 2.0f, 12), sh = random_bf16(*be, {1, D}, 0.5f, 13);
+    Tensor sc = random_bf16(*be, {1, D}, 0.5f, 14);
+    time_op(
+        st, *be, [&] { be->layer_norm_modulate(x, sh, sc, 1e-6f); }, 0, 2.0 * 2 * L * D);
+}
+
+void BM_Swiglu(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    const int64_t L = 4608, M = 18432;
+    Tensor x = random_bf16(*be, {1, L, 2 * M}, 2.0f, 15);
+    time_op(
+        st, *be, [&] { be->swiglu(x); }, 0, 2.0 * 3 * L * M);
+}
+
+void BM_RmsNormRope(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    const int64_t L = 4608, H = 48, Dh = 128;
+    Tensor x = random_bf16(*be, {1, L, H, Dh}, 2.0f, 16), w = random_bf16(*be, {Dh}, 1.0f, 17);
+    Tensor c = random_bf16(*be, {L, Dh}, 1.0f, 18), s = random_bf16(*be, {L, Dh}, 1.0f, 19);
+    time_op(
+        st, *be, [&] { be->rms_norm_rope(x, w, c, s, 1e-6f); }, 0, 2.0 * 2 * L * H * Dh);
+}
+
+void BM_QuantizeFp8(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    const int64_t L = 4608, D = 6144;
+    Tensor x = random_bf16(*be, {L, D}, 2.0f, 20);
+    time_op(
+        st, *be, [&] { be->quantize_fp8(x); }, 0, 3.0 * L * D);
+}
+
+// FLUX.2-dev at 1024x1024: single-block linear1 and linear2, double-block MLP in (image tokens).
+void gemm_shapes(benchmark::internal::Benchmark* b) {
+    b->Args({4608, 55296, 6144})->Args({4608, 6144, 24576})->Args({4096, 36864, 6144});
+    b->UseManualTime()->Iterations(20)->Unit(benchmark::kMillisecond);
+}
+
+BENCHMARK(BM_GemmBf16)->Apply(gemm_shapes);
+BENCHMARK(BM_GemmFp8)->Apply(gemm_shapes);
+BENCHMARK(BM_LinearNvfp4Fp8Path)->Apply(gemm_shapes);
+BENCHMARK(BM_Attention)->Args({4608, 48, 128})->UseManualTime()->Iterations(20)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LayerNormModulate)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Swiglu)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RmsNormRope)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_QuantizeFp8)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace flux2
+#endif  // FLUX2_HAVE_CUDA

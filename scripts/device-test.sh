@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# On the GPU machine (docs/CUDA.md): builds flux2.cpp for Hopper (sm_90a) from this tree, runs the CUDA tests, the
+# CUDA kernel benchmarks and the PyTorch baseline at the same shapes, and leaves logs in $OUT (or the first
+# argument). Needs third_party/cudnn_frontend (scripts/fetch-cuda-headers.sh, run where PyPI is reachable) and,
+# where the machine lacks PCRE2 / ICU headers, third_party/device/{pcre2/pcre2.h,icu/unicode/} (copies of the
+# development machine's).
+# Steps keep going after a failure so that one call reports everything; the exit status is the tests'.
+# FLUX2_TEST_FILTER narrows the tests; FLUX2_SKIP_BENCH=1 stops after them.
+set -uo pipefail
+export PATH=$PATH:/usr/local/cuda/bin
+cd "$(dirname "$0")/.."
+out=${OUT:-${1:-/tmp/flux2-device}}
+mkdir -p "$out"
+root=$(pwd)
+jobs=$(nproc)
+
+echo "== GPU"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+
+# cuDNN is a pip wheel of the PyTorch venv there, not part of the CUDA toolkit.
+if [ -z "${CUDNN_ROOT:-}" ]; then
+  site=$(python3 -c "import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))" 2>/dev/null || true)
+  [ -n "$site" ] && [ -d "$site/nvidia/cudnn" ] && export CUDNN_ROOT=$site/nvidia/cudnn
+fi
+[ -n "${CUDNN_ROOT:-}" ] && export LD_LIBRARY_PATH=$CUDNN_ROOT/lib:${LD_LIBRARY_PATH:-}
+echo "CUDNN_ROOT=${CUDNN_ROOT:-<toolkit>}"
+
+# PCRE2: runtime library only on that machine; pair it with the carried header through a .pc file.
+shim=/tmp/flux2-device-deps
+rm -rf "$shim"
+mkdir -p "$shim/lib" "$shim/pkgconfig" "$shim/bin"
+if ! { command -v pkg-config >/dev/null && pkg-config --exists libpcre2-8; } && [ -f third_party/device/pcre2/pcre2.h ]; then
+  lib=$(ldconfig -p | awk '/libpcre2-8\.so\.0 .*x86-64/ {print $NF; exit}')
+  ln -sf "$lib" "$shim/lib/libpcre2-8.so"
+  cat > "$shim/pkgconfig/libpcre2-8.pc" <<PC
+Name: libpcre2-8
+Description: PCRE2 runtime with carried headers
+Version: 10.42
+Libs: -L$shim/lib -lpcre2-8
+Cflags: -I$root/third_party/device/pcre2
+PC
+  export PKG_CONFIG_PATH=$shim/pkgconfig:${PKG_CONFIG_PATH:-}
+  echo "PCRE2: carried header + $lib"
+fi
+# ICU: likewise runtime only (a newer major version than the development machine's headers). ICU versions its C
+# symbols and C++ namespace by major version (uvernum.h), so the carried headers are relabelled to the installed
+# major. The C++ ABI across majors is not guaranteed: enough to link; the CUDA tests never call into ICU.
+if ! { command -v pkg-config >/dev/null && pkg-config --exists icu-uc; } && [ -d third_party/device/icu/unicode ]; then
+  lib=$(ldconfig -p | awk '/libicuuc\.so\.[0-9]+ .*x86-64/ {print $NF; exit}')
+  if [ -n "$lib" ]; then
+    major=${lib##*.so.}
+    mkdir -p "$shim/include"
+    cp -r third_party/device/icu/unicode "$shim/include/"
+    sed -i -e "s/^#define U_ICU_VERSION_MAJOR_NUM .*/#define U_ICU_VERSION_MAJOR_NUM $major/" \
+      -e "s/^#define U_ICU_VERSION_SUFFIX .*/#define U_ICU_VERSION_SUFFIX _$major/" \
+      -e "s/^#define U_ICU_VERSION \".*/#define U_ICU_VERSION \"$major.1\"/" \
+      -e "s/^#define U_ICU_VERSION_SHORT .*/#define U_ICU_VERSION_SHORT \"$major\"/" "$shim/include/unicode/uvernum.h"
+    ln -sf "$lib" "$shim/lib/libicuuc.so"
+    cat > "$shim/pkgconfig/icu-uc.pc" <<PC
+Name: icu-uc
+Description: ICU common runtime with carried headers relabelled to $major
+Version: $major.1
+Libs: -L$shim/lib -licuuc
+Cflags: -I$shim/include
+PC
+    export PKG_CONFIG_PATH=$shim/pkgconfig:${PKG_CONFIG_PATH:-}
+    echo "ICU: carried headers as $major + $lib"
+  fi
+fi
+if ! command -v pkg-config >/dev/null; then
+  ln -sf "$root/scripts/pkg-config-shim.py" "$shim/bin/pkg-config"
+  export PATH=$shim/bin:$PATH
+  echo "pkg-config: using scripts/pkg-config-shim.py"
+fi
+
+echo "== build (sm_90a)"
+start=$(date +%s)
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
+  ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} >"$out/configure.txt" 2>&1 || { tail -40 "$out/configure.txt"; exit 2; }
+cmake --build build-gpu -j "$jobs" -- -k 0 >"$out/build.txt" 2>&1 || grep -E "error|FAILED" "$out/build.txt" | head -40
+echo "build: $(( $(date +%s) - start )) s"
+
+status=1
+echo "== tests"
+if [ -x build-gpu/flux2_tests ]; then
+  ./build-gpu/flux2_tests --gtest_filter="${FLUX2_TEST_FILTER:-Cuda*:TinyModels/*}" >"$out/tests.txt" 2>&1
+  status=$?
+  grep -E "^\[  (FAILED|PASSED|SKIPPED) |rel error|Failure|Expected|Which is|^/" "$out/tests.txt" | head -80
+  tail -3 "$out/tests.txt"
+fi
+
+[ -n "${FLUX2_SKIP_BENCH:-}" ] && exit $status
+echo "== CUDA kernel benchmarks"
+if [ -x build-gpu/flux2_bench ]; then
+  ./build-gpu/flux2_bench --benchmark_filter='BM_(Gemm|Linear|Attention|LayerNorm|Swiglu|RmsNorm|Quantize)' \
+    --benchmark_counters_tabular=true --benchmark_out="$out/bench.json" --benchmark_out_format=json \
+    >"$out/bench.txt" 2>&1
+  grep -vE "^\*\*\*|^-+$" "$out/bench.txt" | cut -c1-160
+fi
+
+echo "== PyTorch at the same shapes"
+PYTHONUNBUFFERED=1 python3 bench/torch_baseline.py 2>&1 | tee "$out/torch.txt"
+exit $status

@@ -1,0 +1,108 @@
+// cuDNN SDPA. Our tensors are [B, L, H, Dh]; cuDNN's SDPA is described on [B, H, L, Dh] dimensions, so the
+// strides (L*H*Dh, Dh, H*Dh, 1) view the same memory without any transpose.
+#include "backend/cuda/attention_cudnn.h"
+
+#include <cudnn.h>
+#include <cudnn_frontend.h>
+
+#include <cmath>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace flux2::cuda {
+
+namespace fe = cudnn_frontend;
+
+namespace {
+enum Uid : int64_t { kQ = 1, kK, kV, kO };
+
+void check_cudnn(cudnnStatus_t status, const char* expr, const char* file, int line) {
+    if (status != CUDNN_STATUS_SUCCESS) fail_call("cuDNN", expr, file, line, cudnnGetErrorString(status));
+}
+#define FLUX2_CUDNN_CHECK(expr) check_cudnn((expr), #expr, __FILE__, __LINE__)
+
+void check_fe(fe::error_t e, const char* step, int64_t B, int64_t L, int64_t H, int64_t Dh) {
+    check(e.is_good(), "cuDNN SDPA (B=", B, " L=", L, " H=", H, " Dh=", Dh, "): ", step, " failed: ", e.get_message());
+}
+
+cudnnHandle_t dnn(void* handle) { return static_cast<cudnnHandle_t>(handle); }
+}  // namespace
+
+struct CudnnSdpa::Plan {
+    std::shared_ptr<fe::graph::Graph> graph;
+    int64_t workspace_bytes = 0;
+};
+
+CudnnSdpa::CudnnSdpa(std::shared_ptr<Stream> stream) : stream_(std::move(stream)) {}
+
+CudnnSdpa::~CudnnSdpa() {
+    plans_.clear();
+    if (handle_) cudnnDestroy(dnn(handle_));
+}
+
+CudnnSdpa::Plan& CudnnSdpa::plan(int64_t B, int64_t L, int64_t H, int64_t Dh) {
+    auto key = std::make_tuple(B, L, H, Dh);
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return *it->second;
+
+    if (!handle_) {
+        cudnnHandle_t h = nullptr;
+        FLUX2_CUDNN_CHECK(cudnnCreate(&h));
+        handle_ = h;
+        FLUX2_CUDNN_CHECK(cudnnSetStream(h, stream_->get()));
+        log_debug("cuDNN ", cudnnGetVersion(), " loaded for attention");
+    }
+
+    auto g = std::make_shared<fe::graph::Graph>();
+    g->set_io_data_type(fe::DataType_t::BFLOAT16)
+        .set_intermediate_data_type(fe::DataType_t::FLOAT)
+        .set_compute_data_type(fe::DataType_t::FLOAT);
+    const std::vector<int64_t> dim{B, H, L, Dh}, stride{L * H * Dh, Dh, H * Dh, 1};
+    auto tensor = [&](const char* name, int64_t uid) {
+        return g->tensor(fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dim).set_stride(stride));
+    };
+    auto q = tensor("Q", kQ), k = tensor("K", kK), v = tensor("V", kV);
+    auto options = fe::graph::SDPA_attributes()
+                       .set_name("flux2_attention")
+                       .set_generate_stats(false)
+                       .set_attn_scale(1.0f / std::sqrt(static_cast<float>(Dh)));
+    auto [o, stats] = g->sdpa(q, k, v, options);
+    (void)stats;  // inference: no softmax statistics are produced
+    o->set_output(true).set_uid(kO).set_dim(dim).set_stride(stride);
+
+    check_fe(g->validate(), "validate", B, L, H, Dh);
+    check_fe(g->build_operation_graph(dnn(handle_)), "build_operation_graph", B, L, H, Dh);
+    check_fe(g->create_execution_plans({fe::HeurMode_t::A}), "create_execution_plans", B, L, H, Dh);
+    check_fe(g->check_support(dnn(handle_)), "check_support", B, L, H, Dh);
+    check_fe(g->build_plans(fe::BuildPlanPolicy_t::HEURISTICS_CHOICE), "build_plans", B, L, H, Dh);
+
+    auto p = std::make_unique<Plan>();
+    p->graph = g;
+    check_fe(g->get_workspace_size(p->workspace_bytes), "get_workspace_size", B, L, H, Dh);
+    log_debug("cuDNN SDPA plan for B=", B, " L=", L, " H=", H, " Dh=", Dh, ", workspace ", p->workspace_bytes,
+              " bytes");
+    return *plans_.emplace(key, std::move(p)).first->second;
+}
+
+void CudnnSdpa::run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
+                    int64_t L, int64_t H, int64_t Dh) {
+    if (B == 0 || L == 0 || H == 0) return;
+    check(Dh % 8 == 0 && Dh <= 256, "cuDNN SDPA needs a head dim divisible by 8 and at most 256, got ", Dh);
+    Plan& p = plan(B, L, H, Dh);
+    if (p.workspace_bytes > workspace_bytes_) {
+        workspace_ = allocate(static_cast<size_t>(p.workspace_bytes), stream_);  // old one is freed in stream order
+        workspace_bytes_ = p.workspace_bytes;
+    }
+    std::unordered_map<int64_t, void*> pack{{kQ, const_cast<__nv_bfloat16*>(q)},
+                                            {kK, const_cast<__nv_bfloat16*>(k)},
+                                            {kV, const_cast<__nv_bfloat16*>(v)},
+                                            {kO, o}};
+    check_fe(p.graph->execute(dnn(handle_), pack, workspace_bytes_ ? workspace_.get() : nullptr), "execute", B, L, H,
+             Dh);
+}
+
+}  // namespace flux2::cuda

@@ -1,0 +1,37 @@
+#pragma once
+// Joint attention through cuDNN's fused SDPA (cudnn-frontend graph API): BF16 in and out, fp32 softmax, non-causal,
+// unmasked, scale 1/sqrt(Dh). One execution plan per shape, built on first use and cached.
+#include <cuda_bf16.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "backend/cuda/device_memory.h"
+
+namespace flux2::cuda {
+
+class CudnnSdpa {
+public:
+    explicit CudnnSdpa(std::shared_ptr<Stream> stream);
+    ~CudnnSdpa();
+    CudnnSdpa(const CudnnSdpa&) = delete;
+    CudnnSdpa& operator=(const CudnnSdpa&) = delete;
+
+    // q, k, v, o: BF16 [B, L, H, Dh] (o is therefore [B, L, H*Dh]); Dh must be a multiple of 8, at most 256.
+    void run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
+             int64_t L, int64_t H, int64_t Dh);
+
+private:
+    struct Plan;
+    Plan& plan(int64_t B, int64_t L, int64_t H, int64_t Dh);
+
+    std::shared_ptr<Stream> stream_;
+    void* handle_ = nullptr;  // cudnnHandle_t, created on first use (loading cuDNN takes a while)
+    std::shared_ptr<void> workspace_;
+    int64_t workspace_bytes_ = 0;
+    std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace flux2::cuda

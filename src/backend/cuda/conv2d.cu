@@ -1,0 +1,79 @@
+// conv2d as im2col + the BF16 cuBLASLt GEMM: for each image and band of output rows, the patch matrix
+// col [pixels, Cin*kh*kw] times the weight [Cout, Cin*kh*kw]^T gives [pixels, Cout]; one transpose with the bias
+// then writes NCHW. Bands bound the patch matrix to kColumnBudget elements (a 1024^2 VAE layer would need GBs).
+#include <algorithm>
+
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemm_cublaslt.h"
+#include "backend/cuda/kernel_utils.cuh"
+#include "core/error.h"
+
+namespace flux2 {
+namespace cuda {
+
+namespace {
+constexpr int kThreads = 256;
+constexpr int64_t kColumnBudget = int64_t(64) << 20;  // elements of one band's patch matrix (128 MB)
+
+__global__ void im2col_kernel(const bf16* x, bf16* col, int64_t Cin, int64_t H, int64_t W, int64_t kh, int64_t kw,
+                              int stride, int padding, int64_t Wo, int64_t row0, int64_t n) {
+    const int64_t K = Cin * kh * kw;
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t p = i / K, k = i % K;
+        const int64_t ci = k / (kh * kw), ky = (k / kw) % kh, kx = k % kw;
+        const int64_t oy = row0 + p / Wo, ox = p % Wo;
+        const int64_t iy = oy * stride - padding + ky, ix = ox * stride - padding + kx;
+        const bool inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+        col[i] = inside ? x[(ci * H + iy) * W + ix] : __float2bfloat16_rn(0.0f);
+    }
+}
+}  // namespace
+
+void launch_im2col(const bf16* x, bf16* col, int64_t Cin, int64_t H, int64_t W, int64_t kh, int64_t kw, int stride,
+                   int padding, int64_t Wo, int64_t row0, int64_t rows, cudaStream_t stream) {
+    const int64_t n = rows * Wo * Cin * kh * kw;
+    if (n == 0) return;
+    im2col_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(x, col, Cin, H, W, kh, kw, stride, padding, Wo, row0,
+                                                                  n);
+    FLUX2_CUDA_CHECK_LAUNCH("im2col_kernel");
+}
+
+}  // namespace cuda
+
+Tensor CudaBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride, int padding) {
+    const char* op = "conv2d";
+    expect_device_bf16(x, op, "x");
+    expect_device_bf16(weight, op, "weight");
+    expect_device_bf16(bias, op, "bias");
+    check(x.ndim() == 4 && weight.ndim() == 4 && x.dim(1) == weight.dim(1), "conv2d: input ", shape_str(x.shape()),
+          " and weight ", shape_str(weight.shape()), " do not form [B, Cin, H, W] * [Cout, Cin, kh, kw]");
+    const int64_t B = x.dim(0), cin = x.dim(1), H = x.dim(2), W = x.dim(3);
+    const int64_t cout = weight.dim(0), kh = weight.dim(2), kw = weight.dim(3);
+    check(bias.numel() == cout, "conv2d: bias has ", bias.numel(), " elements, expected ", cout);
+    check(stride >= 1 && padding >= 0, "conv2d: stride ", stride, " / padding ", padding, " out of range");
+    const int64_t Hp = H + 2 * padding, Wp = W + 2 * padding;
+    check(Hp >= kh && Wp >= kw, "conv2d: kernel ", kh, "x", kw, " larger than the padded input ", Hp, "x", Wp);
+    const int64_t Ho = (Hp - kh) / stride + 1, Wo = (Wp - kw) / stride + 1, P = Ho * Wo, K = cin * kh * kw;
+
+    Tensor y = empty({B, cout, Ho, Wo}, DType::BF16);
+    const int64_t band_rows = std::clamp<int64_t>(cuda::kColumnBudget / std::max<int64_t>(K * Wo, 1), 1, Ho);
+    Tensor col = empty({band_rows * Wo, K}, DType::BF16);
+    Tensor pixels_by_channel = empty({P, cout}, DType::BF16);
+    const auto* px = static_cast<const cuda::bf16*>(x.raw());
+    const auto* pw = static_cast<const cuda::bf16*>(weight.raw());
+    auto* pc = static_cast<cuda::bf16*>(col.raw());
+    auto* pt = static_cast<cuda::bf16*>(pixels_by_channel.raw());
+    for (int64_t b = 0; b < B; ++b) {
+        for (int64_t r0 = 0; r0 < Ho; r0 += band_rows) {
+            const int64_t rows = std::min(band_rows, Ho - r0);
+            cuda::launch_im2col(px + b * cin * H * W, pc, cin, H, W, kh, kw, stride, padding, Wo, r0, rows, stream());
+            gemm_->bf16(pc, pw, pt + r0 * Wo * cout, rows * Wo, cout, K);
+        }
+        cuda::launch_transpose_last2(pt, static_cast<const cuda::bf16*>(bias.raw()),
+                                     static_cast<cuda::bf16*>(y.raw()) + b * cout * P, 1, P, cout, stream());
+    }
+    return y;
+}
+
+}  // namespace flux2

@@ -1,0 +1,139 @@
+// CudaBackend: construction, device selection, memory ops.
+#include "backend/cuda/cuda_backend.h"
+
+#include <cstring>
+
+#include "backend/cuda/attention_cudnn.h"
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemm_cublaslt.h"
+#include "backend/cuda/launchers.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace flux2 {
+
+namespace {
+int parse_device_index(const std::string& device) {
+    if (device == "cuda") return 0;
+    check(device.rfind("cuda:", 0) == 0 && device.size() > 5, "unknown CUDA device '", device,
+          "' (expected cuda or cuda:N)");
+    const std::string index = device.substr(5);
+    for (char c : index) check(c >= '0' && c <= '9', "bad CUDA device index in '", device, "'");
+    return std::stoi(index);
+}
+
+CudaLinearPrecision choose_precision(const std::string& requested, const cudaDeviceProp& prop) {
+    const int cc = prop.major * 10 + prop.minor;
+    // cuBLASLt's per-row (OUTER_VEC_32F) FP8 scales need Hopper or newer.
+    const bool fp8_ok = cc >= 90;
+    if (requested.empty()) return fp8_ok ? CudaLinearPrecision::fp8 : CudaLinearPrecision::bf16;
+    if (requested == "bf16") return CudaLinearPrecision::bf16;
+    if (requested == "fp8") {
+        check(fp8_ok, "precision fp8 needs a GPU of compute capability 9.0 or newer (Hopper); ", prop.name, " is ",
+              prop.major, ".", prop.minor, "; use --precision bf16");
+        return CudaLinearPrecision::fp8;
+    }
+    if (requested == "fp4")
+        fail(
+            "precision fp4 (native NVFP4 GEMM on Blackwell) is not implemented in the CUDA backend yet; "
+            "use fp8 or bf16");
+    fail("unknown precision '", requested, "' for the CUDA backend (expected fp8, bf16 or empty)");
+}
+}  // namespace
+
+bool cuda_device_available() {
+    int n = 0;
+    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options) {
+    return std::make_unique<CudaBackend>(options);
+}
+
+void expect_device_bf16(const Tensor& t, const char* op, const char* what) {
+    check(t.defined(), op, ": ", what, " is an empty tensor");
+    check(t.device() == Device::cuda && t.dtype() == DType::BF16, op, ": ", what,
+          " must be a BF16 tensor on the GPU (made by the cuda backend), got ", dtype_name(t.dtype()),
+          t.device() == Device::cpu ? " on the host" : " on the GPU");
+}
+
+CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
+    const int device = parse_device_index(options.device);
+    int count = 0;
+    cudaError_t status = cudaGetDeviceCount(&count);
+    check(status == cudaSuccess && count > 0, "device '", options.device, "' requested, but no CUDA GPU is visible (",
+          status == cudaSuccess ? "0 devices" : cudaGetErrorString(status), ")");
+    check(device < count, "device '", options.device, "' requested, but only ", count, " CUDA GPU(s) are visible");
+    check(options.nvfp4_activations == Nvfp4Activations::w4a16,
+          "NVFP4 activation quantization (w4a4) is the CPU emulation of Blackwell FP4 numerics; the CUDA backend "
+          "runs NVFP4 layers in fp8 or bf16 (choose with the precision option)");
+
+    cudaDeviceProp prop{};
+    FLUX2_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+    device_name_ = prop.name;
+    precision_ = choose_precision(options.precision, prop);
+    stream_ = std::make_shared<cuda::Stream>(device);
+    gemm_ = std::make_unique<cuda::CublasLtGemm>(stream_);
+    sdpa_ = std::make_unique<cuda::CudnnSdpa>(stream_);
+    log_info("cuda backend: ", device_name_, " (compute ", prop.major, ".", prop.minor, ", ", prop.totalGlobalMem >> 20,
+             " MiB), NVFP4/FP8 linears in ", precision_ == CudaLinearPrecision::fp8 ? "fp8" : "bf16");
+}
+
+CudaBackend::~CudaBackend() = default;
+
+void CudaBackend::synchronize() { FLUX2_CUDA_CHECK(cudaStreamSynchronize(stream_->get())); }
+
+Tensor CudaBackend::empty(const Shape& shape, DType dtype) {
+    Tensor t = cuda::empty_tensor(shape, dtype, stream_);
+    if (poison_ && t.nbytes()) FLUX2_CUDA_CHECK(cudaMemsetAsync(t.raw(), 0xFF, t.nbytes(), stream_->get()));
+    return t;
+}
+
+Tensor CudaBackend::upload(const Tensor& host_f32) {
+    check(host_f32.device() == Device::cpu && host_f32.dtype() == DType::F32,
+          "cuda backend: upload expects a host F32 tensor, got ", dtype_name(host_f32.dtype()));
+    Tensor staging = empty(host_f32.shape(), DType::F32);
+    Tensor out = empty(host_f32.shape(), DType::BF16);
+    if (host_f32.numel() == 0) return out;
+    // From pageable memory cudaMemcpyAsync returns once the source is staged, so the host tensor may go away.
+    FLUX2_CUDA_CHECK(
+        cudaMemcpyAsync(staging.raw(), host_f32.raw(), host_f32.nbytes(), cudaMemcpyHostToDevice, stream_->get()));
+    cuda::launch_f32_to_bf16(static_cast<const float*>(staging.raw()), static_cast<cuda::bf16*>(out.raw()), out.numel(),
+                             stream_->get());
+    return out;
+}
+
+Tensor CudaBackend::download(const Tensor& t) {
+    check(t.device() == Device::cuda && (t.dtype() == DType::BF16 || t.dtype() == DType::F32),
+          "cuda backend: download expects a BF16 or F32 device tensor, got ", dtype_name(t.dtype()),
+          t.device() == Device::cpu ? " on the host" : "");
+    Tensor host = Tensor::zeros(t.shape(), DType::F32);
+    if (t.numel() == 0) return host;
+    Tensor f32 = t;
+    if (t.dtype() == DType::BF16) {
+        f32 = empty(t.shape(), DType::F32);
+        cuda::launch_bf16_to_f32(static_cast<const cuda::bf16*>(t.raw()), static_cast<float*>(f32.raw()), t.numel(),
+                                 stream_->get());
+    }
+    FLUX2_CUDA_CHECK(cudaMemcpyAsync(host.raw(), f32.raw(), host.nbytes(), cudaMemcpyDeviceToHost, stream_->get()));
+    synchronize();
+    return host;
+}
+
+int64_t CudaBackend::peak_memory_bytes() const {
+    // Every device allocation of the backend comes from the device's default pool (device_memory.cpp).
+    cudaMemPool_t pool = nullptr;
+    uint64_t high = 0;
+    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
+    FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
+    return static_cast<int64_t>(high);
+}
+
+Tensor CudaBackend::zeros(const Shape& shape) {
+    Tensor t = empty(shape, DType::BF16);
+    if (t.numel()) FLUX2_CUDA_CHECK(cudaMemsetAsync(t.raw(), 0, t.nbytes(), stream_->get()));
+    return t;
+}
+
+}  // namespace flux2

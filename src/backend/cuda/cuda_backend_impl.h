@@ -1,0 +1,108 @@
+#pragma once
+// CudaBackend: activations live on one GPU in BF16; every op is enqueued on the backend's single stream with no
+// host synchronization (only download() waits). Kernels live one op per file (kernel -> launcher on raw
+// pointers and a stream -> the member function here, which checks shapes and dtypes).
+//
+// Linear layers take one of two paths (BackendOptions::precision):
+//   bf16: the weight is dequantized once to BF16 on the device; cuBLASLt BF16 GEMM, fp32 accumulation.
+//   fp8:  NVFP4 weights are converted once to E4M3 with one fp32 scale per output channel (FP8 weights keep their
+//         codes); activations are quantized to E4M3 per token; cuBLASLt FP8 GEMM with the two scale vectors
+//         applied in its epilogue (OUTER_VEC_32F), BF16 output. Dense (BF16/F16/F32) layers always run in BF16,
+//         as the checkpoint marks them.
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+#include "backend/cuda/device_memory.h"
+
+namespace flux2 {
+
+namespace cuda {
+class CublasLtGemm;
+class CudnnSdpa;
+}  // namespace cuda
+
+enum class CudaLinearPrecision { bf16, fp8 };
+
+// Activations quantized to E4M3 per row, the input form of the FP8 GEMM. A producer kernel (the standalone
+// quantizer today; a fused norm/SwiGLU epilogue later) fills both tensors.
+struct Fp8Activations {
+    Tensor codes;   // F8_E4M3 [rows, K]
+    Tensor scales;  // F32 [rows]: x[r, :] ~= codes[r, :] * scales[r]
+};
+
+class CudaBackend final : public Backend {
+public:
+    explicit CudaBackend(const BackendOptions& options);
+    ~CudaBackend() override;
+
+    std::string name() const override { return "cuda"; }
+
+    Tensor upload(const Tensor& host_f32) override;
+    Tensor download(const Tensor& t) override;
+    Tensor zeros(const Shape& shape) override;
+    int64_t peak_memory_bytes() const override;  // high-water mark of the device memory pool
+
+    Tensor linear(const Tensor& x, const LinearWeight& w) override;
+
+    Tensor silu(const Tensor& x) override;
+    Tensor swiglu(const Tensor& x) override;
+    Tensor add(const Tensor& a, const Tensor& b) override;
+    Tensor mul(const Tensor& a, const Tensor& b) override;
+
+    Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps) override;
+    void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;
+    Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
+
+    Tensor rms_norm_rope(const Tensor& x, const Tensor& norm_weight, const Tensor& cos, const Tensor& sin,
+                         float eps) override;
+    Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v) override;
+
+    Tensor concat(const Tensor& a, const Tensor& b, int axis) override;
+    Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) override;
+
+    Tensor rope_half(const Tensor& x, const Tensor& cos, const Tensor& sin) override;
+    Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask) override;
+
+    Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride, int padding) override;
+    Tensor pad2d(const Tensor& x, int left, int right, int top, int bottom) override;
+    Tensor group_norm(const Tensor& x, int num_groups, const Tensor& weight, const Tensor& bias, float eps,
+                      bool silu) override;
+    Tensor upsample_nearest2x(const Tensor& x) override;
+    Tensor add_bias(const Tensor& x, const Tensor& bias) override;
+    Tensor transpose_last2(const Tensor& x) override;
+
+    // ---- beyond the Backend interface (tests, benchmarks, fused producers) ----
+    CudaLinearPrecision linear_precision() const { return precision_; }
+    const std::string& device_name() const { return device_name_; }
+    cudaStream_t stream() const { return stream_->get(); }
+    void synchronize();
+    Tensor empty(const Shape& shape, DType dtype);  // uninitialized device tensor on this backend's stream
+    // Tests: fill every new tensor with 0xFF bytes (NaN in BF16/F32), so an element an op fails to write shows.
+    void set_poison_new_tensors(bool on) { poison_ = on; }
+    // Per-row E4M3 quantization of a BF16 tensor [..., K] viewed as [rows, K].
+    Fp8Activations quantize_fp8(const Tensor& x);
+    cuda::CublasLtGemm& gemm() { return *gemm_; }
+
+private:
+    struct PreparedLinear;
+    const PreparedLinear& prepare(const LinearWeight& w);
+    void prepare_bf16(const LinearWeight& w, PreparedLinear& p);
+    void prepare_fp8(const LinearWeight& w, PreparedLinear& p);
+    Tensor linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p);
+
+    BackendOptions options_;
+    CudaLinearPrecision precision_ = CudaLinearPrecision::bf16;
+    bool poison_ = false;
+    std::string device_name_;
+    std::shared_ptr<cuda::Stream> stream_;
+    std::unique_ptr<cuda::CublasLtGemm> gemm_;
+    std::unique_ptr<cuda::CudnnSdpa> sdpa_;
+};
+
+// Input checks shared by the op entry points: a device BF16 tensor, with `op` and `what` in the message.
+void expect_device_bf16(const Tensor& t, const char* op, const char* what);
+
+}  // namespace flux2

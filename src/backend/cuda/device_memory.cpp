@@ -1,0 +1,48 @@
+#include "backend/cuda/device_memory.h"
+
+#include <cstdint>
+#include <limits>
+
+#include "backend/cuda/cuda_check.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace flux2::cuda {
+
+Stream::Stream(int device) : device_(device) {
+    FLUX2_CUDA_CHECK(cudaSetDevice(device));
+    FLUX2_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    // Keep freed blocks in the pool: the default threshold (0) hands memory back to the driver at every
+    // synchronization, and the next step would pay for cudaMalloc again.
+    cudaMemPool_t pool = nullptr;
+    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+    uint64_t keep = std::numeric_limits<uint64_t>::max();
+    FLUX2_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+}
+
+Stream::~Stream() {
+    // Destructors cannot throw: report and go on.
+    cudaError_t status = cudaStreamSynchronize(stream_);
+    if (status == cudaSuccess) status = cudaStreamDestroy(stream_);
+    if (status != cudaSuccess) log_error("cuda: releasing the backend stream failed: ", cudaGetErrorString(status));
+}
+
+std::shared_ptr<void> allocate(size_t bytes, const std::shared_ptr<Stream>& stream) {
+    void* p = nullptr;
+    cudaError_t status = cudaMallocAsync(&p, bytes > 0 ? bytes : 1, stream->get());
+    check(status == cudaSuccess, "cuda: cannot allocate ", bytes,
+          " bytes of device memory: ", cudaGetErrorString(status));
+    return std::shared_ptr<void>(p, [stream](void* q) {
+        cudaError_t s = cudaFreeAsync(q, stream->get());
+        if (s != cudaSuccess) log_error("cuda: cudaFreeAsync failed: ", cudaGetErrorString(s));
+    });
+}
+
+Tensor empty_tensor(const Shape& shape, DType dtype, const std::shared_ptr<Stream>& stream) {
+    for (int64_t d : shape) check(d >= 0, "negative dimension in shape ", shape_str(shape));
+    std::shared_ptr<void> memory = allocate(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), stream);
+    void* data = memory.get();
+    return Tensor::wrap(shape, dtype, Device::cuda, data, std::move(memory));
+}
+
+}  // namespace flux2::cuda

@@ -1,0 +1,47 @@
+#pragma once
+// The two GEMMs of the linear layers, through cuBLASLt: BF16 x BF16 and E4M3 x E4M3 with per-row scales on both
+// operands, each with fp32 accumulation and BF16 output. Row-major shapes: y [m, n] = x [m, k] w [n, k]^T
+// (tokens m, output features n). The heuristic's algorithm is chosen once per shape and cached.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "backend/cuda/device_memory.h"
+
+namespace flux2::cuda {
+
+class CublasLtGemm {
+public:
+    explicit CublasLtGemm(std::shared_ptr<Stream> stream);
+    ~CublasLtGemm();
+    CublasLtGemm(const CublasLtGemm&) = delete;
+    CublasLtGemm& operator=(const CublasLtGemm&) = delete;
+
+    void bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y, int64_t m, int64_t n, int64_t k);
+
+    // y[i, j] = x_scales[i] * w_scales[j] * sum_k xq[i, k] wq[j, k]. k must be a multiple of 16 and the code
+    // pointers 16-byte aligned (cuBLASLt's FP8 requirements).
+    void fp8(const uint8_t* xq, const float* x_scales, const uint8_t* wq, const float* w_scales, __nv_bfloat16* y,
+             int64_t m, int64_t n, int64_t k);
+
+private:
+    enum class Kind { bf16, fp8 };
+    struct Plan;
+    // For FP8 the scale vectors are part of the descriptor the heuristic validates, so the first call's pointers
+    // are set before it runs; later calls replace them.
+    Plan& plan(Kind kind, int64_t m, int64_t n, int64_t k, const float* w_scales = nullptr,
+               const float* x_scales = nullptr);
+    void run(Plan& p, const void* x, const void* w, void* y);
+
+    std::shared_ptr<Stream> stream_;
+    void* handle_ = nullptr;  // cublasLtHandle_t (kept out of this header)
+    std::shared_ptr<void> workspace_;
+    size_t workspace_bytes_ = 0;
+    std::map<std::tuple<Kind, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace flux2::cuda

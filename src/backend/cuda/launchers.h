@@ -1,0 +1,81 @@
+#pragma once
+// The kernels' plain interface: raw device pointers, sizes and the stream, no Tensor or backend types (the
+// CudaBackend member functions check shapes and call these; benchmarks and fused paths may call them directly).
+// All BF16 tensors are contiguous row-major; statistics are accumulated in fp32.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace flux2::cuda {
+
+using bf16 = __nv_bfloat16;
+
+// ---- conversion ----
+void launch_f32_to_bf16(const float* in, bf16* out, int64_t n, cudaStream_t stream);
+void launch_bf16_to_f32(const bf16* in, float* out, int64_t n, cudaStream_t stream);
+
+// ---- elementwise ----
+void launch_silu(const bf16* x, bf16* y, int64_t n, cudaStream_t stream);
+// x [rows, 2m] -> y [rows, m]
+void launch_swiglu(const bf16* x, bf16* y, int64_t rows, int64_t m, cudaStream_t stream);
+// x [B*L, D] += gate [B, D] (row r uses gate row r / L) * y [B*L, D]
+void launch_gated_residual(bf16* x, const bf16* gate, const bf16* y, int64_t rows, int64_t L, int64_t D,
+                           cudaStream_t stream);
+
+// ---- norms ----
+// y = LayerNorm(x) * (1 + scale[b]) + shift[b]; x, y [B*L, D], shift/scale [B, D] (row r uses b = r / L).
+void launch_layer_norm_modulate(const bf16* x, const bf16* shift, const bf16* scale, bf16* y, int64_t rows, int64_t L,
+                                int64_t D, float eps, cudaStream_t stream);
+// y = x / sqrt(mean(x^2) + eps) * weight; x, y [rows, D], weight [D].
+void launch_rms_norm(const bf16* x, const bf16* weight, bf16* y, int64_t rows, int64_t D, float eps,
+                     cudaStream_t stream);
+// Per-head RMSNorm then interleaved-pair RoPE; x, y [B, L, H, Dh], weight [Dh], cos/sin [L, Dh].
+void launch_rms_norm_rope(const bf16* x, const bf16* weight, const bf16* cos, const bf16* sin, bf16* y, int64_t B,
+                          int64_t L, int64_t H, int64_t Dh, float eps, cudaStream_t stream);
+
+// ---- FP8 ----
+// Per-row E4M3 quantization: scales[r] = amax(|x[r, :]|) / 448 (1 for an all-zero row), q = e4m3(x / scale).
+void launch_quantize_rows_fp8(const bf16* x, uint8_t* q, float* scales, int64_t rows, int64_t cols,
+                              cudaStream_t stream);
+
+// ---- weight preparation (once per layer) ----
+// NVFP4 (canonical: codes [rows, cols/2] hi-first, scales [rows, cols/16] E4M3 row-major) -> BF16 [rows, cols].
+void launch_nvfp4_to_bf16(const uint8_t* codes, const uint8_t* block_scales, float scale_2, bf16* w, int64_t rows,
+                          int64_t cols, cudaStream_t stream);
+// NVFP4 -> E4M3 [rows, cols] with one fp32 scale per row (= amax of the row / 448).
+void launch_nvfp4_to_fp8_rows(const uint8_t* codes, const uint8_t* block_scales, float scale_2, uint8_t* q,
+                              float* row_scales, int64_t rows, int64_t cols, cudaStream_t stream);
+// E4M3 codes times a per-tensor scale -> BF16.
+void launch_fp8_to_bf16(const uint8_t* codes, float scale, bf16* w, int64_t n, cudaStream_t stream);
+void launch_f16_to_bf16(const uint16_t* in, bf16* out, int64_t n, cudaStream_t stream);
+void launch_fill_f32(float* p, float value, int64_t n, cudaStream_t stream);
+
+// ---- text encoder ops ----
+// Rotate-half RoPE: x, y [B, L, H, Dh]; cos/sin [L, Dh], or [B, L, Dh] when per_sample.
+void launch_rope_half(const bf16* x, const bf16* cos, const bf16* sin, bf16* y, int64_t B, int64_t L, int64_t H,
+                      int64_t Dh, bool per_sample, cudaStream_t stream);
+// Causal grouped-query attention with a key padding mask: q [B, L, H, Dh], k/v [B, L, Hkv, Dh], key_mask [B, L]
+// (nonzero = real token) -> o [B, L, H*Dh]; a query with no visible key outputs zeros. Dh <= 256.
+void launch_causal_attention(const bf16* q, const bf16* k, const bf16* v, const bf16* key_mask, bf16* o, int64_t B,
+                             int64_t L, int64_t H, int64_t Hkv, int64_t Dh, cudaStream_t stream);
+
+// ---- image ops (VAE) ----
+// Patch matrix of one image for rows [row0, row0 + rows) of the output: col [rows * Wo, Cin * kh * kw], one row
+// per output pixel (zero outside the padded input). x is one image [Cin, H, W].
+void launch_im2col(const bf16* x, bf16* col, int64_t Cin, int64_t H, int64_t W, int64_t kh, int64_t kw, int stride,
+                   int padding, int64_t Wo, int64_t row0, int64_t rows, cudaStream_t stream);
+// out [outer, N, M] = in [outer, M, N] transposed, plus bias[n] on output row n when bias is not null.
+void launch_transpose_last2(const bf16* in, const bf16* bias, bf16* out, int64_t outer, int64_t M, int64_t N,
+                            cudaStream_t stream);
+void launch_pad2d(const bf16* x, bf16* y, int64_t planes, int64_t H, int64_t W, int left, int top, int64_t Ho,
+                  int64_t Wo, cudaStream_t stream);
+void launch_upsample_nearest2x(const bf16* x, bf16* y, int64_t planes, int64_t H, int64_t W, cudaStream_t stream);
+// y [rows, N] = x + bias [N]
+void launch_add_bias(const bf16* x, const bf16* bias, bf16* y, int64_t rows, int64_t N, cudaStream_t stream);
+// GroupNorm over x [B, C, S] (groups of C / G contiguous channels), affine, optional SiLU. `stats` is scratch for
+// 2 * B * G doubles.
+void launch_group_norm(const bf16* x, const bf16* weight, const bf16* bias, bf16* y, double* stats, int64_t B,
+                       int64_t C, int64_t S, int64_t G, float eps, bool silu, cudaStream_t stream);
+
+}  // namespace flux2::cuda

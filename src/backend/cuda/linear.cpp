@@ -1,0 +1,155 @@
+// CudaBackend::linear: prepares each layer's weight once on the device (kept in LinearWeight::prepared) and runs
+// the BF16 or FP8 cuBLASLt GEMM. The path taken is recorded per layer (Backend::record_path).
+#include <cuda_bf16.h>
+
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemm_cublaslt.h"
+#include "backend/cuda/launchers.h"
+#include "core/error.h"
+
+namespace flux2 {
+
+struct CudaBackend::PreparedLinear {
+    CudaLinearPrecision kind = CudaLinearPrecision::bf16;
+    Tensor weight;  // BF16 or F8_E4M3 [out, in]
+    Tensor scales;  // F32 [out], fp8 only: W[j, :] ~= weight[j, :] * scales[j]
+    std::string path;
+};
+
+namespace {
+using cuda::bf16;
+
+void check_bytes(const LinearWeight& w, const char* what, size_t have, size_t want) {
+    check(have == want, "linear ", w.name, ": ", what, " holds ", have, " bytes, expected ", want, " for [",
+          w.out_features, ", ", w.in_features, "]");
+}
+}  // namespace
+
+void CudaBackend::prepare_bf16(const LinearWeight& w, PreparedLinear& p) {
+    const int64_t out = w.out_features, in = w.in_features, n = out * in;
+    p.kind = CudaLinearPrecision::bf16;
+    p.weight = empty({out, in}, DType::BF16);
+    auto* dst = static_cast<bf16*>(p.weight.raw());
+    auto upload_bytes = [&](const std::vector<uint8_t>& bytes, DType dtype, const Shape& shape) {
+        Tensor t = empty(shape, dtype);
+        FLUX2_CUDA_CHECK(cudaMemcpyAsync(t.raw(), bytes.data(), bytes.size(), cudaMemcpyHostToDevice, stream()));
+        return t;
+    };
+    switch (w.format) {
+        case WeightFormat::dense: {
+            const DType dt = w.dense.dtype;
+            check(dt == DType::BF16 || dt == DType::F16 || dt == DType::F32, "linear ", w.name,
+                  ": dense weights must be BF16, F16 or F32, got ", dtype_name(dt));
+            check_bytes(w, "the dense weight", w.dense.bytes.size(), n * dtype_size(dt));
+            if (dt == DType::BF16) {
+                FLUX2_CUDA_CHECK(
+                    cudaMemcpyAsync(dst, w.dense.bytes.data(), w.dense.bytes.size(), cudaMemcpyHostToDevice, stream()));
+            } else {
+                Tensor raw = upload_bytes(w.dense.bytes, dt, {out, in});
+                if (dt == DType::F16) {
+                    cuda::launch_f16_to_bf16(static_cast<const uint16_t*>(raw.raw()), dst, n, stream());
+                } else {
+                    cuda::launch_f32_to_bf16(static_cast<const float*>(raw.raw()), dst, n, stream());
+                }
+            }
+            p.path = str(w.format_label(), "->bf16");
+            break;
+        }
+        case WeightFormat::nvfp4: {
+            Tensor codes = upload_bytes(w.nvfp4.codes, DType::U8, {out, in / 2});
+            Tensor scales = upload_bytes(w.nvfp4.scales, DType::U8, {out, in / 16});
+            cuda::launch_nvfp4_to_bf16(static_cast<const uint8_t*>(codes.raw()),
+                                       static_cast<const uint8_t*>(scales.raw()), w.nvfp4.weight_scale_2, dst, out, in,
+                                       stream());
+            p.path = "nvfp4->bf16";
+            break;
+        }
+        case WeightFormat::fp8: {
+            Tensor codes = upload_bytes(w.fp8.codes, DType::U8, {out, in});
+            cuda::launch_fp8_to_bf16(static_cast<const uint8_t*>(codes.raw()), w.fp8.scale, dst, n, stream());
+            p.path = "fp8->bf16";
+            break;
+        }
+    }
+}
+
+void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p) {
+    const int64_t out = w.out_features, in = w.in_features;
+    p.kind = CudaLinearPrecision::fp8;
+    p.weight = empty({out, in}, DType::F8_E4M3);
+    p.scales = empty({out}, DType::F32);
+    auto* codes_out = static_cast<uint8_t*>(p.weight.raw());
+    auto* scales_out = static_cast<float*>(p.scales.raw());
+    if (w.format == WeightFormat::nvfp4) {
+        Tensor codes = empty({out, in / 2}, DType::U8), scales = empty({out, in / 16}, DType::U8);
+        FLUX2_CUDA_CHECK(
+            cudaMemcpyAsync(codes.raw(), w.nvfp4.codes.data(), w.nvfp4.codes.size(), cudaMemcpyHostToDevice, stream()));
+        FLUX2_CUDA_CHECK(cudaMemcpyAsync(scales.raw(), w.nvfp4.scales.data(), w.nvfp4.scales.size(),
+                                         cudaMemcpyHostToDevice, stream()));
+        cuda::launch_nvfp4_to_fp8_rows(static_cast<const uint8_t*>(codes.raw()),
+                                       static_cast<const uint8_t*>(scales.raw()), w.nvfp4.weight_scale_2, codes_out,
+                                       scales_out, out, in, stream());
+        p.path = "nvfp4->fp8(e4m3 per-channel x per-token)";
+    } else {
+        // FP8 checkpoints keep their codes; the per-tensor scale becomes a constant per-channel vector.
+        FLUX2_CUDA_CHECK(
+            cudaMemcpyAsync(codes_out, w.fp8.codes.data(), w.fp8.codes.size(), cudaMemcpyHostToDevice, stream()));
+        cuda::launch_fill_f32(scales_out, w.fp8.scale, out, stream());
+        p.path = "fp8->fp8(e4m3 per-tensor x per-token)";
+    }
+}
+
+const CudaBackend::PreparedLinear& CudaBackend::prepare(const LinearWeight& w) {
+    if (w.prepared && w.prepared_owner == this) return *static_cast<const PreparedLinear*>(w.prepared.get());
+    const int64_t out = w.out_features, in = w.in_features;
+    check(out > 0 && in > 0, "linear ", w.name, ": bad shape [", out, ", ", in, "]");
+    if (w.format == WeightFormat::nvfp4) {
+        check(in % 16 == 0, "linear ", w.name, ": NVFP4 needs in_features divisible by 16, got ", in);
+        check_bytes(w, "the NVFP4 codes", w.nvfp4.codes.size(), out * in / 2);
+        check_bytes(w, "the NVFP4 block scales", w.nvfp4.scales.size(), out * in / 16);
+    } else if (w.format == WeightFormat::fp8) {
+        check_bytes(w, "the FP8 codes", w.fp8.codes.size(), out * in);
+    }
+    auto p = std::make_shared<PreparedLinear>();
+    // Dense layers stay BF16 (the checkpoint kept them unquantized on purpose); FP8 GEMMs need k % 16 == 0.
+    const bool fp8 = precision_ == CudaLinearPrecision::fp8 && w.format != WeightFormat::dense && in % 16 == 0;
+    if (fp8) {
+        prepare_fp8(w, *p);
+    } else {
+        prepare_bf16(w, *p);
+        if (precision_ == CudaLinearPrecision::fp8 && w.format == WeightFormat::fp8)
+            p->path += " (in_features not divisible by 16)";
+    }
+    w.prepared = p;
+    w.prepared_owner = this;
+    return *p;
+}
+
+Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p) {
+    const int64_t m = x.codes.dim(0), k = x.codes.dim(1), n = p.weight.dim(0);
+    check(p.kind == CudaLinearPrecision::fp8 && p.weight.dim(1) == k, "linear_fp8: weight [", p.weight.dim(0), ", ",
+          p.weight.dim(1), "] does not take ", k, " input features");
+    Tensor y = empty(out_shape, DType::BF16);
+    gemm_->fp8(static_cast<const uint8_t*>(x.codes.raw()), static_cast<const float*>(x.scales.raw()),
+               static_cast<const uint8_t*>(p.weight.raw()), static_cast<const float*>(p.scales.raw()),
+               static_cast<bf16*>(y.raw()), m, n, k);
+    return y;
+}
+
+Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w) {
+    expect_device_bf16(x, "linear", w.name.c_str());
+    check(x.ndim() >= 1 && x.dim(-1) == w.in_features, "linear ", w.name, ": input ", shape_str(x.shape()),
+          " does not end in in_features ", w.in_features);
+    const PreparedLinear& p = prepare(w);
+    record_path(w, p.path);
+    Shape out_shape = x.shape();
+    out_shape.back() = w.out_features;
+    if (p.kind == CudaLinearPrecision::fp8) return linear_fp8(quantize_fp8(x), out_shape, p);
+    Tensor y = empty(out_shape, DType::BF16);
+    gemm_->bf16(static_cast<const bf16*>(x.raw()), static_cast<const bf16*>(p.weight.raw()),
+                static_cast<bf16*>(y.raw()), x.numel() / w.in_features, w.out_features, w.in_features);
+    return y;
+}
+
+}  // namespace flux2

@@ -1,0 +1,210 @@
+// CUDA linear layers: the BF16 path (dense, NVFP4 and FP8 weights dequantized to BF16) and the FP8 path (NVFP4 ->
+// per-channel E4M3, per-token E4M3 activations). Each is compared with an fp64 CPU product of exactly the operands
+// the path is meant to use, so the tolerance only covers accumulation order and BF16 output rounding; the FP8 path
+// is also compared with the exact product, with the looser bound its quantization implies.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "cuda_test_util.h"
+#include "quant/linear_weight.h"
+#include "quant/nvfp4_quantizer.h"
+#ifdef FLUX2_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
+namespace flux2::test {
+namespace {
+
+constexpr double kTol = 5e-3;
+constexpr double kFp8VsExactTol = 8e-2;  // two E4M3 operands: a few percent relative error by construction
+
+LinearWeight dense_bf16_weight(const Tensor& w) {
+    LinearWeight lw;
+    lw.name = "test.dense";
+    lw.out_features = w.dim(0);
+    lw.in_features = w.dim(1);
+    lw.format = WeightFormat::dense;
+    lw.dense.dtype = DType::BF16;
+    lw.dense.bytes.resize(w.numel() * 2);
+    for (int64_t i = 0; i < w.numel(); ++i) {
+        const uint16_t bits = f32_to_bf16(w.f32()[i]);
+        std::memcpy(lw.dense.bytes.data() + 2 * i, &bits, 2);
+    }
+    return lw;
+}
+
+LinearWeight nvfp4_weight(const Tensor& w) {
+    LinearWeight lw;
+    lw.name = "test.nvfp4";
+    lw.out_features = w.dim(0);
+    lw.in_features = w.dim(1);
+    lw.format = WeightFormat::nvfp4;
+    lw.nvfp4 = quantize_nvfp4_weight(w.f32(), w.dim(0), w.dim(1));
+    return lw;
+}
+
+LinearWeight fp8_weight(const Tensor& w) {
+    LinearWeight lw;
+    lw.name = "test.fp8";
+    lw.out_features = w.dim(0);
+    lw.in_features = w.dim(1);
+    lw.format = WeightFormat::fp8;
+    float amax = 0;
+    for (int64_t i = 0; i < w.numel(); ++i) amax = std::max(amax, std::fabs(w.f32()[i]));
+    lw.fp8.scale = amax / 448.0f;
+    for (int64_t i = 0; i < w.numel(); ++i) lw.fp8.codes.push_back(f32_to_e4m3(w.f32()[i] / lw.fp8.scale));
+    return lw;
+}
+
+// Rows of v [rows, cols] replaced by their per-row E4M3 quantization (scale = amax / 448), as the FP8 path does.
+std::vector<float> fp8_rows(std::vector<float> v, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; ++r) {
+        float* row = v.data() + r * cols;
+        float amax = 0;
+        for (int64_t i = 0; i < cols; ++i) amax = std::max(amax, std::fabs(row[i]));
+        const float scale = amax > 0 ? amax / 448.0f : 1.0f;
+        for (int64_t i = 0; i < cols; ++i) row[i] = e4m3_to_f32(f32_to_e4m3(row[i] / scale)) * scale;
+    }
+    return v;
+}
+
+// y [m, n] = x [m, k] w [n, k]^T in fp64.
+std::vector<float> matmul_nt(const std::vector<float>& x, const std::vector<float>& w, int64_t m, int64_t n,
+                             int64_t k) {
+    std::vector<float> y(m * n);
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            double acc = 0;
+            for (int64_t l = 0; l < k; ++l) acc += double(x[i * k + l]) * w[j * k + l];
+            y[i * n + j] = static_cast<float>(acc);
+        }
+    return y;
+}
+
+std::vector<float> bf16_values(std::vector<float> v) {
+    for (float& x : v) x = round_bf16(x);
+    return v;
+}
+
+class CudaLinearBf16 : public CudaTest {};
+
+TEST_F(CudaLinearBf16, EveryWeightFormat) {
+    struct Case {
+        int64_t m, n, k;
+        WeightFormat format;
+    };
+    // Odd token counts everywhere; k = 33 is not 16-byte aligned (dense only: NVFP4 needs k % 16 == 0).
+    for (Case c : {Case{37, 24, 40, WeightFormat::dense}, Case{5, 8, 33, WeightFormat::dense},
+                   Case{19, 48, 64, WeightFormat::nvfp4}, Case{130, 96, 256, WeightFormat::nvfp4},
+                   Case{7, 40, 48, WeightFormat::fp8}}) {
+        Tensor x = randn({c.m, c.k}), w = randn({c.n, c.k}, 1.0f / std::sqrt(float(c.k)));
+        LinearWeight lw = c.format == WeightFormat::dense   ? dense_bf16_weight(w)
+                          : c.format == WeightFormat::nvfp4 ? nvfp4_weight(w)
+                                                            : fp8_weight(w);
+        std::vector<float> ref = matmul_nt(x.to_vector(), bf16_values(dequantize(lw)), c.m, c.n, c.k);
+        for (int rep = 0; rep < 2; ++rep) {  // the second call reuses the prepared weight
+            std::vector<float> got = down(be->linear(up(x), lw));
+            ASSERT_TRUE(all_finite(got));
+            EXPECT_LE(rel_error(got, ref), kTol) << lw.name << " m" << c.m << " n" << c.n << " k" << c.k;
+        }
+    }
+    EXPECT_NE(be->path_summary().find("nvfp4->bf16 x4"), std::string::npos) << be->path_summary();
+    EXPECT_NE(be->path_summary().find("bf16->bf16 x4"), std::string::npos) << be->path_summary();
+    EXPECT_NE(be->path_summary().find("fp8->bf16 x2"), std::string::npos) << be->path_summary();
+}
+
+TEST_F(CudaLinearBf16, BatchedInputAndShapeErrors) {
+    Tensor x = randn({2, 5, 64}), w = randn({96, 64}, 0.125f);
+    LinearWeight lw = dense_bf16_weight(w);
+    Tensor y = be->linear(up(x), lw);
+    ASSERT_EQ(y.shape(), (Shape{2, 5, 96}));
+    EXPECT_LE(rel_error(down(y), matmul_nt(x.to_vector(), w.to_vector(), 10, 96, 64)), kTol);
+    EXPECT_THROW(be->linear(up(randn({3, 63})), lw), Error);
+}
+
+class CudaLinearFp8 : public CudaTest {
+protected:
+    std::string precision() const override { return "fp8"; }
+};
+
+TEST_F(CudaLinearFp8, Nvfp4WeightsPerChannelTimesPerToken) {
+    struct Case {
+        int64_t m, n, k;
+    };
+    for (Case c : {Case{37, 80, 128}, Case{300, 384, 512}, Case{1, 16, 16}}) {
+        Tensor x = randn({c.m, c.k}), w = randn({c.n, c.k}, 1.0f / std::sqrt(float(c.k)));
+        LinearWeight lw = nvfp4_weight(w);
+        const std::vector<float> exact_w = dequantize(lw);
+        const std::vector<float> emulated =
+            matmul_nt(fp8_rows(x.to_vector(), c.m, c.k), fp8_rows(exact_w, c.n, c.k), c.m, c.n, c.k);
+        const std::vector<float> exact = matmul_nt(x.to_vector(), exact_w, c.m, c.n, c.k);
+        std::vector<float> got = down(be->linear(up(x), lw));
+        ASSERT_TRUE(all_finite(got));
+        EXPECT_LE(rel_error(got, emulated), kTol) << "m" << c.m << " n" << c.n << " k" << c.k;
+        const double vs_exact = rel_error(got, exact);
+        EXPECT_LE(vs_exact, kFp8VsExactTol) << "m" << c.m << " n" << c.n << " k" << c.k;
+        std::printf("fp8 linear m%ld n%ld k%ld: rel error vs exact W4A16 product %.4f\n", long(c.m), long(c.n),
+                    long(c.k), vs_exact);
+    }
+    EXPECT_NE(be->path_summary().find("nvfp4->fp8"), std::string::npos) << be->path_summary();
+}
+
+TEST_F(CudaLinearFp8, Fp8WeightsKeepTheirCodesAndDenseStaysBf16) {
+    Tensor x = randn({9, 64}), w = randn({32, 64}, 0.125f);
+    LinearWeight f8 = fp8_weight(w);
+    std::vector<float> emulated = matmul_nt(fp8_rows(x.to_vector(), 9, 64), dequantize(f8), 9, 32, 64);
+    EXPECT_LE(rel_error(down(be->linear(up(x), f8)), emulated), kTol);
+
+    LinearWeight dense = dense_bf16_weight(w);
+    EXPECT_LE(rel_error(down(be->linear(up(x), dense)), matmul_nt(x.to_vector(), w.to_vector(), 9, 32, 64)), kTol);
+    EXPECT_NE(be->path_summary().find("fp8->fp8"), std::string::npos) << be->path_summary();
+    EXPECT_NE(be->path_summary().find("bf16->bf16 x1"), std::string::npos) << be->path_summary();
+}
+
+#ifdef FLUX2_HAVE_CUDA
+TEST_F(CudaLinearFp8, PerTokenQuantizerMatchesTheScalarCodec) {
+    const int64_t rows = 5, cols = 136;
+    Tensor x = randn({rows, cols}, 3.0f);
+    for (int64_t i = 0; i < cols; ++i) x.f32()[2 * cols + i] = 0.0f;  // an all-zero row gets scale 1
+    Fp8Activations q = cuda->quantize_fp8(up(x));
+    std::vector<uint8_t> codes(rows * cols);
+    std::vector<float> scales(rows);
+    cuda->synchronize();
+    ASSERT_EQ(cudaMemcpy(codes.data(), q.codes.raw(), codes.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(scales.data(), q.scales.raw(), rows * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    int mismatches = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+        float amax = 0;
+        for (int64_t i = 0; i < cols; ++i) amax = std::max(amax, std::fabs(x.f32()[r * cols + i]));
+        const float scale = amax > 0 ? amax / 448.0f : 1.0f;
+        EXPECT_EQ(scales[r], scale) << "row " << r;
+        for (int64_t i = 0; i < cols; ++i)
+            mismatches += codes[r * cols + i] != f32_to_e4m3(x.f32()[r * cols + i] / scale);
+    }
+    EXPECT_EQ(mismatches, 0);
+}
+#endif
+
+TEST(CudaBackendOptions, RejectsUnsupportedRequests) {
+#ifdef FLUX2_HAVE_CUDA
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible";
+    BackendOptions o;
+    o.device = "cuda";
+    o.precision = "fp4";
+    EXPECT_THROW(make_cuda_backend(o), Error);
+    o.precision = "int3";
+    EXPECT_THROW(make_cuda_backend(o), Error);
+    o.precision = "";
+    o.nvfp4_activations = Nvfp4Activations::w4a4;
+    EXPECT_THROW(make_cuda_backend(o), Error);
+    o.nvfp4_activations = Nvfp4Activations::w4a16;
+    o.device = "cuda:99";
+    EXPECT_THROW(make_cuda_backend(o), Error);
+#else
+    GTEST_SKIP() << "this build has no CUDA backend";
+#endif
+}
+
+}  // namespace
+}  // namespace flux2::test

@@ -1,0 +1,72 @@
+#pragma once
+// Fixture for the CUDA op tests: a CUDA backend (skipping the test on builds or machines without a GPU), random
+// inputs already rounded to BF16 (what the device holds, so the fp64 CPU references see the same numbers), and
+// upload/download helpers. The references are written out in each test in plain loops.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/error.h"
+#include "quant/float_codecs.h"
+#include "test_util.h"
+#ifdef FLUX2_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_backend_impl.h"
+#endif
+
+namespace flux2::test {
+
+inline float round_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
+
+class CudaTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+#ifdef FLUX2_HAVE_CUDA
+        if (!cuda_device_available())
+            GTEST_SKIP() << "no CUDA GPU visible: CUDA op tests run on the GPU machine (scripts/device-test.sh)";
+        BackendOptions options;
+        options.device = "cuda";
+        options.precision = precision();
+        be = make_cuda_backend(options);
+        cuda = static_cast<CudaBackend*>(be.get());
+        cuda->set_poison_new_tensors(true);
+#else
+        GTEST_SKIP() << "this build has no CUDA backend (nvcc not found or FLUX2_CUDA=OFF)";
+#endif
+    }
+
+    virtual std::string precision() const { return "bf16"; }
+
+    // Normal(mean, stddev) values rounded to BF16, as a host F32 tensor.
+    Tensor randn(const Shape& shape, float stddev = 1.0f, float mean = 0.0f) {
+        std::normal_distribution<float> dist(mean, stddev);
+        Tensor t = Tensor::zeros(shape);
+        for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = round_bf16(dist(rng));
+        return t;
+    }
+
+    Tensor up(const Tensor& host) { return be->upload(host); }
+    std::vector<float> down(const Tensor& device) { return be->download(device).to_vector(); }
+
+    std::unique_ptr<Backend> be;
+#ifdef FLUX2_HAVE_CUDA
+    CudaBackend* cuda = nullptr;
+#endif
+    std::mt19937 rng{20261128};
+};
+
+// Every element finite (catches NaN from unwritten or garbage memory).
+inline bool all_finite(const std::vector<float>& v) {
+    for (float x : v)
+        if (!std::isfinite(x)) return false;
+    return true;
+}
+
+inline std::vector<float> to_float(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
+
+}  // namespace flux2::test
