@@ -237,7 +237,14 @@ TEST_F(Cli, EncodePromptOutputDrivesGenerate) {
     args.insert(args.end(), size.begin(), size.end());
     RunResult from_embeds = flux2(args);
     ASSERT_EQ(from_embeds.exit_code, 0) << from_embeds;
-    EXPECT_EQ(read_image(file("embeds.png")).rgb, read_image(file("prompt.png")).rgb);
+    ImageText text;
+    EXPECT_EQ(read_image(file("embeds.png"), &text).rgb, read_image(file("prompt.png")).rgb);
+    EXPECT_EQ(text["prompt"], "a cat");  // from the embeddings file's metadata
+
+    args.insert(args.end(), {"--prompt", "a dog"});
+    RunResult both = flux2(args);
+    EXPECT_EQ(both.exit_code, 1) << both;
+    EXPECT_TRUE(contains(both.err, "not both")) << both.err;
 }
 
 // ---- numerics against the diffusers goldens ----
@@ -290,6 +297,77 @@ TEST_F(Cli, GenerateDevEditMatchesDiffusersPipeline) {
                          "64", "--num-inference-steps", "4", "--output-path", file("edit.png")});
     ASSERT_EQ(r.exit_code, 0) << r;
     EXPECT_LE(max_pixel_difference(read_image(file("edit.png")), golden_image(*g, "dev_edit.steps4.image")), 1);
+}
+
+// klein without model_index.json: "klein" + "base" in a path part means the base model (true CFG), a folder that
+// merely contains "base" does not. Both variants must match diffusers.
+TEST_F(Cli, GenerateKleinVariantsMatchDiffusersPipeline) {
+    auto g = SafetensorsFile::open(data_path("pipeline-golden.safetensors"));
+    SafetensorsWriter embeds, noise;
+    embeds.add_f32("prompt_embeds", golden(*g, "klein.prompt_embeds"));
+    embeds.add_f32("negative_prompt_embeds", golden(*g, "klein.negative_prompt_embeds"));
+    embeds.write(file("embeds.safetensors"));
+    noise.add_f32("latents", golden(*g, "dev.latents_in"));
+    noise.write(file("noise.safetensors"));
+    fs::create_directories(file("database"));
+    fs::create_symlink(data_path("tiny-klein-bf16.safetensors"), file("database/tiny-klein.safetensors"));
+    fs::create_symlink(data_path("tiny-klein-bf16.safetensors"), file("tiny-klein-base.safetensors"));
+
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {file("database/tiny-klein.safetensors"), "klein_distilled"},
+        {file("tiny-klein-base.safetensors"), "klein_base"}};
+    for (const auto& [model, variant] : cases) {
+        RunResult r = flux2({"generate", "--model-path", model, "--vae-path", data_path("tiny-vae"), "--prompt-embeds",
+                             file("embeds.safetensors"), "--initial-noise", file("noise.safetensors"), "--width", "64",
+                             "--height", "64", "--num-inference-steps", "4", "--guidance-scale", "4",
+                             "--output-path", file(variant + ".png")});
+        ASSERT_EQ(r.exit_code, 0) << r;
+        ImageText text;
+        const Image img = read_image(file(variant + ".png"), &text);
+        EXPECT_EQ(text["variant"], variant == "klein_base" ? "klein (base, CFG)" : "klein (distilled)");
+        EXPECT_LE(max_pixel_difference(img, golden_image(*g, variant + ".steps4.image")), 1) << variant;
+    }
+}
+
+// is_distilled of model_index.json counts only for the pipeline's own transformer: not for a base model's, and not
+// once --transformer-weights-path replaces it.
+TEST_F(Cli, KleinModeFollowsTheTransformersOwnPipeline) {
+    auto g = SafetensorsFile::open(data_path("pipeline-golden.safetensors"));
+    SafetensorsWriter embeds;
+    embeds.add_f32("prompt_embeds", golden(*g, "klein.prompt_embeds"));
+    embeds.add_f32("negative_prompt_embeds", golden(*g, "klein.negative_prompt_embeds"));
+    embeds.write(file("embeds.safetensors"));
+    auto make_pipeline = [&](const std::string& name, bool distilled) {
+        fs::create_directories(file(name));
+        fs::create_directory_symlink(data_path("tiny-klein-diffusers"), file(name + "/transformer"));
+        fs::create_directory_symlink(data_path("tiny-vae"), file(name + "/vae"));
+        std::ofstream(file(name + "/model_index.json")) << "{\"is_distilled\": " << (distilled ? "true" : "false") << "}";
+    };
+    make_pipeline("distilled-pipeline", true);
+    make_pipeline("base-pipeline", false);
+    fs::create_symlink(data_path("tiny-klein-bf16.safetensors"), file("tiny-klein-base.safetensors"));
+    fs::create_symlink(data_path("tiny-klein-bf16.safetensors"), file("tiny-klein.safetensors"));
+
+    auto variant_of = [&](std::vector<std::string> model_args) {
+        std::vector<std::string> args = {"generate", "--prompt-embeds", file("embeds.safetensors"), "--width", "32",
+                                         "--height", "32", "--num-inference-steps", "1", "--output-path",
+                                         file("out.png")};
+        args.insert(args.end(), model_args.begin(), model_args.end());
+        RunResult r = flux2(args);
+        EXPECT_EQ(r.exit_code, 0) << r;
+        ImageText text;
+        if (r.exit_code == 0) read_image(file("out.png"), &text);
+        return text["variant"];
+    };
+    EXPECT_EQ(variant_of({"--model-path", file("base-pipeline")}), "klein (base, CFG)");
+    EXPECT_EQ(variant_of({"--model-path", file("distilled-pipeline")}), "klein (distilled)");
+    EXPECT_EQ(variant_of({"--model-path", file("tiny-klein-base.safetensors"), "--base-model-path",
+                          file("distilled-pipeline")}),
+              "klein (base, CFG)");
+    EXPECT_EQ(variant_of({"--model-path", file("base-pipeline"), "--transformer-weights-path",
+                          file("tiny-klein.safetensors")}),
+              "klein (distilled)");
+    EXPECT_EQ(variant_of({"--model-path", file("base-pipeline"), "--klein-mode", "distilled"}), "klein (distilled)");
 }
 
 // A transformer-only repo from the HF cache takes its VAE from --base-model-path (another cached repo) and
@@ -447,6 +525,10 @@ TEST_F(Cli, RejectsUnknownFlagsAndMissingRequiredOptions) {
     EXPECT_NE(r.exit_code, 0) << r;
     EXPECT_NE(r.exit_code, 1) << r;  // a command-line error, not a run-time one
     EXPECT_TRUE(contains(r.err, "--no-such-flag")) << r.err;
+    r = flux2({"generate", "--seed", "-1"});
+    EXPECT_NE(r.exit_code, 0) << r;
+    EXPECT_NE(r.exit_code, 1) << r;
+    EXPECT_TRUE(contains(r.err, "--seed")) << r.err;
     r = flux2({"forward", "--model", "x"});
     EXPECT_NE(r.exit_code, 0) << r;
     EXPECT_TRUE(contains(r.err, "--inputs")) << r.err;

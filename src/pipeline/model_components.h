@@ -22,7 +22,9 @@ struct ComponentPaths {
     std::string vae;           // diffusers vae/ folder or BFL ae.safetensors
     std::string text_encoder;  // folder; empty when none was found
     std::string tokenizer;     // folder; empty when none was found
-    std::optional<nlohmann::json> model_index;  // model_index.json of the repo that supplied the pipeline
+    // model_index.json of the pipeline whose own transformer is used; absent when the transformer is a single file,
+    // a transformer-only folder or --transformer-weights-path (a base model's index describes another transformer).
+    std::optional<nlohmann::json> model_index;
     std::string describe() const;
 };
 
