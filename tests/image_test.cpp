@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "temp_dir.h"
 
 namespace flux2 {
 namespace {
@@ -100,7 +101,8 @@ TEST(ImagePng, RoundTripWithText) {
 }
 
 TEST(ImagePng, FileRoundTrip) {
-    const std::string path = (std::filesystem::temp_directory_path() / "flux2_image_test.png").string();
+    const test::TempDir tmp;
+    const std::string path = tmp.file("image.png");
     const Image img = gradient(16, 9);
     write_png(path, img, {{"seed", "7"}});
     ImageText back;
@@ -108,7 +110,6 @@ TEST(ImagePng, FileRoundTrip) {
     EXPECT_EQ(decoded.rgb, img.rgb);
     EXPECT_EQ(back.at("seed"), "7");
     EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
-    std::filesystem::remove(path);
 }
 
 TEST(ImagePng, RejectsBadTextKeys) {

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "io/gzip_file.h"
+#include "temp_dir.h"
 #include "tokenizer_test_util.h"
 
 namespace flux2 {
@@ -127,9 +128,8 @@ TEST(Tokenizer, ConfigIsRead) {
 
 TEST(TokenizerLoad, AcceptsFolderPlainAndGzippedFile) {
     namespace fs = std::filesystem;
-    const fs::path dir = fs::temp_directory_path() / "flux2_tokenizer_load_test";
-    fs::remove_all(dir);
-    fs::create_directories(dir);
+    const test::TempDir tmp;
+    const fs::path& dir = tmp.path();
     {
         std::ofstream out(dir / "tokenizer.json", std::ios::binary);
         out << read_file_maybe_gzip(data_path("qwen3-tokenizer/tokenizer.json.gz"));
@@ -142,14 +142,12 @@ TEST(TokenizerLoad, AcceptsFolderPlainAndGzippedFile) {
     EXPECT_EQ(from_file.encode(text), expected);
     EXPECT_EQ(from_file.config().pad_token, "<|endoftext|>");  // config found beside the file
     EXPECT_EQ(Tokenizer::load(data_path("qwen3-tokenizer/tokenizer.json.gz")).encode(text), expected);
-    fs::remove_all(dir);
 }
 
 TEST(TokenizerLoad, RejectsTekkenAndMissingFiles) {
     namespace fs = std::filesystem;
-    const fs::path dir = fs::temp_directory_path() / "flux2_tokenizer_tekken_test";
-    fs::remove_all(dir);
-    fs::create_directories(dir);
+    const test::TempDir tmp;
+    const fs::path& dir = tmp.path();
     {
         std::ofstream out(dir / "tekken.json");
         out << R"({"config": {"pattern": "x"}, "vocab": []})";

@@ -6,10 +6,9 @@
 #include <string>
 
 #include "models/tokenizer/tokenizer.h"
+#include "test_util.h"
 
 namespace flux2::test {
-
-inline std::string data_path(const std::string& name) { return std::string(FLUX2_TEST_DATA) + "/" + name; }
 
 inline nlohmann::json read_json(const std::string& name) {
     std::ifstream in(data_path(name));

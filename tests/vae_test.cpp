@@ -12,6 +12,7 @@
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "models/vae/vae_checkpoint.h"
+#include "temp_dir.h"
 #include "test_util.h"
 
 namespace flux2 {
@@ -75,7 +76,8 @@ TEST_F(VaeGolden, BflAutoencoderNames) {
             t = t.reshape({t.dim(0), t.dim(1), 1, 1});  // BFL keeps the attention projections as 1x1 convs
         writer.add_f32(bfl_name_of(name), t);
     }
-    const std::string path = (std::filesystem::temp_directory_path() / "flux2_tiny_ae.safetensors").string();
+    const test::TempDir tmp;
+    const std::string path = tmp.file("ae.safetensors");
     writer.write(path);
     VaeCheckpoint ckpt = VaeCheckpoint::open(path);
     EXPECT_TRUE(ckpt.is_bfl_layout());
@@ -85,7 +87,6 @@ TEST_F(VaeGolden, BflAutoencoderNames) {
     EXPECT_EQ(inferred.layers_per_block, 1);
     EXPECT_EQ(inferred.latent_channels, 32);
     expect_matches_golden(Flux2Vae::load(ckpt, inferred, *backend));
-    std::filesystem::remove(path);
 }
 
 TEST(VaeNames, BflToDiffusers) {
@@ -104,7 +105,8 @@ TEST(VaeNames, BflToDiffusers) {
 
 TEST_F(VaeGolden, RejectsUnclaimedAndMisshapenTensors) {
     const Checkpoint diffusers = Checkpoint::open(test::data_path("tiny-vae"));
-    const std::string path = (std::filesystem::temp_directory_path() / "flux2_bad_vae.safetensors").string();
+    const test::TempDir tmp;
+    const std::string path = tmp.file("bad_vae.safetensors");
     {
         SafetensorsWriter writer;
         for (const std::string& name : diffusers.names()) writer.add_f32(name, load_f32(diffusers.get(name)));
@@ -125,7 +127,6 @@ TEST_F(VaeGolden, RejectsUnclaimedAndMisshapenTensors) {
         VaeCheckpoint ckpt = VaeCheckpoint::open(path);
         EXPECT_THROW(Flux2Vae::load(ckpt, VaeConfig::infer(ckpt), *backend), Error);
     }
-    std::filesystem::remove(path);
 }
 
 }  // namespace

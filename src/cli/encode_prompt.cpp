@@ -28,7 +28,7 @@ void run_encode_prompt(const EncodePromptArgs& a) {
         fail("give --model-path (a pipeline with text_encoder/ and tokenizer/) or --text-encoder");
     std::string te = c.text_encoder_path, tok;
     if (!c.model_path.empty()) {
-        ComponentPaths paths = resolve_components(c, /*needs_text_encoder=*/true);
+        ComponentPaths paths = resolve_components(c, /*needs_text_encoder=*/true, /*needs_vae=*/false);
         te = paths.text_encoder;
         tok = paths.tokenizer;
     } else {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <iomanip>
 
@@ -41,6 +42,17 @@ struct GenerateArgs {
     std::string device = "cpu", precision, activations = "w4a16";
 };
 
+// BFL names base models "klein-base" (FLUX.2-klein-base-4B, flux-2-klein-base-4b.safetensors). Only path parts that
+// also say "klein" count, so that a folder such as /data/database does not turn a distilled model into a base one.
+bool names_klein_base(const std::string& path) {
+    for (const fs::path& part : fs::path(path)) {
+        std::string s = part.string();
+        std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+        if (s.find("klein") != std::string::npos && s.find("base") != std::string::npos) return true;
+    }
+    return false;
+}
+
 Flux2Variant pick_variant(const Flux2Config& config, const ComponentPaths& paths, const std::string& mode) {
     if (config.guidance_embeds) {
         check(mode == "auto", "--klein-mode applies to klein models; this transformer is FLUX.2 dev");
@@ -49,15 +61,28 @@ Flux2Variant pick_variant(const Flux2Config& config, const ComponentPaths& paths
     if (mode == "distilled") return Flux2Variant::klein_distilled;
     if (mode == "base") return Flux2Variant::klein_base;
     check(mode == "auto", "--klein-mode must be auto, distilled or base, got '", mode, "'");
-    // diffusers' Flux2KleinPipeline reads is_distilled from model_index.json; BFL names base models "klein-base".
-    if (paths.model_index && paths.model_index->contains("is_distilled"))
-        return (*paths.model_index)["is_distilled"].get<bool>() ? Flux2Variant::klein_distilled : Flux2Variant::klein_base;
-    return paths.transformer.find("base") != std::string::npos ? Flux2Variant::klein_base : Flux2Variant::klein_distilled;
+    // diffusers' Flux2KleinPipeline reads is_distilled from model_index.json.
+    if (paths.model_index && paths.model_index->contains("is_distilled")) {
+        const nlohmann::json& d = (*paths.model_index)["is_distilled"];
+        check(d.is_boolean(), "model_index.json: is_distilled must be true or false, got ", d.dump());
+        return d.get<bool>() ? Flux2Variant::klein_distilled : Flux2Variant::klein_base;
+    }
+    return names_klein_base(paths.transformer) ? Flux2Variant::klein_base : Flux2Variant::klein_distilled;
+}
+
+// True for a .png file, false for a folder. Checked before any work, so that a typo costs nothing.
+bool output_is_file(const std::string& output_path) {
+    std::string ext = fs::path(output_path).extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    // Without this, "cat.jpg" would silently become a folder holding flux2_00000.png.
+    check(ext != ".jpg" && ext != ".jpeg" && ext != ".webp", "--output-path ", output_path,
+          ": images are written as PNG only; give a .png file or a folder");
+    return ext == ".png";
 }
 
 std::vector<std::string> output_files(const std::string& output_path, int count) {
     const fs::path p(output_path);
-    const bool is_file = p.extension() == ".png";
+    const bool is_file = output_is_file(output_path);
     if (!is_file) fs::create_directories(p);
     std::vector<std::string> files;
     for (int i = 0; i < count; ++i) {
@@ -77,19 +102,22 @@ std::vector<std::string> output_files(const std::string& output_path, int count)
 
 void run_generate(GenerateArgs a) {
     if (a.threads > 0) set_num_threads(a.threads);
+    // 0 means "the default": the reference image's size, else 1024 (the demo: 256).
+    check(a.width >= 0 && a.height >= 0 && a.width % 16 == 0 && a.height % 16 == 0,
+          "--width and --height must be multiples of 16, got ", a.width, "x", a.height);
+    output_is_file(a.output_path);
+    check(a.prompt.empty() || a.prompt_embeds.empty(), "give --prompt or --prompt-embeds, not both");
     const bool demo = a.components.model_path.empty() && a.components.transformer_weights_path.empty();
     if (demo) {
         a.components.model_path = ensure_demo_model();
         log_warn("no --model-path given: using the built-in demo model (", a.components.model_path,
                  "). Its weights are RANDOM, so the picture is noise; it shows the whole pipeline working. "
                  "Pass --model-path to use real FLUX.2 weights.");
-        if (a.width == 0) a.width = 256;
-        if (a.height == 0) a.height = 256;
+        if (a.width == 0 && a.images.empty()) a.width = 256;
+        if (a.height == 0 && a.images.empty()) a.height = 256;
         if (a.prompt.empty() && a.prompt_embeds.empty()) a.prompt = "a red fox in the snow, watercolor";
     }
     check(!a.prompt.empty() || !a.prompt_embeds.empty(), "give a --prompt (or --prompt-embeds FILE)");
-    check(a.width % 16 == 0 && a.height % 16 == 0, "--width and --height must be multiples of 16, got ", a.width, "x",
-          a.height);
     const bool encode = a.prompt_embeds.empty();
     ComponentPaths paths = resolve_components(a.components, encode);
     log_info("components: ", paths.describe());
@@ -126,6 +154,8 @@ void run_generate(GenerateArgs a) {
         check(pe != nullptr, a.prompt_embeds, ": no 'prompt_embeds' tensor (expected [B, Lt, ",
               config.joint_attention_dim, "])");
         prompt_embeds = load_f32(*pe);
+        // `flux2 encode-prompt` records its prompt; it becomes the PNG's prompt text.
+        if (auto it = f->metadata().find("prompt"); it != f->metadata().end()) a.prompt = it->second;
         if (const TensorInfo* ne = f->find("negative_prompt_embeds")) negative_embeds = load_f32(*ne);
         check(!cfg || negative_embeds, a.prompt_embeds, ": klein base with guidance > 1 needs 'negative_prompt_embeds'");
     }
@@ -205,13 +235,20 @@ void register_generate(CLI::App& app) {
     cmd->add_option("--negative-prompt", a->negative_prompt, "klein base (true CFG) only");
     cmd->add_option("--width", a->width, "image width, multiple of 16 (default 1024, or the reference's)");
     cmd->add_option("--height", a->height, "image height, multiple of 16 (default 1024, or the reference's)");
-    cmd->add_option("--num-inference-steps", a->steps, "denoising steps (default: dev 50, klein 4, klein base 50)");
+    cmd->add_option("--num-inference-steps", a->steps, "denoising steps (default: dev 50, klein 4, klein base 50)")
+        ->check(CLI::Range(0, 10000));
     cmd->add_option("--guidance-scale", a->guidance_scale, "dev: embedded guidance (4.0); klein base: CFG scale (4.0)");
-    cmd->add_option("--seed", a->seed, "noise seed (image i of a batch uses seed + i)")->capture_default_str();
+    // CLI11 would wrap "-1" to 2^64 - 1; some UIs use -1 for "random", which flux2 does not do.
+    const CLI::Validator no_minus([](std::string& v) { return v.starts_with('-') ? "the seed is 0 or more" : ""; }, "");
+    cmd->add_option("--seed", a->seed, "noise seed (image i of a batch uses seed + i)")
+        ->check(no_minus)
+        ->capture_default_str();
     cmd->add_option("--image", a->images, "reference image (PNG/JPEG) for editing; repeat for several");
     cmd->add_option("--num-images", a->num_images, "images per prompt")->capture_default_str();
     cmd->add_option("--output-path", a->output_path, "a .png file, or a folder for numbered files")->capture_default_str();
-    cmd->add_option("--klein-mode", a->klein_mode, "auto, distilled or base (auto: model_index.json is_distilled)")
+    cmd->add_option("--klein-mode", a->klein_mode,
+                    "auto, distilled or base (auto: is_distilled of the pipeline's model_index.json, else base when "
+                    "the transformer's path names klein-base)")
         ->capture_default_str();
     cmd->add_option("--max-sequence-length", a->max_sequence_length, "text tokens")->capture_default_str();
     cmd->add_option("--text-encoder-out-layers", a->out_layers, "hidden layers stacked (default dev 10 20 30, klein 9 18 27)");

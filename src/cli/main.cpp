@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
     std::string log_level = "info";
     app.add_option("--log-level", log_level, "debug, info, warn, error or quiet")->capture_default_str();
     app.parse_complete_callback([&] { flux2::set_log_level(flux2::parse_log_level(log_level)); });
+    // Subcommands pass options they do not know up here, so --log-level may also follow the subcommand.
+    app.fallthrough();
 
     flux2::cli::register_all(app);
     try {

@@ -44,7 +44,6 @@ void take_components(const fs::path& root, ComponentPaths& out, std::vector<std:
         else looked.push_back("text encoder: " + (root / "text_encoder").string());
     }
     if (out.tokenizer.empty() && fs::is_directory(root / "tokenizer", ec)) out.tokenizer = (root / "tokenizer").string();
-    if (!out.model_index) out.model_index = read_json(root / "model_index.json");
 }
 }  // namespace
 
@@ -61,7 +60,7 @@ std::string ComponentPaths::describe() const {
                text_encoder.empty() ? "(none)" : text_encoder);
 }
 
-ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_encoder) {
+ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_encoder, bool needs_vae) {
     ComponentPaths out;
     std::vector<std::string> looked;
     std::error_code ec;
@@ -75,6 +74,7 @@ ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_enc
             out.transformer = root.string();
         } else if (fs::is_directory(root / "transformer", ec) || fs::exists(root / "model_index.json", ec)) {
             out.transformer = (root / "transformer").string();
+            out.model_index = read_json(root / "model_index.json");
             take_components(root, out, looked);
             self_contained = true;
         } else if (has_safetensors(root)) {
@@ -84,8 +84,10 @@ ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_enc
                  "nor transformer weights (*.safetensors)");
         }
     }
-    if (!args.transformer_weights_path.empty())
+    if (!args.transformer_weights_path.empty()) {
         out.transformer = resolve_local_or_cached(args.transformer_weights_path, "--transformer-weights-path");
+        out.model_index.reset();  // it describes the pipeline's own transformer, not this one
+    }
     if (!args.vae_path.empty()) out.vae = resolve_local_or_cached(args.vae_path, "--vae-path");
     if (!args.text_encoder_path.empty()) {
         const fs::path te = resolve_local_or_cached(args.text_encoder_path, "--text-encoder");
@@ -93,7 +95,7 @@ ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_enc
         out.tokenizer = find_tokenizer_for(out.text_encoder);
     }
 
-    const bool missing = out.vae.empty() || (needs_text_encoder && out.text_encoder.empty());
+    const bool missing = (needs_vae && out.vae.empty()) || (needs_text_encoder && out.text_encoder.empty());
     if (missing && !self_contained) {
         std::string looked_in;
         const bool local = fs::exists(args.base_model_path, ec);
@@ -110,7 +112,7 @@ ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_enc
     if (out.tokenizer.empty() && !out.text_encoder.empty()) out.tokenizer = find_tokenizer_for(out.text_encoder);
 
     std::string problems;
-    if (out.vae.empty()) problems += "\n  - no VAE";
+    if (needs_vae && out.vae.empty()) problems += "\n  - no VAE";
     if (needs_text_encoder && out.text_encoder.empty())
         problems += "\n  - no text encoder (needed for --prompt; or pass --prompt-embeds)";
     if (needs_text_encoder && !out.text_encoder.empty() && out.tokenizer.empty())

@@ -22,7 +22,9 @@ struct ComponentPaths {
     std::string vae;           // diffusers vae/ folder or BFL ae.safetensors
     std::string text_encoder;  // folder; empty when none was found
     std::string tokenizer;     // folder; empty when none was found
-    std::optional<nlohmann::json> model_index;  // model_index.json of the repo that supplied the pipeline
+    // model_index.json of the pipeline whose own transformer is used; absent when the transformer is a single file,
+    // a transformer-only folder or --transformer-weights-path (a base model's index describes another transformer).
+    std::optional<nlohmann::json> model_index;
     std::string describe() const;
 };
 
@@ -30,7 +32,8 @@ struct ComponentPaths {
 // empty when there is none.
 std::string find_tokenizer_for(const std::string& text_encoder_dir);
 
-// needs_text_encoder: whether a missing text encoder is an error (prompt given without --prompt-embeds).
-ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_encoder);
+// needs_text_encoder: whether a missing text encoder is an error (prompt given without --prompt-embeds);
+// needs_vae: likewise for the VAE (prompt encoding alone does without one).
+ComponentPaths resolve_components(const ComponentArgs& args, bool needs_text_encoder, bool needs_vae = true);
 
 }  // namespace flux2
