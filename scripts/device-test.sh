@@ -95,7 +95,7 @@ for spec in ${FLUX2_STEP_BENCH:-}; do
   model=${spec%%:*}
   res=${spec#*:}
   echo "== step benchmark $model at $res (flux2, then PyTorch)"
-  ./build-gpu/flux2 bench --model "$model" --device cuda --precision "${FLUX2_STEP_PRECISIONS:-fp8,bf16}" \
+  ./build-gpu/flux2 bench --model "$model" --device cuda --precision "${FLUX2_STEP_PRECISIONS:-bf16,fp8}" \
     --resolutions "$res" --steps 5 --warmup 2 2>&1 | grep -v "^\[flux2 info\]" | tee -a "$out/step_bench.txt"
   PYTHONUNBUFFERED=1 python3 bench/torch_flux2_step.py --model "$model" --res "$res" 2>&1 | tee -a "$out/step_bench.txt"
 done

@@ -2,6 +2,8 @@
 // weights (or a checkpoint), per precision path and resolution.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <map>
 #include <cstdio>
 #include <random>
 #include <sstream>
@@ -65,9 +67,12 @@ double step_flops(const Flux2Config& c, int64_t Li, int64_t Lt) {
 void run_bench(const BenchArgs& a) {
     const bool preset = a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b";
     std::vector<std::string> precisions = split_list(a.precisions);
-    if (precisions.empty()) precisions = a.device == "cpu" ? std::vector<std::string>{""} : std::vector<std::string>{"fp8", "bf16"};
-    std::printf("%-10s %-6s %-10s %10s %10s %12s  %s\n", "model", "res", "precision", "s/step", "TFLOP/s",
-                "peak mem GB", "linear paths");
+    if (precisions.empty()) precisions = a.device == "cpu" ? std::vector<std::string>{""} : std::vector<std::string>{"bf16", "fp8"};
+    std::printf("%-10s %-6s %-10s %10s %10s %12s %12s  %s\n", "model", "res", "precision", "s/step", "TFLOP/s",
+                "peak mem GB", "rel vs first", "linear paths");
+    // The first precision's output per resolution: the others report their relative difference to it (same
+    // weights, same inputs), e.g. fp8 against bf16 at full size.
+    std::map<int, std::vector<float>> first_outputs;
     for (const std::string& precision : precisions) {
         BackendOptions options;
         options.device = a.device;
@@ -92,17 +97,31 @@ void run_bench(const BenchArgs& a) {
             for (int i = 0; i < a.warmup; ++i) model.forward(in);
             backend->reset_path_counts();
             std::vector<double> times;
+            std::vector<float> output;
             for (int i = 0; i < a.steps; ++i) {
                 auto t0 = std::chrono::steady_clock::now();
-                model.forward(in);
+                Tensor out = model.forward(in);
                 times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                if (i == 0) output = out.to_vector();
+            }
+            std::string rel = "-";
+            if (auto it = first_outputs.find(pixels); it != first_outputs.end()) {
+                double num = 0, den = 0;
+                for (size_t k = 0; k < output.size(); ++k) {
+                    num += (double(output[k]) - it->second[k]) * (double(output[k]) - it->second[k]);
+                    den += double(it->second[k]) * it->second[k];
+                }
+                rel = str(std::sqrt(num / den));
+            } else {
+                first_outputs[pixels] = std::move(output);
             }
             std::sort(times.begin(), times.end());
             const double median = times[times.size() / 2];
             const double tflops = step_flops(config, in.img_ids.dim(0), a.text_tokens) / median * 1e-12;
-            std::printf("%-10s %-6d %-10s %10.4f %10.1f %12.2f  %s\n", a.model.size() > 10 ? "checkpoint" : a.model.c_str(),
-                        pixels, precision.empty() ? backend->name().c_str() : precision.c_str(), median, tflops,
-                        backend->peak_memory_bytes() / 1e9, backend->path_summary().c_str());
+            std::printf("%-10s %-6d %-10s %10.4f %10.1f %12.2f %12s  %s\n",
+                        a.model.size() > 10 ? "checkpoint" : a.model.c_str(), pixels,
+                        precision.empty() ? backend->name().c_str() : precision.c_str(), median, tflops,
+                        backend->peak_memory_bytes() / 1e9, rel.c_str(), backend->path_summary().c_str());
             std::fflush(stdout);
         }
     }
@@ -118,7 +137,7 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--model", a->model, "dev, klein-4b, klein-9b, or a checkpoint path")->capture_default_str();
     cmd->add_option("--device", a->device, "cuda or cpu")->capture_default_str();
     cmd->add_option("--precision", a->precisions,
-                    "comma list of GPU paths: fp8, bf16, fp4 (default fp8,bf16 on cuda; f32 on cpu)");
+                    "comma list of GPU paths: bf16, fp8 (default bf16,fp8 on cuda, each later one compared with the first; f32 on cpu)");
     cmd->add_option("--resolutions", a->resolutions, "comma list of square image sizes")->capture_default_str();
     cmd->add_option("--steps", a->steps, "timed steps (median reported)")->capture_default_str();
     cmd->add_option("--warmup", a->warmup, "untimed steps first")->capture_default_str();
