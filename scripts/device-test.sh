@@ -83,7 +83,7 @@ echo "build: $(( $(date +%s) - start )) s"
 status=1
 echo "== tests"
 if [ -x build-gpu/flux2_tests ]; then
-  ./build-gpu/flux2_tests --gtest_filter="${FLUX2_TEST_FILTER:-Cuda*:TinyModels/*}" >"$out/tests.txt" 2>&1
+  ./build-gpu/flux2_tests --gtest_filter="${FLUX2_TEST_FILTER:-Cuda*:TinyModels/*:TinyPipelines/*}" >"$out/tests.txt" 2>&1
   status=$?
   grep -E "^\[  (FAILED|PASSED|SKIPPED) |rel error|Failure|Expected|Which is|^/" "$out/tests.txt" | head -80
   tail -3 "$out/tests.txt"
