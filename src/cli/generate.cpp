@@ -257,7 +257,7 @@ void register_generate(CLI::App& app) {
     cmd->add_option("--initial-noise", a->initial_noise, "safetensors with latents [B,128,H/16,W/16] replacing the noise");
     cmd->add_option("--save-latents", a->save_latents, "write the final packed latents [B,Li,128] here");
     cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
-    cmd->add_option("--precision", a->precision, "GPU linear path: fp8 (default on Hopper and newer) or bf16");
+    cmd->add_option("--precision", a->precision, "GPU linear path: fp8 (default on Hopper and newer), bf16, or fp4 (Blackwell, untested on hardware)");
     cmd->add_option("--activations", a->activations, "CPU NVFP4 numerics: w4a16 or w4a4")->capture_default_str();
     cmd->add_option("--threads", a->threads, "CPU threads");
     cmd->callback([a] { run_generate(*a); });

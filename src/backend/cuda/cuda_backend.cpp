@@ -7,6 +7,7 @@
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm_cublaslt.h"
+#include "backend/cuda/gemm_fp4_cublaslt.h"
 #include "backend/cuda/launchers.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -34,11 +35,22 @@ CudaLinearPrecision choose_precision(const std::string& requested, const cudaDev
               prop.major, ".", prop.minor, "; use --precision bf16");
         return CudaLinearPrecision::fp8;
     }
-    if (requested == "fp4")
-        fail(
-            "precision fp4 (native NVFP4 GEMM on Blackwell) is not implemented in the CUDA backend yet; "
-            "use fp8 or bf16");
-    fail("unknown precision '", requested, "' for the CUDA backend (expected fp8, bf16 or empty)");
+    if (requested == "fp4") {
+        // Block-scaled FP4 tensor-core GEMMs exist on Blackwell only (sm_100 datacenter, sm_120 consumer).
+        check(prop.major == 10 || prop.major == 12, "precision fp4 (native NVFP4 GEMM) needs a Blackwell GPU (compute ",
+              "capability 10.x or 12.x); ", prop.name, " is ", prop.major, ".", prop.minor,
+              "; use --precision fp8 or bf16");
+        return CudaLinearPrecision::fp4;
+    }
+    fail("unknown precision '", requested, "' for the CUDA backend (expected fp8, bf16, fp4 or empty)");
+}
+const char* precision_name(CudaLinearPrecision p) {
+    switch (p) {
+        case CudaLinearPrecision::fp8: return "fp8";
+        case CudaLinearPrecision::fp4: return "fp4";
+        case CudaLinearPrecision::bf16: break;
+    }
+    return "bf16";
 }
 }  // namespace
 
@@ -67,7 +79,7 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
     check(device < count, "device '", options.device, "' requested, but only ", count, " CUDA GPU(s) are visible");
     check(options.nvfp4_activations == Nvfp4Activations::w4a16,
           "NVFP4 activation quantization (w4a4) is the CPU emulation of Blackwell FP4 numerics; the CUDA backend "
-          "runs NVFP4 layers in fp8 or bf16 (choose with the precision option)");
+          "runs NVFP4 layers in fp8, bf16 or (Blackwell) fp4 (choose with the precision option)");
 
     cudaDeviceProp prop{};
     FLUX2_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
@@ -77,7 +89,7 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
     gemm_ = std::make_unique<cuda::CublasLtGemm>(stream_);
     sdpa_ = std::make_unique<cuda::CudnnSdpa>(stream_);
     log_info("cuda backend: ", device_name_, " (compute ", prop.major, ".", prop.minor, ", ", prop.totalGlobalMem >> 20,
-             " MiB), NVFP4/FP8 linears in ", precision_ == CudaLinearPrecision::fp8 ? "fp8" : "bf16");
+             " MiB), NVFP4/FP8 linears in ", precision_name(precision_));
 }
 
 CudaBackend::~CudaBackend() = default;

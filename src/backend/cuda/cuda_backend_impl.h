@@ -9,6 +9,9 @@
 //         codes); activations are quantized to E4M3 per token; cuBLASLt FP8 GEMM with the two scale vectors
 //         applied in its epilogue (OUTER_VEC_32F), BF16 output. Dense (BF16/F16/F32) layers always run in BF16,
 //         as the checkpoint marks them.
+//   fp4:  (Blackwell) NVFP4 weights keep their codes and block scales in the block-scaled GEMM layout;
+//         activations are quantized to NVFP4 per call; cuBLASLt FP4 GEMM (fp4_linear.cpp). FP8 and dense layers
+//         run in BF16.
 #include <cuda_runtime.h>
 
 #include <memory>
@@ -16,15 +19,17 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/device_memory.h"
+#include "backend/cuda/fp4_linear.h"
 
 namespace flux2 {
 
 namespace cuda {
 class CublasLtGemm;
+class CublasLtFp4Gemm;
 class CudnnSdpa;
 }  // namespace cuda
 
-enum class CudaLinearPrecision { bf16, fp8 };
+enum class CudaLinearPrecision { bf16, fp8, fp4 };
 
 // Activations quantized to E4M3 per row, the input form of the FP8 GEMM. A producer kernel (the standalone
 // quantizer today; a fused norm/SwiGLU epilogue later) fills both tensors.
@@ -85,6 +90,9 @@ public:
     // Per-row E4M3 quantization of a BF16 tensor [..., K] viewed as [rows, K].
     Fp8Activations quantize_fp8(const Tensor& x);
     cuda::CublasLtGemm& gemm() { return *gemm_; }
+    // NVFP4 quantization of a BF16 tensor [..., K] for the fp4 GEMM: static input_scale, or the dynamic
+    // amax/(448*6) scale when absent; the GEMM alpha written with it is tensor scale * alpha_factor.
+    Fp4Activations quantize_fp4(const Tensor& x, std::optional<float> input_scale, float alpha_factor);
 
 private:
     struct PreparedLinear;
@@ -92,6 +100,8 @@ private:
     void prepare_bf16(const LinearWeight& w, PreparedLinear& p);
     void prepare_fp8(const LinearWeight& w, PreparedLinear& p);
     Tensor linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p);
+    std::shared_ptr<const Fp4PreparedWeight> prepare_fp4(const LinearWeight& w);
+    Tensor linear_fp4(const Tensor& x, const Shape& out_shape, const Fp4PreparedWeight& w);
 
     BackendOptions options_;
     CudaLinearPrecision precision_ = CudaLinearPrecision::bf16;
@@ -99,6 +109,7 @@ private:
     std::string device_name_;
     std::shared_ptr<cuda::Stream> stream_;
     std::unique_ptr<cuda::CublasLtGemm> gemm_;
+    std::unique_ptr<cuda::CublasLtFp4Gemm> fp4_gemm_;  // created by the first fp4 linear
     std::unique_ptr<cuda::CudnnSdpa> sdpa_;
 };
 

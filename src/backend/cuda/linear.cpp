@@ -15,6 +15,7 @@ struct CudaBackend::PreparedLinear {
     Tensor weight;  // BF16 or F8_E4M3 [out, in]
     Tensor scales;  // F32 [out], fp8 only: W[j, :] ~= weight[j, :] * scales[j]
     std::string path;
+    std::shared_ptr<const Fp4PreparedWeight> fp4;  // fp4 only (fp4_linear.cpp)
 };
 
 namespace {
@@ -114,12 +115,21 @@ const CudaBackend::PreparedLinear& CudaBackend::prepare(const LinearWeight& w) {
     auto p = std::make_shared<PreparedLinear>();
     // Dense layers stay BF16 (the checkpoint kept them unquantized on purpose); FP8 GEMMs need k % 16 == 0.
     const bool fp8 = precision_ == CudaLinearPrecision::fp8 && w.format != WeightFormat::dense && in % 16 == 0;
-    if (fp8) {
+    // fp4: NVFP4 layers only (FP8 checkpoints and dense layers stay BF16); the GEMM needs k % 32 == 0.
+    const bool fp4 = precision_ == CudaLinearPrecision::fp4 && w.format == WeightFormat::nvfp4 &&
+                     in % kFp4KMultiple == 0;
+    if (fp4) {
+        p->kind = CudaLinearPrecision::fp4;
+        p->fp4 = prepare_fp4(w);
+        p->path = kFp4PathLabel;
+    } else if (fp8) {
         prepare_fp8(w, *p);
     } else {
         prepare_bf16(w, *p);
         if (precision_ == CudaLinearPrecision::fp8 && w.format == WeightFormat::fp8)
             p->path += " (in_features not divisible by 16)";
+        if (precision_ == CudaLinearPrecision::fp4 && w.format == WeightFormat::nvfp4)
+            p->path += " (in_features not divisible by 32)";
     }
     w.prepared = p;
     w.prepared_owner = this;
@@ -146,6 +156,7 @@ Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w) {
     Shape out_shape = x.shape();
     out_shape.back() = w.out_features;
     if (p.kind == CudaLinearPrecision::fp8) return linear_fp8(quantize_fp8(x), out_shape, p);
+    if (p.kind == CudaLinearPrecision::fp4) return linear_fp4(x, out_shape, *p.fp4);
     Tensor y = empty(out_shape, DType::BF16);
     gemm_->bf16(static_cast<const bf16*>(x.raw()), static_cast<const bf16*>(p.weight.raw()),
                 static_cast<bf16*>(y.raw()), x.numel() / w.in_features, w.out_features, w.in_features);
