@@ -19,6 +19,10 @@ void launch_bf16_to_f32(const bf16* in, float* out, int64_t n, cudaStream_t stre
 void launch_silu(const bf16* x, bf16* y, int64_t n, cudaStream_t stream);
 // x [rows, 2m] -> y [rows, m]
 void launch_swiglu(const bf16* x, bf16* y, int64_t rows, int64_t m, cudaStream_t stream);
+// The same on column ranges: x points at the gate half of row 0 (the up half follows at + m), rows of x start
+// every x_row elements; y points at the output range of row 0, rows every y_row elements.
+void launch_swiglu_strided(const bf16* x, int64_t x_row, bf16* y, int64_t y_row, int64_t rows, int64_t m,
+                           cudaStream_t stream);
 // x [B*L, D] += gate [B, D] (row r uses gate row r / L) * y [B*L, D]
 void launch_gated_residual(bf16* x, const bf16* gate, const bf16* y, int64_t rows, int64_t L, int64_t D,
                            cudaStream_t stream);
@@ -33,6 +37,11 @@ void launch_rms_norm(const bf16* x, const bf16* weight, bf16* y, int64_t rows, i
 // Per-head RMSNorm then interleaved-pair RoPE; x, y [B, L, H, Dh], weight [Dh], cos/sin [L, Dh].
 void launch_rms_norm_rope(const bf16* x, const bf16* weight, const bf16* cos, const bf16* sin, bf16* y, int64_t B,
                           int64_t L, int64_t H, int64_t Dh, float eps, cudaStream_t stream);
+// The same reading the heads from a column range (x points at its first column of token 0; tokens start every
+// x_row elements) and writing tokens [tok, tok + L) of y [B, Lo, H, Dh].
+void launch_rms_norm_rope_strided(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos, const bf16* sin,
+                                  bf16* y, int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t Lo, int64_t tok,
+                                  float eps, cudaStream_t stream);
 
 // ---- FP8 ----
 // Per-row E4M3 quantization: scales[r] = amax(|x[r, :]|) / 448 (1 for an all-zero row), q = e4m3(x / scale).
