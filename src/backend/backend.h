@@ -25,6 +25,10 @@ struct BackendOptions {
     std::string device = "cpu";  // "cpu", "cuda" (later: "cuda:1")
     Nvfp4Activations nvfp4_activations = Nvfp4Activations::w4a16;
     std::string precision;       // GPU path: "fp8", "bf16", "fp4"; empty = the device's default
+    // Where the fp8 path keeps NVFP4 weights: "fp8" (empty = default; converted once to E4M3, 1 byte per weight)
+    // or "fp4" (the NVFP4 codes and block scales stay resident, ~0.56 bytes per weight, and each layer is
+    // converted to E4M3 into one shared buffer just before its GEMM: same numbers, less memory, a little slower).
+    std::string residency;
 };
 
 class Backend {

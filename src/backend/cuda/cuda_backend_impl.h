@@ -84,6 +84,7 @@ public:
 
     // ---- beyond the Backend interface (tests, benchmarks, fused producers) ----
     CudaLinearPrecision linear_precision() const { return precision_; }
+    bool fp4_resident() const { return fp4_resident_; }
     const std::string& device_name() const { return device_name_; }
     cudaStream_t stream() const { return stream_->get(); }
     void synchronize();
@@ -104,6 +105,8 @@ private:
     BackendOptions options_;
     CudaLinearPrecision precision_ = CudaLinearPrecision::bf16;
     bool poison_ = false;
+    bool fp4_resident_ = false;  // BackendOptions::residency == "fp4"
+    Tensor fp4_scratch_;         // E4M3 weight of the layer being run (fp4-resident mode), grown to the largest
     std::string device_name_;
     std::shared_ptr<cuda::Stream> stream_;
     std::unique_ptr<cuda::CublasLtGemm> gemm_;

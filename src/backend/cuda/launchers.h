@@ -55,6 +55,10 @@ void launch_nvfp4_to_bf16(const uint8_t* codes, const uint8_t* block_scales, flo
 // NVFP4 -> E4M3 [rows, cols] with one fp32 scale per row (= amax of the row / 448).
 void launch_nvfp4_to_fp8_rows(const uint8_t* codes, const uint8_t* block_scales, float scale_2, uint8_t* q,
                               float* row_scales, int64_t rows, int64_t cols, cudaStream_t stream);
+// The same conversion with row_scales given (computed once by launch_nvfp4_to_fp8_rows): one coalesced pass, for
+// the fp4-resident mode that converts each layer just before its GEMM. codes/q 8/16-byte aligned, cols % 16 == 0.
+void launch_nvfp4_to_fp8_scaled(const uint8_t* codes, const uint8_t* block_scales, float scale_2,
+                                const float* row_scales, uint8_t* q, int64_t rows, int64_t cols, cudaStream_t stream);
 // E4M3 codes times a per-tensor scale -> BF16.
 void launch_fp8_to_bf16(const uint8_t* codes, float scale, bf16* w, int64_t n, cudaStream_t stream);
 void launch_f16_to_bf16(const uint16_t* in, bf16* out, int64_t n, cudaStream_t stream);
