@@ -1,4 +1,5 @@
-// QK-RMSNorm + RoPE for one head vector per warp (or per Dh / 8 lanes, below): y = rope(x / sqrt(mean(x^2) + eps) * weight), where pair
+// QK-RMSNorm + RoPE, one head vector per warp (or per Dh / 8 lanes, below):
+// y = rope(x / sqrt(mean(x^2) + eps) * weight), where pair
 // (2j, 2j+1) rotates as y0 = n0 cos[2j] - n1 sin[2j], y1 = n1 cos[2j+1] + n0 sin[2j+1] (diffusers' interleaved
 // apply_rotary_emb; the tables repeat each angle twice).
 #include "backend/cuda/cuda_backend_impl.h"
