@@ -25,6 +25,10 @@ struct BackendOptions {
     std::string device = "cpu";  // "cpu", "cuda" (later: "cuda:1")
     Nvfp4Activations nvfp4_activations = Nvfp4Activations::w4a16;
     std::string precision;       // GPU path: "fp8", "bf16", "fp4"; empty = the device's default
+    // Where the fp8 path keeps NVFP4 weights: "fp8" (empty = default; converted once to E4M3, 1 byte per weight)
+    // or "fp4" (the NVFP4 codes and block scales stay resident, ~0.56 bytes per weight, and each layer is
+    // converted to E4M3 into one shared buffer just before its GEMM: same numbers, less memory, a little slower).
+    std::string residency;
 };
 
 class Backend {
@@ -36,6 +40,9 @@ public:
     virtual Tensor upload(const Tensor& host_f32) = 0;  // host F32 -> backend tensor
     virtual Tensor download(const Tensor& t) = 0;       // backend tensor -> host F32
     virtual Tensor zeros(const Shape& shape) = 0;
+    // A tensor whose elements the caller overwrites before reading them (the destination of the *_into ops);
+    // its contents are unspecified, so no fill pass is paid.
+    virtual Tensor uninitialized(const Shape& shape) = 0;
     // Highest memory use so far (device memory on a GPU, resident set on the CPU), in bytes.
     virtual int64_t peak_memory_bytes() const = 0;
 
@@ -65,6 +72,26 @@ public:
                                  float eps) = 0;
     // Non-causal, unmasked SDPA with scale 1/sqrt(Dh): q, k, v [B, L, H, Dh] -> [B, L, H*Dh].
     virtual Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v) = 0;
+
+    // ---- column-range variants (no copies around packed projections) ----
+    // These read a range of columns (last-dim indices) of a wider [B, L, C] tensor and/or write into a range of a
+    // preallocated one, so the packed [q | k | v | mlp] projection is never sliced and the [attn | mlp] input of
+    // a fused output projection is never concatenated. Each equals a slice/concat composition of the ops above.
+    //
+    // rms_norm_rope of the H heads of Dh columns starting at `col` of x [B, L, Cx], written to tokens
+    // [tok, tok + L) of out [B, Lo, H, Dh]; cos/sin [L, Dh] belong to x's tokens.
+    virtual void rms_norm_rope_into(const Tensor& x, int64_t col, const Tensor& norm_weight, const Tensor& cos,
+                                    const Tensor& sin, float eps, Tensor& out, int64_t tok) = 0;
+    // out[b, l, out_col + j] = silu(x[b, l, col + j]) * x[b, l, col + m + j] for j < m; x [B, L, Cx], out [B, L, Co].
+    virtual void swiglu_into(const Tensor& x, int64_t col, int64_t m, Tensor& out, int64_t out_col) = 0;
+    // attention(q, k, v') where v' is the H*Dh columns starting at v_col of v [B, L, Cv]; the result goes to the
+    // H*Dh columns starting at out_col of out [B, L, Co]. q, k [B, L, H, Dh].
+    virtual void attention_into(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out,
+                                int64_t out_col) = 0;
+    // out[b, tok + l, out_col + j] = x[b, l, col + j] for j < count; x [B, L, Cx], out [B, Lo, Co] (trailing
+    // dims of out are flattened into Co).
+    virtual void copy_into(const Tensor& x, int64_t col, int64_t count, Tensor& out, int64_t tok,
+                           int64_t out_col) = 0;
 
     // ---- layout ----
     virtual Tensor concat(const Tensor& a, const Tensor& b, int axis) = 0;  // all other dims equal

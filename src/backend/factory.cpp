@@ -12,6 +12,8 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& options) {
     if (options.device == "cpu") {
         check(options.precision.empty() || options.precision == "f32",
               "precision '", options.precision, "' is a GPU path; the CPU backend computes in f32");
+        check(options.residency.empty(), "residency '", options.residency,
+              "' applies to the CUDA fp8 path; the CPU backend keeps checkpoint weights as loaded");
         return std::make_unique<CpuBackend>(options);
     }
     if (options.device.rfind("cuda", 0) == 0) {

@@ -20,7 +20,7 @@ namespace flux2::cli {
 
 namespace {
 struct BenchArgs {
-    std::string model = "klein-4b", device = "cuda", precisions, resolutions = "512,1024";
+    std::string model = "klein-4b", device = "cuda", precisions, resolutions = "512,1024", residency;
     int steps = 5, warmup = 2, text_tokens = 512;
     uint64_t seed = 0;
 };
@@ -77,6 +77,7 @@ void run_bench(const BenchArgs& a) {
         BackendOptions options;
         options.device = a.device;
         options.precision = precision;
+        options.residency = precision == "fp8" ? a.residency : "";  // residency only concerns the fp8 path
         auto backend = make_backend(options);
         Flux2Config config;
         std::unique_ptr<WeightSource> weights;
@@ -116,11 +117,13 @@ void run_bench(const BenchArgs& a) {
                 first_outputs[pixels] = std::move(output);
             }
             std::sort(times.begin(), times.end());
+            std::string label = precision.empty() ? backend->name() : precision;
+            if (!options.residency.empty()) label += "/" + options.residency;
             const double median = times[times.size() / 2];
             const double tflops = step_flops(config, in.img_ids.dim(0), a.text_tokens) / median * 1e-12;
             std::printf("%-10s %-6d %-10s %10.4f %10.1f %12.2f %12s  %s\n",
                         a.model.size() > 10 ? "checkpoint" : a.model.c_str(), pixels,
-                        precision.empty() ? backend->name().c_str() : precision.c_str(), median, tflops,
+                        label.c_str(), median, tflops,
                         backend->peak_memory_bytes() / 1e9, rel.c_str(), backend->path_summary().c_str());
             std::fflush(stdout);
         }
@@ -138,6 +141,8 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--device", a->device, "cuda or cpu")->capture_default_str();
     cmd->add_option("--precision", a->precisions,
                     "comma list of GPU paths: bf16, fp8 (default bf16,fp8 on cuda, each later one compared with the first; f32 on cpu)");
+    cmd->add_option("--residency", a->residency,
+                    "fp8 path: keep NVFP4 weights as fp8 (default) or fp4 (4-bit resident, converted per layer)");
     cmd->add_option("--resolutions", a->resolutions, "comma list of square image sizes")->capture_default_str();
     cmd->add_option("--steps", a->steps, "timed steps (median reported)")->capture_default_str();
     cmd->add_option("--warmup", a->warmup, "untimed steps first")->capture_default_str();

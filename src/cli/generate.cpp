@@ -39,7 +39,7 @@ struct GenerateArgs {
     std::vector<int> out_layers;
     float guidance_scale = NAN;
     uint64_t seed = 0;
-    std::string device = "cpu", precision, activations = "w4a16";
+    std::string device = "cpu", precision, activations = "w4a16", residency;
 };
 
 // BFL names base models "klein-base" (FLUX.2-klein-base-4B, flux-2-klein-base-4b.safetensors). Only path parts that
@@ -125,6 +125,7 @@ void run_generate(GenerateArgs a) {
     BackendOptions options;
     options.device = a.device;
     options.precision = a.precision;
+    options.residency = a.residency;
     check(a.activations == "w4a16" || a.activations == "w4a4", "--activations must be w4a16 or w4a4");
     options.nvfp4_activations = a.activations == "w4a4" ? Nvfp4Activations::w4a4 : Nvfp4Activations::w4a16;
     auto backend = make_backend(options);
@@ -258,6 +259,8 @@ void register_generate(CLI::App& app) {
     cmd->add_option("--save-latents", a->save_latents, "write the final packed latents [B,Li,128] here");
     cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
     cmd->add_option("--precision", a->precision, "GPU linear path: fp8 (default on Hopper and newer), bf16, or fp4 (Blackwell, untested on hardware)");
+    cmd->add_option("--residency", a->residency,
+                    "fp8 path: keep NVFP4 weights as fp8 (default) or fp4 (4-bit resident, converted per layer)");
     cmd->add_option("--activations", a->activations, "CPU NVFP4 numerics: w4a16 or w4a4")->capture_default_str();
     cmd->add_option("--threads", a->threads, "CPU threads");
     cmd->callback([a] { run_generate(*a); });

@@ -156,6 +156,53 @@ LinearWeight slice_rows(const LinearWeight& w, int64_t begin, int64_t count, con
     return s;
 }
 
+bool can_concat_rows(const std::vector<const LinearWeight*>& parts) {
+    if (parts.empty()) return false;
+    const LinearWeight& a = *parts.front();
+    for (const LinearWeight* p : parts) {
+        if (p->format != a.format || p->in_features != a.in_features) return false;
+        switch (a.format) {
+            case WeightFormat::dense:
+                if (p->dense.dtype != a.dense.dtype) return false;
+                break;
+            case WeightFormat::nvfp4:
+                if (p->nvfp4.weight_scale_2 != a.nvfp4.weight_scale_2 || p->nvfp4.input_scale != a.nvfp4.input_scale)
+                    return false;
+                break;
+            case WeightFormat::fp8:
+                if (p->fp8.scale != a.fp8.scale) return false;
+                break;
+        }
+    }
+    return true;
+}
+
+LinearWeight concat_rows(const std::vector<const LinearWeight*>& parts, const std::string& new_name) {
+    check(can_concat_rows(parts), "concat_rows(", new_name, "): the parts differ in format, in_features or per-tensor ",
+          "scale, so their rows cannot be joined exactly");
+    const LinearWeight& a = *parts.front();
+    LinearWeight c;
+    c.name = new_name;
+    c.in_features = a.in_features;
+    c.format = a.format;
+    c.dense.dtype = a.dense.dtype;
+    c.nvfp4.weight_scale_2 = a.nvfp4.weight_scale_2;
+    c.nvfp4.input_scale = a.nvfp4.input_scale;
+    c.fp8.scale = a.fp8.scale;
+    auto append = [](std::vector<uint8_t>& dst, const std::vector<uint8_t>& src) {
+        dst.insert(dst.end(), src.begin(), src.end());
+    };
+    for (const LinearWeight* p : parts) {
+        row_bytes(*p);  // validates the part's byte sizes
+        c.out_features += p->out_features;
+        append(c.dense.bytes, p->dense.bytes);
+        append(c.nvfp4.codes, p->nvfp4.codes);
+        append(c.nvfp4.scales, p->nvfp4.scales);
+        append(c.fp8.codes, p->fp8.codes);
+    }
+    return c;
+}
+
 LinearWeight swap_row_halves(const LinearWeight& w) {
     row_bytes(w);
     check(w.out_features % 2 == 0, "swap_row_halves: weight ", w.name, " has an odd number of rows (", w.out_features,

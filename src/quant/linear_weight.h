@@ -60,6 +60,14 @@ std::vector<float> dequantize(const LinearWeight& w);
 // Rows [begin, begin+count) as a new weight (fused QKV / MLP splits). NVFP4 scale rows follow their codes.
 LinearWeight slice_rows(const LinearWeight& w, int64_t begin, int64_t count, const std::string& new_name);
 
+// Whether concat_rows joins these weights exactly: one format and in_features, and the same per-tensor numbers
+// (dense dtype; NVFP4 weight_scale_2 and input_scale; FP8 scale). Q/K/V split from one fused BFL tensor qualify;
+// separately quantized layers with different global scales do not (rescaling E4M3 block scales is not exact).
+bool can_concat_rows(const std::vector<const LinearWeight*>& parts);
+
+// The parts' rows one after another as one weight (fused Q/K/V projections); throws unless can_concat_rows.
+LinearWeight concat_rows(const std::vector<const LinearWeight*>& parts, const std::string& new_name);
+
 // Swaps the two row halves (BFL final_layer (shift, scale) -> diffusers (scale, shift)).
 LinearWeight swap_row_halves(const LinearWeight& w);
 

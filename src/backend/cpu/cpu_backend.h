@@ -15,6 +15,7 @@ public:
     Tensor upload(const Tensor& host_f32) override;
     Tensor download(const Tensor& t) override;
     Tensor zeros(const Shape& shape) override;
+    Tensor uninitialized(const Shape& shape) override;
     int64_t peak_memory_bytes() const override;
 
     Tensor linear(const Tensor& x, const LinearWeight& w) override;
@@ -31,6 +32,13 @@ public:
     Tensor rms_norm_rope(const Tensor& x, const Tensor& norm_weight, const Tensor& cos, const Tensor& sin,
                          float eps) override;
     Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v) override;
+
+    void rms_norm_rope_into(const Tensor& x, int64_t col, const Tensor& norm_weight, const Tensor& cos,
+                            const Tensor& sin, float eps, Tensor& out, int64_t tok) override;
+    void swiglu_into(const Tensor& x, int64_t col, int64_t m, Tensor& out, int64_t out_col) override;
+    void attention_into(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out,
+                        int64_t out_col) override;
+    void copy_into(const Tensor& x, int64_t col, int64_t count, Tensor& out, int64_t tok, int64_t out_col) override;
 
     Tensor concat(const Tensor& a, const Tensor& b, int axis) override;
     Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) override;

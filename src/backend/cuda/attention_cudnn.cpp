@@ -44,8 +44,8 @@ CudnnSdpa::~CudnnSdpa() {
     if (handle_) cudnnDestroy(dnn(handle_));
 }
 
-CudnnSdpa::Plan& CudnnSdpa::plan(int64_t B, int64_t L, int64_t H, int64_t Dh) {
-    auto key = std::make_tuple(B, L, H, Dh);
+CudnnSdpa::Plan& CudnnSdpa::plan(int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
+    auto key = std::make_tuple(B, L, H, Dh, v_row, o_row);
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
 
@@ -61,18 +61,21 @@ CudnnSdpa::Plan& CudnnSdpa::plan(int64_t B, int64_t L, int64_t H, int64_t Dh) {
     g->set_io_data_type(fe::DataType_t::BFLOAT16)
         .set_intermediate_data_type(fe::DataType_t::FLOAT)
         .set_compute_data_type(fe::DataType_t::FLOAT);
-    const std::vector<int64_t> dim{B, H, L, Dh}, stride{L * H * Dh, Dh, H * Dh, 1};
-    auto tensor = [&](const char* name, int64_t uid) {
-        return g->tensor(fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dim).set_stride(stride));
+    // A tensor whose tokens start every `row` elements (H * Dh when packed; wider for a column range).
+    const std::vector<int64_t> dim{B, H, L, Dh};
+    auto stride = [&](int64_t row) { return std::vector<int64_t>{L * row, Dh, row, 1}; };
+    auto tensor = [&](const char* name, int64_t uid, int64_t row) {
+        return g->tensor(
+            fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dim).set_stride(stride(row)));
     };
-    auto q = tensor("Q", kQ), k = tensor("K", kK), v = tensor("V", kV);
+    auto q = tensor("Q", kQ, H * Dh), k = tensor("K", kK, H * Dh), v = tensor("V", kV, v_row);
     auto options = fe::graph::SDPA_attributes()
                        .set_name("flux2_attention")
                        .set_generate_stats(false)
                        .set_attn_scale(1.0f / std::sqrt(static_cast<float>(Dh)));
     auto [o, stats] = g->sdpa(q, k, v, options);
     (void)stats;  // inference: no softmax statistics are produced
-    o->set_output(true).set_uid(kO).set_dim(dim).set_stride(stride);
+    o->set_output(true).set_uid(kO).set_dim(dim).set_stride(stride(o_row));
 
     check_fe(g->validate(), "validate", B, L, H, Dh);
     check_fe(g->build_operation_graph(dnn(handle_)), "build_operation_graph", B, L, H, Dh);
@@ -83,16 +86,21 @@ CudnnSdpa::Plan& CudnnSdpa::plan(int64_t B, int64_t L, int64_t H, int64_t Dh) {
     auto p = std::make_unique<Plan>();
     p->graph = g;
     check_fe(g->get_workspace_size(p->workspace_bytes), "get_workspace_size", B, L, H, Dh);
-    log_debug("cuDNN SDPA plan for B=", B, " L=", L, " H=", H, " Dh=", Dh, ", workspace ", p->workspace_bytes,
+    log_debug("cuDNN SDPA plan for B=", B, " L=", L, " H=", H, " Dh=", Dh, " (V row ", v_row, ", O row ", o_row,
+              "), workspace ", p->workspace_bytes,
               " bytes");
     return *plans_.emplace(key, std::move(p)).first->second;
 }
 
 void CudnnSdpa::run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
-                    int64_t L, int64_t H, int64_t Dh) {
+                    int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
     if (B == 0 || L == 0 || H == 0) return;
     check(Dh % 8 == 0 && Dh <= 256, "cuDNN SDPA needs a head dim divisible by 8 and at most 256, got ", Dh);
-    Plan& p = plan(B, L, H, Dh);
+    if (v_row == 0) v_row = H * Dh;
+    if (o_row == 0) o_row = H * Dh;
+    check(v_row % 8 == 0 && o_row % 8 == 0 && v_row >= H * Dh && o_row >= H * Dh, "cuDNN SDPA: token strides of V (",
+          v_row, ") and O (", o_row, ") must be multiples of 8 and at least H * Dh = ", H * Dh);
+    Plan& p = plan(B, L, H, Dh, v_row, o_row);
     if (p.workspace_bytes > workspace_bytes_) {
         workspace_ = allocate(static_cast<size_t>(p.workspace_bytes), stream_);  // old one is freed in stream order
         workspace_bytes_ = p.workspace_bytes;

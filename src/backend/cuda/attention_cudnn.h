@@ -20,18 +20,20 @@ public:
     CudnnSdpa& operator=(const CudnnSdpa&) = delete;
 
     // q, k, v, o: BF16 [B, L, H, Dh] (o is therefore [B, L, H*Dh]); Dh must be a multiple of 8, at most 256.
+    // v_row / o_row: elements between consecutive tokens of v / o when they are column ranges of wider rows
+    // (0 = packed, H * Dh); the pointers then point at the range's first column (16-byte aligned).
     void run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
-             int64_t L, int64_t H, int64_t Dh);
+             int64_t L, int64_t H, int64_t Dh, int64_t v_row = 0, int64_t o_row = 0);
 
 private:
     struct Plan;
-    Plan& plan(int64_t B, int64_t L, int64_t H, int64_t Dh);
+    Plan& plan(int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
 
     std::shared_ptr<Stream> stream_;
     void* handle_ = nullptr;  // cudnnHandle_t, created on first use (loading cuDNN takes a while)
     std::shared_ptr<void> workspace_;
     int64_t workspace_bytes_ = 0;
-    std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
+    std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
 };
 
 }  // namespace flux2::cuda

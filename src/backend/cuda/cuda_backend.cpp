@@ -85,11 +85,17 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
     FLUX2_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     device_name_ = prop.name;
     precision_ = choose_precision(options.precision, prop);
+    check(options.residency.empty() || options.residency == "fp8" || options.residency == "fp4",
+          "unknown residency '", options.residency, "' (expected fp8 or fp4)");
+    fp4_resident_ = options.residency == "fp4";
+    check(!fp4_resident_ || precision_ == CudaLinearPrecision::fp8,
+          "residency fp4 converts NVFP4 weights to E4M3 per layer: it needs the fp8 precision path");
     stream_ = std::make_shared<cuda::Stream>(device);
     gemm_ = std::make_unique<cuda::CublasLtGemm>(stream_);
     sdpa_ = std::make_unique<cuda::CudnnSdpa>(stream_);
     log_info("cuda backend: ", device_name_, " (compute ", prop.major, ".", prop.minor, ", ", prop.totalGlobalMem >> 20,
-             " MiB), NVFP4/FP8 linears in ", precision_name(precision_));
+             " MiB), NVFP4/FP8 linears in ", precision_name(precision_),
+             fp4_resident_ ? " (NVFP4 weights resident in 4 bits)" : "");
 }
 
 CudaBackend::~CudaBackend() = default;

@@ -48,6 +48,7 @@ public:
     Tensor upload(const Tensor& host_f32) override;
     Tensor download(const Tensor& t) override;
     Tensor zeros(const Shape& shape) override;
+    Tensor uninitialized(const Shape& shape) override;
     int64_t peak_memory_bytes() const override;  // high-water mark of the device memory pool
 
     Tensor linear(const Tensor& x, const LinearWeight& w) override;
@@ -65,6 +66,13 @@ public:
                          float eps) override;
     Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v) override;
 
+    void rms_norm_rope_into(const Tensor& x, int64_t col, const Tensor& norm_weight, const Tensor& cos,
+                            const Tensor& sin, float eps, Tensor& out, int64_t tok) override;
+    void swiglu_into(const Tensor& x, int64_t col, int64_t m, Tensor& out, int64_t out_col) override;
+    void attention_into(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out,
+                        int64_t out_col) override;
+    void copy_into(const Tensor& x, int64_t col, int64_t count, Tensor& out, int64_t tok, int64_t out_col) override;
+
     Tensor concat(const Tensor& a, const Tensor& b, int axis) override;
     Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) override;
 
@@ -81,6 +89,7 @@ public:
 
     // ---- beyond the Backend interface (tests, benchmarks, fused producers) ----
     CudaLinearPrecision linear_precision() const { return precision_; }
+    bool fp4_resident() const { return fp4_resident_; }
     const std::string& device_name() const { return device_name_; }
     cudaStream_t stream() const { return stream_->get(); }
     void synchronize();
@@ -106,6 +115,8 @@ private:
     BackendOptions options_;
     CudaLinearPrecision precision_ = CudaLinearPrecision::bf16;
     bool poison_ = false;
+    bool fp4_resident_ = false;  // BackendOptions::residency == "fp4"
+    Tensor fp4_scratch_;         // E4M3 weight of the layer being run (fp4-resident mode), grown to the largest
     std::string device_name_;
     std::shared_ptr<cuda::Stream> stream_;
     std::unique_ptr<cuda::CublasLtGemm> gemm_;

@@ -19,6 +19,10 @@ void launch_bf16_to_f32(const bf16* in, float* out, int64_t n, cudaStream_t stre
 void launch_silu(const bf16* x, bf16* y, int64_t n, cudaStream_t stream);
 // x [rows, 2m] -> y [rows, m]
 void launch_swiglu(const bf16* x, bf16* y, int64_t rows, int64_t m, cudaStream_t stream);
+// The same on column ranges: x points at the gate half of row 0 (the up half follows at + m), rows of x start
+// every x_row elements; y points at the output range of row 0, rows every y_row elements.
+void launch_swiglu_strided(const bf16* x, int64_t x_row, bf16* y, int64_t y_row, int64_t rows, int64_t m,
+                           cudaStream_t stream);
 // x [B*L, D] += gate [B, D] (row r uses gate row r / L) * y [B*L, D]
 void launch_gated_residual(bf16* x, const bf16* gate, const bf16* y, int64_t rows, int64_t L, int64_t D,
                            cudaStream_t stream);
@@ -33,6 +37,11 @@ void launch_rms_norm(const bf16* x, const bf16* weight, bf16* y, int64_t rows, i
 // Per-head RMSNorm then interleaved-pair RoPE; x, y [B, L, H, Dh], weight [Dh], cos/sin [L, Dh].
 void launch_rms_norm_rope(const bf16* x, const bf16* weight, const bf16* cos, const bf16* sin, bf16* y, int64_t B,
                           int64_t L, int64_t H, int64_t Dh, float eps, cudaStream_t stream);
+// The same reading the heads from a column range (x points at its first column of token 0; tokens start every
+// x_row elements) and writing tokens [tok, tok + L) of y [B, Lo, H, Dh].
+void launch_rms_norm_rope_strided(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos, const bf16* sin,
+                                  bf16* y, int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t Lo, int64_t tok,
+                                  float eps, cudaStream_t stream);
 
 // ---- FP8 ----
 // Per-row E4M3 quantization: scales[r] = amax(|x[r, :]|) / 448 (1 for an all-zero row), q = e4m3(x / scale).
@@ -46,6 +55,10 @@ void launch_nvfp4_to_bf16(const uint8_t* codes, const uint8_t* block_scales, flo
 // NVFP4 -> E4M3 [rows, cols] with one fp32 scale per row (= amax of the row / 448).
 void launch_nvfp4_to_fp8_rows(const uint8_t* codes, const uint8_t* block_scales, float scale_2, uint8_t* q,
                               float* row_scales, int64_t rows, int64_t cols, cudaStream_t stream);
+// The same conversion with row_scales given (computed once by launch_nvfp4_to_fp8_rows): one coalesced pass, for
+// the fp4-resident mode that converts each layer just before its GEMM. codes/q 8/16-byte aligned, cols % 16 == 0.
+void launch_nvfp4_to_fp8_scaled(const uint8_t* codes, const uint8_t* block_scales, float scale_2,
+                                const float* row_scales, uint8_t* q, int64_t rows, int64_t cols, cudaStream_t stream);
 // E4M3 codes times a per-tensor scale -> BF16.
 void launch_fp8_to_bf16(const uint8_t* codes, float scale, bf16* w, int64_t n, cudaStream_t stream);
 void launch_f16_to_bf16(const uint16_t* in, bf16* out, int64_t n, cudaStream_t stream);

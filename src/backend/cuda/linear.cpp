@@ -12,8 +12,13 @@ namespace flux2 {
 
 struct CudaBackend::PreparedLinear {
     CudaLinearPrecision kind = CudaLinearPrecision::bf16;
-    Tensor weight;  // BF16 or F8_E4M3 [out, in]
+    Tensor weight;  // BF16 or F8_E4M3 [out, in]; undefined when fp4-resident
     Tensor scales;  // F32 [out], fp8 only: W[j, :] ~= weight[j, :] * scales[j]
+    // fp4-resident NVFP4 layers keep their canonical codes [out, in/2] and block scales [out, in/16] instead of
+    // `weight`, converted into the backend's shared E4M3 buffer before each GEMM.
+    Tensor fp4_codes, fp4_block_scales;
+    float fp4_scale_2 = 1.0f;
+    int64_t out = 0, in = 0;
     std::string path;
     std::shared_ptr<const Fp4PreparedWeight> fp4;  // fp4 only (fp4_linear.cpp)
 };
@@ -92,6 +97,15 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p) {
                                        static_cast<const uint8_t*>(scales.raw()), w.nvfp4.weight_scale_2, codes_out,
                                        scales_out, out, in, stream());
         p.path = "nvfp4->fp8(e4m3 per-channel x per-token)";
+        if (fp4_resident_) {
+            // Keep the 4-bit form and the row scales; the E4M3 copy above only served to compute those scales and
+            // is freed in stream order.
+            p.fp4_codes = codes;
+            p.fp4_block_scales = scales;
+            p.fp4_scale_2 = w.nvfp4.weight_scale_2;
+            p.weight = Tensor();
+            p.path = "nvfp4(resident)->fp8(e4m3 per-channel x per-token)";
+        }
     } else {
         // FP8 checkpoints keep their codes; the per-tensor scale becomes a constant per-channel vector.
         FLUX2_CUDA_CHECK(
@@ -131,18 +145,30 @@ const CudaBackend::PreparedLinear& CudaBackend::prepare(const LinearWeight& w) {
         if (precision_ == CudaLinearPrecision::fp4 && w.format == WeightFormat::nvfp4)
             p->path += " (in_features not divisible by 32)";
     }
+    p->out = out;
+    p->in = in;
     w.prepared = p;
     w.prepared_owner = this;
     return *p;
 }
 
 Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p) {
-    const int64_t m = x.codes.dim(0), k = x.codes.dim(1), n = p.weight.dim(0);
-    check(p.kind == CudaLinearPrecision::fp8 && p.weight.dim(1) == k, "linear_fp8: weight [", p.weight.dim(0), ", ",
-          p.weight.dim(1), "] does not take ", k, " input features");
+    const int64_t m = x.codes.dim(0), k = x.codes.dim(1), n = p.out;
+    check(p.kind == CudaLinearPrecision::fp8 && p.in == k, "linear_fp8: weight [", p.out, ", ", p.in,
+          "] does not take ", k, " input features");
+    const uint8_t* weight = static_cast<const uint8_t*>(p.weight.raw());
+    if (p.fp4_codes.defined()) {
+        // One buffer serves every layer: the stream orders this conversion after the previous GEMM's reads.
+        if (!fp4_scratch_.defined() || fp4_scratch_.numel() < n * k) fp4_scratch_ = empty({n * k}, DType::F8_E4M3);
+        cuda::launch_nvfp4_to_fp8_scaled(static_cast<const uint8_t*>(p.fp4_codes.raw()),
+                                         static_cast<const uint8_t*>(p.fp4_block_scales.raw()), p.fp4_scale_2,
+                                         static_cast<const float*>(p.scales.raw()),
+                                         static_cast<uint8_t*>(fp4_scratch_.raw()), n, k, stream());
+        weight = static_cast<const uint8_t*>(fp4_scratch_.raw());
+    }
     Tensor y = empty(out_shape, DType::BF16);
-    gemm_->fp8(static_cast<const uint8_t*>(x.codes.raw()), static_cast<const float*>(x.scales.raw()),
-               static_cast<const uint8_t*>(p.weight.raw()), static_cast<const float*>(p.scales.raw()),
+    gemm_->fp8(static_cast<const uint8_t*>(x.codes.raw()), static_cast<const float*>(x.scales.raw()), weight,
+               static_cast<const float*>(p.scales.raw()),
                static_cast<bf16*>(y.raw()), m, n, k);
     return y;
 }

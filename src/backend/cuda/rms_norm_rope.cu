@@ -1,4 +1,5 @@
-// QK-RMSNorm + RoPE for one head vector per warp: y = rope(x / sqrt(mean(x^2) + eps) * weight), where pair
+// QK-RMSNorm + RoPE, one head vector per warp (or per Dh / 8 lanes, below):
+// y = rope(x / sqrt(mean(x^2) + eps) * weight), where pair
 // (2j, 2j+1) rotates as y0 = n0 cos[2j] - n1 sin[2j], y1 = n1 cos[2j+1] + n0 sin[2j+1] (diffusers' interleaved
 // apply_rotary_emb; the tables repeat each angle twice).
 #include "backend/cuda/cuda_backend_impl.h"
@@ -12,13 +13,16 @@ namespace cuda {
 namespace {
 constexpr int kWarpsPerBlock = 8;
 
-__global__ void rms_norm_rope_kernel(const bf16* x, const bf16* weight, const bf16* cos, const bf16* sin, bf16* y,
-                                     int64_t rows, int64_t L, int64_t H, int64_t Dh, float eps) {
+// Row r is head h = r % H of token t = r / H (t = b * L + l); its input starts at x + t * x_row + h * Dh and its
+// output is token tok + l of y [B, Lo, H, Dh].
+__global__ void rms_norm_rope_kernel(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos,
+                                     const bf16* sin, bf16* y, int64_t rows, int64_t L, int64_t H, int64_t Dh,
+                                     int64_t Lo, int64_t tok, float eps) {
     const int64_t r = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
     if (r >= rows) return;  // whole warps leave together: the shuffles below stay full-warp
     const int lane = threadIdx.x % 32;
-    const int64_t l = (r / H) % L, pairs = Dh / 2;
-    const auto* xr = reinterpret_cast<const __nv_bfloat162*>(x + r * Dh);
+    const int64_t h = r % H, t = r / H, l = t % L, b = t / L, pairs = Dh / 2;
+    const auto* xr = reinterpret_cast<const __nv_bfloat162*>(x + t * x_row + h * Dh);
 
     float sq = 0.0f;
     for (int64_t p = lane; p < pairs; p += 32) {
@@ -30,7 +34,7 @@ __global__ void rms_norm_rope_kernel(const bf16* x, const bf16* weight, const bf
     const auto* w2 = reinterpret_cast<const __nv_bfloat162*>(weight);
     const auto* c2 = reinterpret_cast<const __nv_bfloat162*>(cos + l * Dh);
     const auto* s2 = reinterpret_cast<const __nv_bfloat162*>(sin + l * Dh);
-    auto* yr = reinterpret_cast<__nv_bfloat162*>(y + r * Dh);
+    auto* yr = reinterpret_cast<__nv_bfloat162*>(y + ((b * Lo + tok + l) * H + h) * Dh);
     for (int64_t p = lane; p < pairs; p += 32) {
         const float2 v = __bfloat1622float2(xr[p]), g = __bfloat1622float2(w2[p]);
         const float2 c = __bfloat1622float2(c2[p]), s = __bfloat1622float2(s2[p]);
@@ -38,15 +42,80 @@ __global__ void rms_norm_rope_kernel(const bf16* x, const bf16* weight, const bf
         yr[p] = __floats2bfloat162_rn(n0 * c.x - n1 * s.x, n1 * c.y + n0 * s.y);
     }
 }
+
+// The fast form for Dh % 8 == 0 with 16-byte aligned heads: G = Dh / 8 lanes per head, each holding 8 elements in
+// registers (one 16-byte load of x, weight, cos and sin, one store), so x is read once and a warp covers 32 / G
+// heads. Lanes past the last row still join the shuffles (with zeros) before they leave.
+template <int G>
+__global__ void rms_norm_rope_vec_kernel(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos,
+                                         const bf16* sin, bf16* y, int64_t rows, int64_t L, int64_t H, int64_t Dh,
+                                         int64_t Lo, int64_t tok, float eps) {
+    const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, r = tid / G;
+    const int lane = static_cast<int>(tid % G);
+    const bool valid = r < rows;
+    const int64_t h = r % H, t = r / H, l = t % L, b = t / L, e0 = int64_t(lane) * 8;
+    float v[8] = {};
+    if (valid) load_bf16<8>(x + t * x_row + h * Dh + e0, v);
+    float sq = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) sq += v[i] * v[i];
+#pragma unroll
+    for (int o = G / 2; o > 0; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
+    if (!valid) return;
+    const float inv = rsqrtf(sq / static_cast<float>(Dh) + eps);
+    float g[8], c[8], s[8], out[8];
+    load_bf16<8>(weight + e0, g);
+    load_bf16<8>(cos + l * Dh + e0, c);
+    load_bf16<8>(sin + l * Dh + e0, s);
+#pragma unroll
+    for (int i = 0; i < 8; i += 2) {
+        const float n0 = v[i] * inv * g[i], n1 = v[i + 1] * inv * g[i + 1];
+        out[i] = n0 * c[i] - n1 * s[i];
+        out[i + 1] = n1 * c[i + 1] + n0 * s[i + 1];
+    }
+    store_bf16<8>(y + ((b * Lo + tok + l) * H + h) * Dh + e0, out);
+}
+
+template <int G>
+void launch_vec(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos, const bf16* sin, bf16* y,
+                int64_t rows, int64_t L, int64_t H, int64_t Dh, int64_t Lo, int64_t tok, float eps,
+                cudaStream_t stream) {
+    constexpr int kThreads = 256;
+    const unsigned blocks = static_cast<unsigned>((rows * G + kThreads - 1) / kThreads);
+    rms_norm_rope_vec_kernel<G>
+        <<<blocks, kThreads, 0, stream>>>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps);
+    FLUX2_CUDA_CHECK_LAUNCH("rms_norm_rope_vec_kernel");
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 }  // namespace
+
+void launch_rms_norm_rope_strided(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos, const bf16* sin,
+                                  bf16* y, int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t Lo, int64_t tok,
+                                  float eps, cudaStream_t stream) {
+    const int64_t rows = B * L * H;
+    if (rows == 0 || Dh == 0) return;
+    if (Dh % 8 == 0 && x_row % 8 == 0 && aligned16(x) && aligned16(weight) && aligned16(cos) && aligned16(sin) &&
+        aligned16(y)) {
+        switch (Dh / 8) {
+            case 1: return launch_vec<1>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps, stream);
+            case 2: return launch_vec<2>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps, stream);
+            case 4: return launch_vec<4>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps, stream);
+            case 8: return launch_vec<8>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps, stream);
+            case 16: return launch_vec<16>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps, stream);
+            case 32: return launch_vec<32>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps, stream);
+            default: break;  // other head dims take the one-warp-per-head kernel below
+        }
+    }
+    const unsigned blocks = static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
+    rms_norm_rope_kernel<<<blocks, kWarpsPerBlock * 32, 0, stream>>>(x, x_row, weight, cos, sin, y, rows, L, H, Dh,
+                                                                     Lo, tok, eps);
+    FLUX2_CUDA_CHECK_LAUNCH("rms_norm_rope_kernel");
+}
 
 void launch_rms_norm_rope(const bf16* x, const bf16* weight, const bf16* cos, const bf16* sin, bf16* y, int64_t B,
                           int64_t L, int64_t H, int64_t Dh, float eps, cudaStream_t stream) {
-    const int64_t rows = B * L * H;
-    if (rows == 0 || Dh == 0) return;
-    const unsigned blocks = static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
-    rms_norm_rope_kernel<<<blocks, kWarpsPerBlock * 32, 0, stream>>>(x, weight, cos, sin, y, rows, L, H, Dh, eps);
-    FLUX2_CUDA_CHECK_LAUNCH("rms_norm_rope_kernel");
+    launch_rms_norm_rope_strided(x, H * Dh, weight, cos, sin, y, B, L, H, Dh, L, 0, eps, stream);
 }
 
 }  // namespace cuda

@@ -50,6 +50,26 @@ __global__ void nvfp4_to_fp8_rows_kernel(const uint8_t* codes, const uint8_t* bl
     }
 }
 
+// One thread per 16-element NVFP4 block (8 code bytes in, 16 E4M3 bytes out) with the row scales already known:
+// the same arithmetic as nvfp4_to_fp8_rows_kernel, so the codes are identical, in one coalesced pass.
+__global__ void nvfp4_to_fp8_scaled_kernel(const uint2* codes, const uint8_t* block_scales, float scale_2,
+                                           const float* row_scales, uint4* q, int64_t rows, int64_t blocks) {
+    const int64_t n = rows * blocks;
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+        const float s = e4m3_to_float(block_scales[i]) * scale_2, scale = row_scales[i / blocks];
+        const uint2 c = codes[i];
+        const uint8_t* bytes = reinterpret_cast<const uint8_t*>(&c);
+        uint4 out;
+        auto* o16 = reinterpret_cast<uint16_t*>(&out);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float2 v = nvfp4_pair(bytes[j], s);
+            o16[j] = float2_to_e4m3x2(v.x / scale, v.y / scale);
+        }
+        q[i] = out;
+    }
+}
+
 __global__ void fp8_to_bf16_kernel(const uint8_t* codes, float scale, bf16* w, int64_t n) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
         w[i] = __float2bfloat16_rn(e4m3_to_float(codes[i]) * scale);
@@ -83,6 +103,16 @@ void launch_nvfp4_to_fp8_rows(const uint8_t* codes, const uint8_t* block_scales,
     nvfp4_to_fp8_rows_kernel<<<rows, row_threads(cols / 2), 0, stream>>>(codes, block_scales, scale_2, q, row_scales,
                                                                          cols);
     FLUX2_CUDA_CHECK_LAUNCH("nvfp4_to_fp8_rows_kernel");
+}
+
+void launch_nvfp4_to_fp8_scaled(const uint8_t* codes, const uint8_t* block_scales, float scale_2,
+                                const float* row_scales, uint8_t* q, int64_t rows, int64_t cols, cudaStream_t stream) {
+    const int64_t blocks = cols / kBlock, n = rows * blocks;
+    if (n == 0) return;
+    nvfp4_to_fp8_scaled_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(
+        reinterpret_cast<const uint2*>(codes), block_scales, scale_2, row_scales, reinterpret_cast<uint4*>(q), rows,
+        blocks);
+    FLUX2_CUDA_CHECK_LAUNCH("nvfp4_to_fp8_scaled_kernel");
 }
 
 void launch_fp8_to_bf16(const uint8_t* codes, float scale, bf16* w, int64_t n, cudaStream_t stream) {

@@ -10,7 +10,19 @@ namespace flux2 {
 
 namespace {
 constexpr int kSeq = 1;  // token axis of [B, L, D]
-constexpr int kFeat = 2;
+
+// One GEMM instead of three where the weights join exactly (same format and per-tensor scales).
+std::vector<LinearWeight> fused_qkv(LinearWeight q, LinearWeight k, LinearWeight v, const std::string& name) {
+    std::vector<LinearWeight> out;
+    if (can_concat_rows({&q, &k, &v})) {
+        out.push_back(concat_rows({&q, &k, &v}, name));
+    } else {
+        out.push_back(std::move(q));
+        out.push_back(std::move(k));
+        out.push_back(std::move(v));
+    }
+    return out;
+}
 }  // namespace
 
 Flux2Transformer Flux2Transformer::load(const std::string& path, Backend& backend) {
@@ -44,13 +56,11 @@ Flux2Transformer Flux2Transformer::load(WeightSource& ckpt, const Flux2Config& c
     for (int64_t i = 0; i < c.num_layers; ++i) {
         const std::string p = str("transformer_blocks.", i, ".");
         DoubleBlock b;
-        b.to_q = lin(p + "attn.to_q", D, D);
-        b.to_k = lin(p + "attn.to_k", D, D);
-        b.to_v = lin(p + "attn.to_v", D, D);
+        b.qkv = fused_qkv(lin(p + "attn.to_q", D, D), lin(p + "attn.to_k", D, D), lin(p + "attn.to_v", D, D),
+                          p + "attn.to_qkv");
         b.to_out = lin(p + "attn.to_out.0", D, D);
-        b.add_q = lin(p + "attn.add_q_proj", D, D);
-        b.add_k = lin(p + "attn.add_k_proj", D, D);
-        b.add_v = lin(p + "attn.add_v_proj", D, D);
+        b.add_qkv = fused_qkv(lin(p + "attn.add_q_proj", D, D), lin(p + "attn.add_k_proj", D, D),
+                              lin(p + "attn.add_v_proj", D, D), p + "attn.add_qkv_proj");
         b.to_add_out = lin(p + "attn.to_add_out", D, D);
         b.ff_in = lin(p + "ff.linear_in", 2 * M, D);
         b.ff_out = lin(p + "ff.linear_out", D, M);
@@ -113,30 +123,41 @@ Tensor Flux2Transformer::time_embedding(const Flux2Inputs& in) const {
     return temb;  // [B, D]
 }
 
-Tensor Flux2Transformer::attention_heads(const Tensor& x, int64_t tokens) const {
-    return x.reshape({x.dim(0), tokens, config_.num_attention_heads, config_.attention_head_dim});
+void Flux2Transformer::project_qkv(const std::vector<LinearWeight>& qkv, const Tensor& x, const Tensor& norm_q,
+                                   const Tensor& norm_k, const Tensor& cos, const Tensor& sin, Tensor& q, Tensor& k,
+                                   Tensor& v, int64_t tok) const {
+    Backend& be = *backend_;
+    const int64_t D = config_.inner_dim();
+    const float eps = config_.eps;
+    std::vector<Tensor> p;
+    for (const LinearWeight& w : qkv) p.push_back(be.linear(x, w));
+    // Output i (q, k, v) is columns [i D, (i + 1) D) of the fused projection, or all of projection i.
+    auto src = [&](int i) -> const Tensor& { return p.size() == 1 ? p[0] : p[i]; };
+    auto col = [&](int i) { return p.size() == 1 ? i * D : 0; };
+    be.rms_norm_rope_into(src(0), col(0), norm_q, cos, sin, eps, q, tok);
+    be.rms_norm_rope_into(src(1), col(1), norm_k, cos, sin, eps, k, tok);
+    be.copy_into(src(2), col(2), D, v, tok, 0);
 }
 
 void Flux2Transformer::double_block(const DoubleBlock& b, Tensor& img, Tensor& txt, const Tensor& mod_img,
                                     const Tensor& mod_txt, const Tensor& cos, const Tensor& sin) const {
     // img [B, Li, D], txt [B, Lt, D]; mod_* [B, 6D] = (shift, scale, gate) for attention, then for the MLP.
     Backend& be = *backend_;
-    const int64_t D = config_.inner_dim(), Li = img.dim(1), Lt = txt.dim(1);
+    const int64_t D = config_.inner_dim(), B = img.dim(0), Li = img.dim(1), Lt = txt.dim(1), L = Lt + Li;
+    const int64_t H = config_.num_attention_heads, Dh = config_.attention_head_dim;
     const float eps = config_.eps;
     auto chunk = [&](const Tensor& mod, int i) { return be.slice(mod, 1, i * D, D); };
     Tensor cos_txt = be.slice(cos, 0, 0, Lt), sin_txt = be.slice(sin, 0, 0, Lt);
     Tensor cos_img = be.slice(cos, 0, Lt, Li), sin_img = be.slice(sin, 0, Lt, Li);
 
-    Tensor nx = be.layer_norm_modulate(img, chunk(mod_img, 0), chunk(mod_img, 1), eps);
+    // Joint attention over [text, image] tokens, text first: each stream writes its token range directly.
+    Tensor q = be.uninitialized({B, L, H, Dh}), k = be.uninitialized({B, L, H, Dh}), v = be.uninitialized({B, L, D});
     Tensor nc = be.layer_norm_modulate(txt, chunk(mod_txt, 0), chunk(mod_txt, 1), eps);
-    Tensor q = be.rms_norm_rope(attention_heads(be.linear(nx, b.to_q), Li), b.norm_q, cos_img, sin_img, eps);
-    Tensor k = be.rms_norm_rope(attention_heads(be.linear(nx, b.to_k), Li), b.norm_k, cos_img, sin_img, eps);
-    Tensor v = attention_heads(be.linear(nx, b.to_v), Li);
-    Tensor qc = be.rms_norm_rope(attention_heads(be.linear(nc, b.add_q), Lt), b.norm_added_q, cos_txt, sin_txt, eps);
-    Tensor kc = be.rms_norm_rope(attention_heads(be.linear(nc, b.add_k), Lt), b.norm_added_k, cos_txt, sin_txt, eps);
-    Tensor vc = attention_heads(be.linear(nc, b.add_v), Lt);
-    // Joint attention over [text, image] tokens, text first.
-    Tensor o = be.attention(be.concat(qc, q, kSeq), be.concat(kc, k, kSeq), be.concat(vc, v, kSeq));  // [B, L, D]
+    project_qkv(b.add_qkv, nc, b.norm_added_q, b.norm_added_k, cos_txt, sin_txt, q, k, v, 0);
+    Tensor nx = be.layer_norm_modulate(img, chunk(mod_img, 0), chunk(mod_img, 1), eps);
+    project_qkv(b.qkv, nx, b.norm_q, b.norm_k, cos_img, sin_img, q, k, v, Lt);
+    Tensor o = be.uninitialized({B, L, D});
+    be.attention_into(q, k, v, 0, o, 0);
     Tensor o_txt = be.slice(o, kSeq, 0, Lt), o_img = be.slice(o, kSeq, Lt, Li);
 
     be.gated_residual(img, chunk(mod_img, 2), be.linear(o_img, b.to_out));
@@ -152,16 +173,19 @@ void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tenso
                                     const Tensor& sin) const {
     // h [B, L, D]; mod [B, 3D] = (shift, scale, gate).
     Backend& be = *backend_;
-    const int64_t D = config_.inner_dim(), M = config_.mlp_hidden(), L = h.dim(1);
+    const int64_t D = config_.inner_dim(), M = config_.mlp_hidden(), B = h.dim(0), L = h.dim(1);
+    const int64_t H = config_.num_attention_heads, Dh = config_.attention_head_dim;
     const float eps = config_.eps;
     Tensor n = be.layer_norm_modulate(h, be.slice(mod, 1, 0, D), be.slice(mod, 1, D, D), eps);
     Tensor p = be.linear(n, b.to_qkv_mlp);  // [B, L, 3D + 2M] = [q | k | v | gate | up]
-    Tensor q = be.rms_norm_rope(attention_heads(be.slice(p, kFeat, 0, D), L), b.norm_q, cos, sin, eps);
-    Tensor k = be.rms_norm_rope(attention_heads(be.slice(p, kFeat, D, D), L), b.norm_k, cos, sin, eps);
-    Tensor v = attention_heads(be.slice(p, kFeat, 2 * D, D), L);
-    Tensor attn = be.attention(q, k, v);
-    Tensor mlp = be.swiglu(be.slice(p, kFeat, 3 * D, 2 * M));
-    be.gated_residual(h, be.slice(mod, 1, 2 * D, D), be.linear(be.concat(attn, mlp, kFeat), b.to_out));
+    Tensor q = be.uninitialized({B, L, H, Dh}), k = be.uninitialized({B, L, H, Dh});
+    be.rms_norm_rope_into(p, 0, b.norm_q, cos, sin, eps, q, 0);
+    be.rms_norm_rope_into(p, D, b.norm_k, cos, sin, eps, k, 0);
+    // to_out's input [attn | swiglu(mlp)] is filled in place: v and the MLP half are read straight from p.
+    Tensor o = be.uninitialized({B, L, D + M});
+    be.attention_into(q, k, p, 2 * D, o, 0);
+    be.swiglu_into(p, 3 * D, M, o, D);
+    be.gated_residual(h, be.slice(mod, 1, 2 * D, D), be.linear(o, b.to_out));
 }
 
 Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {

@@ -40,7 +40,10 @@ public:
 
 private:
     struct DoubleBlock {
-        LinearWeight to_q, to_k, to_v, to_out, add_q, add_k, add_v, to_add_out;
+        // Q, K, V projections of each stream: one [3D, D] weight when the three join exactly (concat_rows), else
+        // the three separately; the first output column of q, k, v is then 0, D, 2D of one output or 0 of each.
+        std::vector<LinearWeight> qkv, add_qkv;
+        LinearWeight to_out, to_add_out;
         LinearWeight ff_in, ff_out, ff_context_in, ff_context_out;
         Tensor norm_q, norm_k, norm_added_q, norm_added_k;  // [head_dim] on the backend
     };
@@ -54,7 +57,9 @@ private:
                       const Tensor& mod_txt, const Tensor& cos, const Tensor& sin) const;
     void single_block(const SingleBlock& blk, Tensor& h, const Tensor& mod, const Tensor& cos,
                       const Tensor& sin) const;
-    Tensor attention_heads(const Tensor& x, int64_t tokens) const;  // [B, L, D] -> [B, L, H, Dh]
+    // Writes one stream's normalized, rotated q and k and its v into tokens [tok, tok + L) of the joint tensors.
+    void project_qkv(const std::vector<LinearWeight>& qkv, const Tensor& x, const Tensor& norm_q, const Tensor& norm_k,
+                     const Tensor& cos, const Tensor& sin, Tensor& q, Tensor& k, Tensor& v, int64_t tok) const;
 
     Flux2Config config_;
     Backend* backend_ = nullptr;
