@@ -4,49 +4,20 @@
 // With OUTER_VEC_32F scales, A's vector has one entry per output feature and B's one per token.
 #include "backend/cuda/gemm_cublaslt.h"
 
-#include <cublasLt.h>
-
-#include "backend/cuda/cuda_check.h"
-#include "core/error.h"
+#include "backend/cuda/cublaslt_plan.h"
 
 namespace flux2::cuda {
 
-namespace {
-constexpr size_t kWorkspaceBytes = 32u << 20;  // cuBLASLt's recommendation for Hopper
-
-void check_cublas(cublasStatus_t status, const char* expr, const char* file, int line) {
-    if (status != CUBLAS_STATUS_SUCCESS) fail_call("cuBLASLt", expr, file, line, cublasLtGetStatusString(status));
-}
-#define FLUX2_CUBLAS_CHECK(expr) check_cublas((expr), #expr, __FILE__, __LINE__)
-
-cublasLtHandle_t lt(void* handle) { return static_cast<cublasLtHandle_t>(handle); }
-
-template <class T>
-void set_attr(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr, const T& value) {
-    FLUX2_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, attr, &value, sizeof(value)));
-}
-}  // namespace
-
-struct CublasLtGemm::Plan {
+struct CublasLtGemm::Plan : CublasLtPlan {
     Kind kind = Kind::bf16;
     int64_t m = 0, n = 0, k = 0;
-    cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-    cublasLtMatmulAlgo_t algo{};
-
-    ~Plan() {
-        if (d) cublasLtMatrixLayoutDestroy(d);
-        if (b) cublasLtMatrixLayoutDestroy(b);
-        if (a) cublasLtMatrixLayoutDestroy(a);
-        if (desc) cublasLtMatmulDescDestroy(desc);
-    }
 };
 
 CublasLtGemm::CublasLtGemm(std::shared_ptr<Stream> stream) : stream_(std::move(stream)) {
     cublasLtHandle_t h = nullptr;
     FLUX2_CUBLAS_CHECK(cublasLtCreate(&h));
     handle_ = h;
-    workspace_bytes_ = kWorkspaceBytes;
+    workspace_bytes_ = kCublasLtWorkspaceBytes;
     workspace_ = allocate(workspace_bytes_, stream_);
 }
 
@@ -81,19 +52,10 @@ CublasLtGemm::Plan& CublasLtGemm::plan(Kind kind, int64_t m, int64_t n, int64_t 
     FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, in_type, k, m, k));
     FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->d, CUDA_R_16BF, n, m, n));
 
-    cublasLtMatmulPreference_t pref = nullptr;
-    FLUX2_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    uint64_t ws = workspace_bytes_;
-    cublasLtMatmulHeuristicResult_t result{};
-    int found = 0;
-    cublasStatus_t status =
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-    if (status == CUBLAS_STATUS_SUCCESS)
-        status = cublasLtMatmulAlgoGetHeuristic(lt(handle_), p->desc, p->a, p->b, p->d, p->d, pref, 1, &result, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    check(status == CUBLAS_STATUS_SUCCESS && found > 0, "cuBLASLt has no ", fp8 ? "FP8" : "BF16",
-          " GEMM algorithm for m=", m, " n=", n, " k=", k, " (", cublasLtGetStatusString(status), ")");
-    p->algo = result.algo;
+    bool found = false;
+    const cublasStatus_t status = p->choose_algorithm(lt(handle_), workspace_bytes_, &found);
+    check(found, "cuBLASLt has no ", fp8 ? "FP8" : "BF16", " GEMM algorithm for m=", m, " n=", n, " k=", k, " (",
+          cublasLtGetStatusString(status), ")");
     return *plans_.emplace(key, std::move(p)).first->second;
 }
 

@@ -5,10 +5,7 @@
 // swizzle (cuBLAS "1D block scaling factors layout").
 #include "backend/cuda/gemm_fp4_cublaslt.h"
 
-#include <cublasLt.h>
-
-#include "backend/cuda/cuda_check.h"
-#include "core/error.h"
+#include "backend/cuda/cublaslt_plan.h"
 
 // CUDA_R_4F_E2M1 and the VEC16_UE4M3 scale mode arrived with cuBLAS 12.8.
 #if defined(CUBLAS_VERSION) && CUBLAS_VERSION >= 120800
@@ -20,35 +17,10 @@
 namespace flux2::cuda {
 
 namespace {
-constexpr size_t kWorkspaceBytes = 32u << 20;
-
-void check_cublas(cublasStatus_t status, const char* expr, const char* file, int line) {
-    if (status != CUBLAS_STATUS_SUCCESS) fail_call("cuBLASLt", expr, file, line, cublasLtGetStatusString(status));
-}
-#define FLUX2_CUBLAS_CHECK(expr) check_cublas((expr), #expr, __FILE__, __LINE__)
-
-cublasLtHandle_t lt(void* handle) { return static_cast<cublasLtHandle_t>(handle); }
-
-template <class T>
-void set_attr(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr, const T& value) {
-    FLUX2_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, attr, &value, sizeof(value)));
-}
-
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 }  // namespace
 
-struct CublasLtFp4Gemm::Plan {
-    cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-    cublasLtMatmulAlgo_t algo{};
-
-    ~Plan() {
-        if (d) cublasLtMatrixLayoutDestroy(d);
-        if (b) cublasLtMatrixLayoutDestroy(b);
-        if (a) cublasLtMatrixLayoutDestroy(a);
-        if (desc) cublasLtMatmulDescDestroy(desc);
-    }
-};
+struct CublasLtFp4Gemm::Plan : CublasLtPlan {};
 
 CublasLtFp4Gemm::CublasLtFp4Gemm(std::shared_ptr<Stream> stream) : stream_(std::move(stream)) {
     check(FLUX2_HAVE_CUBLASLT_FP4, "the fp4 GEMM needs cuBLAS 12.8 or newer; this build has cuBLAS ",
@@ -56,7 +28,7 @@ CublasLtFp4Gemm::CublasLtFp4Gemm(std::shared_ptr<Stream> stream) : stream_(std::
     cublasLtHandle_t h = nullptr;
     FLUX2_CUBLAS_CHECK(cublasLtCreate(&h));
     handle_ = h;
-    workspace_bytes_ = kWorkspaceBytes;
+    workspace_bytes_ = kCublasLtWorkspaceBytes;
     workspace_ = allocate(workspace_bytes_, stream_);
 }
 
@@ -84,20 +56,10 @@ CublasLtFp4Gemm::Plan& CublasLtFp4Gemm::plan(int64_t m, int64_t n, int64_t k, co
     FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_4F_E2M1, k, m, k));
     FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->d, CUDA_R_16BF, n, m, n));
 
-    cublasLtMatmulPreference_t pref = nullptr;
-    FLUX2_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    uint64_t ws = workspace_bytes_;
-    cublasLtMatmulHeuristicResult_t result{};
-    int found = 0;
-    cublasStatus_t status =
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-    if (status == CUBLAS_STATUS_SUCCESS)
-        status = cublasLtMatmulAlgoGetHeuristic(lt(handle_), p->desc, p->a, p->b, p->d, p->d, pref, 1, &result, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    check(status == CUBLAS_STATUS_SUCCESS && found > 0, "cuBLASLt has no block-scaled FP4 GEMM algorithm for m=", m,
-          " n=", n, " k=", k, " on this GPU (", cublasLtGetStatusString(status),
-          "); the fp4 precision needs compute capability 10.x or 12.x");
-    p->algo = result.algo;
+    bool found = false;
+    const cublasStatus_t status = p->choose_algorithm(lt(handle_), workspace_bytes_, &found);
+    check(found, "cuBLASLt has no block-scaled FP4 GEMM algorithm for m=", m, " n=", n, " k=", k, " on this GPU (",
+          cublasLtGetStatusString(status), "); the fp4 precision needs compute capability 10.x or 12.x");
 #else
     (void)w_scales;
     (void)x_scales;
