@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "backend/op_shapes.h"
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/parallel.h"
@@ -24,15 +25,9 @@ void gemm_nn_accumulate(const float* w, const float* col, float* out, int64_t co
 }  // namespace
 
 Tensor CpuBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride, int padding) {
-    check(x.ndim() == 4 && weight.ndim() == 4 && x.dim(1) == weight.dim(1), "conv2d: input ", shape_str(x.shape()),
-          " and weight ", shape_str(weight.shape()), " do not form [B, Cin, H, W] * [Cout, Cin, kh, kw]");
-    const int64_t B = x.dim(0), cin = x.dim(1), H = x.dim(2), W = x.dim(3);
-    const int64_t cout = weight.dim(0), kh = weight.dim(2), kw = weight.dim(3);
-    check(bias.numel() == cout, "conv2d: bias has ", bias.numel(), " elements, expected ", cout);
-    check(stride >= 1 && padding >= 0, "conv2d: stride ", stride, " / padding ", padding, " out of range");
-    const int64_t Hp = H + 2 * padding, Wp = W + 2 * padding;
-    check(Hp >= kh && Wp >= kw, "conv2d: kernel ", kh, "x", kw, " larger than the padded input ", Hp, "x", Wp);
-    const int64_t Ho = (Hp - kh) / stride + 1, Wo = (Wp - kw) / stride + 1, P = Ho * Wo, K = cin * kh * kw;
+    const Conv2dShape s = conv2d_shape(x, weight, bias, stride, padding);
+    const int64_t B = s.B, cin = s.cin, H = s.H, W = s.W, cout = s.cout, kh = s.kh, kw = s.kw;
+    const int64_t Ho = s.Ho, Wo = s.Wo, P = s.P, K = s.K;
 
     Tensor y = Tensor::zeros({B, cout, Ho, Wo});
     const float *px = x.f32(), *pw = weight.f32(), *pb = bias.f32();

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/op_shapes.h"
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/parallel.h"
@@ -11,12 +12,8 @@
 namespace flux2 {
 
 Tensor CpuBackend::pad2d(const Tensor& x, int left, int right, int top, int bottom) {
-    check(x.ndim() >= 2 && left >= 0 && right >= 0 && top >= 0 && bottom >= 0, "pad2d: cannot pad ",
-          shape_str(x.shape()), " by (", left, ", ", right, ", ", top, ", ", bottom, ")");
-    const int64_t H = x.dim(-2), W = x.dim(-1), Ho = H + top + bottom, Wo = W + left + right;
-    Shape shape = x.shape();
-    shape[shape.size() - 2] = Ho;
-    shape.back() = Wo;
+    const Shape shape = pad2d_shape(x, left, right, top, bottom);
+    const int64_t H = x.dim(-2), W = x.dim(-1), Ho = shape[shape.size() - 2], Wo = shape.back();
     Tensor y = Tensor::zeros(shape);
     const float* px = x.f32();
     float* py = y.f32();

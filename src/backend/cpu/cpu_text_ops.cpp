@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/op_shapes.h"
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/parallel.h"
@@ -19,13 +20,9 @@ void gather_head(const float* x, int64_t b, int64_t h, int64_t L, int64_t H, int
 }  // namespace
 
 Tensor CpuBackend::rope_half(const Tensor& x, const Tensor& cos, const Tensor& sin) {
-    check(x.ndim() == 4, "rope_half: expected x [B, L, H, Dh], got ", shape_str(x.shape()));
-    const int64_t B = x.dim(0), L = x.dim(1), H = x.dim(2), Dh = x.dim(3);
-    check(Dh % 2 == 0, "rope_half: head dim ", Dh, " is odd");
-    const bool per_sample = cos.ndim() == 3;
-    const Shape table = per_sample ? Shape{B, L, Dh} : Shape{L, Dh};
-    check(cos.shape() == table && sin.shape() == table, "rope_half: cos/sin must be [", L, ", ", Dh, "] or [", B, ", ",
-          L, ", ", Dh, "], got ", shape_str(cos.shape()), " / ", shape_str(sin.shape()));
+    const RopeHalfShape s = rope_half_shape(x, cos, sin);
+    const int64_t B = s.B, L = s.L, H = s.H, Dh = s.Dh;
+    const bool per_sample = s.per_sample;
     const int64_t half = Dh / 2;
     Tensor y = Tensor::zeros(x.shape());
     const float *px = x.f32(), *pc = cos.f32(), *ps = sin.f32();
@@ -46,15 +43,8 @@ Tensor CpuBackend::rope_half(const Tensor& x, const Tensor& cos, const Tensor& s
 }
 
 Tensor CpuBackend::causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask) {
-    check(q.ndim() == 4 && k.ndim() == 4 && k.shape() == v.shape(),
-          "causal_attention: expected q [B, L, H, Dh] and k, v [B, L, Hkv, Dh], got ", shape_str(q.shape()), ", ",
-          shape_str(k.shape()), ", ", shape_str(v.shape()));
-    const int64_t B = q.dim(0), L = q.dim(1), H = q.dim(2), Dh = q.dim(3), Hkv = k.dim(2);
-    check(k.dim(0) == B && k.dim(1) == L && k.dim(3) == Dh && Hkv > 0 && H % Hkv == 0, "causal_attention: k/v ",
-          shape_str(k.shape()), " do not match q ", shape_str(q.shape()),
-          " (same B, L, Dh; query heads a multiple of KV heads)");
-    check(key_mask.shape() == Shape{B, L}, "causal_attention: key_mask must be [", B, ", ", L, "], got ",
-          shape_str(key_mask.shape()));
+    const CausalAttentionShape s = causal_attention_shape(q, k, v, key_mask);
+    const int64_t B = s.B, L = s.L, H = s.H, Dh = s.Dh, Hkv = s.Hkv;
     const int64_t group = H / Hkv;
     const float scale = 1.0f / std::sqrt(static_cast<float>(Dh));
     Tensor out = Tensor::zeros({B, L, H * Dh});

@@ -1,6 +1,7 @@
 // Causal grouped-query attention with a key padding mask (the text encoders; 512 tokens, run once per prompt, so a
 // simple kernel suffices): one warp per query row walks its visible keys with an online softmax in fp32. Each lane
 // holds Dh / 32 of the query, accumulator and value dimensions.
+#include "backend/op_shapes.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_utils.cuh"
@@ -76,15 +77,8 @@ Tensor CudaBackend::causal_attention(const Tensor& q, const Tensor& k, const Ten
     expect_device_bf16(k, op, "k");
     expect_device_bf16(v, op, "v");
     expect_device_bf16(key_mask, op, "key_mask");
-    check(q.ndim() == 4 && k.ndim() == 4 && k.shape() == v.shape(),
-          "causal_attention: expected q [B, L, H, Dh] and k, v [B, L, Hkv, Dh], got ", shape_str(q.shape()), ", ",
-          shape_str(k.shape()), ", ", shape_str(v.shape()));
-    const int64_t B = q.dim(0), L = q.dim(1), H = q.dim(2), Dh = q.dim(3), Hkv = k.dim(2);
-    check(k.dim(0) == B && k.dim(1) == L && k.dim(3) == Dh && Hkv > 0 && H % Hkv == 0, "causal_attention: k/v ",
-          shape_str(k.shape()), " do not match q ", shape_str(q.shape()),
-          " (same B, L, Dh; query heads a multiple of KV heads)");
-    check(key_mask.shape() == Shape{B, L}, "causal_attention: key_mask must be [", B, ", ", L, "], got ",
-          shape_str(key_mask.shape()));
+    const CausalAttentionShape s = causal_attention_shape(q, k, v, key_mask);
+    const int64_t B = s.B, L = s.L, H = s.H, Dh = s.Dh, Hkv = s.Hkv;
     check(Dh <= 32 * cuda::kMaxPerLane, "causal_attention: head dim ", Dh, " above ", 32 * cuda::kMaxPerLane);
     Tensor out = empty({B, L, H * Dh}, DType::BF16);
     cuda::launch_causal_attention(static_cast<const cuda::bf16*>(q.raw()), static_cast<const cuda::bf16*>(k.raw()),

@@ -3,6 +3,7 @@
 // then writes NCHW. Bands bound the patch matrix to kColumnBudget elements (a 1024^2 VAE layer would need GBs).
 #include <algorithm>
 
+#include "backend/op_shapes.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm_cublaslt.h"
@@ -46,15 +47,9 @@ Tensor CudaBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& 
     expect_device_bf16(x, op, "x");
     expect_device_bf16(weight, op, "weight");
     expect_device_bf16(bias, op, "bias");
-    check(x.ndim() == 4 && weight.ndim() == 4 && x.dim(1) == weight.dim(1), "conv2d: input ", shape_str(x.shape()),
-          " and weight ", shape_str(weight.shape()), " do not form [B, Cin, H, W] * [Cout, Cin, kh, kw]");
-    const int64_t B = x.dim(0), cin = x.dim(1), H = x.dim(2), W = x.dim(3);
-    const int64_t cout = weight.dim(0), kh = weight.dim(2), kw = weight.dim(3);
-    check(bias.numel() == cout, "conv2d: bias has ", bias.numel(), " elements, expected ", cout);
-    check(stride >= 1 && padding >= 0, "conv2d: stride ", stride, " / padding ", padding, " out of range");
-    const int64_t Hp = H + 2 * padding, Wp = W + 2 * padding;
-    check(Hp >= kh && Wp >= kw, "conv2d: kernel ", kh, "x", kw, " larger than the padded input ", Hp, "x", Wp);
-    const int64_t Ho = (Hp - kh) / stride + 1, Wo = (Wp - kw) / stride + 1, P = Ho * Wo, K = cin * kh * kw;
+    const Conv2dShape s = conv2d_shape(x, weight, bias, stride, padding);
+    const int64_t B = s.B, cin = s.cin, H = s.H, W = s.W, cout = s.cout, kh = s.kh, kw = s.kw;
+    const int64_t Ho = s.Ho, Wo = s.Wo, P = s.P, K = s.K;
 
     Tensor y = empty({B, cout, Ho, Wo}, DType::BF16);
     const int64_t band_rows = std::clamp<int64_t>(cuda::kColumnBudget / std::max<int64_t>(K * Wo, 1), 1, Ho);

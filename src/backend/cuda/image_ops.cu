@@ -1,5 +1,6 @@
 // Layout ops of the VAE on BF16: transpose of the last two dims (also conv2d's NHWC -> NCHW step, with a bias),
 // zero padding, nearest 2x upsampling, and a bias add over the last dim.
+#include "backend/op_shapes.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_utils.cuh"
@@ -115,12 +116,8 @@ Tensor CudaBackend::transpose_last2(const Tensor& x) {
 
 Tensor CudaBackend::pad2d(const Tensor& x, int left, int right, int top, int bottom) {
     expect_device_bf16(x, "pad2d", "x");
-    check(x.ndim() >= 2 && left >= 0 && right >= 0 && top >= 0 && bottom >= 0, "pad2d: cannot pad ",
-          shape_str(x.shape()), " by (", left, ", ", right, ", ", top, ", ", bottom, ")");
-    const int64_t H = x.dim(-2), W = x.dim(-1), Ho = H + top + bottom, Wo = W + left + right;
-    Shape shape = x.shape();
-    shape[shape.size() - 2] = Ho;
-    shape.back() = Wo;
+    const Shape shape = pad2d_shape(x, left, right, top, bottom);
+    const int64_t H = x.dim(-2), W = x.dim(-1), Ho = shape[shape.size() - 2], Wo = shape.back();
     Tensor y = empty(shape, DType::BF16);
     cuda::launch_pad2d(in(x), out(y), H * W ? x.numel() / (H * W) : 0, H, W, left, top, Ho, Wo, stream());
     return y;

@@ -1,5 +1,6 @@
 // Rotate-half RoPE of the text encoders (Qwen3, Mistral): y = x * cos + concat(-x2, x1) * sin with x1, x2 the two
 // halves of each head vector. One thread per element.
+#include "backend/op_shapes.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_utils.cuh"
@@ -39,13 +40,9 @@ Tensor CudaBackend::rope_half(const Tensor& x, const Tensor& cos, const Tensor& 
     expect_device_bf16(x, op, "x");
     expect_device_bf16(cos, op, "cos");
     expect_device_bf16(sin, op, "sin");
-    check(x.ndim() == 4, "rope_half: expected x [B, L, H, Dh], got ", shape_str(x.shape()));
-    const int64_t B = x.dim(0), L = x.dim(1), H = x.dim(2), Dh = x.dim(3);
-    check(Dh % 2 == 0, "rope_half: head dim ", Dh, " is odd");
-    const bool per_sample = cos.ndim() == 3;
-    const Shape table = per_sample ? Shape{B, L, Dh} : Shape{L, Dh};
-    check(cos.shape() == table && sin.shape() == table, "rope_half: cos/sin must be [", L, ", ", Dh, "] or [", B, ", ",
-          L, ", ", Dh, "], got ", shape_str(cos.shape()), " / ", shape_str(sin.shape()));
+    const RopeHalfShape s = rope_half_shape(x, cos, sin);
+    const int64_t B = s.B, L = s.L, H = s.H, Dh = s.Dh;
+    const bool per_sample = s.per_sample;
     Tensor y = empty(x.shape(), DType::BF16);
     cuda::launch_rope_half(static_cast<const cuda::bf16*>(x.raw()), static_cast<const cuda::bf16*>(cos.raw()),
                            static_cast<const cuda::bf16*>(sin.raw()), static_cast<cuda::bf16*>(y.raw()), B, L, H, Dh,
