@@ -3,9 +3,9 @@
 #include <benchmark/benchmark.h>
 
 #include <filesystem>
-#include <random>
 
 #include "backend/backend.h"
+#include "models/flux2/flux2_bench_inputs.h"
 #include "models/flux2/flux2_synthetic.h"
 #include "models/flux2/flux2_transformer.h"
 #include "models/transformer_checkpoint.h"
@@ -34,38 +34,15 @@ Flux2Config mid_config() {
     return c;
 }
 
-Flux2Inputs random_inputs(const Flux2Config& c, int64_t image_tokens, int64_t text_tokens) {
-    std::mt19937 gen(7);
-    std::normal_distribution<float> n01;
-    auto randn = [&](Shape s) {
-        Tensor t = Tensor::zeros(s);
-        for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = n01(gen);
-        return t;
-    };
-    Flux2Inputs in;
-    in.hidden_states = randn({1, image_tokens, c.in_channels});
-    in.encoder_hidden_states = randn({1, text_tokens, c.joint_attention_dim});
-    in.timestep = {0.7f};
-    if (c.guidance_embeds) in.guidance = std::vector<float>{4.0f};
-    const int64_t side = static_cast<int64_t>(std::sqrt(static_cast<double>(image_tokens)));
-    in.img_ids = Tensor::zeros({image_tokens, 4});
-    for (int64_t i = 0; i < image_tokens; ++i) {
-        in.img_ids.f32()[i * 4 + 1] = static_cast<float>(i / side);
-        in.img_ids.f32()[i * 4 + 2] = static_cast<float>(i % side);
-    }
-    in.txt_ids = Tensor::zeros({text_tokens, 4});
-    for (int64_t i = 0; i < text_tokens; ++i) in.txt_ids.f32()[i * 4 + 3] = static_cast<float>(i);
-    return in;
-}
-
-void run(benchmark::State& state, const Flux2Config& c, int64_t image_tokens, int64_t text_tokens) {
+void run(benchmark::State& state, const Flux2Config& c, int64_t grid_side, int64_t text_tokens) {
     const auto path = std::filesystem::temp_directory_path() /
                       ("flux2-bench-" + std::to_string(c.inner_dim()) + ".safetensors");
     write_synthetic_transformer(path.string(), c, 1);
     auto backend = make_backend({});
     TransformerCheckpoint ckpt = TransformerCheckpoint::open(path.string());
     Flux2Transformer model = Flux2Transformer::load(ckpt, c, *backend);
-    Flux2Inputs in = random_inputs(c, image_tokens, text_tokens);
+    Flux2Inputs in = benchmark_inputs(c, grid_side, text_tokens, 7);
+    const int64_t image_tokens = grid_side * grid_side;
     model.forward(in);  // warm-up: dequantizes every weight once
     for (auto _ : state) benchmark::DoNotOptimize(model.forward(in));
     const double L = static_cast<double>(image_tokens + text_tokens), D = static_cast<double>(c.inner_dim());
@@ -75,8 +52,8 @@ void run(benchmark::State& state, const Flux2Config& c, int64_t image_tokens, in
     std::filesystem::remove(path);
 }
 
-void BM_TransformerTiny(benchmark::State& state) { run(state, tiny_config(), 16, 8); }
-void BM_TransformerMid1024(benchmark::State& state) { run(state, mid_config(), 896, 128); }
+void BM_TransformerTiny(benchmark::State& state) { run(state, tiny_config(), 4, 8); }
+void BM_TransformerMid1024(benchmark::State& state) { run(state, mid_config(), 30, 124); }
 
 BENCHMARK(BM_TransformerTiny)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_TransformerMid1024)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();

@@ -5,13 +5,13 @@
 #include <cmath>
 #include <map>
 #include <cstdio>
-#include <random>
 #include <sstream>
 
 #include "backend/backend.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "models/flux2/flux2_bench_inputs.h"
 #include "models/flux2/flux2_random_weights.h"
 #include "models/flux2/flux2_transformer.h"
 #include "models/transformer_checkpoint.h"
@@ -31,27 +31,6 @@ std::vector<std::string> split_list(const std::string& s) {
     for (std::string item; std::getline(ss, item, ',');)
         if (!item.empty()) out.push_back(item);
     return out;
-}
-
-Flux2Inputs step_inputs(const Flux2Config& c, int64_t side_tokens, int64_t text_tokens) {
-    std::mt19937 gen(1);
-    std::normal_distribution<float> n01;
-    const int64_t Li = side_tokens * side_tokens;
-    Flux2Inputs in;
-    in.hidden_states = Tensor::zeros({1, Li, c.in_channels});
-    for (int64_t i = 0; i < in.hidden_states.numel(); ++i) in.hidden_states.f32()[i] = n01(gen);
-    in.encoder_hidden_states = Tensor::zeros({1, text_tokens, c.joint_attention_dim});
-    for (int64_t i = 0; i < in.encoder_hidden_states.numel(); ++i) in.encoder_hidden_states.f32()[i] = n01(gen);
-    in.timestep = {0.5f};
-    if (c.guidance_embeds) in.guidance = std::vector<float>{4.0f};
-    in.img_ids = Tensor::zeros({Li, 4});
-    for (int64_t i = 0; i < Li; ++i) {
-        in.img_ids.f32()[i * 4 + 1] = static_cast<float>(i / side_tokens);
-        in.img_ids.f32()[i * 4 + 2] = static_cast<float>(i % side_tokens);
-    }
-    in.txt_ids = Tensor::zeros({text_tokens, 4});
-    for (int64_t i = 0; i < text_tokens; ++i) in.txt_ids.f32()[i * 4 + 3] = static_cast<float>(i);
-    return in;
 }
 
 // FLOPs of one forward (FLUX2_SPEC.md §7.3): block linears, joint attention, embedders and output layers.
@@ -94,7 +73,7 @@ void run_bench(const BenchArgs& a) {
         for (const std::string& res : split_list(a.resolutions)) {
             const int pixels = std::stoi(res);
             check(pixels % 16 == 0, "resolution ", pixels, " is not a multiple of 16");
-            Flux2Inputs in = step_inputs(config, pixels / 16, a.text_tokens);
+            Flux2Inputs in = benchmark_inputs(config, pixels / 16, a.text_tokens, 1);
             for (int i = 0; i < a.warmup; ++i) model.forward(in);
             backend->reset_path_counts();
             std::vector<double> times;
