@@ -18,6 +18,7 @@
 #include "io/safetensors.h"
 #include "models/tokenizer/chat_template.h"
 #include "temp_dir.h"
+#include "golden_data.h"
 #include "test_util.h"
 #include "tokenizer_test_util.h"
 
@@ -286,10 +287,7 @@ TEST_F(Cli, GenerateDevEditMatchesDiffusersPipeline) {
     embeds.write(file("embeds.safetensors"));
     noise.add_f32("latents", golden(*g, "dev.latents_in"));
     noise.write(file("noise.safetensors"));
-    const Tensor ref = golden(*g, "dev_edit.ref_uint8");  // [64, 80, 3] as float values 0..255
-    Image reference = Image::blank(static_cast<int>(ref.dim(1)), static_cast<int>(ref.dim(0)));
-    for (int64_t i = 0; i < ref.numel(); ++i) reference.rgb[i] = static_cast<uint8_t>(ref.f32()[i]);
-    write_png(file("reference.png"), reference);
+    write_png(file("reference.png"), test::image_from_hwc_bytes(golden(*g, "dev_edit.ref_uint8")));
 
     RunResult r = flux2({"generate", "--model-path", data_path("tiny-dev-bf16.safetensors"), "--vae-path",
                          data_path("tiny-vae"), "--prompt-embeds", file("embeds.safetensors"), "--initial-noise",

@@ -2,6 +2,7 @@
 // models and the tiny VAE all on the GPU, BF16 path within 1e-2 and FP8 path within 3e-2 (relative L2), for the
 // images and the final latents.
 #include "cuda_test_util.h"
+#include "golden_data.h"
 #include "io/safetensors.h"
 #include "models/flux2/flux2_transformer.h"
 #include "models/vae/vae.h"
@@ -48,10 +49,7 @@ TEST_P(CudaPipelineGolden, MatchesDiffusers) {
     p.guidance_scale = 4.0f;
     p.initial_noise = get("dev.latents_in");
     if (c.reference) {
-        Tensor ref = get("dev_edit.ref_uint8");
-        Image img = Image::blank(static_cast<int>(ref.dim(1)), static_cast<int>(ref.dim(0)));
-        for (int64_t i = 0; i < ref.numel(); ++i) img.rgb[i] = static_cast<uint8_t>(ref.f32()[i]);
-        p.reference_images.push_back(img);
+        p.reference_images.push_back(image_from_hwc_bytes(get("dev_edit.ref_uint8")));
     }
     std::optional<Tensor> negative;
     if (golden->find(c.embeds + ".negative_prompt_embeds")) negative = get(c.embeds + ".negative_prompt_embeds");

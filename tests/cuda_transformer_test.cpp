@@ -1,6 +1,7 @@
 // The FLUX.2 transformer on the CUDA backend against the diffusers goldens of the tiny models
 // (/work/shared/golden/README.md): BF16 path within 1e-2, FP8 path within 3e-2 (relative L2).
 #include "cuda_test_util.h"
+#include "golden_data.h"
 #include "io/safetensors.h"
 #include "models/flux2/flux2_transformer.h"
 
@@ -21,23 +22,6 @@ std::ostream& operator<<(std::ostream& os, const GpuGoldenCase& c) {
     return os << c.checkpoint << " (" << c.precision << ") vs " << c.key;
 }
 
-const TensorInfo& need(const SafetensorsFile& g, const std::string& name) {
-    const TensorInfo* t = g.find(name);
-    if (!t) fail("golden tensor ", name, " missing");
-    return *t;
-}
-
-Flux2Inputs golden_inputs(const SafetensorsFile& g, const std::string& prefix, bool guidance) {
-    Flux2Inputs in;
-    in.hidden_states = load_f32(need(g, prefix + "hidden_states"));
-    in.encoder_hidden_states = load_f32(need(g, prefix + "encoder_hidden_states"));
-    in.timestep = read_f32(need(g, prefix + "timestep"));
-    if (guidance) in.guidance = read_f32(need(g, prefix + "guidance"));
-    in.img_ids = load_f32(need(g, prefix + "img_ids"));
-    in.txt_ids = load_f32(need(g, prefix + "txt_ids"));
-    return in;
-}
-
 class CudaTransformerGolden : public ::testing::TestWithParam<GpuGoldenCase> {};
 
 TEST_P(CudaTransformerGolden, MatchesDiffusers) {
@@ -53,7 +37,7 @@ TEST_P(CudaTransformerGolden, MatchesDiffusers) {
     auto golden = SafetensorsFile::open(data_path(c.golden));
     for (int i = 0; i < 3; ++i) {
         const std::string prefix = "case" + std::to_string(i) + ".";
-        Flux2Inputs in = golden_inputs(*inputs, prefix, c.model == "dev");
+        Flux2Inputs in = golden_transformer_inputs(*inputs, prefix, c.model == "dev");
         const TensorInfo* ref = golden->find(prefix + "out_" + c.key);
         ASSERT_NE(ref, nullptr) << prefix << "out_" << c.key;
         Tensor out = model.forward(in);

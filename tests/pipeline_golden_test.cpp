@@ -10,6 +10,7 @@
 #include "models/flux2/flux2_transformer.h"
 #include "models/vae/vae.h"
 #include "pipeline/flux2_pipeline.h"
+#include "golden_data.h"
 #include "test_util.h"
 
 namespace flux2 {
@@ -66,9 +67,7 @@ TEST_F(PipelineGolden, DevSevenSteps) {
 }
 
 TEST_F(PipelineGolden, DevEditWithReferenceImage) {
-    Tensor ref = golden("dev_edit.ref_uint8");  // [64, 80, 3] as float values 0..255
-    Image img = Image::blank(static_cast<int>(ref.dim(1)), static_cast<int>(ref.dim(0)));
-    for (int64_t i = 0; i < ref.numel(); ++i) img.rgb[i] = static_cast<uint8_t>(ref.f32()[i]);
+    Image img = test::image_from_hwc_bytes(golden("dev_edit.ref_uint8"));
     GenerateOutput out = run(Flux2Variant::dev, "tiny-dev-bf16.safetensors", "dev", 4, {img});
     expect_close(out.images, "dev_edit.steps4.image", 1e-4);
 }

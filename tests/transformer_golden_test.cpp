@@ -5,6 +5,7 @@
 #include "backend/backend.h"
 #include "io/safetensors.h"
 #include "models/flux2/flux2_transformer.h"
+#include "golden_data.h"
 #include "test_util.h"
 
 namespace flux2 {
@@ -23,17 +24,6 @@ std::ostream& operator<<(std::ostream& os, const GoldenCase& c) {
     return os << c.checkpoint << " vs " << c.key;
 }
 
-Flux2Inputs load_inputs(const SafetensorsFile& g, const std::string& prefix, bool guidance) {
-    Flux2Inputs in;
-    in.hidden_states = load_f32(*g.find(prefix + "hidden_states"));
-    in.encoder_hidden_states = load_f32(*g.find(prefix + "encoder_hidden_states"));
-    in.timestep = read_f32(*g.find(prefix + "timestep"));
-    if (guidance) in.guidance = read_f32(*g.find(prefix + "guidance"));
-    in.img_ids = load_f32(*g.find(prefix + "img_ids"));
-    in.txt_ids = load_f32(*g.find(prefix + "txt_ids"));
-    return in;
-}
-
 class TransformerGolden : public ::testing::TestWithParam<GoldenCase> {};
 
 TEST_P(TransformerGolden, MatchesDiffusers) {
@@ -47,7 +37,7 @@ TEST_P(TransformerGolden, MatchesDiffusers) {
     auto inputs = SafetensorsFile::open(test::data_path("tiny-" + c.model + "-golden.safetensors"));
     for (int i = 0; i < 3; ++i) {
         const std::string prefix = "case" + std::to_string(i) + ".";
-        Flux2Inputs in = load_inputs(*inputs, prefix, c.model == "dev");
+        Flux2Inputs in = test::golden_transformer_inputs(*inputs, prefix, c.model == "dev");
         const TensorInfo* ref = golden->find(prefix + "out_" + c.key);
         ASSERT_NE(ref, nullptr) << prefix << "out_" << c.key;
         Tensor out = model.forward(in);

@@ -1,0 +1,37 @@
+#pragma once
+// Readers for the diffusers golden files shared by the CPU, CUDA and CLI tests.
+#include <string>
+
+#include "core/error.h"
+#include "io/image.h"
+#include "io/safetensors.h"
+#include "models/flux2/flux2_transformer.h"
+
+namespace flux2::test {
+
+inline const TensorInfo& golden_tensor(const SafetensorsFile& g, const std::string& name) {
+    const TensorInfo* t = g.find(name);
+    if (!t) fail(g.path(), ": golden tensor ", name, " missing");
+    return *t;
+}
+
+// caseN.{hidden_states, encoder_hidden_states, timestep, guidance, img_ids, txt_ids} of tiny-*-golden.
+inline Flux2Inputs golden_transformer_inputs(const SafetensorsFile& g, const std::string& prefix, bool guidance) {
+    Flux2Inputs in;
+    in.hidden_states = load_f32(golden_tensor(g, prefix + "hidden_states"));
+    in.encoder_hidden_states = load_f32(golden_tensor(g, prefix + "encoder_hidden_states"));
+    in.timestep = read_f32(golden_tensor(g, prefix + "timestep"));
+    if (guidance) in.guidance = read_f32(golden_tensor(g, prefix + "guidance"));
+    in.img_ids = load_f32(golden_tensor(g, prefix + "img_ids"));
+    in.txt_ids = load_f32(golden_tensor(g, prefix + "txt_ids"));
+    return in;
+}
+
+// An [H, W, 3] tensor of byte values (pipeline-golden's dev_edit.ref_uint8, read as floats) as an RGB8 image.
+inline Image image_from_hwc_bytes(const Tensor& hwc) {
+    Image img = Image::blank(static_cast<int>(hwc.dim(1)), static_cast<int>(hwc.dim(0)));
+    for (int64_t i = 0; i < hwc.numel(); ++i) img.rgb[i] = static_cast<uint8_t>(hwc.f32()[i]);
+    return img;
+}
+
+}  // namespace flux2::test
