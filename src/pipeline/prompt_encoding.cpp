@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "models/text_encoder/decoder_checkpoint.h"
 #include "models/text_encoder/text_encoder.h"
 #include "models/tokenizer/chat_template.h"
 
@@ -19,15 +20,12 @@ EncodedPrompts encode_prompts(const std::string& text_encoder_path, const std::s
     Tokenizer tokenizer = Tokenizer::load(tokenizer_path);
 
     std::vector<int64_t> layers(options.out_layers.begin(), options.out_layers.end());
-    TextEncoder encoder = [&] {
-        // Peek at the family first: the default layers differ between Mistral (dev) and Qwen3 (klein).
-        if (layers.empty()) {
-            TextEncoder probe = TextEncoder::load(text_encoder_path, {1}, backend);
-            layers = probe.config().family == DecoderFamily::mistral ? std::vector<int64_t>{10, 20, 30}
-                                                                     : std::vector<int64_t>{9, 18, 27};
-        }
-        return TextEncoder::load(text_encoder_path, layers, backend);
-    }();
+    if (layers.empty()) {
+        // The default layers differ between Mistral (dev) and Qwen3 (klein): read the family from the config.
+        const DecoderFamily family = DecoderCheckpoint::open(text_encoder_path).config().family;
+        layers = family == DecoderFamily::mistral ? std::vector<int64_t>{10, 20, 30} : std::vector<int64_t>{9, 18, 27};
+    }
+    TextEncoder encoder = TextEncoder::load(text_encoder_path, layers, backend);
     const TemplateKind kind = encoder.config().family == DecoderFamily::mistral ? TemplateKind::mistral : TemplateKind::qwen3;
 
     auto encode_one = [&](const std::string& text, EncodedPrompts* ids_out) {
