@@ -91,12 +91,13 @@ fi
 
 # Whole denoising steps: FLUX2_STEP_BENCH="klein-4b:512,1024 dev:1024" runs `flux2 bench` (fp8 and bf16) and the
 # PyTorch BF16 step (bench/torch_flux2_step.py) for each model, in this same call, on this same card.
+# FLUX2_STEP_ARGS adds flags to `flux2 bench` (e.g. --profile, --no-cuda-graphs, --residency fp4).
 for spec in ${FLUX2_STEP_BENCH:-}; do
   model=${spec%%:*}
   res=${spec#*:}
   echo "== step benchmark $model at $res (flux2, then PyTorch)"
   ./build-gpu/flux2 bench --model "$model" --device cuda --precision "${FLUX2_STEP_PRECISIONS:-bf16,fp8}" \
-    --resolutions "$res" --steps 5 --warmup 2 2>&1 | grep -v "^\[flux2 info\]" | tee -a "$out/step_bench.txt"
+    --resolutions "$res" --steps 5 --warmup 2 ${FLUX2_STEP_ARGS:-} 2>&1 | grep -v "^\[flux2 info\]" | tee -a "$out/step_bench.txt"
   PYTHONUNBUFFERED=1 python3 bench/torch_flux2_step.py --model "$model" --res "$res" 2>&1 | tee -a "$out/step_bench.txt"
 done
 

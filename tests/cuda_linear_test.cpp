@@ -186,6 +186,45 @@ TEST_F(CudaLinearFp8, PerTokenQuantizerMatchesTheScalarCodec) {
 }
 #endif
 
+#ifdef FLUX2_HAVE_CUDA
+// The producers with fused quantization (layer_norm_modulate_for, swiglu_for) write exactly what quantizing the
+// plain ops' BF16 output writes, and linear() takes their result; for a layer that does not run in FP8 they return
+// the plain BF16 result, and FP8 activations given to such a layer are refused.
+TEST_F(CudaLinearFp8, FusedProducersEqualQuantizingTheBf16Output) {
+    auto bytes = [&](const Tensor& t) {
+        std::vector<uint8_t> v(t.nbytes());
+        cuda->synchronize();
+        EXPECT_EQ(cudaMemcpy(v.data(), t.raw(), v.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+        return v;
+    };
+    auto expect_same = [&](const Tensor& fused, const Tensor& bf16_result, const char* what) {
+        ASSERT_EQ(fused.dtype(), DType::F8_E4M3) << what;
+        Fp8Activations got = CudaBackend::fp8_parts(fused), want = cuda->quantize_fp8(bf16_result);
+        EXPECT_EQ(bytes(got.codes), bytes(want.codes)) << what;
+        EXPECT_EQ(bytes(got.scales), bytes(want.scales)) << what;
+    };
+    for (int64_t D : {64, 144}) {
+        LinearWeight w = nvfp4_weight(randn({32, D}, 0.1f));
+        Tensor x = up(randn({2, 7, D}, 2.0f, 0.3f)), shift = up(randn({2, D}, 0.5f)), scale = up(randn({2, D}, 0.5f));
+        Tensor fused = be->layer_norm_modulate_for(w, x, shift, scale, 1e-6f);
+        Tensor plain = be->layer_norm_modulate(x, shift, scale, 1e-6f);
+        expect_same(fused, plain, "layer_norm_modulate");
+        EXPECT_EQ(down(be->linear(fused, w)), down(be->linear(plain, w)));
+
+        Tensor g = up(randn({2, 5, 2 * D}, 1.5f));
+        LinearWeight w2 = nvfp4_weight(randn({24, D}, 0.1f));
+        expect_same(be->swiglu_for(w2, g), be->swiglu(g), "swiglu");
+        EXPECT_EQ(down(be->linear(be->swiglu_for(w2, g), w2)), down(be->linear(be->swiglu(g), w2)));
+
+        LinearWeight dense = dense_bf16_weight(randn({16, D}, 0.1f));
+        Tensor not_quantized = be->layer_norm_modulate_for(dense, x, shift, scale, 1e-6f);
+        EXPECT_EQ(not_quantized.dtype(), DType::BF16);
+        EXPECT_EQ(down(not_quantized), down(plain));
+        EXPECT_THROW(be->linear(fused, dense), Error);
+    }
+}
+#endif
+
 TEST(CudaBackendOptions, RejectsUnsupportedRequests) {
 #ifdef FLUX2_HAVE_CUDA
     if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible";

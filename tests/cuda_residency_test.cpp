@@ -3,6 +3,9 @@
 // layers of different sizes take turns in the shared conversion buffer.
 #include "cuda_test_util.h"
 #include "quant/nvfp4_quantizer.h"
+#ifdef FLUX2_HAVE_CUDA
+#include "backend/cuda/launchers.h"
+#endif
 
 namespace flux2::test {
 namespace {
@@ -49,6 +52,62 @@ TEST_F(CudaResidencyTest, Fp4ResidentGivesTheSameOutputsAsFp8Resident) {
     EXPECT_NE(resident->path_summary().find("nvfp4(resident)"), std::string::npos) << resident->path_summary();
 #endif
 }
+
+#ifdef FLUX2_HAVE_CUDA
+// Both weight converters (once at load, and per layer for fp4-resident weights) against the scalar codec: every
+// code byte (both signs of zero included) under a spread of block scales, rows of different ranges.
+TEST_F(CudaResidencyTest, WeightConvertersMatchTheScalarCodec) {
+    const int64_t rows = 6, cols = 512, blocks = cols / 16;
+    const float scale_2 = 0.0123f;
+    std::vector<uint8_t> codes(rows * cols / 2), block_scales(rows * blocks);
+    for (size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<uint8_t>(i * 37 + i / 256);
+    std::uniform_int_distribution<int> scale_code(0x08, 0x7E);  // normal and subnormal-free E4M3 block scales
+    for (auto& s : block_scales) s = static_cast<uint8_t>(scale_code(rng));
+    for (int64_t b = 0; b < blocks; ++b) block_scales[3 * blocks + b] = 0;  // an all-zero row gets scale 1
+
+    auto to_device = [&](const std::vector<uint8_t>& v) {
+        Tensor t = cuda->empty({static_cast<int64_t>(v.size())}, DType::U8);
+        EXPECT_EQ(cudaMemcpy(t.raw(), v.data(), v.size(), cudaMemcpyHostToDevice), cudaSuccess);
+        return t;
+    };
+    Tensor d_codes = to_device(codes), d_scales = to_device(block_scales);
+    Tensor q_rows = cuda->empty({rows * cols}, DType::F8_E4M3), q_scaled = cuda->empty({rows * cols}, DType::F8_E4M3);
+    Tensor row_scales = cuda->empty({rows}, DType::F32);
+    const auto* c = static_cast<const uint8_t*>(d_codes.raw());
+    const auto* s = static_cast<const uint8_t*>(d_scales.raw());
+    cuda::launch_nvfp4_to_fp8_rows(c, s, scale_2, static_cast<uint8_t*>(q_rows.raw()),
+                                   static_cast<float*>(row_scales.raw()), rows, cols, cuda->stream());
+    cuda::launch_nvfp4_to_fp8_scaled(c, s, scale_2, static_cast<const float*>(row_scales.raw()),
+                                     static_cast<uint8_t*>(q_scaled.raw()), rows, cols, cuda->stream());
+    cuda->synchronize();
+    std::vector<uint8_t> got_rows(rows * cols), got_scaled(rows * cols);
+    std::vector<float> got_scales(rows);
+    ASSERT_EQ(cudaMemcpy(got_rows.data(), q_rows.raw(), got_rows.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(got_scaled.data(), q_scaled.raw(), got_scaled.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(got_scales.data(), row_scales.raw(), rows * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+
+    int mismatches = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+        auto value = [&](int64_t i) {  // element i of row r, dequantized the way the kernels do
+            const uint8_t byte = codes[(r * cols + i) / 2];
+            const float s = e4m3_to_f32(block_scales[r * blocks + i / 16]) * scale_2;
+            return e2m1_to_f32(i % 2 == 0 ? byte >> 4 : byte & 0xF) * s;
+        };
+        float amax = 0;
+        for (int64_t i = 0; i < cols; ++i) amax = std::max(amax, std::fabs(value(i)));
+        const float scale = amax > 0 ? amax / 448.0f : 1.0f;
+        EXPECT_EQ(got_scales[r], scale) << "row " << r;
+        for (int64_t i = 0; i < cols; ++i) {
+            const float v = value(i);
+            // E2M1 has a negative zero; E4M3 keeps its sign.
+            const uint8_t want = v == 0.0f ? (std::signbit(v) ? 0x80 : 0x00) : f32_to_e4m3(v / scale);
+            mismatches += got_rows[r * cols + i] != want;
+            mismatches += got_scaled[r * cols + i] != want;
+        }
+    }
+    EXPECT_EQ(mismatches, 0);
+}
+#endif
 
 TEST_F(CudaResidencyTest, Fp4ResidencyNeedsTheFp8Path) {
     BackendOptions options;

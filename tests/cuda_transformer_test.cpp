@@ -54,6 +54,49 @@ TEST_P(CudaTransformerGolden, MatchesDiffusers) {
 #endif
 }
 
+// A replayed step (CUDA graph recorded at the first call of a shape) computes exactly what running the ops one by
+// one computes, for new inputs of the same shape (refilled) and for inputs of another shape (recorded anew).
+TEST(CudaTransformerReplay, ReplayedStepsEqualStepsRunOpByOp) {
+#ifdef FLUX2_HAVE_CUDA
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible: runs on the GPU machine";
+    auto make = [](bool graphs) {
+        BackendOptions options;
+        options.device = "cuda";
+        options.precision = "fp8";
+        options.cuda_graphs = graphs;
+        return make_cuda_backend(options);
+    };
+    auto replaying = make(true), eager = make(false);
+    ASSERT_TRUE(replaying->can_record());
+    ASSERT_FALSE(eager->can_record());
+    Flux2Transformer a = Flux2Transformer::load(data_path("tiny-klein-nvfp4-mixed.safetensors"), *replaying);
+    Flux2Transformer b = Flux2Transformer::load(data_path("tiny-klein-nvfp4-mixed.safetensors"), *eager);
+    auto inputs = SafetensorsFile::open(data_path("tiny-klein-golden.safetensors"));
+    std::vector<Flux2Inputs> cases;
+    for (int i = 0; i < 3; ++i) cases.push_back(golden_transformer_inputs(*inputs, "case" + std::to_string(i) + ".", false));
+    // Case 0 twice (recorded, then replayed), then the others; a timestep change alone must reach the replay too.
+    Flux2Inputs retimed = cases[0];
+    retimed.timestep[0] = retimed.timestep[0] * 0.5f + 0.1f;
+    for (const Flux2Inputs* in : {&cases[0], &cases[0], &retimed, &cases[1], &cases[2], &cases[1]}) {
+        std::vector<float> got = a.forward(*in).to_vector(), want = b.forward(*in).to_vector();
+        ASSERT_TRUE(all_finite(got));
+        EXPECT_EQ(got, want);
+    }
+    std::vector<float> first = a.forward(cases[0]).to_vector(), moved = a.forward(retimed).to_vector();
+    EXPECT_NE(first, moved) << "the replay ignored the new timestep";
+#else
+    GTEST_SKIP() << "this build has no CUDA backend";
+#endif
+}
+
+TEST(CudaTransformerReplay, CpuBackendRefusesRecording) {
+    BackendOptions options;
+    auto cpu = make_backend(options);
+    EXPECT_FALSE(cpu->can_record());
+    EXPECT_THROW(cpu->begin_recording(), Error);
+    EXPECT_THROW(cpu->start_profile(), Error);
+}
+
 std::vector<GpuGoldenCase> gpu_cases() {
     std::vector<GpuGoldenCase> cases;
     for (std::string m : {"dev", "klein"}) {

@@ -1,5 +1,6 @@
 #include "backend/backend.h"
 
+#include "core/error.h"
 #include "core/log.h"
 
 namespace flux2 {
@@ -19,5 +20,13 @@ std::string Backend::path_summary() const {
     for (const auto& [path, n] : path_counts_) s += str(s.empty() ? "" : ", ", path, " x", n);
     return s.empty() ? "no linear layers ran" : s;
 }
+
+void Backend::begin_recording() { fail("the ", name(), " backend cannot record ops for replay"); }
+std::shared_ptr<RecordedOps> Backend::end_recording() {
+    fail("the ", name(), " backend cannot record ops for replay");
+}
+void Backend::replay(const RecordedOps&) { fail("the ", name(), " backend cannot replay recorded ops"); }
+void Backend::start_profile() { fail("the ", name(), " backend has no op profiler (it exists for cuda)"); }
+std::string Backend::profile_report() { fail("the ", name(), " backend has no op profiler (it exists for cuda)"); }
 
 }  // namespace flux2

@@ -21,6 +21,12 @@ enum class Nvfp4Activations {
     w4a4,   // activations fake-quantized to NVFP4 with input_scale (dynamic amax/2688 when absent): Blackwell numerics
 };
 
+// Ops recorded by a backend for replay (Backend::end_recording); opaque to callers.
+class RecordedOps {
+public:
+    virtual ~RecordedOps() = default;
+};
+
 struct BackendOptions {
     std::string device = "cpu";  // "cpu", "cuda" (later: "cuda:1")
     Nvfp4Activations nvfp4_activations = Nvfp4Activations::w4a16;
@@ -29,6 +35,8 @@ struct BackendOptions {
     // or "fp4" (the NVFP4 codes and block scales stay resident, ~0.56 bytes per weight, and each layer is
     // converted to E4M3 into one shared buffer just before its GEMM: same numbers, less memory, a little slower).
     std::string residency;
+    // CUDA: record the transformer step as a CUDA graph after its first run and replay it (no per-op host work).
+    bool cuda_graphs = true;
 };
 
 class Backend {
@@ -65,6 +73,21 @@ public:
     // RMSNorm over the last dim with a gain: x [..., D], weight [D] -> x / sqrt(mean(x^2) + eps) * weight.
     virtual Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) = 0;
 
+    // ---- producers of linear inputs ----
+    // layer_norm_modulate / swiglu whose result only feeds linear(·, next) (and layers that take the same path).
+    // Where next's kernel takes quantized activations, the producer writes that form directly (the CUDA fp8 path:
+    // E4M3 codes with one scale per token, the same numbers as quantizing the BF16 result), so no separate
+    // quantization pass runs; elsewhere they return what the plain ops return.
+    virtual Tensor layer_norm_modulate_for(const LinearWeight& next, const Tensor& x, const Tensor& shift,
+                                           const Tensor& scale, float eps) {
+        (void)next;
+        return layer_norm_modulate(x, shift, scale, eps);
+    }
+    virtual Tensor swiglu_for(const LinearWeight& next, const Tensor& x) {
+        (void)next;
+        return swiglu(x);
+    }
+
     // ---- attention ----
     // Per-head RMSNorm (weight [Dh]) followed by interleaved-pair RoPE: x [B, L, H, Dh], cos/sin [L, Dh]
     // (pair (2j, 2j+1) shares an angle; y0 = x0 c - x1 s, y1 = x1 c + x0 s).
@@ -95,6 +118,8 @@ public:
 
     // ---- layout ----
     virtual Tensor concat(const Tensor& a, const Tensor& b, int axis) = 0;  // all other dims equal
+    // May share storage with x (the CUDA backend returns views of contiguous ranges): neither may be written in
+    // place while the other is still read.
     virtual Tensor slice(const Tensor& x, int axis, int64_t begin, int64_t count) = 0;
 
     // ---- text encoder ops ----
@@ -127,6 +152,25 @@ public:
     virtual Tensor add_bias(const Tensor& x, const Tensor& bias) = 0;
     // Swaps the last two dims: [..., M, N] -> [..., N, M] (channels-first <-> token-major).
     virtual Tensor transpose_last2(const Tensor& x) = 0;
+
+    // ---- recording and replay (CUDA graphs) ----
+    // The ops enqueued between begin_recording() and end_recording() become one unit that replay() runs again on
+    // the same tensors with no per-op host work. While recording nothing executes; tensors made by ops during the
+    // recording must be gone by end_recording(); inputs and outputs are tensors made before it (refill inputs with
+    // upload_into). Backends that cannot record say so with can_record() and refuse the calls.
+    virtual bool can_record() const { return false; }
+    virtual void begin_recording();
+    virtual std::shared_ptr<RecordedOps> end_recording();
+    virtual void replay(const RecordedOps& ops);
+    // Overwrites the backend tensor `dst` with the host F32 tensor `host_f32` of the same shape.
+    virtual void upload_into(const Tensor& host_f32, Tensor& dst) = 0;
+
+    // ---- profiling ----
+    // Device time of every op enqueued from start_profile() until profile_report(), which waits for them and
+    // returns a table (per op and GEMM shape: calls, time, share; the idle time between ops). flux2 bench
+    // --profile. Backends without a profiler refuse.
+    virtual void start_profile();
+    virtual std::string profile_report();
 
     // One line: how many linear calls took which path ("nvfp4->w4a16 x12, bf16->f32 x20").
     std::string path_summary() const;

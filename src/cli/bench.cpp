@@ -22,6 +22,7 @@ namespace {
 struct BenchArgs {
     std::string model = "klein-4b", device = "cuda", precisions, resolutions = "512,1024", residency;
     int steps = 5, warmup = 2, text_tokens = 512;
+    bool profile = false, no_cuda_graphs = false;
     uint64_t seed = 0;
 };
 
@@ -48,7 +49,7 @@ void run_bench(const BenchArgs& a) {
     std::vector<std::string> precisions = split_list(a.precisions);
     if (precisions.empty()) precisions = a.device == "cpu" ? std::vector<std::string>{""} : std::vector<std::string>{"bf16", "fp8"};
     std::printf("%-10s %-6s %-10s %10s %10s %12s %12s  %s\n", "model", "res", "precision", "s/step", "TFLOP/s",
-                "peak mem GB", "rel vs first", "linear paths");
+                "peak mem GB", "rel vs first", "linear paths (one step)");
     // The first precision's output per resolution: the others report their relative difference to it (same
     // weights, same inputs), e.g. fp8 against bf16 at full size.
     std::map<int, std::vector<float>> first_outputs;
@@ -57,6 +58,7 @@ void run_bench(const BenchArgs& a) {
         options.device = a.device;
         options.precision = precision;
         options.residency = precision == "fp8" ? a.residency : "";  // residency only concerns the fp8 path
+        options.cuda_graphs = !a.no_cuda_graphs;
         auto backend = make_backend(options);
         Flux2Config config;
         std::unique_ptr<WeightSource> weights;
@@ -74,8 +76,15 @@ void run_bench(const BenchArgs& a) {
             const int pixels = std::stoi(res);
             check(pixels % 16 == 0, "resolution ", pixels, " is not a multiple of 16");
             Flux2Inputs in = benchmark_inputs(config, pixels / 16, a.text_tokens, 1);
-            for (int i = 0; i < a.warmup; ++i) model.forward(in);
+            // As in a generation: the prompt embeddings are uploaded once, the latents at every step.
+            in.encoder_hidden_states = backend->upload(in.encoder_hidden_states);
+            // Paths of one step: the first warm-up step always runs op by op (later ones may be replays).
             backend->reset_path_counts();
+            std::string paths;
+            for (int i = 0; i < a.warmup; ++i) {
+                model.forward(in);
+                if (i == 0) paths = backend->path_summary();
+            }
             std::vector<double> times;
             std::vector<float> output;
             for (int i = 0; i < a.steps; ++i) {
@@ -103,8 +112,17 @@ void run_bench(const BenchArgs& a) {
             std::printf("%-10s %-6d %-10s %10.4f %10.1f %12.2f %12s  %s\n",
                         a.model.size() > 10 ? "checkpoint" : a.model.c_str(), pixels,
                         label.c_str(), median, tflops,
-                        backend->peak_memory_bytes() / 1e9, rel.c_str(), backend->path_summary().c_str());
+                        backend->peak_memory_bytes() / 1e9, rel.c_str(), paths.c_str());
             std::fflush(stdout);
+            if (a.profile) {
+                // One more step op by op (a replayed graph shows no ops), timed per op on the device.
+                model.set_replay(false);
+                backend->start_profile();
+                model.forward(in);
+                std::printf("%s", backend->profile_report().c_str());
+                std::fflush(stdout);
+                model.set_replay(true);
+            }
         }
     }
 }
@@ -124,9 +142,13 @@ void register_bench(CLI::App& app) {
                     "fp8 path: keep NVFP4 weights as fp8 (default) or fp4 (4-bit resident, converted per layer)");
     cmd->add_option("--resolutions", a->resolutions, "comma list of square image sizes")->capture_default_str();
     cmd->add_option("--steps", a->steps, "timed steps (median reported)")->capture_default_str();
-    cmd->add_option("--warmup", a->warmup, "untimed steps first")->capture_default_str();
+    cmd->add_option("--warmup", a->warmup, "untimed steps first (at least 1)")->capture_default_str()->check(CLI::PositiveNumber);
     cmd->add_option("--text-tokens", a->text_tokens, "text sequence length")->capture_default_str();
     cmd->add_option("--seed", a->seed, "seed of the random weights")->capture_default_str();
+    cmd->add_flag("--profile", a->profile,
+                  "after the timed steps, run one step op by op and print the device time per op and GEMM shape");
+    cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,
+                  "time steps op by op instead of replaying the recorded step (CUDA graphs)");
     cmd->callback([a] { run_bench(*a); });
 }
 

@@ -40,6 +40,7 @@ struct GenerateArgs {
     float guidance_scale = NAN;
     uint64_t seed = 0;
     std::string device = "cpu", precision, activations = "w4a16", residency;
+    bool no_cuda_graphs = false;
 };
 
 // BFL names base models "klein-base" (FLUX.2-klein-base-4B, flux-2-klein-base-4b.safetensors). Only path parts that
@@ -126,6 +127,7 @@ void run_generate(GenerateArgs a) {
     options.device = a.device;
     options.precision = a.precision;
     options.residency = a.residency;
+    options.cuda_graphs = !a.no_cuda_graphs;
     check(a.activations == "w4a16" || a.activations == "w4a4", "--activations must be w4a16 or w4a4");
     options.nvfp4_activations = a.activations == "w4a4" ? Nvfp4Activations::w4a4 : Nvfp4Activations::w4a16;
     auto backend = make_backend(options);
@@ -262,6 +264,8 @@ void register_generate(CLI::App& app) {
     cmd->add_option("--residency", a->residency,
                     "fp8 path: keep NVFP4 weights as fp8 (default) or fp4 (4-bit resident, converted per layer)");
     cmd->add_option("--activations", a->activations, "CPU NVFP4 numerics: w4a16 or w4a4")->capture_default_str();
+    cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,
+                  "cuda: run every denoising step op by op instead of replaying the first one as a CUDA graph");
     cmd->add_option("--threads", a->threads, "CPU threads");
     cmd->callback([a] { run_generate(*a); });
 }

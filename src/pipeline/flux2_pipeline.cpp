@@ -134,7 +134,8 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
 
     // 5. Conditioning for every image of the batch.
     Flux2Inputs cond;
-    cond.encoder_hidden_states = repeat_batch(prompt_embeds, B);
+    // Uploaded once for all steps.
+    cond.encoder_hidden_states = transformer_.backend().upload(repeat_batch(prompt_embeds, B));
     cond.txt_ids = text_position_ids(prompt_embeds.dim(1));
     cond.img_ids = refs ? concat_rows(latent_ids, refs->second) : latent_ids;
     if (variant_ == Flux2Variant::dev) cond.guidance = std::vector<float>(B, out.guidance_scale);
@@ -143,7 +144,7 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
     if (cfg) {
         check(negative_prompt_embeds.has_value(), "klein base with guidance ", out.guidance_scale,
               " needs negative prompt embeddings (true CFG)");
-        uncond.encoder_hidden_states = repeat_batch(*negative_prompt_embeds, B);
+        uncond.encoder_hidden_states = transformer_.backend().upload(repeat_batch(*negative_prompt_embeds, B));
         uncond.txt_ids = text_position_ids(negative_prompt_embeds->dim(1));
     }
     log_info(variant_name(variant_), ": ", width, "x", height, ", ", out.num_steps, " steps, guidance ",

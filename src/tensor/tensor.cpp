@@ -70,6 +70,17 @@ float* Tensor::f32() {
 
 const float* Tensor::f32() const { return const_cast<Tensor*>(this)->f32(); }
 
+Tensor Tensor::view(const Shape& shape, DType dtype, size_t byte_offset) const {
+    const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+    check(byte_offset + bytes <= nbytes(), "view of ", bytes, " bytes at offset ", byte_offset, " does not fit a ",
+          shape_str(shape_), " ", dtype_name(dtype_), " tensor (", nbytes(), " bytes)");
+    Tensor t = *this;
+    t.shape_ = shape;
+    t.dtype_ = dtype;
+    t.data_ = static_cast<char*>(data_) + byte_offset;
+    return t;
+}
+
 Tensor Tensor::reshape(const Shape& shape) const {
     Shape s = shape;
     int64_t known = 1;

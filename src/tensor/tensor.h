@@ -38,12 +38,16 @@ public:
     bool defined() const { return owner_ != nullptr || data_ != nullptr; }
 
     void* raw() const { return data_; }
+    // What keeps the storage alive (shared with views and reshapes).
+    const std::shared_ptr<void>& storage() const { return owner_; }
     // Typed host access; throws if the tensor is not a host F32 tensor.
     float* f32();
     const float* f32() const;
 
     // Same storage, new shape (numel must match; one dim may be -1).
     Tensor reshape(const Shape& shape) const;
+    // Same storage from `byte_offset` on, viewed as `shape` of `dtype` (must fit inside this tensor's bytes).
+    Tensor view(const Shape& shape, DType dtype, size_t byte_offset) const;
     // Deep copy of a host tensor.
     Tensor clone() const;
     std::vector<float> to_vector() const;

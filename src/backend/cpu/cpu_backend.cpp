@@ -25,6 +25,14 @@ Tensor CpuBackend::upload(const Tensor& host_f32) {
 
 Tensor CpuBackend::download(const Tensor& t) { return t.clone(); }
 
+void CpuBackend::upload_into(const Tensor& host_f32, Tensor& dst) {
+    check(host_f32.dtype() == DType::F32 && host_f32.device() == Device::cpu && dst.dtype() == DType::F32,
+          "cpu backend: upload_into expects a host F32 tensor and an F32 destination");
+    check(host_f32.shape() == dst.shape(), "cpu backend: upload_into of ", shape_str(host_f32.shape()), " into ",
+          shape_str(dst.shape()));
+    if (host_f32.nbytes()) std::memcpy(dst.raw(), host_f32.raw(), host_f32.nbytes());
+}
+
 Tensor CpuBackend::zeros(const Shape& shape) { return Tensor::zeros(shape); }
 
 int64_t CpuBackend::peak_memory_bytes() const {

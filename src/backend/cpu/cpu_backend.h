@@ -14,6 +14,7 @@ public:
 
     Tensor upload(const Tensor& host_f32) override;
     Tensor download(const Tensor& t) override;
+    void upload_into(const Tensor& host_f32, Tensor& dst) override;
     Tensor zeros(const Shape& shape) override;
     Tensor uninitialized(const Shape& shape) override;
     int64_t peak_memory_bytes() const override;

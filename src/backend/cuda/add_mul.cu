@@ -55,7 +55,13 @@ Tensor run(CudaBackend& be, const Tensor& a, const Tensor& b, const char* op, bo
 
 }  // namespace cuda
 
-Tensor CudaBackend::add(const Tensor& a, const Tensor& b) { return cuda::run(*this, a, b, "add", true); }
-Tensor CudaBackend::mul(const Tensor& a, const Tensor& b) { return cuda::run(*this, a, b, "mul", false); }
+Tensor CudaBackend::add(const Tensor& a, const Tensor& b) {
+    FLUX2_PROFILE_OP("add");
+    return cuda::run(*this, a, b, "add", true);
+}
+Tensor CudaBackend::mul(const Tensor& a, const Tensor& b) {
+    FLUX2_PROFILE_OP("mul");
+    return cuda::run(*this, a, b, "mul", false);
+}
 
 }  // namespace flux2

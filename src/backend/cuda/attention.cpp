@@ -7,6 +7,7 @@
 namespace flux2 {
 
 Tensor CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v) {
+    FLUX2_PROFILE_OP("attention");
     expect_device_bf16(q, "attention", "q");
     expect_device_bf16(k, "attention", "k");
     expect_device_bf16(v, "attention", "v");

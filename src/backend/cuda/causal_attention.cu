@@ -72,6 +72,7 @@ void launch_causal_attention(const bf16* q, const bf16* k, const bf16* v, const 
 }  // namespace cuda
 
 Tensor CudaBackend::causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask) {
+    FLUX2_PROFILE_OP("causal_attention");
     const char* op = "causal_attention";
     expect_device_bf16(q, op, "q");
     expect_device_bf16(k, op, "k");

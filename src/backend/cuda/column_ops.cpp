@@ -27,12 +27,13 @@ bf16* at(Tensor& t, int64_t offset) { return static_cast<bf16*>(t.raw()) + offse
 Tensor CudaBackend::uninitialized(const Shape& shape) { return empty(shape, DType::BF16); }
 
 void CudaBackend::copy_into(const Tensor& x, int64_t col, int64_t count, Tensor& out, int64_t tok, int64_t out_col) {
+    FLUX2_PROFILE_OP("copy_into");
     const char* op = "copy_into";
     check_columns(x, col, count, op, "x");
     expect_device_bf16(out, op, "out");
     check(out.ndim() >= 3, op, ": out must be [B, Lo, ...], got ", shape_str(out.shape()));
     const int64_t B = x.dim(0), L = x.dim(1), Cx = x.dim(2), Lo = out.dim(1);
-    const int64_t Co = B * Lo ? out.numel() / (B * Lo) : 0;
+    const int64_t Co = B * Lo != 0 ? out.numel() / (B * Lo) : 0;
     check(out.dim(0) == B && tok >= 0 && tok + L <= Lo, op, ": tokens [", tok, ", ", tok + L, ") of ",
           shape_str(x.shape()), " do not fit out ", shape_str(out.shape()));
     check(out_col >= 0 && out_col + count <= Co, op, ": columns [", out_col, ", ", out_col + count,
@@ -46,6 +47,7 @@ void CudaBackend::copy_into(const Tensor& x, int64_t col, int64_t count, Tensor&
 
 void CudaBackend::rms_norm_rope_into(const Tensor& x, int64_t col, const Tensor& norm_weight, const Tensor& cos,
                                      const Tensor& sin, float eps, Tensor& out, int64_t tok) {
+    FLUX2_PROFILE_OP("rms_norm_rope");
     const char* op = "rms_norm_rope_into";
     expect_device_bf16(out, op, "out");
     check(out.ndim() == 4, op, ": out must be [B, Lo, H, Dh], got ", shape_str(out.shape()));
@@ -68,6 +70,7 @@ void CudaBackend::rms_norm_rope_into(const Tensor& x, int64_t col, const Tensor&
 }
 
 void CudaBackend::swiglu_into(const Tensor& x, int64_t col, int64_t m, Tensor& out, int64_t out_col) {
+    FLUX2_PROFILE_OP("swiglu");
     const char* op = "swiglu_into";
     check_columns(x, col, 2 * m, op, "x");
     check_columns(out, out_col, m, op, "out");
@@ -78,6 +81,7 @@ void CudaBackend::swiglu_into(const Tensor& x, int64_t col, int64_t m, Tensor& o
 
 void CudaBackend::attention_into(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out,
                                  int64_t out_col) {
+    FLUX2_PROFILE_OP("attention");
     const char* op = "attention_into";
     expect_device_bf16(q, op, "q");
     expect_device_bf16(k, op, "k");

@@ -43,6 +43,7 @@ void launch_im2col(const bf16* x, bf16* col, int64_t Cin, int64_t H, int64_t W, 
 }  // namespace cuda
 
 Tensor CudaBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int stride, int padding) {
+    FLUX2_PROFILE_OP("conv2d");
     const char* op = "conv2d";
     expect_device_bf16(x, op, "x");
     expect_device_bf16(weight, op, "weight");

@@ -1,6 +1,7 @@
 // CudaBackend: construction, device selection, memory ops.
 #include "backend/cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "backend/cuda/attention_cudnn.h"
@@ -91,6 +92,13 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
     check(!fp4_resident_ || precision_ == CudaLinearPrecision::fp8,
           "residency fp4 converts NVFP4 weights to E4M3 per layer: it needs the fp8 precision path");
     stream_ = std::make_shared<cuda::Stream>(device);
+    // The pools are per device: start this backend's peak (peak_memory_bytes) from what is in use now, not from
+    // the high-water mark of an earlier backend in the same process.
+    cudaMemPool_t pool = nullptr;
+    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+    uint64_t zero = 0;
+    FLUX2_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+    FLUX2_CUDA_CHECK(cudaDeviceSetGraphMemAttribute(device, cudaGraphMemAttrUsedMemHigh, &zero));
     gemm_ = std::make_unique<cuda::CublasLtGemm>(stream_);
     sdpa_ = std::make_unique<cuda::CudnnSdpa>(stream_);
     log_info("cuda backend: ", device_name_, " (compute ", prop.major, ".", prop.minor, ", ", prop.totalGlobalMem >> 20,
@@ -109,6 +117,7 @@ Tensor CudaBackend::empty(const Shape& shape, DType dtype) {
 }
 
 Tensor CudaBackend::upload(const Tensor& host_f32) {
+    FLUX2_PROFILE_OP("upload");
     check(host_f32.device() == Device::cpu && host_f32.dtype() == DType::F32,
           "cuda backend: upload expects a host F32 tensor, got ", dtype_name(host_f32.dtype()));
     Tensor staging = empty(host_f32.shape(), DType::F32);
@@ -123,6 +132,7 @@ Tensor CudaBackend::upload(const Tensor& host_f32) {
 }
 
 Tensor CudaBackend::download(const Tensor& t) {
+    FLUX2_PROFILE_OP("download");
     check(t.device() == Device::cuda && (t.dtype() == DType::BF16 || t.dtype() == DType::F32),
           "cuda backend: download expects a BF16 or F32 device tensor, got ", dtype_name(t.dtype()),
           t.device() == Device::cpu ? " on the host" : "");
@@ -140,12 +150,16 @@ Tensor CudaBackend::download(const Tensor& t) {
 }
 
 int64_t CudaBackend::peak_memory_bytes() const {
-    // Every device allocation of the backend comes from the device's default pool (device_memory.cpp).
+    // Eager ops allocate from the device's default pool (device_memory.cpp).
     cudaMemPool_t pool = nullptr;
     uint64_t high = 0;
     FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
     FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
-    return static_cast<int64_t>(high);
+    // CUDA graphs allocate from their own pool, on top of what the default pool held when they were recorded.
+    uint64_t graph_high = 0;
+    FLUX2_CUDA_CHECK(cudaDeviceGetGraphMemAttribute(stream_->device(), cudaGraphMemAttrUsedMemHigh, &graph_high));
+    const int64_t with_graph = graph_high ? resident_at_recording_ + static_cast<int64_t>(graph_high) : 0;
+    return std::max(static_cast<int64_t>(high), with_graph);
 }
 
 Tensor CudaBackend::zeros(const Shape& shape) {

@@ -20,6 +20,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/device_memory.h"
 #include "backend/cuda/fp4_linear.h"
+#include "backend/cuda/op_profiler.h"
 
 namespace flux2 {
 
@@ -47,9 +48,10 @@ public:
 
     Tensor upload(const Tensor& host_f32) override;
     Tensor download(const Tensor& t) override;
+    void upload_into(const Tensor& host_f32, Tensor& dst) override;
     Tensor zeros(const Shape& shape) override;
     Tensor uninitialized(const Shape& shape) override;
-    int64_t peak_memory_bytes() const override;  // high-water mark of the device memory pool
+    int64_t peak_memory_bytes() const override;  // high-water mark of the device memory pools since construction
 
     Tensor linear(const Tensor& x, const LinearWeight& w) override;
 
@@ -59,6 +61,9 @@ public:
     Tensor mul(const Tensor& a, const Tensor& b) override;
 
     Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps) override;
+    Tensor layer_norm_modulate_for(const LinearWeight& next, const Tensor& x, const Tensor& shift, const Tensor& scale,
+                                   float eps) override;
+    Tensor swiglu_for(const LinearWeight& next, const Tensor& x) override;
     void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;
     Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
 
@@ -87,6 +92,14 @@ public:
     Tensor add_bias(const Tensor& x, const Tensor& bias) override;
     Tensor transpose_last2(const Tensor& x) override;
 
+    // CUDA graphs through stream capture (recording.cpp).
+    bool can_record() const override { return options_.cuda_graphs; }
+    void begin_recording() override;
+    std::shared_ptr<RecordedOps> end_recording() override;
+    void replay(const RecordedOps& ops) override;
+    void start_profile() override;
+    std::string profile_report() override;
+
     // ---- beyond the Backend interface (tests, benchmarks, fused producers) ----
     CudaLinearPrecision linear_precision() const { return precision_; }
     bool fp4_resident() const { return fp4_resident_; }
@@ -98,7 +111,18 @@ public:
     void set_poison_new_tensors(bool on) { poison_ = on; }
     // Per-row E4M3 quantization of a BF16 tensor [..., K] viewed as [rows, K].
     Fp8Activations quantize_fp8(const Tensor& x);
+    // The fused producers' result: one F8_E4M3 tensor [..., K] whose storage holds the codes and then (at a
+    // 16-byte boundary) the F32 scale of every row; linear() takes it as an input. fp8_parts splits it.
+    Tensor quantized_activations(const Shape& shape);
+    static Fp8Activations fp8_parts(const Tensor& quantized);
+    // Whether linear(·, w) runs the FP8 GEMM (prepares w if needed).
+    bool takes_fp8_input(const LinearWeight& w);
     cuda::CublasLtGemm& gemm() { return *gemm_; }
+    // Times the enclosing op while a profile runs: `name` is a callable returning its label.
+    template <class NameFn>
+    cuda::OpProfiler::Scope profile_op(NameFn&& name, double flops = 0.0) {
+        return profiler_.scope(std::forward<NameFn>(name), flops);
+    }
     // NVFP4 quantization of a BF16 tensor [..., K] for the fp4 GEMM: static input_scale, or the dynamic
     // amax/(448*6) scale when absent; the GEMM alpha written with it is tensor scale * alpha_factor.
     Fp4Activations quantize_fp4(const Tensor& x, std::optional<float> input_scale, float alpha_factor);
@@ -122,7 +146,13 @@ private:
     std::unique_ptr<cuda::CublasLtGemm> gemm_;
     std::unique_ptr<cuda::CublasLtFp4Gemm> fp4_gemm_;  // created by the first fp4 linear
     std::unique_ptr<cuda::CudnnSdpa> sdpa_;
+    cuda::OpProfiler profiler_;
+    bool recording_ = false;
+    int64_t resident_at_recording_ = 0;  // default-pool bytes in use when the last graph was recorded
 };
+
+// Profiles the op of the enclosing CudaBackend member under a fixed label.
+#define FLUX2_PROFILE_OP(label) auto flux2_profile_scope_ = profile_op([] { return label; })
 
 // Input checks shared by the op entry points: a device BF16 tensor, with `op` and `what` in the message.
 void expect_device_bf16(const Tensor& t, const char* op, const char* what);

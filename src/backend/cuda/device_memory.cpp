@@ -32,7 +32,10 @@ std::shared_ptr<void> allocate(size_t bytes, const std::shared_ptr<Stream>& stre
     cudaError_t status = cudaMallocAsync(&p, bytes > 0 ? bytes : 1, stream->get());
     check(status == cudaSuccess, "cuda: cannot allocate ", bytes,
           " bytes of device memory: ", cudaGetErrorString(status));
-    return std::shared_ptr<void>(p, [stream](void* q) {
+    const bool recorded = stream->recording();
+    if (recorded) ++stream->recorded_live();
+    return std::shared_ptr<void>(p, [stream, recorded](void* q) {
+        if (recorded) --stream->recorded_live();
         cudaError_t s = cudaFreeAsync(q, stream->get());
         if (s != cudaSuccess) log_error("cuda: cudaFreeAsync failed: ", cudaGetErrorString(s));
     });

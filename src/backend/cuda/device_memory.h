@@ -3,7 +3,9 @@
 // cudaFreeAsync from the device's memory pool), so ops allocate their outputs without any host synchronization.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "tensor/tensor.h"
@@ -22,9 +24,17 @@ public:
     cudaStream_t get() const { return stream_; }
     int device() const { return device_; }
 
+    // While the backend records a CUDA graph, allocations become graph memory nodes that must be freed inside
+    // the same recording; these count the ones still alive.
+    void set_recording(bool on) { recording_ = on; }
+    bool recording() const { return recording_; }
+    std::atomic<int64_t>& recorded_live() { return recorded_live_; }
+
 private:
     int device_ = 0;
     cudaStream_t stream_ = nullptr;
+    bool recording_ = false;
+    std::atomic<int64_t> recorded_live_{0};
 };
 
 // `bytes` of device memory (at least one byte is reserved), released on `stream` with the last owner.

@@ -35,6 +35,7 @@ Tensor CudaBackend::linear_fp4(const Tensor& x, const Shape& out_shape, const Fp
     if (!fp4_gemm_) fp4_gemm_ = std::make_unique<cuda::CublasLtFp4Gemm>(stream_);
     const Fp4Activations a = quantize_fp4(x, w.input_scale, w.weight_scale_2);
     Tensor y = empty(out_shape, DType::BF16);
+    auto scope = profile_op([&] { return str("gemm fp4 ", m, "x", n, "x", k); }, 2.0 * m * n * k);
     fp4_gemm_->run(static_cast<const uint8_t*>(a.codes.raw()), static_cast<const uint8_t*>(a.scales.raw()),
                    static_cast<const uint8_t*>(w.codes.raw()), static_cast<const uint8_t*>(w.scales.raw()),
                    static_cast<const float*>(a.scalars.raw()), static_cast<cuda::bf16*>(y.raw()), m, n, k);

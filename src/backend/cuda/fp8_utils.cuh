@@ -1,5 +1,6 @@
 #pragma once
 // E4M3 / E2M1 codecs on the device (OCP FP8 E4M3 "fn": max 448, no inf; NVFP4 E2M1: {0, .5, 1, 1.5, 2, 3, 4, 6}).
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
@@ -22,6 +23,28 @@ __device__ __forceinline__ uint8_t float_to_e4m3(float v) {
 __device__ __forceinline__ uint16_t float2_to_e4m3x2(float a, float b) {
     return __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
 }
+
+// Per-row scale of the FP8 activation quantizer: the row's amax maps to the top of the E4M3 range.
+__device__ __forceinline__ float e4m3_row_scale(float amax) { return amax > 0.0f ? amax / kE4m3MaxF : 1.0f; }
+
+// W values divided by the row scale -> W E4M3 codes at q (8-byte store when W == 8). Every FP8 activation
+// producer uses this, so fused and standalone quantization give the same codes.
+template <int W>
+__device__ __forceinline__ void store_e4m3(uint8_t* q, const float (&v)[W], float scale) {
+    if constexpr (W == 8) {
+        uint2 packed;
+        uint16_t* p = reinterpret_cast<uint16_t*>(&packed);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) p[j] = float2_to_e4m3x2(v[2 * j] / scale, v[2 * j + 1] / scale);
+        *reinterpret_cast<uint2*>(q) = packed;
+    } else {
+#pragma unroll
+        for (int j = 0; j < W; ++j) q[j] = float_to_e4m3(v[j] / scale);
+    }
+}
+
+// The value a BF16 store and reload gives (fused producers quantize what the unfused op would have stored).
+__device__ __forceinline__ float round_to_bf16(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
 
 // 4-bit E2M1 code (sign in bit 3, 2 exponent bits with bias 1, 1 mantissa bit).
 __device__ __forceinline__ float e2m1_to_float(uint32_t code) {

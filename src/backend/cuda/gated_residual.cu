@@ -43,6 +43,7 @@ void launch_gated_residual(bf16* x, const bf16* gate, const bf16* y, int64_t row
 }  // namespace cuda
 
 void CudaBackend::gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) {
+    FLUX2_PROFILE_OP("gated_residual");
     const char* op = "gated_residual";
     expect_device_bf16(x, op, "x");
     expect_device_bf16(gate, op, "gate");

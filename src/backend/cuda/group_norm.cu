@@ -65,6 +65,7 @@ void launch_group_norm(const bf16* x, const bf16* weight, const bf16* bias, bf16
 
 Tensor CudaBackend::group_norm(const Tensor& x, int num_groups, const Tensor& weight, const Tensor& bias, float eps,
                                bool silu) {
+    FLUX2_PROFILE_OP("group_norm");
     const char* op = "group_norm";
     expect_device_bf16(x, op, "x");
     expect_device_bf16(weight, op, "weight");

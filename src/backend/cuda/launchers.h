@@ -47,6 +47,13 @@ void launch_rms_norm_rope_strided(const bf16* x, int64_t x_row, const bf16* weig
 // Per-row E4M3 quantization: scales[r] = amax(|x[r, :]|) / 448 (1 for an all-zero row), q = e4m3(x / scale).
 void launch_quantize_rows_fp8(const bf16* x, uint8_t* q, float* scales, int64_t rows, int64_t cols,
                               cudaStream_t stream);
+// Producers fused with that quantization: the result equals launch_quantize_rows_fp8 of the BF16 output of
+// launch_layer_norm_modulate / launch_swiglu_strided (same rounding to BF16 first), without writing it.
+void launch_layer_norm_modulate_fp8(const bf16* x, const bf16* shift, const bf16* scale, uint8_t* q,
+                                    float* row_scales, int64_t rows, int64_t L, int64_t D, float eps,
+                                    cudaStream_t stream);
+void launch_swiglu_fp8(const bf16* x, int64_t x_row, uint8_t* q, float* row_scales, int64_t rows, int64_t m,
+                       cudaStream_t stream);
 
 // ---- weight preparation (once per layer) ----
 // NVFP4 (canonical: codes [rows, cols/2] hi-first, scales [rows, cols/16] E4M3 row-major) -> BF16 [rows, cols].

@@ -35,6 +35,7 @@ void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, siz
 }  // namespace
 
 Tensor CudaBackend::concat(const Tensor& a, const Tensor& b, int axis) {
+    FLUX2_PROFILE_OP("concat");
     expect_device(a, "concat", "a");
     expect_device(b, "concat", "b");
     check(a.dtype() == b.dtype(), "concat: dtypes ", dtype_name(a.dtype()), " and ", dtype_name(b.dtype()), " differ");
@@ -57,6 +58,7 @@ Tensor CudaBackend::concat(const Tensor& a, const Tensor& b, int axis) {
 }
 
 Tensor CudaBackend::slice(const Tensor& x, int axis, int64_t begin, int64_t count) {
+    FLUX2_PROFILE_OP("slice");
     expect_device(x, "slice", "x");
     const int ax = normalize_axis(axis, x.ndim(), "slice");
     const int64_t len = x.shape()[ax];
@@ -64,10 +66,14 @@ Tensor CudaBackend::slice(const Tensor& x, int axis, int64_t begin, int64_t coun
           ") out of range for axis ", ax, " of ", shape_str(x.shape()));
     Shape out_shape = x.shape();
     out_shape[ax] = count;
-    Tensor out = empty(out_shape, x.dtype());
     int64_t outer, inner;
     split_axis(x.shape(), ax, &outer, &inner);
     const size_t elem = dtype_size(x.dtype());
+    // A contiguous range (nothing outside the axis, e.g. a token range of one sample or a chunk of a [1, 6D]
+    // modulation vector) is a view, no copy, when it keeps the 16-byte alignment the vector kernels need.
+    const size_t offset = static_cast<size_t>(begin * inner) * elem;
+    if (outer == 1 && offset % 16 == 0) return x.view(out_shape, x.dtype(), offset);
+    Tensor out = empty(out_shape, x.dtype());
     const char* px = static_cast<const char*>(x.raw()) + begin * inner * elem;
     copy_2d(out.raw(), count * inner * elem, px, len * inner * elem, count * inner * elem, outer, stream());
     return out;

@@ -152,6 +152,8 @@ const CudaBackend::PreparedLinear& CudaBackend::prepare(const LinearWeight& w) {
     return *p;
 }
 
+bool CudaBackend::takes_fp8_input(const LinearWeight& w) { return prepare(w).kind == CudaLinearPrecision::fp8; }
+
 Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p) {
     const int64_t m = x.codes.dim(0), k = x.codes.dim(1), n = p.out;
     check(p.kind == CudaLinearPrecision::fp8 && p.in == k, "linear_fp8: weight [", p.out, ", ", p.in,
@@ -160,6 +162,7 @@ Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, 
     if (p.fp4_codes.defined()) {
         // One buffer serves every layer: the stream orders this conversion after the previous GEMM's reads.
         if (!fp4_scratch_.defined() || fp4_scratch_.numel() < n * k) fp4_scratch_ = empty({n * k}, DType::F8_E4M3);
+        FLUX2_PROFILE_OP("convert weight nvfp4->e4m3 (fp4-resident)");
         cuda::launch_nvfp4_to_fp8_scaled(static_cast<const uint8_t*>(p.fp4_codes.raw()),
                                          static_cast<const uint8_t*>(p.fp4_block_scales.raw()), p.fp4_scale_2,
                                          static_cast<const float*>(p.scales.raw()),
@@ -167,6 +170,7 @@ Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, 
         weight = static_cast<const uint8_t*>(fp4_scratch_.raw());
     }
     Tensor y = empty(out_shape, DType::BF16);
+    auto scope = profile_op([&] { return str("gemm fp8 ", m, "x", n, "x", k); }, 2.0 * m * n * k);
     gemm_->fp8(static_cast<const uint8_t*>(x.codes.raw()), static_cast<const float*>(x.scales.raw()), weight,
                static_cast<const float*>(p.scales.raw()),
                static_cast<bf16*>(y.raw()), m, n, k);
@@ -174,18 +178,26 @@ Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, 
 }
 
 Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w) {
-    expect_device_bf16(x, "linear", w.name.c_str());
     check(x.ndim() >= 1 && x.dim(-1) == w.in_features, "linear ", w.name, ": input ", shape_str(x.shape()),
           " does not end in in_features ", w.in_features);
     const PreparedLinear& p = prepare(w);
-    record_path(w, p.path);
+    if (!recording_) record_path(w, p.path);  // a recording runs nothing: path counts are of executed linears
     Shape out_shape = x.shape();
     out_shape.back() = w.out_features;
+    if (x.dtype() == DType::F8_E4M3) {
+        // Already quantized by a fused producer (layer_norm_modulate_for / swiglu_for).
+        check(p.kind == CudaLinearPrecision::fp8, "linear ", w.name, " runs ", p.path,
+              " but got E4M3 activations made for an fp8 layer (a *_for producer named another layer)");
+        return linear_fp8(fp8_parts(x), out_shape, p);
+    }
+    expect_device_bf16(x, "linear", w.name.c_str());
     if (p.kind == CudaLinearPrecision::fp8) return linear_fp8(quantize_fp8(x), out_shape, p);
     if (p.kind == CudaLinearPrecision::fp4) return linear_fp4(x, out_shape, *p.fp4);
     Tensor y = empty(out_shape, DType::BF16);
+    const int64_t m = x.numel() / w.in_features, n = w.out_features, k = w.in_features;
+    auto scope = profile_op([&] { return str("gemm bf16 ", m, "x", n, "x", k); }, 2.0 * m * n * k);
     gemm_->bf16(static_cast<const bf16*>(x.raw()), static_cast<const bf16*>(p.weight.raw()),
-                static_cast<bf16*>(y.raw()), x.numel() / w.in_features, w.out_features, w.in_features);
+                static_cast<bf16*>(y.raw()), m, n, k);
     return y;
 }
 

@@ -87,6 +87,7 @@ void launch_quantize_nvfp4(const bf16* x, uint8_t* codes, uint8_t* scales, float
 }  // namespace cuda
 
 Fp4Activations CudaBackend::quantize_fp4(const Tensor& x, std::optional<float> input_scale, float alpha_factor) {
+    FLUX2_PROFILE_OP("quantize activations fp4");
     expect_device_bf16(x, "quantize_fp4", "x");
     check(x.ndim() >= 1, "quantize_fp4: x must have at least one dimension");
     const int64_t cols = x.dim(-1), rows = cols ? x.numel() / cols : 0;

@@ -23,20 +23,12 @@ __global__ void quantize_rows_fp8_kernel(const bf16* x, uint8_t* q, float* scale
         for (int j = 0; j < W; ++j) amax = fmaxf(amax, fabsf(v[j]));
     }
     amax = block_max(amax);
-    const float scale = amax > 0.0f ? amax / kE4m3MaxF : 1.0f;
+    const float scale = e4m3_row_scale(amax);
     if (threadIdx.x == 0) scales[r] = scale;
     for (int64_t i = threadIdx.x * W; i < cols; i += step) {
         float v[W];
         load_bf16<W>(xr + i, v);
-        if constexpr (W == 8) {
-            uint2 packed;
-            uint16_t* p = reinterpret_cast<uint16_t*>(&packed);
-#pragma unroll
-            for (int j = 0; j < 4; ++j) p[j] = float2_to_e4m3x2(v[2 * j] / scale, v[2 * j + 1] / scale);
-            *reinterpret_cast<uint2*>(q + r * cols + i) = packed;
-        } else {
-            q[r * cols + i] = float_to_e4m3(v[0] / scale);
-        }
+        store_e4m3<W>(q + r * cols + i, v, scale);
     }
 }
 }  // namespace
@@ -54,7 +46,28 @@ void launch_quantize_rows_fp8(const bf16* x, uint8_t* q, float* scales, int64_t 
 
 }  // namespace cuda
 
+namespace {
+size_t scales_offset(int64_t rows, int64_t cols) { return (static_cast<size_t>(rows * cols) + 15) / 16 * 16; }
+}  // namespace
+
+Tensor CudaBackend::quantized_activations(const Shape& shape) {
+    check(!shape.empty(), "quantized_activations: empty shape");
+    const int64_t cols = shape.back(), rows = cols ? shape_numel(shape) / cols : 0;
+    Tensor bytes = empty({static_cast<int64_t>(scales_offset(rows, cols)) + rows * 4}, DType::U8);
+    return bytes.view(shape, DType::F8_E4M3, 0);
+}
+
+Fp8Activations CudaBackend::fp8_parts(const Tensor& q) {
+    check(q.dtype() == DType::F8_E4M3 && q.device() == Device::cuda && q.ndim() >= 1,
+          "fp8_parts: expected quantized activations (F8_E4M3 on the GPU), got ", dtype_name(q.dtype()));
+    const int64_t cols = q.dim(-1), rows = cols ? q.numel() / cols : 0;
+    char* base = static_cast<char*>(q.raw());
+    return {Tensor::wrap({rows, cols}, DType::F8_E4M3, Device::cuda, base, q.storage()),
+            Tensor::wrap({rows}, DType::F32, Device::cuda, base + scales_offset(rows, cols), q.storage())};
+}
+
 Fp8Activations CudaBackend::quantize_fp8(const Tensor& x) {
+    FLUX2_PROFILE_OP("quantize activations fp8");
     expect_device_bf16(x, "quantize_fp8", "x");
     check(x.ndim() >= 1, "quantize_fp8: x must have at least one dimension");
     const int64_t cols = x.dim(-1), rows = cols ? x.numel() / cols : 0;

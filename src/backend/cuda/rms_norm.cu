@@ -45,6 +45,7 @@ void launch_rms_norm(const bf16* x, const bf16* weight, bf16* y, int64_t rows, i
 }  // namespace cuda
 
 Tensor CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps) {
+    FLUX2_PROFILE_OP("rms_norm");
     expect_device_bf16(x, "rms_norm", "x");
     expect_device_bf16(weight, "rms_norm", "weight");
     const int64_t D = x.dim(-1);

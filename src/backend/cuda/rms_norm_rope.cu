@@ -122,6 +122,7 @@ void launch_rms_norm_rope(const bf16* x, const bf16* weight, const bf16* cos, co
 
 Tensor CudaBackend::rms_norm_rope(const Tensor& x, const Tensor& norm_weight, const Tensor& cos, const Tensor& sin,
                                   float eps) {
+    FLUX2_PROFILE_OP("rms_norm_rope");
     const char* op = "rms_norm_rope";
     expect_device_bf16(x, op, "x");
     expect_device_bf16(norm_weight, op, "norm_weight");

@@ -36,6 +36,7 @@ void launch_rope_half(const bf16* x, const bf16* cos, const bf16* sin, bf16* y, 
 }  // namespace cuda
 
 Tensor CudaBackend::rope_half(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+    FLUX2_PROFILE_OP("rope_half");
     const char* op = "rope_half";
     expect_device_bf16(x, op, "x");
     expect_device_bf16(cos, op, "cos");

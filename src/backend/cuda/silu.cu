@@ -35,6 +35,7 @@ void launch_silu(const bf16* x, bf16* y, int64_t n, cudaStream_t stream) {
 }  // namespace cuda
 
 Tensor CudaBackend::silu(const Tensor& x) {
+    FLUX2_PROFILE_OP("silu");
     expect_device_bf16(x, "silu", "x");
     Tensor y = empty(x.shape(), DType::BF16);
     cuda::launch_silu(static_cast<const cuda::bf16*>(x.raw()), static_cast<cuda::bf16*>(y.raw()), x.numel(), stream());

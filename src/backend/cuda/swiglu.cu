@@ -1,6 +1,8 @@
-// swiglu: [rows, 2M] -> [rows, M], y = silu(x[:, :M]) * x[:, M:] (the FLUX.2 gated MLP).
+// swiglu: [rows, 2M] -> [rows, M], y = silu(x[:, :M]) * x[:, M:] (the FLUX.2 gated MLP). swiglu_for writes the
+// E4M3 input of an FP8 GEMM instead (fused per-token quantization).
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/fp8_utils.cuh"
 #include "backend/cuda/kernel_utils.cuh"
 #include "backend/cuda/launchers.h"
 #include "core/error.h"
@@ -25,7 +27,47 @@ __global__ void swiglu_kernel(const bf16* x, int64_t x_row, bf16* y, int64_t y_r
         store_bf16<W>(y + r * y_row + j, gate);
     }
 }
+// One CTA per row, E4M3 output for the next FP8 GEMM: a pass for the amax of the BF16-rounded products, a pass
+// writing their codes.
+template <int W>
+__global__ void swiglu_fp8_kernel(const bf16* x, int64_t x_row, uint8_t* q, float* row_scales, int64_t m) {
+    const int64_t r = blockIdx.x, step = int64_t(blockDim.x) * W;
+    const bf16* xr = x + r * x_row;
+    auto product = [&](int64_t j, float (&v)[W]) {
+        float up[W];
+        load_bf16<W>(xr + j, v);
+        load_bf16<W>(xr + m + j, up);
+#pragma unroll
+        for (int k = 0; k < W; ++k) v[k] = round_to_bf16(silu(v[k]) * up[k]);
+    };
+    float amax = 0.0f;
+    for (int64_t j = threadIdx.x * W; j < m; j += step) {
+        float v[W];
+        product(j, v);
+#pragma unroll
+        for (int k = 0; k < W; ++k) amax = fmaxf(amax, fabsf(v[k]));
+    }
+    const float s = e4m3_row_scale(block_max(amax));
+    if (threadIdx.x == 0) row_scales[r] = s;
+    for (int64_t j = threadIdx.x * W; j < m; j += step) {
+        float v[W];
+        product(j, v);
+        store_e4m3<W>(q + r * m + j, v, s);
+    }
+}
 }  // namespace
+
+void launch_swiglu_fp8(const bf16* x, int64_t x_row, uint8_t* q, float* row_scales, int64_t rows, int64_t m,
+                       cudaStream_t stream) {
+    if (rows == 0 || m == 0) return;
+    const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && x_row % kVec == 0;
+    if (m % kVec == 0 && aligned) {
+        swiglu_fp8_kernel<kVec><<<rows, row_threads(m / kVec), 0, stream>>>(x, x_row, q, row_scales, m);
+    } else {
+        swiglu_fp8_kernel<1><<<rows, row_threads(m), 0, stream>>>(x, x_row, q, row_scales, m);
+    }
+    FLUX2_CUDA_CHECK_LAUNCH("swiglu_fp8_kernel");
+}
 
 void launch_swiglu_strided(const bf16* x, int64_t x_row, bf16* y, int64_t y_row, int64_t rows, int64_t m,
                            cudaStream_t stream) {
@@ -49,6 +91,7 @@ void launch_swiglu(const bf16* x, bf16* y, int64_t rows, int64_t m, cudaStream_t
 }  // namespace cuda
 
 Tensor CudaBackend::swiglu(const Tensor& x) {
+    FLUX2_PROFILE_OP("swiglu");
     expect_device_bf16(x, "swiglu", "x");
     const int64_t two_m = x.dim(-1);
     check(two_m % 2 == 0, "swiglu: last dim ", two_m, " of ", shape_str(x.shape()), " is odd");
@@ -59,6 +102,22 @@ Tensor CudaBackend::swiglu(const Tensor& x) {
     cuda::launch_swiglu(static_cast<const cuda::bf16*>(x.raw()), static_cast<cuda::bf16*>(y.raw()), rows, two_m / 2,
                         stream());
     return y;
+}
+
+Tensor CudaBackend::swiglu_for(const LinearWeight& next, const Tensor& x) {
+    if (!takes_fp8_input(next)) return swiglu(x);
+    FLUX2_PROFILE_OP("swiglu -> fp8");
+    expect_device_bf16(x, "swiglu", "x");
+    const int64_t two_m = x.dim(-1);
+    check(two_m % 2 == 0, "swiglu: last dim ", two_m, " of ", shape_str(x.shape()), " is odd");
+    Shape out_shape = x.shape();
+    out_shape.back() = two_m / 2;
+    Tensor q = quantized_activations(out_shape);
+    Fp8Activations parts = fp8_parts(q);
+    const int64_t rows = two_m ? x.numel() / two_m : 0;
+    cuda::launch_swiglu_fp8(static_cast<const cuda::bf16*>(x.raw()), two_m, static_cast<uint8_t*>(parts.codes.raw()),
+                            static_cast<float*>(parts.scales.raw()), rows, two_m / 2, stream());
+    return q;
 }
 
 }  // namespace flux2

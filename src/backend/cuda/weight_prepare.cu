@@ -5,6 +5,7 @@
 #include "backend/cuda/fp8_utils.cuh"
 #include "backend/cuda/kernel_utils.cuh"
 #include "backend/cuda/launchers.h"
+#include "core/error.h"
 
 namespace flux2::cuda {
 
@@ -29,7 +30,43 @@ __global__ void nvfp4_to_bf16_kernel(const uint8_t* codes, const uint8_t* block_
     }
 }
 
-// One CTA per row: amax of the dequantized row, then E4M3 codes of w / (amax / 448).
+// E4M3 code of each E2M1 magnitude {0, .5, 1, 1.5, 2, 3, 4, 6} of one NVFP4 block once dequantized (times the block
+// scale s) and divided by the row scale: codes 0-3 in the bytes of .x, 4-7 in .y. Every element of the block is one
+// of these eight values with a sign, and E4M3 rounding is symmetric, so 7 conversions serve the block's 16 elements.
+__device__ __forceinline__ uint2 block_code_table(float s, float row_scale) {
+    uint32_t code[8];
+    code[0] = 0;
+#pragma unroll
+    for (uint32_t m = 1; m < 8; ++m) code[m] = float_to_e4m3(e2m1_to_float(m) * s / row_scale);
+    return make_uint2(code[0] | code[1] << 8 | code[2] << 16 | code[3] << 24,
+                      code[4] | code[5] << 8 | code[6] << 16 | code[7] << 24);
+}
+
+// Four NVFP4 code bytes (8 elements, element 2i in the high nibble of byte i) -> eight E4M3 bytes in element order.
+__device__ __forceinline__ uint2 decode_codes(uint32_t codes, uint2 table) {
+    // Nibble k of `ordered` is element k.
+    const uint32_t ordered = ((codes >> 4) & 0x0F0F0F0Fu) | ((codes << 4) & 0xF0F0F0F0u);
+    // Magnitudes (low 3 bits of each nibble) index the table; PRMT looks up four bytes at once.
+    const uint32_t index = ordered & 0x77777777u;
+    // Signs (bit 3 of nibble k) go to bit 7 of byte k: spread four nibbles to the low nibbles of four bytes.
+    auto signs = [](uint32_t nibbles) {
+        uint32_t x = nibbles & 0xFFFFu;
+        x = (x | (x << 8)) & 0x00FF00FFu;
+        x = (x | (x << 4)) & 0x0F0F0F0Fu;
+        return (x & 0x08080808u) << 4;
+    };
+    return make_uint2(__byte_perm(table.x, table.y, index & 0xFFFFu) | signs(ordered),
+                      __byte_perm(table.x, table.y, index >> 16) | signs(ordered >> 16));
+}
+
+// One 16-element NVFP4 block (8 code bytes, E4M3 block scale code) -> 16 E4M3 bytes for the given row scale.
+__device__ __forceinline__ uint4 convert_block(uint2 codes, uint8_t block_scale, float scale_2, float row_scale) {
+    const uint2 table = block_code_table(e4m3_to_float(block_scale) * scale_2, row_scale);
+    const uint2 lo = decode_codes(codes.x, table), hi = decode_codes(codes.y, table);
+    return make_uint4(lo.x, lo.y, hi.x, hi.y);
+}
+
+// One CTA per row: amax of the dequantized row, then E4M3 codes of w / (amax / 448), a 16-element block per thread.
 __global__ void nvfp4_to_fp8_rows_kernel(const uint8_t* codes, const uint8_t* block_scales, float scale_2, uint8_t* q,
                                          float* row_scales, int64_t cols) {
     const int64_t r = blockIdx.x, half = cols / 2, blocks = cols / kBlock;
@@ -43,31 +80,18 @@ __global__ void nvfp4_to_fp8_rows_kernel(const uint8_t* codes, const uint8_t* bl
     amax = block_max(amax);
     const float scale = amax > 0.0f ? amax / kE4m3MaxF : 1.0f;
     if (threadIdx.x == 0) row_scales[r] = scale;
-    auto* qr = reinterpret_cast<uint16_t*>(q + r * cols);
-    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-        const float2 v = nvfp4_pair(cr[i], e4m3_to_float(sr[(2 * i) / kBlock]) * scale_2);
-        qr[i] = float2_to_e4m3x2(v.x / scale, v.y / scale);
-    }
+    const auto* code_blocks = reinterpret_cast<const uint2*>(cr);
+    auto* out_blocks = reinterpret_cast<uint4*>(q + r * cols);
+    for (int64_t b = threadIdx.x; b < blocks; b += blockDim.x)
+        out_blocks[b] = convert_block(code_blocks[b], sr[b], scale_2, scale);
 }
 
-// One thread per 16-element NVFP4 block (8 code bytes in, 16 E4M3 bytes out) with the row scales already known:
-// the same arithmetic as nvfp4_to_fp8_rows_kernel, so the codes are identical, in one coalesced pass.
+// The same conversion with row_scales given (computed once by nvfp4_to_fp8_rows_kernel), one block per thread over
+// the whole matrix: the per-layer conversion of fp4-resident weights, so it must run near copy bandwidth.
 __global__ void nvfp4_to_fp8_scaled_kernel(const uint2* codes, const uint8_t* block_scales, float scale_2,
-                                           const float* row_scales, uint4* q, int64_t rows, int64_t blocks) {
-    const int64_t n = rows * blocks;
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        const float s = e4m3_to_float(block_scales[i]) * scale_2, scale = row_scales[i / blocks];
-        const uint2 c = codes[i];
-        const uint8_t* bytes = reinterpret_cast<const uint8_t*>(&c);
-        uint4 out;
-        auto* o16 = reinterpret_cast<uint16_t*>(&out);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            const float2 v = nvfp4_pair(bytes[j], s);
-            o16[j] = float2_to_e4m3x2(v.x / scale, v.y / scale);
-        }
-        q[i] = out;
-    }
+                                           const float* row_scales, uint4* q, uint32_t n, uint32_t blocks) {
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+        q[i] = convert_block(codes[i], block_scales[i], scale_2, row_scales[i / blocks]);
 }
 
 __global__ void fp8_to_bf16_kernel(const uint8_t* codes, float scale, bf16* w, int64_t n) {
@@ -109,9 +133,10 @@ void launch_nvfp4_to_fp8_scaled(const uint8_t* codes, const uint8_t* block_scale
                                 const float* row_scales, uint8_t* q, int64_t rows, int64_t cols, cudaStream_t stream) {
     const int64_t blocks = cols / kBlock, n = rows * blocks;
     if (n == 0) return;
+    check(n < (int64_t(1) << 32), "nvfp4_to_fp8_scaled: ", rows, " x ", cols, " weight is too large for 32-bit indexing");
     nvfp4_to_fp8_scaled_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(
-        reinterpret_cast<const uint2*>(codes), block_scales, scale_2, row_scales, reinterpret_cast<uint4*>(q), rows,
-        blocks);
+        reinterpret_cast<const uint2*>(codes), block_scales, scale_2, row_scales, reinterpret_cast<uint4*>(q),
+        static_cast<uint32_t>(n), static_cast<uint32_t>(blocks));
     FLUX2_CUDA_CHECK_LAUNCH("nvfp4_to_fp8_scaled_kernel");
 }
 

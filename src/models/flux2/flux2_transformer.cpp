@@ -1,5 +1,7 @@
 #include "models/flux2/flux2_transformer.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/log.h"
 #include "models/flux2/flux2_embeddings.h"
@@ -110,16 +112,84 @@ void Flux2Transformer::validate(const Flux2Inputs& in) const {
     check(in.txt_ids.shape() == Shape{Lt, 4}, "txt_ids must be [", Lt, ", 4], got ", shape_str(in.txt_ids.shape()));
 }
 
-Tensor Flux2Transformer::time_embedding(const Flux2Inputs& in) const {
-    Backend& be = *backend_;
-    auto embed = [&](const std::vector<float>& values, const LinearWeight& l1, const LinearWeight& l2) {
+struct Flux2Transformer::HostStepInputs {
+    const Tensor* hidden_states;
+    const Tensor* encoder_hidden_states;  // host F32 or on the backend
+    Tensor timestep_proj, guidance_proj;
+    Tensor ids;       // [Lt + Li, 4], text first (FLUX2_SPEC.md §1.3 step 6)
+    Tensor cos, sin;  // RoPE tables of ids, once compute_rope ran
+};
+
+namespace {
+bool on_backend(const Tensor& t) { return t.device() != Device::cpu; }
+}  // namespace
+
+Flux2Transformer::HostStepInputs Flux2Transformer::host_inputs(const Flux2Inputs& in) const {
+    HostStepInputs h{&in.hidden_states, &in.encoder_hidden_states, {}, {}, {}, {}, {}};
+    auto projection = [&](const std::vector<float>& values) {
         std::vector<float> scaled(values.size());
         for (size_t i = 0; i < values.size(); ++i) scaled[i] = values[i] * 1000.0f;
-        Tensor proj = be.upload(timestep_projection(scaled, config_.timestep_guidance_channels));
+        return timestep_projection(scaled, config_.timestep_guidance_channels);
+    };
+    h.timestep_proj = projection(in.timestep);
+    if (config_.guidance_embeds) h.guidance_proj = projection(*in.guidance);
+    const int64_t Lt = in.txt_ids.dim(0), Li = in.img_ids.dim(0);
+    h.ids = Tensor::zeros({Lt + Li, 4});
+    std::copy_n(in.txt_ids.f32(), Lt * 4, h.ids.f32());
+    std::copy_n(in.img_ids.f32(), Li * 4, h.ids.f32() + Lt * 4);
+    return h;
+}
+
+void Flux2Transformer::compute_rope(HostStepInputs& in) const {
+    RopeTables rope = rope_tables(in.ids, config_.axes_dims_rope, config_.rope_theta);
+    in.cos = std::move(rope.cos);
+    in.sin = std::move(rope.sin);
+}
+
+Flux2Transformer::StepInputs Flux2Transformer::upload_inputs(const HostStepInputs& in, bool own_copies) const {
+    Backend& be = *backend_;
+    StepInputs d;
+    d.hidden_states = be.upload(*in.hidden_states);
+    const Tensor& context = *in.encoder_hidden_states;
+    if (!on_backend(context)) {
+        d.encoder_hidden_states = be.upload(context);
+    } else if (own_copies) {
+        d.encoder_hidden_states = be.uninitialized(context.shape());
+        be.copy_into(context, 0, context.dim(2), d.encoder_hidden_states, 0, 0);
+    } else {
+        d.encoder_hidden_states = context;
+    }
+    d.timestep_proj = be.upload(in.timestep_proj);
+    if (in.guidance_proj.defined()) d.guidance_proj = be.upload(in.guidance_proj);
+    d.cos = be.upload(in.cos);
+    d.sin = be.upload(in.sin);
+    return d;
+}
+
+void Flux2Transformer::refill_inputs(const HostStepInputs& in, StepInputs& dst) const {
+    Backend& be = *backend_;
+    be.upload_into(*in.hidden_states, dst.hidden_states);
+    const Tensor& context = *in.encoder_hidden_states;
+    if (on_backend(context)) {
+        be.copy_into(context, 0, context.dim(2), dst.encoder_hidden_states, 0, 0);
+    } else {
+        be.upload_into(context, dst.encoder_hidden_states);
+    }
+    be.upload_into(in.timestep_proj, dst.timestep_proj);
+    if (in.guidance_proj.defined()) be.upload_into(in.guidance_proj, dst.guidance_proj);
+    if (in.cos.defined()) {
+        be.upload_into(in.cos, dst.cos);
+        be.upload_into(in.sin, dst.sin);
+    }
+}
+
+Tensor Flux2Transformer::time_embedding(const StepInputs& in) const {
+    Backend& be = *backend_;
+    auto embed = [&](const Tensor& proj, const LinearWeight& l1, const LinearWeight& l2) {
         return be.linear(be.silu(be.linear(proj, l1)), l2);
     };
-    Tensor temb = embed(in.timestep, time_linear_1_, time_linear_2_);
-    if (config_.guidance_embeds) temb = be.add(temb, embed(*in.guidance, guidance_linear_1_, guidance_linear_2_));
+    Tensor temb = embed(in.timestep_proj, time_linear_1_, time_linear_2_);
+    if (config_.guidance_embeds) temb = be.add(temb, embed(in.guidance_proj, guidance_linear_1_, guidance_linear_2_));
     return temb;  // [B, D]
 }
 
@@ -147,26 +217,33 @@ void Flux2Transformer::double_block(const DoubleBlock& b, Tensor& img, Tensor& t
     const int64_t H = config_.num_attention_heads, Dh = config_.attention_head_dim;
     const float eps = config_.eps;
     auto chunk = [&](const Tensor& mod, int i) { return be.slice(mod, 1, i * D, D); };
+    // The normalized input of a stream's Q/K/V projection(s); quantized by the norm kernel when they are one GEMM.
+    auto qkv_input = [&](const std::vector<LinearWeight>& qkv, const Tensor& x, const Tensor& shift,
+                         const Tensor& scale) {
+        return qkv.size() == 1 ? be.layer_norm_modulate_for(qkv[0], x, shift, scale, eps)
+                               : be.layer_norm_modulate(x, shift, scale, eps);
+    };
     Tensor cos_txt = be.slice(cos, 0, 0, Lt), sin_txt = be.slice(sin, 0, 0, Lt);
     Tensor cos_img = be.slice(cos, 0, Lt, Li), sin_img = be.slice(sin, 0, Lt, Li);
 
     // Joint attention over [text, image] tokens, text first: each stream writes its token range directly.
     Tensor q = be.uninitialized({B, L, H, Dh}), k = be.uninitialized({B, L, H, Dh}), v = be.uninitialized({B, L, D});
-    Tensor nc = be.layer_norm_modulate(txt, chunk(mod_txt, 0), chunk(mod_txt, 1), eps);
+    Tensor nc = qkv_input(b.add_qkv, txt, chunk(mod_txt, 0), chunk(mod_txt, 1));
     project_qkv(b.add_qkv, nc, b.norm_added_q, b.norm_added_k, cos_txt, sin_txt, q, k, v, 0);
-    Tensor nx = be.layer_norm_modulate(img, chunk(mod_img, 0), chunk(mod_img, 1), eps);
+    Tensor nx = qkv_input(b.qkv, img, chunk(mod_img, 0), chunk(mod_img, 1));
     project_qkv(b.qkv, nx, b.norm_q, b.norm_k, cos_img, sin_img, q, k, v, Lt);
     Tensor o = be.uninitialized({B, L, D});
     be.attention_into(q, k, v, 0, o, 0);
     Tensor o_txt = be.slice(o, kSeq, 0, Lt), o_img = be.slice(o, kSeq, Lt, Li);
 
     be.gated_residual(img, chunk(mod_img, 2), be.linear(o_img, b.to_out));
-    Tensor mx = be.layer_norm_modulate(img, chunk(mod_img, 3), chunk(mod_img, 4), eps);
-    be.gated_residual(img, chunk(mod_img, 5), be.linear(be.swiglu(be.linear(mx, b.ff_in)), b.ff_out));
+    Tensor mx = be.layer_norm_modulate_for(b.ff_in, img, chunk(mod_img, 3), chunk(mod_img, 4), eps);
+    be.gated_residual(img, chunk(mod_img, 5), be.linear(be.swiglu_for(b.ff_out, be.linear(mx, b.ff_in)), b.ff_out));
 
     be.gated_residual(txt, chunk(mod_txt, 2), be.linear(o_txt, b.to_add_out));
-    Tensor mc = be.layer_norm_modulate(txt, chunk(mod_txt, 3), chunk(mod_txt, 4), eps);
-    be.gated_residual(txt, chunk(mod_txt, 5), be.linear(be.swiglu(be.linear(mc, b.ff_context_in)), b.ff_context_out));
+    Tensor mc = be.layer_norm_modulate_for(b.ff_context_in, txt, chunk(mod_txt, 3), chunk(mod_txt, 4), eps);
+    be.gated_residual(txt, chunk(mod_txt, 5),
+                      be.linear(be.swiglu_for(b.ff_context_out, be.linear(mc, b.ff_context_in)), b.ff_context_out));
 }
 
 void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tensor& mod, const Tensor& cos,
@@ -176,7 +253,7 @@ void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tenso
     const int64_t D = config_.inner_dim(), M = config_.mlp_hidden(), B = h.dim(0), L = h.dim(1);
     const int64_t H = config_.num_attention_heads, Dh = config_.attention_head_dim;
     const float eps = config_.eps;
-    Tensor n = be.layer_norm_modulate(h, be.slice(mod, 1, 0, D), be.slice(mod, 1, D, D), eps);
+    Tensor n = be.layer_norm_modulate_for(b.to_qkv_mlp, h, be.slice(mod, 1, 0, D), be.slice(mod, 1, D, D), eps);
     Tensor p = be.linear(n, b.to_qkv_mlp);  // [B, L, 3D + 2M] = [q | k | v | gate | up]
     Tensor q = be.uninitialized({B, L, H, Dh}), k = be.uninitialized({B, L, H, Dh});
     be.rms_norm_rope_into(p, 0, b.norm_q, cos, sin, eps, q, 0);
@@ -188,8 +265,7 @@ void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tenso
     be.gated_residual(h, be.slice(mod, 1, 2 * D, D), be.linear(o, b.to_out));
 }
 
-Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
-    validate(in);
+void Flux2Transformer::run_step(const StepInputs& in, Tensor& out) const {
     Backend& be = *backend_;
     const int64_t D = config_.inner_dim();
     const int64_t Li = in.hidden_states.dim(1), Lt = in.encoder_hidden_states.dim(1);
@@ -199,24 +275,67 @@ Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
     Tensor mod_img = be.linear(act, mod_img_), mod_txt = be.linear(act, mod_txt_);
     Tensor mod_single = be.linear(act, mod_single_);
 
-    Tensor img = be.linear(be.upload(in.hidden_states), x_embedder_);
-    Tensor txt = be.linear(be.upload(in.encoder_hidden_states), context_embedder_);
+    Tensor img = be.linear(in.hidden_states, x_embedder_);
+    Tensor txt = be.linear(in.encoder_hidden_states, context_embedder_);
 
-    // RoPE over the joint sequence, text first (FLUX2_SPEC.md §1.3 step 6).
-    RopeTables txt_rope = rope_tables(in.txt_ids, config_.axes_dims_rope, config_.rope_theta);
-    RopeTables img_rope = rope_tables(in.img_ids, config_.axes_dims_rope, config_.rope_theta);
-    Tensor cos = be.concat(be.upload(txt_rope.cos), be.upload(img_rope.cos), 0);
-    Tensor sin = be.concat(be.upload(txt_rope.sin), be.upload(img_rope.sin), 0);
-
-    for (const DoubleBlock& b : double_blocks_) double_block(b, img, txt, mod_img, mod_txt, cos, sin);
+    for (const DoubleBlock& b : double_blocks_) double_block(b, img, txt, mod_img, mod_txt, in.cos, in.sin);
     Tensor h = be.concat(txt, img, kSeq);
-    for (const SingleBlock& b : single_blocks_) single_block(b, h, mod_single, cos, sin);
+    for (const SingleBlock& b : single_blocks_) single_block(b, h, mod_single, in.cos, in.sin);
     h = be.slice(h, kSeq, Lt, Li);
 
     // Final AdaLN: diffusers order (scale, shift) — BFL checkpoints were swapped when bound.
     Tensor e = be.linear(act, norm_out_);
-    h = be.layer_norm_modulate(h, be.slice(e, 1, D, D), be.slice(e, 1, 0, D), config_.eps);
-    return be.download(be.linear(h, proj_out_));
+    h = be.layer_norm_modulate_for(proj_out_, h, be.slice(e, 1, D, D), be.slice(e, 1, 0, D), config_.eps);
+    Tensor v = be.linear(h, proj_out_);
+    be.copy_into(v, 0, config_.out_channels, out, 0, 0);
+}
+
+Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
+    validate(in);
+    Backend& be = *backend_;
+    const int64_t B = in.hidden_states.dim(0), Li = in.hidden_states.dim(1), Lt = in.encoder_hidden_states.dim(1);
+    HostStepInputs host = host_inputs(in);
+    if (!replay_ || !be.can_record()) {
+        compute_rope(host);
+        StepInputs d = upload_inputs(host, false);
+        Tensor out = be.uninitialized({B, Li, config_.out_channels});
+        run_step(d, out);
+        return be.download(out);
+    }
+    auto [it, first] = replays_.try_emplace(std::make_tuple(B, Li, Lt));
+    Replay& r = it->second;
+    if (first) {
+        // The first step of a shape runs op by op (weights are prepared, GEMM and attention plans chosen), then the
+        // same step is recorded for the next calls.
+        compute_rope(host);
+        r.inputs = upload_inputs(host, true);
+        r.ids = host.ids;
+        r.output = be.uninitialized({B, Li, config_.out_channels});
+        run_step(r.inputs, r.output);
+        Tensor result = be.download(r.output);
+        be.begin_recording();
+        try {
+            run_step(r.inputs, r.output);
+        } catch (...) {
+            replays_.erase(it);
+            try {
+                be.end_recording();  // leave the backend usable; the step's own error is the one to report
+            } catch (const std::exception&) {
+            }
+            throw;
+        }
+        r.ops = be.end_recording();
+        log_info("transformer step recorded for replay (B ", B, ", ", Li, " image + ", Lt, " text tokens)");
+        return result;
+    }
+    // The positions rarely change between steps (never within one generation): skip the RoPE tables then.
+    if (!std::equal(host.ids.f32(), host.ids.f32() + host.ids.numel(), r.ids.f32())) {
+        compute_rope(host);
+        r.ids = host.ids;
+    }
+    refill_inputs(host, r.inputs);
+    be.replay(*r.ops);
+    return be.download(r.output);
 }
 
 }  // namespace flux2

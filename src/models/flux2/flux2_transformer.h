@@ -1,8 +1,11 @@
 #pragma once
 // Flux2Transformer2DModel (FLUX2_SPEC.md §1) on any Backend. Weights are bound by internal (diffusers) name and
 // kept in their checkpoint format; the backend decides how each linear runs.
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backend/backend.h"
@@ -16,7 +19,9 @@ class WeightSource;
 
 struct Flux2Inputs {
     Tensor hidden_states;          // [B, Li, in_channels] host F32 (packed latents, then reference tokens)
-    Tensor encoder_hidden_states;  // [B, Lt, joint_attention_dim] host F32
+    // [B, Lt, joint_attention_dim]: host F32, or already on the model's backend (Flux2Transformer::backend().upload),
+    // which saves its upload at every step (the pipeline uploads the prompt embeddings once).
+    Tensor encoder_hidden_states;
     std::vector<float> timestep;   // [B] sigma in [0, 1] (the model multiplies by 1000)
     std::optional<std::vector<float>> guidance;  // [B]; required iff the model has a guidance embedding
     Tensor img_ids;                // [Li, 4] (t, h, w, l)
@@ -31,9 +36,14 @@ public:
     static Flux2Transformer load(const std::string& path, Backend& backend);
 
     const Flux2Config& config() const { return config_; }
+    Backend& backend() const { return *backend_; }
 
-    // Returns the velocity [B, Li, out_channels] as a host F32 tensor.
+    // Returns the velocity [B, Li, out_channels] as a host F32 tensor. On a backend that can record
+    // (Backend::can_record, CUDA graphs), the first call of each input shape runs op by op and records the step;
+    // later calls of that shape refill its inputs and replay it.
     Tensor forward(const Flux2Inputs& inputs) const;
+    // Off: every call runs op by op (op profiling, debugging).
+    void set_replay(bool on) { replay_ = on; }
 
     // Checks shapes of inputs (named errors) without running anything.
     void validate(const Flux2Inputs& inputs) const;
@@ -52,7 +62,30 @@ private:
         Tensor norm_q, norm_k;
     };
 
-    Tensor time_embedding(const Flux2Inputs& in) const;
+    // A step's inputs on the backend: everything the host computes (embeddings of the timestep and guidance, RoPE
+    // tables) is uploaded before the first op, so a recorded step has no host work inside.
+    struct StepInputs {
+        Tensor hidden_states, encoder_hidden_states;  // [B, Li, in_channels], [B, Lt, joint_attention_dim]
+        Tensor timestep_proj, guidance_proj;          // [B, timestep_guidance_channels]; guidance: dev only
+        Tensor cos, sin;                              // [Lt + Li, head_dim], text first
+    };
+    // A recorded step for one input shape: its input and output tensors and the recording.
+    struct Replay {
+        StepInputs inputs;
+        Tensor output;
+        std::shared_ptr<RecordedOps> ops;
+        Tensor ids;  // host [Lt + Li, 4] position ids of the RoPE tables in `inputs` (refilled only when they change)
+    };
+    struct HostStepInputs;
+    HostStepInputs host_inputs(const Flux2Inputs& in) const;
+    void compute_rope(HostStepInputs& in) const;
+    // Fresh backend tensors for `in` (a backend-resident encoder_hidden_states is copied only when `own_copies`).
+    StepInputs upload_inputs(const HostStepInputs& in, bool own_copies) const;
+    // Overwrites dst with `in`; the RoPE tables only when computed (compute_rope).
+    void refill_inputs(const HostStepInputs& in, StepInputs& dst) const;
+    // The step on the backend, from uploaded inputs to `out` [B, Li, out_channels] (made by the caller).
+    void run_step(const StepInputs& in, Tensor& out) const;
+    Tensor time_embedding(const StepInputs& in) const;
     void double_block(const DoubleBlock& blk, Tensor& img, Tensor& txt, const Tensor& mod_img,
                       const Tensor& mod_txt, const Tensor& cos, const Tensor& sin) const;
     void single_block(const SingleBlock& blk, Tensor& h, const Tensor& mod, const Tensor& cos,
@@ -69,6 +102,8 @@ private:
     std::vector<DoubleBlock> double_blocks_;
     std::vector<SingleBlock> single_blocks_;
     LinearWeight norm_out_, proj_out_;
+    bool replay_ = true;
+    mutable std::map<std::tuple<int64_t, int64_t, int64_t>, Replay> replays_;  // by (B, Li, Lt)
 };
 
 }  // namespace flux2

@@ -1,0 +1,89 @@
+// CudaBackend: CUDA graphs (Backend::begin_recording / end_recording / replay) through stream capture, and the op
+// profiler's entry points. A FLUX.2 step is several hundred kernels; replaying them as one graph removes the host
+// work per op (argument checks, allocation, cuBLASLt/cuDNN dispatch) that otherwise leaves the GPU idle between
+// short kernels.
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/launchers.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace flux2 {
+
+namespace {
+struct CudaGraph final : RecordedOps {
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    ~CudaGraph() override {
+        if (exec) cudaGraphExecDestroy(exec);
+        if (graph) cudaGraphDestroy(graph);
+    }
+};
+}  // namespace
+
+void CudaBackend::begin_recording() {
+    check(can_record(), "cuda backend: recording is off (BackendOptions::cuda_graphs)");
+    check(!recording_, "cuda backend: begin_recording while already recording");
+    check(!profiler_.active(), "cuda backend: cannot record a CUDA graph while the op profiler runs");
+    // Thread-local capture: another thread's CUDA calls (none today) cannot invalidate this one.
+    FLUX2_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));
+    recording_ = true;
+    stream_->set_recording(true);
+}
+
+std::shared_ptr<RecordedOps> CudaBackend::end_recording() {
+    check(recording_, "cuda backend: end_recording without begin_recording");
+    auto g = std::make_shared<CudaGraph>();
+    const cudaError_t status = cudaStreamEndCapture(stream(), &g->graph);
+    recording_ = false;
+    stream_->set_recording(false);
+    check(status == cudaSuccess, "cuda backend: recording the CUDA graph failed: ", cudaGetErrorString(status),
+          " (an op that cannot be captured, such as a host copy or a synchronization, ran while recording)");
+    check(stream_->recorded_live() == 0, "cuda backend: ", stream_->recorded_live().load(),
+          " tensor(s) made while recording outlive the recording; outputs must be made before begin_recording");
+    FLUX2_CUDA_CHECK(cudaGraphInstantiate(&g->exec, g->graph, 0));
+    size_t nodes = 0;
+    FLUX2_CUDA_CHECK(cudaGraphGetNodes(g->graph, nullptr, &nodes));
+    // The eager run before the recording left its temporaries in the default pool (kept reserved on purpose);
+    // the graph has its own memory, so hand those back rather than holding both.
+    synchronize();
+    cudaMemPool_t pool = nullptr;
+    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
+    FLUX2_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+    uint64_t used = 0;
+    FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
+    resident_at_recording_ = static_cast<int64_t>(used);
+    log_debug("cuda: recorded a CUDA graph of ", nodes, " nodes");
+    return g;
+}
+
+void CudaBackend::replay(const RecordedOps& ops) {
+    const auto* g = dynamic_cast<const CudaGraph*>(&ops);
+    check(g != nullptr, "cuda backend: replay of ops recorded by another backend");
+    check(!recording_, "cuda backend: replay while recording");
+    FLUX2_CUDA_CHECK(cudaGraphLaunch(g->exec, stream()));
+}
+
+void CudaBackend::start_profile() {
+    check(!recording_, "cuda backend: cannot profile while recording a CUDA graph");
+    profiler_.start(stream());
+}
+
+std::string CudaBackend::profile_report() { return profiler_.report(); }
+
+void CudaBackend::upload_into(const Tensor& host_f32, Tensor& dst) {
+    FLUX2_PROFILE_OP("upload");
+    check(host_f32.device() == Device::cpu && host_f32.dtype() == DType::F32,
+          "cuda backend: upload_into expects a host F32 tensor, got ", dtype_name(host_f32.dtype()));
+    expect_device_bf16(dst, "upload_into", "dst");
+    check(host_f32.shape() == dst.shape(), "cuda backend: upload_into of ", shape_str(host_f32.shape()), " into ",
+          shape_str(dst.shape()));
+    if (host_f32.numel() == 0) return;
+    Tensor staging = empty(host_f32.shape(), DType::F32);
+    FLUX2_CUDA_CHECK(
+        cudaMemcpyAsync(staging.raw(), host_f32.raw(), host_f32.nbytes(), cudaMemcpyHostToDevice, stream()));
+    cuda::launch_f32_to_bf16(static_cast<const float*>(staging.raw()), static_cast<cuda::bf16*>(dst.raw()),
+                             dst.numel(), stream());
+}
+
+}  // namespace flux2
