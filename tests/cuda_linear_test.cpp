@@ -225,6 +225,30 @@ TEST_F(CudaLinearFp8, FusedProducersEqualQuantizingTheBf16Output) {
 }
 #endif
 
+// x += gate * linear(in, w) with the gate folded into the FP8 GEMM's channel scales and x accumulated in its
+// epilogue: the same as the two ops up to the BF16 rounding of the product they keep; B > 1 takes the two ops.
+TEST_F(CudaLinearFp8, GatedResidualInTheGemmEpilogue) {
+    for (int64_t B : {1, 2}) {
+        const int64_t L = 37, K = 144, N = 96;
+        LinearWeight w = nvfp4_weight(randn({N, K}, 0.1f));
+        Tensor x = randn({B, L, N}), gate = randn({B, N}, 0.7f), in = randn({B, L, K});
+        Tensor fused = up(x), plain = up(x);
+        be->linear_gated_residual(fused, up(gate), up(in), w);
+        be->gated_residual(plain, up(gate), be->linear(up(in), w));
+        std::vector<float> got = down(fused), want = down(plain);
+        ASSERT_TRUE(all_finite(got));
+        EXPECT_LE(rel_error(got, want), 4e-3) << "B " << B;
+        // The update is really there: x alone is far off.
+        EXPECT_GT(rel_error(got, x.to_vector()), 1e-2) << "B " << B;
+        // From a fused producer's E4M3 activations too.
+        Tensor shift = up(randn({B, K}, 0.3f)), scale = up(randn({B, K}, 0.3f));
+        Tensor fused2 = up(x), plain2 = up(x);
+        be->linear_gated_residual(fused2, up(gate), be->layer_norm_modulate_for(w, up(in), shift, scale, 1e-6f), w);
+        be->gated_residual(plain2, up(gate), be->linear(be->layer_norm_modulate(up(in), shift, scale, 1e-6f), w));
+        EXPECT_LE(rel_error(down(fused2), down(plain2)), 4e-3) << "B " << B;
+    }
+}
+
 TEST(CudaBackendOptions, RejectsUnsupportedRequests) {
 #ifdef FLUX2_HAVE_CUDA
     if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible";

@@ -88,6 +88,13 @@ public:
         return swiglu(x);
     }
 
+    // x += gate * linear(in, w): a block's gated residual update from its output projection. x [B, L, out], gate
+    // [B, out]; `in` may come from a *_for producer of w. The CUDA fp8 path folds the gate into the GEMM's
+    // per-channel scales and accumulates into x in the epilogue (B = 1); elsewhere it is the two ops.
+    virtual void linear_gated_residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) {
+        gated_residual(x, gate, linear(in, w));
+    }
+
     // ---- attention ----
     // Per-head RMSNorm (weight [Dh]) followed by interleaved-pair RoPE: x [B, L, H, Dh], cos/sin [L, Dh]
     // (pair (2j, 2j+1) shares an angle; y0 = x0 c - x1 s, y1 = x1 c + x0 s).

@@ -64,6 +64,7 @@ public:
     Tensor layer_norm_modulate_for(const LinearWeight& next, const Tensor& x, const Tensor& shift, const Tensor& scale,
                                    float eps) override;
     Tensor swiglu_for(const LinearWeight& next, const Tensor& x) override;
+    void linear_gated_residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) override;
     void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;
     Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
 
@@ -133,6 +134,10 @@ private:
     void prepare_bf16(const LinearWeight& w, PreparedLinear& p);
     void prepare_fp8(const LinearWeight& w, PreparedLinear& p);
     Tensor linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p);
+    // The FP8 GEMM into y: y = product (beta 0) or y + product (beta 1); w_scales replaces the layer's channel
+    // scales in the epilogue when given (the gate-folded scales of linear_gated_residual).
+    void gemm_fp8_into(const Fp8Activations& x, const PreparedLinear& p, Tensor& y, float beta,
+                       const float* w_scales);
     std::shared_ptr<const Fp4PreparedWeight> prepare_fp4(const LinearWeight& w);
     Tensor linear_fp4(const Tensor& x, const Shape& out_shape, const Fp4PreparedWeight& w);
 

@@ -26,7 +26,17 @@ __global__ void gated_residual_kernel(bf16* x, const bf16* gate, const bf16* y, 
         store_bf16<W>(x + r * D + c, vx);
     }
 }
+__global__ void scale_by_gate_kernel(const float* scales, const bf16* gate, float* out, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+        out[i] = scales[i] * __bfloat162float(gate[i]);
+}
 }  // namespace
+
+void launch_scale_by_gate(const float* scales, const bf16* gate, float* out, int64_t n, cudaStream_t stream) {
+    if (n == 0) return;
+    scale_by_gate_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(scales, gate, out, n);
+    FLUX2_CUDA_CHECK_LAUNCH("scale_by_gate_kernel");
+}
 
 void launch_gated_residual(bf16* x, const bf16* gate, const bf16* y, int64_t rows, int64_t L, int64_t D,
                            cudaStream_t stream) {
@@ -42,15 +52,21 @@ void launch_gated_residual(bf16* x, const bf16* gate, const bf16* y, int64_t row
 
 }  // namespace cuda
 
-void CudaBackend::gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) {
-    FLUX2_PROFILE_OP("gated_residual");
-    const char* op = "gated_residual";
+namespace {
+void check_gated_residual(const Tensor& x, const Tensor& gate, const char* op) {
     expect_device_bf16(x, op, "x");
     expect_device_bf16(gate, op, "gate");
-    expect_device_bf16(y, op, "y");
     check(x.ndim() == 3, op, ": expected x [B, L, D], got ", shape_str(x.shape()));
     check(gate.shape() == Shape{x.dim(0), x.dim(2)}, op, ": gate must be [B, D] = [", x.dim(0), ", ", x.dim(2),
           "], got ", shape_str(gate.shape()));
+}
+}  // namespace
+
+void CudaBackend::gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) {
+    FLUX2_PROFILE_OP("gated_residual");
+    const char* op = "gated_residual";
+    check_gated_residual(x, gate, op);
+    expect_device_bf16(y, op, "y");
     check(x.shape() == y.shape(), op, ": x ", shape_str(x.shape()), " and y ", shape_str(y.shape()), " differ");
     cuda::launch_gated_residual(static_cast<cuda::bf16*>(x.raw()), static_cast<const cuda::bf16*>(gate.raw()),
                                 static_cast<const cuda::bf16*>(y.raw()), x.dim(0) * x.dim(1), x.dim(1), x.dim(2),

@@ -59,8 +59,8 @@ CublasLtGemm::Plan& CublasLtGemm::plan(Kind kind, int64_t m, int64_t n, int64_t 
     return *plans_.emplace(key, std::move(p)).first->second;
 }
 
-void CublasLtGemm::run(Plan& p, const void* x, const void* w, void* y) {
-    const float alpha = 1.0f, beta = 0.0f;
+void CublasLtGemm::run(Plan& p, const void* x, const void* w, void* y, float beta) {
+    const float alpha = 1.0f;
     FLUX2_CUBLAS_CHECK(cublasLtMatmul(lt(handle_), p.desc, &alpha, w, p.a, x, p.b, &beta, y, p.d, y, p.d, &p.algo,
                                       workspace_.get(), workspace_bytes_, stream_->get()));
 }
@@ -72,7 +72,7 @@ void CublasLtGemm::bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfl
 }
 
 void CublasLtGemm::fp8(const uint8_t* xq, const float* x_scales, const uint8_t* wq, const float* w_scales,
-                       __nv_bfloat16* y, int64_t m, int64_t n, int64_t k) {
+                       __nv_bfloat16* y, int64_t m, int64_t n, int64_t k, float beta) {
     if (m == 0 || n == 0) return;
     check(k % 16 == 0, "FP8 GEMM needs k divisible by 16, got ", k);
     check(reinterpret_cast<uintptr_t>(xq) % 16 == 0 && reinterpret_cast<uintptr_t>(wq) % 16 == 0,
@@ -81,7 +81,7 @@ void CublasLtGemm::fp8(const uint8_t* xq, const float* x_scales, const uint8_t* 
     // The scale vectors are per call; cuBLASLt reads the descriptor when the GEMM is enqueued.
     set_attr(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(w_scales));
     set_attr(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(x_scales));
-    run(p, xq, wq, y);
+    run(p, xq, wq, y, beta);
 }
 
 }  // namespace flux2::cuda

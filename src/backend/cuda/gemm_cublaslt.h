@@ -25,8 +25,9 @@ public:
 
     // y[i, j] = x_scales[i] * w_scales[j] * sum_k xq[i, k] wq[j, k]. k must be a multiple of 16 and the code
     // pointers 16-byte aligned (cuBLASLt's FP8 requirements).
+    // With beta = 1 the product is added to y (y = product + y, one rounding to BF16).
     void fp8(const uint8_t* xq, const float* x_scales, const uint8_t* wq, const float* w_scales, __nv_bfloat16* y,
-             int64_t m, int64_t n, int64_t k);
+             int64_t m, int64_t n, int64_t k, float beta = 0.0f);
 
 private:
     enum class Kind { bf16, fp8 };
@@ -35,7 +36,7 @@ private:
     // are set before it runs; later calls replace them.
     Plan& plan(Kind kind, int64_t m, int64_t n, int64_t k, const float* w_scales = nullptr,
                const float* x_scales = nullptr);
-    void run(Plan& p, const void* x, const void* w, void* y);
+    void run(Plan& p, const void* x, const void* w, void* y, float beta = 0.0f);
 
     std::shared_ptr<Stream> stream_;
     void* handle_ = nullptr;  // cublasLtHandle_t (kept out of this header)

@@ -27,6 +27,9 @@ void launch_swiglu_strided(const bf16* x, int64_t x_row, bf16* y, int64_t y_row,
 void launch_gated_residual(bf16* x, const bf16* gate, const bf16* y, int64_t rows, int64_t L, int64_t D,
                            cudaStream_t stream);
 
+// out[j] = scales[j] * gate[j] (a layer's FP8 channel scales times a BF16 gate), n entries.
+void launch_scale_by_gate(const float* scales, const bf16* gate, float* out, int64_t n, cudaStream_t stream);
+
 // ---- norms ----
 // y = LayerNorm(x) * (1 + scale[b]) + shift[b]; x, y [B*L, D], shift/scale [B, D] (row r uses b = r / L).
 void launch_layer_norm_modulate(const bf16* x, const bf16* shift, const bf16* scale, bf16* y, int64_t rows, int64_t L,

@@ -154,7 +154,8 @@ const CudaBackend::PreparedLinear& CudaBackend::prepare(const LinearWeight& w) {
 
 bool CudaBackend::takes_fp8_input(const LinearWeight& w) { return prepare(w).kind == CudaLinearPrecision::fp8; }
 
-Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p) {
+void CudaBackend::gemm_fp8_into(const Fp8Activations& x, const PreparedLinear& p, Tensor& y, float beta,
+                                const float* w_scales) {
     const int64_t m = x.codes.dim(0), k = x.codes.dim(1), n = p.out;
     check(p.kind == CudaLinearPrecision::fp8 && p.in == k, "linear_fp8: weight [", p.out, ", ", p.in,
           "] does not take ", k, " input features");
@@ -169,12 +170,40 @@ Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, 
                                          static_cast<uint8_t*>(fp4_scratch_.raw()), n, k, stream());
         weight = static_cast<const uint8_t*>(fp4_scratch_.raw());
     }
-    Tensor y = empty(out_shape, DType::BF16);
-    auto scope = profile_op([&] { return str("gemm fp8 ", m, "x", n, "x", k); }, 2.0 * m * n * k);
+    auto scope = profile_op([&] { return str("gemm fp8 ", m, "x", n, "x", k, beta != 0.0f ? " +residual" : ""); },
+                            2.0 * m * n * k);
     gemm_->fp8(static_cast<const uint8_t*>(x.codes.raw()), static_cast<const float*>(x.scales.raw()), weight,
-               static_cast<const float*>(p.scales.raw()),
-               static_cast<bf16*>(y.raw()), m, n, k);
+               w_scales ? w_scales : static_cast<const float*>(p.scales.raw()), static_cast<bf16*>(y.raw()), m, n, k,
+               beta);
+}
+
+Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p) {
+    Tensor y = empty(out_shape, DType::BF16);
+    gemm_fp8_into(x, p, y, 0.0f, nullptr);
     return y;
+}
+
+void CudaBackend::linear_gated_residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) {
+    const PreparedLinear& p = prepare(w);
+    // One gate per sample: folding it into the channel scales needs the GEMM to cover one sample.
+    if (p.kind != CudaLinearPrecision::fp8 || x.ndim() != 3 || x.dim(0) != 1) {
+        gated_residual(x, gate, linear(in, w));
+        return;
+    }
+    const char* op = "linear_gated_residual";
+    expect_device_bf16(x, op, "x");
+    expect_device_bf16(gate, op, "gate");
+    check(gate.shape() == Shape{1, w.out_features} && x.dim(2) == w.out_features && in.ndim() == 3 &&
+              in.dim(0) == 1 && in.dim(1) == x.dim(1) && in.dim(2) == w.in_features,
+          op, " ", w.name, ": x ", shape_str(x.shape()), ", gate ", shape_str(gate.shape()), " and input ",
+          shape_str(in.shape()), " do not fit a [", w.out_features, ", ", w.in_features, "] layer");
+    if (!recording_) record_path(w, p.path);
+    const Fp8Activations a = in.dtype() == DType::F8_E4M3 ? fp8_parts(in) : quantize_fp8(in);
+    // x + gate * (s_x s_w acc) = x + s_x (s_w gate) acc: the gate joins the per-channel scale, x is C (beta 1).
+    Tensor gated_scales = empty({w.out_features}, DType::F32);
+    cuda::launch_scale_by_gate(static_cast<const float*>(p.scales.raw()), static_cast<const bf16*>(gate.raw()),
+                               static_cast<float*>(gated_scales.raw()), w.out_features, stream());
+    gemm_fp8_into(a, p, x, 1.0f, static_cast<const float*>(gated_scales.raw()));
 }
 
 Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w) {

@@ -236,14 +236,14 @@ void Flux2Transformer::double_block(const DoubleBlock& b, Tensor& img, Tensor& t
     be.attention_into(q, k, v, 0, o, 0);
     Tensor o_txt = be.slice(o, kSeq, 0, Lt), o_img = be.slice(o, kSeq, Lt, Li);
 
-    be.gated_residual(img, chunk(mod_img, 2), be.linear(o_img, b.to_out));
+    be.linear_gated_residual(img, chunk(mod_img, 2), o_img, b.to_out);
     Tensor mx = be.layer_norm_modulate_for(b.ff_in, img, chunk(mod_img, 3), chunk(mod_img, 4), eps);
-    be.gated_residual(img, chunk(mod_img, 5), be.linear(be.swiglu_for(b.ff_out, be.linear(mx, b.ff_in)), b.ff_out));
+    be.linear_gated_residual(img, chunk(mod_img, 5), be.swiglu_for(b.ff_out, be.linear(mx, b.ff_in)), b.ff_out);
 
-    be.gated_residual(txt, chunk(mod_txt, 2), be.linear(o_txt, b.to_add_out));
+    be.linear_gated_residual(txt, chunk(mod_txt, 2), o_txt, b.to_add_out);
     Tensor mc = be.layer_norm_modulate_for(b.ff_context_in, txt, chunk(mod_txt, 3), chunk(mod_txt, 4), eps);
-    be.gated_residual(txt, chunk(mod_txt, 5),
-                      be.linear(be.swiglu_for(b.ff_context_out, be.linear(mc, b.ff_context_in)), b.ff_context_out));
+    be.linear_gated_residual(txt, chunk(mod_txt, 5),
+                             be.swiglu_for(b.ff_context_out, be.linear(mc, b.ff_context_in)), b.ff_context_out);
 }
 
 void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tensor& mod, const Tensor& cos,
@@ -262,7 +262,7 @@ void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tenso
     Tensor o = be.uninitialized({B, L, D + M});
     be.attention_into(q, k, p, 2 * D, o, 0);
     be.swiglu_into(p, 3 * D, M, o, D);
-    be.gated_residual(h, be.slice(mod, 1, 2 * D, D), be.linear(o, b.to_out));
+    be.linear_gated_residual(h, be.slice(mod, 1, 2 * D, D), o, b.to_out);
 }
 
 void Flux2Transformer::run_step(const StepInputs& in, Tensor& out) const {
