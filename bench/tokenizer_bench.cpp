@@ -38,8 +38,8 @@ std::string long_prompt() {
     return scene + style + details + scene + details + style + details;
 }
 
-void BM_Qwen3PromptIds512(benchmark::State& state, bool cold) {
-    const Tokenizer& tok = qwen3();
+// Times encode_prompt_ids of the long prompt (the BPE cache cleared before each run when `cold`).
+void time_prompt_ids(benchmark::State& state, const Tokenizer& tok, TemplateKind kind, bool cold) {
     const std::string prompt = long_prompt();
     std::vector<int32_t> mask;
     for (auto _ : state) {
@@ -48,8 +48,14 @@ void BM_Qwen3PromptIds512(benchmark::State& state, bool cold) {
             tok.clear_cache();
             state.ResumeTiming();
         }
-        benchmark::DoNotOptimize(encode_prompt_ids(tok, TemplateKind::qwen3, prompt, 512, &mask));
+        benchmark::DoNotOptimize(encode_prompt_ids(tok, kind, prompt, 512, &mask));
     }
+}
+
+void BM_Qwen3PromptIds512(benchmark::State& state, bool cold) {
+    const Tokenizer& tok = qwen3();
+    time_prompt_ids(state, tok, TemplateKind::qwen3, cold);
+    const std::string prompt = long_prompt();
     state.counters["real_tokens"] =
         static_cast<double>(tok.encode(apply_chat_template(tok, TemplateKind::qwen3, prompt)).size());
     state.counters["chars"] = static_cast<double>(prompt.size());
@@ -58,17 +64,7 @@ BENCHMARK_CAPTURE(BM_Qwen3PromptIds512, warm_cache, false)->Unit(benchmark::kMic
 BENCHMARK_CAPTURE(BM_Qwen3PromptIds512, cold_cache, true)->Unit(benchmark::kMicrosecond);
 
 void BM_MistralPromptIds512(benchmark::State& state, bool cold) {
-    const Tokenizer& tok = mistral();
-    const std::string prompt = long_prompt();
-    std::vector<int32_t> mask;
-    for (auto _ : state) {
-        if (cold) {
-            state.PauseTiming();
-            tok.clear_cache();
-            state.ResumeTiming();
-        }
-        benchmark::DoNotOptimize(encode_prompt_ids(tok, TemplateKind::mistral, prompt, 512, &mask));
-    }
+    time_prompt_ids(state, mistral(), TemplateKind::mistral, cold);
 }
 BENCHMARK_CAPTURE(BM_MistralPromptIds512, warm_cache, false)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_MistralPromptIds512, cold_cache, true)->Unit(benchmark::kMicrosecond);

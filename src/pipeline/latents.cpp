@@ -177,8 +177,11 @@ Tensor reference_position_ids(const std::vector<std::pair<int64_t, int64_t>>& si
     return ids;
 }
 
-void batch_norm_normalize(Tensor& x, const LatentBatchNorm& bn) {
-    check_rank(x, 4, "batch_norm_normalize");
+namespace {
+// Applies f(value, mean, std) to every element of the NCHW latents x, with its channel's BatchNorm statistics.
+template <class F>
+void per_channel(Tensor& x, const LatentBatchNorm& bn, const char* what, F f) {
+    check_rank(x, 4, what);
     const int64_t B = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
     const std::vector<float> std_dev = bn_std(bn, C);
     const float* mean = bn.running_mean.f32();
@@ -186,21 +189,17 @@ void batch_norm_normalize(Tensor& x, const LatentBatchNorm& bn) {
     for (int64_t b = 0; b < B; ++b)
         for (int64_t c = 0; c < C; ++c) {
             float* plane = p + (b * C + c) * HW;
-            for (int64_t i = 0; i < HW; ++i) plane[i] = (plane[i] - mean[c]) / std_dev[c];
+            for (int64_t i = 0; i < HW; ++i) plane[i] = f(plane[i], mean[c], std_dev[c]);
         }
+}
+}  // namespace
+
+void batch_norm_normalize(Tensor& x, const LatentBatchNorm& bn) {
+    per_channel(x, bn, "batch_norm_normalize", [](float v, float mean, float sd) { return (v - mean) / sd; });
 }
 
 void batch_norm_denormalize(Tensor& x, const LatentBatchNorm& bn) {
-    check_rank(x, 4, "batch_norm_denormalize");
-    const int64_t B = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
-    const std::vector<float> std_dev = bn_std(bn, C);
-    const float* mean = bn.running_mean.f32();
-    float* p = x.f32();
-    for (int64_t b = 0; b < B; ++b)
-        for (int64_t c = 0; c < C; ++c) {
-            float* plane = p + (b * C + c) * HW;
-            for (int64_t i = 0; i < HW; ++i) plane[i] = plane[i] * std_dev[c] + mean[c];
-        }
+    per_channel(x, bn, "batch_norm_denormalize", [](float v, float mean, float sd) { return v * sd + mean; });
 }
 
 }  // namespace flux2

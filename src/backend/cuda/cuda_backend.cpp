@@ -117,18 +117,27 @@ Tensor CudaBackend::empty(const Shape& shape, DType dtype) {
 }
 
 Tensor CudaBackend::upload(const Tensor& host_f32) {
-    FLUX2_PROFILE_OP("upload");
     check(host_f32.device() == Device::cpu && host_f32.dtype() == DType::F32,
           "cuda backend: upload expects a host F32 tensor, got ", dtype_name(host_f32.dtype()));
-    Tensor staging = empty(host_f32.shape(), DType::F32);
     Tensor out = empty(host_f32.shape(), DType::BF16);
-    if (host_f32.numel() == 0) return out;
+    upload_into(host_f32, out);
+    return out;
+}
+
+void CudaBackend::upload_into(const Tensor& host_f32, Tensor& dst) {
+    FLUX2_PROFILE_OP("upload");
+    check(host_f32.device() == Device::cpu && host_f32.dtype() == DType::F32,
+          "cuda backend: upload_into expects a host F32 tensor, got ", dtype_name(host_f32.dtype()));
+    expect_device_bf16(dst, "upload_into", "dst");
+    check(host_f32.shape() == dst.shape(), "cuda backend: upload_into of ", shape_str(host_f32.shape()), " into ",
+          shape_str(dst.shape()));
+    if (host_f32.numel() == 0) return;
+    Tensor staging = empty(host_f32.shape(), DType::F32);
     // From pageable memory cudaMemcpyAsync returns once the source is staged, so the host tensor may go away.
     FLUX2_CUDA_CHECK(
-        cudaMemcpyAsync(staging.raw(), host_f32.raw(), host_f32.nbytes(), cudaMemcpyHostToDevice, stream_->get()));
-    cuda::launch_f32_to_bf16(static_cast<const float*>(staging.raw()), static_cast<cuda::bf16*>(out.raw()), out.numel(),
-                             stream_->get());
-    return out;
+        cudaMemcpyAsync(staging.raw(), host_f32.raw(), host_f32.nbytes(), cudaMemcpyHostToDevice, stream()));
+    cuda::launch_f32_to_bf16(static_cast<const float*>(staging.raw()), static_cast<cuda::bf16*>(dst.raw()),
+                             dst.numel(), stream());
 }
 
 Tensor CudaBackend::download(const Tensor& t) {

@@ -106,6 +106,7 @@ public:
     bool fp4_resident() const { return fp4_resident_; }
     const std::string& device_name() const { return device_name_; }
     cudaStream_t stream() const { return stream_->get(); }
+    bool recording() const { return stream_->recording(); }  // a CUDA graph is being recorded
     void synchronize();
     Tensor empty(const Shape& shape, DType dtype);  // uninitialized device tensor on this backend's stream
     // Tests: fill every new tensor with 0xFF bytes (NaN in BF16/F32), so an element an op fails to write shows.
@@ -152,7 +153,6 @@ private:
     std::unique_ptr<cuda::CublasLtFp4Gemm> fp4_gemm_;  // created by the first fp4 linear
     std::unique_ptr<cuda::CudnnSdpa> sdpa_;
     cuda::OpProfiler profiler_;
-    bool recording_ = false;
     int64_t resident_at_recording_ = 0;  // default-pool bytes in use when the last graph was recorded
 };
 
@@ -161,5 +161,7 @@ private:
 
 // Input checks shared by the op entry points: a device BF16 tensor, with `op` and `what` in the message.
 void expect_device_bf16(const Tensor& t, const char* op, const char* what);
+// x [B, L, D] and gate [B, D] of a gated residual update (gated_residual, linear_gated_residual).
+void check_gated_residual(const Tensor& x, const Tensor& gate, const char* op);
 
 }  // namespace flux2

@@ -52,7 +52,6 @@ void launch_gated_residual(bf16* x, const bf16* gate, const bf16* y, int64_t row
 
 }  // namespace cuda
 
-namespace {
 void check_gated_residual(const Tensor& x, const Tensor& gate, const char* op) {
     expect_device_bf16(x, op, "x");
     expect_device_bf16(gate, op, "gate");
@@ -60,7 +59,6 @@ void check_gated_residual(const Tensor& x, const Tensor& gate, const char* op) {
     check(gate.shape() == Shape{x.dim(0), x.dim(2)}, op, ": gate must be [B, D] = [", x.dim(0), ", ", x.dim(2),
           "], got ", shape_str(gate.shape()));
 }
-}  // namespace
 
 void CudaBackend::gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) {
     FLUX2_PROFILE_OP("gated_residual");

@@ -191,13 +191,12 @@ void CudaBackend::linear_gated_residual(Tensor& x, const Tensor& gate, const Ten
         return;
     }
     const char* op = "linear_gated_residual";
-    expect_device_bf16(x, op, "x");
-    expect_device_bf16(gate, op, "gate");
-    check(gate.shape() == Shape{1, w.out_features} && x.dim(2) == w.out_features && in.ndim() == 3 &&
-              in.dim(0) == 1 && in.dim(1) == x.dim(1) && in.dim(2) == w.in_features,
-          op, " ", w.name, ": x ", shape_str(x.shape()), ", gate ", shape_str(gate.shape()), " and input ",
-          shape_str(in.shape()), " do not fit a [", w.out_features, ", ", w.in_features, "] layer");
-    if (!recording_) record_path(w, p.path);
+    check_gated_residual(x, gate, op);
+    check(x.dim(2) == w.out_features && in.ndim() == 3 && in.dim(0) == 1 && in.dim(1) == x.dim(1) &&
+              in.dim(2) == w.in_features,
+          op, " ", w.name, ": x ", shape_str(x.shape()), " and input ", shape_str(in.shape()), " do not fit a [",
+          w.out_features, ", ", w.in_features, "] layer");
+    if (!recording()) record_path(w, p.path);
     const Fp8Activations a = in.dtype() == DType::F8_E4M3 ? fp8_parts(in) : quantize_fp8(in);
     // x + gate * (s_x s_w acc) = x + s_x (s_w gate) acc: the gate joins the per-channel scale, x is C (beta 1).
     Tensor gated_scales = empty({w.out_features}, DType::F32);
@@ -210,7 +209,7 @@ Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w) {
     check(x.ndim() >= 1 && x.dim(-1) == w.in_features, "linear ", w.name, ": input ", shape_str(x.shape()),
           " does not end in in_features ", w.in_features);
     const PreparedLinear& p = prepare(w);
-    if (!recording_) record_path(w, p.path);  // a recording runs nothing: path counts are of executed linears
+    if (!recording()) record_path(w, p.path);  // a recording runs nothing: path counts are of executed linears
     Shape out_shape = x.shape();
     out_shape.back() = w.out_features;
     if (x.dtype() == DType::F8_E4M3) {

@@ -4,7 +4,6 @@
 // short kernels.
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/launchers.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -23,19 +22,17 @@ struct CudaGraph final : RecordedOps {
 
 void CudaBackend::begin_recording() {
     check(can_record(), "cuda backend: recording is off (BackendOptions::cuda_graphs)");
-    check(!recording_, "cuda backend: begin_recording while already recording");
+    check(!recording(), "cuda backend: begin_recording while already recording");
     check(!profiler_.active(), "cuda backend: cannot record a CUDA graph while the op profiler runs");
     // Thread-local capture: another thread's CUDA calls (none today) cannot invalidate this one.
     FLUX2_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));
-    recording_ = true;
     stream_->set_recording(true);
 }
 
 std::shared_ptr<RecordedOps> CudaBackend::end_recording() {
-    check(recording_, "cuda backend: end_recording without begin_recording");
+    check(recording(), "cuda backend: end_recording without begin_recording");
     auto g = std::make_shared<CudaGraph>();
     const cudaError_t status = cudaStreamEndCapture(stream(), &g->graph);
-    recording_ = false;
     stream_->set_recording(false);
     check(status == cudaSuccess, "cuda backend: recording the CUDA graph failed: ", cudaGetErrorString(status),
           " (an op that cannot be captured, such as a host copy or a synchronization, ran while recording)");
@@ -60,30 +57,15 @@ std::shared_ptr<RecordedOps> CudaBackend::end_recording() {
 void CudaBackend::replay(const RecordedOps& ops) {
     const auto* g = dynamic_cast<const CudaGraph*>(&ops);
     check(g != nullptr, "cuda backend: replay of ops recorded by another backend");
-    check(!recording_, "cuda backend: replay while recording");
+    check(!recording(), "cuda backend: replay while recording");
     FLUX2_CUDA_CHECK(cudaGraphLaunch(g->exec, stream()));
 }
 
 void CudaBackend::start_profile() {
-    check(!recording_, "cuda backend: cannot profile while recording a CUDA graph");
+    check(!recording(), "cuda backend: cannot profile while recording a CUDA graph");
     profiler_.start(stream());
 }
 
 std::string CudaBackend::profile_report() { return profiler_.report(); }
-
-void CudaBackend::upload_into(const Tensor& host_f32, Tensor& dst) {
-    FLUX2_PROFILE_OP("upload");
-    check(host_f32.device() == Device::cpu && host_f32.dtype() == DType::F32,
-          "cuda backend: upload_into expects a host F32 tensor, got ", dtype_name(host_f32.dtype()));
-    expect_device_bf16(dst, "upload_into", "dst");
-    check(host_f32.shape() == dst.shape(), "cuda backend: upload_into of ", shape_str(host_f32.shape()), " into ",
-          shape_str(dst.shape()));
-    if (host_f32.numel() == 0) return;
-    Tensor staging = empty(host_f32.shape(), DType::F32);
-    FLUX2_CUDA_CHECK(
-        cudaMemcpyAsync(staging.raw(), host_f32.raw(), host_f32.nbytes(), cudaMemcpyHostToDevice, stream()));
-    cuda::launch_f32_to_bf16(static_cast<const float*>(staging.raw()), static_cast<cuda::bf16*>(dst.raw()),
-                             dst.numel(), stream());
-}
 
 }  // namespace flux2

@@ -90,33 +90,34 @@ void launch_swiglu(const bf16* x, bf16* y, int64_t rows, int64_t m, cudaStream_t
 
 }  // namespace cuda
 
-Tensor CudaBackend::swiglu(const Tensor& x) {
-    FLUX2_PROFILE_OP("swiglu");
+namespace {
+// Checks x [..., 2M] and returns the output shape [..., M].
+Shape swiglu_shape(const Tensor& x) {
     expect_device_bf16(x, "swiglu", "x");
     const int64_t two_m = x.dim(-1);
     check(two_m % 2 == 0, "swiglu: last dim ", two_m, " of ", shape_str(x.shape()), " is odd");
     Shape out_shape = x.shape();
     out_shape.back() = two_m / 2;
-    Tensor y = empty(out_shape, DType::BF16);
-    const int64_t rows = two_m ? x.numel() / two_m : 0;
-    cuda::launch_swiglu(static_cast<const cuda::bf16*>(x.raw()), static_cast<cuda::bf16*>(y.raw()), rows, two_m / 2,
-                        stream());
+    return out_shape;
+}
+}  // namespace
+
+Tensor CudaBackend::swiglu(const Tensor& x) {
+    FLUX2_PROFILE_OP("swiglu");
+    Tensor y = empty(swiglu_shape(x), DType::BF16);
+    const int64_t m = y.dim(-1), rows = m ? y.numel() / m : 0;
+    cuda::launch_swiglu(static_cast<const cuda::bf16*>(x.raw()), static_cast<cuda::bf16*>(y.raw()), rows, m, stream());
     return y;
 }
 
 Tensor CudaBackend::swiglu_for(const LinearWeight& next, const Tensor& x) {
     if (!takes_fp8_input(next)) return swiglu(x);
     FLUX2_PROFILE_OP("swiglu -> fp8");
-    expect_device_bf16(x, "swiglu", "x");
-    const int64_t two_m = x.dim(-1);
-    check(two_m % 2 == 0, "swiglu: last dim ", two_m, " of ", shape_str(x.shape()), " is odd");
-    Shape out_shape = x.shape();
-    out_shape.back() = two_m / 2;
-    Tensor q = quantized_activations(out_shape);
+    Tensor q = quantized_activations(swiglu_shape(x));
     Fp8Activations parts = fp8_parts(q);
-    const int64_t rows = two_m ? x.numel() / two_m : 0;
-    cuda::launch_swiglu_fp8(static_cast<const cuda::bf16*>(x.raw()), two_m, static_cast<uint8_t*>(parts.codes.raw()),
-                            static_cast<float*>(parts.scales.raw()), rows, two_m / 2, stream());
+    const int64_t m = q.dim(-1), rows = parts.scales.numel();
+    cuda::launch_swiglu_fp8(static_cast<const cuda::bf16*>(x.raw()), 2 * m, static_cast<uint8_t*>(parts.codes.raw()),
+                            static_cast<float*>(parts.scales.raw()), rows, m, stream());
     return q;
 }
 

@@ -77,8 +77,7 @@ __global__ void nvfp4_to_fp8_rows_kernel(const uint8_t* codes, const uint8_t* bl
         const float2 v = nvfp4_pair(cr[i], e4m3_to_float(sr[(2 * i) / kBlock]) * scale_2);
         amax = fmaxf(amax, fmaxf(fabsf(v.x), fabsf(v.y)));
     }
-    amax = block_max(amax);
-    const float scale = amax > 0.0f ? amax / kE4m3MaxF : 1.0f;
+    const float scale = e4m3_row_scale(block_max(amax));
     if (threadIdx.x == 0) row_scales[r] = scale;
     const auto* code_blocks = reinterpret_cast<const uint2*>(cr);
     auto* out_blocks = reinterpret_cast<uint4*>(q + r * cols);

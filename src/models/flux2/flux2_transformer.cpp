@@ -146,23 +146,15 @@ void Flux2Transformer::compute_rope(HostStepInputs& in) const {
     in.sin = std::move(rope.sin);
 }
 
-Flux2Transformer::StepInputs Flux2Transformer::upload_inputs(const HostStepInputs& in, bool own_copies) const {
+Flux2Transformer::StepInputs Flux2Transformer::allocate_inputs(const HostStepInputs& in) const {
     Backend& be = *backend_;
     StepInputs d;
-    d.hidden_states = be.upload(*in.hidden_states);
-    const Tensor& context = *in.encoder_hidden_states;
-    if (!on_backend(context)) {
-        d.encoder_hidden_states = be.upload(context);
-    } else if (own_copies) {
-        d.encoder_hidden_states = be.uninitialized(context.shape());
-        be.copy_into(context, 0, context.dim(2), d.encoder_hidden_states, 0, 0);
-    } else {
-        d.encoder_hidden_states = context;
-    }
-    d.timestep_proj = be.upload(in.timestep_proj);
-    if (in.guidance_proj.defined()) d.guidance_proj = be.upload(in.guidance_proj);
-    d.cos = be.upload(in.cos);
-    d.sin = be.upload(in.sin);
+    d.hidden_states = be.uninitialized(in.hidden_states->shape());
+    d.encoder_hidden_states = be.uninitialized(in.encoder_hidden_states->shape());
+    d.timestep_proj = be.uninitialized(in.timestep_proj.shape());
+    if (in.guidance_proj.defined()) d.guidance_proj = be.uninitialized(in.guidance_proj.shape());
+    d.cos = be.uninitialized(in.cos.shape());
+    d.sin = be.uninitialized(in.sin.shape());
     return d;
 }
 
@@ -297,7 +289,8 @@ Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
     HostStepInputs host = host_inputs(in);
     if (!replay_ || !be.can_record()) {
         compute_rope(host);
-        StepInputs d = upload_inputs(host, false);
+        StepInputs d = allocate_inputs(host);
+        refill_inputs(host, d);
         Tensor out = be.uninitialized({B, Li, config_.out_channels});
         run_step(d, out);
         return be.download(out);
@@ -308,7 +301,8 @@ Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
         // The first step of a shape runs op by op (weights are prepared, GEMM and attention plans chosen), then the
         // same step is recorded for the next calls.
         compute_rope(host);
-        r.inputs = upload_inputs(host, true);
+        r.inputs = allocate_inputs(host);
+        refill_inputs(host, r.inputs);
         r.ids = host.ids;
         r.output = be.uninitialized({B, Li, config_.out_channels});
         run_step(r.inputs, r.output);

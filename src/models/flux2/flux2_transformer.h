@@ -79,8 +79,8 @@ private:
     struct HostStepInputs;
     HostStepInputs host_inputs(const Flux2Inputs& in) const;
     void compute_rope(HostStepInputs& in) const;
-    // Fresh backend tensors for `in` (a backend-resident encoder_hidden_states is copied only when `own_copies`).
-    StepInputs upload_inputs(const HostStepInputs& in, bool own_copies) const;
+    // Backend tensors of the shapes of `in` (after compute_rope), filled by refill_inputs.
+    StepInputs allocate_inputs(const HostStepInputs& in) const;
     // Overwrites dst with `in`; the RoPE tables only when computed (compute_rope).
     void refill_inputs(const HostStepInputs& in, StepInputs& dst) const;
     // The step on the backend, from uploaded inputs to `out` [B, Li, out_channels] (made by the caller).
