@@ -9,6 +9,7 @@ void register_all(CLI::App& app) {
     register_generate(app);
     register_encode_prompt(app);
     register_tokenize(app);
+    register_serve(app);
 }
 
 }  // namespace flux2::cli

@@ -14,5 +14,6 @@ void register_bench(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_encode_prompt(CLI::App& app);
 void register_tokenize(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace flux2::cli

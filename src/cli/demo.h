@@ -10,4 +10,7 @@ namespace flux2::cli {
 // created on first use. A diffusers-style layout: model_index.json, transformer/, vae/, text_encoder/, tokenizer/.
 std::string ensure_demo_model();
 
+// Default image side for the demo model (small enough for a CPU), used by `generate` and `serve`.
+constexpr int kDemoImageSize = 256;
+
 }  // namespace flux2::cli

@@ -11,6 +11,7 @@
 #include "backend/backend.h"
 #include "cli/commands.h"
 #include "cli/demo.h"
+#include "cli/model_options.h"
 #include "cli/progress.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -24,6 +25,7 @@
 #include "pipeline/image_ops.h"
 #include "pipeline/model_components.h"
 #include "pipeline/prompt_encoding.h"
+#include "pipeline/variant.h"
 
 namespace fs = std::filesystem;
 
@@ -31,45 +33,14 @@ namespace flux2::cli {
 
 namespace {
 struct GenerateArgs {
-    ComponentArgs components;
-    std::string prompt, negative_prompt, output_path = "outputs", klein_mode = "auto";
+    ModelOptions model;
+    std::string prompt, negative_prompt, output_path = "outputs";
     std::string prompt_embeds, initial_noise, save_latents;
     std::vector<std::string> images;
-    int width = 0, height = 0, steps = 0, num_images = 1, max_sequence_length = 512, threads = 0;
-    std::vector<int> out_layers;
+    int width = 0, height = 0, steps = 0, num_images = 1, max_sequence_length = 512;
     float guidance_scale = NAN;
     uint64_t seed = 0;
-    std::string device = "cpu", precision, activations = "w4a16", residency;
-    bool no_cuda_graphs = false;
 };
-
-// BFL names base models "klein-base" (FLUX.2-klein-base-4B, flux-2-klein-base-4b.safetensors). Only path parts that
-// also say "klein" count, so that a folder such as /data/database does not turn a distilled model into a base one.
-bool names_klein_base(const std::string& path) {
-    for (const fs::path& part : fs::path(path)) {
-        std::string s = part.string();
-        std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-        if (s.find("klein") != std::string::npos && s.find("base") != std::string::npos) return true;
-    }
-    return false;
-}
-
-Flux2Variant pick_variant(const Flux2Config& config, const ComponentPaths& paths, const std::string& mode) {
-    if (config.guidance_embeds) {
-        check(mode == "auto", "--klein-mode applies to klein models; this transformer is FLUX.2 dev");
-        return Flux2Variant::dev;
-    }
-    if (mode == "distilled") return Flux2Variant::klein_distilled;
-    if (mode == "base") return Flux2Variant::klein_base;
-    check(mode == "auto", "--klein-mode must be auto, distilled or base, got '", mode, "'");
-    // diffusers' Flux2KleinPipeline reads is_distilled from model_index.json.
-    if (paths.model_index && paths.model_index->contains("is_distilled")) {
-        const nlohmann::json& d = (*paths.model_index)["is_distilled"];
-        check(d.is_boolean(), "model_index.json: is_distilled must be true or false, got ", d.dump());
-        return d.get<bool>() ? Flux2Variant::klein_distilled : Flux2Variant::klein_base;
-    }
-    return names_klein_base(paths.transformer) ? Flux2Variant::klein_base : Flux2Variant::klein_distilled;
-}
 
 // True for a .png file, false for a folder. Checked before any work, so that a typo costs nothing.
 bool output_is_file(const std::string& output_path) {
@@ -102,39 +73,29 @@ std::vector<std::string> output_files(const std::string& output_path, int count)
 }
 
 void run_generate(GenerateArgs a) {
-    if (a.threads > 0) set_num_threads(a.threads);
     // 0 means "the default": the reference image's size, else 1024 (the demo: 256).
     check(a.width >= 0 && a.height >= 0 && a.width % 16 == 0 && a.height % 16 == 0,
           "--width and --height must be multiples of 16, got ", a.width, "x", a.height);
     output_is_file(a.output_path);
     check(a.prompt.empty() || a.prompt_embeds.empty(), "give --prompt or --prompt-embeds, not both");
-    const bool demo = a.components.model_path.empty() && a.components.transformer_weights_path.empty();
-    if (demo) {
-        a.components.model_path = ensure_demo_model();
-        log_warn("no --model-path given: using the built-in demo model (", a.components.model_path,
+    if (a.model.demo()) {
+        a.model.components.model_path = ensure_demo_model();
+        log_warn("no --model-path given: using the built-in demo model (", a.model.components.model_path,
                  "). Its weights are RANDOM, so the picture is noise; it shows the whole pipeline working. "
                  "Pass --model-path to use real FLUX.2 weights.");
-        if (a.width == 0 && a.images.empty()) a.width = 256;
-        if (a.height == 0 && a.images.empty()) a.height = 256;
+        if (a.width == 0 && a.images.empty()) a.width = kDemoImageSize;
+        if (a.height == 0 && a.images.empty()) a.height = kDemoImageSize;
         if (a.prompt.empty() && a.prompt_embeds.empty()) a.prompt = "a red fox in the snow, watercolor";
     }
     check(!a.prompt.empty() || !a.prompt_embeds.empty(), "give a --prompt (or --prompt-embeds FILE)");
     const bool encode = a.prompt_embeds.empty();
-    ComponentPaths paths = resolve_components(a.components, encode);
+    ComponentPaths paths = resolve_components(a.model.components, encode);
     log_info("components: ", paths.describe());
-
-    BackendOptions options;
-    options.device = a.device;
-    options.precision = a.precision;
-    options.residency = a.residency;
-    options.cuda_graphs = !a.no_cuda_graphs;
-    check(a.activations == "w4a16" || a.activations == "w4a4", "--activations must be w4a16 or w4a4");
-    options.nvfp4_activations = a.activations == "w4a4" ? Nvfp4Activations::w4a4 : Nvfp4Activations::w4a16;
-    auto backend = make_backend(options);
+    auto backend = make_backend(a.model.backend_options());
 
     TransformerCheckpoint ckpt = TransformerCheckpoint::open(paths.transformer);
     const Flux2Config config = Flux2Config::for_checkpoint(ckpt);
-    const Flux2Variant variant = pick_variant(config, paths, a.klein_mode);
+    const Flux2Variant variant = pick_variant(config, paths, a.model.klein_mode);
     const Flux2Defaults defaults = defaults_for(variant);
     const float guidance = std::isnan(a.guidance_scale) ? defaults.guidance_scale : a.guidance_scale;
     const bool cfg = variant == Flux2Variant::klein_base && guidance > 1.0f;
@@ -145,7 +106,7 @@ void run_generate(GenerateArgs a) {
     if (encode) {
         PromptEncodingOptions po;
         po.max_sequence_length = a.max_sequence_length;
-        po.out_layers = a.out_layers.empty() ? defaults.text_encoder_out_layers : a.out_layers;
+        po.out_layers = a.model.out_layers.empty() ? defaults.text_encoder_out_layers : a.model.out_layers;
         EncodedPrompts enc = encode_prompts(paths.text_encoder, paths.tokenizer, a.prompt,
                                             cfg ? std::optional<std::string>(a.negative_prompt) : std::nullopt, po,
                                             *backend);
@@ -206,8 +167,8 @@ void run_generate(GenerateArgs a) {
                        {"guidance", str(out.guidance_scale)},
                        {"model", paths.transformer},
                        {"variant", variant_name(variant)},
-                       {"precision", str(backend->name(), a.precision.empty() ? "" : " " + a.precision, " ",
-                                         a.activations)},
+                       {"precision", str(backend->name(), a.model.precision.empty() ? "" : " " + a.model.precision,
+                                         " ", a.model.activations)},
                        {"software", "flux2.cpp"}};
         if (cfg) text["negative_prompt"] = a.negative_prompt;
         write_png(files[i], unit_tensor_to_image(out.images, static_cast<int>(i)), text);
@@ -224,16 +185,7 @@ void register_generate(CLI::App& app) {
         "Example: flux2 generate --model-path black-forest-labs/FLUX.2-dev --transformer-weights-path \\\n"
         "           black-forest-labs/FLUX.2-dev-NVFP4 --prompt \"a cat\" --device cuda --output-path cat.png");
     auto a = std::make_shared<GenerateArgs>();
-    cmd->add_option("--model-path", a->components.model_path,
-                    "diffusers pipeline folder, transformer file/folder, or Hugging Face repo id (local cache)");
-    cmd->add_option("--transformer-weights-path", a->components.transformer_weights_path,
-                    "transformer weights overriding the model's (e.g. black-forest-labs/FLUX.2-dev-NVFP4; a folder "
-                    "with both NVFP4 files uses *-mixed.safetensors)");
-    cmd->add_option("--base-model-path", a->components.base_model_path,
-                    "where a transformer-only model takes its VAE and text encoder from")
-        ->capture_default_str();
-    cmd->add_option("--text-encoder", a->components.text_encoder_path, "text encoder folder (with its tokenizer)");
-    cmd->add_option("--vae-path", a->components.vae_path, "VAE folder or BFL ae.safetensors");
+    add_model_options(cmd, a->model);
     cmd->add_option("--prompt", a->prompt, "what to draw");
     cmd->add_option("--negative-prompt", a->negative_prompt, "klein base (true CFG) only");
     cmd->add_option("--width", a->width, "image width, multiple of 16 (default 1024, or the reference's)");
@@ -249,24 +201,11 @@ void register_generate(CLI::App& app) {
     cmd->add_option("--image", a->images, "reference image (PNG/JPEG) for editing; repeat for several");
     cmd->add_option("--num-images", a->num_images, "images per prompt")->capture_default_str();
     cmd->add_option("--output-path", a->output_path, "a .png file, or a folder for numbered files")->capture_default_str();
-    cmd->add_option("--klein-mode", a->klein_mode,
-                    "auto, distilled or base (auto: is_distilled of the pipeline's model_index.json, else base when "
-                    "the transformer's path names klein-base)")
-        ->capture_default_str();
     cmd->add_option("--max-sequence-length", a->max_sequence_length, "text tokens")->capture_default_str();
-    cmd->add_option("--text-encoder-out-layers", a->out_layers, "hidden layers stacked (default dev 10 20 30, klein 9 18 27)");
     cmd->add_option("--prompt-embeds", a->prompt_embeds,
                     "safetensors with prompt_embeds [B,Lt,ctx] (and negative_prompt_embeds) instead of a text encoder");
     cmd->add_option("--initial-noise", a->initial_noise, "safetensors with latents [B,128,H/16,W/16] replacing the noise");
     cmd->add_option("--save-latents", a->save_latents, "write the final packed latents [B,Li,128] here");
-    cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
-    cmd->add_option("--precision", a->precision, "GPU linear path: fp8 (default on Hopper and newer), bf16, or fp4 (Blackwell, untested on hardware)");
-    cmd->add_option("--residency", a->residency,
-                    "fp8 path: keep NVFP4 weights as fp8 (default) or fp4 (4-bit resident, converted per layer)");
-    cmd->add_option("--activations", a->activations, "CPU NVFP4 numerics: w4a16 or w4a4")->capture_default_str();
-    cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,
-                  "cuda: run every denoising step op by op instead of replaying the first one as a CUDA graph");
-    cmd->add_option("--threads", a->threads, "CPU threads");
     cmd->callback([a] { run_generate(*a); });
 }
 

@@ -63,6 +63,20 @@ Tensor concat_tokens(const Tensor& a, const Tensor& ref) {
     return out;
 }
 
+// Image b's noise comes from its own seed's stream, so an image is reproducible alone or inside any batch.
+Tensor seeded_noise(const GenerateParams& p, int64_t batch, int height, int width) {
+    if (p.seeds.empty()) return initial_noise(p.seed, static_cast<int>(batch), height, width);
+    check(static_cast<int64_t>(p.seeds.size()) == batch, "one seed per image: got ", p.seeds.size(), " seeds for ",
+          batch, " images");
+    Tensor out = Tensor::zeros({batch, 128, height / 16, width / 16});
+    const int64_t per_image = out.numel() / batch;
+    for (int64_t b = 0; b < batch; ++b) {
+        const Tensor one = initial_noise(p.seeds[b], 1, height, width);
+        std::memcpy(out.f32() + b * per_image, one.f32(), per_image * sizeof(float));
+    }
+    return out;
+}
+
 Tensor concat_rows(const Tensor& a, const Tensor& b) {
     Tensor out = Tensor::zeros({a.dim(0) + b.dim(0), a.dim(1)});
     std::memcpy(out.f32(), a.f32(), a.nbytes());
@@ -121,7 +135,7 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
     const int64_t h = height / 16, w = width / 16, Li = h * w;
 
     // 3. Initial noise in the patchified layout, packed to tokens.
-    Tensor noise = p.initial_noise ? *p.initial_noise : initial_noise(p.seed, static_cast<int>(B), height, width);
+    Tensor noise = p.initial_noise ? *p.initial_noise : seeded_noise(p, B, height, width);
     check(noise.shape() == Shape{B, 128, h, w}, "initial noise must be [", B, ", 128, ", h, ", ", w, "], got ",
           shape_str(noise.shape()));
     Tensor latents = pack_latents(noise);
@@ -152,6 +166,7 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
              refs ? str(", ", p.reference_images.size(), " reference image(s)") : std::string());
 
     // 6. Denoising loop.
+    const auto denoise_start = std::chrono::steady_clock::now();
     for (int i = 0; i < out.num_steps; ++i) {
         const auto t0 = std::chrono::steady_clock::now();
         // diffusers passes timestep = (sigma * 1000) / 1000 in float32; the model multiplies by 1000 again.
@@ -173,8 +188,11 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
     }
 
     // 7. Decode.
+    const auto decode_start = std::chrono::steady_clock::now();
+    out.denoise_seconds = std::chrono::duration<double>(decode_start - denoise_start).count();
     out.latents = latents;
     out.images = decode(latents, latent_ids);
+    out.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - decode_start).count();
     return out;
 }
 

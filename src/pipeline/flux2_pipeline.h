@@ -33,7 +33,8 @@ struct GenerateParams {
     int width = 0, height = 0;       // 0: the first reference image's processed size, else 1024
     int num_steps = 0;               // 0: the variant's default
     std::optional<float> guidance_scale;
-    uint64_t seed = 0;
+    uint64_t seed = 0;               // image b of the batch uses seed + b ...
+    std::vector<uint64_t> seeds;     // ... unless seeds are given, one per image
     int num_images = 1;              // images per prompt (the batch)
     std::vector<Image> reference_images;
     std::optional<Tensor> initial_noise;            // [B, 128, h/16, w/16] instead of the seeded noise
@@ -44,6 +45,7 @@ struct StepProgress {
     int step, total;
     double step_seconds;
 };
+// Called after every denoising step. It may throw to stop the generation there (the server's cancellation).
 using ProgressFn = std::function<void(const StepProgress&)>;
 
 struct GenerateOutput {
@@ -51,6 +53,7 @@ struct GenerateOutput {
     Tensor latents;  // [B, Li, 128] packed latents after the last step
     int width = 0, height = 0, num_steps = 0;
     float guidance_scale = 0;
+    double denoise_seconds = 0, decode_seconds = 0;  // wall time of the step loop and of the VAE decode
 };
 
 class Flux2Pipeline {

@@ -7,30 +7,44 @@
 #include "models/text_encoder/decoder_checkpoint.h"
 #include "models/text_encoder/text_encoder.h"
 #include "models/tokenizer/chat_template.h"
+#include "models/tokenizer/tokenizer.h"
 
 namespace flux2 {
 
-EncodedPrompts encode_prompts(const std::string& text_encoder_path, const std::string& tokenizer_path,
-                              const std::string& prompt, const std::optional<std::string>& negative_prompt,
-                              const PromptEncodingOptions& options, Backend& backend) {
+int64_t EncodedPrompts::prompt_tokens() const {
+    int64_t tokens = 0;
+    for (int64_t m : attention_mask) tokens += m;
+    return tokens;
+}
+
+PromptEncoder::PromptEncoder(PromptEncoder&&) noexcept = default;
+PromptEncoder& PromptEncoder::operator=(PromptEncoder&&) noexcept = default;
+PromptEncoder::~PromptEncoder() = default;
+
+PromptEncoder PromptEncoder::load(const std::string& text_encoder_path, const std::string& tokenizer_path,
+                                  const std::vector<int>& out_layers, Backend& backend) {
     check(!text_encoder_path.empty(), "encoding a prompt needs a text encoder");
     check(!tokenizer_path.empty(), "no tokenizer found for the text encoder ", text_encoder_path);
-    check(options.max_sequence_length > 0, "--max-sequence-length must be positive");
-    const auto t0 = std::chrono::steady_clock::now();
-    Tokenizer tokenizer = Tokenizer::load(tokenizer_path);
-
-    std::vector<int64_t> layers(options.out_layers.begin(), options.out_layers.end());
+    PromptEncoder pe;
+    pe.tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(tokenizer_path));
+    std::vector<int64_t> layers(out_layers.begin(), out_layers.end());
     if (layers.empty()) {
         // The default layers differ between Mistral (dev) and Qwen3 (klein): read the family from the config.
         const DecoderFamily family = DecoderCheckpoint::open(text_encoder_path).config().family;
         layers = family == DecoderFamily::mistral ? std::vector<int64_t>{10, 20, 30} : std::vector<int64_t>{9, 18, 27};
     }
-    TextEncoder encoder = TextEncoder::load(text_encoder_path, layers, backend);
-    const TemplateKind kind = encoder.config().family == DecoderFamily::mistral ? TemplateKind::mistral : TemplateKind::qwen3;
+    pe.encoder_ = std::make_unique<TextEncoder>(TextEncoder::load(text_encoder_path, layers, backend));
+    return pe;
+}
 
+EncodedPrompts PromptEncoder::encode(const std::string& prompt, const std::optional<std::string>& negative_prompt,
+                                     int max_sequence_length) const {
+    check(max_sequence_length > 0, "max_sequence_length must be positive, got ", max_sequence_length);
+    const TemplateKind kind =
+        encoder_->config().family == DecoderFamily::mistral ? TemplateKind::mistral : TemplateKind::qwen3;
     auto encode_one = [&](const std::string& text, EncodedPrompts* ids_out) {
         std::vector<int32_t> mask;
-        std::vector<int32_t> ids = encode_prompt_ids(tokenizer, kind, text, options.max_sequence_length, &mask);
+        std::vector<int32_t> ids = encode_prompt_ids(*tokenizer_, kind, text, max_sequence_length, &mask);
         TokenBatch batch;
         batch.batch = 1;
         batch.length = static_cast<int64_t>(ids.size());
@@ -40,20 +54,23 @@ EncodedPrompts encode_prompts(const std::string& text_encoder_path, const std::s
             ids_out->input_ids = batch.ids;
             ids_out->attention_mask = batch.attention_mask;
         }
-        return encoder.encode(batch);
+        return encoder_->encode(batch);
     };
     EncodedPrompts out;
     out.prompt_embeds = encode_one(prompt, &out);
     if (negative_prompt) out.negative_prompt_embeds = encode_one(*negative_prompt, nullptr);
-    int64_t tokens = 0;
-    for (int64_t m : out.attention_mask) tokens += m;
-    log_info("encoded prompt (", tokens, " tokens, ", template_kind_name(kind), " template, layers ",
-             [&] {
-                 std::string s;
-                 for (int64_t l : layers) s += (s.empty() ? "" : " ") + std::to_string(l);
-                 return s;
-             }(),
-             ") in ", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+    return out;
+}
+
+EncodedPrompts encode_prompts(const std::string& text_encoder_path, const std::string& tokenizer_path,
+                              const std::string& prompt, const std::optional<std::string>& negative_prompt,
+                              const PromptEncodingOptions& options, Backend& backend) {
+    check(options.max_sequence_length > 0, "--max-sequence-length must be positive");
+    const auto t0 = std::chrono::steady_clock::now();
+    const PromptEncoder encoder = PromptEncoder::load(text_encoder_path, tokenizer_path, options.out_layers, backend);
+    EncodedPrompts out = encoder.encode(prompt, negative_prompt, options.max_sequence_length);
+    log_info("encoded prompt (", out.prompt_tokens(), " tokens) in ",
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
              " s; peak memory so far ", backend.peak_memory_bytes() / 1e9, " GB; text encoder released");
     return out;
 }

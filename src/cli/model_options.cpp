@@ -1,0 +1,48 @@
+#include "cli/model_options.h"
+
+#include "core/error.h"
+#include "core/parallel.h"
+
+namespace flux2::cli {
+
+BackendOptions ModelOptions::backend_options() const {
+    if (threads > 0) set_num_threads(threads);
+    BackendOptions options;
+    options.device = device;
+    options.precision = precision;
+    options.residency = residency;
+    options.cuda_graphs = !no_cuda_graphs;
+    check(activations == "w4a16" || activations == "w4a4", "--activations must be w4a16 or w4a4");
+    options.nvfp4_activations = activations == "w4a4" ? Nvfp4Activations::w4a4 : Nvfp4Activations::w4a16;
+    return options;
+}
+
+void add_model_options(CLI::App* cmd, ModelOptions& o) {
+    cmd->add_option("--model-path", o.components.model_path,
+                    "diffusers pipeline folder, transformer file/folder, or Hugging Face repo id (local cache)");
+    cmd->add_option("--transformer-weights-path", o.components.transformer_weights_path,
+                    "transformer weights overriding the model's (e.g. black-forest-labs/FLUX.2-dev-NVFP4; a folder "
+                    "with both NVFP4 files uses *-mixed.safetensors)");
+    cmd->add_option("--base-model-path", o.components.base_model_path,
+                    "where a transformer-only model takes its VAE and text encoder from")
+        ->capture_default_str();
+    cmd->add_option("--text-encoder", o.components.text_encoder_path, "text encoder folder (with its tokenizer)");
+    cmd->add_option("--vae-path", o.components.vae_path, "VAE folder or BFL ae.safetensors");
+    cmd->add_option("--klein-mode", o.klein_mode,
+                    "auto, distilled or base (auto: is_distilled of the pipeline's model_index.json, else base when "
+                    "the transformer's path names klein-base)")
+        ->capture_default_str();
+    cmd->add_option("--text-encoder-out-layers", o.out_layers,
+                    "hidden layers stacked (default dev 10 20 30, klein 9 18 27)");
+    cmd->add_option("--device", o.device, "cpu or cuda")->capture_default_str();
+    cmd->add_option("--precision", o.precision,
+                    "GPU linear path: fp8 (default on Hopper and newer), bf16, or fp4 (Blackwell, untested on hardware)");
+    cmd->add_option("--residency", o.residency,
+                    "fp8 path: keep NVFP4 weights as fp8 (default) or fp4 (4-bit resident, converted per layer)");
+    cmd->add_option("--activations", o.activations, "CPU NVFP4 numerics: w4a16 or w4a4")->capture_default_str();
+    cmd->add_flag("--no-cuda-graphs", o.no_cuda_graphs,
+                  "cuda: run every denoising step op by op instead of replaying the first one as a CUDA graph");
+    cmd->add_option("--threads", o.threads, "CPU threads");
+}
+
+}  // namespace flux2::cli

@@ -1,0 +1,29 @@
+#pragma once
+// The flags that choose a model and how it runs, shared by `generate` and `serve` so that both resolve components
+// and pick backends the same way.
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "backend/backend.h"
+#include "pipeline/model_components.h"
+
+namespace flux2::cli {
+
+struct ModelOptions {
+    ComponentArgs components;
+    std::string klein_mode = "auto";
+    std::vector<int> out_layers;
+    std::string device = "cpu", precision, activations = "w4a16", residency;
+    bool no_cuda_graphs = false;
+    int threads = 0;
+
+    bool demo() const { return components.model_path.empty() && components.transformer_weights_path.empty(); }
+    // Checks the values and applies --threads; the options for make_backend.
+    BackendOptions backend_options() const;
+};
+
+void add_model_options(CLI::App* cmd, ModelOptions& o);
+
+}  // namespace flux2::cli

@@ -1,0 +1,82 @@
+#include "pipeline/flux2_engine.h"
+
+#include <chrono>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "models/flux2/flux2_transformer.h"
+#include "models/transformer_checkpoint.h"
+#include "models/vae/vae.h"
+#include "pipeline/image_ops.h"
+#include "pipeline/prompt_encoding.h"
+#include "pipeline/variant.h"
+
+namespace flux2 {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+Flux2Engine::~Flux2Engine() = default;
+
+std::unique_ptr<Flux2Engine> Flux2Engine::load(const EngineOptions& options) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::unique_ptr<Flux2Engine> e(new Flux2Engine());
+    e->options_ = options;
+    e->paths_ = resolve_components(options.components, /*needs_text_encoder=*/true);
+    log_info("components: ", e->paths_.describe());
+    e->backend_ = make_backend(options.backend);
+
+    TransformerCheckpoint ckpt = TransformerCheckpoint::open(e->paths_.transformer);
+    e->config_ = Flux2Config::for_checkpoint(ckpt);
+    e->variant_ = pick_variant(e->config_, e->paths_, options.klein_mode);
+    const std::vector<int> out_layers = options.text_encoder_out_layers.empty()
+                                            ? defaults_for(e->variant_).text_encoder_out_layers
+                                            : options.text_encoder_out_layers;
+    e->prompt_encoder_ = std::make_unique<PromptEncoder>(
+        PromptEncoder::load(e->paths_.text_encoder, e->paths_.tokenizer, out_layers, *e->backend_));
+    e->transformer_ = std::make_unique<Flux2Transformer>(Flux2Transformer::load(ckpt, e->config_, *e->backend_));
+    e->vae_ = std::make_unique<Flux2Vae>(Flux2Vae::load(e->paths_.vae, *e->backend_));
+    log_info("models loaded (", variant_name(e->variant_), ") in ", seconds_since(t0), " s; memory ",
+             e->backend_->peak_memory_bytes() / 1e9, " GB");
+    return e;
+}
+
+EngineResult Flux2Engine::generate(const EngineRequest& r, const ProgressFn& progress) {
+    const Flux2Defaults defaults = defaults_for(variant_);
+    const float guidance = r.guidance_scale.value_or(defaults.guidance_scale);
+    const bool cfg = variant_ == Flux2Variant::klein_base && guidance > 1.0f;
+
+    EngineResult out;
+    const auto t0 = std::chrono::steady_clock::now();
+    const EncodedPrompts enc = prompt_encoder_->encode(
+        r.prompt, cfg ? std::optional<std::string>(r.negative_prompt) : std::nullopt, r.max_sequence_length);
+    out.prompt_tokens = enc.prompt_tokens();
+    out.text_encoder_seconds = seconds_since(t0);
+
+    GenerateParams params;
+    params.width = r.width;
+    params.height = r.height;
+    params.num_steps = r.num_steps;
+    params.guidance_scale = guidance;
+    params.seed = r.seed;
+    params.seeds = r.seeds;
+    params.num_images = r.num_images;
+    params.reference_images = r.reference_images;
+    const Flux2Pipeline pipeline(variant_, *transformer_, *vae_);
+    const GenerateOutput g = pipeline.generate(params, enc.prompt_embeds, enc.negative_prompt_embeds, progress);
+
+    for (int i = 0; i < g.images.dim(0); ++i) out.images.push_back(unit_tensor_to_image(g.images, i));
+    out.width = g.width;
+    out.height = g.height;
+    out.num_steps = g.num_steps;
+    out.guidance_scale = g.guidance_scale;
+    out.denoise_seconds = g.denoise_seconds;
+    out.decode_seconds = g.decode_seconds;
+    out.peak_memory_bytes = backend_->peak_memory_bytes();
+    return out;
+}
+
+}  // namespace flux2

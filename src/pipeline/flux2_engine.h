@@ -1,0 +1,82 @@
+#pragma once
+// A FLUX.2 pipeline whose components stay loaded: text encoder + tokenizer, transformer and VAE are read once and
+// every request runs on them (`flux2 serve`). Each request takes the same steps as `flux2 generate`: encode the
+// prompt, Flux2Pipeline::generate, convert to 8-bit images, so both give the same pixels for the same inputs.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "io/image.h"
+#include "models/flux2/flux2_config.h"
+#include "pipeline/flux2_pipeline.h"
+#include "pipeline/model_components.h"
+
+namespace flux2 {
+
+struct EngineOptions {
+    ComponentArgs components;
+    std::string klein_mode = "auto";
+    BackendOptions backend;
+    std::vector<int> text_encoder_out_layers;  // empty: the variant's default
+};
+
+struct EngineRequest {
+    std::string prompt;
+    std::string negative_prompt;  // klein base with guidance > 1 only (true CFG)
+    int width = 0, height = 0;    // 0: the first reference's processed size, else 1024
+    int num_steps = 0;            // 0: the variant's default
+    std::optional<float> guidance_scale;
+    uint64_t seed = 0;            // image b uses seed + b, unless seeds has one per image
+    std::vector<uint64_t> seeds;
+    int num_images = 1;
+    int max_sequence_length = 512;
+    std::vector<Image> reference_images;
+};
+
+struct EngineResult {
+    std::vector<Image> images;
+    int width = 0, height = 0, num_steps = 0;
+    float guidance_scale = 0;
+    int64_t prompt_tokens = 0;
+    double text_encoder_seconds = 0, denoise_seconds = 0, decode_seconds = 0;
+    int64_t peak_memory_bytes = 0;
+};
+
+class PromptEncoder;
+class Flux2Transformer;
+class Flux2Vae;
+
+class Flux2Engine {
+public:
+    // Resolves the components as `generate` does, makes the backend and loads everything (minutes for real models).
+    static std::unique_ptr<Flux2Engine> load(const EngineOptions& options);
+    ~Flux2Engine();
+
+    // One request, on the calling thread; not re-entrant (one job at a time per device). `progress` runs after each
+    // denoising step and may throw to cancel.
+    EngineResult generate(const EngineRequest& request, const ProgressFn& progress = {});
+
+    Flux2Variant variant() const { return variant_; }
+    const Flux2Config& config() const { return config_; }
+    const ComponentPaths& paths() const { return paths_; }
+    Backend& backend() { return *backend_; }
+    // Whether a negative prompt / CFG scale means anything for this model.
+    bool has_true_cfg() const { return variant_ == Flux2Variant::klein_base; }
+
+private:
+    Flux2Engine() = default;
+
+    EngineOptions options_;
+    ComponentPaths paths_;
+    Flux2Config config_;
+    Flux2Variant variant_ = Flux2Variant::dev;
+    std::unique_ptr<Backend> backend_;
+    std::unique_ptr<PromptEncoder> prompt_encoder_;
+    std::unique_ptr<Flux2Transformer> transformer_;
+    std::unique_ptr<Flux2Vae> vae_;
+};
+
+}  // namespace flux2

@@ -1,0 +1,16 @@
+#pragma once
+// Route registration, one function per API family; http_server.cpp calls them.
+#include <string>
+
+#include <httplib.h>
+
+#include "server/image_service.h"
+
+namespace flux2::server {
+
+// POST /v1/images/generations, POST /v1/images/edits, GET /v1/images/{id}/content.
+void register_image_routes(httplib::Server& http, ImageService& service);
+// GET /v1/models[/{id}], /health, /health/live, /metrics, and the page at /.
+void register_info_routes(httplib::Server& http, ImageService& service);
+
+}  // namespace flux2::server
