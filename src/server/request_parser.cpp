@@ -250,7 +250,9 @@ ImageRequest parse_fields(RequestKind kind, const Fields& f, std::vector<Image> 
     std::string w_param = "size", h_param = "size";
     if (auto v = f.integer("width", 1, 1 << 20)) w = *v, w_param = "width";
     if (auto v = f.integer("height", 1, 1 << 20)) h = *v, h_param = "height";
-    if ((w == 0) != (h == 0)) throw bad_size(w == 0 ? w_param : h_param, "give both width and height, or neither");
+    if ((w == 0) != (h == 0))
+        throw bad_size(w == 0 ? (h_param == "height" ? "width" : "size") : (w_param == "width" ? "height" : "size"),
+                       "give both width and height, or neither");
     if (w == 0 && references.empty()) w = model.default_width, h = model.default_height;
     if (w == 0) {  // the pipeline takes the first reference's processed size: check it here
         const Tensor first = preprocess_reference_image(references.front());
