@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/synthetic_pipeline.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "models/flux2/flux2_bench_inputs.h"
@@ -20,7 +21,7 @@ namespace flux2::cli {
 
 namespace {
 struct BenchArgs {
-    std::string model = "klein-4b", device = "cuda", precisions, resolutions = "512,1024", residency;
+    std::string model = "klein-4b", device = "cuda", precisions, resolutions = "512,1024", residency, save_pipeline;
     int steps = 5, warmup = 2, text_tokens = 512;
     bool profile = false, no_cuda_graphs = false;
     uint64_t seed = 0;
@@ -45,6 +46,14 @@ double step_flops(const Flux2Config& c, int64_t Li, int64_t Lt) {
 }
 
 void run_bench(const BenchArgs& a) {
+    if (!a.save_pipeline.empty()) {
+        check(a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b",
+              "--save-pipeline needs --model dev, klein-4b or klein-9b");
+        log_info("writing a real-size synthetic ", a.model, " pipeline to ", a.save_pipeline);
+        write_synthetic_pipeline(a.save_pipeline, real_size_pipeline_spec(a.model, a.seed));
+        std::printf("%s\n", a.save_pipeline.c_str());
+        return;
+    }
     const bool preset = a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b";
     std::vector<std::string> precisions = split_list(a.precisions);
     if (precisions.empty()) precisions = a.device == "cpu" ? std::vector<std::string>{""} : std::vector<std::string>{"bf16", "fp8"};
@@ -149,6 +158,9 @@ void register_bench(CLI::App& app) {
                   "after the timed steps, run one step op by op and print the device time per op and GEMM shape");
     cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,
                   "time steps op by op instead of replaying the recorded step (CUDA graphs)");
+    cmd->add_option("--save-pipeline", a->save_pipeline,
+                    "instead of timing, write a servable pipeline folder with random weights at --model's real size\n"
+                    "(transformer NVFP4-mixed, VAE, Qwen3 text encoder; dev's is a smaller stand-in) and exit");
     cmd->callback([a] { run_bench(*a); });
 }
 

@@ -1,0 +1,36 @@
+#pragma once
+// Complete FLUX.2 pipeline folders with deterministic random weights in the real on-disk formats (diffusers layout:
+// model_index.json, a BFL NVFP4-mixed transformer file, vae/, a Qwen3-style text_encoder/ and the real Qwen3
+// tokenizer). The demo model is the small one; `flux2 bench --save-pipeline` writes real-size ones for timing the
+// whole pipeline and the server on a GPU. Pictures made with them are noise.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/flux2/flux2_config.h"
+
+namespace flux2::cli {
+
+struct SyntheticPipelineSpec {
+    Flux2Config transformer;         // joint_attention_dim must be 3 x the text encoder's hidden size
+    nlohmann::json text_encoder;     // a Qwen3 config.json
+    std::vector<int64_t> text_encoder_layers;  // the hidden layers its load declares (and so the file holds)
+    nlohmann::json vae;              // an AutoencoderKLFlux2 config.json
+    uint64_t seed = 0;
+    std::string transformer_file;    // file name inside transformer/
+};
+
+// The built-in demo: klein-style, D 256, a 64-wide 28-layer text encoder, a small VAE.
+SyntheticPipelineSpec demo_pipeline_spec();
+// Real dimensions: "klein-4b" / "klein-9b" with the Qwen3-4B / Qwen3-8B encoders and the FLUX.2 VAE; "dev" with a
+// 5120-wide Qwen3-style stand-in for Mistral-Small (30 layers, MLP 4096: the transformer and VAE are real size, the
+// text encoder is ~4B parameters instead of 24B so that the folder fits the GPU machine's disk).
+SyntheticPipelineSpec real_size_pipeline_spec(const std::string& preset, uint64_t seed);
+
+// Writes the folder at `dir` (which must not exist yet, or is replaced).
+void write_synthetic_pipeline(const std::filesystem::path& dir, const SyntheticPipelineSpec& spec);
+
+}  // namespace flux2::cli
