@@ -67,6 +67,27 @@ PC
     echo "ICU: carried headers as $major + $lib"
   fi
 fi
+# libwebp: carried headers, paired with the machine's runtime library or else the carried one.
+if ! { command -v pkg-config >/dev/null && pkg-config --exists libwebp; } && [ -d third_party/device/webp/include ]; then
+  lib=$(ldconfig -p | awk '/libwebp\.so\.7 .*x86-64/ {print $NF; exit}')
+  [ -n "$lib" ] || lib=$root/third_party/device/webp/lib/libwebp.so.7
+  ln -sf "$lib" "$shim/lib/libwebp.so"
+  cat > "$shim/pkgconfig/libwebp.pc" <<PC
+Name: libwebp
+Description: libwebp with carried headers
+Version: 1.2.4
+Libs: -L$shim/lib -lwebp -Wl,-rpath,$(dirname "$lib")
+Cflags: -I$root/third_party/device/webp/include
+PC
+  export PKG_CONFIG_PATH=$shim/pkgconfig:${PKG_CONFIG_PATH:-}
+  echo "libwebp: carried headers + $lib"
+fi
+# cpp-httplib: header-only copy of the Debian package's version when the machine has no package.
+httplib_flag=""
+if ! { command -v pkg-config >/dev/null && pkg-config --exists cpp-httplib; } && [ -f third_party/device/httplib/httplib.h ]; then
+  httplib_flag="-DFLUX2_HTTPLIB_HEADER_DIR=$root/third_party/device/httplib"
+  echo "cpp-httplib: header-only copy"
+fi
 if ! command -v pkg-config >/dev/null; then
   ln -sf "$root/scripts/pkg-config-shim.py" "$shim/bin/pkg-config"
   export PATH=$shim/bin:$PATH
@@ -75,7 +96,7 @@ fi
 
 echo "== build (sm_90a)"
 start=$(date +%s)
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a $httplib_flag \
   ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} >"$out/configure.txt" 2>&1 || { tail -40 "$out/configure.txt"; exit 2; }
 cmake --build build-gpu -j "$jobs" -- -k 0 >"$out/build.txt" 2>&1 || grep -E "error|FAILED" "$out/build.txt" | head -40
 echo "build: $(( $(date +%s) - start )) s"
@@ -99,6 +120,23 @@ for spec in ${FLUX2_STEP_BENCH:-}; do
   ./build-gpu/flux2 bench --model "$model" --device cuda --precision "${FLUX2_STEP_PRECISIONS:-bf16,fp8}" \
     --resolutions "$res" --steps 5 --warmup 2 ${FLUX2_STEP_ARGS:-} 2>&1 | grep -v "^\[flux2 info\]" | tee -a "$out/step_bench.txt"
   PYTHONUNBUFFERED=1 python3 bench/torch_flux2_step.py --model "$model" --res "$res" 2>&1 | tee -a "$out/step_bench.txt"
+done
+
+# The server (docs/PERFORMANCE.md): FLUX2_SERVE_BENCH=dev writes a real-size synthetic pipeline, times
+# `flux2 bench` at 1024 (fp8) and then `flux2 serve` on the same weights (bench/serve_bench.py), in this call.
+for model in ${FLUX2_SERVE_BENCH:-}; do
+  echo "== server benchmark $model"
+  dir=${FLUX2_SYNTH_DIR:-/tmp/flux2-synth}-$model
+  start=$(date +%s)
+  [ -f "$dir/model_index.json" ] || ./build-gpu/flux2 bench --save-pipeline "$dir" --model "$model" --log-level warn
+  echo "synthetic pipeline written in $(( $(date +%s) - start )) s: $(du -sh "$dir" | cut -f1)"
+  bench_out=$(./build-gpu/flux2 bench --model "$model" --device cuda --precision fp8 --resolutions 1024 --steps 5 \
+    --warmup 2 --log-level warn 2>&1 | tee -a "$out/serve_bench.txt")
+  echo "$bench_out"
+  step=$(echo "$bench_out" | awk '$3 == "fp8" {print $4; exit}')
+  PYTHONUNBUFFERED=1 SERVE_LOG="$out/serve_log.txt" python3 bench/serve_bench.py --flux2 build-gpu/flux2 \
+    --model-path "$dir" --size 1024 --steps 28 --clients 4 --requests-per-client 2 --bench-step-s "${step:-0}" \
+    2>&1 | tee -a "$out/serve_bench.txt"
 done
 
 [ -n "${FLUX2_SKIP_BENCH:-}" ] && exit $status

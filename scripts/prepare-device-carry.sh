@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run here (the development machine) before a device run: puts what the GPU machine lacks into third_party/,
-# which the device tool's `carry` then takes along: the cuDNN frontend headers, and copies of this machine's
-# PCRE2 and ICU headers (the GPU machine has only their runtime libraries; docs/CUDA.md).
+# which the device tool's `carry` then takes along: the cuDNN frontend headers, copies of this machine's PCRE2, ICU
+# and libwebp headers (the GPU machine has only their runtime libraries, if that; docs/CUDA.md), this machine's
+# libwebp for where it has none, and a header-only cpp-httplib of the Debian package's version (0.11.4) from
+# $FLUX2_HTTPLIB_SOURCE (a checkout of cpp-httplib at v0.11.4) for the server there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-cuda-headers.sh
@@ -9,4 +11,11 @@ mkdir -p third_party/device/pcre2 third_party/device/icu
 cp /usr/include/pcre2.h third_party/device/pcre2/
 rm -rf third_party/device/icu/unicode
 cp -r /usr/include/unicode third_party/device/icu/
+mkdir -p third_party/device/webp/include/webp third_party/device/webp/lib
+cp /usr/include/webp/*.h third_party/device/webp/include/webp/
+cp -L /usr/lib/x86_64-linux-gnu/libwebp.so.7 third_party/device/webp/lib/
+if [ -n "${FLUX2_HTTPLIB_SOURCE:-}" ]; then
+  mkdir -p third_party/device/httplib
+  git -C "$FLUX2_HTTPLIB_SOURCE" show v0.11.4:httplib.h > third_party/device/httplib/httplib.h
+fi
 du -sh third_party

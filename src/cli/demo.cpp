@@ -16,9 +16,9 @@ namespace flux2::cli {
 namespace {
 fs::path demo_dir() {
     if (const char* d = std::getenv("FLUX2_DEMO_DIR"); d && *d) return d;
-    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "flux2cpp" / "demo-v1";
+    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "flux2cpp" / "demo-v2";
     const char* home = std::getenv("HOME");
-    return fs::path(home ? home : "/tmp") / ".cache" / "flux2cpp" / "demo-v1";
+    return fs::path(home ? home : "/tmp") / ".cache" / "flux2cpp" / "demo-v2";
 }
 
 }  // namespace

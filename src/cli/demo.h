@@ -6,7 +6,7 @@
 
 namespace flux2::cli {
 
-// The demo folder ($FLUX2_DEMO_DIR, else $XDG_CACHE_HOME/flux2cpp/demo-v1, else ~/.cache/flux2cpp/demo-v1),
+// The demo folder ($FLUX2_DEMO_DIR, else $XDG_CACHE_HOME/flux2cpp/demo-v2, else ~/.cache/flux2cpp/demo-v2),
 // created on first use. A diffusers-style layout: model_index.json, transformer/, vae/, text_encoder/, tokenizer/.
 std::string ensure_demo_model();
 

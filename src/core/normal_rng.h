@@ -17,9 +17,14 @@ public:
     }
     // Uniform in [0, 1) with 24 random bits.
     float uniform() { return static_cast<float>(gen_() >> 40) * 0x1.0p-24f; }
+    uint64_t bits() { return gen_(); }
 
 private:
     std::mt19937_64 gen_;
 };
+
+// out[i] = mean + stddev * N(0, 1) for i in [0, n). Blocks of 4096 values each come from their own NormalRng seeded
+// by (seed, block index), so the fill runs in parallel and gives the same values for any number of threads.
+void fill_normal(float* out, int64_t n, uint64_t seed, float mean, float stddev);
 
 }  // namespace flux2

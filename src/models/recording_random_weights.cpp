@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "quant/float_codecs.h"
 
 namespace flux2 {
@@ -35,14 +36,21 @@ Tensor RecordingRandomWeights::take_f32(const std::string& name, const Shape& ex
     auto ends_with = [&](const char* s) { return name.size() >= std::strlen(s) && name.ends_with(s); };
     const bool is_stat = ends_with("running_var") || ends_with("running_mean");
     std::vector<float> v(n);
-    for (auto& x : v) {
-        float r = rng_.normal();
-        if (ends_with("running_var")) x = 0.5f + rng_.uniform();
-        else if (ends_with("running_mean")) x = 0.3f * r;
-        else if (expected.size() == 1 && (ends_with("bias"))) x = 0.02f * r;
-        else if (expected.size() == 1) x = 1.0f + 0.1f * r;  // norm gains
-        else x = r / std::sqrt(static_cast<float>(fan_in));
-        if (!is_stat) x = bf16_to_f32(f32_to_bf16(x));  // the file stores bf16: compute with what it holds
+    fill_normal(v.data(), n, rng_.bits(), 0.0f, 1.0f);
+    if (ends_with("running_var")) {
+        for (auto& x : v) x = 0.5f + rng_.uniform();
+    } else {
+        const float mean = expected.size() == 1 && !ends_with("bias") && !is_stat ? 1.0f : 0.0f;
+        const float stddev = ends_with("running_mean")                ? 0.3f
+                             : expected.size() == 1 && ends_with("bias") ? 0.02f
+                             : expected.size() == 1                      ? 0.1f  // norm gains around 1
+                                                                         : 1.0f / std::sqrt(static_cast<float>(fan_in));
+        parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) {
+                v[i] = mean + stddev * v[i];
+                if (!is_stat) v[i] = bf16_to_f32(f32_to_bf16(v[i]));  // the file stores bf16: compute with what it holds
+            }
+        });
     }
     recorded_[name] = {expected, v};
     return Tensor::from_f32(expected, v);

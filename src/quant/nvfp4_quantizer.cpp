@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "quant/float_codecs.h"
 #include "quant/nvfp4.h"
 
@@ -11,14 +13,21 @@ namespace flux2 {
 
 Nvfp4Weight quantize_nvfp4_weight(const float* w, int64_t out, int64_t in) {
     check(in % kNvfp4Block == 0, "NVFP4 needs in_features divisible by 16, got ", in);
-    float amax = 0;
-    for (int64_t i = 0; i < out * in; ++i) amax = std::max(amax, std::fabs(w[i]));
+    // Rows are independent once the tensor's amax is known: both passes run in parallel (real-size synthetic
+    // checkpoints quantize billions of weights).
+    std::vector<float> row_amax(out, 0.0f);
+    parallel_for(out, 16, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+            for (int64_t i = 0; i < in; ++i) row_amax[r] = std::max(row_amax[r], std::fabs(w[r * in + i]));
+    });
+    const float amax = out > 0 ? *std::max_element(row_amax.begin(), row_amax.end()) : 0.0f;
     Nvfp4Weight q;
     q.weight_scale_2 = amax / (kE4m3Max * kE2m1Max);
     const int64_t blocks = in / kNvfp4Block;
     q.codes.assign(out * in / 2, 0);
     q.scales.assign(out * blocks, 0);
-    for (int64_t r = 0; r < out; ++r) {
+    parallel_for(out, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
         for (int64_t b = 0; b < blocks; ++b) {
             const float* x = w + r * in + b * kNvfp4Block;
             float bmax = 0;
@@ -36,6 +45,7 @@ Nvfp4Weight quantize_nvfp4_weight(const float* w, int64_t out, int64_t in) {
             }
         }
     }
+    });
     return q;
 }
 

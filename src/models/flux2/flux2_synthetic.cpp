@@ -14,9 +14,10 @@
 namespace flux2 {
 
 namespace {
+// Each tensor draws its own seed from the writer's sequence, then fills in parallel.
 std::vector<float> fill(NormalRng& rng, int64_t n, float mean, float stddev) {
     std::vector<float> v(n);
-    for (auto& x : v) x = mean + stddev * rng.normal();
+    fill_normal(v.data(), n, rng.bits(), mean, stddev);
     return v;
 }
 
