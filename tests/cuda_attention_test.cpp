@@ -56,5 +56,20 @@ TEST_F(CudaAttention, MatchesSoftmaxReference) {
     EXPECT_THROW(be->attention(up(randn({1, 4, 2, 8})), up(randn({1, 5, 2, 8})), up(randn({1, 4, 2, 8}))), Error);
 }
 
+// Head dims beyond cuDNN SDPA's 256 (the FLUX.2 VAE's mid-block attention has one head of 512) take the cuBLAS +
+// softmax path.
+TEST_F(CudaAttention, WideHeadsMatchSoftmaxReference) {
+    struct Case {
+        int64_t B, L, H, Dh;
+    };
+    for (Case c : {Case{1, 77, 1, 512}, Case{2, 40, 2, 320}, Case{1, 300, 1, 512}}) {
+        Tensor q = randn({c.B, c.L, c.H, c.Dh}, 0.3f), k = randn({c.B, c.L, c.H, c.Dh}, 0.3f);
+        Tensor v = randn({c.B, c.L, c.H, c.Dh});
+        std::vector<float> got = down(be->attention(up(q), up(k), up(v)));
+        ASSERT_TRUE(all_finite(got));
+        EXPECT_LE(rel_error(got, attention_ref(q, k, v)), kTol) << c.B << "x" << c.L << "x" << c.H << "x" << c.Dh;
+    }
+}
+
 }  // namespace
 }  // namespace flux2::test

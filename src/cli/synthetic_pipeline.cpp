@@ -84,7 +84,7 @@ SyntheticPipelineSpec real_size_pipeline_spec(const std::string& preset, uint64_
     s.transformer = Flux2Config::preset(preset);
     if (preset == "klein-4b") s.text_encoder = qwen3_config(2560, 36, 32, 8, 128, 9728);        // Qwen3-4B
     else if (preset == "klein-9b") s.text_encoder = qwen3_config(4096, 36, 32, 8, 128, 12288);  // Qwen3-8B
-    else s.text_encoder = qwen3_config(5120, 30, 32, 8, 128, 4096);  // stand-in for Mistral-Small (dev)
+    else s.text_encoder = qwen3_config(5120, 30, 8, 8, 128, 512);  // stand-in for Mistral-Small (dev)
     const int64_t layers = s.text_encoder["num_hidden_layers"].get<int64_t>();
     s.text_encoder_layers = {layers};
     check(s.transformer.joint_attention_dim == 3 * s.text_encoder["hidden_size"].get<int64_t>(),

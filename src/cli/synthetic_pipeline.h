@@ -26,8 +26,9 @@ struct SyntheticPipelineSpec {
 // The built-in demo: klein-style, D 256, a 64-wide 28-layer text encoder, a small VAE.
 SyntheticPipelineSpec demo_pipeline_spec();
 // Real dimensions: "klein-4b" / "klein-9b" with the Qwen3-4B / Qwen3-8B encoders and the FLUX.2 VAE; "dev" with a
-// 5120-wide Qwen3-style stand-in for Mistral-Small (30 layers, MLP 4096: the transformer and VAE are real size, the
-// text encoder is ~4B parameters instead of 24B so that the folder fits the GPU machine's disk).
+// 5120-wide Qwen3-style stand-in for Mistral-Small (30 layers, 8 heads, MLP 512: the transformer and VAE are real
+// size, the text encoder has the real output width but ~1.7B parameters instead of 24B, so that the folder is
+// written in minutes and fits the GPU machine's disk; its prompt-encoding time is not Mistral's).
 SyntheticPipelineSpec real_size_pipeline_spec(const std::string& preset, uint64_t seed);
 
 // Writes the folder at `dir` (which must not exist yet, or is replaced).

@@ -105,7 +105,7 @@ constexpr std::string_view kPage = R"flux2page(<!doctype html>
           <input id="steps" name="steps" type="number" min="1" max="200" step="1" placeholder="default">
         </label>
         <label for="seed">Seed
-          <input id="seed" name="seed" type="number" step="1" value="0" required>
+          <input id="seed" name="seed" type="number" min="0" step="1" value="0" required>
         </label>
       </div>
       <label for="images">Reference images <small>optional, PNG or JPEG: edits them</small>
@@ -122,8 +122,7 @@ constexpr std::string_view kPage = R"flux2page(<!doctype html>
   </section>
   <section class="card" aria-labelledby="result-title">
     <h2 id="result-title" class="hidden">Result</h2>
-    <label for="progress" class="hidden">Progress</label>
-    <progress id="progress" max="1" value="0"></progress>
+    <progress id="progress" max="1" value="0" aria-label="Progress"></progress>
     <p id="status" role="status" aria-live="polite">Ready.</p>
     <div class="stage">
       <img id="result" alt="">

@@ -95,9 +95,17 @@ CudnnSdpa::Plan& CudnnSdpa::plan(int64_t B, int64_t L, int64_t H, int64_t Dh, in
 void CudnnSdpa::run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
                     int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
     if (B == 0 || L == 0 || H == 0) return;
-    check(Dh % 8 == 0 && Dh <= 256, "cuDNN SDPA needs a head dim divisible by 8 and at most 256, got ", Dh);
     if (v_row == 0) v_row = H * Dh;
     if (o_row == 0) o_row = H * Dh;
+    if (Dh > 256) {
+        if (!wide_) {
+            wide_ = std::make_unique<WideHeadAttention>(stream_);
+            log_info("attention with head dim ", Dh, " (beyond cuDNN SDPA's 256): cuBLAS Q K^T, softmax, P V");
+        }
+        wide_->run(q, k, v, o, B, L, H, Dh, v_row, o_row);
+        return;
+    }
+    check(Dh % 8 == 0, "cuDNN SDPA needs a head dim divisible by 8, got ", Dh);
     check(v_row % 8 == 0 && o_row % 8 == 0 && v_row >= H * Dh && o_row >= H * Dh, "cuDNN SDPA: token strides of V (",
           v_row, ") and O (", o_row, ") must be multiples of 8 and at least H * Dh = ", H * Dh);
     Plan& p = plan(B, L, H, Dh, v_row, o_row);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <tuple>
 
+#include "backend/cuda/attention_wide_head.h"
 #include "backend/cuda/device_memory.h"
 
 namespace flux2::cuda {
@@ -19,7 +20,8 @@ public:
     CudnnSdpa(const CudnnSdpa&) = delete;
     CudnnSdpa& operator=(const CudnnSdpa&) = delete;
 
-    // q, k, v, o: BF16 [B, L, H, Dh] (o is therefore [B, L, H*Dh]); Dh must be a multiple of 8, at most 256.
+    // q, k, v, o: BF16 [B, L, H, Dh] (o is therefore [B, L, H*Dh]); Dh a multiple of 8. Head dims above 256 (the
+    // VAE's mid-block attention) go to WideHeadAttention, logged once.
     // v_row / o_row: elements between consecutive tokens of v / o when they are column ranges of wider rows
     // (0 = packed, H * Dh); the pointers then point at the range's first column (16-byte aligned).
     void run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
@@ -34,6 +36,7 @@ private:
     std::shared_ptr<void> workspace_;
     int64_t workspace_bytes_ = 0;
     std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
+    std::unique_ptr<WideHeadAttention> wide_;
 };
 
 }  // namespace flux2::cuda
