@@ -16,7 +16,7 @@ namespace flux2::cli {
 namespace {
 struct EncodePromptArgs {
     ComponentArgs components;
-    std::string prompt, negative_prompt, output, device = "cpu";
+    std::string prompt, negative_prompt, output, device = "auto";
     bool with_negative = false;
     int max_sequence_length = 512;
     std::vector<int> out_layers;
@@ -70,7 +70,7 @@ void register_encode_prompt(CLI::App& app) {
     cmd->add_option("--max-sequence-length", a->max_sequence_length, "tokens")->capture_default_str();
     cmd->add_option("--text-encoder-out-layers", a->out_layers,
                     "hidden layers to stack (default Mistral 10 20 30, Qwen3 9 18 27)");
-    cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+    cmd->add_option("--device", a->device, "auto (a usable GPU, else cpu), cpu, cuda or cuda:N")->capture_default_str();
     cmd->add_option("--output", a->output, "safetensors file to write")->required();
     cmd->callback([a, neg] {
         a->with_negative = neg->count() > 0;

@@ -13,7 +13,7 @@ namespace flux2::cli {
 
 namespace {
 struct ForwardArgs {
-    std::string model, inputs, output, activations = "w4a16", device = "cpu";
+    std::string model, inputs, output, activations = "w4a16", device = "auto";
     int threads = 0;
 };
 
@@ -76,7 +76,7 @@ void register_forward(CLI::App& app) {
                     "NVFP4 layers: w4a16 (exact weights, float activations) or w4a4 (activations quantized to "
                     "NVFP4 as a Blackwell FP4 GEMM does)")
         ->capture_default_str();
-    cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+    cmd->add_option("--device", a->device, "auto (a usable GPU, else cpu), cpu, cuda or cuda:N")->capture_default_str();
     cmd->add_option("--threads", a->threads, "CPU threads (default: all cores or $FLUX2_THREADS)");
     cmd->callback([a] { run_forward(*a); });
 }

@@ -39,7 +39,7 @@ struct GenerateArgs {
     std::vector<int> out_layers;
     float guidance_scale = NAN;
     uint64_t seed = 0;
-    std::string device = "cpu", precision, activations = "w4a16", residency;
+    std::string device = "auto", precision, activations = "w4a16", residency;
     bool no_cuda_graphs = false;
 };
 
@@ -259,7 +259,7 @@ void register_generate(CLI::App& app) {
                     "safetensors with prompt_embeds [B,Lt,ctx] (and negative_prompt_embeds) instead of a text encoder");
     cmd->add_option("--initial-noise", a->initial_noise, "safetensors with latents [B,128,H/16,W/16] replacing the noise");
     cmd->add_option("--save-latents", a->save_latents, "write the final packed latents [B,Li,128] here");
-    cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+    cmd->add_option("--device", a->device, "auto (a usable GPU, else cpu), cpu, cuda or cuda:N")->capture_default_str();
     cmd->add_option("--precision", a->precision, "GPU linear path: fp8 (default on Hopper and newer), bf16, or fp4 (Blackwell, untested on hardware)");
     cmd->add_option("--residency", a->residency,
                     "fp8 path: keep NVFP4 weights as fp8 (default) or fp4 (4-bit resident, converted per layer)");
