@@ -75,8 +75,25 @@ public:
     }
 
 private:
+    // Stable sort of [begin, end) by combining class: a counting sort over the 256 classes for long runs, so the
+    // work stays linear in the run; short runs (the usual one or two accents) by insertion.
+    static void sort_by_class(std::vector<std::pair<uint8_t, UChar32>>& cps, size_t begin, size_t end,
+                              std::vector<std::pair<uint8_t, UChar32>>& scratch) {
+        const auto by_class = [](const auto& a, const auto& b) { return a.first < b.first; };
+        if (end - begin < 64) {
+            std::stable_sort(cps.begin() + begin, cps.begin() + end, by_class);
+            return;
+        }
+        size_t start[257] = {};
+        for (size_t i = begin; i < end; ++i) ++start[cps[i].first + 1];
+        for (int c = 1; c <= 256; ++c) start[c] += start[c - 1];
+        scratch.resize(end - begin);
+        for (size_t i = begin; i < end; ++i) scratch[start[cps[i].first]++] = cps[i];
+        std::copy(scratch.begin(), scratch.end(), cps.begin() + begin);
+    }
+
     // The form's decomposition with every run of non-starters stably sorted by combining class (the Canonical
-    // Ordering Algorithm), in O(n log n).
+    // Ordering Algorithm), linear in the length of the text.
     std::string canonical_decomposition(const std::string& text) const {
         std::vector<std::pair<uint8_t, UChar32>> cps;  // (combining class, code point)
         cps.reserve(text.size());
@@ -97,13 +114,11 @@ private:
                 j += U16_LENGTH(d);
             }
         }
+        std::vector<std::pair<uint8_t, UChar32>> scratch;
         for (size_t i = 0; i < cps.size();) {
             size_t end = i;
             while (end < cps.size() && cps[end].first != 0) ++end;
-            if (end - i > 1) {
-                std::stable_sort(cps.begin() + i, cps.begin() + end,
-                                 [](const auto& a, const auto& b) { return a.first < b.first; });
-            }
+            sort_by_class(cps, i, end, scratch);
             i = end == i ? i + 1 : end;
         }
         std::string out;
