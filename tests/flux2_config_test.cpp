@@ -165,6 +165,13 @@ TEST(Flux2ConfigFile, ConfigJsonBesideABareFileIsRead) {
     const std::string summary = read.summary();
     EXPECT_NE(summary.find("RoPE axes 8/24/24/8 theta 10000, eps 1e-05"), std::string::npos) << summary;
 
+    // Its errors name it.
+    nlohmann::json bad = config_json(c);
+    bad["axes_dims_rope"] = {8, 8, 8, 8};
+    write_config(dir.file("config.json"), bad);
+    test::expect_error([&] { Flux2Config::for_checkpoint(TransformerCheckpoint::open(dir.file("model.safetensors"))); },
+                       {dir.file("config.json") + ": axes_dims_rope sum to 32 but attention_head_dim is 64"});
+
     // Another model's config.json in the same folder is not taken for the transformer's.
     write_config(dir.file("config.json"), {{"_class_name", "AutoencoderKLFlux2"}, {"rope_theta", 1}});
     EXPECT_EQ(Flux2Config::for_checkpoint(TransformerCheckpoint::open(dir.file("model.safetensors"))).rope_theta,

@@ -30,13 +30,13 @@ Flux2Config Flux2Config::preset(const std::string& name) {
     fail("unknown model preset '", name, "' (expected dev, klein-4b or klein-9b)");
 }
 
-Flux2Config Flux2Config::from_json(const nlohmann::json& j) {
+Flux2Config Flux2Config::from_json(const nlohmann::json& j, const std::string& origin) {
     Flux2Config c;
     auto get_int = [&](const char* key, int64_t& out) {
         if (j.contains(key) && !j[key].is_null()) out = j[key].get<int64_t>();
     };
     try {
-        check(j.value("patch_size", 1) == 1, "config.json: patch_size ", j.value("patch_size", 1),
+        check(j.value("patch_size", 1) == 1, origin, ": patch_size ", j.value("patch_size", 1),
               " is not supported (FLUX.2 uses 1)");
         get_int("in_channels", c.in_channels);
         c.out_channels = c.in_channels;
@@ -50,19 +50,19 @@ Flux2Config Flux2Config::from_json(const nlohmann::json& j) {
         if (j.contains("mlp_ratio")) c.mlp_ratio = j["mlp_ratio"].get<double>();
         if (j.contains("axes_dims_rope")) {
             auto axes = j["axes_dims_rope"].get<std::vector<int64_t>>();
-            check(axes.size() == 4, "config.json: axes_dims_rope must have 4 entries, has ", axes.size());
+            check(axes.size() == 4, origin, ": axes_dims_rope must have 4 entries, has ", axes.size());
             for (int i = 0; i < 4; ++i) c.axes_dims_rope[i] = axes[i];
         }
         if (j.contains("rope_theta")) c.rope_theta = j["rope_theta"].get<double>();
         if (j.contains("eps")) c.eps = j["eps"].get<float>();
         if (j.contains("guidance_embeds")) c.guidance_embeds = j["guidance_embeds"].get<bool>();
     } catch (const nlohmann::json::exception& e) {
-        fail("config.json: ", e.what());
+        fail(origin, ": ", e.what());
     }
     int64_t rope_sum = 0;
     for (int64_t a : c.axes_dims_rope) rope_sum += a;
-    check(rope_sum == c.attention_head_dim, "config.json: axes_dims_rope sum to ", rope_sum,
-          " but attention_head_dim is ", c.attention_head_dim);
+    check(rope_sum == c.attention_head_dim, origin, ": axes_dims_rope sum to ", rope_sum, " but attention_head_dim is ",
+          c.attention_head_dim);
     return c;
 }
 
@@ -135,12 +135,7 @@ Flux2Config Flux2Config::for_checkpoint(const TransformerCheckpoint& ckpt) {
                  "and eps are FLUX.2's defaults");
         return infer(ckpt);
     }
-    Flux2Config c;
-    try {
-        c = from_json(*ckpt.config());
-    } catch (const Error& e) {
-        fail(ckpt.config_path(), ": ", e.what());
-    }
+    const Flux2Config c = from_json(*ckpt.config(), ckpt.config_path());
     std::optional<Flux2Config> inferred;
     try {
         inferred = infer(ckpt);

@@ -38,7 +38,8 @@ struct Flux2Config {
 
     // Named real models: "dev", "klein-4b", "klein-9b".
     static Flux2Config preset(const std::string& name);
-    static Flux2Config from_json(const nlohmann::json& j);
+    // `origin` (the file) starts every error message.
+    static Flux2Config from_json(const nlohmann::json& j, const std::string& origin = "config.json");
     static Flux2Config infer(const WeightSource& weights);
     // config.json when present, else inferred. The sizes of a config.json are compared with the tensors' and
     // every difference is logged as a warning (loading then fails on the shapes); RoPE axes, theta and eps cannot
