@@ -65,7 +65,8 @@ CudaDeviceProbe probe_cuda_device(int index) {
     int count = 0;
     const cudaError_t status = cudaGetDeviceCount(&count);
     if (status != cudaSuccess || count <= index) {
-        probe.why_not = str("no CUDA GPU visible: ", status == cudaSuccess ? "0 devices" : cudaGetErrorString(status));
+        probe.why_not = status == cudaSuccess ? str(count, " CUDA GPU(s) visible, GPU ", index, " asked for")
+                                              : str("no CUDA GPU visible: ", cudaGetErrorString(status));
         return probe;
     }
     cudaDeviceProp prop{};

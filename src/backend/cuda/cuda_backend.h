@@ -20,7 +20,7 @@ struct CudaDeviceProbe {
     bool usable = false;
     std::string description;        // "NVIDIA H100 80GB HBM3, compute 9.0, 81559 MiB"
     std::string default_precision;  // the precision path an empty precision option picks on it
-    std::string why_not;            // when not usable: "no CUDA GPU visible (...)", "compute 8.6 is not built ..."
+    std::string why_not;            // when not usable: "no CUDA GPU visible: ...", "...: this build has no kernels ..."
 };
 CudaDeviceProbe probe_cuda_device(int index);
 
