@@ -1,106 +1,37 @@
 // The `flux2` command line end to end: the built binary runs as a subprocess on the tiny test models and on the
 // built-in demo model set; the tests check exit codes, the files written (numerics against the diffusers goldens,
 // PNG text chunks) and that error messages say what is wrong and where.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <optional>
-#include <sstream>
 
+#include "cli_runner.h"
+#include "golden_data.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "models/tokenizer/chat_template.h"
-#include "temp_dir.h"
-#include "golden_data.h"
 #include "test_util.h"
 #include "tokenizer_test_util.h"
-
-extern char** environ;
 
 namespace flux2 {
 namespace {
 
 namespace fs = std::filesystem;
+using test::Cli;
+using test::CliForward;
+using test::contains;
 using test::data_path;
-
-struct RunResult {
-    int exit_code = -1;
-    std::string out, err;
-};
-
-std::ostream& operator<<(std::ostream& os, const RunResult& r) {
-    return os << "exit " << r.exit_code << "\n--- stdout:\n" << r.out << "--- stderr:\n" << r.err;
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-// Environment changes for a child process: nullopt removes the variable.
-using EnvChanges = std::map<std::string, std::optional<std::string>>;
-
-// Runs the binary with `args`, stdout and stderr captured in files under `scratch`.
-RunResult run_binary(const std::vector<std::string>& args, const EnvChanges& changes, const test::TempDir& scratch) {
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e; ++e) {
-        const std::string entry = *e;
-        if (!changes.contains(entry.substr(0, entry.find('=')))) env_strings.push_back(entry);
-    }
-    for (const auto& [key, value] : changes)
-        if (value) env_strings.push_back(key + "=" + *value);
-    std::vector<char*> envp, argv;
-    for (auto& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::string binary = FLUX2_BINARY;
-    argv.push_back(binary.data());
-    std::vector<std::string> arg_copies = args;
-    for (auto& a : arg_copies) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    const std::string out_path = scratch.file("stdout.txt"), err_path = scratch.file("stderr.txt");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = 0;
-    const int spawned = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    RunResult r;
-    if (spawned != 0) {
-        r.err = "posix_spawn failed: " + std::string(std::strerror(spawned));
-        return r;
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = read_file(out_path);
-    r.err = read_file(err_path);
-    return r;
-}
+using test::golden;
+using test::read_file;
+using test::RunResult;
 
 int max_pixel_difference(const Image& a, const Image& b) {
     if (a.width != b.width || a.height != b.height) return 256;
     int worst = 0;
     for (size_t i = 0; i < a.rgb.size(); ++i) worst = std::max(worst, std::abs(int(a.rgb[i]) - int(b.rgb[i])));
     return worst;
-}
-
-Tensor golden(const SafetensorsFile& f, const std::string& key) {
-    const TensorInfo* t = f.find(key);
-    if (!t) throw std::runtime_error("golden tensor missing: " + key);
-    return load_f32(*t);
 }
 
 // round(255 * x) of a golden [1, H, W, 3] image in [0, 1].
@@ -110,34 +41,6 @@ Image golden_image(const SafetensorsFile& f, const std::string& key) {
     for (int64_t i = 0; i < x.numel(); ++i) img.rgb[i] = static_cast<uint8_t>(std::lround(255.0f * x.f32()[i]));
     return img;
 }
-
-class Cli : public ::testing::Test {
-protected:
-    // Every run sees a private demo folder and an empty Hugging Face cache, so no test reads or writes $HOME.
-    RunResult flux2(const std::vector<std::string>& args) {
-        const EnvChanges env = {{"FLUX2_DEMO_DIR", demo_dir()},
-                                {"HF_HOME", hf_home()},
-                                {"HF_HUB_CACHE", std::nullopt},
-                                {"XDG_CACHE_HOME", std::nullopt}};
-        return run_binary(args, env, tmp_);
-    }
-    std::string demo_dir() const { return tmp_.file("demo"); }
-    std::string hf_home() const { return tmp_.file("hf-home"); }
-    std::string file(const std::string& name) const { return tmp_.file(name); }
-
-    // A snapshot folder of `repo_id` in the test's HF cache, created with refs/main pointing at it.
-    fs::path hf_snapshot(const std::string& repo_id) const {
-        std::string folder = "models--" + repo_id;
-        folder.replace(folder.find('/'), 1, "--");
-        const fs::path repo = fs::path(hf_home()) / "hub" / folder;
-        fs::create_directories(repo / "snapshots" / "0123abcd");
-        fs::create_directories(repo / "refs");
-        std::ofstream(repo / "refs" / "main") << "0123abcd";
-        return repo / "snapshots" / "0123abcd";
-    }
-
-    test::TempDir tmp_;
-};
 
 // ---- the demo ----
 
@@ -395,32 +298,6 @@ TEST_F(Cli, ResolvesTransformerOnlyRepoAndBaseModelFromCache) {
 }
 
 // ---- forward ----
-
-class CliForward : public Cli {
-protected:
-    // Writes the inputs of tiny-klein-golden case0 for `flux2 forward`, leaving out the key `skip`.
-    std::string write_inputs(const std::string& skip = "", bool wrong_hidden_shape = false) {
-        auto g = SafetensorsFile::open(data_path("tiny-klein-golden.safetensors"));
-        SafetensorsWriter w;
-        for (const char* key : {"hidden_states", "encoder_hidden_states", "timestep", "img_ids", "txt_ids"}) {
-            if (key == skip) continue;
-            Tensor t = golden(*g, std::string("case0.") + key);
-            if (key == std::string("hidden_states") && wrong_hidden_shape) t = t.reshape({1, 32, 64});
-            w.add_f32(key, t);
-        }
-        const std::string path = file("inputs.safetensors");
-        w.write(path);
-        return path;
-    }
-    std::vector<float> expected(const std::string& key) {
-        auto g = SafetensorsFile::open(data_path("tiny-klein-golden.safetensors"));
-        return golden(*g, "case0." + key).to_vector();
-    }
-    std::vector<float> output() {
-        auto f = SafetensorsFile::open(file("out.safetensors"));
-        return f->find("output") ? read_f32(*f->find("output")) : std::vector<float>{};
-    }
-};
 
 TEST_F(CliForward, KleinBf16MatchesDiffusers) {
     // --log-level works after the subcommand too: with "warn" a good run says nothing.

@@ -320,11 +320,11 @@ TEST(TransformerCheckpoint, FinishReportsUnusedAndMissing) {
                  {"transformer_blocks.0.attn.to_q", "double_blocks.0.img_attn.qkv rows [0, 128)", "[128, 128]",
                   "expected [128, 64]"});
     expect_error([&] { ckpt.take_linear("time_guidance_embed.guidance_embedder.linear_1", 128, 256); },
-                 {"missing linear time_guidance_embed.guidance_embedder.linear_1"});
+                 {"missing linear guidance_in.in_layer.weight (expected [128, 256])"});
     expect_error([&] { ckpt.take_f32("x_embedder.weight", {128, 128}); }, {"take_linear"});
     expect_error([&] { ckpt.finish(); }, {"unused checkpoint tensors (1)", "transformer_blocks.0.attn.to_qkv.bias",
                                           "double_blocks.0.img_attn.qkv.bias", "missing tensors (1)",
-                                          "time_guidance_embed.guidance_embedder.linear_1.weight [128, 256]"});
+                                          "guidance_in.in_layer.weight [128, 256]"});
 
     TransformerCheckpoint partial = TransformerCheckpoint::open(data_path("tiny-klein-bf16.safetensors"));
     partial.take_linear("x_embedder", 128, 128);

@@ -28,7 +28,7 @@ public:
 };
 
 struct BackendOptions {
-    std::string device = "cpu";  // "cpu", "cuda" (later: "cuda:1")
+    std::string device = "cpu";  // "cpu", "cuda", "cuda:N", or "auto" (see resolve_device)
     Nvfp4Activations nvfp4_activations = Nvfp4Activations::w4a16;
     std::string precision;       // GPU path: "fp8", "bf16", "fp4"; empty = the device's default
     // Where the fp8 path keeps NVFP4 weights: "fp8" (empty = default; converted once to E4M3, 1 byte per weight)
@@ -192,6 +192,13 @@ private:
 };
 
 // The CPU backend always exists; "cuda" needs a build with CUDA and a GPU (clear error otherwise).
+// options.device "auto" is resolved first (resolve_device).
 std::unique_ptr<Backend> make_backend(const BackendOptions& options);
+
+// The device "auto" stands for: "cuda" when a GPU this build can run on is present (logged with its name and
+// precision path), else "cpu" with a one-line note saying why. --activations w4a4 and precision f32 are CPU
+// numerics, so with them "auto" is the CPU. Any other device is returned unchanged. Callers that need the concrete
+// device before making a backend (bench picks its precision list by it) call this; make_backend does too.
+std::string resolve_device(const BackendOptions& options);
 
 }  // namespace flux2

@@ -21,7 +21,7 @@ namespace flux2::cli {
 
 namespace {
 struct BenchArgs {
-    std::string model = "klein-4b", device = "cuda", precisions, resolutions = "512,1024", residency, save_pipeline;
+    std::string model = "klein-4b", device = "auto", precisions, resolutions = "512,1024", residency, save_pipeline;
     int steps = 5, warmup = 2, text_tokens = 512;
     bool profile = false, no_cuda_graphs = false;
     uint64_t seed = 0;
@@ -54,9 +54,13 @@ void run_bench(const BenchArgs& a) {
         std::printf("%s\n", a.save_pipeline.c_str());
         return;
     }
+    BackendOptions requested;
+    requested.device = a.device;
+    const std::string device = resolve_device(requested);
     const bool preset = a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b";
     std::vector<std::string> precisions = split_list(a.precisions);
-    if (precisions.empty()) precisions = a.device == "cpu" ? std::vector<std::string>{""} : std::vector<std::string>{"bf16", "fp8"};
+    if (precisions.empty())
+        precisions = device == "cpu" ? std::vector<std::string>{""} : std::vector<std::string>{"bf16", "fp8"};
     std::printf("%-10s %-6s %-10s %10s %10s %12s %12s  %s\n", "model", "res", "precision", "s/step", "TFLOP/s",
                 "peak mem GB", "rel vs first", "linear paths (one step)");
     // The first precision's output per resolution: the others report their relative difference to it (same
@@ -64,7 +68,7 @@ void run_bench(const BenchArgs& a) {
     std::map<int, std::vector<float>> first_outputs;
     for (const std::string& precision : precisions) {
         BackendOptions options;
-        options.device = a.device;
+        options.device = device;
         options.precision = precision;
         options.residency = precision == "fp8" ? a.residency : "";  // residency only concerns the fp8 path
         options.cuda_graphs = !a.no_cuda_graphs;
@@ -144,7 +148,7 @@ void register_bench(CLI::App& app) {
         "or a checkpoint, per precision path and resolution. Prints s/step, TFLOP/s, peak memory, linear paths.");
     auto a = std::make_shared<BenchArgs>();
     cmd->add_option("--model", a->model, "dev, klein-4b, klein-9b, or a checkpoint path")->capture_default_str();
-    cmd->add_option("--device", a->device, "cuda or cpu")->capture_default_str();
+    cmd->add_option("--device", a->device, "auto (a usable GPU, else cpu), cuda, cuda:N or cpu")->capture_default_str();
     cmd->add_option("--precision", a->precisions,
                     "comma list of GPU paths: bf16, fp8 (default bf16,fp8 on cuda, each later one compared with the first; f32 on cpu)");
     cmd->add_option("--residency", a->residency,

@@ -9,6 +9,9 @@ void register_all(CLI::App& app);
 void register_inspect(CLI::App& app);
 // Part of `inspect`: the checkpoint as a FLUX.2 transformer, each linear's resolved format and its source.
 void print_transformer_quant(const std::string& path, bool table);
+// `inspect --json`: files, metadata, dtype totals, tensors (when `tensors`), and the transformer part: inferred
+// architecture, quantization, bytes per format and one entry per linear layer (when `tensors`).
+std::string inspect_json(const std::string& path, bool tensors);
 void register_forward(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_generate(CLI::App& app);

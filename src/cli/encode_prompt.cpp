@@ -4,6 +4,7 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/prompt_input.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "io/hf_cache.h"
@@ -16,7 +17,7 @@ namespace flux2::cli {
 namespace {
 struct EncodePromptArgs {
     ComponentArgs components;
-    std::string prompt, negative_prompt, output, device = "cpu";
+    std::string prompt, prompt_file, negative_prompt, output, device = "auto";
     bool with_negative = false;
     int max_sequence_length = 512;
     std::vector<int> out_layers;
@@ -65,14 +66,20 @@ void register_encode_prompt(CLI::App& app) {
     cmd->add_option("--base-model-path", a->components.base_model_path, "where a transformer-only model finds its encoder")
         ->capture_default_str();
     cmd->add_option("--text-encoder", a->components.text_encoder_path, "text encoder folder (tokenizer inside or beside)");
-    cmd->add_option("--prompt", a->prompt, "the prompt")->required();
+    auto* prompt = cmd->add_option("--prompt", a->prompt, "the prompt");
+    cmd->add_option("--prompt-file", a->prompt_file,
+                    "read the prompt from this file (- for stdin); the whole file is one prompt, one trailing line "
+                    "break dropped")
+        ->excludes(prompt);
     auto* neg = cmd->add_option("--negative-prompt", a->negative_prompt, "also encode this (klein base CFG)");
     cmd->add_option("--max-sequence-length", a->max_sequence_length, "tokens")->capture_default_str();
     cmd->add_option("--text-encoder-out-layers", a->out_layers,
                     "hidden layers to stack (default Mistral 10 20 30, Qwen3 9 18 27)");
-    cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+    cmd->add_option("--device", a->device, "auto (a usable GPU, else cpu), cpu, cuda or cuda:N")->capture_default_str();
     cmd->add_option("--output", a->output, "safetensors file to write")->required();
-    cmd->callback([a, neg] {
+    cmd->callback([a, neg, prompt] {
+        check(prompt->count() > 0 || !a->prompt_file.empty(), "give --prompt TEXT or --prompt-file FILE");
+        if (!a->prompt_file.empty()) a->prompt = single_prompt(read_prompt_source(a->prompt_file));
         a->with_negative = neg->count() > 0;
         run_encode_prompt(*a);
     });

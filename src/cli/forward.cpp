@@ -7,13 +7,14 @@
 #include "core/log.h"
 #include "core/parallel.h"
 #include "io/safetensors.h"
+#include "models/flux2/flux2_embeddings.h"
 #include "models/flux2/flux2_transformer.h"
 
 namespace flux2::cli {
 
 namespace {
 struct ForwardArgs {
-    std::string model, inputs, output, activations = "w4a16", device = "cpu";
+    std::string model, inputs, output, activations = "w4a16", device = "auto";
     int threads = 0;
 };
 
@@ -40,11 +41,19 @@ void run_forward(const ForwardArgs& a) {
     in.encoder_hidden_states =
         load_f32(require(*in_file, "encoder_hidden_states", str("[B, Lt, ", c.joint_attention_dim, "]")));
     in.timestep = read_f32(require(*in_file, "timestep", "[B] sigma in [0, 1]"));
-    if (const TensorInfo* g = in_file->find("guidance")) in.guidance = read_f32(*g);
-    else if (c.guidance_embeds) fail(a.inputs, ": missing input 'guidance' (expected [B]; this model embeds guidance)");
-    in.img_ids = load_f32(require(*in_file, "img_ids", "[Li, 4]"));
-    in.txt_ids = load_f32(require(*in_file, "txt_ids", "[Lt, 4]"));
+    if (const TensorInfo* g = in_file->find("guidance"); g && c.guidance_embeds) {
+        in.guidance = read_f32(*g);
+    } else if (g) {
+        // diffusers' klein transformer takes the argument and drops it; so do we, but say so.
+        log_warn(a.inputs, ": 'guidance' ignored: this model has no guidance embedding (klein)");
+    } else if (c.guidance_embeds) {
+        fail(a.inputs, ": missing input 'guidance' (expected [B]; this model embeds guidance)");
+    }
+    const Tensor img_ids = load_f32(require(*in_file, "img_ids", "[Li, 4] or [B, Li, 4]"));
+    const Tensor txt_ids = load_f32(require(*in_file, "txt_ids", "[Lt, 4] or [B, Lt, 4]"));
     try {
+        in.img_ids = shared_position_ids(img_ids, "img_ids");
+        in.txt_ids = shared_position_ids(txt_ids, "txt_ids");
         model.validate(in);
     } catch (const Error& e) {
         fail(a.inputs, ": ", e.what());
@@ -63,11 +72,13 @@ void run_forward(const ForwardArgs& a) {
 }  // namespace
 
 void register_forward(CLI::App& app) {
-    auto* cmd = app.add_subcommand("forward",
-                                   "Run one transformer forward on inputs from a safetensors file (debugging).\n"
-                                   "IN holds hidden_states [B,Li,128], encoder_hidden_states [B,Lt,ctx], timestep [B]"
-                                   " (sigma, not x1000), guidance [B] (dev), img_ids [Li,4], txt_ids [Lt,4] (f32).\n"
-                                   "OUT gets `output` [B,Li,128] f32.");
+    auto* cmd =
+        app.add_subcommand("forward",
+                           "Run one transformer forward on inputs from a safetensors file (debugging).\n"
+                           "IN holds hidden_states [B,Li,128], encoder_hidden_states [B,Lt,ctx], timestep [B]"
+                           " (sigma, not x1000), guidance [B] (dev; ignored with a warning for klein),\n"
+                           "img_ids [Li,4] or [B,Li,4], txt_ids [Lt,4] or [B,Lt,4] (the same for every sample).\n"
+                           "OUT gets `output` [B,Li,128] f32.");
     auto a = std::make_shared<ForwardArgs>();
     cmd->add_option("--model", a->model, "transformer checkpoint: file, folder or index.json")->required();
     cmd->add_option("--inputs", a->inputs, "safetensors file with the inputs")->required();
@@ -76,7 +87,7 @@ void register_forward(CLI::App& app) {
                     "NVFP4 layers: w4a16 (exact weights, float activations) or w4a4 (activations quantized to "
                     "NVFP4 as a Blackwell FP4 GEMM does)")
         ->capture_default_str();
-    cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+    cmd->add_option("--device", a->device, "auto (a usable GPU, else cpu), cpu, cuda or cuda:N")->capture_default_str();
     cmd->add_option("--threads", a->threads, "CPU threads (default: all cores or $FLUX2_THREADS)");
     cmd->callback([a] { run_forward(*a); });
 }

@@ -15,6 +15,7 @@ namespace {
 struct InspectOptions {
     std::string path;
     bool summary = false;
+    bool json = false;
     size_t value_chars = 100;
 };
 
@@ -125,9 +126,15 @@ void register_inspect(CLI::App& app) {
     auto opts = std::make_shared<InspectOptions>();
     cmd->add_option("path", opts->path, "a .safetensors file, a *.safetensors.index.json or a folder")->required();
     cmd->add_flag("--summary", opts->summary, "metadata and totals only, no tensor list");
+    cmd->add_flag("--json", opts->json,
+                  "print one JSON document (files, metadata, tensors, architecture, per-layer formats) instead");
     cmd->add_option("--value-chars", opts->value_chars, "cut metadata values after this many characters (0: never)")
         ->capture_default_str();
     cmd->callback([opts] {
+        if (opts->json) {
+            std::printf("%s\n", inspect_json(opts->path, /*tensors=*/!opts->summary).c_str());
+            return;
+        }
         Checkpoint ckpt = Checkpoint::open(opts->path, /*header_only=*/true);
         std::printf("%s\n", ckpt.describe().c_str());
         for (const auto& file : ckpt.files()) {

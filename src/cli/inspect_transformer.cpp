@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "models/flux2/flux2_config.h"
 #include "models/transformer_checkpoint.h"
 
 namespace flux2::cli {
@@ -21,6 +22,12 @@ void print_transformer_quant(const std::string& path, bool table) {
     }
     const QuantConfig& q = ckpt->quant();
     std::printf("transformer: %s\n", ckpt->describe().c_str());
+    try {
+        const Flux2Config c = Flux2Config::for_checkpoint(*ckpt);
+        std::printf("  architecture: %s (%s)\n", c.architecture_name().c_str(), c.summary().c_str());
+    } catch (const Error& e) {
+        std::printf("  architecture: not inferred: %s\n", e.what());
+    }
     std::printf("  quantization: %s\n", q.summary().c_str());
     if (q.has_nvfp4()) {
         std::printf("  nvfp4 bytes: %s codes, %s scales (%s)\n", nibble_order_name(q.nibble_order),

@@ -34,7 +34,7 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
         ->capture_default_str();
     cmd->add_option("--text-encoder-out-layers", o.out_layers,
                     "hidden layers stacked (default dev 10 20 30, klein 9 18 27)");
-    cmd->add_option("--device", o.device, "cpu or cuda")->capture_default_str();
+    cmd->add_option("--device", o.device, "auto (a usable GPU, else cpu), cpu, cuda or cuda:N")->capture_default_str();
     cmd->add_option("--precision", o.precision,
                     "GPU linear path: fp8 (default on Hopper and newer), bf16, or fp4 (Blackwell, untested on hardware)");
     cmd->add_option("--residency", o.residency,

@@ -15,7 +15,7 @@ struct ModelOptions {
     ComponentArgs components;
     std::string klein_mode = "auto";
     std::vector<int> out_layers;
-    std::string device = "cpu", precision, activations = "w4a16", residency;
+    std::string device = "auto", precision, activations = "w4a16", residency;
     bool no_cuda_graphs = false;
     int threads = 0;
 

@@ -2,6 +2,8 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -11,13 +13,13 @@ namespace flux2 {
 
 namespace {
 
-std::string gunzip(const std::string& packed, const std::string& path) {
+std::string gunzip(const std::string& packed, const std::string& path, size_t max_bytes) {
     check(packed.size() < (1ull << 32), path, ": compressed file larger than 4 GiB");
     z_stream zs{};
     // 16 + MAX_WBITS: expect a gzip header (not raw zlib); concatenated members are handled by the reset below.
     check(inflateInit2(&zs, 16 + MAX_WBITS) == Z_OK, path, ": cannot initialise zlib");
     std::string out;
-    out.reserve(packed.size() * 4);
+    out.reserve(std::min(packed.size() * 4, max_bytes));
     zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(packed.data()));
     zs.avail_in = static_cast<uInt>(packed.size());
     char buf[1 << 16];
@@ -26,6 +28,10 @@ std::string gunzip(const std::string& packed, const std::string& path) {
         zs.next_out = reinterpret_cast<Bytef*>(buf);
         zs.avail_out = sizeof(buf);
         rc = inflate(&zs, Z_NO_FLUSH);
+        if (out.size() + (sizeof(buf) - zs.avail_out) > max_bytes) {
+            inflateEnd(&zs);
+            fail(path, ": decompresses to more than ", max_bytes, " bytes, the limit for this file");
+        }
         out.append(buf, sizeof(buf) - zs.avail_out);
         if (rc == Z_STREAM_END) {
             if (zs.avail_in == 0) break;
@@ -47,14 +53,22 @@ std::string gunzip(const std::string& packed, const std::string& path) {
 
 }  // namespace
 
-std::string read_file_maybe_gzip(const std::string& path) {
+std::string read_file_maybe_gzip(const std::string& path, size_t max_bytes) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    check(!ec, "cannot open ", path, ": ", ec.message());
+    check(!std::filesystem::is_directory(status), path, ": is a folder, expected a file");
+    check(std::filesystem::is_regular_file(status), path, ": is not a regular file (a device or pipe?)");
+    const uintmax_t size = std::filesystem::file_size(path, ec);
+    check(!ec && size <= max_bytes, path, ": ",
+          ec ? ec.message() : str(size, " bytes, more than the limit of ", max_bytes), " for this file");
     std::ifstream in(path, std::ios::binary);
     check(in.good(), "cannot open ", path);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     check(!in.bad(), "cannot read ", path);
     const bool gzipped = bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x1f &&
                          static_cast<unsigned char>(bytes[1]) == 0x8b;
-    if (gzipped) return gunzip(bytes, path);
+    if (gzipped) return gunzip(bytes, path, max_bytes);
     return bytes;
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 // 8-bit RGB images and their files: PNG (libpng; read and write, with text chunks for generation parameters) and
 // JPEG (libjpeg; read). Decoders convert whatever the file holds to RGB8 the way PIL's convert("RGB") does:
-// palette and grey expanded, alpha dropped (not composited), 16-bit samples reduced to their high byte, no gamma or
-// colour-profile conversion, EXIF orientation not applied.
+// palette and grey expanded, alpha dropped (not composited), 16-bit samples reduced to their high byte, CMYK/YCCK
+// JPEGs converted with PIL's naive formula, no gamma or colour-profile conversion. The EXIF orientation (JPEG APP1,
+// PNG eXIf) is applied, as PIL's ImageOps.exif_transpose does, so images come back as they are shown.
 #include <cstddef>
 #include <cstdint>
 #include <map>

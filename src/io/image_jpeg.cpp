@@ -8,7 +8,10 @@
 #include <jerror.h>
 // clang-format on
 
+#include <cstring>
+
 #include "core/error.h"
+#include "io/exif.h"
 #include "io/image.h"
 
 namespace flux2 {
@@ -35,36 +38,67 @@ void on_jpeg_message(j_common_ptr cinfo, int level) {
         reinterpret_cast<JpegErrorManager*>(cinfo->err)->truncated = true;
 }
 
-bool decode_core(jpeg_decompress_struct* cinfo, JpegErrorManager* err, const uint8_t* data, size_t size, Image* out) {
+// In place, 4 bytes per pixel in -> 3 out, as PIL's convert("RGB") of a CMYK image: R = (255 - C)(255 - K) / 255.
+// Adobe's files (the Adobe marker) store the inks inverted, 255 meaning none, which PIL reads as "CMYK;I".
+void cmyk_to_rgb(Image* image, bool adobe_inverted) {
+    const size_t n = static_cast<size_t>(image->width) * image->height;
+    uint8_t* p = image->rgb.data();
+    for (size_t i = 0; i < n; ++i) {
+        int ink[4];
+        for (int c = 0; c < 4; ++c) ink[c] = adobe_inverted ? 255 - p[4 * i + c] : p[4 * i + c];
+        for (int c = 0; c < 3; ++c) {
+            const int v = (255 - ink[c]) * (255 - ink[3]);
+            // Rounded division by 255, exact for 0..65025 (PIL's MULDIV255).
+            p[3 * i + c] = static_cast<uint8_t>((v + 128 + ((v + 128) >> 8)) >> 8);
+        }
+    }
+    image->rgb.resize(n * 3);
+}
+
+// The EXIF orientation from the first APP1 segment that holds EXIF, 1 when there is none.
+int jpeg_orientation(const jpeg_decompress_struct& cinfo) {
+    for (jpeg_saved_marker_ptr m = cinfo.marker_list; m != nullptr; m = m->next) {
+        if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 && std::memcmp(m->data, "Exif\0\0", 6) == 0)
+            return exif_orientation(m->data, m->data_length);
+    }
+    return 1;
+}
+
+bool decode_core(jpeg_decompress_struct* cinfo, JpegErrorManager* err, const uint8_t* data, size_t size, Image* out,
+                 int* orientation) {
     if (setjmp(err->jump)) return false;
     jpeg_create_decompress(cinfo);
     jpeg_mem_src(cinfo, data, static_cast<unsigned long>(size));
+    jpeg_save_markers(cinfo, JPEG_APP0 + 1, 0xFFFF);  // EXIF lives in APP1
     jpeg_read_header(cinfo, TRUE);
+    // Saved markers live in libjpeg's image pool, which jpeg_finish_decompress frees.
+    *orientation = jpeg_orientation(*cinfo);
     if (cinfo->image_width > static_cast<JDIMENSION>(kMaxImageSide) ||
         cinfo->image_height > static_cast<JDIMENSION>(kMaxImageSide)) {
         std::snprintf(err->message, sizeof err->message, "image is larger than %d pixels on a side", kMaxImageSide);
         return false;
     }
-    if (cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK) {
-        std::snprintf(err->message, sizeof err->message, "CMYK/YCCK JPEGs are not supported; convert to RGB first");
-        return false;
-    }
+    // libjpeg turns YCCK into CMYK but not into RGB; cmyk_to_rgb does the rest.
+    const bool cmyk = cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
+    const int channels = cmyk ? 4 : 3;
     // libjpeg's defaults (islow DCT, fancy upsampling) are what PIL decodes with.
-    cinfo->out_color_space = JCS_RGB;
+    cinfo->out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     jpeg_start_decompress(cinfo);
-    if (cinfo->output_components != 3) {
-        std::snprintf(err->message, sizeof err->message, "decoder produced %d components instead of 3",
-                      cinfo->output_components);
+    if (cinfo->output_components != channels) {
+        std::snprintf(err->message, sizeof err->message, "decoder produced %d components instead of %d",
+                      cinfo->output_components, channels);
         return false;
     }
     out->width = static_cast<int>(cinfo->output_width);
     out->height = static_cast<int>(cinfo->output_height);
-    out->rgb.resize(static_cast<size_t>(out->width) * out->height * 3);
+    const size_t row_bytes = static_cast<size_t>(out->width) * channels;
+    out->rgb.resize(row_bytes * out->height);
     while (cinfo->output_scanline < cinfo->output_height) {
-        JSAMPROW row = out->pixel(0, static_cast<int>(cinfo->output_scanline));
+        JSAMPROW row = out->rgb.data() + row_bytes * cinfo->output_scanline;
         jpeg_read_scanlines(cinfo, &row, 1);
     }
     jpeg_finish_decompress(cinfo);
+    if (cmyk) cmyk_to_rgb(out, cinfo->saw_Adobe_marker);
     if (err->truncated) {
         std::snprintf(err->message, sizeof err->message, "file is truncated");
         return false;
@@ -83,10 +117,11 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& origin) {
     err.base.error_exit = on_jpeg_error;
     err.base.emit_message = on_jpeg_message;
     Image image;
-    const bool ok = decode_core(&cinfo, &err, data, size, &image);
+    int orientation = 1;
+    const bool ok = decode_core(&cinfo, &err, data, size, &image, &orientation);
     jpeg_destroy_decompress(&cinfo);
     check(ok, origin, ": invalid JPEG: ", err.message);
-    return image;
+    return apply_exif_orientation(image, orientation);
 }
 
 }  // namespace flux2

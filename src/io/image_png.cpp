@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/exif.h"
 #include "io/image.h"
 
 namespace flux2 {
@@ -216,9 +217,13 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& origin, Im
             (*text)[t.key] = utf8 ? std::string(t.text, length) : latin1_to_utf8(t.text, length);
         }
     }
+    int orientation = 1;
+    png_uint_32 exif_size = 0;
+    png_bytep exif = nullptr;
+    if (ok && png_get_eXIf_1(png, info, &exif_size, &exif) != 0) orientation = exif_orientation(exif, exif_size);
     png_destroy_read_struct(&png, &info, nullptr);
     check(ok, origin, ": invalid PNG: ", error.message);
-    return std::move(out.image);
+    return apply_exif_orientation(out.image, orientation);
 }
 
 }  // namespace flux2

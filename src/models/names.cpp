@@ -4,6 +4,8 @@
 #include <cctype>
 #include <vector>
 
+#include "core/error.h"
+
 namespace flux2 {
 
 namespace {
@@ -71,6 +73,21 @@ bool ends_with(const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// The split parts of BFL's fused projections (the binder's names) and the fused internal name they come from.
+struct SplitPart {
+    const char* part;
+    const char* fused;
+    const char* rows;
+};
+constexpr SplitPart kSplitParts[] = {
+    {".attn.to_q.", ".attn.to_qkv.", "Q"},
+    {".attn.to_k.", ".attn.to_qkv.", "K"},
+    {".attn.to_v.", ".attn.to_qkv.", "V"},
+    {".attn.add_q_proj.", ".attn.to_added_qkv.", "Q"},
+    {".attn.add_k_proj.", ".attn.to_added_qkv.", "K"},
+    {".attn.add_v_proj.", ".attn.to_added_qkv.", "V"},
+};
+
 }  // namespace
 
 std::string strip_transformer_prefix(const std::string& name) {
@@ -102,6 +119,27 @@ std::optional<std::string> bfl_to_internal(const std::string& name) {
     }
     if (!any) return std::nullopt;
     return out;
+}
+
+std::string internal_to_bfl(const std::string& name) {
+    std::string internal = name, rows;
+    if (internal.rfind("transformer_blocks.", 0) == 0) {
+        for (const SplitPart& s : kSplitParts) {
+            if (auto at = internal.find(s.part); at != std::string::npos) {
+                internal.replace(at, std::string(s.part).size(), s.fused);
+                rows = str(" (", s.rows, " rows)");
+                break;
+            }
+        }
+    }
+    for (const Rule& r : kBlockRules) {
+        if (auto renamed = apply_rule({r.to, r.from}, internal)) {
+            // RMSNorm gains: ".weight" here, ".scale" in BFL files.
+            if (ends_with(*renamed, "norm.weight")) renamed->replace(renamed->size() - 6, 6, "scale");
+            return *renamed + rows;
+        }
+    }
+    return name;
 }
 
 bool is_internal_transformer_name(const std::string& name) {

@@ -14,6 +14,11 @@ std::string strip_transformer_prefix(const std::string& name);
 // The internal name of a BFL tensor name, or nullopt when no BFL rule applies to it. Prefixes are stripped first.
 std::optional<std::string> bfl_to_internal(const std::string& name);
 
+// The BFL spelling of an internal name, for messages about a BFL file (the inverse of bfl_to_internal). A part of a
+// fused projection names the fused tensor and its part ("double_blocks.0.img_attn.qkv.weight (K rows)"); a name no
+// rule covers comes back unchanged.
+std::string internal_to_bfl(const std::string& name);
+
 // True when the (prefix-stripped) name is one of the diffusers transformer's own names.
 bool is_internal_transformer_name(const std::string& name);
 

@@ -109,6 +109,23 @@ std::optional<nlohmann::json> read_optional_json(const std::string& dir, const c
     return read_json_file(*path);
 }
 
+// The config.json beside a single weights file, when it is a FLUX.2 transformer's: without it the RoPE axes,
+// theta and eps would silently be FLUX.2's defaults.
+std::optional<nlohmann::json> config_beside_file(const std::string& file, std::string* path) {
+    auto j = read_optional_json(fs::path(file).parent_path().string(), "config.json", path);
+    if (!j) return std::nullopt;
+    const std::string cls = j->is_object() && j->contains("_class_name") && (*j)["_class_name"].is_string()
+                                ? (*j)["_class_name"].get<std::string>()
+                                : "";
+    if (cls != "Flux2Transformer2DModel") {
+        log_info("transformer: ", *path, " is not a Flux2Transformer2DModel config (_class_name \"", cls,
+                 "\"); not read");
+        return std::nullopt;
+    }
+    log_info("transformer: reading ", *path, " beside ", file);
+    return j;
+}
+
 float read_scalar(const TensorInfo& t) {
     check(shape_numel(t.shape) == 1, t.file, ": tensor ", t.name, " must hold one value, has shape ",
           shape_str(t.shape));
@@ -138,7 +155,9 @@ TransformerCheckpoint TransformerCheckpoint::open(const std::string& path) {
     tc.ckpt_ = std::move(files.ckpt);
     const Checkpoint& ckpt = tc.ckpt_;
     std::string config_path, hf_path;
-    tc.config_ = read_optional_json(files.dir, "config.json", &config_path);
+    tc.config_ = files.what == "file" ? config_beside_file(path, &config_path)
+                                      : read_optional_json(files.dir, "config.json", &config_path);
+    if (tc.config_) tc.config_path_ = config_path;
     auto hf_quant = read_optional_json(files.dir, "hf_quant_config.json", &hf_path);
 
     // Naming: BFL (original) or internal (diffusers / ModelOpt). A file that mixes both is not one we know.
@@ -169,6 +188,11 @@ TransformerCheckpoint TransformerCheckpoint::open(const std::string& path) {
         if (!unknown.empty()) msg += str("\n  unknown tensors (", unknown.size(), "):", list_some(unknown));
         if (!missing.empty()) msg += str("\n  missing tensors (", missing.size(), "):", list_some(missing));
         fail(msg);
+    }
+    tc.bfl_names_ = is_bfl;
+    if (!names.empty()) {
+        const std::string stripped = strip_transformer_prefix(names.front());
+        tc.key_prefix_ = names.front().substr(0, names.front().size() - stripped.size());
     }
     auto to_internal = [&](const std::string& name) {
         return is_bfl ? *bfl_to_internal(name) : strip_transformer_prefix(name);
@@ -249,9 +273,13 @@ TransformerCheckpoint TransformerCheckpoint::open(const std::string& path) {
 
 bool TransformerCheckpoint::has(const std::string& name) const { return sources_.count(name) != 0; }
 
+std::string TransformerCheckpoint::checkpoint_name(const std::string& internal) const {
+    return key_prefix_ + (bfl_names_ ? internal_to_bfl(internal) : internal);
+}
+
 Shape TransformerCheckpoint::shape_of(const std::string& name) const {
     auto it = sources_.find(name);
-    check(it != sources_.end(), ckpt_.describe(), ": no tensor ", name, " (internal name)");
+    check(it != sources_.end(), ckpt_.describe(), ": no tensor ", checkpoint_name(name));
     const Source& s = *it->second;
     if (s.linear) return {s.rows, s.in_features};
     return ckpt_.get(s.tensor).shape;
@@ -261,9 +289,9 @@ LinearWeight TransformerCheckpoint::take_linear(const std::string& module, int64
     const std::string name = module + ".weight";
     auto it = sources_.find(name);
     if (it == sources_.end()) {
-        missing_.insert(str(name, " [", out_features, ", ", in_features, "]"));
-        fail(ckpt_.describe(), ": missing linear ", module, " (expected weight [", out_features, ", ", in_features,
-             "])");
+        missing_.insert(str(checkpoint_name(name), " [", out_features, ", ", in_features, "]"));
+        fail(ckpt_.describe(), ": missing linear ", checkpoint_name(name), " (expected [", out_features, ", ",
+             in_features, "])");
     }
     const Source& s = *it->second;
     if (!s.linear) {
@@ -325,8 +353,8 @@ LinearWeight TransformerCheckpoint::take_linear(const std::string& module, int64
 Tensor TransformerCheckpoint::take_f32(const std::string& name, const Shape& expected) {
     auto it = sources_.find(name);
     if (it == sources_.end()) {
-        missing_.insert(str(name, " ", shape_str(expected)));
-        fail(ckpt_.describe(), ": missing tensor ", name, " (expected ", shape_str(expected), ")");
+        missing_.insert(str(checkpoint_name(name), " ", shape_str(expected)));
+        fail(ckpt_.describe(), ": missing tensor ", checkpoint_name(name), " (expected ", shape_str(expected), ")");
     }
     const Source& s = *it->second;
     check(!s.linear, ckpt_.describe(), ": ", name, " is the weight of linear layer ", s.module,

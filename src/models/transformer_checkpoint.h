@@ -27,8 +27,10 @@ public:
     // the mixed one (logged); name a file explicitly to choose.
     static TransformerCheckpoint open(const std::string& path);
 
-    // config.json next to the weights (diffusers / ModelOpt folders), if any.
+    // config.json next to the weights (diffusers / ModelOpt folders, or beside a single file), if any. Beside a
+    // single file it is only taken when it describes a Flux2Transformer2DModel (a folder may hold other models).
     const std::optional<nlohmann::json>& config() const { return config_; }
+    const std::string& config_path() const { return config_path_; }
 
     // Tensor names are internal (diffusers) names, e.g. "transformer_blocks.0.attn.to_q.weight".
     bool has(const std::string& name) const override;
@@ -57,17 +59,23 @@ public:
     };
     std::vector<LinearInfo> linears() const;
     const QuantConfig& quant() const { return quant_; }
+    const Checkpoint& checkpoint() const { return ckpt_; }  // the files as they are, checkpoint names
     const std::string& layout() const { return layout_; }
+    // An internal name as this checkpoint spells it (BFL or diffusers, with the file's prefix), for messages.
+    std::string checkpoint_name(const std::string& internal) const;
 
 private:
     struct Source;  // how an internal name maps onto checkpoint tensors (defined in the .cpp)
     void add_source(const std::string& internal, std::shared_ptr<Source> source);
     Checkpoint ckpt_;
     std::optional<nlohmann::json> config_;
+    std::string config_path_;
     std::map<std::string, std::shared_ptr<Source>> sources_;  // internal tensor name -> source
     mutable std::set<std::string> claimed_;
     mutable std::set<std::string> missing_;  // names take_* was asked for but the checkpoint lacks
     std::string layout_;
+    bool bfl_names_ = false;
+    std::string key_prefix_;  // "model.diffusion_model." (ComfyUI), "transformer." or ""
     QuantConfig quant_;
 };
 

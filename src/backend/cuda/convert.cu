@@ -19,6 +19,11 @@ __global__ void bf16_to_f32_kernel(const bf16* in, float* out, int64_t n) {
 }
 }  // namespace
 
+cudaError_t kernel_image_status() {
+    cudaFuncAttributes attributes{};
+    return cudaFuncGetAttributes(&attributes, f32_to_bf16_kernel);
+}
+
 void launch_f32_to_bf16(const float* in, bf16* out, int64_t n, cudaStream_t stream) {
     if (n == 0) return;
     f32_to_bf16_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(in, out, n);

@@ -60,6 +60,34 @@ bool cuda_device_available() {
     return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
+CudaDeviceProbe probe_cuda_device(int index) {
+    CudaDeviceProbe probe;
+    int count = 0;
+    const cudaError_t status = cudaGetDeviceCount(&count);
+    if (status != cudaSuccess || count <= index) {
+        probe.why_not = status == cudaSuccess ? str(count, " CUDA GPU(s) visible, GPU ", index, " asked for")
+                                              : str("no CUDA GPU visible: ", cudaGetErrorString(status));
+        return probe;
+    }
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, index) != cudaSuccess || cudaSetDevice(index) != cudaSuccess) {
+        probe.why_not = str("GPU ", index, " cannot be queried");
+        return probe;
+    }
+    probe.description =
+        str(prop.name, ", compute ", prop.major, ".", prop.minor, ", ", prop.totalGlobalMem >> 20, " MiB");
+    // The kernels are compiled for a list of architectures (CMAKE_CUDA_ARCHITECTURES); another GPU cannot run them.
+    if (const cudaError_t image = cuda::kernel_image_status(); image != cudaSuccess) {
+        cudaGetLastError();  // clear the sticky error the query may leave
+        probe.why_not = str(probe.description, ": this build has no kernels for it (", cudaGetErrorString(image),
+                            "); rebuild with CMAKE_CUDA_ARCHITECTURES including ", prop.major, prop.minor);
+        return probe;
+    }
+    probe.usable = true;
+    probe.default_precision = precision_name(choose_precision("", prop));
+    return probe;
+}
+
 std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options) {
     return std::make_unique<CudaBackend>(options);
 }

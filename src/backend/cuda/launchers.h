@@ -11,6 +11,10 @@ namespace flux2::cuda {
 
 using bf16 = __nv_bfloat16;
 
+// cudaSuccess when this build holds kernel code the current GPU can run; cudaErrorInvalidDeviceFunction (or
+// cudaErrorNoKernelImageForDevice) when its architecture is not among the compiled ones.
+cudaError_t kernel_image_status();
+
 // ---- conversion ----
 void launch_f32_to_bf16(const float* in, bf16* out, int64_t n, cudaStream_t stream);
 void launch_bf16_to_f32(const bf16* in, float* out, int64_t n, cudaStream_t stream);

@@ -52,4 +52,24 @@ RopeTables rope_tables(const Tensor& ids, const std::array<int64_t, 4>& axes_dim
     return t;
 }
 
+Tensor shared_position_ids(const Tensor& ids, const std::string& name) {
+    check(ids.dtype() == DType::F32 && ids.device() == Device::cpu, name, " must be a host F32 tensor");
+    if (ids.ndim() == 2) {
+        check(ids.dim(1) == 4, name, " must be [L, 4] or [B, L, 4], got ", shape_str(ids.shape()));
+        return ids;
+    }
+    check(ids.ndim() == 3 && ids.dim(2) == 4 && ids.dim(0) > 0, name, " must be [L, 4] or [B, L, 4], got ",
+          shape_str(ids.shape()));
+    const int64_t B = ids.dim(0), n = ids.dim(1) * 4;
+    const float* p = ids.f32();
+    for (int64_t b = 1; b < B; ++b) {
+        for (int64_t i = 0; i < n; ++i) {
+            check(p[b * n + i] == p[i], name, " ", shape_str(ids.shape()), ": sample ", b,
+                  " differs from sample 0 at [", b, ", ", i / 4, ", ", i % 4, "] (", p[b * n + i], " vs ", p[i],
+                  "); the batch must share its position ids (one RoPE table serves every sample)");
+        }
+    }
+    return Tensor::from_f32({ids.dim(1), 4}, std::vector<float>(p, p + n));
+}
+
 }  // namespace flux2

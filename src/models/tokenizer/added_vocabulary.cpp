@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "models/tokenizer/json_fields.h"
+#include "models/tokenizer/limits.h"
 #include "models/tokenizer/utf8.h"
 
 namespace flux2 {
@@ -63,15 +65,17 @@ std::pair<size_t, int32_t> AddedVocabulary::Trie::longest_at(std::string_view te
 AddedVocabulary::AddedVocabulary(const nlohmann::json& spec, const std::string& where) {
     if (spec.is_null()) return;
     check(spec.is_array(), where, ": \"added_tokens\" must be an array");
-    for (const auto& t : spec) {
+    for (size_t i = 0; i < spec.size(); ++i) {
+        const nlohmann::json& t = spec[i];
+        const std::string entry = str("added_tokens[", i, "]");
         AddedToken tok;
-        tok.id = t.at("id").get<int32_t>();
-        tok.content = t.at("content").get<std::string>();
-        tok.special = t.value("special", false);
-        tok.lstrip = t.value("lstrip", false);
-        tok.rstrip = t.value("rstrip", false);
-        tok.single_word = t.value("single_word", false);
-        tok.normalized = t.value("normalized", !tok.special);
+        tok.id = static_cast<int32_t>(json_int(t, "id", 0, kMaxTokenId, where, entry));
+        tok.content = json_string(t, "content", where, entry);
+        tok.special = json_bool(t, "special", false, where, entry);
+        tok.lstrip = json_bool(t, "lstrip", false, where, entry);
+        tok.rstrip = json_bool(t, "rstrip", false, where, entry);
+        tok.single_word = json_bool(t, "single_word", false, where, entry);
+        tok.normalized = json_bool(t, "normalized", !tok.special, where, entry);
         check(!tok.content.empty() && utf8_first_invalid(tok.content) == utf8_valid, where, ": added token ", tok.id,
               " has empty or invalid UTF-8 content");
         check(tok.id >= 0, where, ": added token \"", tok.content, "\" has negative id ", tok.id);

@@ -1,9 +1,11 @@
 #include "models/tokenizer/bpe.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <queue>
 
 #include "core/error.h"
+#include "models/tokenizer/limits.h"
 #include "models/tokenizer/utf8.h"
 
 namespace flux2 {
@@ -40,9 +42,16 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& where) {
     check(spec.contains("vocab") && spec.at("vocab").is_object(), where, ": BPE model has no \"vocab\" object");
     const auto& vocab = spec.at("vocab");
     vocab_.reserve(vocab.size());
+    // The id -> token table is as long as the largest id: ids far beyond the number of tokens would make a tiny
+    // file allocate gigabytes, and real vocabularies are dense.
+    const int64_t max_id = std::min<int64_t>(kMaxTokenId, 2 * static_cast<int64_t>(vocab.size()) + 65536);
     for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-        const int64_t id = it.value().get<int64_t>();
-        check(id >= 0 && id < (int64_t{1} << 31), where, ": vocab token \"", it.key(), "\" has invalid id ", id);
+        const nlohmann::json& v = it.value();
+        check(v.is_number_integer(), where, ": model.vocab[\"", it.key(), "\"] must be an integer id, got ",
+              v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        const int64_t id = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX) ? -1 : v.get<int64_t>();
+        check(id >= 0 && id <= max_id, where, ": model.vocab[\"", it.key(), "\"] has id ", v.dump(), ", expected 0 to ",
+              max_id, " (", vocab.size(), " tokens)");
         if (static_cast<size_t>(id) >= id_to_token_.size()) id_to_token_.resize(id + 1);
         check(id_to_token_[id].empty(), where, ": vocab id ", id, " is used by both \"", id_to_token_[id], "\" and \"",
               it.key(), "\"");

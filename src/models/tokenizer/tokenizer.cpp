@@ -8,6 +8,7 @@
 #include "models/tokenizer/added_vocabulary.h"
 #include "models/tokenizer/bpe.h"
 #include "models/tokenizer/decoder.h"
+#include "models/tokenizer/limits.h"
 #include "models/tokenizer/normalizer.h"
 #include "models/tokenizer/post_processor.h"
 #include "models/tokenizer/pretokenizer.h"
@@ -79,24 +80,38 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::from_json(const std::string& tokenizer_json, const std::string& config_json,
-                               const std::string& where) {
-    const nlohmann::json spec = parse_json(tokenizer_json, where);
+                               const std::string& where, const std::string& config_where) {
+    auto impl = std::make_unique<Impl>();
+    try {
+        read_spec(*impl, parse_json(tokenizer_json, where), where);
+    } catch (const nlohmann::json::exception& e) {
+        // The parts check the keys they know; this catches a wrong type anywhere else.
+        fail(where, ": unexpected JSON value: ", e.what());
+    }
+    if (!config_json.empty()) {
+        try {
+            impl->config = parse_tokenizer_config(parse_json(config_json, config_where), config_where);
+        } catch (const nlohmann::json::exception& e) {
+            fail(config_where, ": unexpected JSON value: ", e.what());
+        }
+    }
+    return Tokenizer(std::move(impl));
+}
+
+void Tokenizer::read_spec(Impl& impl, const nlohmann::json& spec, const std::string& where) {
     check(spec.is_object(), where, ": tokenizer.json must hold a JSON object");
     if (!spec.contains("model") && spec.contains("config") && spec.contains("vocab")) fail_tekken(where);
     check(spec.contains("model"), where, ": no \"model\" section (not a Hugging Face tokenizer.json)");
 
-    auto impl = std::make_unique<Impl>();
-    impl->source = where;
-    impl->added = AddedVocabulary(member(spec, "added_tokens"), where);
-    impl->normalizer = make_normalizer(member(spec, "normalizer"), where);
-    impl->normalizer_name =
+    impl.source = where;
+    impl.added = AddedVocabulary(member(spec, "added_tokens"), where);
+    impl.normalizer = make_normalizer(member(spec, "normalizer"), where);
+    impl.normalizer_name =
         member(spec, "normalizer").is_null() ? "none" : member(spec, "normalizer").value("type", "?");
-    impl->pre_tokenizer = make_pre_tokenizer(member(spec, "pre_tokenizer"), where);
-    impl->model = std::make_unique<BpeModel>(spec.at("model"), where);
-    impl->post_processor = make_post_processor(member(spec, "post_processor"), where);
-    impl->decoder = make_decoder(member(spec, "decoder"), where);
-    if (!config_json.empty()) impl->config = parse_tokenizer_config(parse_json(config_json, where), where);
-    return Tokenizer(std::move(impl));
+    impl.pre_tokenizer = make_pre_tokenizer(member(spec, "pre_tokenizer"), where);
+    impl.model = std::make_unique<BpeModel>(spec.at("model"), where);
+    impl.post_processor = make_post_processor(member(spec, "post_processor"), where);
+    impl.decoder = make_decoder(member(spec, "decoder"), where);
 }
 
 Tokenizer Tokenizer::load(const std::string& path) {
@@ -113,8 +128,10 @@ Tokenizer Tokenizer::load(const std::string& path) {
     }
     check(fs::exists(file), "tokenizer file ", file.string(), " does not exist");
     const fs::path config_path = file.parent_path() / "tokenizer_config.json";
-    const std::string config_json = fs::exists(config_path) ? read_file_maybe_gzip(config_path.string()) : "";
-    Tokenizer tok = from_json(read_file_maybe_gzip(file.string()), config_json, file.string());
+    const std::string config_json =
+        fs::exists(config_path) ? read_file_maybe_gzip(config_path.string(), kMaxTokenizerConfigBytes) : "";
+    Tokenizer tok = from_json(read_file_maybe_gzip(file.string(), kMaxTokenizerJsonBytes), config_json, file.string(),
+                              config_path.string());
     if (!config_json.empty()) tok.impl_->config.source = config_path.string();
     return tok;
 }
@@ -140,7 +157,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
 
 std::vector<int32_t> Tokenizer::encode_to_length(std::string_view text, bool add_special_tokens, int max_length,
                                                  std::vector<int32_t>* attention_mask) const {
-    check(max_length > 0, "max_length must be positive, got ", max_length);
+    check(max_length > 0 && max_length <= kMaxEncodeLength, "max_length must be 1 to ", kMaxEncodeLength, ", got ",
+          max_length);
     const size_t n_special =
         add_special_tokens && impl_->post_processor ? impl_->post_processor->added_count() : size_t{0};
     check(n_special <= static_cast<size_t>(max_length), "max_length ", max_length, " cannot hold the ", n_special,

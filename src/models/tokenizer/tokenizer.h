@@ -5,6 +5,7 @@
 // on request. See docs/TOKENIZER.md for what is supported.
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,9 +19,10 @@ public:
     // `path`: a folder with tokenizer.json or tokenizer.json.gz (and, normally, tokenizer_config.json), or the
     // tokenizer.json[.gz] file itself, in which case tokenizer_config.json is looked for beside it.
     static Tokenizer load(const std::string& path);
-    // From JSON text; `config_json` may be empty (transformers' defaults). `where` names the source in errors.
+    // From JSON text; `config_json` may be empty (transformers' defaults). `where` and `config_where` name the two
+    // sources in errors.
     static Tokenizer from_json(const std::string& tokenizer_json, const std::string& config_json,
-                               const std::string& where);
+                               const std::string& where, const std::string& config_where = "tokenizer_config.json");
 
     Tokenizer(Tokenizer&&) noexcept;
     Tokenizer& operator=(Tokenizer&&) noexcept;
@@ -32,8 +34,8 @@ public:
     std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const;
 
     // transformers' tokenizer(text, truncation=True, padding="max_length", max_length=max_length): exactly
-    // max_length ids, cut on the configured truncation side and padded with the pad token on the configured
-    // padding side. attention_mask (optional) gets 1 for real tokens and 0 for padding.
+    // max_length ids (1 to kMaxEncodeLength of limits.h), cut on the configured truncation side and padded with the pad
+    // token on the configured padding side. attention_mask (optional) gets 1 for real tokens and 0 for padding.
     std::vector<int32_t> encode_to_length(std::string_view text, bool add_special_tokens, int max_length,
                                           std::vector<int32_t>* attention_mask = nullptr) const;
 
@@ -52,6 +54,7 @@ public:
 private:
     struct Impl;
     explicit Tokenizer(std::unique_ptr<Impl> impl);
+    static void read_spec(Impl& impl, const nlohmann::json& spec, const std::string& where);
     std::unique_ptr<Impl> impl_;
 };
 

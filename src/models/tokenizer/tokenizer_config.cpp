@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 #include "io/gzip_file.h"
+#include "models/tokenizer/json_fields.h"
+#include "models/tokenizer/limits.h"
 
 namespace flux2 {
 
@@ -22,7 +24,7 @@ std::string token_string(const nlohmann::json& spec, const char* key, const std:
 
 Side parse_side(const nlohmann::json& spec, const char* key, const std::string& where) {
     if (!spec.contains(key) || spec.at(key).is_null()) return Side::right;
-    const std::string v = spec.at(key).get<std::string>();
+    const std::string v = json_string(spec, key, where, "the config");
     if (v == "left") return Side::left;
     if (v == "right") return Side::right;
     fail(where, ": \"", key, "\" is \"", v, "\", expected \"left\" or \"right\"");
@@ -50,7 +52,7 @@ TokenizerConfig parse_tokenizer_config(const nlohmann::json& spec, const std::st
 }
 
 TokenizerConfig read_tokenizer_config(const std::string& path) {
-    const std::string text = read_file_maybe_gzip(path);
+    const std::string text = read_file_maybe_gzip(path, kMaxTokenizerConfigBytes);
     nlohmann::json spec;
     try {
         spec = nlohmann::json::parse(text);

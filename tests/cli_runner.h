@@ -1,0 +1,153 @@
+#pragma once
+// Runs the built `flux2` binary as a subprocess (stdout and stderr captured) with a private demo folder and an
+// empty Hugging Face cache, for the end-to-end CLI tests.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "temp_dir.h"
+#include "test_util.h"
+
+extern char** environ;
+
+namespace flux2::test {
+
+namespace fs = std::filesystem;
+
+struct RunResult {
+    int exit_code = -1;
+    std::string out, err;
+};
+
+inline std::ostream& operator<<(std::ostream& os, const RunResult& r) {
+    return os << "exit " << r.exit_code << "\n--- stdout:\n" << r.out << "--- stderr:\n" << r.err;
+}
+
+inline std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// Environment changes for a child process: nullopt removes the variable.
+using EnvChanges = std::map<std::string, std::optional<std::string>>;
+
+// Runs the binary with `args`, stdout and stderr captured in files under `scratch`, stdin read from `stdin_path`
+// when given.
+inline RunResult run_binary(const std::vector<std::string>& args, const EnvChanges& changes, const TempDir& scratch,
+                            const std::string& stdin_path = "") {
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e; ++e) {
+        const std::string entry = *e;
+        if (!changes.contains(entry.substr(0, entry.find('=')))) env_strings.push_back(entry);
+    }
+    for (const auto& [key, value] : changes)
+        if (value) env_strings.push_back(key + "=" + *value);
+    std::vector<char*> envp, argv;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::string binary = FLUX2_BINARY;
+    argv.push_back(binary.data());
+    std::vector<std::string> arg_copies = args;
+    for (auto& a : arg_copies) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    const std::string out_path = scratch.file("stdout.txt"), err_path = scratch.file("stderr.txt");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    if (!stdin_path.empty()) posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = 0;
+    const int spawned = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    RunResult r;
+    if (spawned != 0) {
+        r.err = "posix_spawn failed: " + std::string(std::strerror(spawned));
+        return r;
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = read_file(out_path);
+    r.err = read_file(err_path);
+    return r;
+}
+
+inline Tensor golden(const SafetensorsFile& f, const std::string& key) {
+    const TensorInfo* t = f.find(key);
+    if (!t) throw std::runtime_error("golden tensor missing: " + key);
+    return load_f32(*t);
+}
+
+class Cli : public ::testing::Test {
+protected:
+    // Every run sees a private demo folder and an empty Hugging Face cache, so no test reads or writes $HOME.
+    RunResult flux2(const std::vector<std::string>& args, const std::string& stdin_path = "") {
+        const EnvChanges env = {{"FLUX2_DEMO_DIR", demo_dir()},
+                                {"HF_HOME", hf_home()},
+                                {"HF_HUB_CACHE", std::nullopt},
+                                {"XDG_CACHE_HOME", std::nullopt}};
+        return run_binary(args, env, tmp_, stdin_path);
+    }
+    std::string demo_dir() const { return tmp_.file("demo"); }
+    std::string hf_home() const { return tmp_.file("hf-home"); }
+    std::string file(const std::string& name) const { return tmp_.file(name); }
+
+    // A snapshot folder of `repo_id` in the test's HF cache, created with refs/main pointing at it.
+    fs::path hf_snapshot(const std::string& repo_id) const {
+        std::string folder = "models--" + repo_id;
+        folder.replace(folder.find('/'), 1, "--");
+        const fs::path repo = fs::path(hf_home()) / "hub" / folder;
+        fs::create_directories(repo / "snapshots" / "0123abcd");
+        fs::create_directories(repo / "refs");
+        std::ofstream(repo / "refs" / "main") << "0123abcd";
+        return repo / "snapshots" / "0123abcd";
+    }
+
+    TempDir tmp_;
+};
+
+// ---- forward ----
+
+class CliForward : public Cli {
+protected:
+    // Writes the inputs of tiny-klein-golden case0 for `flux2 forward`, leaving out the key `skip`.
+    std::string write_inputs(const std::string& skip = "", bool wrong_hidden_shape = false) {
+        auto g = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
+        SafetensorsWriter w;
+        for (const char* key : {"hidden_states", "encoder_hidden_states", "timestep", "img_ids", "txt_ids"}) {
+            if (key == skip) continue;
+            Tensor t = golden(*g, std::string("case0.") + key);
+            if (key == std::string("hidden_states") && wrong_hidden_shape) t = t.reshape({1, 32, 64});
+            w.add_f32(key, t);
+        }
+        const std::string path = file("inputs.safetensors");
+        w.write(path);
+        return path;
+    }
+    std::vector<float> expected(const std::string& key) {
+        auto g = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
+        return golden(*g, "case0." + key).to_vector();
+    }
+    std::vector<float> output() {
+        auto f = SafetensorsFile::open(file("out.safetensors"));
+        return f->find("output") ? read_f32(*f->find("output")) : std::vector<float>{};
+    }
+};
+
+}  // namespace flux2::test
