@@ -6,7 +6,7 @@ packages=(cmake ninja-build g++ pkg-config nlohmann-json3-dev libcli11-dev libpn
           libopenblas-dev libpcre2-dev libicu-dev libgtest-dev libbenchmark-dev
           libwebp-dev libcpp-httplib-dev
           # The server's end-to-end tests: a virtualenv for the openai SDK, a real browser for the page.
-          python3 python3-venv chromium chromium-driver)
+          python3 python3-venv chromium chromium-driver fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,8 +1,10 @@
 // `flux2 serve`: the OpenAI-compatible image server. The port is bound first (so /health can say "loading"), then
 // the models load once and stay resident; SIGINT/SIGTERM stop accepting, let the running job finish within
 // --shutdown-timeout and exit 0.
-#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <chrono>
 #include <thread>
@@ -26,14 +28,31 @@ struct ServeArgs {
     int url_ttl = 600;
 };
 
+// SIGINT/SIGTERM write one byte to a pipe that the shutdown thread reads. A handler (not sigwait with the signals
+// blocked) because threads started before serve runs, such as OpenBLAS's pool, keep them unblocked, and the kernel
+// may deliver the signal to any of them.
+int stop_pipe[2] = {-1, -1};
+void on_stop_signal(int sig) {
+    const char c = static_cast<char>(sig);
+    [[maybe_unused]] ssize_t n = write(stop_pipe[1], &c, 1);
+}
+
+// The signal that stopped the server, or 0 when woken by the process itself.
+int wait_for_stop_signal() {
+    char c = 0;
+    while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    return c;
+}
+
 void run_serve(ServeArgs a) {
-    // Signals go to one thread that waits for them; every thread made from here on inherits the mask. A client that
-    // disconnects mid-write must not kill the process with SIGPIPE.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    check(pipe(stop_pipe) == 0, "cannot create the shutdown pipe");
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    // A client that disconnects mid-write must not kill the process.
     signal(SIGPIPE, SIG_IGN);
 
     check(a.max_body_mb >= 1, "--max-body-mb must be at least 1");
@@ -61,9 +80,8 @@ void run_serve(ServeArgs a) {
 
     std::atomic<bool> stopping{false};
     std::thread signals([&] {
-        int sig = 0;
-        sigwait(&stop_signals, &sig);
-        if (sig == 0) return;  // woken by the process itself at exit
+        const int sig = wait_for_stop_signal();
+        if (sig == 0) return;
         stopping = true;
         log_info("received ", sig == SIGINT ? "SIGINT" : "SIGTERM", ": no new requests; waiting up to ",
                  a.shutdown_timeout, " s for the running job");
@@ -71,6 +89,10 @@ void run_serve(ServeArgs a) {
         if (!drained) log_warn("the running job did not finish within --shutdown-timeout; it was cancelled");
         http.stop();
     });
+    auto wake_signals_thread = [] {
+        const char c = 0;
+        [[maybe_unused]] ssize_t n = write(stop_pipe[1], &c, 1);
+    };
 
     try {
         EngineOptions eo;
@@ -86,12 +108,12 @@ void run_serve(ServeArgs a) {
     } catch (...) {
         http.stop();
         serving.join();
-        pthread_kill(signals.native_handle(), SIGTERM);
+        wake_signals_thread();
         signals.join();
         throw;
     }
     serving.join();
-    if (!stopping) pthread_kill(signals.native_handle(), SIGTERM);
+    if (!stopping) wake_signals_thread();
     signals.join();
     log_info("server stopped");
 }

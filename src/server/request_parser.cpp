@@ -316,7 +316,7 @@ ImageRequest parse_image_json(RequestKind kind, std::string_view body, const Ser
     json obj;
     try {
         obj = json::parse(body);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse errors, and numbers beyond a double (1e999: out_of_range)
         throw bad_request("", "invalid_json", "the body is not valid JSON: ", e.what());
     }
     if (!obj.is_object()) throw bad_request("", "invalid_json", "the body must be a JSON object");

@@ -354,6 +354,22 @@ class ImagesTest(common.ServerTestCase):
         self.assertEqual(server.request("GET", paths[2], auth=False).status, 401)
 
 
+class UrlTtlTest(common.ServerTestCase):
+    """--url-ttl: a url image can be fetched until it expires, then 404."""
+
+    def test_url_expires(self):
+        ttl_server = common.Server("url-ttl", "--url-ttl", "1").start()
+        try:
+            r = ttl_server.generate(response_format="url")
+            self.assertEqual(r.status, 200, r)
+            path = r.json()["data"][0]["url"].split(f"127.0.0.1:{ttl_server.port}", 1)[1]
+            self.assertEqual(ttl_server.request("GET", path).status, 200)
+            time.sleep(2.5)
+            self.assertError(ttl_server.request("GET", path), 404, "not_found_error")
+        finally:
+            ttl_server.stop()
+
+
 class QueueFullTest(common.ServerTestCase):
     def test_429_when_queue_full(self):
         slow = server.slow_fields(6)

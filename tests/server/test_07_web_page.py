@@ -47,6 +47,12 @@ class WebPageTest(common.ServerTestCase):
     def tearDownClass(cls):
         cls.driver.quit()
 
+    def setUp(self):
+        # each test starts from a fresh page with nothing stored (no API key)
+        self.driver.get(server.base_url + "/")
+        self.driver.execute_script("localStorage.clear();")
+        self.driver.refresh()
+
     def el(self, element_id):
         from selenium.webdriver.common.by import By
         return self.driver.find_element(By.ID, element_id)
@@ -66,7 +72,6 @@ class WebPageTest(common.ServerTestCase):
     def test_generate_and_edit_in_the_page(self):
         from selenium.webdriver.common.keys import Keys
         d = self.driver
-        d.get(server.base_url + "/")
         self.assertIn("flux2", d.title)
         # without a key the model list is refused; with it, the model id shows
         self.wait(lambda: "unavailable" in self.el("model").text, 30, "no 401 shown for /v1/models")
@@ -139,6 +144,25 @@ class WebPageTest(common.ServerTestCase):
                   and self.el("status").text != unauthorized, 60, "400 not shown")
         self.assertIn("error", self.el("status").get_attribute("class"))
         d.save_screenshot(os.path.join(common.ARTIFACTS, "server-page-error.png"))
+
+    def test_cancel_button_cancels_the_job(self):
+        slow = server.slow_fields(30)
+        side = slow["size"].split("x")[0]
+        self.set_value("api-key", KEY)
+        self.el("prompt").send_keys("a long one")
+        self.set_value("width", side)
+        self.set_value("height", side)
+        self.set_value("steps", slow["num_inference_steps"])
+        before = server.metric("flux2_jobs_cancelled_total")
+        self.el("generate").click()
+        self.wait(lambda: (self.prop("progress", "value") or 0) >= 1, 60, "no progress shown")
+        self.assertEqual(self.prop("progress", "max"), slow["num_inference_steps"])
+        self.assertTrue(self.el("status").text.startswith("Step "), self.el("status").text)
+        self.el("cancel").click()
+        self.wait(lambda: self.el("status").text == "Cancelled.", 10, "status: " + self.el("status").text)
+        self.assertFalse(self.prop("generate", "disabled"))
+        server.wait_metric("flux2_jobs_cancelled_total", lambda v: v >= before + 1, timeout=15)
+        server.wait_metric("flux2_jobs_running", lambda v: v == 0, timeout=15)
 
 
 if __name__ == "__main__":
