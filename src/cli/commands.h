@@ -9,6 +9,8 @@ void register_all(CLI::App& app);
 void register_inspect(CLI::App& app);
 // Part of `inspect`: the checkpoint as a FLUX.2 transformer, each linear's resolved format and its source.
 void print_transformer_quant(const std::string& path, bool table);
+// Part of `inspect` for LoRA files: format, ranks, alphas, layers and the models it fits.
+void print_lora(const std::string& path, bool table);
 void register_forward(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_generate(CLI::App& app);
