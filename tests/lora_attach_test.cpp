@@ -1,0 +1,70 @@
+// Attaching LoRAs to a model: a LoRA for another model or naming a layer the model lacks is refused before
+// anything changes (the model keeps its adapters), and the --lora FILE[:STRENGTH] spec parsing.
+#include <gtest/gtest.h>
+
+#include "backend/backend.h"
+#include "golden_data.h"
+#include "io/safetensors.h"
+#include "models/flux2/flux2_transformer.h"
+#include "models/lora/lora_registry.h"
+#include "temp_dir.h"
+#include "test_util.h"
+
+namespace flux2 {
+namespace {
+
+std::string lora_path(const std::string& file) { return test::data_path("lora/" + file); }
+
+// Expects `fn` to throw an Error whose message contains every one of `parts`.
+template <class Fn>
+void expect_error(Fn fn, const std::vector<std::string>& parts) {
+    try {
+        fn();
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        for (const std::string& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    }
+}
+
+// A LoRA for another model, or one naming a layer the model lacks, is refused before anything changes.
+TEST(LoraAttach, RefusesAndKeepsTheModel) {
+    auto backend = make_backend(BackendOptions{});
+    Flux2Transformer klein = Flux2Transformer::load(test::data_path("tiny-klein-bf16.safetensors"), *backend);
+    test::TempDir dir;
+    SafetensorsWriter guidance;  // klein-sized (hidden 128), but klein has no guidance embedding
+    std::vector<float> a(2 * 256, 0.01f), b(128 * 2, 0.01f);
+    guidance.add_f32("diffusion_model.guidance_in.in_layer.lora_A.weight", {2, 256}, a.data());
+    guidance.add_f32("diffusion_model.guidance_in.in_layer.lora_B.weight", {128, 2}, b.data());
+    guidance.write(dir.file("guidance.safetensors"));
+    LoraRegistry registry;
+    registry.load("klein", lora_path("tiny-klein-lora1-bfl.safetensors"));
+    registry.load("dev1", lora_path("tiny-dev-lora1-kohya.safetensors"));
+    registry.load("guidance", dir.file("guidance.safetensors"));
+    registry.set_active(klein, {{"klein", 1.0f}});
+
+    // tiny-dev is 64 wide, tiny-klein 128.
+    expect_error([&] { registry.set_active(klein, {{"dev1", 1.0f}}); },
+                 {"tiny-dev-lora1-kohya.safetensors", "lora_unet_double_blocks_0", "the model's layer is [128, 128]"});
+    expect_error([&] { registry.set_active(klein, {{"klein", 1.0f}, {"guidance", 1.0f}}); },
+                 {"guidance.safetensors", "guidance_in.in_layer.lora_A.weight", "guidance_embedder", "does not have"});
+    expect_error([&] { registry.set_active(klein, {{"nope", 1.0f}}); }, {"no LoRA named 'nope'", "dev1", "klein"});
+    ASSERT_EQ(klein.loras().size(), 1u);
+    EXPECT_EQ(klein.loras()[0].name, "klein");
+
+    auto golden = SafetensorsFile::open(lora_path("tiny-klein-lora-golden.safetensors"));
+    auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
+    Tensor out = klein.forward(test::golden_transformer_inputs(*inputs, "case0.", false));
+    EXPECT_LE(test::rel_error(out.to_vector(), read_f32(test::golden_tensor(*golden, "case0.out_lora1_1p0"))), 1e-5);
+}
+
+TEST(LoraRegistry, ParsesSpecs) {
+    EXPECT_EQ(parse_lora_spec("a.safetensors"), (std::pair<std::string, float>{"a.safetensors", 1.0f}));
+    EXPECT_EQ(parse_lora_spec("a.safetensors:0.5"), (std::pair<std::string, float>{"a.safetensors", 0.5f}));
+    EXPECT_EQ(parse_lora_spec("/x:y/a.safetensors:-1"), (std::pair<std::string, float>{"/x:y/a.safetensors", -1.0f}));
+    EXPECT_EQ(parse_lora_spec("/x:y/a.safetensors"), (std::pair<std::string, float>{"/x:y/a.safetensors", 1.0f}));
+    expect_error([] { parse_lora_spec("a.safetensors:inf"); }, {"not a finite number"});
+    EXPECT_EQ(lora_name_for("/loras/style.safetensors"), "style");
+}
+
+}  // namespace
+}  // namespace flux2
