@@ -1,9 +1,13 @@
-// `flux2 inspect` on LoRA files, end to end: runs the built binary.
+// `flux2 forward --lora` and `flux2 inspect` on LoRA files, end to end: runs the built binary.
 #include <gtest/gtest.h>
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 
+#include "golden_data.h"
+#include "io/safetensors.h"
+#include "temp_dir.h"
 #include "test_util.h"
 
 namespace flux2 {
@@ -23,6 +27,42 @@ std::string run(const std::string& args, int* status) {
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 std::string lora(const std::string& file) { return test::data_path("lora/" + file); }
+
+// case0 of tiny-klein-golden as `flux2 forward` inputs.
+std::string write_inputs(const test::TempDir& dir) {
+    auto g = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
+    SafetensorsWriter w;
+    for (const char* key : {"hidden_states", "encoder_hidden_states", "timestep", "img_ids", "txt_ids"}) {
+        w.add_f32(key, load_f32(test::golden_tensor(*g, std::string("case0.") + key)));
+    }
+    w.write(dir.file("inputs.safetensors"));
+    return dir.file("inputs.safetensors");
+}
+
+TEST(LoraCli, ForwardAppliesLorasWithStrengths) {
+    test::TempDir dir;
+    const std::string base = "forward --model " + test::data_path("tiny-klein-nvfp4.safetensors") + " --inputs " +
+                             write_inputs(dir) + " --output " + dir.file("out.safetensors");
+    int status = 0;
+    const std::string log = run(base + " --lora " + lora("tiny-klein-lora1-kohya.safetensors") + ":0.7 --lora " +
+                                    lora("tiny-klein-lora2-diffusers.safetensors") + ":0.4",
+                                &status);
+    ASSERT_EQ(status, 0) << log;
+    EXPECT_TRUE(contains(log, "+ lora r")) << log;  // the linear paths show the branch
+    auto out = SafetensorsFile::open(dir.file("out.safetensors"));
+    auto golden = SafetensorsFile::open(lora("tiny-klein-lora-golden.safetensors"));
+    EXPECT_LE(test::rel_error(read_f32(test::golden_tensor(*out, "output")),
+                              read_f32(test::golden_tensor(*golden, "case0.out_nvfp4_w4a16_lora1_0p7_lora2_0p4"))),
+              1e-5);
+
+    // A LoRA for tiny-dev on tiny-klein: refused naming the file and a key; nothing is written.
+    std::filesystem::remove(dir.file("out.safetensors"));
+    const std::string err = run(base + " --lora " + lora("tiny-dev-lora1-bfl.safetensors"), &status);
+    EXPECT_NE(status, 0) << err;
+    EXPECT_TRUE(contains(err, "tiny-dev-lora1-bfl.safetensors")) << err;
+    EXPECT_TRUE(contains(err, "diffusion_model.double_blocks.0.")) << err;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("out.safetensors")));
+}
 
 TEST(LoraCli, InspectDescribesALora) {
     int status = 0;
