@@ -7,6 +7,7 @@
 #include "io/safetensors.h"
 #include "models/flux2/flux2_transformer.h"
 #include "models/lora/lora_registry.h"
+#include "models/lora/lora_synthetic.h"
 #include "temp_dir.h"
 #include "test_util.h"
 
@@ -55,6 +56,23 @@ TEST(LoraAttach, RefusesAndKeepsTheModel) {
     auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
     Tensor out = klein.forward(test::golden_transformer_inputs(*inputs, "case0.", false));
     EXPECT_LE(test::rel_error(out.to_vector(), read_f32(test::golden_tensor(*golden, "case0.out_lora1_1p0"))), 1e-5);
+}
+
+// flux2 bench --lora-rank: a branch on every linear, q/k/v sharing A so each fused qkv linear stays rank R.
+TEST(LoraAttach, SyntheticLoraReachesEveryLinear) {
+    auto backend = make_backend(BackendOptions{});
+    Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-dev-bf16.safetensors"), *backend);
+    auto inputs = SafetensorsFile::open(test::data_path("tiny-dev-golden.safetensors"));
+    const Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case0.", true);
+    const std::vector<float> base = model.forward(in).to_vector();
+    auto lora = std::make_shared<const LoraAdapter>(synthetic_lora(model.config(), 4, 1));
+    model.set_loras({ActiveLora{"synthetic", lora, 1.0f}});
+    backend->reset_path_counts();
+    const std::vector<float> out = model.forward(in).to_vector();
+    EXPECT_EQ(backend->path_summary(), "bf16->f32 + lora r4 x31");
+    const double change = test::rel_error(out, base);
+    EXPECT_GT(change, 1e-3);
+    EXPECT_LT(change, 1.0);  // sized to perturb, not to swamp
 }
 
 TEST(LoraRegistry, ParsesSpecs) {

@@ -16,7 +16,7 @@ std::string shared_a_owner(const std::string& module) {
         if (module.ends_with(s)) return module.substr(0, module.size() - 1) + "q";
     }
     for (const char* s : {"attn.add_k_proj", "attn.add_v_proj"}) {
-        if (module.ends_with(s)) return module.substr(0, module.size() - 7) + "q_proj";
+        if (module.ends_with(s)) return module.substr(0, module.size() - 6) + "q_proj";
     }
     return module;
 }
