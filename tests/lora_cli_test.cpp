@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "golden_data.h"
+#include "io/image.h"
 #include "io/safetensors.h"
 #include "temp_dir.h"
 #include "test_util.h"
@@ -62,6 +63,37 @@ TEST(LoraCli, ForwardAppliesLorasWithStrengths) {
     EXPECT_TRUE(contains(err, "tiny-dev-lora1-bfl.safetensors")) << err;
     EXPECT_TRUE(contains(err, "diffusion_model.double_blocks.0.")) << err;
     EXPECT_FALSE(std::filesystem::exists(dir.file("out.safetensors")));
+}
+
+// generate --lora on the tiny dev pipeline: strength 0 is the base pipeline exactly (pipeline-golden), strength 1
+// changes the latents, and the PNG records the LoRAs.
+TEST(LoraCli, GenerateAppliesLoras) {
+    test::TempDir dir;
+    auto g = SafetensorsFile::open(test::data_path("pipeline-golden.safetensors"));
+    SafetensorsWriter embeds, noise;
+    embeds.add_f32("prompt_embeds", load_f32(test::golden_tensor(*g, "dev.prompt_embeds")));
+    embeds.write(dir.file("embeds.safetensors"));
+    noise.add_f32("latents", load_f32(test::golden_tensor(*g, "dev.latents_in")));
+    noise.write(dir.file("noise.safetensors"));
+    auto latents = [&](const std::string& strength) {
+        const std::string args =
+            "generate --model-path " + test::data_path("tiny-dev-bf16.safetensors") + " --vae-path " +
+            test::data_path("tiny-vae") + " --prompt-embeds " + dir.file("embeds.safetensors") + " --initial-noise " +
+            dir.file("noise.safetensors") + " --width 64 --height 64 --num-inference-steps 4 --guidance-scale 4" +
+            " --save-latents " + dir.file("latents.safetensors") + " --output-path " + dir.file("out.png") +
+            " --lora " + lora("tiny-dev-lora1-kohya.safetensors") + ":" + strength;
+        int status = 0;
+        const std::string log = run(args, &status);
+        EXPECT_EQ(status, 0) << log;
+        auto f = SafetensorsFile::open(dir.file("latents.safetensors"));
+        return read_f32(test::golden_tensor(*f, "latents"));
+    };
+    const std::vector<float> ref = read_f32(test::golden_tensor(*g, "dev.steps4.latents_out"));
+    EXPECT_LE(test::rel_error(latents("0"), ref), 1e-5);
+    EXPECT_GT(test::rel_error(latents("1"), ref), 1e-2);
+    ImageText text;
+    read_image(dir.file("out.png"), &text);
+    EXPECT_EQ(text["loras"], lora("tiny-dev-lora1-kohya.safetensors") + ":1");
 }
 
 TEST(LoraCli, InspectDescribesALora) {
