@@ -58,6 +58,59 @@ TEST(LoraAttach, RefusesAndKeepsTheModel) {
     EXPECT_LE(test::rel_error(out.to_vector(), read_f32(test::golden_tensor(*golden, "case0.out_lora1_1p0"))), 1e-5);
 }
 
+LinearWeight zero_linear(const std::string& name, int64_t out, int64_t in) {
+    LinearWeight w;
+    w.name = name;
+    w.out_features = out;
+    w.in_features = in;
+    w.dense.dtype = DType::F32;
+    w.dense.bytes.assign(static_cast<size_t>(out * in * 4), 0);
+    return w;
+}
+
+// B A of a branch, [out, in].
+std::vector<float> delta(const LoraBranch& l) {
+    std::vector<float> d(static_cast<size_t>(l.out_features * l.in_features), 0.0f);
+    for (int64_t o = 0; o < l.out_features; ++o)
+        for (int64_t r = 0; r < l.rank; ++r)
+            for (int64_t i = 0; i < l.in_features; ++i)
+                d[o * l.in_features + i] += l.b[o * l.rank + r] * l.a[r * l.in_features + i];
+    return d;
+}
+
+// A fused BFL qkv LoRA on q, k and v kept as three linears (what happens when their quantization scales differ) and
+// on the joined q|k|v linear: the same update as the golden delta, and on the joined linear one rank-8 pair.
+TEST(LoraAttach, FusedQkvOnSeparateAndJoinedLinears) {
+    auto adapter = std::make_shared<LoraAdapter>(read_lora(lora_path("tiny-dev-lora1-kohya.safetensors")));
+    const std::string p = "transformer_blocks.0.attn.";
+    std::erase_if(adapter->terms, [&](const LoraTerm& t) {
+        return t.module != p + "to_q" && t.module != p + "to_k" && t.module != p + "to_v";
+    });
+    ASSERT_EQ(adapter->terms.size(), 3u);
+    const std::vector<ActiveLora> active{{"lora1", adapter, 1.0f}};
+    LinearWeight q = zero_linear(p + "to_q", 64, 64), k = zero_linear(p + "to_k", 64, 64),
+                 v = zero_linear(p + "to_v", 64, 64);
+    LinearWeight qkv = concat_rows({&q, &k, &v}, p + "to_qkv");
+
+    auto golden = SafetensorsFile::open(lora_path("tiny-dev-lora-golden.safetensors"));
+    const std::vector<float> ref = read_f32(test::golden_tensor(*golden, "delta.lora1.double_blocks.0.img_attn.qkv"));
+    auto separate = build_lora_branches({&q, &k, &v}, active);
+    std::vector<float> joined_rows;
+    for (const auto& b : separate) {
+        ASSERT_NE(b, nullptr);
+        EXPECT_EQ(b->rank, 8);
+        const std::vector<float> d = delta(*b);
+        joined_rows.insert(joined_rows.end(), d.begin(), d.end());
+    }
+    EXPECT_LE(test::rel_error(joined_rows, ref), 1e-6);
+    auto fused = build_lora_branches({&qkv}, active);
+    ASSERT_NE(fused[0], nullptr);
+    EXPECT_EQ(fused[0]->rank, 8);
+    EXPECT_LE(test::rel_error(delta(*fused[0]), ref), 1e-6);
+    // Strength 0 attaches nothing.
+    EXPECT_EQ(build_lora_branches({&qkv}, {{"lora1", adapter, 0.0f}})[0], nullptr);
+}
+
 // flux2 bench --lora-rank: a branch on every linear, q/k/v sharing A so each fused qkv linear stays rank R.
 TEST(LoraAttach, SyntheticLoraReachesEveryLinear) {
     auto backend = make_backend(BackendOptions{});

@@ -19,7 +19,7 @@ namespace {
 
 struct LoraCase {
     std::string model;                                      // "dev" / "klein"
-    std::string base;                                       // "bf16" / "nvfp4"
+    std::string base;  // checkpoint: tests/data/tiny-<model>-<base>, e.g. "bf16.safetensors", "nvfp4-modelopt"
     std::vector<std::pair<std::string, float>> loras;       // file under tests/data/lora, strength
     std::string key;                                        // caseN.out_<key> of tiny-<model>-lora-golden
 };
@@ -53,8 +53,7 @@ class LoraGolden : public ::testing::TestWithParam<LoraCase> {};
 TEST_P(LoraGolden, MatchesPeft) {
     const LoraCase& c = GetParam();
     auto backend = make_backend(BackendOptions{});
-    Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-" + c.model + "-" + c.base + ".safetensors"),
-                                                    *backend);
+    Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-" + c.model + "-" + c.base), *backend);
     LoraRegistry registry;
     std::vector<std::pair<std::string, float>> active;
     for (const auto& [file, strength] : c.loras) {
@@ -70,23 +69,28 @@ std::vector<LoraCase> all_cases() {
     for (std::string m : {"dev", "klein"}) {
         const std::string t = "tiny-" + m + "-";
         for (std::string f : {"diffusers", "bfl", "peft-bfl", "kohya"}) {
-            cases.push_back({m, "bf16", {{t + "lora1-" + f + ".safetensors", 1.0f}}, "lora1_1p0"});
+            cases.push_back({m, "bf16.safetensors", {{t + "lora1-" + f + ".safetensors", 1.0f}}, "lora1_1p0"});
         }
-        cases.push_back({m, "bf16", {{t + "lora1-kohya.safetensors", 0.6f}}, "lora1_0p6"});
-        cases.push_back({m, "bf16", {{t + "lora1-diffusers.safetensors", 0.6f}}, "lora1_0p6"});
+        cases.push_back({m, "bf16.safetensors", {{t + "lora1-kohya.safetensors", 0.6f}}, "lora1_0p6"});
+        cases.push_back({m, "bf16.safetensors", {{t + "lora1-diffusers.safetensors", 0.6f}}, "lora1_0p6"});
         for (std::string f : {"diffusers", "bfl"}) {
-            cases.push_back({m, "bf16", {{t + "lora2-" + f + ".safetensors", 1.0f}}, "lora2_1p0"});
+            cases.push_back({m, "bf16.safetensors", {{t + "lora2-" + f + ".safetensors", 1.0f}}, "lora2_1p0"});
         }
         const std::vector<std::pair<std::string, std::string>> pairs = {
             {"diffusers", "diffusers"}, {"bfl", "bfl"}, {"kohya", "bfl"}, {"peft-bfl", "diffusers"}};
         for (const auto& [f1, f2] : pairs) {
-            cases.push_back({m, "bf16", {{t + "lora1-" + f1 + ".safetensors", 0.7f}, {t + "lora2-" + f2 + ".safetensors", 0.4f}},
+            cases.push_back({m, "bf16.safetensors", {{t + "lora1-" + f1 + ".safetensors", 0.7f}, {t + "lora2-" + f2 + ".safetensors", 0.4f}},
                              "lora1_0p7_lora2_0p4"});
         }
-        cases.push_back({m, "nvfp4", {}, "nvfp4_w4a16"});
-        cases.push_back({m, "nvfp4", {{t + "lora1-diffusers.safetensors", 1.0f}}, "nvfp4_w4a16_lora1_1p0"});
-        cases.push_back({m, "nvfp4", {{t + "lora1-kohya.safetensors", 1.0f}}, "nvfp4_w4a16_lora1_1p0"});
-        cases.push_back({m, "nvfp4", {{t + "lora1-bfl.safetensors", 0.7f}, {t + "lora2-diffusers.safetensors", 0.4f}},
+        cases.push_back({m, "nvfp4.safetensors", {}, "nvfp4_w4a16"});
+        cases.push_back({m, "nvfp4.safetensors", {{t + "lora1-diffusers.safetensors", 1.0f}}, "nvfp4_w4a16_lora1_1p0"});
+        cases.push_back({m, "nvfp4.safetensors", {{t + "lora1-kohya.safetensors", 1.0f}}, "nvfp4_w4a16_lora1_1p0"});
+        cases.push_back({m, "nvfp4.safetensors", {{t + "lora1-bfl.safetensors", 0.7f}, {t + "lora2-diffusers.safetensors", 0.4f}},
+                         "nvfp4_w4a16_lora1_0p7_lora2_0p4"});
+        // The ModelOpt export (diffusers names, separate q/k/v tensors joined at load): the same dequantized weights
+        // as the BFL NVFP4 file, so the same outputs.
+        cases.push_back({m, "nvfp4-modelopt", {{t + "lora1-kohya.safetensors", 1.0f}}, "nvfp4_w4a16_lora1_1p0"});
+        cases.push_back({m, "nvfp4-modelopt", {{t + "lora1-diffusers.safetensors", 0.7f}, {t + "lora2-bfl.safetensors", 0.4f}},
                          "nvfp4_w4a16_lora1_0p7_lora2_0p4"});
     }
     return cases;
@@ -94,7 +98,9 @@ std::vector<LoraCase> all_cases() {
 
 INSTANTIATE_TEST_SUITE_P(AllFormats, LoraGolden, ::testing::ValuesIn(all_cases()),
                          [](const ::testing::TestParamInfo<LoraGolden::ParamType>& info) {
-                             std::string n = info.param.model + "_" + info.param.base + "_" + info.param.key;
+                             const std::string& b = info.param.base;
+                             std::string n = info.param.model + "_" + b.substr(0, b.find(".safetensors")) + "_" +
+                                             info.param.key;
                              for (const auto& [f, s] : info.param.loras) {
                                  n += "_" + f.substr(f.find("lora"), f.find(".safetensors") - f.find("lora")) + "_" +
                                       std::to_string(static_cast<int>(s * 10));
