@@ -44,10 +44,16 @@ TEST(LoraAttach, RefusesAndKeepsTheModel) {
     registry.set_active(klein, {{"klein", 1.0f}});
 
     // tiny-dev is 64 wide, tiny-klein 128.
-    expect_error([&] { registry.set_active(klein, {{"dev1", 1.0f}}); },
-                 {"tiny-dev-lora1-kohya.safetensors", "lora_unet_double_blocks_0", "the model's layer is [128, 128]"});
-    expect_error([&] { registry.set_active(klein, {{"klein", 1.0f}, {"guidance", 1.0f}}); },
-                 {"guidance.safetensors", "guidance_in.in_layer.lora_A.weight", "guidance_embedder", "does not have"});
+    expect_error(
+        [&] {
+            registry.set_active(klein, {{"dev1", 1.0f}});
+        },
+        {"tiny-dev-lora1-kohya.safetensors", "lora_unet_double_blocks_0", "the model's layer is [128, 128]"});
+    expect_error(
+        [&] {
+            registry.set_active(klein, {{"klein", 1.0f}, {"guidance", 1.0f}});
+        },
+        {"guidance.safetensors", "guidance_in.in_layer.lora_A.weight", "guidance_embedder", "does not have"});
     expect_error([&] { registry.set_active(klein, {{"nope", 1.0f}}); }, {"no LoRA named 'nope'", "dev1", "klein"});
     ASSERT_EQ(klein.loras().size(), 1u);
     EXPECT_EQ(klein.loras()[0].name, "klein");

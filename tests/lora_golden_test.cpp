@@ -18,10 +18,10 @@ namespace flux2 {
 namespace {
 
 struct LoraCase {
-    std::string model;                                      // "dev" / "klein"
-    std::string base;  // checkpoint: tests/data/tiny-<model>-<base>, e.g. "bf16.safetensors", "nvfp4-modelopt"
-    std::vector<std::pair<std::string, float>> loras;       // file under tests/data/lora, strength
-    std::string key;                                        // caseN.out_<key> of tiny-<model>-lora-golden
+    std::string model;  // "dev" / "klein"
+    std::string base;   // checkpoint: tests/data/tiny-<model>-<base>, e.g. "bf16.safetensors", "nvfp4-modelopt"
+    std::vector<std::pair<std::string, float>> loras;  // file under tests/data/lora, strength
+    std::string key;                                   // caseN.out_<key> of tiny-<model>-lora-golden
 };
 
 std::ostream& operator<<(std::ostream& os, const LoraCase& c) {
@@ -79,18 +79,24 @@ std::vector<LoraCase> all_cases() {
         const std::vector<std::pair<std::string, std::string>> pairs = {
             {"diffusers", "diffusers"}, {"bfl", "bfl"}, {"kohya", "bfl"}, {"peft-bfl", "diffusers"}};
         for (const auto& [f1, f2] : pairs) {
-            cases.push_back({m, "bf16.safetensors", {{t + "lora1-" + f1 + ".safetensors", 0.7f}, {t + "lora2-" + f2 + ".safetensors", 0.4f}},
+            cases.push_back({m,
+                             "bf16.safetensors",
+                             {{t + "lora1-" + f1 + ".safetensors", 0.7f}, {t + "lora2-" + f2 + ".safetensors", 0.4f}},
                              "lora1_0p7_lora2_0p4"});
         }
         cases.push_back({m, "nvfp4.safetensors", {}, "nvfp4_w4a16"});
         cases.push_back({m, "nvfp4.safetensors", {{t + "lora1-diffusers.safetensors", 1.0f}}, "nvfp4_w4a16_lora1_1p0"});
         cases.push_back({m, "nvfp4.safetensors", {{t + "lora1-kohya.safetensors", 1.0f}}, "nvfp4_w4a16_lora1_1p0"});
-        cases.push_back({m, "nvfp4.safetensors", {{t + "lora1-bfl.safetensors", 0.7f}, {t + "lora2-diffusers.safetensors", 0.4f}},
+        cases.push_back({m,
+                         "nvfp4.safetensors",
+                         {{t + "lora1-bfl.safetensors", 0.7f}, {t + "lora2-diffusers.safetensors", 0.4f}},
                          "nvfp4_w4a16_lora1_0p7_lora2_0p4"});
         // The ModelOpt export (diffusers names, separate q/k/v tensors joined at load): the same dequantized weights
         // as the BFL NVFP4 file, so the same outputs.
         cases.push_back({m, "nvfp4-modelopt", {{t + "lora1-kohya.safetensors", 1.0f}}, "nvfp4_w4a16_lora1_1p0"});
-        cases.push_back({m, "nvfp4-modelopt", {{t + "lora1-diffusers.safetensors", 0.7f}, {t + "lora2-bfl.safetensors", 0.4f}},
+        cases.push_back({m,
+                         "nvfp4-modelopt",
+                         {{t + "lora1-diffusers.safetensors", 0.7f}, {t + "lora2-bfl.safetensors", 0.4f}},
                          "nvfp4_w4a16_lora1_0p7_lora2_0p4"});
     }
     return cases;
@@ -99,8 +105,8 @@ std::vector<LoraCase> all_cases() {
 INSTANTIATE_TEST_SUITE_P(AllFormats, LoraGolden, ::testing::ValuesIn(all_cases()),
                          [](const ::testing::TestParamInfo<LoraGolden::ParamType>& info) {
                              const std::string& b = info.param.base;
-                             std::string n = info.param.model + "_" + b.substr(0, b.find(".safetensors")) + "_" +
-                                             info.param.key;
+                             std::string n =
+                                 info.param.model + "_" + b.substr(0, b.find(".safetensors")) + "_" + info.param.key;
                              for (const auto& [f, s] : info.param.loras) {
                                  n += "_" + f.substr(f.find("lora"), f.find(".safetensors") - f.find("lora")) + "_" +
                                       std::to_string(static_cast<int>(s * 10));
@@ -153,8 +159,8 @@ TEST(LoraGolden, BflNamesWithKohyaSpelling) {
 TEST(LoraGolden, EveryLayerBranchMatchesPeft) {
     for (std::string m : {"dev", "klein"}) {
         auto golden = SafetensorsFile::open(lora_path("tiny-" + m + "-lora-golden.safetensors"));
-        for (std::string f : {"lora1-diffusers", "lora1-bfl", "lora1-peft-bfl", "lora1-kohya", "lora2-diffusers",
-                              "lora2-bfl"}) {
+        for (std::string f :
+             {"lora1-diffusers", "lora1-bfl", "lora1-peft-bfl", "lora1-kohya", "lora2-diffusers", "lora2-bfl"}) {
             const std::string file = "tiny-" + m + "-" + f + ".safetensors";
             const std::string probe = "probe." + f.substr(0, 5) + ".";
             LoraAdapter adapter = read_lora(lora_path(file));

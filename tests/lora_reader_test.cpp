@@ -148,8 +148,9 @@ TEST(LoraReader, PeftMetadataAlpha) {
         return out;
     };
     EXPECT_EQ(scales(""), (std::map<std::string, float>{{"proj_out", 1.0f}, {"x_embedder", 1.0f}}));
-    EXPECT_EQ(scales(R"({"transformer.r": 4, "transformer.lora_alpha": 8, "transformer.alpha_pattern": {"proj_out": 2}})"),
-              (std::map<std::string, float>{{"proj_out", 0.5f}, {"x_embedder", 2.0f}}));
+    EXPECT_EQ(
+        scales(R"({"transformer.r": 4, "transformer.lora_alpha": 8, "transformer.alpha_pattern": {"proj_out": 2}})"),
+        (std::map<std::string, float>{{"proj_out", 0.5f}, {"x_embedder", 2.0f}}));
     EXPECT_EQ(scales(R"({"transformer.lora_alpha": 4, "transformer.use_rslora": true})"),
               (std::map<std::string, float>{{"proj_out", 2.0f}, {"x_embedder", 2.0f}}));
     expect_error([&] { scales(R"({"transformer.use_dora": true})"); }, {"m.safetensors", "use_dora", "DoRA"});
@@ -181,13 +182,13 @@ TEST(LoraReader, RefusesBrokenFiles) {
         const char* key;
         const char* what;
     };
-    for (const Kind& k : {Kind{"lora_unet_double_blocks_0_img_attn_qkv.lokr_w1", "LoKr"},
-                          Kind{"lora_unet_double_blocks_0_img_attn_qkv.hada_w1_a", "LoHa"},
-                          Kind{"transformer.proj_out.lora_magnitude_vector", "DoRA"},
-                          Kind{"diffusion_model.img_in.dora_scale", "DoRA"},
-                          Kind{"diffusion_model.img_in.something", "not part of a LoRA pair"},
-                          Kind{"diffusion_model.no_such_layer.lora_A.weight", "names no FLUX.2 transformer layer"},
-                          Kind{"lora_unet_no_such_layer.lora_down.weight", "names no FLUX.2 transformer layer"}}) {
+    for (const Kind& k :
+         {Kind{"lora_unet_double_blocks_0_img_attn_qkv.lokr_w1", "LoKr"},
+          Kind{"lora_unet_double_blocks_0_img_attn_qkv.hada_w1_a", "LoHa"},
+          Kind{"transformer.proj_out.lora_magnitude_vector", "DoRA"}, Kind{"diffusion_model.img_in.dora_scale", "DoRA"},
+          Kind{"diffusion_model.img_in.something", "not part of a LoRA pair"},
+          Kind{"diffusion_model.no_such_layer.lora_A.weight", "names no FLUX.2 transformer layer"},
+          Kind{"lora_unet_no_such_layer.lora_down.weight", "names no FLUX.2 transformer layer"}}) {
         Writer f;
         f.pair("transformer.proj_out", 2, 64, 128);
         std::vector<float> v(4, 0.5f);

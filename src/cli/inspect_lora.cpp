@@ -31,8 +31,8 @@ void print_lora(const std::string& path, bool table) {
     std::printf("lora: %s format, %zu layers (%zu modules), rank %s, alpha %s (%s), scale alpha/rank %s\n",
                 a.format_label().c_str(), a.layers.size(), a.terms.size(), range(ranks).c_str(), range(alphas).c_str(),
                 with_alpha == a.layers.size() ? "given"
-                : with_alpha == 0             ? "none given: alpha = rank, as in BFL/ai-toolkit files, whose A holds alpha/rank"
-                                              : "partly given",
+                : with_alpha == 0 ? "none given: alpha = rank, as in BFL/ai-toolkit files, whose A holds alpha/rank"
+                                  : "partly given",
                 range(scales).c_str());
     if (a.skipped_text_encoder_tensors > 0) {
         std::printf("  text-encoder tensors skipped: %lld\n", static_cast<long long>(a.skipped_text_encoder_tensors));

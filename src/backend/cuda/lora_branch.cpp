@@ -19,8 +19,8 @@ constexpr int64_t kRankMultiple = 8;
 }  // namespace
 
 struct CudaBackend::PreparedLora {
-    Tensor a;  // BF16 [rank, in]
-    Tensor b;  // BF16 [out, rank]
+    Tensor a;          // BF16 [rank, in]
+    Tensor b;          // BF16 [out, rank]
     int64_t rank = 0;  // padded
 };
 

@@ -13,11 +13,11 @@
 namespace flux2 {
 
 enum class LoraFormat {
-    diffusers,   // transformer.<module>.lora_A/lora_B.weight, alpha in __metadata__["lora_adapter_metadata"]
-    bfl,         // diffusion_model.<BFL layer>.lora_A/lora_B.weight (ai-toolkit), alpha/rank baked into A
-    peft_bfl,    // base_model.model.<BFL layer>.lora_A/lora_B.weight (PEFT save of a BFL-named model)
-    kohya,       // lora_unet_<BFL layer with "_">.lora_down/lora_up.weight + .alpha
-    bfl_kohya,   // diffusion_model.<BFL layer>.lora_down/lora_up.weight + .alpha (what ComfyUI reads)
+    diffusers,  // transformer.<module>.lora_A/lora_B.weight, alpha in __metadata__["lora_adapter_metadata"]
+    bfl,        // diffusion_model.<BFL layer>.lora_A/lora_B.weight (ai-toolkit), alpha/rank baked into A
+    peft_bfl,   // base_model.model.<BFL layer>.lora_A/lora_B.weight (PEFT save of a BFL-named model)
+    kohya,      // lora_unet_<BFL layer with "_">.lora_down/lora_up.weight + .alpha
+    bfl_kohya,  // diffusion_model.<BFL layer>.lora_down/lora_up.weight + .alpha (what ComfyUI reads)
 };
 const char* lora_format_name(LoraFormat format);
 
@@ -37,7 +37,7 @@ struct LoraLayer {
     std::string name;  // the file's layer stem, e.g. "lora_unet_double_blocks_0_img_attn_qkv"
     Shape a_shape, b_shape;
     float alpha = 0, scale = 1;
-    bool alpha_given = false;  // from a .alpha tensor or the PEFT metadata (else alpha = rank)
+    bool alpha_given = false;          // from a .alpha tensor or the PEFT metadata (else alpha = rank)
     std::vector<std::string> modules;  // internal modules it maps to
 };
 

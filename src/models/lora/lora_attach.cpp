@@ -62,7 +62,8 @@ std::vector<std::shared_ptr<const LoraBranch>> build_lora_branches(const std::ve
             if (chunk == cs.end()) chunk = cs.insert(cs.end(), Chunk{t.a.get(), t.rank, {}});
             chunk->rows.push_back({&t, target.row_begin, lora.strength * t.scale});
             if (touched.insert(target.linear).second) {
-                labels[target.linear] += str(labels[target.linear].empty() ? "" : " + ", lora.name, " x", lora.strength);
+                labels[target.linear] +=
+                    str(labels[target.linear].empty() ? "" : " + ", lora.name, " x", lora.strength);
             }
         }
     }

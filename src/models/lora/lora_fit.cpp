@@ -48,8 +48,8 @@ std::optional<std::string> lora_misfit(const LoraAdapter& adapter, const Flux2Co
         if (it == shapes.end()) return str(t.key, " targets ", t.module, ", which it does not have");
         const auto [out, in] = it->second;
         if (t.out_features != out || t.in_features != in) {
-            return str(t.key, " gives ", t.module, " [", t.out_features, ", ", t.in_features, "], the model's is [", out,
-                       ", ", in, "]");
+            return str(t.key, " gives ", t.module, " [", t.out_features, ", ", t.in_features, "], the model's is [",
+                       out, ", ", in, "]");
         }
     }
     return std::nullopt;

@@ -97,7 +97,8 @@ std::optional<LoraKey> parse_lora_key(const std::string& path, const std::string
     k.layer = key.substr(0, key.size() - std::string(suffix->text).size());
 
     auto no_layer = [&](const std::string& what) {
-        fail(path, ": tensor '", key, "': ", what, " names no FLUX.2 transformer layer (docs/LORA.md lists the layers)");
+        fail(path, ": tensor '", key, "': ", what,
+             " names no FLUX.2 transformer layer (docs/LORA.md lists the layers)");
     };
     std::string name = k.layer;
     std::optional<std::string> bfl;  // the layer in BFL spelling, when the file uses it
@@ -110,8 +111,10 @@ std::optional<LoraKey> parse_lora_key(const std::string& path, const std::string
         for (const char* p : {"base_model.model.", "model.diffusion_model.", "diffusion_model.", "transformer."}) {
             if (!starts_with(name, p)) continue;
             const std::string prefix = p;
-            if (prefix == "base_model.model.") k.format = LoraFormat::peft_bfl;
-            else if (prefix != "transformer.") k.format = suffix->kohya_spelling ? LoraFormat::bfl_kohya : LoraFormat::bfl;
+            if (prefix == "base_model.model.")
+                k.format = LoraFormat::peft_bfl;
+            else if (prefix != "transformer.")
+                k.format = suffix->kohya_spelling ? LoraFormat::bfl_kohya : LoraFormat::bfl;
             name = name.substr(prefix.size());
             break;
         }

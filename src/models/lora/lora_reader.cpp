@@ -28,8 +28,8 @@ PeftAlpha peft_alpha(const SafetensorsFile& f) {
     PeftAlpha p;
     auto it = f.metadata().find("lora_adapter_metadata");
     if (it == f.metadata().end()) return p;
-    const nlohmann::json j = parse_json_strict(it->second.data(), it->second.size(),
-                                               f.path() + " __metadata__[lora_adapter_metadata]");
+    const nlohmann::json j =
+        parse_json_strict(it->second.data(), it->second.size(), f.path() + " __metadata__[lora_adapter_metadata]");
     check(j.is_object(), f.path(), ": __metadata__[lora_adapter_metadata] is not a JSON object");
     auto get = [&](const std::string& key) -> const nlohmann::json* {
         for (const std::string& k : {"transformer." + key, key}) {
@@ -59,9 +59,9 @@ PeftAlpha peft_alpha(const SafetensorsFile& f) {
 // PEFT matches a pattern against the end of the module name at a "." boundary.
 std::optional<float> pattern_alpha(const PeftAlpha& p, const std::string& module) {
     for (const auto& [pattern, alpha] : p.alpha_pattern) {
-        if (module == pattern ||
-            (module.size() > pattern.size() && module.compare(module.size() - pattern.size(), pattern.size(), pattern) == 0 &&
-             module[module.size() - pattern.size() - 1] == '.')) {
+        if (module == pattern || (module.size() > pattern.size() &&
+                                  module.compare(module.size() - pattern.size(), pattern.size(), pattern) == 0 &&
+                                  module[module.size() - pattern.size() - 1] == '.')) {
             return alpha;
         }
     }
@@ -90,11 +90,16 @@ std::vector<float> finite_values(const std::string& path, const TensorInfo& t) {
 
 const char* lora_format_name(LoraFormat format) {
     switch (format) {
-        case LoraFormat::diffusers: return "diffusers";
-        case LoraFormat::bfl: return "bfl";
-        case LoraFormat::peft_bfl: return "peft-bfl";
-        case LoraFormat::kohya: return "kohya";
-        case LoraFormat::bfl_kohya: return "bfl-kohya";
+        case LoraFormat::diffusers:
+            return "diffusers";
+        case LoraFormat::bfl:
+            return "bfl";
+        case LoraFormat::peft_bfl:
+            return "peft-bfl";
+        case LoraFormat::kohya:
+            return "kohya";
+        case LoraFormat::bfl_kohya:
+            return "bfl-kohya";
     }
     return "?";
 }
@@ -137,7 +142,8 @@ LoraAdapter read_lora(const std::string& path) {
         log_warn(path, ": skipped ", adapter.skipped_text_encoder_tensors,
                  " text-encoder tensors (flux2 applies LoRAs to the transformer only)");
     }
-    check(!layers.empty(), path, ": no transformer LoRA tensors (expected keys ending in .lora_A.weight/.lora_B.weight "
+    check(!layers.empty(), path,
+          ": no transformer LoRA tensors (expected keys ending in .lora_A.weight/.lora_B.weight "
           "or .lora_down.weight/.lora_up.weight)");
 
     const PeftAlpha peft = peft_alpha(*file);
@@ -154,8 +160,8 @@ LoraAdapter read_lora(const std::string& path) {
               " are not a LoRA pair (expected A [rank, in] and B [out, rank])");
         const int64_t rank = as[0], parts = static_cast<int64_t>(key.modules.size());
         check(bs[0] % parts == 0 && (!key.swap_halves || bs[0] % 2 == 0), path, ": tensor '", p.b->name, "' ",
-              shape_str(bs), ": its ", bs[0], " rows do not split into ", key.swap_halves ? 2 : parts,
-              " equal parts (", key.modules.front(), ", ...)");
+              shape_str(bs), ": its ", bs[0], " rows do not split into ", key.swap_halves ? 2 : parts, " equal parts (",
+              key.modules.front(), ", ...)");
 
         LoraLayer layer;
         layer.name = stem;
@@ -163,8 +169,8 @@ LoraAdapter read_lora(const std::string& path) {
         layer.b_shape = bs;
         layer.alpha = static_cast<float>(rank);
         if (p.alpha) {
-            check(p.alpha->shape.empty() || (p.alpha->shape.size() == 1 && p.alpha->shape[0] == 1), path,
-                  ": tensor '", p.alpha->name, "' ", shape_str(p.alpha->shape), " is not a scalar alpha");
+            check(p.alpha->shape.empty() || (p.alpha->shape.size() == 1 && p.alpha->shape[0] == 1), path, ": tensor '",
+                  p.alpha->name, "' ", shape_str(p.alpha->shape), " is not a scalar alpha");
             layer.alpha = finite_values(path, *p.alpha)[0];
             layer.alpha_given = true;
         } else if (std::optional<float> pa = pattern_alpha(peft, key.modules.front())) {

@@ -23,7 +23,7 @@ public:
     std::shared_ptr<const LoraAdapter> load(const std::string& name, const std::string& path);
     // Keeps an adapter made elsewhere (synthetic benchmark adapters).
     void add(const std::string& name, std::shared_ptr<const LoraAdapter> adapter);
-    bool unload(const std::string& name);  // false when there was none
+    bool unload(const std::string& name);                                    // false when there was none
     std::shared_ptr<const LoraAdapter> find(const std::string& name) const;  // null when absent
     std::vector<std::string> names() const;
 
