@@ -136,6 +136,7 @@ LoraAdapter read_lora(const std::string& path) {
         check(*slot == nullptr, path, ": tensors '", (*slot ? (*slot)->name : ""), "' and '", t.name,
               "' are the same part of layer '", key->layer, "'");
         *slot = &t;
+        // A or B decides the layer's format: ".alpha" is spelt alike in the kohya and BFL-kohya files.
         if (key->role != LoraRole::alpha || !p.key) p.key = std::move(key);
     }
     if (adapter.skipped_text_encoder_tensors > 0) {
