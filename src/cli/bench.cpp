@@ -15,6 +15,7 @@
 #include "models/flux2/flux2_bench_inputs.h"
 #include "models/flux2/flux2_random_weights.h"
 #include "models/flux2/flux2_transformer.h"
+#include "models/lora/lora_synthetic.h"
 #include "models/transformer_checkpoint.h"
 
 namespace flux2::cli {
@@ -22,7 +23,7 @@ namespace flux2::cli {
 namespace {
 struct BenchArgs {
     std::string model = "klein-4b", device = "auto", precisions, resolutions = "512,1024", residency, save_pipeline;
-    int steps = 5, warmup = 2, text_tokens = 512;
+    int steps = 5, warmup = 2, text_tokens = 512, lora_rank = 0;
     bool profile = false, no_cuda_graphs = false;
     uint64_t seed = 0;
 };
@@ -85,6 +86,10 @@ void run_bench(const BenchArgs& a) {
         }
         Flux2Transformer model = Flux2Transformer::load(*weights, config, *backend);
         weights.reset();  // the model holds what it needs
+        if (a.lora_rank > 0) {
+            auto lora = std::make_shared<const LoraAdapter>(synthetic_lora(config, a.lora_rank, a.seed + 1));
+            model.set_loras({ActiveLora{str("synthetic-r", a.lora_rank), lora, 1.0f}});
+        }
         for (const std::string& res : split_list(a.resolutions)) {
             const int pixels = std::stoi(res);
             check(pixels % 16 == 0, "resolution ", pixels, " is not a multiple of 16");
@@ -158,6 +163,11 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--warmup", a->warmup, "untimed steps first (at least 1)")->capture_default_str()->check(CLI::PositiveNumber);
     cmd->add_option("--text-tokens", a->text_tokens, "text sequence length")->capture_default_str();
     cmd->add_option("--seed", a->seed, "seed of the random weights")->capture_default_str();
+    cmd->add_option("--lora-rank", a->lora_rank,
+                    "attach a random LoRA of this rank to every linear (q/k/v sharing A, as a fused-qkv LoRA) to time "
+                    "the low-rank branch; 0: none")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     cmd->add_flag("--profile", a->profile,
                   "after the timed steps, run one step op by op and print the device time per op and GEMM shape");
     cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,

@@ -12,6 +12,8 @@ void print_transformer_quant(const std::string& path, bool table);
 // `inspect --json`: files, metadata, dtype totals, tensors (when `tensors`), and the transformer part: inferred
 // architecture, quantization, bytes per format and one entry per linear layer (when `tensors`).
 std::string inspect_json(const std::string& path, bool tensors);
+// Part of `inspect` for LoRA files: format, ranks, alphas, layers and the models it fits.
+void print_lora(const std::string& path, bool table);
 void register_forward(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_generate(CLI::App& app);

@@ -8,13 +8,16 @@
 #include "core/parallel.h"
 #include "io/safetensors.h"
 #include "models/flux2/flux2_embeddings.h"
+#include "cli/model_options.h"
 #include "models/flux2/flux2_transformer.h"
+#include "models/lora/lora_registry.h"
 
 namespace flux2::cli {
 
 namespace {
 struct ForwardArgs {
     std::string model, inputs, output, activations = "w4a16", device = "auto";
+    std::vector<std::string> loras;
     int threads = 0;
 };
 
@@ -33,6 +36,8 @@ void run_forward(const ForwardArgs& a) {
     options.nvfp4_activations = a.activations == "w4a4" ? Nvfp4Activations::w4a4 : Nvfp4Activations::w4a16;
     auto backend = make_backend(options);
     Flux2Transformer model = Flux2Transformer::load(a.model, *backend);
+    LoraRegistry loras;
+    if (!a.loras.empty()) loras.set_active(model, loras.load_specs(a.loras));
     const Flux2Config& c = model.config();
 
     auto in_file = SafetensorsFile::open(a.inputs);
@@ -89,6 +94,7 @@ void register_forward(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--device", a->device, "auto (a usable GPU, else cpu), cpu, cuda or cuda:N")->capture_default_str();
     cmd->add_option("--threads", a->threads, "CPU threads (default: all cores or $FLUX2_THREADS)");
+    add_lora_option(cmd, a->loras);
     cmd->callback([a] { run_forward(*a); });
 }
 

@@ -19,6 +19,7 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "models/flux2/flux2_transformer.h"
+#include "models/lora/lora_registry.h"
 #include "models/transformer_checkpoint.h"
 #include "models/vae/vae.h"
 #include "pipeline/flux2_pipeline.h"
@@ -128,6 +129,8 @@ void run_generate(GenerateArgs a) {
 
     // 2. Models.
     Flux2Transformer transformer = Flux2Transformer::load(ckpt, config, *backend);
+    LoraRegistry loras;
+    if (!a.model.loras.empty()) loras.set_active(transformer, loras.load_specs(a.model.loras));
     Flux2Vae vae = Flux2Vae::load(paths.vae, *backend);
 
     // 3. Generate.
@@ -170,6 +173,11 @@ void run_generate(GenerateArgs a) {
                        {"precision", str(backend->name(), a.model.precision.empty() ? "" : " " + a.model.precision,
                                          " ", a.model.activations)},
                        {"software", "flux2.cpp"}};
+        if (!a.model.loras.empty()) {
+            std::string used;
+            for (const std::string& spec : a.model.loras) used += str(used.empty() ? "" : " ", spec);
+            text["loras"] = used;
+        }
         if (cfg) text["negative_prompt"] = a.negative_prompt;
         write_png(files[i], unit_tensor_to_image(out.images, static_cast<int>(i)), text);
         std::printf("%s\n", files[i].c_str());

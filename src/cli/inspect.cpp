@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
+#include "models/lora/lora_adapter.h"
 
 namespace flux2::cli {
 
@@ -122,7 +123,7 @@ void print_tensor_table(const Checkpoint& ckpt) {
 }  // namespace
 
 void register_inspect(CLI::App& app) {
-    auto* cmd = app.add_subcommand("inspect", "Show what a safetensors checkpoint holds (reads headers only)");
+    auto* cmd = app.add_subcommand("inspect", "Show what a safetensors checkpoint or LoRA holds (checkpoints: headers only)");
     auto opts = std::make_shared<InspectOptions>();
     cmd->add_option("path", opts->path, "a .safetensors file, a *.safetensors.index.json or a folder")->required();
     cmd->add_flag("--summary", opts->summary, "metadata and totals only, no tensor list");
@@ -145,7 +146,11 @@ void register_inspect(CLI::App& app) {
         print_metadata(ckpt, opts->value_chars);
         print_totals(ckpt);
         if (!opts->summary) print_tensor_table(ckpt);
-        print_transformer_quant(opts->path, /*table=*/!opts->summary);
+        if (has_lora_keys(ckpt.names())) {
+            print_lora(opts->path, /*table=*/!opts->summary);
+        } else {
+            print_transformer_quant(opts->path, /*table=*/!opts->summary);
+        }
     });
 }
 

@@ -43,6 +43,13 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
     cmd->add_flag("--no-cuda-graphs", o.no_cuda_graphs,
                   "cuda: run every denoising step op by op instead of replaying the first one as a CUDA graph");
     cmd->add_option("--threads", o.threads, "CPU threads");
+    add_lora_option(cmd, o.loras);
+}
+
+void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras) {
+    cmd->add_option("--lora", loras,
+                    "LoRA FILE[:STRENGTH] (default strength 1), repeatable; diffusers, BFL/ai-toolkit, PEFT or kohya "
+                    "keys (docs/LORA.md). Applied beside the base weights, which stay as they are (also NVFP4/FP8)");
 }
 
 }  // namespace flux2::cli

@@ -17,6 +17,7 @@ struct ModelOptions {
     std::vector<int> out_layers;
     std::string device = "auto", precision, activations = "w4a16", residency;
     bool no_cuda_graphs = false;
+    std::vector<std::string> loras;  // --lora FILE[:STRENGTH], repeatable
     int threads = 0;
 
     bool demo() const { return components.model_path.empty() && components.transformer_weights_path.empty(); }
@@ -25,5 +26,7 @@ struct ModelOptions {
 };
 
 void add_model_options(CLI::App* cmd, ModelOptions& o);
+// --lora FILE[:STRENGTH] (repeatable), shared with `forward`.
+void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras);
 
 }  // namespace flux2::cli

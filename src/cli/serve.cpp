@@ -99,6 +99,7 @@ void run_serve(ServeArgs a) {
         eo.components = a.model.components;
         eo.klein_mode = a.model.klein_mode;
         eo.text_encoder_out_layers = a.model.out_layers;
+        eo.loras = a.model.loras;
         eo.backend = a.model.backend_options();
         std::unique_ptr<Flux2Engine> engine = Flux2Engine::load(eo);
         if (!stopping) {

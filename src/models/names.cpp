@@ -142,6 +142,23 @@ std::string internal_to_bfl(const std::string& name) {
     return name;
 }
 
+std::optional<std::string> kohya_to_bfl_layer(const std::string& kohya_layer) {
+    for (const Rule& rule : kBlockRules) {
+        std::string from = rule.from;
+        from.pop_back();  // the trailing "." that separates a layer from its tensor suffix
+        std::string underscored = from;
+        for (char& c : underscored)
+            if (c == '.') c = '_';
+        // kohya names hold no ".", so with the rule's trailing "." restored the match must end at the appended
+        // one: a whole-name match (a prefix like "..._qkv" of "..._qkv_extra" is not one).
+        if (auto matched = apply_rule(Rule{(underscored + ".").c_str(), rule.from}, kohya_layer + ".")) {
+            matched->pop_back();
+            return matched;
+        }
+    }
+    return std::nullopt;
+}
+
 bool is_internal_transformer_name(const std::string& name) {
     const std::string n = strip_transformer_prefix(name);
     for (const char* prefix : {"transformer_blocks.", "single_transformer_blocks.", "x_embedder.", "context_embedder.",

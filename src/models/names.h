@@ -19,6 +19,11 @@ std::optional<std::string> bfl_to_internal(const std::string& name);
 // rule covers comes back unchanged.
 std::string internal_to_bfl(const std::string& name);
 
+// The BFL layer of a kohya LoRA layer name with its "lora_unet_" prefix removed ("double_blocks_0_img_attn_qkv" ->
+// "double_blocks.0.img_attn.qkv"), or nullopt. kohya writes every "." as "_", which is ambiguous inside names like
+// "img_attn", so the name is matched against the BFL layers instead of split.
+std::optional<std::string> kohya_to_bfl_layer(const std::string& kohya_layer);
+
 // True when the (prefix-stripped) name is one of the diffusers transformer's own names.
 bool is_internal_transformer_name(const std::string& name);
 

@@ -39,10 +39,17 @@ std::unique_ptr<Flux2Engine> Flux2Engine::load(const EngineOptions& options) {
         PromptEncoder::load(e->paths_.text_encoder, e->paths_.tokenizer, out_layers, *e->backend_));
     e->transformer_ = std::make_unique<Flux2Transformer>(Flux2Transformer::load(ckpt, e->config_, *e->backend_));
     e->vae_ = std::make_unique<Flux2Vae>(Flux2Vae::load(e->paths_.vae, *e->backend_));
+    if (!options.loras.empty()) e->set_loras(e->loras_.load_specs(options.loras));
     log_info("models loaded (", variant_name(e->variant_), ") in ", seconds_since(t0), " s; memory ",
              e->backend_->peak_memory_bytes() / 1e9, " GB");
     return e;
 }
+
+void Flux2Engine::set_loras(const std::vector<std::pair<std::string, float>>& active) {
+    loras_.set_active(*transformer_, active);
+}
+
+const std::vector<ActiveLora>& Flux2Engine::active_loras() const { return transformer_->loras(); }
 
 EngineResult Flux2Engine::generate(const EngineRequest& r, const ProgressFn& progress) {
     const Flux2Defaults defaults = defaults_for(variant_);

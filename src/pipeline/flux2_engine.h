@@ -11,6 +11,7 @@
 #include "backend/backend.h"
 #include "io/image.h"
 #include "models/flux2/flux2_config.h"
+#include "models/lora/lora_registry.h"
 #include "pipeline/flux2_pipeline.h"
 #include "pipeline/model_components.h"
 
@@ -21,6 +22,7 @@ struct EngineOptions {
     std::string klein_mode = "auto";
     BackendOptions backend;
     std::vector<int> text_encoder_out_layers;  // empty: the variant's default
+    std::vector<std::string> loras;            // "FILE[:STRENGTH]": loaded under their file stems and active
 };
 
 struct EngineRequest {
@@ -63,6 +65,11 @@ public:
     const Flux2Config& config() const { return config_; }
     const ComponentPaths& paths() const { return paths_; }
     Backend& backend() { return *backend_; }
+    // Adapters stay loaded by name; set_loras switches the active ones between requests without reloading
+    // anything (checked first: on an Error the previous ones stay active). Call it from the worker, between jobs.
+    LoraRegistry& lora_registry() { return loras_; }
+    void set_loras(const std::vector<std::pair<std::string, float>>& active);
+    const std::vector<ActiveLora>& active_loras() const;
     // Whether a negative prompt / CFG scale means anything for this model.
     bool has_true_cfg() const { return variant_ == Flux2Variant::klein_base; }
 
@@ -77,6 +84,7 @@ private:
     std::unique_ptr<PromptEncoder> prompt_encoder_;
     std::unique_ptr<Flux2Transformer> transformer_;
     std::unique_ptr<Flux2Vae> vae_;
+    LoraRegistry loras_;
 };
 
 }  // namespace flux2

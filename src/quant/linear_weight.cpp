@@ -156,6 +156,11 @@ LinearWeight slice_rows(const LinearWeight& w, int64_t begin, int64_t count, con
     return s;
 }
 
+std::vector<RowPart> LinearWeight::row_parts() const {
+    if (!parts.empty()) return parts;
+    return {RowPart{name, 0, out_features}};
+}
+
 bool can_concat_rows(const std::vector<const LinearWeight*>& parts) {
     if (parts.empty()) return false;
     const LinearWeight& a = *parts.front();
@@ -194,6 +199,7 @@ LinearWeight concat_rows(const std::vector<const LinearWeight*>& parts, const st
     };
     for (const LinearWeight* p : parts) {
         row_bytes(*p);  // validates the part's byte sizes
+        c.parts.push_back({p->name, c.out_features, p->out_features});
         c.out_features += p->out_features;
         append(c.dense.bytes, p->dense.bytes);
         append(c.nvfp4.codes, p->nvfp4.codes);

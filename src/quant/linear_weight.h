@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "quant/lora_branch.h"
 #include "tensor/dtype.h"
 #include "tensor/tensor.h"
 
@@ -37,6 +38,13 @@ struct Fp8Weight {
     float scale = 1.0f;
 };
 
+// Rows [begin, begin + count) of a weight joined by concat_rows came from the module `name` (fused Q/K/V): what
+// LoRA keys address, since adapters name the unfused modules.
+struct RowPart {
+    std::string name;
+    int64_t begin = 0, count = 0;
+};
+
 struct LinearWeight {
     std::string name;  // internal (diffusers) module name, for logs and errors
     int64_t out_features = 0;
@@ -45,6 +53,10 @@ struct LinearWeight {
     DenseWeight dense;
     Nvfp4Weight nvfp4;
     Fp8Weight fp8;
+    std::vector<RowPart> parts;  // set by concat_rows; empty: all rows are the module `name`
+
+    // Optional low-rank adapter branch (LoRA), run by the backend beside the base GEMM; null: none.
+    std::shared_ptr<const LoraBranch> lora;
 
     // Backend-private prepared form (a dequantized copy, device buffers, ...), created lazily by the backend
     // named in prepared_owner; another backend replaces it with its own.
@@ -52,6 +64,7 @@ struct LinearWeight {
     mutable const void* prepared_owner = nullptr;
 
     std::string format_label() const;  // "bf16", "f32", "nvfp4", "fp8", ...
+    std::vector<RowPart> row_parts() const;  // `parts`, or one part covering every row
 };
 
 // Exact fp32 values [out, in] (the CPU reference for every path).

@@ -11,10 +11,10 @@
 
 namespace flux2 {
 
-void cpu_gemm_nt(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k) {
+void cpu_gemm_nt(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool accumulate) {
     if (m == 0 || n == 0) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
-                static_cast<int>(k), 1.0f, a, static_cast<int>(k), b, static_cast<int>(k), 0.0f, c,
+                static_cast<int>(k), 1.0f, a, static_cast<int>(k), b, static_cast<int>(k), accumulate ? 1.0f : 0.0f, c,
                 static_cast<int>(n));
 }
 

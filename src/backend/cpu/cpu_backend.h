@@ -61,7 +61,8 @@ private:
     BackendOptions options_;
 };
 
-// C = A B^T for row-major A [m, k], B [n, k], C [m, n] (single entry point so every op shares one GEMM).
-void cpu_gemm_nt(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k);
+// C = A B^T (C += A B^T when accumulate) for row-major A [m, k], B [n, k], C [m, n] (single entry point so every
+// op shares one GEMM).
+void cpu_gemm_nt(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool accumulate = false);
 
 }  // namespace flux2

@@ -117,7 +117,8 @@ public:
     // 16-byte boundary) the F32 scale of every row; linear() takes it as an input. fp8_parts splits it.
     Tensor quantized_activations(const Shape& shape);
     static Fp8Activations fp8_parts(const Tensor& quantized);
-    // Whether linear(·, w) runs the FP8 GEMM (prepares w if needed).
+    // Whether linear(·, w) takes E4M3 activations from a fused producer: it runs the FP8 GEMM (prepares w if
+    // needed) and has no LoRA branch, which reads the BF16 input.
     bool takes_fp8_input(const LinearWeight& w);
     cuda::CublasLtGemm& gemm() { return *gemm_; }
     // Times the enclosing op while a profile runs: `name` is a callable returning its label.
@@ -140,6 +141,11 @@ private:
     void gemm_fp8_into(const Fp8Activations& x, const PreparedLinear& p, Tensor& y, float beta,
                        const float* w_scales);
     std::shared_ptr<const Fp4PreparedWeight> prepare_fp4(const LinearWeight& w);
+    // The LoRA branch (lora_branch.cpp): y += (x A^T) (B diag-scaled by gate when given)^T, x BF16 [..., in],
+    // y BF16 [..., out], gate BF16 [1, out] (the fused gated residual of one sample).
+    struct PreparedLora;
+    const PreparedLora& prepare_lora(const LoraBranch& lora);
+    void add_lora(const Tensor& x, const LinearWeight& w, Tensor& y, const Tensor* gate = nullptr);
     Tensor linear_fp4(const Tensor& x, const Shape& out_shape, const Fp4PreparedWeight& w);
 
     BackendOptions options_;

@@ -30,7 +30,17 @@ __global__ void scale_by_gate_kernel(const float* scales, const bf16* gate, floa
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
         out[i] = scales[i] * __bfloat162float(gate[i]);
 }
+__global__ void scale_rows_by_gate_kernel(const bf16* b, const bf16* gate, bf16* out, int64_t n, int64_t r) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n * r; i += int64_t(gridDim.x) * blockDim.x)
+        out[i] = __float2bfloat16(__bfloat162float(b[i]) * __bfloat162float(gate[i / r]));
+}
 }  // namespace
+
+void launch_scale_rows_by_gate(const bf16* b, const bf16* gate, bf16* out, int64_t n, int64_t r, cudaStream_t stream) {
+    if (n == 0 || r == 0) return;
+    scale_rows_by_gate_kernel<<<grid_for(n * r, kThreads), kThreads, 0, stream>>>(b, gate, out, n, r);
+    FLUX2_CUDA_CHECK_LAUNCH("scale_rows_by_gate_kernel");
+}
 
 void launch_scale_by_gate(const float* scales, const bf16* gate, float* out, int64_t n, cudaStream_t stream) {
     if (n == 0) return;

@@ -66,9 +66,9 @@ void CublasLtGemm::run(Plan& p, const void* x, const void* w, void* y, float bet
 }
 
 void CublasLtGemm::bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y, int64_t m, int64_t n,
-                        int64_t k) {
+                        int64_t k, float beta) {
     if (m == 0 || n == 0) return;
-    run(plan(Kind::bf16, m, n, k), x, w, y);
+    run(plan(Kind::bf16, m, n, k), x, w, y, beta);
 }
 
 void CublasLtGemm::fp8(const uint8_t* xq, const float* x_scales, const uint8_t* wq, const float* w_scales,

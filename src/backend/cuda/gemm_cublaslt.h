@@ -21,7 +21,9 @@ public:
     CublasLtGemm(const CublasLtGemm&) = delete;
     CublasLtGemm& operator=(const CublasLtGemm&) = delete;
 
-    void bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y, int64_t m, int64_t n, int64_t k);
+    // With beta = 1 the product is added to y (C = D = y: the LoRA branch accumulates into the base output).
+    void bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y, int64_t m, int64_t n, int64_t k,
+              float beta = 0.0f);
 
     // y[i, j] = x_scales[i] * w_scales[j] * sum_k xq[i, k] wq[j, k]. k must be a multiple of 16 and the code
     // pointers 16-byte aligned (cuBLASLt's FP8 requirements).

@@ -33,6 +33,8 @@ void launch_gated_residual(bf16* x, const bf16* gate, const bf16* y, int64_t row
 
 // out[j] = scales[j] * gate[j] (a layer's FP8 channel scales times a BF16 gate), n entries.
 void launch_scale_by_gate(const float* scales, const bf16* gate, float* out, int64_t n, cudaStream_t stream);
+// out[j, c] = b[j, c] * gate[j] for b, out [n, r]: a LoRA B whose rows carry the gate of a gated residual update.
+void launch_scale_rows_by_gate(const bf16* b, const bf16* gate, bf16* out, int64_t n, int64_t r, cudaStream_t stream);
 
 // ---- norms ----
 // y = LayerNorm(x) * (1 + scale[b]) + shift[b]; x, y [B*L, D], shift/scale [B, D] (row r uses b = r / L).

@@ -152,7 +152,9 @@ const CudaBackend::PreparedLinear& CudaBackend::prepare(const LinearWeight& w) {
     return *p;
 }
 
-bool CudaBackend::takes_fp8_input(const LinearWeight& w) { return prepare(w).kind == CudaLinearPrecision::fp8; }
+bool CudaBackend::takes_fp8_input(const LinearWeight& w) {
+    return prepare(w).kind == CudaLinearPrecision::fp8 && !w.lora;
+}
 
 void CudaBackend::gemm_fp8_into(const Fp8Activations& x, const PreparedLinear& p, Tensor& y, float beta,
                                 const float* w_scales) {
@@ -196,36 +198,45 @@ void CudaBackend::linear_gated_residual(Tensor& x, const Tensor& gate, const Ten
               in.dim(2) == w.in_features,
           op, " ", w.name, ": x ", shape_str(x.shape()), " and input ", shape_str(in.shape()), " do not fit a [",
           w.out_features, ", ", w.in_features, "] layer");
-    if (!recording()) record_path(w, p.path);
+    if (!recording()) record_path(w, w.lora ? str(p.path, " + lora r", w.lora->rank) : p.path);
     const Fp8Activations a = in.dtype() == DType::F8_E4M3 ? fp8_parts(in) : quantize_fp8(in);
     // x + gate * (s_x s_w acc) = x + s_x (s_w gate) acc: the gate joins the per-channel scale, x is C (beta 1).
     Tensor gated_scales = empty({w.out_features}, DType::F32);
     cuda::launch_scale_by_gate(static_cast<const float*>(p.scales.raw()), static_cast<const bf16*>(gate.raw()),
                                static_cast<float*>(gated_scales.raw()), w.out_features, stream());
     gemm_fp8_into(a, p, x, 1.0f, static_cast<const float*>(gated_scales.raw()));
+    if (w.lora) add_lora(in, w, x, &gate);
 }
 
 Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w) {
     check(x.ndim() >= 1 && x.dim(-1) == w.in_features, "linear ", w.name, ": input ", shape_str(x.shape()),
           " does not end in in_features ", w.in_features);
     const PreparedLinear& p = prepare(w);
-    if (!recording()) record_path(w, p.path);  // a recording runs nothing: path counts are of executed linears
+    // A recording runs nothing: path counts are of executed linears.
+    if (!recording()) record_path(w, w.lora ? str(p.path, " + lora r", w.lora->rank) : p.path);
     Shape out_shape = x.shape();
     out_shape.back() = w.out_features;
     if (x.dtype() == DType::F8_E4M3) {
         // Already quantized by a fused producer (layer_norm_modulate_for / swiglu_for).
-        check(p.kind == CudaLinearPrecision::fp8, "linear ", w.name, " runs ", p.path,
+        check(p.kind == CudaLinearPrecision::fp8 && !w.lora, "linear ", w.name, " runs ", p.path,
+              w.lora ? " with a LoRA branch (which reads BF16 input)" : "",
               " but got E4M3 activations made for an fp8 layer (a *_for producer named another layer)");
         return linear_fp8(fp8_parts(x), out_shape, p);
     }
     expect_device_bf16(x, "linear", w.name.c_str());
-    if (p.kind == CudaLinearPrecision::fp8) return linear_fp8(quantize_fp8(x), out_shape, p);
-    if (p.kind == CudaLinearPrecision::fp4) return linear_fp4(x, out_shape, *p.fp4);
-    Tensor y = empty(out_shape, DType::BF16);
-    const int64_t m = x.numel() / w.in_features, n = w.out_features, k = w.in_features;
-    auto scope = profile_op([&] { return str("gemm bf16 ", m, "x", n, "x", k); }, 2.0 * m * n * k);
-    gemm_->bf16(static_cast<const bf16*>(x.raw()), static_cast<const bf16*>(p.weight.raw()),
-                static_cast<bf16*>(y.raw()), m, n, k);
+    Tensor y;
+    if (p.kind == CudaLinearPrecision::fp8) {
+        y = linear_fp8(quantize_fp8(x), out_shape, p);
+    } else if (p.kind == CudaLinearPrecision::fp4) {
+        y = linear_fp4(x, out_shape, *p.fp4);
+    } else {
+        y = empty(out_shape, DType::BF16);
+        const int64_t m = x.numel() / w.in_features, n = w.out_features, k = w.in_features;
+        auto scope = profile_op([&] { return str("gemm bf16 ", m, "x", n, "x", k); }, 2.0 * m * n * k);
+        gemm_->bf16(static_cast<const bf16*>(x.raw()), static_cast<const bf16*>(p.weight.raw()),
+                    static_cast<bf16*>(y.raw()), m, n, k);
+    }
+    if (w.lora) add_lora(x, w, y);
     return y;
 }
 

@@ -90,6 +90,44 @@ Flux2Transformer Flux2Transformer::load(WeightSource& ckpt, const Flux2Config& c
     return m;
 }
 
+std::vector<LinearWeight*> Flux2Transformer::all_linears() {
+    std::vector<LinearWeight*> all{&x_embedder_, &context_embedder_, &time_linear_1_, &time_linear_2_};
+    if (config_.guidance_embeds) all.insert(all.end(), {&guidance_linear_1_, &guidance_linear_2_});
+    all.insert(all.end(), {&mod_img_, &mod_txt_, &mod_single_});
+    for (DoubleBlock& b : double_blocks_) {
+        for (LinearWeight& w : b.qkv) all.push_back(&w);
+        for (LinearWeight& w : b.add_qkv) all.push_back(&w);
+        all.insert(all.end(), {&b.to_out, &b.to_add_out, &b.ff_in, &b.ff_out, &b.ff_context_in, &b.ff_context_out});
+    }
+    for (SingleBlock& b : single_blocks_) all.insert(all.end(), {&b.to_qkv_mlp, &b.to_out});
+    all.insert(all.end(), {&norm_out_, &proj_out_});
+    return all;
+}
+
+void Flux2Transformer::set_loras(const std::vector<ActiveLora>& loras) {
+    std::vector<LinearWeight*> linears = all_linears();
+    const std::vector<const LinearWeight*> view(linears.begin(), linears.end());
+    std::vector<std::shared_ptr<const LoraBranch>> branches = build_lora_branches(view, loras);
+    int64_t layers = 0, max_rank = 0;
+    for (size_t i = 0; i < linears.size(); ++i) {
+        linears[i]->lora = branches[i];
+        if (branches[i]) {
+            ++layers;
+            max_rank = std::max(max_rank, branches[i]->rank);
+        }
+    }
+    loras_ = loras;
+    // A recorded step holds the previous branches' device buffers: record anew with the new ones.
+    replays_.clear();
+    if (loras.empty()) {
+        log_info("LoRA: none");
+    } else {
+        std::string names;
+        for (const ActiveLora& l : loras) names += str(names.empty() ? "" : ", ", l.name, " x", l.strength);
+        log_info("LoRA: ", names, " on ", layers, " of ", linears.size(), " linears (rank up to ", max_rank, ")");
+    }
+}
+
 void Flux2Transformer::validate(const Flux2Inputs& in) const {
     const Tensor& x = in.hidden_states;
     check(x.ndim() == 3 && x.dim(2) == config_.in_channels, "hidden_states must be [B, Li, ", config_.in_channels,

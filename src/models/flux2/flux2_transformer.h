@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "models/flux2/flux2_config.h"
+#include "models/lora/lora_attach.h"
 #include "quant/linear_weight.h"
 #include "tensor/tensor.h"
 
@@ -47,6 +48,12 @@ public:
 
     // Checks shapes of inputs (named errors) without running anything.
     void validate(const Flux2Inputs& inputs) const;
+
+    // Runs every later forward with exactly these adapters (empty: none), each linear's branches joined into one
+    // (quant/lora_branch.h); the base weights are never touched, so switching costs no reload. Everything is checked
+    // first: on an Error (a LoRA for another model, a key naming no layer) the model keeps its previous adapters.
+    void set_loras(const std::vector<ActiveLora>& loras);
+    const std::vector<ActiveLora>& loras() const { return loras_; }
 
 private:
     struct DoubleBlock {
@@ -94,8 +101,11 @@ private:
     void project_qkv(const std::vector<LinearWeight>& qkv, const Tensor& x, const Tensor& norm_q, const Tensor& norm_k,
                      const Tensor& cos, const Tensor& sin, Tensor& q, Tensor& k, Tensor& v, int64_t tok) const;
 
+    std::vector<LinearWeight*> all_linears();
+
     Flux2Config config_;
     Backend* backend_ = nullptr;
+    std::vector<ActiveLora> loras_;
     LinearWeight x_embedder_, context_embedder_;
     LinearWeight time_linear_1_, time_linear_2_, guidance_linear_1_, guidance_linear_2_;
     LinearWeight mod_img_, mod_txt_, mod_single_;

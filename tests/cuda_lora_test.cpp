@@ -1,0 +1,156 @@
+// The LoRA branch on the CUDA backend against the CPU backend (the fp32 reference, itself checked against PEFT in
+// lora_golden_test): single linears on the bf16 and fp8 paths (plain, fused gated residual, after a fused
+// producer), and the tiny transformers with combined LoRAs on bf16 and NVFP4 bases within the GPU bounds of the
+// same cases without LoRA, switching adapters between CUDA-graph replays. Skipped without a GPU.
+#include <cstring>
+
+#include "cuda_test_util.h"
+#include "golden_data.h"
+#include "io/safetensors.h"
+#include "models/flux2/flux2_transformer.h"
+#include "models/lora/lora_registry.h"
+#include "quant/nvfp4_quantizer.h"
+
+namespace flux2::test {
+namespace {
+
+LinearWeight weight(const Tensor& w, WeightFormat format) {
+    LinearWeight lw;
+    lw.name = "test.lora_base";
+    lw.out_features = w.dim(0);
+    lw.in_features = w.dim(1);
+    lw.format = format;
+    if (format == WeightFormat::nvfp4) {
+        lw.nvfp4 = quantize_nvfp4_weight(w.f32(), w.dim(0), w.dim(1));
+    } else {
+        lw.dense.dtype = DType::BF16;
+        lw.dense.bytes.resize(w.numel() * 2);
+        for (int64_t i = 0; i < w.numel(); ++i) {
+            const uint16_t bits = f32_to_bf16(w.f32()[i]);
+            std::memcpy(lw.dense.bytes.data() + 2 * i, &bits, 2);
+        }
+    }
+    return lw;
+}
+
+class CudaLoraLinear : public CudaTest, public ::testing::WithParamInterface<std::string> {
+protected:
+    std::string precision() const override { return GetParam(); }
+    double tolerance() const { return GetParam() == "fp8" ? 8e-2 : 1e-2; }
+
+    // A branch large enough to change the output by tens of percent, so a missing or misplaced branch shows.
+    std::shared_ptr<const LoraBranch> branch(int64_t rank, int64_t in, int64_t out) {
+        auto l = std::make_shared<LoraBranch>();
+        l->rank = rank;
+        l->in_features = in;
+        l->out_features = out;
+        l->a = randn({rank, in}, 1.0f / std::sqrt(float(in))).to_vector();
+        l->b = randn({out, rank}, 0.5f / std::sqrt(float(rank))).to_vector();
+        l->label = "test";
+        return l;
+    }
+};
+
+TEST_P(CudaLoraLinear, MatchesCpu) {
+    auto cpu = make_backend(BackendOptions{});
+    for (WeightFormat format : {WeightFormat::dense, WeightFormat::nvfp4}) {
+        for (int64_t rank : {5, 16}) {
+            const int64_t m = 37, n = 96, k = 144;
+            LinearWeight w = weight(randn({n, k}, 1.0f / std::sqrt(float(k))), format);
+            Tensor x = randn({1, m, k});
+            const std::vector<float> base = cpu->linear(x, w).to_vector();
+            w.lora = branch(rank, k, n);
+            const std::vector<float> want = cpu->linear(x, w).to_vector();
+            ASSERT_GT(rel_error(want, base), 0.2);
+            const std::vector<float> got = down(be->linear(up(x), w));
+            ASSERT_TRUE(all_finite(got));
+            EXPECT_LE(rel_error(got, want), tolerance()) << weight_format_name(format) << " rank " << rank;
+
+            // x += gate * linear(in, w): the fp8 path's fused epilogue plus the gated branch; the two ops elsewhere.
+            Tensor r = randn({1, m, n}), gate = randn({1, n}, 0.7f);
+            Tensor want_r = r.clone();
+            cpu->gated_residual(want_r, gate, cpu->linear(x, w));
+            Tensor got_r = up(r);
+            be->linear_gated_residual(got_r, up(gate), up(x), w);
+            EXPECT_LE(rel_error(down(got_r), want_r.to_vector()), tolerance()) << "gated, rank " << rank;
+
+            // A producer for a layer with a LoRA hands over BF16 (the branch reads it), never E4M3.
+            Tensor shift = randn({1, k}, 0.3f), scale = randn({1, k}, 0.3f);
+            Tensor produced = be->layer_norm_modulate_for(w, up(x), up(shift), up(scale), 1e-6f);
+            EXPECT_EQ(produced.dtype(), DType::BF16);
+            const std::vector<float> want_n =
+                cpu->linear(cpu->layer_norm_modulate(x, shift, scale, 1e-6f), w).to_vector();
+            EXPECT_LE(rel_error(down(be->linear(produced, w)), want_n), tolerance()) << "after a producer";
+        }
+    }
+    EXPECT_NE(be->path_summary().find("+ lora r16"), std::string::npos) << be->path_summary();
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, CudaLoraLinear, ::testing::Values("bf16", "fp8"));
+
+struct GpuLoraCase {
+    std::string model, base, precision;
+    double tolerance;  // the GPU bound of the same case without LoRA (cuda_transformer_test)
+};
+
+class CudaLoraTransformer : public ::testing::TestWithParam<GpuLoraCase> {};
+
+TEST_P(CudaLoraTransformer, MatchesCpuAndPeft) {
+#ifdef FLUX2_HAVE_CUDA
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible: runs on the GPU machine";
+    const GpuLoraCase& c = GetParam();
+    BackendOptions options;
+    options.device = "cuda";
+    options.precision = c.precision;
+    auto gpu = make_cuda_backend(options);
+    auto cpu = make_backend(BackendOptions{});
+    const std::string ckpt = data_path("tiny-" + c.model + "-" + c.base + ".safetensors");
+    Flux2Transformer on_gpu = Flux2Transformer::load(ckpt, *gpu), on_cpu = Flux2Transformer::load(ckpt, *cpu);
+    LoraRegistry registry;
+    registry.load("lora1", data_path("lora/tiny-" + c.model + "-lora1-bfl.safetensors"));
+    registry.load("lora2", data_path("lora/tiny-" + c.model + "-lora2-diffusers.safetensors"));
+    auto inputs = SafetensorsFile::open(data_path("tiny-" + c.model + "-golden.safetensors"));
+    auto golden = SafetensorsFile::open(data_path("lora/tiny-" + c.model + "-lora-golden.safetensors"));
+    const std::string prefix = c.base == "nvfp4" ? "nvfp4_w4a16_" : "";
+    struct Step {
+        std::vector<std::pair<std::string, float>> loras;
+        std::string key;
+    };
+    // Switching between steps: each switch records the step anew (CUDA graphs), and "none" returns to the base.
+    const std::vector<Step> steps = {{{{"lora1", 0.7f}, {"lora2", 0.4f}}, prefix + "lora1_0p7_lora2_0p4"},
+                                     {{{"lora1", 1.0f}}, prefix + "lora1_1p0"},
+                                     {{}, c.base == "nvfp4" ? "nvfp4_w4a16" : "base"},
+                                     {{{"lora1", 0.7f}, {"lora2", 0.4f}}, prefix + "lora1_0p7_lora2_0p4"}};
+    for (const Step& s : steps) {
+        registry.set_active(on_gpu, s.loras);
+        registry.set_active(on_cpu, s.loras);
+        for (int i = 0; i < 3; ++i) {
+            const std::string p = "case" + std::to_string(i) + ".";
+            Flux2Inputs in = golden_transformer_inputs(*inputs, p, c.model == "dev");
+            for (int rep = 0; rep < 2; ++rep) {  // the second call of a shape replays the recorded step
+                std::vector<float> got = on_gpu.forward(in).to_vector();
+                ASSERT_TRUE(all_finite(got));
+                EXPECT_LE(rel_error(got, on_cpu.forward(in).to_vector()), c.tolerance) << s.key << " " << p;
+                EXPECT_LE(rel_error(got, read_f32(golden_tensor(*golden, p + "out_" + s.key))), c.tolerance)
+                    << s.key << " " << p;
+            }
+        }
+    }
+    EXPECT_NE(gpu->path_summary().find("+ lora r"), std::string::npos) << gpu->path_summary();
+#else
+    GTEST_SKIP() << "this build has no CUDA backend";
+#endif
+}
+
+INSTANTIATE_TEST_SUITE_P(Bases, CudaLoraTransformer,
+                         ::testing::Values(GpuLoraCase{"dev", "bf16", "bf16", 1e-2},
+                                           GpuLoraCase{"klein", "bf16", "bf16", 1e-2},
+                                           GpuLoraCase{"dev", "nvfp4", "bf16", 1e-2},
+                                           GpuLoraCase{"dev", "nvfp4", "fp8", 3e-2},
+                                           GpuLoraCase{"klein", "nvfp4", "fp8", 3e-2}),
+                         [](const ::testing::TestParamInfo<GpuLoraCase>& info) {
+                             return info.param.model + "_" + info.param.base + "_" + info.param.precision;
+                         });
+
+}  // namespace
+}  // namespace flux2::test
