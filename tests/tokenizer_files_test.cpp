@@ -23,53 +23,53 @@ json toy() {
             {"added_tokens", {{{"id", 3}, {"content", "<pad>"}, {"special", true}}}}};
 }
 
-void from_json(const json& spec, const std::string& config = "") {
+void load_spec(const json& spec, const std::string& config = "") {
     Tokenizer::from_json(spec.dump(), config, "bad/tokenizer.json", "bad/tokenizer_config.json");
 }
 
 TEST(TokenizerFiles, WrongTypesNameTheKey) {
     json vocab_string = toy();
     vocab_string["model"]["vocab"]["b"] = "1";
-    expect_error([&] { from_json(vocab_string); },
+    expect_error([&] { load_spec(vocab_string); },
                  {"bad/tokenizer.json", "model.vocab[\"b\"] must be an integer id, got \"1\""});
 
     json added_string = toy();
     added_string["added_tokens"][0]["id"] = "3";
-    expect_error([&] { from_json(added_string); },
+    expect_error([&] { load_spec(added_string); },
                  {"bad/tokenizer.json", "added_tokens[0] \"id\" must be an integer, got \"3\""});
 
     json added_no_id = toy();
     added_no_id["added_tokens"][0].erase("id");
-    expect_error([&] { from_json(added_no_id); }, {"bad/tokenizer.json", "added_tokens[0] has no \"id\""});
+    expect_error([&] { load_spec(added_no_id); }, {"bad/tokenizer.json", "added_tokens[0] has no \"id\""});
 
     json special_number = toy();
     special_number["added_tokens"][0]["special"] = 1;
-    expect_error([&] { from_json(special_number); }, {"added_tokens[0] \"special\" must be true or false"});
+    expect_error([&] { load_spec(special_number); }, {"added_tokens[0] \"special\" must be true or false"});
 
     // Anything else of the wrong type still names the file rather than escaping as an internal error.
     json merges_number = toy();
     merges_number["model"]["dropout"] = "x";
-    expect_error([&] { from_json(merges_number); }, {"bad/tokenizer.json"});
+    expect_error([&] { load_spec(merges_number); }, {"bad/tokenizer.json"});
 }
 
 TEST(TokenizerFiles, HugeIdsAreRefusedBeforeAllocating) {
     for (int64_t id : {int64_t{1} << 31, (int64_t{1} << 31) - 1, int64_t{1} << 40}) {
         json spec = toy();
         spec["model"]["vocab"]["ab"] = id;
-        expect_error([&] { from_json(spec); }, {"bad/tokenizer.json", "model.vocab[\"ab\"] has id"});
+        expect_error([&] { load_spec(spec); }, {"bad/tokenizer.json", "model.vocab[\"ab\"] has id"});
         json added = toy();
         added["added_tokens"][0]["id"] = id;
-        if (id > (int64_t{1} << 31) - 2) expect_error([&] { from_json(added); }, {"added_tokens[0] \"id\""});
+        if (id > (int64_t{1} << 31) - 2) expect_error([&] { load_spec(added); }, {"added_tokens[0] \"id\""});
     }
     const Tokenizer tok = Tokenizer::from_json(toy().dump(), R"({"pad_token": "<pad>"})", "t", "c");
     expect_error([&] { tok.encode_to_length("ab", false, 2147483647); }, {"max_length must be 1 to 1048576"});
 }
 
 TEST(TokenizerFiles, ConfigErrorsNameTheConfigFile) {
-    expect_error([&] { from_json(toy(), R"({"padding_side": 5})"); },
+    expect_error([&] { load_spec(toy(), R"({"padding_side": 5})"); },
                  {"bad/tokenizer_config.json", "\"padding_side\" must be a string"});
-    expect_error([&] { from_json(toy(), R"({"padding_side": "middle"})"); }, {"bad/tokenizer_config.json"});
-    expect_error([&] { from_json(toy(), "{not json"); }, {"bad/tokenizer_config.json", "invalid JSON"});
+    expect_error([&] { load_spec(toy(), R"({"padding_side": "middle"})"); }, {"bad/tokenizer_config.json"});
+    expect_error([&] { load_spec(toy(), "{not json"); }, {"bad/tokenizer_config.json", "invalid JSON"});
 }
 
 TEST(TokenizerFiles, FoldersDevicesAndGzipBombs) {
