@@ -204,6 +204,33 @@ TEST(RequestParser, MultipartEditsTakeFilesAndTextFields) {
     expect_error([&] { parse_edit_form(invalid_utf8, {}, demo_facts()); }, 400, "prompt");
 }
 
+TEST(RequestParser, LoraListsByNameOrPath) {
+    EXPECT_FALSE(gen(R"({"prompt": "x"})").loras.has_value());  // absent: the server's active set
+    EXPECT_TRUE(gen(R"({"prompt": "x", "lora": []})").loras->empty());
+    const ImageRequest r =
+        gen(R"({"prompt": "x", "lora": [{"name": "ink", "strength": 0.5}, {"path": "a/b.safetensors"}]})");
+    ASSERT_EQ(r.loras->size(), 2u);
+    EXPECT_EQ((*r.loras)[0].name, "ink");
+    EXPECT_FLOAT_EQ((*r.loras)[0].strength, 0.5f);
+    EXPECT_EQ((*r.loras)[1].path, "a/b.safetensors");
+    EXPECT_FLOAT_EQ((*r.loras)[1].strength, 1.0f);
+    EXPECT_EQ(gen(R"({"prompt": "x", "lora": {"name": "one"}})").loras->size(), 1u);
+    expect_error([] { gen(R"({"prompt": "x", "lora": "ink"})"); }, 400, "lora");
+    expect_error([] { gen(R"({"prompt": "x", "lora": [{"strength": 1}]})"); }, 400, "lora[0]");
+    expect_error([] { gen(R"({"prompt": "x", "lora": [{"name": "a", "path": "b"}]})"); }, 400, "lora[0]");
+    expect_error([] { gen(R"({"prompt": "x", "lora": [{"name": "a", "strength": 11}]})"); }, 400, "lora[0].strength");
+    ServerLimits one;
+    one.max_loras = 1;
+    expect_error([&] { gen(R"({"prompt": "x", "lora": [{"name": "a"}, {"name": "b"}]})", one); }, 400, "lora");
+    FormData form;
+    form.fields = {{"prompt", "x"}, {"lora", R"([{"name": "ink"}])"}};
+    form.files.push_back({"image", "a.png", [] {
+                              const std::vector<uint8_t> png = encode_png(Image::blank(64, 64));
+                              return std::string(png.begin(), png.end());
+                          }()});
+    EXPECT_EQ(parse_edit_form(form, {}, demo_facts()).loras->at(0).name, "ink");
+}
+
 TEST(RequestParser, HugeDeclaredReferenceIsRefusedBeforeDecoding) {
     // A PNG header declaring 30000 x 30000 pixels: refused from the header alone.
     std::vector<uint8_t> png = encode_png(Image::blank(16, 16));

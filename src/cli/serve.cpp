@@ -152,6 +152,9 @@ void register_serve(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--url-max", a->service.url_max, "images kept for url responses (the oldest go first)")
         ->capture_default_str();
+    cmd->add_option("--lora-dir", a->service.lora_dir,
+                    "folder requests and /v1/set_lora may load LoRA files from (paths relative to it); without it\n"
+                    "only the adapters given with --lora can be chosen, by name");
     cmd->add_option("--model-id", a->service.model_id, "the model's name in /v1/models (default: from its path)");
     cmd->add_option("--http-threads", a->http.threads, "connections served at once")->capture_default_str()
         ->check(CLI::Range(4, 1024));

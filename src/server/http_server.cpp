@@ -130,6 +130,7 @@ HttpServer::HttpServer(ImageService& service, HttpOptions options) : impl_(new I
 
     register_image_routes(http, m.service);
     register_info_routes(http, m.service);
+    register_lora_routes(http, m.service);
 }
 
 HttpServer::~HttpServer() = default;

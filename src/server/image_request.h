@@ -2,7 +2,10 @@
 // What an image request asks for once parsed and validated, and the limits it is checked against. The HTTP layer
 // turns bodies into an ImageRequest (request_parser.h) before anything is queued.
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "io/image_encode.h"
 #include "pipeline/flux2_engine.h"
@@ -20,6 +23,7 @@ struct ServerLimits {
     int max_sequence_length = 512;            // text tokens (FLUX.2's encoders are trained to 512)
     int64_t max_prompt_bytes = 64 * 1024;     // prompt and negative_prompt, UTF-8 bytes
     int64_t max_reference_pixels = 4096ll * 4096;  // a decoded reference image (before resizing)
+    int max_loras = 8;                        // adapters in one request's `lora` list
 };
 
 // What the loaded model allows and defaults to.
@@ -31,6 +35,12 @@ struct ModelFacts {
 
 enum class RequestKind { generation, edit };
 
+// One entry of a request's `lora` list: an adapter already loaded (name) or a file under --lora-dir (path).
+struct LoraChoice {
+    std::string name, path;
+    float strength = 1.0f;
+};
+
 struct ImageRequest {
     RequestKind kind = RequestKind::generation;
     EngineRequest engine;  // prompt, size, steps, guidance, seeds, n, reference images
@@ -39,6 +49,10 @@ struct ImageRequest {
     bool response_url = false;     // response_format "url" (else b64_json)
     bool stream = false;
     std::string model, user;
+    // The request's `lora` list: absent = the server's active set (--lora, /v1/set_lora); empty = none.
+    std::optional<std::vector<LoraChoice>> loras;
+    // Filled when queued: the (name, strength) adapters the job runs with.
+    std::vector<std::pair<std::string, float>> active_loras;
 };
 
 }  // namespace flux2::server

@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include "models/lora/lora_registry.h"
+
 #include "core/log.h"
 
 namespace flux2::server {
@@ -35,6 +37,8 @@ void ImageService::attach_engine(std::unique_ptr<Flux2Engine> engine) {
     model_.default_width = options_.default_width;
     model_.default_height = options_.default_height;
     peak_memory_bytes_ = engine_->backend().peak_memory_bytes();
+    for (const ActiveLora& a : engine_->active_loras()) default_loras_.emplace_back(a.name, a.strength);
+    applied_loras_ = default_loras_;
     ready_since_ = std::chrono::system_clock::now();
     Health expected = Health::loading;
     health_.compare_exchange_strong(expected, Health::ok);
@@ -49,7 +53,77 @@ std::shared_ptr<Job> ImageService::submit(ImageRequest request) {
         e.retry_after_seconds = h == Health::loading ? 10 : 5;
         throw e;
     }
+    request.active_loras = resolve_loras(request);
     return queue_.submit(random_id("imgreq_"), std::move(request));
+}
+
+std::string ImageService::load_lora(const std::string& path, const std::string& param, const std::string& name) {
+    if (options_.lora_dir.empty())
+        throw bad_request(param, "invalid_value", "this server loads no LoRA files from requests (start it with "
+                                                  "--lora-dir); name an adapter it already has instead");
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path root = fs::canonical(options_.lora_dir, ec);
+    const fs::path file = fs::weakly_canonical(root / path, ec);
+    const std::string rel = file.lexically_relative(root).string();
+    if (ec || fs::path(path).is_absolute() || rel.empty() || rel.starts_with(".."))
+        throw bad_request(param, "invalid_value", "LoRA paths are relative to --lora-dir and stay inside it, got '",
+                          path.substr(0, 200), "'");
+    if (!fs::is_regular_file(file, ec)) throw not_found("lora_not_found", "no LoRA file '" + rel + "' in --lora-dir");
+    const std::string key = name.empty() ? rel : name;
+    LoraRegistry& registry = engine_->lora_registry();
+    if (auto known = registry.find(key); known && known->path == file.string()) return key;
+    try {
+        registry.load(key, file.string());
+    } catch (const Error& e) {
+        throw bad_request(param, "invalid_lora", e.what());
+    }
+    log_info("loaded LoRA '", key, "' from ", file.string());
+    return key;
+}
+
+std::vector<std::pair<std::string, float>> ImageService::resolve_loras(const ImageRequest& request) {
+    if (!request.loras) return default_loras();
+    std::vector<std::pair<std::string, float>> out;
+    for (size_t i = 0; i < request.loras->size(); ++i) {
+        const LoraChoice& c = (*request.loras)[i];
+        const std::string param = str("lora[", i, "]");
+        std::string name = c.name;
+        if (!c.path.empty()) name = load_lora(c.path, param + ".path");
+        else if (!engine_->lora_registry().find(name))
+            throw bad_request(param + ".name", "invalid_value", "no LoRA named '", name.substr(0, 200),
+                              "' is loaded (GET /v1/loras lists them)");
+        out.emplace_back(name, c.strength);
+    }
+    return out;
+}
+
+void ImageService::set_default_loras(std::vector<std::pair<std::string, float>> active) {
+    for (const auto& [name, strength] : active)
+        if (!engine_->lora_registry().find(name))
+            throw bad_request("lora_nickname", "invalid_value", "no LoRA named '", name.substr(0, 200), "' is loaded");
+    std::lock_guard lock(lora_mutex_);
+    default_loras_ = std::move(active);
+}
+
+std::vector<std::pair<std::string, float>> ImageService::default_loras() const {
+    std::lock_guard lock(lora_mutex_);
+    return default_loras_;
+}
+
+nlohmann::json ImageService::lora_listing() const {
+    const std::vector<std::pair<std::string, float>> active = default_loras();
+    nlohmann::json data = nlohmann::json::array();
+    for (const std::string& name : engine_->lora_registry().names()) {
+        auto adapter = engine_->lora_registry().find(name);
+        if (!adapter) continue;
+        nlohmann::json item = {{"name", name}, {"path", adapter->path}, {"format", adapter->format_label()},
+                               {"layers", adapter->layers.size()}, {"active", false}};
+        for (const auto& [n, strength] : active)
+            if (n == name) item["active"] = true, item["strength"] = strength;
+        data.push_back(std::move(item));
+    }
+    return {{"object", "list"}, {"data", data}};
 }
 
 void ImageService::cancel(const std::shared_ptr<Job>& job) {
@@ -76,6 +150,15 @@ LiveGauges ImageService::live_gauges() {
 }
 
 void ImageService::run_job(Job& job) {
+    // Adapters switch between jobs only when they differ: attaching is cheap, but it drops recorded CUDA graphs.
+    if (job.request.active_loras != applied_loras_) {
+        try {
+            engine_->set_loras(job.request.active_loras);
+        } catch (const Error& e) {  // a LoRA for another model: refused before anything changed
+            throw bad_request("lora", "invalid_lora", e.what());
+        }
+        applied_loras_ = job.request.active_loras;
+    }
     const auto start = Job::Clock::now();
     EngineResult result = engine_->generate(job.request.engine, [&](const StepProgress& p) {
         metrics_.observe_step(p.step_seconds);

@@ -7,6 +7,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "pipeline/flux2_engine.h"
 #include "server/image_store.h"
@@ -21,6 +25,7 @@ struct ServiceOptions {
     size_t url_max = 64;                // --url-max
     std::string model_id;               // --model-id; empty: named after the model's path
     int default_width = 1024, default_height = 1024;
+    std::string lora_dir;               // --lora-dir: where requests may load LoRA files from; empty: nowhere
 };
 
 enum class Health { loading, ok, shutting_down };
@@ -47,19 +52,34 @@ public:
     // Stops accepting, cancels waiting jobs and waits up to `timeout` for the running one; false if it did not end.
     bool shut_down(std::chrono::milliseconds timeout);
 
+    // LoRAs (valid once an engine is attached). Paths are relative to --lora-dir and may not leave it; an adapter
+    // loaded from a path is named by that path. Errors are ApiErrors (400 / 404) naming the param.
+    // `name` empty: the relative path.
+    std::string load_lora(const std::string& path, const std::string& param, const std::string& name = "");
+    // The adapters a request without a `lora` field runs with (--lora at start, POST /v1/set_lora).
+    void set_default_loras(std::vector<std::pair<std::string, float>> active);
+    std::vector<std::pair<std::string, float>> default_loras() const;
+    // Every loaded adapter: name, file, format, ranks, and whether it is in the default set.
+    nlohmann::json lora_listing() const;
+
     ImageStore& store() { return store_; }
     Metrics& metrics() { return metrics_; }
     LiveGauges live_gauges();
 
 private:
     void run_job(Job& job);
+    // Turns a request's `lora` list into (name, strength) pairs, loading files as needed.
+    std::vector<std::pair<std::string, float>> resolve_loras(const ImageRequest& request);
 
     ServiceOptions options_;
     ModelFacts model_;
     std::unique_ptr<Flux2Engine> engine_;
     std::atomic<Health> health_{Health::loading};
     std::chrono::system_clock::time_point ready_since_{};
-    std::atomic<int64_t> peak_memory_bytes_{0};  // read by /metrics without touching the worker's backend
+    std::atomic<int64_t> peak_memory_bytes_{0};
+    mutable std::mutex lora_mutex_;
+    std::vector<std::pair<std::string, float>> default_loras_;
+    std::vector<std::pair<std::string, float>> applied_loras_;  // what the model has attached (worker only)  // read by /metrics without touching the worker's backend
     ImageStore store_;
     Metrics metrics_;
     JobQueue queue_;  // last: its worker uses the members above and is joined first

@@ -284,10 +284,47 @@ ImageRequest parse_fields(RequestKind kind, const Fields& f, std::vector<Image> 
         static_cast<int>(f.integer("max_sequence_length", 1, limits.max_sequence_length).value_or(512));
     e.seeds = parse_seeds(f, e.num_images);
     e.reference_images = std::move(references);
+    if (const json* v = f.get("lora")) {
+        // A form sends the list as JSON text.
+        if (f.form() && v->is_string()) {
+            const json parsed = json::parse(v->get<std::string>(), nullptr, false);
+            if (parsed.is_discarded()) throw bad_request("lora", "invalid_json", "the form field 'lora' is not JSON");
+            r.loras = parse_lora_list(parsed, limits, "lora");
+        } else {
+            r.loras = parse_lora_list(*v, limits, "lora");
+        }
+    }
     return r;
 }
 
 }  // namespace
+
+std::vector<LoraChoice> parse_lora_list(const json& value, const ServerLimits& limits, const std::string& param) {
+    const json list = value.is_object() ? json::array({value}) : value;
+    if (!list.is_array())
+        throw bad_request(param, "invalid_type", "'", param, "' must be a list of {\"name\" or \"path\", \"strength\"}");
+    if (static_cast<int>(list.size()) > limits.max_loras)
+        throw bad_request(param, "invalid_value", "at most ", limits.max_loras, " LoRAs per request, got ", list.size());
+    std::vector<LoraChoice> out;
+    for (size_t i = 0; i < list.size(); ++i) {
+        const std::string at = str(param, "[", i, "]");
+        if (!list[i].is_object()) throw bad_request(at, "invalid_type", "'", at, "' must be an object");
+        const Fields f(list[i], false);
+        LoraChoice c;
+        c.name = f.text("name", 256).value_or("");
+        c.path = f.text("path", 4096).value_or("");
+        if (c.name.empty() == c.path.empty())
+            throw bad_request(at, "invalid_value", "'", at, "' needs exactly one of \"name\" (a loaded adapter) or \"path\"");
+        try {
+            c.strength = static_cast<float>(f.number("strength", -10.0, 10.0).value_or(1.0));
+        } catch (ApiError& e) {
+            e.param = at + ".strength";
+            throw;
+        }
+        out.push_back(std::move(c));
+    }
+    return out;
+}
 
 int json_nesting_depth(std::string_view body) {
     int depth = 0, max_depth = 0;

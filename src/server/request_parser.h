@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "server/api_error.h"
 #include "server/image_request.h"
 
@@ -26,6 +28,9 @@ ImageRequest parse_image_json(RequestKind kind, std::string_view body, const Ser
                               const ModelFacts& model);
 // POST /v1/images/edits as multipart: `image` or repeated `image[]` files plus the same fields as text.
 ImageRequest parse_edit_form(const FormData& form, const ServerLimits& limits, const ModelFacts& model);
+
+// A `lora` value: [{"name" | "path", "strength"}, ...] (or one such object). `param` names the field in errors.
+std::vector<LoraChoice> parse_lora_list(const nlohmann::json& value, const ServerLimits& limits, const std::string& param);
 
 // Nesting depth of JSON arrays/objects in `body`, counted outside strings (bounded before parsing).
 int json_nesting_depth(std::string_view body);

@@ -10,6 +10,9 @@ namespace flux2::server {
 
 // POST /v1/images/generations, POST /v1/images/edits, GET /v1/images/{id}/content.
 void register_image_routes(httplib::Server& http, ImageService& service);
+// LoRAs: GET /v1/loras, and sglang's admin shapes GET /v1/list_loras, POST /v1/set_lora,
+// POST /v1/unmerge_lora_weights.
+void register_lora_routes(httplib::Server& http, ImageService& service);
 // GET /v1/models[/{id}], /health, /health/live, /metrics, and the page at /.
 void register_info_routes(httplib::Server& http, ImageService& service);
 
