@@ -16,16 +16,7 @@ namespace {
 
 std::string lora_path(const std::string& file) { return test::data_path("lora/" + file); }
 
-// Expects `fn` to throw an Error whose message contains every one of `parts`.
-template <class Fn>
-void expect_error(Fn fn, const std::vector<std::string>& parts) {
-    try {
-        fn();
-        ADD_FAILURE() << "no error";
-    } catch (const Error& e) {
-        for (const std::string& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-    }
-}
+using test::expect_error;
 
 // A LoRA for another model, or one naming a layer the model lacks, is refused before anything changes.
 TEST(LoraAttach, RefusesAndKeepsTheModel) {

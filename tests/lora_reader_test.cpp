@@ -18,16 +18,7 @@ namespace {
 
 std::string lora_path(const std::string& file) { return test::data_path("lora/" + file); }
 
-// Expects `fn` to throw an Error whose message contains every one of `parts`.
-template <class Fn>
-void expect_error(Fn fn, const std::vector<std::string>& parts) {
-    try {
-        fn();
-        ADD_FAILURE() << "no error";
-    } catch (const Error& e) {
-        for (const std::string& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-    }
-}
+using test::expect_error;
 
 TEST(LoraReader, KohyaNamesMapToBflLayers) {
     EXPECT_EQ(kohya_to_bfl_layer("double_blocks_12_img_attn_qkv"), "double_blocks.12.img_attn.qkv");

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "cli/commands.h"
+#include "cli/table.h"
 #include "core/error.h"
 #include "models/lora/lora_adapter.h"
 #include "models/lora/lora_fit.h"
@@ -55,18 +56,7 @@ void print_lora(const std::string& path, bool table) {
         rows.push_back({l.name, shape_str(l.a_shape), shape_str(l.b_shape), l.alpha_given ? str(l.alpha) : "(rank)",
                         str(l.scale), modules});
     }
-    std::vector<size_t> widths(rows[0].size(), 0);
-    for (const auto& row : rows) {
-        for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-    }
-    for (const auto& row : rows) {
-        std::string line = " ";
-        for (size_t i = 0; i < row.size(); ++i) {
-            line += ' ' + row[i];
-            if (i + 1 < row.size()) line.append(widths[i] - row[i].size(), ' ');
-        }
-        std::printf("%s\n", line.c_str());
-    }
+    print_table(rows);
 }
 
 }  // namespace flux2::cli

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/table.h"
 #include "core/error.h"
 #include "models/flux2/flux2_config.h"
 #include "models/transformer_checkpoint.h"
@@ -40,18 +41,7 @@ void print_transformer_quant(const std::string& path, bool table) {
                         l.quant.label + (l.quant.dynamic_input_scale ? " (dynamic)" : ""),
                         quant_source_name(l.quant.source), l.quant.reason});
     }
-    std::vector<size_t> widths(rows[0].size(), 0);
-    for (const auto& row : rows) {
-        for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-    }
-    for (const auto& row : rows) {
-        std::string line = " ";
-        for (size_t i = 0; i < row.size(); ++i) {
-            line += ' ' + row[i];
-            if (i + 1 < row.size()) line.append(widths[i] - row[i].size(), ' ');
-        }
-        std::printf("%s\n", line.c_str());
-    }
+    print_table(rows);
 }
 
 }  // namespace flux2::cli
