@@ -132,10 +132,12 @@ for model in ${FLUX2_SERVE_BENCH:-}; do
   start=$(date +%s)
   [ -f "$dir/model_index.json" ] || ./build-gpu/flux2 bench --save-pipeline "$dir" --model "$model" --log-level warn
   echo "synthetic pipeline written in $(( $(date +%s) - start )) s: $(du -sh "$dir" | cut -f1)"
-  bench_out=$(./build-gpu/flux2 bench --model "$model" --device cuda --precision fp8 --resolutions 1024 --steps 5 \
+  # The baseline runs the same transformer file the server loads: the synthetic NVFP4-mixed layout keeps the double
+  # blocks' attention projections in bf16, which `bench --model dev` (all-NVFP4 random weights) does not.
+  bench_out=$(./build-gpu/flux2 bench --model "$dir/transformer" --device cuda --precision fp8 --resolutions 1024 --steps 5 \
     --warmup 2 --log-level warn 2>&1 | tee -a "$out/serve_bench.txt")
   echo "$bench_out"
-  step=$(echo "$bench_out" | awk '$3 == "fp8" {print $4; exit}')
+  step=$(echo "$bench_out" | awk '$3 == "fp8" {print $4; exit}')  # columns: model res precision s/step
   PYTHONUNBUFFERED=1 SERVE_LOG="$out/serve_log.txt" python3 bench/serve_bench.py --flux2 build-gpu/flux2 \
     --model-path "$dir" --size 1024 --steps 28 --clients 4 --requests-per-client 2 --bench-step-s "${step:-0}" \
     2>&1 | tee -a "$out/serve_bench.txt"
