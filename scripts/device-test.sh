@@ -126,11 +126,14 @@ done
 
 # The server (docs/PERFORMANCE.md): FLUX2_SERVE_BENCH=dev writes a real-size synthetic pipeline, times
 # `flux2 bench` at 1024 (fp8) and then `flux2 serve` on the same weights (bench/serve_bench.py), in this call.
+# FLUX2_SYNTH_DIR (e.g. /dev/shm/x: no disk writes) and FLUX2_SYNTH_ARGS (e.g. --small-text-encoder) shape the
+# synthetic folder; FLUX2_SERVE_CLIENTS sets the concurrency.
 for model in ${FLUX2_SERVE_BENCH:-}; do
   echo "== server benchmark $model"
   dir=${FLUX2_SYNTH_DIR:-/tmp/flux2-synth}-$model
   start=$(date +%s)
-  [ -f "$dir/model_index.json" ] || ./build-gpu/flux2 bench --save-pipeline "$dir" --model "$model" --log-level warn
+  [ -f "$dir/model_index.json" ] ||
+    ./build-gpu/flux2 bench --save-pipeline "$dir" --model "$model" ${FLUX2_SYNTH_ARGS:-} --log-level warn
   echo "synthetic pipeline written in $(( $(date +%s) - start )) s: $(du -sh "$dir" | cut -f1)"
   # The baseline runs the same transformer file the server loads: the synthetic NVFP4-mixed layout keeps the double
   # blocks' attention projections in bf16, which `bench --model dev` (all-NVFP4 random weights) does not.
@@ -139,7 +142,8 @@ for model in ${FLUX2_SERVE_BENCH:-}; do
   echo "$bench_out"
   step=$(echo "$bench_out" | awk '$3 == "fp8" {print $4; exit}')  # columns: model res precision s/step
   PYTHONUNBUFFERED=1 SERVE_LOG="$out/serve_log.txt" python3 bench/serve_bench.py --flux2 build-gpu/flux2 \
-    --model-path "$dir" --size 1024 --steps 28 --clients 4 --requests-per-client 2 --bench-step-s "${step:-0}" \
+    --model-path "$dir" --size 1024 --steps 28 --clients "${FLUX2_SERVE_CLIENTS:-4}" --requests-per-client 2 \
+    --bench-step-s "${step:-0}" \
     2>&1 | tee -a "$out/serve_bench.txt"
   grep -E "ready|models loaded|error|warning" "$out/serve_log.txt" | tail -8
 done

@@ -24,7 +24,7 @@ namespace {
 struct BenchArgs {
     std::string model = "klein-4b", device = "auto", precisions, resolutions = "512,1024", residency, save_pipeline;
     int steps = 5, warmup = 2, text_tokens = 512, lora_rank = 0;
-    bool profile = false, no_cuda_graphs = false;
+    bool profile = false, no_cuda_graphs = false, small_text_encoder = false;
     uint64_t seed = 0;
 };
 
@@ -51,7 +51,7 @@ void run_bench(const BenchArgs& a) {
         check(a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b",
               "--save-pipeline needs --model dev, klein-4b or klein-9b");
         log_info("writing a real-size synthetic ", a.model, " pipeline to ", a.save_pipeline);
-        write_synthetic_pipeline(a.save_pipeline, real_size_pipeline_spec(a.model, a.seed));
+        write_synthetic_pipeline(a.save_pipeline, real_size_pipeline_spec(a.model, a.seed, a.small_text_encoder));
         std::printf("%s\n", a.save_pipeline.c_str());
         return;
     }
@@ -172,6 +172,9 @@ void register_bench(CLI::App& app) {
                   "after the timed steps, run one step op by op and print the device time per op and GEMM shape");
     cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,
                   "time steps op by op instead of replaying the recorded step (CUDA graphs)");
+    cmd->add_flag("--small-text-encoder", a->small_text_encoder,
+                  "with --save-pipeline: a small stand-in text encoder of the real width for klein too (dev always\n"
+                  "gets one); for step and server timing, where prompt encoding does not matter");
     cmd->add_option("--save-pipeline", a->save_pipeline,
                     "instead of timing, write a servable pipeline folder with random weights at --model's real size\n"
                     "(transformer NVFP4-mixed, VAE, Qwen3 text encoder; dev's is a smaller stand-in) and exit");

@@ -78,13 +78,15 @@ SyntheticPipelineSpec demo_pipeline_spec() {
     return s;
 }
 
-SyntheticPipelineSpec real_size_pipeline_spec(const std::string& preset, uint64_t seed) {
+SyntheticPipelineSpec real_size_pipeline_spec(const std::string& preset, uint64_t seed, bool small_text_encoder) {
     SyntheticPipelineSpec s;
     s.seed = seed;
     s.transformer = Flux2Config::preset(preset);
-    if (preset == "klein-4b") s.text_encoder = qwen3_config(2560, 36, 32, 8, 128, 9728);        // Qwen3-4B
-    else if (preset == "klein-9b") s.text_encoder = qwen3_config(4096, 36, 32, 8, 128, 12288);  // Qwen3-8B
-    else s.text_encoder = qwen3_config(5120, 30, 8, 8, 128, 512);  // stand-in for Mistral-Small (dev)
+    const int64_t width = s.transformer.joint_attention_dim / 3;
+    if (preset == "dev" || small_text_encoder)
+        s.text_encoder = qwen3_config(width, preset == "dev" ? 30 : 36, 8, 8, 128, 512);  // stand-in (dev: Mistral)
+    else if (preset == "klein-4b") s.text_encoder = qwen3_config(2560, 36, 32, 8, 128, 9728);  // Qwen3-4B
+    else s.text_encoder = qwen3_config(4096, 36, 32, 8, 128, 12288);                           // Qwen3-8B
     const int64_t layers = s.text_encoder["num_hidden_layers"].get<int64_t>();
     s.text_encoder_layers = {layers};
     check(s.transformer.joint_attention_dim == 3 * s.text_encoder["hidden_size"].get<int64_t>(),

@@ -29,7 +29,9 @@ SyntheticPipelineSpec demo_pipeline_spec();
 // 5120-wide Qwen3-style stand-in for Mistral-Small (30 layers, 8 heads, MLP 512: the transformer and VAE are real
 // size, the text encoder has the real output width but ~1.7B parameters instead of 24B, so that the folder is
 // written in minutes and fits the GPU machine's disk; its prompt-encoding time is not Mistral's).
-SyntheticPipelineSpec real_size_pipeline_spec(const std::string& preset, uint64_t seed);
+// small_text_encoder: klein too gets the stand-in kind of encoder (its real width, 8 heads, MLP 512), for step and
+// server timing where prompt encoding does not matter and a smaller folder is written faster.
+SyntheticPipelineSpec real_size_pipeline_spec(const std::string& preset, uint64_t seed, bool small_text_encoder = false);
 
 // Writes the folder at `dir` (which must not exist yet, or is replaced).
 void write_synthetic_pipeline(const std::filesystem::path& dir, const SyntheticPipelineSpec& spec);
