@@ -113,13 +113,15 @@ void stream_job(const std::shared_ptr<Job>& job, ImageService& service, const ht
             const JobState state = job->state();
             if (state == JobState::queued || state == JobState::running ||
                 !job->progress_since(*sent, 0ms).empty()) {
-                // A comment now and then keeps proxies from timing out and tells us when the client has left.
-                if (current_client_gone() ||
-                    (std::chrono::steady_clock::now() - *quiet_since > 2s && !send(": waiting\n\n"))) {
+                if (current_client_gone()) {
                     svc->cancel(job);
                     return false;
                 }
-                if (std::chrono::steady_clock::now() - *quiet_since > 2s) *quiet_since = std::chrono::steady_clock::now();
+                // A comment after 2 s of silence keeps proxies from timing out and finds clients that have left.
+                if (std::chrono::steady_clock::now() - *quiet_since > 2s) {
+                    if (!send(": waiting\n\n")) return false;
+                    *quiet_since = std::chrono::steady_clock::now();
+                }
                 return true;
             }
             note_result(*job);
