@@ -141,6 +141,7 @@ void run_generate(GenerateArgs a) {
     params.guidance_scale = guidance;
     params.seed = a.seed;
     params.num_images = a.num_images;
+    params.vae_tiling = a.model.vae_tiling_options();
     for (const auto& path : a.images) params.reference_images.push_back(read_image(path));
     if (!a.initial_noise.empty()) {
         auto f = SafetensorsFile::open(a.initial_noise);

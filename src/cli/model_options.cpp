@@ -17,6 +17,12 @@ BackendOptions ModelOptions::backend_options() const {
     return options;
 }
 
+VaeTiling ModelOptions::vae_tiling_options() const {
+    VaeTiling tiling;
+    tiling.force = vae_tiling;
+    return tiling;
+}
+
 void add_model_options(CLI::App* cmd, ModelOptions& o) {
     cmd->add_option("--model-path", o.components.model_path,
                     "diffusers pipeline folder, transformer file/folder, or Hugging Face repo id (local cache)");
@@ -42,6 +48,9 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
     cmd->add_option("--activations", o.activations, "CPU NVFP4 numerics: w4a16 or w4a4")->capture_default_str();
     cmd->add_flag("--no-cuda-graphs", o.no_cuda_graphs,
                   "cuda: run every denoising step op by op instead of replaying the first one as a CUDA graph");
+    cmd->add_flag("--vae-tiling", o.vae_tiling,
+                  "decode (and encode references) in overlapping 512 px tiles blended linearly, to bound memory; "
+                  "automatic above 1536x1536 pixels (docs/PIPELINE.md)");
     cmd->add_option("--threads", o.threads, "CPU threads");
     add_lora_option(cmd, o.loras);
 }

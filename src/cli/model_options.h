@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "pipeline/model_components.h"
+#include "pipeline/vae_tiling.h"
 
 namespace flux2::cli {
 
@@ -17,12 +18,14 @@ struct ModelOptions {
     std::vector<int> out_layers;
     std::string device = "auto", precision, activations = "w4a16", residency;
     bool no_cuda_graphs = false;
+    bool vae_tiling = false;  // --vae-tiling: always tile the VAE (it also tiles by itself above a size)
     std::vector<std::string> loras;  // --lora FILE[:STRENGTH], repeatable
     int threads = 0;
 
     bool demo() const { return components.model_path.empty() && components.transformer_weights_path.empty(); }
     // Checks the values and applies --threads; the options for make_backend.
     BackendOptions backend_options() const;
+    VaeTiling vae_tiling_options() const;
 };
 
 void add_model_options(CLI::App* cmd, ModelOptions& o);

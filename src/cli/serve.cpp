@@ -100,6 +100,7 @@ void run_serve(ServeArgs a) {
         eo.klein_mode = a.model.klein_mode;
         eo.text_encoder_out_layers = a.model.out_layers;
         eo.loras = a.model.loras;
+        eo.vae_tiling = a.model.vae_tiling_options();
         eo.backend = a.model.backend_options();
         std::unique_ptr<Flux2Engine> engine = Flux2Engine::load(eo);
         if (!stopping) {

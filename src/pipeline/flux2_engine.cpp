@@ -72,6 +72,7 @@ EngineResult Flux2Engine::generate(const EngineRequest& r, const ProgressFn& pro
     params.seeds = r.seeds;
     params.num_images = r.num_images;
     params.reference_images = r.reference_images;
+    params.vae_tiling = options_.vae_tiling;
     const Flux2Pipeline pipeline(variant_, *transformer_, *vae_);
     const GenerateOutput g = pipeline.generate(params, enc.prompt_embeds, enc.negative_prompt_embeds, progress);
 

@@ -23,6 +23,7 @@ struct EngineOptions {
     BackendOptions backend;
     std::vector<int> text_encoder_out_layers;  // empty: the variant's default
     std::vector<std::string> loras;            // "FILE[:STRENGTH]": loaded under their file stems and active
+    VaeTiling vae_tiling;                      // for every request (--vae-tiling, else automatic above a size)
 };
 
 struct EngineRequest {

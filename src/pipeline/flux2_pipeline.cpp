@@ -85,12 +85,13 @@ Tensor concat_rows(const Tensor& a, const Tensor& b) {
 }
 }  // namespace
 
-std::pair<Tensor, Tensor> Flux2Pipeline::encode_references(const std::vector<Image>& images) const {
+std::pair<Tensor, Tensor> Flux2Pipeline::encode_references(const std::vector<Image>& images,
+                                                            const VaeTiling& tiling) const {
     std::vector<Tensor> tokens;
     std::vector<std::pair<int64_t, int64_t>> grids;
     for (const Image& img : images) {
         Tensor pixels = preprocess_reference_image(img);  // [1, 3, h, w] in [-1, 1]
-        Tensor z = patchify_latents(vae_.encode_mean(pixels));  // [1, 128, h/16, w/16]
+        Tensor z = patchify_latents(vae_encode_mean(vae_, pixels, tiling));  // [1, 128, h/16, w/16]
         batch_norm_normalize(z, vae_.latent_batch_norm());
         grids.emplace_back(z.dim(2), z.dim(3));
         tokens.push_back(pack_latents(z));
@@ -100,10 +101,10 @@ std::pair<Tensor, Tensor> Flux2Pipeline::encode_references(const std::vector<Ima
     return {all, reference_position_ids(grids)};
 }
 
-Tensor Flux2Pipeline::decode(const Tensor& latents, const Tensor& latent_ids) const {
+Tensor Flux2Pipeline::decode(const Tensor& latents, const Tensor& latent_ids, const VaeTiling& tiling) const {
     Tensor z = unpack_latents_with_ids(latents, latent_ids);  // [B, 128, h, w]
     batch_norm_denormalize(z, vae_.latent_batch_norm());
-    return postprocess_to_unit(vae_.decode(unpatchify_latents(z)));
+    return postprocess_to_unit(vae_decode(vae_, unpatchify_latents(z), tiling));
 }
 
 GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& prompt_embeds,
@@ -118,7 +119,7 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
 
     // 1. Reference images (editing): encoded once, appended after the target tokens at every step.
     std::optional<std::pair<Tensor, Tensor>> refs;
-    if (!p.reference_images.empty()) refs = encode_references(p.reference_images);
+    if (!p.reference_images.empty()) refs = encode_references(p.reference_images, p.vae_tiling);
 
     // 2. Output size: explicit, else the first reference's processed size, else 1024².
     int width = p.width, height = p.height;
@@ -191,7 +192,7 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
     const auto decode_start = std::chrono::steady_clock::now();
     out.denoise_seconds = std::chrono::duration<double>(decode_start - denoise_start).count();
     out.latents = latents;
-    out.images = decode(latents, latent_ids);
+    out.images = decode(latents, latent_ids, p.vae_tiling);
     out.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - decode_start).count();
     return out;
 }

@@ -11,6 +11,7 @@
 #include "io/image.h"
 #include "models/flux2/flux2_transformer.h"
 #include "models/vae/vae.h"
+#include "pipeline/vae_tiling.h"
 #include "tensor/tensor.h"
 
 namespace flux2 {
@@ -39,6 +40,7 @@ struct GenerateParams {
     std::vector<Image> reference_images;
     std::optional<Tensor> initial_noise;            // [B, 128, h/16, w/16] instead of the seeded noise
     std::optional<std::vector<double>> sigmas;      // custom schedule (one per step)
+    VaeTiling vae_tiling;                           // tiled VAE decode and reference encode (--vae-tiling, auto)
 };
 
 struct StepProgress {
@@ -66,10 +68,10 @@ public:
                             const std::optional<Tensor>& negative_prompt_embeds, const ProgressFn& progress = {}) const;
 
     // Reference images -> packed, BatchNorm-normalized latent tokens [1, Lref, 128] and their ids [Lref, 4].
-    std::pair<Tensor, Tensor> encode_references(const std::vector<Image>& images) const;
+    std::pair<Tensor, Tensor> encode_references(const std::vector<Image>& images, const VaeTiling& tiling = {}) const;
 
 private:
-    Tensor decode(const Tensor& latents, const Tensor& latent_ids) const;
+    Tensor decode(const Tensor& latents, const Tensor& latent_ids, const VaeTiling& tiling) const;
 
     Flux2Variant variant_;
     const Flux2Transformer& transformer_;

@@ -1,0 +1,141 @@
+#include "pipeline/vae_tiling.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace flux2 {
+
+bool VaeTiling::applies(int64_t height, int64_t width) const { return force || height * width > auto_above_pixels; }
+
+void VaeTiling::validate() const {
+    check(tile > 0 && overlap >= 0 && overlap < tile, "VAE tiling: expected tile > overlap >= 0 (latent pixels), got "
+          "tile ", tile, ", overlap ", overlap);
+}
+
+std::vector<int64_t> tile_starts(int64_t n, int64_t tile, int64_t overlap) {
+    check(n > 0 && tile > overlap && overlap >= 0, "tile_starts: expected n > 0 and tile > overlap >= 0, got n ", n,
+          ", tile ", tile, ", overlap ", overlap);
+    if (n <= tile) return {0};
+    const int64_t stride = tile - overlap, span = n - tile;
+    const int64_t gaps = (span + stride - 1) / stride;  // the fewest whose stride stays <= tile - overlap
+    std::vector<int64_t> starts;
+    for (int64_t i = 0; i <= gaps; ++i) starts.push_back((i * span + gaps / 2) / gaps);
+    return starts;
+}
+
+namespace {
+// [B, C, H, W] -> the region rows [y, y + h), columns [x, x + w).
+Tensor crop(const Tensor& t, int64_t y, int64_t x, int64_t h, int64_t w) {
+    const int64_t BC = t.dim(0) * t.dim(1), H = t.dim(2), W = t.dim(3);
+    Tensor out = Tensor::zeros({t.dim(0), t.dim(1), h, w});
+    for (int64_t p = 0; p < BC; ++p)
+        for (int64_t r = 0; r < h; ++r)
+            std::memcpy(out.f32() + (p * h + r) * w, t.f32() + (p * H + y + r) * W + x, w * sizeof(float));
+    return out;
+}
+
+// Blend weights along one axis for tile i, in output pixels: 1 inside, falling linearly toward an edge shared with a
+// neighbour over the width of that overlap, so two tiles' weights sum to 1 across it. Image borders stay at 1.
+std::vector<float> axis_weights(const std::vector<int64_t>& starts, size_t i, int64_t len, int64_t scale) {
+    const int64_t n_out = len * scale;
+    std::vector<float> w(n_out, 1.0f);
+    if (i > 0) {
+        const int64_t ramp = (starts[i - 1] + len - starts[i]) * scale;
+        for (int64_t p = 0; p < std::min(ramp, n_out); ++p) w[p] = std::min(w[p], (p + 0.5f) / ramp);
+    }
+    if (i + 1 < starts.size()) {
+        const int64_t ramp = (starts[i] + len - starts[i + 1]) * scale;
+        for (int64_t p = 0; p < std::min(ramp, n_out); ++p)
+            w[n_out - 1 - p] = std::min(w[n_out - 1 - p], (p + 0.5f) / ramp);
+    }
+    return w;
+}
+
+std::string layout(const std::vector<int64_t>& ys, const std::vector<int64_t>& xs, const VaeTiling& t, int64_t f) {
+    return str(ys.size(), "x", xs.size(), " tiles of ", t.tile * f, " px, overlap >= ", t.overlap * f, " px");
+}
+
+std::string reason(const VaeTiling& t, int64_t height, int64_t width) {
+    return t.force ? std::string("--vae-tiling")
+                   : str("automatic: ", width, "x", height, " is above ", t.auto_above_pixels, " pixels");
+}
+}  // namespace
+
+Tensor run_tiled(const Tensor& x, int64_t grid_h, int64_t grid_w, int64_t in_scale, int64_t out_scale,
+                 const VaeTiling& tiling, const std::function<Tensor(const Tensor&)>& fn) {
+    tiling.validate();
+    check(x.ndim() == 4 && x.dim(2) == grid_h * in_scale && x.dim(3) == grid_w * in_scale, "VAE tiling: expected [B, C, ",
+          grid_h * in_scale, ", ", grid_w * in_scale, "], got ", shape_str(x.shape()));
+    const std::vector<int64_t> ys = tile_starts(grid_h, tiling.tile, tiling.overlap);
+    const std::vector<int64_t> xs = tile_starts(grid_w, tiling.tile, tiling.overlap);
+    const int64_t th = std::min(grid_h, tiling.tile), tw = std::min(grid_w, tiling.tile);
+    const int64_t H = grid_h * out_scale, W = grid_w * out_scale, oh = th * out_scale, ow = tw * out_scale;
+
+    Tensor out, weight_sum = Tensor::zeros({H, W});
+    bool first = true;  // out takes its channel count from the first tile
+    for (size_t i = 0; i < ys.size(); ++i) {
+        const std::vector<float> wy = axis_weights(ys, i, th, out_scale);
+        for (size_t j = 0; j < xs.size(); ++j) {
+            const std::vector<float> wx = axis_weights(xs, j, tw, out_scale);
+            const Tensor t = fn(crop(x, ys[i] * in_scale, xs[j] * in_scale, th * in_scale, tw * in_scale));
+            check(t.ndim() == 4 && t.dim(0) == x.dim(0) && t.dim(2) == oh && t.dim(3) == ow,
+                  "VAE tiling: a tile's output must be [", x.dim(0), ", C, ", oh, ", ", ow, "], got ",
+                  shape_str(t.shape()));
+            if (first) out = Tensor::zeros({t.dim(0), t.dim(1), H, W});
+            check(t.dim(1) == out.dim(1), "VAE tiling: tiles with ", out.dim(1), " and ", t.dim(1), " channels");
+            first = false;
+            const int64_t y0 = ys[i] * out_scale, x0 = xs[j] * out_scale;
+            for (int64_t p = 0; p < t.dim(0) * t.dim(1); ++p)
+                for (int64_t r = 0; r < oh; ++r) {
+                    const float* src = t.f32() + (p * oh + r) * ow;
+                    float* dst = out.f32() + (p * H + y0 + r) * W + x0;
+                    for (int64_t c = 0; c < ow; ++c) dst[c] += wy[r] * wx[c] * src[c];
+                }
+            for (int64_t r = 0; r < oh; ++r)
+                for (int64_t c = 0; c < ow; ++c) weight_sum.f32()[(y0 + r) * W + x0 + c] += wy[r] * wx[c];
+        }
+    }
+    const int64_t planes = out.dim(0) * out.dim(1);
+    for (int64_t p = 0; p < planes; ++p)
+        for (int64_t k = 0; k < H * W; ++k) out.f32()[p * H * W + k] /= weight_sum.f32()[k];
+    return out;
+}
+
+Tensor decode_tiled(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling) {
+    check(z.ndim() == 4, "VAE decode: expected latents [B, C, h, w], got ", shape_str(z.shape()));
+    return run_tiled(z, z.dim(2), z.dim(3), 1, vae.config().scale_factor(), tiling,
+                     [&](const Tensor& tile) { return vae.decode(tile); });
+}
+
+Tensor encode_mean_tiled(const Flux2Vae& vae, const Tensor& image, const VaeTiling& tiling) {
+    const int64_t f = vae.config().scale_factor();
+    check(image.ndim() == 4 && image.dim(2) % f == 0 && image.dim(3) % f == 0,
+          "VAE encode: expected images [B, C, H, W] with H and W multiples of ", f, ", got ", shape_str(image.shape()));
+    return run_tiled(image, image.dim(2) / f, image.dim(3) / f, f, 1, tiling,
+                     [&](const Tensor& tile) { return vae.encode_mean(tile); });
+}
+
+Tensor vae_decode(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling) {
+    const int64_t f = vae.config().scale_factor();
+    if (z.ndim() != 4 || !tiling.applies(z.dim(2) * f, z.dim(3) * f)) return vae.decode(z);
+    log_info("VAE decode in ", layout(tile_starts(z.dim(2), tiling.tile, tiling.overlap),
+                                      tile_starts(z.dim(3), tiling.tile, tiling.overlap), tiling, f),
+             " (", reason(tiling, z.dim(2) * f, z.dim(3) * f), ")");
+    return decode_tiled(vae, z, tiling);
+}
+
+Tensor vae_encode_mean(const Flux2Vae& vae, const Tensor& image, const VaeTiling& tiling) {
+    const int64_t f = vae.config().scale_factor();
+    if (image.ndim() != 4 || image.dim(2) % f != 0 || image.dim(3) % f != 0 ||
+        !tiling.applies(image.dim(2), image.dim(3)))
+        return vae.encode_mean(image);  // encode_mean reports a malformed image
+    log_info("VAE encode in ", layout(tile_starts(image.dim(2) / f, tiling.tile, tiling.overlap),
+                                      tile_starts(image.dim(3) / f, tiling.tile, tiling.overlap), tiling, f),
+             " (", reason(tiling, image.dim(2), image.dim(3)), ")");
+    return encode_mean_tiled(vae, image, tiling);
+}
+
+}  // namespace flux2
