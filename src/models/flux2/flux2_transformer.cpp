@@ -105,6 +105,8 @@ std::vector<LinearWeight*> Flux2Transformer::all_linears() {
 }
 
 void Flux2Transformer::set_loras(const std::vector<ActiveLora>& loras) {
+    // The other ranks' models would run without them.
+    check(loras.empty() || !peers_, "LoRAs on several GPUs are not supported yet: use one GPU with --lora");
     std::vector<LinearWeight*> linears = all_linears();
     const std::vector<const LinearWeight*> view(linears.begin(), linears.end());
     std::vector<std::shared_ptr<const LoraBranch>> branches = build_lora_branches(view, loras);
@@ -263,7 +265,7 @@ void Flux2Transformer::double_block(const DoubleBlock& b, Tensor& img, Tensor& t
     Tensor nx = qkv_input(b.qkv, img, chunk(mod_img, 0), chunk(mod_img, 1));
     project_qkv(b.qkv, nx, b.norm_q, b.norm_k, cos_img, sin_img, q, k, v, Lt);
     Tensor o = be.uninitialized({B, L, D});
-    be.attention_into(q, k, v, 0, o, 0);
+    attend(q, k, v, 0, o, 0);
     Tensor o_txt = be.slice(o, kSeq, 0, Lt), o_img = be.slice(o, kSeq, Lt, Li);
 
     be.linear_gated_residual(img, chunk(mod_img, 2), o_img, b.to_out);
@@ -290,7 +292,7 @@ void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tenso
     be.rms_norm_rope_into(p, D, b.norm_k, cos, sin, eps, k, 0);
     // to_out's input [attn | swiglu(mlp)] is filled in place: v and the MLP half are read straight from p.
     Tensor o = be.uninitialized({B, L, D + M});
-    be.attention_into(q, k, p, 2 * D, o, 0);
+    attend(q, k, p, 2 * D, o, 0);
     be.swiglu_into(p, 3 * D, M, o, D);
     be.linear_gated_residual(h, be.slice(mod, 1, 2 * D, D), o, b.to_out);
 }
@@ -320,8 +322,45 @@ void Flux2Transformer::run_step(const StepInputs& in, Tensor& out) const {
     be.copy_into(v, 0, config_.out_channels, out, 0, 0);
 }
 
+void Flux2Transformer::set_sequence_parallel(std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers) {
+    ulysses_ = comm ? std::make_shared<UlyssesAttention>(std::move(comm), config_.num_attention_heads,
+                                                         config_.attention_head_dim)
+                    : nullptr;
+    peers_ = ulysses_ ? std::move(peers) : nullptr;
+    replays_.clear();  // recorded steps hold the previous layout's exchanges
+}
+
+void Flux2Transformer::attend(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out,
+                              int64_t out_col) const {
+    if (ulysses_) {
+        ulysses_->attention_into(*backend_, q, k, v, v_col, out, out_col);
+    } else {
+        backend_->attention_into(q, k, v, v_col, out, out_col);
+    }
+}
+
 Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
     validate(in);
+    const auto shape = std::make_tuple(in.hidden_states.dim(0), in.hidden_states.dim(1),
+                                       in.encoder_hidden_states.dim(1));
+    if (!ulysses_) return backend_->download(step(in, shape));
+    if (!peers_) return ulysses_->gather_image(*backend_, step(ulysses_->shard_inputs(in, *backend_), shape));
+    peers_->begin_forward(in);
+    Tensor out;
+    try {
+        out = ulysses_->gather_image(*backend_, step(ulysses_->shard_inputs(in, *backend_), shape));
+    } catch (...) {
+        try {
+            peers_->end_forward();  // the peers fail the same way on the same inputs; this rank's error is reported
+        } catch (const std::exception&) {
+        }
+        throw;
+    }
+    peers_->end_forward();
+    return out;
+}
+
+Tensor Flux2Transformer::step(const Flux2Inputs& in, const std::tuple<int64_t, int64_t, int64_t>& shape) const {
     Backend& be = *backend_;
     const int64_t B = in.hidden_states.dim(0), Li = in.hidden_states.dim(1), Lt = in.encoder_hidden_states.dim(1);
     HostStepInputs host = host_inputs(in);
@@ -331,20 +370,19 @@ Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
         refill_inputs(host, d);
         Tensor out = be.uninitialized({B, Li, config_.out_channels});
         run_step(d, out);
-        return be.download(out);
+        return out;
     }
-    auto [it, first] = replays_.try_emplace(std::make_tuple(B, Li, Lt));
+    auto [it, first] = replays_.try_emplace(shape);
     Replay& r = it->second;
     if (first) {
         // The first step of a shape runs op by op (weights are prepared, GEMM and attention plans chosen), then the
-        // same step is recorded for the next calls.
+        // same step is recorded for the next calls. Recording executes nothing, so r.output keeps this step's values.
         compute_rope(host);
         r.inputs = allocate_inputs(host);
         refill_inputs(host, r.inputs);
         r.ids = host.ids;
         r.output = be.uninitialized({B, Li, config_.out_channels});
         run_step(r.inputs, r.output);
-        Tensor result = be.download(r.output);
         be.begin_recording();
         try {
             run_step(r.inputs, r.output);
@@ -358,7 +396,7 @@ Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
         }
         r.ops = be.end_recording();
         log_info("transformer step recorded for replay (B ", B, ", ", Li, " image + ", Lt, " text tokens)");
-        return result;
+        return r.output;
     }
     // The positions rarely change between steps (never within one generation): skip the RoPE tables then.
     if (!std::equal(host.ids.f32(), host.ids.f32() + host.ids.numel(), r.ids.f32())) {
@@ -367,7 +405,7 @@ Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
     }
     refill_inputs(host, r.inputs);
     be.replay(*r.ops);
-    return be.download(r.output);
+    return r.output;
 }
 
 }  // namespace flux2

@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "models/flux2/flux2_config.h"
+#include "models/flux2/flux2_ulysses.h"
 #include "models/lora/lora_attach.h"
 #include "quant/linear_weight.h"
 #include "tensor/tensor.h"
@@ -55,6 +56,12 @@ public:
     void set_loras(const std::vector<ActiveLora>& loras);
     const std::vector<ActiveLora>& loras() const { return loras_; }
 
+    // Runs every later forward as one rank of a Ulysses group (flux2_ulysses.h): each rank calls forward with the
+    // same full inputs from its own thread, computes its share of the tokens, and returns the whole velocity;
+    // with `peers`, this rank's forward starts theirs. nullptr: this model alone. Fails unless the group's size
+    // divides the head count.
+    void set_sequence_parallel(std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers = nullptr);
+
 private:
     struct DoubleBlock {
         // Q, K, V projections of each stream: one [3D, D] weight when the three join exactly (concat_rows), else
@@ -92,6 +99,11 @@ private:
     void refill_inputs(const HostStepInputs& in, StepInputs& dst) const;
     // The step on the backend, from uploaded inputs to `out` [B, Li, out_channels] (made by the caller).
     void run_step(const StepInputs& in, Tensor& out) const;
+    // run_step on these (validated) inputs, recorded and replayed per `shape` where the backend can: the velocity
+    // [B, Li, out_channels] on the backend.
+    Tensor step(const Flux2Inputs& in, const std::tuple<int64_t, int64_t, int64_t>& shape) const;
+    // Backend::attention_into, across the ranks under sequence parallelism.
+    void attend(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out, int64_t out_col) const;
     Tensor time_embedding(const StepInputs& in) const;
     void double_block(const DoubleBlock& blk, Tensor& img, Tensor& txt, const Tensor& mod_img,
                       const Tensor& mod_txt, const Tensor& cos, const Tensor& sin) const;
@@ -113,7 +125,11 @@ private:
     std::vector<SingleBlock> single_blocks_;
     LinearWeight norm_out_, proj_out_;
     bool replay_ = true;
-    mutable std::map<std::tuple<int64_t, int64_t, int64_t>, Replay> replays_;  // by (B, Li, Lt)
+    // By (B, Li, Lt) of the whole sequence: under sequence parallelism a rank's share alone does not fix the sizes
+    // its recorded exchanges move.
+    mutable std::map<std::tuple<int64_t, int64_t, int64_t>, Replay> replays_;
+    std::shared_ptr<UlyssesAttention> ulysses_;
+    std::shared_ptr<ForwardPeers> peers_;
 };
 
 }  // namespace flux2
