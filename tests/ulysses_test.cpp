@@ -83,7 +83,7 @@ TEST(UlyssesRankGroup, RankZeroForwardDrivesTheGroup) {
     auto backend = make_backend({});
     Flux2Transformer rank0 = Flux2Transformer::load(checkpoint, *backend);
     start_rank_group(
-        rank0, 4, [](int) { return BackendOptions{}; },
+        rank0, 4, Parallelism::ulysses, [](int) { return BackendOptions{}; },
         [&](Backend& be) { return Flux2Transformer::load(checkpoint, be); });
     auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
     for (int i = 0; i < 3; ++i) {
@@ -99,14 +99,14 @@ TEST(UlyssesRankGroup, ReportsARankThatFailsToLoad) {
     test::expect_error(
         [&] {
             start_rank_group(
-                rank0, 2, [](int) { return BackendOptions{}; },
+                rank0, 2, Parallelism::ulysses, [](int) { return BackendOptions{}; },
                 [](Backend&) -> Flux2Transformer { fail("rank 1 cannot read its weights"); });
         },
         {"rank 1 cannot read its weights"});
     test::expect_error(
         [&] {
             start_rank_group(
-                rank0, 3, [](int) { return BackendOptions{}; },
+                rank0, 3, Parallelism::ulysses, [](int) { return BackendOptions{}; },
                 [&](Backend& be) { return Flux2Transformer::load(checkpoint, be); });
         },
         {"3 GPUs do not divide this model's 4 heads"});

@@ -58,8 +58,8 @@ void add_parallel_options(CLI::App* cmd, ParallelOptions& o) {
                     "ranks, for testing)")
         ->capture_default_str();
     cmd->add_option("--parallel", o.parallel,
-                    "how --gpus splits the transformer: ulysses (sequence parallel; N must divide the head count) or "
-                    "tp (tensor parallel, not implemented yet)")
+                    "how --gpus splits the transformer: ulysses (sequence parallel, the latency mode) or tp (tensor "
+                    "parallel, the memory mode: each GPU holds 1/N of the blocks); N must divide the head count")
         ->capture_default_str();
 }
 
@@ -68,12 +68,12 @@ void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const Bac
     check(o.gpus >= 1, "--gpus must be at least 1, got ", o.gpus);
     check(o.parallel == "ulysses" || o.parallel == "tp", "--parallel must be ulysses or tp, got '", o.parallel, "'");
     if (o.gpus == 1) return;
-    check(o.parallel == "ulysses", "--parallel tp (tensor parallelism) is not implemented yet; use --parallel ulysses");
     const bool cpu = rank0.backend().name() == "cpu";
     check(cpu || options.device == "auto" || options.device == "cuda" || options.device == "cuda:0",
           "--gpus ", o.gpus, " puts rank r on cuda:r, so rank 0 is cuda:0: --device must be auto, cuda or cuda:0, ",
           "got '", options.device, "'");
-    start_rank_group(rank0, o.gpus, [options, cpu](int r) {
+    const Parallelism mode = o.parallel == "ulysses" ? Parallelism::ulysses : Parallelism::tensor;
+    start_rank_group(rank0, o.gpus, mode, [options, cpu](int r) {
         BackendOptions rank_options = options;
         rank_options.device = cpu ? "cpu" : str("cuda:", r);
         return rank_options;

@@ -14,8 +14,8 @@ namespace {
 
 class RankWorkers final : public ForwardPeers {
 public:
-    RankWorkers(int size, std::function<BackendOptions(int)> options_of, RankLoader load)
-        : options_of_(std::move(options_of)), load_(std::move(load)), ranks_(size - 1) {}
+    RankWorkers(int size, Parallelism mode, std::function<BackendOptions(int)> options_of, RankLoader load)
+        : mode_(mode), options_of_(std::move(options_of)), load_(std::move(load)), ranks_(size - 1) {}
 
     ~RankWorkers() override {
         {
@@ -76,6 +76,14 @@ public:
 
     void set_rank0_backend(Backend& be) { rank0_backend_ = &be; }
 
+    void join(Flux2Transformer& model, std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers) {
+        if (mode_ == Parallelism::ulysses) {
+            model.set_sequence_parallel(std::move(comm), std::move(peers));
+        } else {
+            model.set_tensor_parallel(std::move(comm), std::move(peers));
+        }
+    }
+
 private:
     struct Rank {
         std::thread thread;
@@ -99,7 +107,13 @@ private:
         cv_.wait(lock, [&] { return join_ || stop_; });
         if (stop_) return;
         lock.unlock();
-        model->set_sequence_parallel(group_->join(rank, *backend));
+        try {
+            join(*model, group_->join(rank, *backend), nullptr);
+        } catch (...) {
+            // Rank 0 shards the same way and reports the same error.
+            ranks_[i].error = std::current_exception();
+            return;
+        }
         lock.lock();
         for (int64_t seen = 0;;) {
             cv_.wait(lock, [&] { return job_ != seen || stop_; });
@@ -117,6 +131,7 @@ private:
         }
     }
 
+    Parallelism mode_;
     std::function<BackendOptions(int)> options_of_;
     RankLoader load_;
     std::vector<Rank> ranks_;
@@ -134,19 +149,22 @@ private:
 
 }  // namespace
 
-void start_rank_group(Flux2Transformer& rank0, int size, const std::function<BackendOptions(int)>& options_of,
-                      const RankLoader& load) {
+void start_rank_group(Flux2Transformer& rank0, int size, Parallelism mode,
+                      const std::function<BackendOptions(int)>& options_of, const RankLoader& load) {
     check(size >= 2, "a rank group needs at least 2 ranks, got ", size);
-    // Checked before any rank loads: the head count is the same on every rank.
-    const int64_t heads = rank0.config().num_attention_heads;
-    check(heads % size == 0, "Ulysses sequence parallelism splits the attention heads among the GPUs: ", size,
+    // Checked before any rank loads; the sizes are the same on every rank.
+    const Flux2Config& c = rank0.config();
+    const int64_t heads = c.num_attention_heads;
+    const char* name = mode == Parallelism::ulysses ? "Ulysses sequence parallelism" : "tensor parallelism";
+    check(heads % size == 0, name, " splits the attention heads among the GPUs: ", size,
           " GPUs do not divide this model's ", heads, " heads (use a divisor of ", heads, ")");
-    auto workers = std::make_shared<RankWorkers>(size, options_of, load);
+    check(mode != Parallelism::tensor || c.mlp_hidden() % size == 0, name, " splits the MLP among the GPUs: ", size,
+          " GPUs do not divide this model's MLP width ", c.mlp_hidden());
+    auto workers = std::make_shared<RankWorkers>(size, mode, options_of, load);
     workers->set_rank0_backend(rank0.backend());
     std::shared_ptr<Communicator> comm = workers->start(rank0.backend());
-    rank0.set_sequence_parallel(std::move(comm), workers);
-    log_info("Ulysses sequence parallelism on ", size, " ", rank0.backend().name(), " ranks (", heads / size, " of ",
-             heads, " heads each)");
+    workers->join(rank0, std::move(comm), workers);
+    log_info(name, " on ", size, " ", rank0.backend().name(), " ranks (", heads / size, " of ", heads, " heads each)");
 }
 
 }  // namespace flux2

@@ -11,16 +11,20 @@
 
 namespace flux2 {
 
-class Flux2RankGroup;
-
 // Loads the model a rank runs on `backend` (each rank reads the weights itself, on its own thread).
 using RankLoader = std::function<Flux2Transformer(Backend&)>;
 
+enum class Parallelism {
+    ulysses,  // sequence parallel: weights replicated, tokens sharded (Flux2Transformer::set_sequence_parallel)
+    tensor,   // tensor parallel: heads and MLP columns sharded (Flux2Transformer::set_tensor_parallel)
+};
+
 // Makes ranks 1..size-1 (rank r on make_backend(options_of(r)), its model from `load`), joins them and `rank0`
-// (already loaded) into one communicator group of rank0's device kind, and makes rank0's forward drive them all.
+// (already loaded) into one communicator group of rank0's device kind, splits the model among them as `mode` says,
+// and makes rank0's forward drive them all.
 // The group lives as long as rank0's model; options_of and load are called only before this returns. Fails, with
 // every started thread stopped, if a rank fails to load.
-void start_rank_group(Flux2Transformer& rank0, int size, const std::function<BackendOptions(int)>& options_of,
-                      const RankLoader& load);
+void start_rank_group(Flux2Transformer& rank0, int size, Parallelism mode,
+                      const std::function<BackendOptions(int)>& options_of, const RankLoader& load);
 
 }  // namespace flux2
