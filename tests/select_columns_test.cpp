@@ -58,10 +58,16 @@ INSTANTIATE_TEST_SUITE_P(Formats, SelectColumns,
                          ::testing::Values(WeightFormat::dense, WeightFormat::nvfp4, WeightFormat::fp8));
 
 TEST(SelectColumnsRefusals, Nvfp4SplitsOnlyOnScaleBlocks) {
-    test::expect_error([] { select_columns(weight(WeightFormat::nvfp4), {{8, 16}}, "x"); },
-                       {"splits only on its 16-column scale blocks", "got [8, 24)"});
-    test::expect_error([] { select_columns(weight(WeightFormat::dense), {{60, 8}}, "x"); },
-                       {"columns [60, 68) out of range", "64 columns"});
+    test::expect_error(
+        [] {
+            select_columns(weight(WeightFormat::nvfp4), {{8, 16}}, "x");
+        },
+        {"splits only on its 16-column scale blocks", "got [8, 24)"});
+    test::expect_error(
+        [] {
+            select_columns(weight(WeightFormat::dense), {{60, 8}}, "x");
+        },
+        {"columns [60, 68) out of range", "64 columns"});
 }
 
 }  // namespace
