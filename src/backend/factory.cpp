@@ -1,3 +1,4 @@
+#include "backend/communicator.h"
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -5,6 +6,7 @@
 #if defined(FLUX2_HAVE_CUDA) && __has_include("backend/cuda/cuda_backend.h")
 #define FLUX2_CUDA_BACKEND 1
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/nccl_communicator.h"
 #endif
 
 namespace flux2 {
@@ -54,6 +56,18 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& requested) {
 #endif
     }
     fail("unknown device '", options.device, "' (expected auto, cpu, cuda or cuda:N)");
+}
+
+std::shared_ptr<CommunicatorGroup> make_communicator_group(const std::string& device, int size) {
+    if (device == "cpu") return std::make_shared<FakeCommunicatorGroup>(size);
+    if (device.rfind("cuda", 0) == 0) {
+#ifdef FLUX2_CUDA_BACKEND
+        return make_nccl_group(size);
+#else
+        fail("device '", device, "' requested for ", size, " ranks, but this flux2 build has no CUDA backend");
+#endif
+    }
+    fail("several ranks need device cpu or cuda, got '", device, "'");
 }
 
 }  // namespace flux2

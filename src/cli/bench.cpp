@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/model_options.h"
 #include "cli/synthetic_pipeline.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -26,6 +27,7 @@ struct BenchArgs {
     int steps = 5, warmup = 2, text_tokens = 512, lora_rank = 0;
     bool profile = false, no_cuda_graphs = false, small_text_encoder = false;
     uint64_t seed = 0;
+    ParallelOptions parallel;
 };
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -86,6 +88,15 @@ void run_bench(const BenchArgs& a) {
         }
         Flux2Transformer model = Flux2Transformer::load(*weights, config, *backend);
         weights.reset();  // the model holds what it needs
+        start_parallel(a.parallel, model, options, [&](Backend& rank_backend) {
+            std::unique_ptr<WeightSource> rank_weights;
+            if (preset) {
+                rank_weights = std::make_unique<RandomFlux2Weights>(config, a.seed);
+            } else {
+                rank_weights = std::make_unique<TransformerCheckpoint>(TransformerCheckpoint::open(a.model));
+            }
+            return Flux2Transformer::load(*rank_weights, config, rank_backend);
+        });
         if (a.lora_rank > 0) {
             auto lora = std::make_shared<const LoraAdapter>(synthetic_lora(config, a.lora_rank, a.seed + 1));
             model.set_loras({ActiveLora{str("synthetic-r", a.lora_rank), lora, 1.0f}});
@@ -125,6 +136,7 @@ void run_bench(const BenchArgs& a) {
             std::sort(times.begin(), times.end());
             std::string label = precision.empty() ? backend->name() : precision;
             if (!options.residency.empty()) label += "/" + options.residency;
+            if (a.parallel.gpus > 1) label += str("x", a.parallel.gpus);
             const double median = times[times.size() / 2];
             const double tflops = step_flops(config, in.img_ids.dim(0), a.text_tokens) / median * 1e-12;
             std::printf("%-10s %-6d %-10s %10.4f %10.1f %12.2f %12s  %s\n",
@@ -175,6 +187,7 @@ void register_bench(CLI::App& app) {
     cmd->add_flag("--small-text-encoder", a->small_text_encoder,
                   "with --save-pipeline: a small stand-in text encoder of the real width for klein too (dev always\n"
                   "gets one); for step and server timing, where prompt encoding does not matter");
+    add_parallel_options(cmd, a->parallel);
     cmd->add_option("--save-pipeline", a->save_pipeline,
                     "instead of timing, write a servable pipeline folder with random weights at --model's real size\n"
                     "(transformer NVFP4-mixed, VAE, Qwen3 text encoder; dev's is a smaller stand-in) and exit");

@@ -35,6 +35,7 @@ namespace flux2::cli {
 namespace {
 struct GenerateArgs {
     ModelOptions model;
+    ParallelOptions parallel;
     std::string prompt, negative_prompt, output_path = "outputs";
     std::string prompt_embeds, initial_noise, save_latents;
     std::vector<std::string> images;
@@ -129,6 +130,10 @@ void run_generate(GenerateArgs a) {
 
     // 2. Models.
     Flux2Transformer transformer = Flux2Transformer::load(ckpt, config, *backend);
+    start_parallel(a.parallel, transformer, a.model.backend_options(), [&](Backend& rank_backend) {
+        TransformerCheckpoint rank_ckpt = TransformerCheckpoint::open(paths.transformer);
+        return Flux2Transformer::load(rank_ckpt, config, rank_backend);
+    });
     LoraRegistry loras;
     if (!a.model.loras.empty()) loras.set_active(transformer, loras.load_specs(a.model.loras));
     Flux2Vae vae = Flux2Vae::load(paths.vae, *backend);
@@ -195,6 +200,7 @@ void register_generate(CLI::App& app) {
         "           black-forest-labs/FLUX.2-dev-NVFP4 --prompt \"a cat\" --device cuda --output-path cat.png");
     auto a = std::make_shared<GenerateArgs>();
     add_model_options(cmd, a->model);
+    add_parallel_options(cmd, a->parallel);
     cmd->add_option("--prompt", a->prompt, "what to draw");
     cmd->add_option("--negative-prompt", a->negative_prompt, "klein base (true CFG) only");
     cmd->add_option("--width", a->width, "image width, multiple of 16 (default 1024, or the reference's)");

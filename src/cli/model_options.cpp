@@ -61,4 +61,32 @@ void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras) {
                     "keys (docs/LORA.md). Applied beside the base weights, which stay as they are (also NVFP4/FP8)");
 }
 
+void add_parallel_options(CLI::App* cmd, ParallelOptions& o) {
+    cmd->add_option("--gpus", o.gpus,
+                    "devices for one image: ranks 0..N-1 on cuda:0..N-1, one thread each (with --device cpu: N CPU "
+                    "ranks, for testing)")
+        ->capture_default_str();
+    cmd->add_option("--parallel", o.parallel,
+                    "how --gpus splits the transformer: ulysses (sequence parallel, the latency mode) or tp (tensor "
+                    "parallel, the memory mode: each GPU holds 1/N of the blocks); N must divide the head count")
+        ->capture_default_str();
+}
+
+void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const BackendOptions& options,
+                    const RankLoader& load) {
+    check(o.gpus >= 1, "--gpus must be at least 1, got ", o.gpus);
+    check(o.parallel == "ulysses" || o.parallel == "tp", "--parallel must be ulysses or tp, got '", o.parallel, "'");
+    if (o.gpus == 1) return;
+    const bool cpu = rank0.backend().name() == "cpu";
+    check(cpu || options.device == "auto" || options.device == "cuda" || options.device == "cuda:0",
+          "--gpus ", o.gpus, " puts rank r on cuda:r, so rank 0 is cuda:0: --device must be auto, cuda or cuda:0, ",
+          "got '", options.device, "'");
+    const Parallelism mode = o.parallel == "ulysses" ? Parallelism::ulysses : Parallelism::tensor;
+    start_rank_group(rank0, o.gpus, mode, [options, cpu](int r) {
+        BackendOptions rank_options = options;
+        rank_options.device = cpu ? "cpu" : str("cuda:", r);
+        return rank_options;
+    }, load);
+}
+
 }  // namespace flux2::cli

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "backend/backend.h"
+#include "models/flux2/flux2_rank_group.h"
 #include "pipeline/model_components.h"
 #include "pipeline/vae_tiling.h"
 
@@ -29,6 +30,17 @@ struct ModelOptions {
 };
 
 void add_model_options(CLI::App* cmd, ModelOptions& o);
+
+// --gpus N --parallel ulysses|tp (generate, bench): several devices for one image (docs/CUDA.md "Several GPUs").
+struct ParallelOptions {
+    int gpus = 1;
+    std::string parallel = "ulysses";
+};
+void add_parallel_options(CLI::App* cmd, ParallelOptions& o);
+// With --gpus N > 1, makes rank0 (loaded on a backend of `options`) drive N ranks, one thread per device, rank r on
+// cuda:r (on the CPU: N CPU ranks with the in-process communicator, for testing); each rank loads with `load`.
+void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const BackendOptions& options,
+                    const RankLoader& load);
 // --lora FILE[:STRENGTH] (repeatable), shared with `forward`.
 void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras);
 

@@ -156,6 +156,52 @@ LinearWeight slice_rows(const LinearWeight& w, int64_t begin, int64_t count, con
     return s;
 }
 
+LinearWeight select_columns(const LinearWeight& w, const std::vector<ColumnRange>& ranges, const std::string& new_name) {
+    const RowBytes rb = row_bytes(w);
+    int64_t total = 0;
+    for (const ColumnRange& r : ranges) {
+        check(r.begin >= 0 && r.count >= 0 && r.begin + r.count <= w.in_features, "select_columns: columns [", r.begin,
+              ", ", r.begin + r.count, ") out of range for weight ", w.name, " with ", w.in_features, " columns");
+        check(w.format != WeightFormat::nvfp4 || (r.begin % kNvfp4Block == 0 && r.count % kNvfp4Block == 0),
+              "select_columns: NVFP4 weight ", w.name, " splits only on its ", kNvfp4Block, "-column scale blocks, got [",
+              r.begin, ", ", r.begin + r.count, ")");
+        total += r.count;
+    }
+    // Each row's bytes of the ranges: rows of `row` bytes, `elems_per_unit` elements in every `unit` bytes.
+    auto pick = [&](const std::vector<uint8_t>& src, size_t row, int64_t elems_per_unit, size_t unit) {
+        std::vector<uint8_t> out;
+        out.reserve(static_cast<size_t>(w.out_features) * static_cast<size_t>(total / elems_per_unit) * unit);
+        for (int64_t n = 0; n < w.out_features; ++n)
+            for (const ColumnRange& r : ranges) {
+                const uint8_t* first = src.data() + n * row + r.begin / elems_per_unit * unit;
+                out.insert(out.end(), first, first + r.count / elems_per_unit * unit);
+            }
+        return out;
+    };
+    LinearWeight s;
+    s.name = new_name;
+    s.out_features = w.out_features;
+    s.in_features = total;
+    s.format = w.format;
+    switch (w.format) {
+        case WeightFormat::dense:
+            s.dense.dtype = w.dense.dtype;
+            s.dense.bytes = pick(w.dense.bytes, rb.dense, 1, dtype_size(w.dense.dtype));
+            break;
+        case WeightFormat::nvfp4:
+            s.nvfp4.codes = pick(w.nvfp4.codes, rb.codes, 2, 1);
+            s.nvfp4.scales = pick(w.nvfp4.scales, rb.scales, kNvfp4Block, 1);
+            s.nvfp4.weight_scale_2 = w.nvfp4.weight_scale_2;
+            s.nvfp4.input_scale = w.nvfp4.input_scale;
+            break;
+        case WeightFormat::fp8:
+            s.fp8.codes = pick(w.fp8.codes, rb.codes, 1, 1);
+            s.fp8.scale = w.fp8.scale;
+            break;
+    }
+    return s;
+}
+
 std::vector<RowPart> LinearWeight::row_parts() const {
     if (!parts.empty()) return parts;
     return {RowPart{name, 0, out_features}};

@@ -73,6 +73,13 @@ std::vector<float> dequantize(const LinearWeight& w);
 // Rows [begin, begin+count) as a new weight (fused QKV / MLP splits). NVFP4 scale rows follow their codes.
 LinearWeight slice_rows(const LinearWeight& w, int64_t begin, int64_t count, const std::string& new_name);
 
+// The input columns [begin, begin + count) of each range, one after another, as a new weight (the row-parallel
+// half of a tensor-parallel pair: each GPU keeps the inputs it owns). NVFP4 ranges must follow 16-column blocks.
+struct ColumnRange {
+    int64_t begin = 0, count = 0;
+};
+LinearWeight select_columns(const LinearWeight& w, const std::vector<ColumnRange>& ranges, const std::string& new_name);
+
 // Whether concat_rows joins these weights exactly: one format and in_features, and the same per-tensor numbers
 // (dense dtype; NVFP4 weight_scale_2 and input_scale; FP8 scale). Q/K/V split from one fused BFL tensor qualify;
 // separately quantized layers with different global scales do not (rescaling E4M3 block scales is not exact).

@@ -105,6 +105,8 @@ std::vector<LinearWeight*> Flux2Transformer::all_linears() {
 }
 
 void Flux2Transformer::set_loras(const std::vector<ActiveLora>& loras) {
+    // The other ranks' models would run without them.
+    check(loras.empty() || (!peers_ && !tp_), "LoRAs on several GPUs are not supported yet: use one GPU with --lora");
     std::vector<LinearWeight*> linears = all_linears();
     const std::vector<const LinearWeight*> view(linears.begin(), linears.end());
     std::vector<std::shared_ptr<const LoraBranch>> branches = build_lora_branches(view, loras);
@@ -227,7 +229,7 @@ void Flux2Transformer::project_qkv(const std::vector<LinearWeight>& qkv, const T
                                    const Tensor& norm_k, const Tensor& cos, const Tensor& sin, Tensor& q, Tensor& k,
                                    Tensor& v, int64_t tok) const {
     Backend& be = *backend_;
-    const int64_t D = config_.inner_dim();
+    const int64_t D = config_.inner_dim() / tp_size();  // this rank's attention columns
     const float eps = config_.eps;
     std::vector<Tensor> p;
     for (const LinearWeight& w : qkv) p.push_back(be.linear(x, w));
@@ -244,7 +246,8 @@ void Flux2Transformer::double_block(const DoubleBlock& b, Tensor& img, Tensor& t
     // img [B, Li, D], txt [B, Lt, D]; mod_* [B, 6D] = (shift, scale, gate) for attention, then for the MLP.
     Backend& be = *backend_;
     const int64_t D = config_.inner_dim(), B = img.dim(0), Li = img.dim(1), Lt = txt.dim(1), L = Lt + Li;
-    const int64_t H = config_.num_attention_heads, Dh = config_.attention_head_dim;
+    // This rank's heads and attention columns (all of them without tensor parallelism).
+    const int64_t H = config_.num_attention_heads / tp_size(), Dh = config_.attention_head_dim, Da = H * Dh;
     const float eps = config_.eps;
     auto chunk = [&](const Tensor& mod, int i) { return be.slice(mod, 1, i * D, D); };
     // The normalized input of a stream's Q/K/V projection(s); quantized by the norm kernel when they are one GEMM.
@@ -257,42 +260,44 @@ void Flux2Transformer::double_block(const DoubleBlock& b, Tensor& img, Tensor& t
     Tensor cos_img = be.slice(cos, 0, Lt, Li), sin_img = be.slice(sin, 0, Lt, Li);
 
     // Joint attention over [text, image] tokens, text first: each stream writes its token range directly.
-    Tensor q = be.uninitialized({B, L, H, Dh}), k = be.uninitialized({B, L, H, Dh}), v = be.uninitialized({B, L, D});
+    Tensor q = be.uninitialized({B, L, H, Dh}), k = be.uninitialized({B, L, H, Dh}), v = be.uninitialized({B, L, Da});
     Tensor nc = qkv_input(b.add_qkv, txt, chunk(mod_txt, 0), chunk(mod_txt, 1));
     project_qkv(b.add_qkv, nc, b.norm_added_q, b.norm_added_k, cos_txt, sin_txt, q, k, v, 0);
     Tensor nx = qkv_input(b.qkv, img, chunk(mod_img, 0), chunk(mod_img, 1));
     project_qkv(b.qkv, nx, b.norm_q, b.norm_k, cos_img, sin_img, q, k, v, Lt);
-    Tensor o = be.uninitialized({B, L, D});
-    be.attention_into(q, k, v, 0, o, 0);
+    Tensor o = be.uninitialized({B, L, Da});
+    attend(q, k, v, 0, o, 0);
     Tensor o_txt = be.slice(o, kSeq, 0, Lt), o_img = be.slice(o, kSeq, Lt, Li);
 
-    be.linear_gated_residual(img, chunk(mod_img, 2), o_img, b.to_out);
+    residual(img, chunk(mod_img, 2), o_img, b.to_out);
     Tensor mx = be.layer_norm_modulate_for(b.ff_in, img, chunk(mod_img, 3), chunk(mod_img, 4), eps);
-    be.linear_gated_residual(img, chunk(mod_img, 5), be.swiglu_for(b.ff_out, be.linear(mx, b.ff_in)), b.ff_out);
+    residual(img, chunk(mod_img, 5), be.swiglu_for(b.ff_out, be.linear(mx, b.ff_in)), b.ff_out);
 
-    be.linear_gated_residual(txt, chunk(mod_txt, 2), o_txt, b.to_add_out);
+    residual(txt, chunk(mod_txt, 2), o_txt, b.to_add_out);
     Tensor mc = be.layer_norm_modulate_for(b.ff_context_in, txt, chunk(mod_txt, 3), chunk(mod_txt, 4), eps);
-    be.linear_gated_residual(txt, chunk(mod_txt, 5),
-                             be.swiglu_for(b.ff_context_out, be.linear(mc, b.ff_context_in)), b.ff_context_out);
+    residual(txt, chunk(mod_txt, 5), be.swiglu_for(b.ff_context_out, be.linear(mc, b.ff_context_in)),
+             b.ff_context_out);
 }
 
 void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tensor& mod, const Tensor& cos,
                                     const Tensor& sin) const {
     // h [B, L, D]; mod [B, 3D] = (shift, scale, gate).
     Backend& be = *backend_;
-    const int64_t D = config_.inner_dim(), M = config_.mlp_hidden(), B = h.dim(0), L = h.dim(1);
-    const int64_t H = config_.num_attention_heads, Dh = config_.attention_head_dim;
+    const int64_t D = config_.inner_dim(), B = h.dim(0), L = h.dim(1);
+    // This rank's heads, attention columns and MLP columns (all of them without tensor parallelism).
+    const int64_t H = config_.num_attention_heads / tp_size(), Dh = config_.attention_head_dim, Da = H * Dh;
+    const int64_t M = config_.mlp_hidden() / tp_size();
     const float eps = config_.eps;
     Tensor n = be.layer_norm_modulate_for(b.to_qkv_mlp, h, be.slice(mod, 1, 0, D), be.slice(mod, 1, D, D), eps);
-    Tensor p = be.linear(n, b.to_qkv_mlp);  // [B, L, 3D + 2M] = [q | k | v | gate | up]
+    Tensor p = be.linear(n, b.to_qkv_mlp);  // [B, L, 3Da + 2M] = [q | k | v | gate | up]
     Tensor q = be.uninitialized({B, L, H, Dh}), k = be.uninitialized({B, L, H, Dh});
     be.rms_norm_rope_into(p, 0, b.norm_q, cos, sin, eps, q, 0);
-    be.rms_norm_rope_into(p, D, b.norm_k, cos, sin, eps, k, 0);
+    be.rms_norm_rope_into(p, Da, b.norm_k, cos, sin, eps, k, 0);
     // to_out's input [attn | swiglu(mlp)] is filled in place: v and the MLP half are read straight from p.
-    Tensor o = be.uninitialized({B, L, D + M});
-    be.attention_into(q, k, p, 2 * D, o, 0);
-    be.swiglu_into(p, 3 * D, M, o, D);
-    be.linear_gated_residual(h, be.slice(mod, 1, 2 * D, D), o, b.to_out);
+    Tensor o = be.uninitialized({B, L, Da + M});
+    attend(q, k, p, 2 * Da, o, 0);
+    be.swiglu_into(p, 3 * Da, M, o, Da);
+    residual(h, be.slice(mod, 1, 2 * D, D), o, b.to_out);
 }
 
 void Flux2Transformer::run_step(const StepInputs& in, Tensor& out) const {
@@ -320,8 +325,60 @@ void Flux2Transformer::run_step(const StepInputs& in, Tensor& out) const {
     be.copy_into(v, 0, config_.out_channels, out, 0, 0);
 }
 
+void Flux2Transformer::set_sequence_parallel(std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers) {
+    check(!comm || !tp_, "Ulysses together with tensor parallelism is not supported yet");
+    ulysses_ = comm ? std::make_shared<UlyssesAttention>(std::move(comm), config_.num_attention_heads,
+                                                         config_.attention_head_dim)
+                    : nullptr;
+    peers_ = ulysses_ ? std::move(peers) : nullptr;
+    replays_.clear();  // recorded steps hold the previous layout's exchanges
+}
+
+void Flux2Transformer::residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) const {
+    if (!tp_) {
+        backend_->linear_gated_residual(x, gate, in, w);
+        return;
+    }
+    Tensor y = backend_->linear(in, w);  // this rank's share of the sum over w's inputs
+    tp_->all_reduce_sum(y);
+    backend_->gated_residual(x, gate, y);
+}
+
+void Flux2Transformer::attend(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out,
+                              int64_t out_col) const {
+    if (ulysses_) {
+        ulysses_->attention_into(*backend_, q, k, v, v_col, out, out_col);
+    } else {
+        backend_->attention_into(q, k, v, v_col, out, out_col);
+    }
+}
+
 Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
     validate(in);
+    if (!peers_) return this_rank_forward(in);
+    peers_->begin_forward(in);
+    Tensor out;
+    try {
+        out = this_rank_forward(in);
+    } catch (...) {
+        try {
+            peers_->end_forward();  // the peers fail the same way on the same inputs; this rank's error is reported
+        } catch (const std::exception&) {
+        }
+        throw;
+    }
+    peers_->end_forward();
+    return out;
+}
+
+Tensor Flux2Transformer::this_rank_forward(const Flux2Inputs& in) const {
+    const auto shape = std::make_tuple(in.hidden_states.dim(0), in.hidden_states.dim(1),
+                                       in.encoder_hidden_states.dim(1));
+    if (!ulysses_) return backend_->download(step(in, shape));
+    return ulysses_->gather_image(*backend_, step(ulysses_->shard_inputs(in, *backend_), shape));
+}
+
+Tensor Flux2Transformer::step(const Flux2Inputs& in, const std::tuple<int64_t, int64_t, int64_t>& shape) const {
     Backend& be = *backend_;
     const int64_t B = in.hidden_states.dim(0), Li = in.hidden_states.dim(1), Lt = in.encoder_hidden_states.dim(1);
     HostStepInputs host = host_inputs(in);
@@ -331,20 +388,19 @@ Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
         refill_inputs(host, d);
         Tensor out = be.uninitialized({B, Li, config_.out_channels});
         run_step(d, out);
-        return be.download(out);
+        return out;
     }
-    auto [it, first] = replays_.try_emplace(std::make_tuple(B, Li, Lt));
+    auto [it, first] = replays_.try_emplace(shape);
     Replay& r = it->second;
     if (first) {
         // The first step of a shape runs op by op (weights are prepared, GEMM and attention plans chosen), then the
-        // same step is recorded for the next calls.
+        // same step is recorded for the next calls. Recording executes nothing, so r.output keeps this step's values.
         compute_rope(host);
         r.inputs = allocate_inputs(host);
         refill_inputs(host, r.inputs);
         r.ids = host.ids;
         r.output = be.uninitialized({B, Li, config_.out_channels});
         run_step(r.inputs, r.output);
-        Tensor result = be.download(r.output);
         be.begin_recording();
         try {
             run_step(r.inputs, r.output);
@@ -358,7 +414,7 @@ Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
         }
         r.ops = be.end_recording();
         log_info("transformer step recorded for replay (B ", B, ", ", Li, " image + ", Lt, " text tokens)");
-        return result;
+        return r.output;
     }
     // The positions rarely change between steps (never within one generation): skip the RoPE tables then.
     if (!std::equal(host.ids.f32(), host.ids.f32() + host.ids.numel(), r.ids.f32())) {
@@ -367,7 +423,7 @@ Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
     }
     refill_inputs(host, r.inputs);
     be.replay(*r.ops);
-    return be.download(r.output);
+    return r.output;
 }
 
 }  // namespace flux2

@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "models/flux2/flux2_config.h"
+#include "models/flux2/flux2_ulysses.h"
 #include "models/lora/lora_attach.h"
 #include "quant/linear_weight.h"
 #include "tensor/tensor.h"
@@ -55,6 +56,20 @@ public:
     void set_loras(const std::vector<ActiveLora>& loras);
     const std::vector<ActiveLora>& loras() const { return loras_; }
 
+    // Runs every later forward as one rank of a Ulysses group (flux2_ulysses.h): each rank calls forward with the
+    // same full inputs from its own thread, computes its share of the tokens, and returns the whole velocity;
+    // with `peers`, this rank's forward starts theirs. nullptr: this model alone. Fails unless the group's size
+    // divides the head count.
+    void set_sequence_parallel(std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers = nullptr);
+
+    // Runs every later forward as one rank of a tensor-parallel group: each rank keeps 1/N of every block's
+    // attention heads and MLP columns (column-parallel Q/K/V and MLP-in, row-parallel out projections, the fused
+    // single-block projection split the same way) and one all-reduce joins each pair; each rank calls forward with
+    // the same inputs from its own thread and returns the whole velocity; with `peers`, this rank's forward starts
+    // theirs. Shards the weights now (call it once, right after load); fails unless N divides the heads and the MLP
+    // width.
+    void set_tensor_parallel(std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers = nullptr);
+
 private:
     struct DoubleBlock {
         // Q, K, V projections of each stream: one [3D, D] weight when the three join exactly (concat_rows), else
@@ -92,6 +107,16 @@ private:
     void refill_inputs(const HostStepInputs& in, StepInputs& dst) const;
     // The step on the backend, from uploaded inputs to `out` [B, Li, out_channels] (made by the caller).
     void run_step(const StepInputs& in, Tensor& out) const;
+    // forward without starting the peers: this rank's part (and, under Ulysses, the gathered velocity).
+    Tensor this_rank_forward(const Flux2Inputs& in) const;
+    // run_step on these (validated) inputs, recorded and replayed per `shape` where the backend can: the velocity
+    // [B, Li, out_channels] on the backend.
+    Tensor step(const Flux2Inputs& in, const std::tuple<int64_t, int64_t, int64_t>& shape) const;
+    // x += gate * linear(in, w), summed across the ranks under tensor parallelism (w row-parallel).
+    void residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) const;
+    int64_t tp_size() const { return tp_ ? tp_->size() : 1; }
+    // Backend::attention_into, across the ranks under sequence parallelism.
+    void attend(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out, int64_t out_col) const;
     Tensor time_embedding(const StepInputs& in) const;
     void double_block(const DoubleBlock& blk, Tensor& img, Tensor& txt, const Tensor& mod_img,
                       const Tensor& mod_txt, const Tensor& cos, const Tensor& sin) const;
@@ -113,7 +138,12 @@ private:
     std::vector<SingleBlock> single_blocks_;
     LinearWeight norm_out_, proj_out_;
     bool replay_ = true;
-    mutable std::map<std::tuple<int64_t, int64_t, int64_t>, Replay> replays_;  // by (B, Li, Lt)
+    // By (B, Li, Lt) of the whole sequence: under sequence parallelism a rank's share alone does not fix the sizes
+    // its recorded exchanges move.
+    mutable std::map<std::tuple<int64_t, int64_t, int64_t>, Replay> replays_;
+    std::shared_ptr<UlyssesAttention> ulysses_;
+    std::shared_ptr<ForwardPeers> peers_;
+    std::shared_ptr<Communicator> tp_;
 };
 
 }  // namespace flux2

@@ -1,0 +1,112 @@
+// The in-process FakeCommunicatorGroup: every collective is post (each rank publishes its tensors), wait for all,
+// copy (each rank reads what it needs from its peers), wait for all again so no rank frees or overwrites a posted
+// tensor while a peer still reads it.
+#include <algorithm>
+#include <barrier>
+#include <cstring>
+
+#include "backend/communicator.h"
+#include "core/error.h"
+
+namespace flux2 {
+
+struct FakeCommunicatorGroup::State {
+    explicit State(int n) : size(n), sync(n), posted_lists(n), posted(n) {}
+    const int size;
+    std::barrier<> sync;
+    std::vector<const std::vector<Tensor>*> posted_lists;  // all_to_all: each rank's send list
+    std::vector<const Tensor*> posted;                     // all_gather, all_reduce_sum: each rank's tensor
+};
+
+namespace {
+
+void check_host_f32(const Tensor& t, const char* what) {
+    check(t.device() == Device::cpu && t.dtype() == DType::F32, "fake communicator: ", what,
+          " must be a host F32 tensor (the CPU backend's), got ", dtype_name(t.dtype()),
+          t.device() == Device::cpu ? " on the host" : " on a device");
+}
+
+void copy_chunk(const Tensor& from, Tensor& to, int src, int dst) {
+    check_host_f32(to, "a receive tensor");
+    check(from.numel() == to.numel(), "fake communicator: rank ", src, " sent ", from.numel(), " elements to rank ",
+          dst, ", whose receive tensor holds ", to.numel());
+    std::memcpy(to.f32(), from.f32(), from.nbytes());
+}
+
+class FakeCommunicator : public Communicator {
+public:
+    FakeCommunicator(std::shared_ptr<FakeCommunicatorGroup::State> state, int rank)
+        : state_(std::move(state)), rank_(rank) {}
+    int rank() const override { return rank_; }
+    int size() const override { return state_->size; }
+
+    void all_to_all(const std::vector<Tensor>& send, std::vector<Tensor>& recv) override {
+        check_count(send.size(), "send");
+        check_count(recv.size(), "recv");
+        for (const Tensor& t : send) check_host_f32(t, "a send tensor");
+        state_->posted_lists[rank_] = &send;
+        state_->sync.arrive_and_wait();
+        for (int p = 0; p < size(); ++p) copy_chunk((*state_->posted_lists[p])[rank_], recv[p], p, rank_);
+        state_->sync.arrive_and_wait();
+    }
+
+    void all_gather(const Tensor& send, std::vector<Tensor>& recv) override {
+        check_count(recv.size(), "recv");
+        check_host_f32(send, "the send tensor");
+        state_->posted[rank_] = &send;
+        state_->sync.arrive_and_wait();
+        for (int p = 0; p < size(); ++p) copy_chunk(*state_->posted[p], recv[p], p, rank_);
+        state_->sync.arrive_and_wait();
+    }
+
+    void all_reduce_sum(Tensor& x) override {
+        check_host_f32(x, "the reduced tensor");
+        state_->posted[rank_] = &x;
+        state_->sync.arrive_and_wait();
+        // Every rank sums in rank order into its own buffer, so all ranks get bit-identical results.
+        std::vector<float> sum(state_->posted[0]->f32(), state_->posted[0]->f32() + x.numel());
+        for (int p = 1; p < size(); ++p) {
+            const Tensor& t = *state_->posted[p];
+            check(t.numel() == x.numel(), "fake communicator: all_reduce_sum of ", x.numel(), " elements on rank ",
+                  rank_, " but ", t.numel(), " on rank ", p);
+            for (int64_t i = 0; i < x.numel(); ++i) sum[i] += t.f32()[i];
+        }
+        state_->sync.arrive_and_wait();  // every rank has read every x before any x is overwritten
+        std::copy(sum.begin(), sum.end(), x.f32());
+        state_->sync.arrive_and_wait();
+    }
+
+    void barrier() override { state_->sync.arrive_and_wait(); }
+
+private:
+    void check_count(size_t n, const char* what) const {
+        check(static_cast<int>(n) == size(), "fake communicator: ", what, " must hold one tensor per rank (", size(),
+              "), got ", n);
+    }
+    std::shared_ptr<FakeCommunicatorGroup::State> state_;
+    int rank_;
+};
+
+}  // namespace
+
+FakeCommunicatorGroup::FakeCommunicatorGroup(int size) {
+    check(size >= 1, "fake communicator: the group needs at least one rank, got ", size);
+    state_ = std::make_shared<State>(size);
+}
+
+FakeCommunicatorGroup::~FakeCommunicatorGroup() = default;
+
+int FakeCommunicatorGroup::size() const { return state_->size; }
+
+std::shared_ptr<Communicator> FakeCommunicatorGroup::rank(int r) {
+    check(r >= 0 && r < size(), "fake communicator: rank must be in [0, ", size(), "), got ", r);
+    return std::make_shared<FakeCommunicator>(state_, r);
+}
+
+std::shared_ptr<Communicator> FakeCommunicatorGroup::join(int r, Backend& backend) {
+    check(backend.name() == "cpu", "fake communicator: rank ", r, " needs the CPU backend, got the ", backend.name(),
+          " backend");
+    return rank(r);
+}
+
+}  // namespace flux2

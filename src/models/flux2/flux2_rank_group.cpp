@@ -1,0 +1,170 @@
+#include "models/flux2/flux2_rank_group.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "backend/communicator.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace flux2 {
+
+namespace {
+
+class RankWorkers final : public ForwardPeers {
+public:
+    RankWorkers(int size, Parallelism mode, std::function<BackendOptions(int)> options_of, RankLoader load)
+        : mode_(mode), options_of_(std::move(options_of)), load_(std::move(load)), ranks_(size - 1) {}
+
+    ~RankWorkers() override {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        for (Rank& r : ranks_)
+            if (r.thread.joinable()) r.thread.join();
+    }
+
+    // Loads every rank, then joins them all (rank 0 on the calling thread: an NCCL join returns only once every
+    // rank has joined).
+    std::shared_ptr<Communicator> start(Backend& rank0_backend) {
+        for (size_t i = 0; i < ranks_.size(); ++i)
+            ranks_[i].thread = std::thread([this, i] { run(static_cast<int>(i)); });
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return loaded_ == static_cast<int>(ranks_.size()); });
+        for (size_t i = 0; i < ranks_.size(); ++i)
+            if (ranks_[i].error) {
+                stop_ = true;
+                lock.unlock();
+                cv_.notify_all();
+                std::rethrow_exception(ranks_[i].error);
+            }
+        group_ = make_communicator_group(rank0_backend.name(), static_cast<int>(ranks_.size()) + 1);
+        join_ = true;
+        lock.unlock();
+        cv_.notify_all();
+        return group_->join(0, rank0_backend);
+    }
+
+    void begin_forward(const Flux2Inputs& in) override {
+        std::lock_guard<std::mutex> lock(mu_);
+        inputs_ = in;
+        // The pipeline keeps the prompt embeddings on rank 0's device for a whole generation: the other ranks get
+        // one host copy of each such tensor (kept by identity, so its storage cannot be reused meanwhile).
+        const Tensor& context = in.encoder_hidden_states;
+        if (context.device() != Device::cpu) {
+            if (context.storage() != context_source_.storage() || context.raw() != context_source_.raw()) {
+                context_source_ = context;
+                context_host_ = rank0_backend_->download(context);
+            }
+            inputs_.encoder_hidden_states = context_host_;
+        }
+        for (Rank& r : ranks_) r.error = nullptr;
+        done_ = 0;
+        ++job_;
+        cv_.notify_all();
+    }
+
+    void end_forward() override {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return done_ == static_cast<int>(ranks_.size()); });
+        for (Rank& r : ranks_)
+            if (r.error) std::rethrow_exception(r.error);
+    }
+
+    void set_rank0_backend(Backend& be) { rank0_backend_ = &be; }
+
+    void join(Flux2Transformer& model, std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers) {
+        if (mode_ == Parallelism::ulysses) {
+            model.set_sequence_parallel(std::move(comm), std::move(peers));
+        } else {
+            model.set_tensor_parallel(std::move(comm), std::move(peers));
+        }
+    }
+
+private:
+    struct Rank {
+        std::thread thread;
+        std::exception_ptr error;
+    };
+
+    // Rank i + 1: everything it touches (backend, model, communicator) is made and destroyed on this thread.
+    void run(int i) {
+        const int rank = i + 1;
+        std::unique_ptr<Backend> backend;
+        std::unique_ptr<Flux2Transformer> model;
+        try {
+            backend = make_backend(options_of_(rank));
+            model = std::make_unique<Flux2Transformer>(load_(*backend));
+        } catch (...) {
+            ranks_[i].error = std::current_exception();
+        }
+        std::unique_lock<std::mutex> lock(mu_);
+        ++loaded_;
+        cv_.notify_all();
+        cv_.wait(lock, [&] { return join_ || stop_; });
+        if (stop_) return;
+        lock.unlock();
+        try {
+            join(*model, group_->join(rank, *backend), nullptr);
+        } catch (...) {
+            // Rank 0 shards the same way and reports the same error.
+            ranks_[i].error = std::current_exception();
+            return;
+        }
+        lock.lock();
+        for (int64_t seen = 0;;) {
+            cv_.wait(lock, [&] { return job_ != seen || stop_; });
+            if (stop_) return;
+            seen = job_;
+            lock.unlock();
+            try {
+                model->forward(inputs_);
+            } catch (...) {
+                ranks_[i].error = std::current_exception();
+            }
+            lock.lock();
+            ++done_;
+            cv_.notify_all();
+        }
+    }
+
+    Parallelism mode_;
+    std::function<BackendOptions(int)> options_of_;
+    RankLoader load_;
+    std::vector<Rank> ranks_;
+    Backend* rank0_backend_ = nullptr;
+    std::shared_ptr<CommunicatorGroup> group_;
+
+    std::mutex mu_;
+    std::condition_variable cv_;
+    int loaded_ = 0, done_ = 0;
+    int64_t job_ = 0;
+    bool join_ = false, stop_ = false;
+    Flux2Inputs inputs_;  // the current step's, host only; read by the ranks between begin and end_forward
+    Tensor context_source_, context_host_;
+};
+
+}  // namespace
+
+void start_rank_group(Flux2Transformer& rank0, int size, Parallelism mode,
+                      const std::function<BackendOptions(int)>& options_of, const RankLoader& load) {
+    check(size >= 2, "a rank group needs at least 2 ranks, got ", size);
+    // Checked before any rank loads; the sizes are the same on every rank.
+    const Flux2Config& c = rank0.config();
+    const int64_t heads = c.num_attention_heads;
+    const char* name = mode == Parallelism::ulysses ? "Ulysses sequence parallelism" : "tensor parallelism";
+    check(heads % size == 0, name, " splits the attention heads among the GPUs: ", size,
+          " GPUs do not divide this model's ", heads, " heads (use a divisor of ", heads, ")");
+    check(mode != Parallelism::tensor || c.mlp_hidden() % size == 0, name, " splits the MLP among the GPUs: ", size,
+          " GPUs do not divide this model's MLP width ", c.mlp_hidden());
+    auto workers = std::make_shared<RankWorkers>(size, mode, options_of, load);
+    workers->set_rank0_backend(rank0.backend());
+    std::shared_ptr<Communicator> comm = workers->start(rank0.backend());
+    workers->join(rank0, std::move(comm), workers);
+    log_info(name, " on ", size, " ", rank0.backend().name(), " ranks (", heads / size, " of ", heads, " heads each)");
+}
+
+}  // namespace flux2

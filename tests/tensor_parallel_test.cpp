@@ -1,0 +1,90 @@
+// Tensor parallelism (Flux2Transformer::set_tensor_parallel) on the CPU: N ranks as N threads, each with its own
+// CPU backend holding 1/N of every block's heads and MLP, joined by the fake communicator, against the
+// single-device forward on every golden case of the tiny models (bf16 and NVFP4 weights).
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "backend/backend.h"
+#include "backend/communicator.h"
+#include "golden_data.h"
+#include "io/safetensors.h"
+#include "models/flux2/flux2_transformer.h"
+#include "temp_dir.h"
+#include "test_util.h"
+
+namespace flux2 {
+namespace {
+
+struct TpCase {
+    std::string model;       // "dev" (2 heads) / "klein" (4 heads)
+    std::string checkpoint;  // under tests/data
+    int ranks;
+};
+
+std::ostream& operator<<(std::ostream& os, const TpCase& c) { return os << c.checkpoint << " x" << c.ranks; }
+
+class TensorParallel : public ::testing::TestWithParam<TpCase> {};
+
+TEST_P(TensorParallel, MatchesOneDevice) {
+    const TpCase& c = GetParam();
+    const std::string checkpoint = test::data_path(c.checkpoint);
+    auto single_backend = make_backend({});
+    Flux2Transformer single = Flux2Transformer::load(checkpoint, *single_backend);
+
+    FakeCommunicatorGroup group(c.ranks);
+    std::vector<std::unique_ptr<Backend>> backends;
+    std::vector<Flux2Transformer> models;
+    for (int r = 0; r < c.ranks; ++r) {
+        backends.push_back(make_backend({}));
+        models.push_back(Flux2Transformer::load(checkpoint, *backends.back()));
+        models.back().set_tensor_parallel(group.rank(r));
+    }
+
+    auto inputs = SafetensorsFile::open(test::data_path("tiny-" + c.model + "-golden.safetensors"));
+    for (int i = 0; i < 3; ++i) {
+        const std::string prefix = "case" + std::to_string(i) + ".";
+        const Flux2Inputs in = test::golden_transformer_inputs(*inputs, prefix, c.model == "dev");
+        const std::vector<float> expected = single.forward(in).to_vector();
+        std::vector<Tensor> outs(c.ranks);
+        std::vector<std::exception_ptr> errors(c.ranks);
+        std::vector<std::thread> threads;
+        for (int r = 0; r < c.ranks; ++r)
+            threads.emplace_back([&, r] {
+                try {
+                    outs[r] = models[r].forward(in);
+                } catch (...) {
+                    errors[r] = std::current_exception();
+                }
+            });
+        for (auto& t : threads) t.join();
+        for (auto& e : errors)
+            if (e) std::rethrow_exception(e);
+        for (int r = 0; r < c.ranks; ++r)
+            EXPECT_LE(test::rel_error(outs[r].to_vector(), expected), 1e-6) << c << " " << prefix << "rank " << r;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyModels, TensorParallel,
+                         ::testing::Values(TpCase{"dev", "tiny-dev-bf16.safetensors", 2},
+                                           TpCase{"klein", "tiny-klein-bf16.safetensors", 2},
+                                           TpCase{"klein", "tiny-klein-bf16.safetensors", 4},
+                                           TpCase{"dev", "tiny-dev-nvfp4.safetensors", 2},
+                                           TpCase{"klein", "tiny-klein-nvfp4.safetensors", 4}),
+                         [](const ::testing::TestParamInfo<TpCase>& info) {
+                             std::string n = info.param.checkpoint + "_x" + std::to_string(info.param.ranks);
+                             for (char& ch : n)
+                                 if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                             return n;
+                         });
+
+TEST(TensorParallelRefusals, RanksThatDoNotDivideTheHeads) {
+    auto backend = make_backend({});
+    Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-klein-bf16.safetensors"), *backend);
+    FakeCommunicatorGroup group(3);
+    test::expect_error([&] { model.set_tensor_parallel(group.rank(0)); },
+                       {"3 GPUs do not divide this model's 4 heads"});
+}
+
+}  // namespace
+}  // namespace flux2

@@ -1,0 +1,146 @@
+// Ulysses sequence parallelism (models/flux2/flux2_ulysses.h) on the CPU: N ranks as N threads, each with its own
+// CPU backend and copy of the weights, joined by the fake communicator, against the single-device forward on every
+// golden case of the tiny models (uneven token shards included: 15 image and 6 text tokens on 2 and 4 ranks).
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "backend/backend.h"
+#include "backend/communicator.h"
+#include "golden_data.h"
+#include "io/safetensors.h"
+#include "models/flux2/flux2_rank_group.h"
+#include "models/flux2/flux2_transformer.h"
+#include "temp_dir.h"
+#include "test_util.h"
+
+namespace flux2 {
+namespace {
+
+struct UlyssesCase {
+    std::string model;  // "dev" (2 heads) / "klein" (4 heads)
+    int ranks;
+};
+
+std::ostream& operator<<(std::ostream& os, const UlyssesCase& c) { return os << c.model << " x" << c.ranks; }
+
+class UlyssesSequenceParallel : public ::testing::TestWithParam<UlyssesCase> {};
+
+TEST_P(UlyssesSequenceParallel, MatchesOneDevice) {
+    const UlyssesCase& c = GetParam();
+    const std::string checkpoint = test::data_path("tiny-" + c.model + "-bf16.safetensors");
+    auto single_backend = make_backend({});
+    Flux2Transformer single = Flux2Transformer::load(checkpoint, *single_backend);
+
+    FakeCommunicatorGroup group(c.ranks);
+    std::vector<std::unique_ptr<Backend>> backends;
+    std::vector<Flux2Transformer> models;
+    for (int r = 0; r < c.ranks; ++r) {
+        backends.push_back(make_backend({}));
+        models.push_back(Flux2Transformer::load(checkpoint, *backends.back()));
+        models.back().set_sequence_parallel(group.rank(r));
+    }
+
+    auto inputs = SafetensorsFile::open(test::data_path("tiny-" + c.model + "-golden.safetensors"));
+    for (int i = 0; i < 3; ++i) {
+        const std::string prefix = "case" + std::to_string(i) + ".";
+        const Flux2Inputs in = test::golden_transformer_inputs(*inputs, prefix, c.model == "dev");
+        const std::vector<float> expected = single.forward(in).to_vector();
+
+        std::vector<Tensor> outs(c.ranks);
+        std::vector<std::exception_ptr> errors(c.ranks);
+        std::vector<std::thread> threads;
+        for (int r = 0; r < c.ranks; ++r)
+            threads.emplace_back([&, r] {
+                try {
+                    outs[r] = models[r].forward(in);
+                } catch (...) {
+                    errors[r] = std::current_exception();
+                }
+            });
+        for (auto& t : threads) t.join();
+        for (auto& e : errors)
+            if (e) std::rethrow_exception(e);
+        // Every rank returns the whole velocity.
+        for (int r = 0; r < c.ranks; ++r) {
+            ASSERT_EQ(outs[r].shape(), in.hidden_states.shape()) << c << " " << prefix << "rank " << r;
+            EXPECT_LE(test::rel_error(outs[r].to_vector(), expected), 1e-6) << c << " " << prefix << "rank " << r;
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyModels, UlyssesSequenceParallel,
+                         ::testing::Values(UlyssesCase{"dev", 2}, UlyssesCase{"klein", 2}, UlyssesCase{"klein", 4}),
+                         [](const ::testing::TestParamInfo<UlyssesCase>& info) {
+                             return info.param.model + "_x" + std::to_string(info.param.ranks);
+                         });
+
+// The rank group the CLI uses: ranks 1..N-1 in their own threads behind rank 0's forward.
+TEST(UlyssesRankGroup, RankZeroForwardDrivesTheGroup) {
+    const std::string checkpoint = test::data_path("tiny-klein-bf16.safetensors");
+    auto single_backend = make_backend({});
+    Flux2Transformer single = Flux2Transformer::load(checkpoint, *single_backend);
+    auto backend = make_backend({});
+    Flux2Transformer rank0 = Flux2Transformer::load(checkpoint, *backend);
+    start_rank_group(
+        rank0, 4, Parallelism::ulysses, [](int) { return BackendOptions{}; },
+        [&](Backend& be) { return Flux2Transformer::load(checkpoint, be); });
+    auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
+    for (int i = 0; i < 3; ++i) {
+        const Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case" + std::to_string(i) + ".", false);
+        EXPECT_LE(test::rel_error(rank0.forward(in).to_vector(), single.forward(in).to_vector()), 1e-6) << i;
+    }
+}
+
+TEST(UlyssesRankGroup, ReportsARankThatFailsToLoad) {
+    const std::string checkpoint = test::data_path("tiny-klein-bf16.safetensors");
+    auto backend = make_backend({});
+    Flux2Transformer rank0 = Flux2Transformer::load(checkpoint, *backend);
+    test::expect_error(
+        [&] {
+            start_rank_group(
+                rank0, 2, Parallelism::ulysses, [](int) { return BackendOptions{}; },
+                [](Backend&) -> Flux2Transformer { fail("rank 1 cannot read its weights"); });
+        },
+        {"rank 1 cannot read its weights"});
+    test::expect_error(
+        [&] {
+            start_rank_group(
+                rank0, 3, Parallelism::ulysses, [](int) { return BackendOptions{}; },
+                [&](Backend& be) { return Flux2Transformer::load(checkpoint, be); });
+        },
+        {"3 GPUs do not divide this model's 4 heads"});
+}
+
+TEST(UlyssesSequenceParallel, RefusesRanksThatDoNotDivideTheHeads) {
+    auto backend = make_backend({});
+    Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-klein-bf16.safetensors"), *backend);
+    FakeCommunicatorGroup group(3);
+    test::expect_error([&] { model.set_sequence_parallel(group.rank(0)); },
+                       {"3 GPUs do not divide this model's 4 heads"});
+}
+
+TEST(UlyssesSequenceParallel, RefusesFewerTokensThanRanks) {
+    auto backend = make_backend({});
+    Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-klein-bf16.safetensors"), *backend);
+    FakeCommunicatorGroup group(4);
+    model.set_sequence_parallel(group.rank(0));
+    auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
+    Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case0.", false);
+    in.encoder_hidden_states = Tensor::zeros({1, 3, in.encoder_hidden_states.dim(2)});
+    in.txt_ids = Tensor::zeros({3, 4});
+    test::expect_error([&] { model.forward(in); }, {"4 GPUs need at least 4 of each", "got 3 text and 16 image"});
+}
+
+TEST(UlyssesSequenceParallel, ShardsSplitEvenlyWithTheRemainderFirst) {
+    EXPECT_EQ(shard_of(15, 4, 0).begin, 0);
+    EXPECT_EQ(shard_of(15, 4, 0).count, 4);
+    EXPECT_EQ(shard_of(15, 4, 2).begin, 8);
+    EXPECT_EQ(shard_of(15, 4, 3).begin, 12);
+    EXPECT_EQ(shard_of(15, 4, 3).count, 3);
+    EXPECT_EQ(shard_of(6, 4, 1).count, 2);
+    EXPECT_EQ(shard_of(6, 4, 2).count, 1);
+}
+
+}  // namespace
+}  // namespace flux2
