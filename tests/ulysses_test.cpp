@@ -3,11 +3,13 @@
 // golden case of the tiny models (uneven token shards included: 15 image and 6 text tokens on 2 and 4 ranks).
 #include <gtest/gtest.h>
 
+#include <sstream>
 #include <thread>
 
 #include "backend/backend.h"
 #include "backend/communicator.h"
 #include "golden_data.h"
+#include "parallel_test_util.h"
 #include "io/safetensors.h"
 #include "models/flux2/flux2_rank_group.h"
 #include "models/flux2/flux2_transformer.h"
@@ -28,45 +30,12 @@ class UlyssesSequenceParallel : public ::testing::TestWithParam<UlyssesCase> {};
 
 TEST_P(UlyssesSequenceParallel, MatchesOneDevice) {
     const UlyssesCase& c = GetParam();
-    const std::string checkpoint = test::data_path("tiny-" + c.model + "-bf16.safetensors");
-    auto single_backend = make_backend({});
-    Flux2Transformer single = Flux2Transformer::load(checkpoint, *single_backend);
-
-    FakeCommunicatorGroup group(c.ranks);
-    std::vector<std::unique_ptr<Backend>> backends;
-    std::vector<Flux2Transformer> models;
-    for (int r = 0; r < c.ranks; ++r) {
-        backends.push_back(make_backend({}));
-        models.push_back(Flux2Transformer::load(checkpoint, *backends.back()));
-        models.back().set_sequence_parallel(group.rank(r));
-    }
-
-    auto inputs = SafetensorsFile::open(test::data_path("tiny-" + c.model + "-golden.safetensors"));
-    for (int i = 0; i < 3; ++i) {
-        const std::string prefix = "case" + std::to_string(i) + ".";
-        const Flux2Inputs in = test::golden_transformer_inputs(*inputs, prefix, c.model == "dev");
-        const std::vector<float> expected = single.forward(in).to_vector();
-
-        std::vector<Tensor> outs(c.ranks);
-        std::vector<std::exception_ptr> errors(c.ranks);
-        std::vector<std::thread> threads;
-        for (int r = 0; r < c.ranks; ++r)
-            threads.emplace_back([&, r] {
-                try {
-                    outs[r] = models[r].forward(in);
-                } catch (...) {
-                    errors[r] = std::current_exception();
-                }
-            });
-        for (auto& t : threads) t.join();
-        for (auto& e : errors)
-            if (e) std::rethrow_exception(e);
-        // Every rank returns the whole velocity.
-        for (int r = 0; r < c.ranks; ++r) {
-            ASSERT_EQ(outs[r].shape(), in.hidden_states.shape()) << c << " " << prefix << "rank " << r;
-            EXPECT_LE(test::rel_error(outs[r].to_vector(), expected), 1e-6) << c << " " << prefix << "rank " << r;
-        }
-    }
+    std::ostringstream label;
+    label << c;
+    test::expect_ranks_match_one_device(
+        c.model, "tiny-" + c.model + "-bf16.safetensors", c.ranks,
+        [](Flux2Transformer& m, std::shared_ptr<Communicator> comm) { m.set_sequence_parallel(std::move(comm)); },
+        label.str());
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyModels, UlyssesSequenceParallel,
