@@ -108,6 +108,16 @@ protected:
     std::string hf_home() const { return tmp_.file("hf-home"); }
     std::string file(const std::string& name) const { return tmp_.file(name); }
 
+    // The diffusers dev pipeline golden's prompt embeddings and initial noise as `generate` takes them: files
+    // embeds.safetensors (--prompt-embeds) and noise.safetensors (--initial-noise) in the test's folder.
+    void write_dev_golden_inputs(const SafetensorsFile& g) const {
+        SafetensorsWriter embeds, noise;
+        embeds.add_f32("prompt_embeds", golden(g, "dev.prompt_embeds"));
+        embeds.write(file("embeds.safetensors"));
+        noise.add_f32("latents", golden(g, "dev.latents_in"));
+        noise.write(file("noise.safetensors"));
+    }
+
     // A snapshot folder of `repo_id` in the test's HF cache, created with refs/main pointing at it.
     fs::path hf_snapshot(const std::string& repo_id) const {
         std::string folder = "models--" + repo_id;

@@ -155,11 +155,7 @@ TEST_F(Cli, EncodePromptOutputDrivesGenerate) {
 
 TEST_F(Cli, GenerateDevMatchesDiffusersPipeline) {
     auto g = SafetensorsFile::open(data_path("pipeline-golden.safetensors"));
-    SafetensorsWriter embeds, noise;
-    embeds.add_f32("prompt_embeds", golden(*g, "dev.prompt_embeds"));
-    embeds.write(file("embeds.safetensors"));
-    noise.add_f32("latents", golden(*g, "dev.latents_in"));
-    noise.write(file("noise.safetensors"));
+    write_dev_golden_inputs(*g);
 
     RunResult r = flux2({"generate", "--model-path", data_path("tiny-dev-bf16.safetensors"), "--vae-path",
                          data_path("tiny-vae"), "--prompt-embeds", file("embeds.safetensors"), "--initial-noise",
@@ -185,11 +181,7 @@ TEST_F(Cli, GenerateDevMatchesDiffusersPipeline) {
 
 TEST_F(Cli, GenerateDevEditMatchesDiffusersPipeline) {
     auto g = SafetensorsFile::open(data_path("pipeline-golden.safetensors"));
-    SafetensorsWriter embeds, noise;
-    embeds.add_f32("prompt_embeds", golden(*g, "dev.prompt_embeds"));
-    embeds.write(file("embeds.safetensors"));
-    noise.add_f32("latents", golden(*g, "dev.latents_in"));
-    noise.write(file("noise.safetensors"));
+    write_dev_golden_inputs(*g);
     write_png(file("reference.png"), test::image_from_hwc_bytes(golden(*g, "dev_edit.ref_uint8")));
 
     RunResult r = flux2({"generate", "--model-path", data_path("tiny-dev-bf16.safetensors"), "--vae-path",

@@ -48,11 +48,7 @@ TEST_F(Cli, GeneratesFromComfyModelsFolderWithTheBaseModelsTokenizer) {
 
 TEST_F(Cli, VaeTilingFlagTilesTheDecode) {
     auto g = SafetensorsFile::open(data_path("pipeline-golden.safetensors"));
-    SafetensorsWriter embeds, noise;
-    embeds.add_f32("prompt_embeds", golden(*g, "dev.prompt_embeds"));
-    embeds.write(file("embeds.safetensors"));
-    noise.add_f32("latents", golden(*g, "dev.latents_in"));
-    noise.write(file("noise.safetensors"));
+    write_dev_golden_inputs(*g);
     auto run = [&](bool tiled, const std::string& out) {
         std::vector<std::string> args = {"generate", "--model-path", data_path("tiny-dev-bf16.safetensors"),
                                          "--vae-path", data_path("tiny-vae"), "--prompt-embeds",

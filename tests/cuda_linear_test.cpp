@@ -19,21 +19,6 @@ namespace {
 constexpr double kTol = 5e-3;
 constexpr double kFp8VsExactTol = 8e-2;  // two E4M3 operands: a few percent relative error by construction
 
-LinearWeight dense_bf16_weight(const Tensor& w) {
-    LinearWeight lw;
-    lw.name = "test.dense";
-    lw.out_features = w.dim(0);
-    lw.in_features = w.dim(1);
-    lw.format = WeightFormat::dense;
-    lw.dense.dtype = DType::BF16;
-    lw.dense.bytes.resize(w.numel() * 2);
-    for (int64_t i = 0; i < w.numel(); ++i) {
-        const uint16_t bits = f32_to_bf16(w.f32()[i]);
-        std::memcpy(lw.dense.bytes.data() + 2 * i, &bits, 2);
-    }
-    return lw;
-}
-
 LinearWeight nvfp4_weight(const Tensor& w) {
     LinearWeight lw;
     lw.name = "test.nvfp4";

@@ -15,21 +15,13 @@ namespace flux2::test {
 namespace {
 
 LinearWeight weight(const Tensor& w, WeightFormat format) {
+    if (format != WeightFormat::nvfp4) return dense_bf16_weight(w, "test.lora_base");
     LinearWeight lw;
     lw.name = "test.lora_base";
     lw.out_features = w.dim(0);
     lw.in_features = w.dim(1);
     lw.format = format;
-    if (format == WeightFormat::nvfp4) {
-        lw.nvfp4 = quantize_nvfp4_weight(w.f32(), w.dim(0), w.dim(1));
-    } else {
-        lw.dense.dtype = DType::BF16;
-        lw.dense.bytes.resize(w.numel() * 2);
-        for (int64_t i = 0; i < w.numel(); ++i) {
-            const uint16_t bits = f32_to_bf16(w.f32()[i]);
-            std::memcpy(lw.dense.bytes.data() + 2 * i, &bits, 2);
-        }
-    }
+    lw.nvfp4 = quantize_nvfp4_weight(w.f32(), w.dim(0), w.dim(1));
     return lw;
 }
 

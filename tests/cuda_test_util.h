@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
@@ -61,6 +62,22 @@ protected:
 };
 
 // Every element finite (catches NaN from unwritten or garbage memory).
+// A dense BF16 linear holding w [out, in] rounded to BF16.
+inline LinearWeight dense_bf16_weight(const Tensor& w, const std::string& name = "test.dense") {
+    LinearWeight lw;
+    lw.name = name;
+    lw.out_features = w.dim(0);
+    lw.in_features = w.dim(1);
+    lw.format = WeightFormat::dense;
+    lw.dense.dtype = DType::BF16;
+    lw.dense.bytes.resize(w.numel() * 2);
+    for (int64_t i = 0; i < w.numel(); ++i) {
+        const uint16_t bits = f32_to_bf16(w.f32()[i]);
+        std::memcpy(lw.dense.bytes.data() + 2 * i, &bits, 2);
+    }
+    return lw;
+}
+
 inline bool all_finite(const std::vector<float>& v) {
     for (float x : v)
         if (!std::isfinite(x)) return false;

@@ -32,6 +32,9 @@ ApiError bad_size(const std::string& param, const Args&... message) {
     return ApiError(422, "invalid_request_error", "invalid_size", param, str(message...));
 }
 ApiError not_found(const std::string& code, const std::string& message);
+// 503 while the models load ("model_loading", retry in 10 s) or after shutdown began ("shutting_down", retry in 5 s);
+// an empty message says which.
+ApiError unavailable(const std::string& code, const std::string& message = "");
 
 nlohmann::json error_body(const ApiError& e);
 

@@ -46,13 +46,7 @@ void ImageService::attach_engine(std::unique_ptr<Flux2Engine> engine) {
 
 std::shared_ptr<Job> ImageService::submit(ImageRequest request) {
     const Health h = health_.load();
-    if (h != Health::ok) {
-        ApiError e(503, "server_error", h == Health::loading ? "model_loading" : "shutting_down", "",
-                   h == Health::loading ? "the model is still loading; retry when /health says ok"
-                                        : "the server is shutting down");
-        e.retry_after_seconds = h == Health::loading ? 10 : 5;
-        throw e;
-    }
+    if (h != Health::ok) throw unavailable(h == Health::loading ? "model_loading" : "shutting_down");
     request.active_loras = resolve_loras(request);
     return queue_.submit(random_id("imgreq_"), std::move(request));
 }

@@ -97,11 +97,7 @@ JobQueue::~JobQueue() {
 
 std::shared_ptr<Job> JobQueue::submit(std::string id, ImageRequest request) {
     std::lock_guard lock(mutex_);
-    if (closed_) {
-        ApiError e(503, "server_error", "shutting_down", "", "the server is shutting down");
-        e.retry_after_seconds = 5;
-        throw e;
-    }
+    if (closed_) throw unavailable("shutting_down");
     if (waiting_.size() >= max_waiting_) {
         ApiError e(429, "rate_limit_error", "queue_full", "",
                    str("the queue is full (", waiting_.size(), " jobs waiting, --max-queue ", max_waiting_,

@@ -147,8 +147,15 @@ void check_side(const std::string& param, int64_t side) {
         throw bad_size(param, "image sides must be positive multiples of 16, got ", side);
 }
 
-// Decodes one uploaded reference image after checking its declared size against the budget.
-Image decode_reference(const uint8_t* data, size_t size, const std::string& param, const ServerLimits& limits) {
+// Decoded reference images, and the size the pipeline gives the first (the output size when none is asked for).
+struct References {
+    std::vector<Image> images;
+    int64_t first_width = 0, first_height = 0;
+};
+
+// Decodes one uploaded reference image after checking its declared size against the budget, and appends it.
+void add_reference(References& refs, const uint8_t* data, size_t size, const std::string& param,
+                   const ServerLimits& limits) {
     const std::optional<ImageSize> dims = probe_image_size(data, size);
     if (!dims) throw bad_request(param, "invalid_image", "'", param, "' is not a PNG or JPEG image");
     if (dims->width * dims->height > limits.max_reference_pixels)
@@ -156,14 +163,16 @@ Image decode_reference(const uint8_t* data, size_t size, const std::string& para
                           "; reference images are at most ", limits.max_reference_pixels, " pixels");
     try {
         Image img = decode_image(data, size, param);
-        preprocess_reference_image(img);  // its checks (sides >= 64, aspect <= 8) fail here, not in the worker
-        return img;
+        // Its checks (sides >= 64, aspect <= 8) fail here, not in the worker.
+        const Tensor processed = preprocess_reference_image(img);
+        if (refs.images.empty()) refs.first_width = processed.dim(3), refs.first_height = processed.dim(2);
+        refs.images.push_back(std::move(img));
     } catch (const Error& e) {
         throw bad_request(param, "invalid_image", e.what());
     }
 }
 
-Image decode_data_url(const std::string& url, const std::string& param, const ServerLimits& limits) {
+void add_data_url(References& refs, const std::string& url, const std::string& param, const ServerLimits& limits) {
     if (url.starts_with("http://") || url.starts_with("https://"))
         throw bad_request(param, "invalid_value", "remote image URLs are not fetched; send the image as a data URL "
                                                   "(data:image/png;base64,...) or use multipart upload");
@@ -173,10 +182,10 @@ Image decode_data_url(const std::string& url, const std::string& param, const Se
         throw bad_request(param, "invalid_value", "'", param, "' must be a base64 data URL (data:image/png;base64,...)");
     std::optional<std::vector<uint8_t>> bytes = base64_decode(std::string_view(url).substr(comma + 1));
     if (!bytes) throw bad_request(param, "invalid_value", "'", param, "' holds invalid base64");
-    return decode_reference(bytes->data(), bytes->size(), param, limits);
+    add_reference(refs, bytes->data(), bytes->size(), param, limits);
 }
 
-std::vector<Image> json_images(const Fields& f, const ServerLimits& limits) {
+References json_images(const Fields& f, const ServerLimits& limits) {
     const json* images = f.get("images");
     if (!images) throw bad_request("images", "missing_field", "an edit needs 'images': [{\"image_url\": \"data:...\"}]");
     if (!images->is_array() || images->empty())
@@ -184,7 +193,7 @@ std::vector<Image> json_images(const Fields& f, const ServerLimits& limits) {
     if (static_cast<int64_t>(images->size()) > limits.max_images)
         throw bad_request("images", "invalid_value", "at most ", limits.max_images, " reference images, got ",
                           images->size());
-    std::vector<Image> out;
+    References out;
     for (size_t i = 0; i < images->size(); ++i) {
         const std::string param = str("images[", i, "].image_url");
         const json& item = (*images)[i];
@@ -192,7 +201,7 @@ std::vector<Image> json_images(const Fields& f, const ServerLimits& limits) {
         if (url && url->is_object() && url->contains("url")) url = &(*url)["url"];  // {"image_url": {"url": ...}}
         if (!url || !url->is_string())
             throw bad_request(param, "invalid_type", "'images[", i, "]' must be {\"image_url\": \"data:...\"}");
-        out.push_back(decode_data_url(url->get<std::string>(), param, limits));
+        add_data_url(out, url->get<std::string>(), param, limits);
     }
     return out;
 }
@@ -219,7 +228,7 @@ std::vector<uint64_t> parse_seeds(const Fields& f, int n) {
     return seeds;
 }
 
-ImageRequest parse_fields(RequestKind kind, const Fields& f, std::vector<Image> references,
+ImageRequest parse_fields(RequestKind kind, const Fields& f, References references,
                           const ServerLimits& limits, const ModelFacts& model) {
     ImageRequest r;
     r.kind = kind;
@@ -253,11 +262,8 @@ ImageRequest parse_fields(RequestKind kind, const Fields& f, std::vector<Image> 
     if ((w == 0) != (h == 0))
         throw bad_size(w == 0 ? (h_param == "height" ? "width" : "size") : (w_param == "width" ? "height" : "size"),
                        "give both width and height, or neither");
-    if (w == 0 && references.empty()) w = model.default_width, h = model.default_height;
-    if (w == 0) {  // the pipeline takes the first reference's processed size: check it here
-        const Tensor first = preprocess_reference_image(references.front());
-        w = first.dim(3), h = first.dim(2);
-    }
+    if (w == 0 && references.images.empty()) w = model.default_width, h = model.default_height;
+    if (w == 0) w = references.first_width, h = references.first_height;  // the pipeline's choice: checked here
     check_side(w_param, w);
     check_side(h_param, h);
     if (w * h > limits.max_pixels)
@@ -283,7 +289,7 @@ ImageRequest parse_fields(RequestKind kind, const Fields& f, std::vector<Image> 
     e.max_sequence_length =
         static_cast<int>(f.integer("max_sequence_length", 1, limits.max_sequence_length).value_or(512));
     e.seeds = parse_seeds(f, e.num_images);
-    e.reference_images = std::move(references);
+    e.reference_images = std::move(references.images);
     if (const json* v = f.get("lora")) {
         // A form sends the list as JSON text.
         if (f.form() && v->is_string()) {
@@ -345,11 +351,10 @@ int json_nesting_depth(std::string_view body) {
     return max_depth;
 }
 
-ImageRequest parse_image_json(RequestKind kind, std::string_view body, const ServerLimits& limits,
-                              const ModelFacts& model) {
+json parse_json_object(std::string_view body, int max_depth) {
     // nlohmann's parser is iterative, but recursion elsewhere (destruction, dump) is not: bound the depth first.
-    if (json_nesting_depth(body) > kMaxJsonDepth)
-        throw bad_request("", "invalid_json", "the JSON body nests deeper than ", kMaxJsonDepth, " levels");
+    if (json_nesting_depth(body) > max_depth)
+        throw bad_request("", "invalid_json", "the JSON body nests deeper than ", max_depth, " levels");
     json obj;
     try {
         obj = json::parse(body);
@@ -357,8 +362,14 @@ ImageRequest parse_image_json(RequestKind kind, std::string_view body, const Ser
         throw bad_request("", "invalid_json", "the body is not valid JSON: ", e.what());
     }
     if (!obj.is_object()) throw bad_request("", "invalid_json", "the body must be a JSON object");
+    return obj;
+}
+
+ImageRequest parse_image_json(RequestKind kind, std::string_view body, const ServerLimits& limits,
+                              const ModelFacts& model) {
+    const json obj = parse_json_object(body, kMaxJsonDepth);
     const Fields f(obj, false);
-    std::vector<Image> refs;
+    References refs;
     if (kind == RequestKind::edit) refs = json_images(f, limits);
     return parse_fields(kind, f, std::move(refs), limits, model);
 }
@@ -369,21 +380,20 @@ ImageRequest parse_edit_form(const FormData& form, const ServerLimits& limits, c
         if (obj.contains(key)) throw bad_request(key, "invalid_value", "the form field '", key, "' is given twice");
         obj[key] = value;
     }
-    std::vector<Image> refs;
+    References refs;
     int index = 0;
     for (const FormData::File& file : form.files) {
         if (file.field != "image" && file.field != "image[]") {
             if (file.field == "mask") throw bad_request("mask", "invalid_value", "masks are not supported");
             continue;
         }
-        if (static_cast<int>(refs.size()) >= limits.max_images)
+        if (static_cast<int>(refs.images.size()) >= limits.max_images)
             throw bad_request(file.field, "invalid_value", "at most ", limits.max_images, " reference images");
         const std::string param = file.field == "image" ? "image" : str("image[", index, "]");
-        refs.push_back(decode_reference(reinterpret_cast<const uint8_t*>(file.content.data()), file.content.size(),
-                                        param, limits));
+        add_reference(refs, reinterpret_cast<const uint8_t*>(file.content.data()), file.content.size(), param, limits);
         ++index;
     }
-    if (refs.empty()) throw bad_request("image", "missing_field", "an edit needs at least one 'image' (or 'image[]') file");
+    if (refs.images.empty()) throw bad_request("image", "missing_field", "an edit needs at least one 'image' (or 'image[]') file");
     return parse_fields(RequestKind::edit, Fields(obj, true), std::move(refs), limits, model);
 }
 

@@ -32,6 +32,9 @@ ImageRequest parse_edit_form(const FormData& form, const ServerLimits& limits, c
 // A `lora` value: [{"name" | "path", "strength"}, ...] (or one such object). `param` names the field in errors.
 std::vector<LoraChoice> parse_lora_list(const nlohmann::json& value, const ServerLimits& limits, const std::string& param);
 
+// A request body that must be one JSON object nesting at most `max_depth` levels; 400 invalid_json otherwise.
+nlohmann::json parse_json_object(std::string_view body, int max_depth);
+
 // Nesting depth of JSON arrays/objects in `body`, counted outside strings (bounded before parsing).
 int json_nesting_depth(std::string_view body);
 

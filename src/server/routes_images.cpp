@@ -56,12 +56,6 @@ void note_result(const Job& job) {
     }
 }
 
-ApiError shutdown_error() {
-    ApiError e(503, "server_error", "shutting_down", "", "the server shut down before this request ran");
-    e.retry_after_seconds = 5;
-    return e;
-}
-
 // Waits for the job, cancelling it if the client goes away, then writes the whole answer.
 void answer_when_done(const std::shared_ptr<Job>& job, ImageService& service, const httplib::Request& req,
                       httplib::Response& res) {
@@ -79,7 +73,7 @@ void answer_when_done(const std::shared_ptr<Job>& job, ImageService& service, co
             write_json(res, 200, image_response(*job, image_items(*job, service, base_url(req))));
             return;
         case JobState::failed: write_error(res, job->error()); return;
-        default: write_error(res, shutdown_error()); return;
+        default: write_error(res, unavailable("shutting_down", "the server shut down before this request ran")); return;
     }
 }
 
@@ -144,7 +138,7 @@ void stream_job(const std::shared_ptr<Job>& job, ImageService& service, const ht
                     if (!send(sse_event(prefix + ".completed", event))) return false;
                 }
             } else {
-                const ApiError e = state == JobState::failed ? job->error() : shutdown_error();
+                const ApiError e = state == JobState::failed ? job->error() : unavailable("shutting_down", "the server shut down before this request ran");
                 json body = error_body(e);
                 body["type"] = "error";
                 if (!send(sse_event("error", body))) return false;

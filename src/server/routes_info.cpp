@@ -20,16 +20,13 @@ json model_json(const ImageService& service) {
             {"default_size", std::to_string(m.default_width) + "x" + std::to_string(m.default_height)}};
 }
 
-bool answer_if_loading(const ImageService& service, httplib::Response& res) {
-    if (service.health() == Health::loading) {
-        ApiError e(503, "server_error", "model_loading", "", "the model is still loading; retry when /health says ok");
-        e.retry_after_seconds = 10;
-        write_error(res, e);
-        return true;
-    }
-    return false;
-}
 }  // namespace
+
+bool answer_if_loading(const ImageService& service, httplib::Response& res) {
+    if (service.health() != Health::loading) return false;
+    write_error(res, unavailable("model_loading"));
+    return true;
+}
 
 void register_info_routes(httplib::Server& http, ImageService& service) {
     http.Get("/health", [&service](const httplib::Request&, httplib::Response& res) {

@@ -11,21 +11,6 @@ namespace flux2::server {
 using nlohmann::json;
 
 namespace {
-bool answer_if_loading(const ImageService& service, httplib::Response& res) {
-    if (service.health() != Health::loading) return false;
-    ApiError e(503, "server_error", "model_loading", "", "the model is still loading; retry when /health says ok");
-    e.retry_after_seconds = 10;
-    write_error(res, e);
-    return true;
-}
-
-json parse_object(const std::string& body) {
-    if (json_nesting_depth(body) > 8) throw bad_request("", "invalid_json", "the JSON body nests too deep");
-    json j = json::parse(body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw bad_request("", "invalid_json", "the body must be a JSON object");
-    return j;
-}
-
 // A string or a list of strings (sglang takes both for lora_nickname / lora_path).
 std::vector<std::string> strings(const json& j, const std::string& key) {
     if (!j.contains(key) || j[key].is_null()) return {};
@@ -42,7 +27,7 @@ std::vector<std::string> strings(const json& j, const std::string& key) {
 // POST /v1/set_lora {lora_nickname, lora_path?, strength?, target?}: loads the paths (relative to --lora-dir) under
 // the nicknames and makes them the default set.
 void set_lora(ImageService& service, const httplib::Request& req, httplib::Response& res) {
-    const json j = parse_object(req.body);
+    const json j = parse_json_object(req.body, 8);  // sglang's admin bodies are flat
     const std::vector<std::string> names = strings(j, "lora_nickname"), paths = strings(j, "lora_path");
     if (names.empty()) throw bad_request("lora_nickname", "missing_field", "'lora_nickname' is required");
     if (!paths.empty() && paths.size() != names.size())
