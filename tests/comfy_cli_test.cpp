@@ -27,14 +27,15 @@ TEST_F(Cli, GeneratesFromComfyModelsFolderWithTheBaseModelsTokenizer) {
     fs::create_symlink(data_path("tiny-qwen3/model.safetensors"), models / "text_encoders" / "qwen_3_tiny.safetensors");
     // The tiny encoder matches none of the presets a real ComfyUI file is recognized by, so its config rides beside.
     fs::create_symlink(data_path("tiny-qwen3/config.json"), models / "text_encoders" / "config.json");
-    fs::create_symlink(data_path("tiny-vae/diffusion_pytorch_model.safetensors"), models / "vae" / "flux2-vae.safetensors");
+    fs::create_symlink(data_path("tiny-vae/diffusion_pytorch_model.safetensors"),
+                       models / "vae" / "flux2-vae.safetensors");
     fs::create_directories(file("base"));
     fs::create_directory_symlink(data_path("qwen3-tokenizer"), file("base/tokenizer"));
 
     for (const std::string& model : {models.string(), dit.string()}) {
         RunResult r = flux2({"generate", "--model-path", model, "--base-model-path", file("base"), "--prompt", "a cat",
-                             "--text-encoder-out-layers", "1", "2", "3", "--width", "32", "--height", "32", "--num-inference-steps", "1", "--output-path",
-                             file("out.png")});
+                             "--text-encoder-out-layers", "1", "2", "3", "--width", "32", "--height", "32",
+                             "--num-inference-steps", "1", "--output-path", file("out.png")});
         ASSERT_EQ(r.exit_code, 0) << r;
         EXPECT_TRUE(contains(r.err, "taking missing components from the base model " + file("base"))) << r.err;
         EXPECT_TRUE(contains(r.err, (models / "text_encoders" / "qwen_3_tiny.safetensors").string())) << r.err;
@@ -50,11 +51,23 @@ TEST_F(Cli, VaeTilingFlagTilesTheDecode) {
     auto g = SafetensorsFile::open(data_path("pipeline-golden.safetensors"));
     write_dev_golden_inputs(*g);
     auto run = [&](bool tiled, const std::string& out) {
-        std::vector<std::string> args = {"generate", "--model-path", data_path("tiny-dev-bf16.safetensors"),
-                                         "--vae-path", data_path("tiny-vae"), "--prompt-embeds",
-                                         file("embeds.safetensors"), "--initial-noise", file("noise.safetensors"),
-                                         "--width", "64", "--height", "64", "--num-inference-steps", "4",
-                                         "--output-path", file(out)};
+        std::vector<std::string> args = {"generate",
+                                         "--model-path",
+                                         data_path("tiny-dev-bf16.safetensors"),
+                                         "--vae-path",
+                                         data_path("tiny-vae"),
+                                         "--prompt-embeds",
+                                         file("embeds.safetensors"),
+                                         "--initial-noise",
+                                         file("noise.safetensors"),
+                                         "--width",
+                                         "64",
+                                         "--height",
+                                         "64",
+                                         "--num-inference-steps",
+                                         "4",
+                                         "--output-path",
+                                         file(out)};
         if (tiled) args.push_back("--vae-tiling");
         return flux2(args);
     };
@@ -62,7 +75,8 @@ TEST_F(Cli, VaeTilingFlagTilesTheDecode) {
     ASSERT_EQ(plain.exit_code, 0) << plain;
     ASSERT_EQ(tiled.exit_code, 0) << tiled;
     EXPECT_FALSE(contains(plain.err, "VAE decode in")) << plain.err;
-    EXPECT_TRUE(contains(tiled.err, "VAE decode in 1x1 tiles of 512 px, overlap >= 128 px (--vae-tiling)")) << tiled.err;
+    EXPECT_TRUE(contains(tiled.err, "VAE decode in 1x1 tiles of 512 px, overlap >= 128 px (--vae-tiling)"))
+        << tiled.err;
     EXPECT_EQ(read_image(file("plain.png")).rgb, read_image(file("tiled.png")).rgb);
 
     const RunResult help = flux2({"serve", "--help"});

@@ -107,7 +107,8 @@ TEST_F(ComfyComponents, MissingPartsComeFromTheBaseModelOrAreReported) {
     } catch (const Error& e) {
         const std::string msg = e.what();
         EXPECT_NE(msg.find("no tokenizer for the text encoder " + tmp.file("models/text_encoders/mistral.safetensors")),
-                  std::string::npos) << msg;
+                  std::string::npos)
+            << msg;
         EXPECT_NE(msg.find("no VAE"), std::string::npos) << msg;
         EXPECT_NE(msg.find(tmp.file("models/vae") + "/*.safetensors"), std::string::npos) << msg;
     }

@@ -164,18 +164,21 @@ TEST(RequestParser, JsonEditsTakeDataUrls) {
     expect_error([&] { edit(R"([{"file_id": "file-1"}])"); }, 400, "images[0].image_url");
     ServerLimits one;
     one.max_images = 1;
-    expect_error([&] {
-        parse_image_json(RequestKind::edit,
-                         R"({"prompt": "x", "images": [{"image_url": ")" + png_data_url(64, 64) +
-                             R"("}, {"image_url": ")" + png_data_url(64, 64) + R"("}]})",
-                         one, demo_facts());
-    }, 400, "images");
+    expect_error(
+        [&] {
+            parse_image_json(RequestKind::edit,
+                             R"({"prompt": "x", "images": [{"image_url": ")" + png_data_url(64, 64) +
+                                 R"("}, {"image_url": ")" + png_data_url(64, 64) + R"("}]})",
+                             one, demo_facts());
+        },
+        400, "images");
 }
 
 TEST(RequestParser, MultipartEditsTakeFilesAndTextFields) {
     const std::vector<uint8_t> png = encode_png(Image::blank(64, 80));
     FormData form;
-    form.fields = {{"prompt", "make it blue"}, {"n", "2"}, {"seed", "9"}, {"stream", "true"}, {"guidance_scale", "2.5"}};
+    form.fields = {
+        {"prompt", "make it blue"}, {"n", "2"}, {"seed", "9"}, {"stream", "true"}, {"guidance_scale", "2.5"}};
     form.files.push_back({"image[]", "a.png", std::string(png.begin(), png.end())});
     form.files.push_back({"image[]", "b.png", std::string(png.begin(), png.end())});
     const ImageRequest r = parse_edit_form(form, {}, demo_facts());

@@ -1,12 +1,12 @@
 // UTF-8 validation and base64 (core/text_codec.h), and the image encoders/probe behind the server's responses.
+#include "core/text_codec.h"
+
 #include <gtest/gtest.h>
+#include <webp/decode.h>
 
 #include <random>
 
-#include <webp/decode.h>
-
 #include "core/error.h"
-#include "core/text_codec.h"
 #include "io/image.h"
 #include "io/image_encode.h"
 #include "io/image_probe.h"
@@ -17,18 +17,22 @@ namespace {
 TEST(TextCodec, Utf8AcceptsWellFormedAndRejectsTheRest) {
     EXPECT_TRUE(is_valid_utf8("plain ascii"));
     EXPECT_TRUE(is_valid_utf8("\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xb1"));  // été € 🐱
-    EXPECT_FALSE(is_valid_utf8("\xc3"));              // truncated
-    EXPECT_FALSE(is_valid_utf8("\xe2\x82"));          // truncated
-    EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));          // overlong '/'
-    EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));      // surrogate U+D800
-    EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
-    EXPECT_FALSE(is_valid_utf8("\x80"));              // lone continuation byte
+    EXPECT_FALSE(is_valid_utf8("\xc3"));                                            // truncated
+    EXPECT_FALSE(is_valid_utf8("\xe2\x82"));                                        // truncated
+    EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));                                        // overlong '/'
+    EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));                                    // surrogate U+D800
+    EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));                                // above U+10FFFF
+    EXPECT_FALSE(is_valid_utf8("\x80"));                                            // lone continuation byte
 }
 
 TEST(TextCodec, Base64KnownVectorsRoundTrip) {
     // RFC 4648 section 10.
-    const std::pair<std::string, std::string> vectors[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-                                                           {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+    const std::pair<std::string, std::string> vectors[] = {{"", ""},
+                                                           {"f", "Zg=="},
+                                                           {"fo", "Zm8="},
+                                                           {"foo", "Zm9v"},
+                                                           {"foob", "Zm9vYg=="},
+                                                           {"fooba", "Zm9vYmE="},
                                                            {"foobar", "Zm9vYmFy"}};
     for (const auto& [plain, coded] : vectors) {
         EXPECT_EQ(base64_encode(reinterpret_cast<const uint8_t*>(plain.data()), plain.size()), coded);

@@ -9,10 +9,10 @@
 #include "backend/backend.h"
 #include "backend/communicator.h"
 #include "golden_data.h"
-#include "parallel_test_util.h"
 #include "io/safetensors.h"
 #include "models/flux2/flux2_rank_group.h"
 #include "models/flux2/flux2_transformer.h"
+#include "parallel_test_util.h"
 #include "temp_dir.h"
 #include "test_util.h"
 

@@ -47,7 +47,8 @@ Tensor upsample_mix(const Tensor& x, int64_t s) {
             for (int64_t y = 0; y < H * s; ++y)
                 for (int64_t xx = 0; xx < W * s; ++xx) {
                     float v = 0;
-                    for (int64_t c = 0; c < C; ++c) v += (o + 1.0f) * (c + 1.0f) * x.f32()[((b * C + c) * H + y / s) * W + xx / s];
+                    for (int64_t c = 0; c < C; ++c)
+                        v += (o + 1.0f) * (c + 1.0f) * x.f32()[((b * C + c) * H + y / s) * W + xx / s];
                     out.f32()[((b * 2 + o) * H * s + y) * W * s + xx] = v;
                 }
     return out;

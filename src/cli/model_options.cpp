@@ -41,8 +41,9 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
     cmd->add_option("--text-encoder-out-layers", o.out_layers,
                     "hidden layers stacked (default dev 10 20 30, klein 9 18 27)");
     cmd->add_option("--device", o.device, "auto (a usable GPU, else cpu), cpu, cuda or cuda:N")->capture_default_str();
-    cmd->add_option("--precision", o.precision,
-                    "GPU linear path: fp8 (default on Hopper and newer), bf16, or fp4 (Blackwell, untested on hardware)");
+    cmd->add_option(
+        "--precision", o.precision,
+        "GPU linear path: fp8 (default on Hopper and newer), bf16, or fp4 (Blackwell, untested on hardware)");
     cmd->add_option("--residency", o.residency,
                     "fp8 path: keep NVFP4 weights as fp8 (default) or fp4 (4-bit resident, converted per layer)");
     cmd->add_option("--activations", o.activations, "CPU NVFP4 numerics: w4a16 or w4a4")->capture_default_str();
@@ -78,15 +79,18 @@ void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const Bac
     check(o.parallel == "ulysses" || o.parallel == "tp", "--parallel must be ulysses or tp, got '", o.parallel, "'");
     if (o.gpus == 1) return;
     const bool cpu = rank0.backend().name() == "cpu";
-    check(cpu || options.device == "auto" || options.device == "cuda" || options.device == "cuda:0",
-          "--gpus ", o.gpus, " puts rank r on cuda:r, so rank 0 is cuda:0: --device must be auto, cuda or cuda:0, ",
-          "got '", options.device, "'");
+    check(cpu || options.device == "auto" || options.device == "cuda" || options.device == "cuda:0", "--gpus ", o.gpus,
+          " puts rank r on cuda:r, so rank 0 is cuda:0: --device must be auto, cuda or cuda:0, ", "got '",
+          options.device, "'");
     const Parallelism mode = o.parallel == "ulysses" ? Parallelism::ulysses : Parallelism::tensor;
-    start_rank_group(rank0, o.gpus, mode, [options, cpu](int r) {
-        BackendOptions rank_options = options;
-        rank_options.device = cpu ? "cpu" : str("cuda:", r);
-        return rank_options;
-    }, load);
+    start_rank_group(
+        rank0, o.gpus, mode,
+        [options, cpu](int r) {
+            BackendOptions rank_options = options;
+            rank_options.device = cpu ? "cpu" : str("cuda:", r);
+            return rank_options;
+        },
+        load);
 }
 
 }  // namespace flux2::cli

@@ -1,10 +1,9 @@
 #pragma once
 // The flags that choose a model and how it runs, shared by `generate` and `serve` so that both resolve components
 // and pick backends the same way.
+#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "backend/backend.h"
 #include "models/flux2/flux2_rank_group.h"
@@ -19,7 +18,7 @@ struct ModelOptions {
     std::vector<int> out_layers;
     std::string device = "auto", precision, activations = "w4a16", residency;
     bool no_cuda_graphs = false;
-    bool vae_tiling = false;  // --vae-tiling: always tile the VAE (it also tiles by itself above a size)
+    bool vae_tiling = false;         // --vae-tiling: always tile the VAE (it also tiles by itself above a size)
     std::vector<std::string> loras;  // --lora FILE[:STRENGTH], repeatable
     int threads = 0;
 

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <chrono>
 #include <thread>
 
@@ -75,7 +74,8 @@ void run_serve(ServeArgs a) {
     server::ImageService service(a.service);
     server::HttpServer http(service, a.http);
     http.bind();
-    log_info("listening on http://", a.http.host, ":", http.port(), " (loading the models; /health says ok when ready)");
+    log_info("listening on http://", a.http.host, ":", http.port(),
+             " (loading the models; /health says ok when ready)");
     std::thread serving([&] { http.serve(); });
 
     std::atomic<bool> stopping{false};
@@ -135,14 +135,17 @@ void register_serve(CLI::App& app) {
     add_model_options(cmd, a->model);
     cmd->add_option("--host", a->http.host, "address to listen on (127.0.0.1: this machine only; 0.0.0.0: all)")
         ->capture_default_str();
-    cmd->add_option("--port", a->http.port, "TCP port (0: any free one, logged)")->capture_default_str()->check(CLI::Range(0, 65535));
+    cmd->add_option("--port", a->http.port, "TCP port (0: any free one, logged)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 65535));
     cmd->add_option("--api-key", a->http.api_key,
                     "require 'Authorization: Bearer KEY' on every route but /, /health and /health/live")
         ->envname("FLUX2_API_KEY");
     cmd->add_option("--max-queue", a->service.limits.max_queue, "jobs waiting behind the running one; more get 429")
         ->capture_default_str();
     cmd->add_option("--max-body-mb", a->max_body_mb, "largest request body in MiB (413 beyond)")->capture_default_str();
-    cmd->add_option("--max-pixels", a->service.limits.max_pixels, "largest width x height of an output image (422 beyond)")
+    cmd->add_option("--max-pixels", a->service.limits.max_pixels,
+                    "largest width x height of an output image (422 beyond)")
         ->capture_default_str();
     cmd->add_option("--max-images", a->service.limits.max_images, "reference images per edit request")
         ->capture_default_str();
@@ -157,7 +160,8 @@ void register_serve(CLI::App& app) {
                     "folder requests and /v1/set_lora may load LoRA files from (paths relative to it); without it\n"
                     "only the adapters given with --lora can be chosen, by name");
     cmd->add_option("--model-id", a->service.model_id, "the model's name in /v1/models (default: from its path)");
-    cmd->add_option("--http-threads", a->http.threads, "connections served at once")->capture_default_str()
+    cmd->add_option("--http-threads", a->http.threads, "connections served at once")
+        ->capture_default_str()
         ->check(CLI::Range(4, 1024));
     cmd->callback([a] { run_serve(*a); });
 }

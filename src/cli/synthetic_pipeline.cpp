@@ -85,8 +85,10 @@ SyntheticPipelineSpec real_size_pipeline_spec(const std::string& preset, uint64_
     const int64_t width = s.transformer.joint_attention_dim / 3;
     if (preset == "dev" || small_text_encoder)
         s.text_encoder = qwen3_config(width, preset == "dev" ? 30 : 36, 8, 8, 128, 512);  // stand-in (dev: Mistral)
-    else if (preset == "klein-4b") s.text_encoder = qwen3_config(2560, 36, 32, 8, 128, 9728);  // Qwen3-4B
-    else s.text_encoder = qwen3_config(4096, 36, 32, 8, 128, 12288);                           // Qwen3-8B
+    else if (preset == "klein-4b")
+        s.text_encoder = qwen3_config(2560, 36, 32, 8, 128, 9728);  // Qwen3-4B
+    else
+        s.text_encoder = qwen3_config(4096, 36, 32, 8, 128, 12288);  // Qwen3-8B
     const int64_t layers = s.text_encoder["num_hidden_layers"].get<int64_t>();
     s.text_encoder_layers = {layers};
     check(s.transformer.joint_attention_dim == 3 * s.text_encoder["hidden_size"].get<int64_t>(),
@@ -104,8 +106,10 @@ void write_synthetic_pipeline(const fs::path& dir, const SyntheticPipelineSpec& 
     fs::create_directories(dir / "tokenizer");
 
     const fs::path tokenizer_src = assets_dir() / "qwen3-tokenizer";
-    check(fs::exists(tokenizer_src / "tokenizer.json.gz"), "synthetic pipelines need the Qwen3 tokenizer of the "
-          "source tree at ", tokenizer_src.string(), " (set FLUX2_ASSETS to the project's assets/ folder)");
+    check(fs::exists(tokenizer_src / "tokenizer.json.gz"),
+          "synthetic pipelines need the Qwen3 tokenizer of the "
+          "source tree at ",
+          tokenizer_src.string(), " (set FLUX2_ASSETS to the project's assets/ folder)");
     for (const char* f : {"tokenizer.json.gz", "tokenizer_config.json"})
         fs::copy_file(tokenizer_src / f, dir / "tokenizer" / f, fs::copy_options::overwrite_existing);
 
@@ -124,10 +128,9 @@ void write_synthetic_pipeline(const fs::path& dir, const SyntheticPipelineSpec& 
         vae_weights.write((dir / "vae" / "diffusion_pytorch_model.safetensors").string());
     }
     write_synthetic_transformer((dir / "transformer" / s.transformer_file).string(), s.transformer, s.seed + 2);
-    const nlohmann::json index =
-        s.transformer.guidance_embeds
-            ? nlohmann::json{{"_class_name", "Flux2Pipeline"}}
-            : nlohmann::json{{"_class_name", "Flux2KleinPipeline"}, {"is_distilled", true}};
+    const nlohmann::json index = s.transformer.guidance_embeds
+                                     ? nlohmann::json{{"_class_name", "Flux2Pipeline"}}
+                                     : nlohmann::json{{"_class_name", "Flux2KleinPipeline"}, {"is_distilled", true}};
     nlohmann::json with_note = index;
     with_note["_flux2cpp_note"] = "random weights: images are noise";
     write_json(dir / "model_index.json", with_note);

@@ -5,22 +5,21 @@
 // whole pipeline and the server on a GPU. Pictures made with them are noise.
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "models/flux2/flux2_config.h"
 
 namespace flux2::cli {
 
 struct SyntheticPipelineSpec {
-    Flux2Config transformer;         // joint_attention_dim must be 3 x the text encoder's hidden size
-    nlohmann::json text_encoder;     // a Qwen3 config.json
+    Flux2Config transformer;                   // joint_attention_dim must be 3 x the text encoder's hidden size
+    nlohmann::json text_encoder;               // a Qwen3 config.json
     std::vector<int64_t> text_encoder_layers;  // the hidden layers its load declares (and so the file holds)
-    nlohmann::json vae;              // an AutoencoderKLFlux2 config.json
+    nlohmann::json vae;                        // an AutoencoderKLFlux2 config.json
     uint64_t seed = 0;
-    std::string transformer_file;    // file name inside transformer/
+    std::string transformer_file;  // file name inside transformer/
 };
 
 // The built-in demo: klein-style, D 256, a 64-wide 28-layer text encoder, a small VAE.
@@ -31,7 +30,8 @@ SyntheticPipelineSpec demo_pipeline_spec();
 // written in minutes and fits the GPU machine's disk; its prompt-encoding time is not Mistral's).
 // small_text_encoder: klein too gets the stand-in kind of encoder (its real width, 8 heads, MLP 512), for step and
 // server timing where prompt encoding does not matter and a smaller folder is written faster.
-SyntheticPipelineSpec real_size_pipeline_spec(const std::string& preset, uint64_t seed, bool small_text_encoder = false);
+SyntheticPipelineSpec real_size_pipeline_spec(const std::string& preset, uint64_t seed,
+                                              bool small_text_encoder = false);
 
 // Writes the folder at `dir` (which must not exist yet, or is replaced).
 void write_synthetic_pipeline(const std::filesystem::path& dir, const SyntheticPipelineSpec& spec);

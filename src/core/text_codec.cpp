@@ -14,10 +14,14 @@ bool is_valid_utf8(std::string_view s) {
         }
         int extra;
         uint32_t cp, min;
-        if ((c >> 5) == 0x6) extra = 1, cp = c & 0x1F, min = 0x80;
-        else if ((c >> 4) == 0xE) extra = 2, cp = c & 0x0F, min = 0x800;
-        else if ((c >> 3) == 0x1E) extra = 3, cp = c & 0x07, min = 0x10000;
-        else return false;
+        if ((c >> 5) == 0x6)
+            extra = 1, cp = c & 0x1F, min = 0x80;
+        else if ((c >> 4) == 0xE)
+            extra = 2, cp = c & 0x0F, min = 0x800;
+        else if ((c >> 3) == 0x1E)
+            extra = 3, cp = c & 0x07, min = 0x10000;
+        else
+            return false;
         if (s.size() - i <= static_cast<size_t>(extra)) return false;  // truncated sequence
         for (int k = 1; k <= extra; ++k) {
             const auto cc = static_cast<unsigned char>(s[i + k]);

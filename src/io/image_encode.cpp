@@ -7,9 +7,9 @@
 namespace flux2 {
 
 void check_encodable(const Image& image, const char* who) {
-    check(image.width > 0 && image.height > 0 &&
-              image.rgb.size() == static_cast<size_t>(image.width) * image.height * 3,
-          who, ": image of ", image.width, "x", image.height, " has ", image.rgb.size(), " bytes");
+    check(
+        image.width > 0 && image.height > 0 && image.rgb.size() == static_cast<size_t>(image.width) * image.height * 3,
+        who, ": image of ", image.width, "x", image.height, " has ", image.rgb.size(), " bytes");
 }
 
 ImageFormat parse_image_format(const std::string& name) {
@@ -21,18 +21,24 @@ ImageFormat parse_image_format(const std::string& name) {
 
 const char* image_format_name(ImageFormat format) {
     switch (format) {
-        case ImageFormat::png: return "png";
-        case ImageFormat::jpeg: return "jpeg";
-        case ImageFormat::webp: return "webp";
+        case ImageFormat::png:
+            return "png";
+        case ImageFormat::jpeg:
+            return "jpeg";
+        case ImageFormat::webp:
+            return "webp";
     }
     return "?";
 }
 
 const char* image_format_mime_type(ImageFormat format) {
     switch (format) {
-        case ImageFormat::png: return "image/png";
-        case ImageFormat::jpeg: return "image/jpeg";
-        case ImageFormat::webp: return "image/webp";
+        case ImageFormat::png:
+            return "image/png";
+        case ImageFormat::jpeg:
+            return "image/jpeg";
+        case ImageFormat::webp:
+            return "image/webp";
     }
     return "application/octet-stream";
 }
@@ -56,9 +62,12 @@ std::vector<uint8_t> encode_webp(const Image& image, int quality) {
 
 std::vector<uint8_t> encode_image(const Image& image, ImageFormat format, int quality, const ImageText& text) {
     switch (format) {
-        case ImageFormat::png: return encode_png(image, text);
-        case ImageFormat::jpeg: return encode_jpeg(image, quality);
-        case ImageFormat::webp: return encode_webp(image, quality);
+        case ImageFormat::png:
+            return encode_png(image, text);
+        case ImageFormat::jpeg:
+            return encode_jpeg(image, quality);
+        case ImageFormat::webp:
+            return encode_webp(image, quality);
     }
     fail("encode_image: unknown format");
 }

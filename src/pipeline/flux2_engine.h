@@ -32,7 +32,7 @@ struct EngineRequest {
     int width = 0, height = 0;    // 0: the first reference's processed size, else 1024
     int num_steps = 0;            // 0: the variant's default
     std::optional<float> guidance_scale;
-    uint64_t seed = 0;            // image b uses seed + b, unless seeds has one per image
+    uint64_t seed = 0;  // image b uses seed + b, unless seeds has one per image
     std::vector<uint64_t> seeds;
     int num_images = 1;
     int max_sequence_length = 512;

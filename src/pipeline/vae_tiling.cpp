@@ -11,8 +11,10 @@ namespace flux2 {
 bool VaeTiling::applies(int64_t height, int64_t width) const { return force || height * width > auto_above_pixels; }
 
 void VaeTiling::validate() const {
-    check(tile > 0 && overlap >= 0 && overlap < tile, "VAE tiling: expected tile > overlap >= 0 (latent pixels), got "
-          "tile ", tile, ", overlap ", overlap);
+    check(tile > 0 && overlap >= 0 && overlap < tile,
+          "VAE tiling: expected tile > overlap >= 0 (latent pixels), got "
+          "tile ",
+          tile, ", overlap ", overlap);
 }
 
 std::vector<int64_t> tile_starts(int64_t n, int64_t tile, int64_t overlap) {
@@ -67,8 +69,8 @@ std::string reason(const VaeTiling& t, int64_t height, int64_t width) {
 Tensor run_tiled(const Tensor& x, int64_t grid_h, int64_t grid_w, int64_t in_scale, int64_t out_scale,
                  const VaeTiling& tiling, const std::function<Tensor(const Tensor&)>& fn) {
     tiling.validate();
-    check(x.ndim() == 4 && x.dim(2) == grid_h * in_scale && x.dim(3) == grid_w * in_scale, "VAE tiling: expected [B, C, ",
-          grid_h * in_scale, ", ", grid_w * in_scale, "], got ", shape_str(x.shape()));
+    check(x.ndim() == 4 && x.dim(2) == grid_h * in_scale && x.dim(3) == grid_w * in_scale,
+          "VAE tiling: expected [B, C, ", grid_h * in_scale, ", ", grid_w * in_scale, "], got ", shape_str(x.shape()));
     const std::vector<int64_t> ys = tile_starts(grid_h, tiling.tile, tiling.overlap);
     const std::vector<int64_t> xs = tile_starts(grid_w, tiling.tile, tiling.overlap);
     const int64_t th = std::min(grid_h, tiling.tile), tw = std::min(grid_w, tiling.tile);
@@ -121,8 +123,9 @@ Tensor encode_mean_tiled(const Flux2Vae& vae, const Tensor& image, const VaeTili
 Tensor vae_decode(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling) {
     const int64_t f = vae.config().scale_factor();
     if (z.ndim() != 4 || !tiling.applies(z.dim(2) * f, z.dim(3) * f)) return vae.decode(z);
-    log_info("VAE decode in ", layout(tile_starts(z.dim(2), tiling.tile, tiling.overlap),
-                                      tile_starts(z.dim(3), tiling.tile, tiling.overlap), tiling, f),
+    log_info("VAE decode in ",
+             layout(tile_starts(z.dim(2), tiling.tile, tiling.overlap),
+                    tile_starts(z.dim(3), tiling.tile, tiling.overlap), tiling, f),
              " (", reason(tiling, z.dim(2) * f, z.dim(3) * f), ")");
     return decode_tiled(vae, z, tiling);
 }
@@ -132,8 +135,9 @@ Tensor vae_encode_mean(const Flux2Vae& vae, const Tensor& image, const VaeTiling
     if (image.ndim() != 4 || image.dim(2) % f != 0 || image.dim(3) % f != 0 ||
         !tiling.applies(image.dim(2), image.dim(3)))
         return vae.encode_mean(image);  // encode_mean reports a malformed image
-    log_info("VAE encode in ", layout(tile_starts(image.dim(2) / f, tiling.tile, tiling.overlap),
-                                      tile_starts(image.dim(3) / f, tiling.tile, tiling.overlap), tiling, f),
+    log_info("VAE encode in ",
+             layout(tile_starts(image.dim(2) / f, tiling.tile, tiling.overlap),
+                    tile_starts(image.dim(3) / f, tiling.tile, tiling.overlap), tiling, f),
              " (", reason(tiling, image.dim(2), image.dim(3)), ")");
     return encode_mean_tiled(vae, image, tiling);
 }

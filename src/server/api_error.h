@@ -2,10 +2,9 @@
 // An error answered to an API client in OpenAI's shape: {"error": {"message", "type", "param", "code"}} with an HTTP
 // status. Request parsing and the job queue throw it; the HTTP layer writes it. Anything else that escapes a handler
 // is a server fault (500) and is logged.
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 
@@ -13,7 +12,10 @@ namespace flux2::server {
 
 struct ApiError : std::runtime_error {
     ApiError(int status, std::string type, std::string code, std::string param, const std::string& message)
-        : std::runtime_error(message), status(status), type(std::move(type)), code(std::move(code)),
+        : std::runtime_error(message),
+          status(status),
+          type(std::move(type)),
+          code(std::move(code)),
           param(std::move(param)) {}
     int status;
     std::string type;   // invalid_request_error, authentication_error, not_found_error, rate_limit_error, server_error

@@ -26,12 +26,17 @@ bool same_key(const std::string& a, const std::string& b) {
 // Errors httplib produces itself (malformed request line, oversized body, unknown route) get OpenAI's body too.
 ApiError error_for_status(int status, const httplib::Request& req) {
     switch (status) {
-        case 400: return bad_request("", "invalid_request", "malformed HTTP request");
-        case 404: return not_found("not_found", "no route " + req.method + " " + req.path.substr(0, 200));
-        case 413: return ApiError(413, "invalid_request_error", "payload_too_large", "", "the request body is too large");
-        case 414: return ApiError(414, "invalid_request_error", "uri_too_long", "", "the request URI is too long");
-        default: return ApiError(status, status >= 500 ? "server_error" : "invalid_request_error", "http_error", "",
-                                 "HTTP error " + std::to_string(status));
+        case 400:
+            return bad_request("", "invalid_request", "malformed HTTP request");
+        case 404:
+            return not_found("not_found", "no route " + req.method + " " + req.path.substr(0, 200));
+        case 413:
+            return ApiError(413, "invalid_request_error", "payload_too_large", "", "the request body is too large");
+        case 414:
+            return ApiError(414, "invalid_request_error", "uri_too_long", "", "the request URI is too long");
+        default:
+            return ApiError(status, status >= 500 ? "server_error" : "invalid_request_error", "http_error", "",
+                            "HTTP error " + std::to_string(status));
     }
 }
 
@@ -44,7 +49,8 @@ struct HttpServer::Impl {
     int port = -1;
 };
 
-HttpServer::HttpServer(ImageService& service, HttpOptions options) : impl_(new Impl{service, std::move(options), {}, -1}) {
+HttpServer::HttpServer(ImageService& service, HttpOptions options)
+    : impl_(new Impl{service, std::move(options), {}, -1}) {
     Impl& m = *impl_;
     httplib::Server& http = m.http;
     const int threads = m.options.threads;
@@ -84,14 +90,15 @@ HttpServer::HttpServer(ImageService& service, HttpOptions options) : impl_(new I
         const std::string method = req.method == "HEAD" ? "GET" : req.method;
         if (!allowed.empty() && method != allowed) {
             res.set_header("Allow", allowed);
-            write_error(res, ApiError(405, "invalid_request_error", "method_not_allowed", "",
-                                      req.method.substr(0, 16) + " is not allowed on " + req.path + "; use " + allowed));
+            write_error(res,
+                        ApiError(405, "invalid_request_error", "method_not_allowed", "",
+                                 req.method.substr(0, 16) + " is not allowed on " + req.path + "; use " + allowed));
             return httplib::Server::HandlerResponse::Handled;
         }
         return httplib::Server::HandlerResponse::Unhandled;
     });
-    http.set_error_handler(httplib::Server::HandlerWithResponse(
-        [](const httplib::Request& req, httplib::Response& res) {
+    http.set_error_handler(
+        httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
             if (!res.body.empty() || res.status == 499) return httplib::Server::HandlerResponse::Unhandled;
             write_error(res, error_for_status(res.status, req));
             return httplib::Server::HandlerResponse::Handled;
@@ -111,9 +118,10 @@ HttpServer::HttpServer(ImageService& service, HttpOptions options) : impl_(new I
         write_error(res, ApiError(500, "server_error", "internal_error", "", "internal server error: " + what));
     });
     http.set_logger([&m](const httplib::Request& req, const httplib::Response& res) {
-        const double seconds = request_start == std::chrono::steady_clock::time_point{}
-                                    ? 0.0
-                                    : std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start).count();
+        const double seconds =
+            request_start == std::chrono::steady_clock::time_point{}
+                ? 0.0
+                : std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start).count();
         request_start = {};
         const std::string endpoint = endpoint_label(req.path);
         m.service.metrics().count_request(endpoint, res.status, seconds);
@@ -137,8 +145,10 @@ HttpServer::~HttpServer() = default;
 
 void HttpServer::bind() {
     Impl& m = *impl_;
-    if (m.options.port == 0) m.port = m.http.bind_to_any_port(m.options.host);
-    else m.port = m.http.bind_to_port(m.options.host, m.options.port) ? m.options.port : -1;
+    if (m.options.port == 0)
+        m.port = m.http.bind_to_any_port(m.options.host);
+    else
+        m.port = m.http.bind_to_port(m.options.host, m.options.port) ? m.options.port : -1;
     check(m.port > 0, "cannot listen on ", m.options.host, ":", m.options.port,
           " (address in use, or not an address of this machine); choose another --host/--port");
 }

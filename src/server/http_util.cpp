@@ -72,8 +72,10 @@ void note_request_socket(const httplib::Request& req) {
             getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0)
             continue;
         auto port_of = [](const sockaddr_storage& a) {
-            if (a.ss_family == AF_INET) return static_cast<int>(ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port));
-            if (a.ss_family == AF_INET6) return static_cast<int>(ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port));
+            if (a.ss_family == AF_INET)
+                return static_cast<int>(ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port));
+            if (a.ss_family == AF_INET6)
+                return static_cast<int>(ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port));
             return -1;
         };
         if (port_of(local) == req.local_port && port_of(peer) == req.remote_port) {

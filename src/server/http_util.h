@@ -1,10 +1,10 @@
 #pragma once
 // Small pieces every route shares: JSON and error responses, the route table for 405s and metrics labels, and the
 // check whether the client of the current request has gone away. Only server/*.cpp include this (and httplib).
-#include <string>
-
 #include <httplib.h>
+
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "server/api_error.h"
 

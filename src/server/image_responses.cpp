@@ -12,7 +12,8 @@ using nlohmann::json;
 
 namespace {
 int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 std::string size_text(const EngineResult& r) { return std::to_string(r.width) + "x" + std::to_string(r.height); }

@@ -1,9 +1,8 @@
 #pragma once
 // A finished job as the OpenAI images API answers it: the JSON body (b64_json or url per image, usage, timings),
 // the streamed events, and the Server-Timing header.
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "server/image_service.h"
 

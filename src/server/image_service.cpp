@@ -2,17 +2,19 @@
 
 #include <filesystem>
 
-#include "models/lora/lora_registry.h"
-
 #include "core/log.h"
+#include "models/lora/lora_registry.h"
 
 namespace flux2::server {
 
 const char* health_name(Health h) {
     switch (h) {
-        case Health::loading: return "loading";
-        case Health::ok: return "ok";
-        case Health::shutting_down: return "shutting_down";
+        case Health::loading:
+            return "loading";
+        case Health::ok:
+            return "ok";
+        case Health::shutting_down:
+            return "shutting_down";
     }
     return "?";
 }
@@ -53,8 +55,9 @@ std::shared_ptr<Job> ImageService::submit(ImageRequest request) {
 
 std::string ImageService::load_lora(const std::string& path, const std::string& param, const std::string& name) {
     if (options_.lora_dir.empty())
-        throw bad_request(param, "invalid_value", "this server loads no LoRA files from requests (start it with "
-                                                  "--lora-dir); name an adapter it already has instead");
+        throw bad_request(param, "invalid_value",
+                          "this server loads no LoRA files from requests (start it with "
+                          "--lora-dir); name an adapter it already has instead");
     namespace fs = std::filesystem;
     std::error_code ec;
     const fs::path root = fs::canonical(options_.lora_dir, ec);
@@ -83,7 +86,8 @@ std::vector<std::pair<std::string, float>> ImageService::resolve_loras(const Ima
         const LoraChoice& c = (*request.loras)[i];
         const std::string param = str("lora[", i, "]");
         std::string name = c.name;
-        if (!c.path.empty()) name = load_lora(c.path, param + ".path");
+        if (!c.path.empty())
+            name = load_lora(c.path, param + ".path");
         else if (!engine_->lora_registry().find(name))
             throw bad_request(param + ".name", "invalid_value", "no LoRA named '", name.substr(0, 200),
                               "' is loaded (GET /v1/loras lists them)");
@@ -111,8 +115,11 @@ nlohmann::json ImageService::lora_listing() const {
     for (const std::string& name : engine_->lora_registry().names()) {
         auto adapter = engine_->lora_registry().find(name);
         if (!adapter) continue;
-        nlohmann::json item = {{"name", name}, {"path", adapter->path}, {"format", adapter->format_label()},
-                               {"layers", adapter->layers.size()}, {"active", false}};
+        nlohmann::json item = {{"name", name},
+                               {"path", adapter->path},
+                               {"format", adapter->format_label()},
+                               {"layers", adapter->layers.size()},
+                               {"active", false}};
         for (const auto& [n, strength] : active)
             if (n == name) item["active"] = true, item["strength"] = strength;
         data.push_back(std::move(item));

@@ -6,11 +6,10 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "pipeline/flux2_engine.h"
 #include "server/image_store.h"
@@ -25,7 +24,7 @@ struct ServiceOptions {
     size_t url_max = 64;                // --url-max
     std::string model_id;               // --model-id; empty: named after the model's path
     int default_width = 1024, default_height = 1024;
-    std::string lora_dir;               // --lora-dir: where requests may load LoRA files from; empty: nowhere
+    std::string lora_dir;  // --lora-dir: where requests may load LoRA files from; empty: nowhere
 };
 
 enum class Health { loading, ok, shutting_down };
@@ -79,7 +78,8 @@ private:
     std::atomic<int64_t> peak_memory_bytes_{0};
     mutable std::mutex lora_mutex_;
     std::vector<std::pair<std::string, float>> default_loras_;
-    std::vector<std::pair<std::string, float>> applied_loras_;  // what the model has attached (worker only)  // read by /metrics without touching the worker's backend
+    std::vector<std::pair<std::string, float>> applied_loras_;  // what the model has attached (worker only)  // read by
+                                                                // /metrics without touching the worker's backend
     ImageStore store_;
     Metrics metrics_;
     JobQueue queue_;  // last: its worker uses the members above and is joined first

@@ -8,11 +8,16 @@ namespace flux2::server {
 
 const char* job_state_name(JobState s) {
     switch (s) {
-        case JobState::queued: return "queued";
-        case JobState::running: return "running";
-        case JobState::completed: return "completed";
-        case JobState::failed: return "failed";
-        case JobState::cancelled: return "cancelled";
+        case JobState::queued:
+            return "queued";
+        case JobState::running:
+            return "running";
+        case JobState::completed:
+            return "completed";
+        case JobState::failed:
+            return "failed";
+        case JobState::cancelled:
+            return "cancelled";
     }
     return "?";
 }
@@ -99,9 +104,9 @@ std::shared_ptr<Job> JobQueue::submit(std::string id, ImageRequest request) {
     std::lock_guard lock(mutex_);
     if (closed_) throw unavailable("shutting_down");
     if (waiting_.size() >= max_waiting_) {
-        ApiError e(429, "rate_limit_error", "queue_full", "",
-                   str("the queue is full (", waiting_.size(), " jobs waiting, --max-queue ", max_waiting_,
-                       "); retry later"));
+        ApiError e(
+            429, "rate_limit_error", "queue_full", "",
+            str("the queue is full (", waiting_.size(), " jobs waiting, --max-queue ", max_waiting_, "); retry later"));
         e.retry_after_seconds = 1 + static_cast<int>(waiting_.size());
         throw e;
     }

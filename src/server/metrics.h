@@ -14,7 +14,7 @@ namespace flux2::server {
 class Histogram {
 public:
     static constexpr std::array<double, 14> kBounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                                       1,     2.5,  5,     10,   30,  60,  300};
+                                                       1,     2.5,  5,     10,   30,  60,   300};
     void observe(double seconds);
     // The _bucket / _sum / _count lines of `name` with `labels` (e.g. endpoint="/v1/...") inside the braces.
     std::string render(const std::string& name, const std::string& labels) const;

@@ -3,9 +3,8 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
-#include <optional>
-
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/text_codec.h"
 #include "io/image_probe.h"
@@ -58,7 +57,8 @@ public:
         const json* v = get(key);
         if (!v) return std::nullopt;
         double d;
-        if (v->is_number()) d = v->get<double>();
+        if (v->is_number())
+            d = v->get<double>();
         else if (form_ && v->is_string()) {
             const std::string& s = v->get_ref<const std::string&>();
             auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
@@ -87,7 +87,8 @@ public:
     // A seed: 0 .. 2^64 - 1.
     static std::optional<uint64_t> as_seed(const json& v, bool form) {
         if (v.is_number_unsigned()) return v.get<uint64_t>();
-        if (v.is_number_integer()) return v.get<int64_t>() >= 0 ? std::optional<uint64_t>(v.get<int64_t>()) : std::nullopt;
+        if (v.is_number_integer())
+            return v.get<int64_t>() >= 0 ? std::optional<uint64_t>(v.get<int64_t>()) : std::nullopt;
         if (form && v.is_string()) {
             const std::string& s = v.get_ref<const std::string&>();
             uint64_t n;
@@ -134,7 +135,8 @@ std::pair<int64_t, int64_t> parse_size(const std::string& s) {
         int64_t n = -1;
         auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), n);
         if (ec != std::errc() || end != part.data() + part.size() || part.empty() || n <= 0)
-            throw bad_request("size", "invalid_value", "'size' must be \"WIDTHxHEIGHT\" (e.g. \"1024x768\") or \"auto\", got \"",
+            throw bad_request("size", "invalid_value",
+                              "'size' must be \"WIDTHxHEIGHT\" (e.g. \"1024x768\") or \"auto\", got \"",
                               s.substr(0, 64), "\"");
         return n;
     };
@@ -143,8 +145,7 @@ std::pair<int64_t, int64_t> parse_size(const std::string& s) {
 }
 
 void check_side(const std::string& param, int64_t side) {
-    if (side % 16 != 0 || side < 16)
-        throw bad_size(param, "image sides must be positive multiples of 16, got ", side);
+    if (side % 16 != 0 || side < 16) throw bad_size(param, "image sides must be positive multiples of 16, got ", side);
 }
 
 // Decoded reference images, and the size the pipeline gives the first (the output size when none is asked for).
@@ -174,12 +175,14 @@ void add_reference(References& refs, const uint8_t* data, size_t size, const std
 
 void add_data_url(References& refs, const std::string& url, const std::string& param, const ServerLimits& limits) {
     if (url.starts_with("http://") || url.starts_with("https://"))
-        throw bad_request(param, "invalid_value", "remote image URLs are not fetched; send the image as a data URL "
-                                                  "(data:image/png;base64,...) or use multipart upload");
+        throw bad_request(param, "invalid_value",
+                          "remote image URLs are not fetched; send the image as a data URL "
+                          "(data:image/png;base64,...) or use multipart upload");
     const size_t comma = url.find(',');
     if (!url.starts_with("data:") || comma == std::string::npos ||
         std::string_view(url).substr(0, comma).find(";base64") == std::string_view::npos)
-        throw bad_request(param, "invalid_value", "'", param, "' must be a base64 data URL (data:image/png;base64,...)");
+        throw bad_request(param, "invalid_value", "'", param,
+                          "' must be a base64 data URL (data:image/png;base64,...)");
     std::optional<std::vector<uint8_t>> bytes = base64_decode(std::string_view(url).substr(comma + 1));
     if (!bytes) throw bad_request(param, "invalid_value", "'", param, "' holds invalid base64");
     add_reference(refs, bytes->data(), bytes->size(), param, limits);
@@ -187,7 +190,8 @@ void add_data_url(References& refs, const std::string& url, const std::string& p
 
 References json_images(const Fields& f, const ServerLimits& limits) {
     const json* images = f.get("images");
-    if (!images) throw bad_request("images", "missing_field", "an edit needs 'images': [{\"image_url\": \"data:...\"}]");
+    if (!images)
+        throw bad_request("images", "missing_field", "an edit needs 'images': [{\"image_url\": \"data:...\"}]");
     if (!images->is_array() || images->empty())
         throw bad_request("images", "invalid_type", "'images' must be a non-empty array of {\"image_url\": ...}");
     if (static_cast<int64_t>(images->size()) > limits.max_images)
@@ -228,8 +232,8 @@ std::vector<uint64_t> parse_seeds(const Fields& f, int n) {
     return seeds;
 }
 
-ImageRequest parse_fields(RequestKind kind, const Fields& f, References references,
-                          const ServerLimits& limits, const ModelFacts& model) {
+ImageRequest parse_fields(RequestKind kind, const Fields& f, References references, const ServerLimits& limits,
+                          const ModelFacts& model) {
     ImageRequest r;
     r.kind = kind;
     EngineRequest& e = r.engine;
@@ -248,7 +252,8 @@ ImageRequest parse_fields(RequestKind kind, const Fields& f, References referenc
     }
     if (auto fmt = f.text("output_format", 32)) {
         if (*fmt != "png" && *fmt != "jpeg" && *fmt != "webp")
-            throw bad_request("output_format", "invalid_value", "'output_format' must be \"png\", \"jpeg\" or \"webp\"");
+            throw bad_request("output_format", "invalid_value",
+                              "'output_format' must be \"png\", \"jpeg\" or \"webp\"");
         r.output_format = parse_image_format(*fmt);
     }
     r.output_compression = static_cast<int>(f.integer("output_compression", 0, 100).value_or(100));
@@ -267,8 +272,8 @@ ImageRequest parse_fields(RequestKind kind, const Fields& f, References referenc
     check_side(w_param, w);
     check_side(h_param, h);
     if (w * h > limits.max_pixels)
-        throw bad_size(w_param == "size" ? "size" : "width", w, "x", h, " is ", w * h, " pixels; this server allows at most ",
-                       limits.max_pixels, " per image (--max-pixels)");
+        throw bad_size(w_param == "size" ? "size" : "width", w, "x", h, " is ", w * h,
+                       " pixels; this server allows at most ", limits.max_pixels, " per image (--max-pixels)");
     e.width = static_cast<int>(w);
     e.height = static_cast<int>(h);
 
@@ -308,9 +313,11 @@ ImageRequest parse_fields(RequestKind kind, const Fields& f, References referenc
 std::vector<LoraChoice> parse_lora_list(const json& value, const ServerLimits& limits, const std::string& param) {
     const json list = value.is_object() ? json::array({value}) : value;
     if (!list.is_array())
-        throw bad_request(param, "invalid_type", "'", param, "' must be a list of {\"name\" or \"path\", \"strength\"}");
+        throw bad_request(param, "invalid_type", "'", param,
+                          "' must be a list of {\"name\" or \"path\", \"strength\"}");
     if (static_cast<int>(list.size()) > limits.max_loras)
-        throw bad_request(param, "invalid_value", "at most ", limits.max_loras, " LoRAs per request, got ", list.size());
+        throw bad_request(param, "invalid_value", "at most ", limits.max_loras, " LoRAs per request, got ",
+                          list.size());
     std::vector<LoraChoice> out;
     for (size_t i = 0; i < list.size(); ++i) {
         const std::string at = str(param, "[", i, "]");
@@ -320,7 +327,8 @@ std::vector<LoraChoice> parse_lora_list(const json& value, const ServerLimits& l
         c.name = f.text("name", 256).value_or("");
         c.path = f.text("path", 4096).value_or("");
         if (c.name.empty() == c.path.empty())
-            throw bad_request(at, "invalid_value", "'", at, "' needs exactly one of \"name\" (a loaded adapter) or \"path\"");
+            throw bad_request(at, "invalid_value", "'", at,
+                              "' needs exactly one of \"name\" (a loaded adapter) or \"path\"");
         try {
             c.strength = static_cast<float>(f.number("strength", -10.0, 10.0).value_or(1.0));
         } catch (ApiError& e) {
@@ -337,9 +345,12 @@ int json_nesting_depth(std::string_view body) {
     bool in_string = false, escaped = false;
     for (char c : body) {
         if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
         } else if (c == '"') {
             in_string = true;
         } else if (c == '[' || c == '{') {
@@ -393,7 +404,8 @@ ImageRequest parse_edit_form(const FormData& form, const ServerLimits& limits, c
         add_reference(refs, reinterpret_cast<const uint8_t*>(file.content.data()), file.content.size(), param, limits);
         ++index;
     }
-    if (refs.images.empty()) throw bad_request("image", "missing_field", "an edit needs at least one 'image' (or 'image[]') file");
+    if (refs.images.empty())
+        throw bad_request("image", "missing_field", "an edit needs at least one 'image' (or 'image[]') file");
     return parse_fields(RequestKind::edit, Fields(obj, true), std::move(refs), limits, model);
 }
 

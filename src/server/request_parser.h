@@ -3,11 +3,10 @@
 // no sockets, no model; tested directly. One reader per field kind is shared by generations, edits and their form
 // variant, so every route checks a field the same way.
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "server/api_error.h"
 #include "server/image_request.h"
@@ -30,7 +29,8 @@ ImageRequest parse_image_json(RequestKind kind, std::string_view body, const Ser
 ImageRequest parse_edit_form(const FormData& form, const ServerLimits& limits, const ModelFacts& model);
 
 // A `lora` value: [{"name" | "path", "strength"}, ...] (or one such object). `param` names the field in errors.
-std::vector<LoraChoice> parse_lora_list(const nlohmann::json& value, const ServerLimits& limits, const std::string& param);
+std::vector<LoraChoice> parse_lora_list(const nlohmann::json& value, const ServerLimits& limits,
+                                        const std::string& param);
 
 // A request body that must be one JSON object nesting at most `max_depth` levels; 400 invalid_json otherwise.
 nlohmann::json parse_json_object(std::string_view body, int max_depth);

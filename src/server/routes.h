@@ -1,8 +1,8 @@
 #pragma once
 // Route registration, one function per API family; http_server.cpp calls them.
-#include <string>
-
 #include <httplib.h>
+
+#include <string>
 
 #include "server/image_service.h"
 

@@ -40,7 +40,8 @@ ImageRequest parse(RequestKind kind, const httplib::Request& req, const ImageSer
     const std::string type = req.get_header_value("Content-Type");
     if (kind == RequestKind::edit && req.is_multipart_form_data())
         return parse_edit_form(form_data(req), service.options().limits, service.model());
-    if (type.find("application/json") == std::string::npos && !type.empty() && type.find("text/plain") == std::string::npos)
+    if (type.find("application/json") == std::string::npos && !type.empty() &&
+        type.find("text/plain") == std::string::npos)
         throw bad_request("", "invalid_value", "Content-Type must be application/json",
                           kind == RequestKind::edit ? " or multipart/form-data" : "", ", got ", type.substr(0, 100));
     return parse_image_json(kind, req.body, service.options().limits, service.model());
@@ -72,8 +73,12 @@ void answer_when_done(const std::shared_ptr<Job>& job, ImageService& service, co
             res.set_header("Server-Timing", server_timing(*job));
             write_json(res, 200, image_response(*job, image_items(*job, service, base_url(req))));
             return;
-        case JobState::failed: write_error(res, job->error()); return;
-        default: write_error(res, unavailable("shutting_down", "the server shut down before this request ran")); return;
+        case JobState::failed:
+            write_error(res, job->error());
+            return;
+        default:
+            write_error(res, unavailable("shutting_down", "the server shut down before this request ran"));
+            return;
     }
 }
 
@@ -105,8 +110,7 @@ void stream_job(const std::shared_ptr<Job>& job, ImageService& service, const ht
                     return false;
             }
             const JobState state = job->state();
-            if (state == JobState::queued || state == JobState::running ||
-                !job->progress_since(*sent, 0ms).empty()) {
+            if (state == JobState::queued || state == JobState::running || !job->progress_since(*sent, 0ms).empty()) {
                 if (current_client_gone()) {
                     svc->cancel(job);
                     return false;
@@ -138,7 +142,9 @@ void stream_job(const std::shared_ptr<Job>& job, ImageService& service, const ht
                     if (!send(sse_event(prefix + ".completed", event))) return false;
                 }
             } else {
-                const ApiError e = state == JobState::failed ? job->error() : unavailable("shutting_down", "the server shut down before this request ran");
+                const ApiError e = state == JobState::failed
+                                       ? job->error()
+                                       : unavailable("shutting_down", "the server shut down before this request ran");
                 json body = error_body(e);
                 body["type"] = "error";
                 if (!send(sse_event("error", body))) return false;
@@ -154,8 +160,10 @@ void handle_images(RequestKind kind, ImageService& service, const httplib::Reque
         std::shared_ptr<Job> job = service.submit(parse(kind, req, service));
         request_note().id = job->id;
         res.set_header("X-Request-Id", job->id);
-        if (job->request.stream) stream_job(job, service, req, res);
-        else answer_when_done(job, service, req, res);
+        if (job->request.stream)
+            stream_job(job, service, req, res);
+        else
+            answer_when_done(job, service, req, res);
     } catch (const ApiError& e) {
         write_error(res, e);
     }

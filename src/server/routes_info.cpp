@@ -12,12 +12,13 @@ using nlohmann::json;
 namespace {
 json model_json(const ImageService& service) {
     const ModelFacts& m = service.model();
-    return {{"id", m.id},
-            {"object", "model"},
-            {"created", std::chrono::duration_cast<std::chrono::seconds>(service.ready_since().time_since_epoch()).count()},
-            {"owned_by", "flux2.cpp"},
-            {"true_cfg", m.true_cfg},
-            {"default_size", std::to_string(m.default_width) + "x" + std::to_string(m.default_height)}};
+    return {
+        {"id", m.id},
+        {"object", "model"},
+        {"created", std::chrono::duration_cast<std::chrono::seconds>(service.ready_since().time_since_epoch()).count()},
+        {"owned_by", "flux2.cpp"},
+        {"true_cfg", m.true_cfg},
+        {"default_size", std::to_string(m.default_width) + "x" + std::to_string(m.default_height)}};
 }
 
 }  // namespace

@@ -61,8 +61,10 @@ json sglang_listing(const ImageService& service) {
     for (const json& item : listing["data"]) {
         loaded.push_back({{"nickname", item["name"]}, {"path", item["path"]}});
         if (item["active"])
-            active.push_back(
-                {{"nickname", item["name"]}, {"path", item["path"]}, {"merged", false}, {"strength", item["strength"]}});
+            active.push_back({{"nickname", item["name"]},
+                              {"path", item["path"]},
+                              {"merged", false},
+                              {"strength", item["strength"]}});
     }
     return {{"loaded_adapters", loaded}, {"active", {{"transformer", active}}}};
 }

@@ -1,10 +1,9 @@
-#include "backend/cuda/attention_wide_head.h"
-
 #include <cublas_v2.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "backend/cuda/attention_wide_head.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_utils.cuh"
 #include "core/error.h"
@@ -76,22 +75,20 @@ void WideHeadAttention::run(const bf16* q, const bf16* k, const bf16* v, bf16* o
             const bf16* qb = q + (b * L + i0) * qk_row;
             const bf16* kb = k + b * L * qk_row;
             // S[h] [n, L] = Q[h] [n, Dh] K[h]^T, one batch entry per head.
-            check_cublas(cublasGemmStridedBatchedEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(L),
-                                                    static_cast<int>(n), static_cast<int>(Dh), &one, kb, CUDA_R_16BF,
-                                                    static_cast<int>(qk_row), Dh, qb, CUDA_R_16BF,
-                                                    static_cast<int>(qk_row), Dh, &zero, S, CUDA_R_32F,
-                                                    static_cast<int>(L), n * L, static_cast<int>(H),
-                                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            check_cublas(cublasGemmStridedBatchedEx(
+                             handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(L), static_cast<int>(n),
+                             static_cast<int>(Dh), &one, kb, CUDA_R_16BF, static_cast<int>(qk_row), Dh, qb, CUDA_R_16BF,
+                             static_cast<int>(qk_row), Dh, &zero, S, CUDA_R_32F, static_cast<int>(L), n * L,
+                             static_cast<int>(H), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                          "Q K^T");
             softmax_rows_kernel<<<static_cast<unsigned>(H * n), kSoftmaxThreads, 0, stream_->get()>>>(S, P, L, scale);
             FLUX2_CUDA_CHECK_LAUNCH("softmax_rows_kernel");
             // O[h] [n, Dh] = P[h] [n, L] V[h] [L, Dh], written into the token rows of o.
-            check_cublas(cublasGemmStridedBatchedEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(Dh),
-                                                    static_cast<int>(n), static_cast<int>(L), &one, v + b * L * v_row,
-                                                    CUDA_R_16BF, static_cast<int>(v_row), Dh, P, CUDA_R_16BF,
-                                                    static_cast<int>(L), n * L, &zero, o + (b * L + i0) * o_row,
-                                                    CUDA_R_16BF, static_cast<int>(o_row), Dh, static_cast<int>(H),
-                                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            check_cublas(cublasGemmStridedBatchedEx(
+                             handle, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(Dh), static_cast<int>(n),
+                             static_cast<int>(L), &one, v + b * L * v_row, CUDA_R_16BF, static_cast<int>(v_row), Dh, P,
+                             CUDA_R_16BF, static_cast<int>(L), n * L, &zero, o + (b * L + i0) * o_row, CUDA_R_16BF,
+                             static_cast<int>(o_row), Dh, static_cast<int>(H), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                          "P V");
         }
     }
