@@ -1,6 +1,6 @@
 // The LoRA branch on the CUDA backend against the CPU backend (the fp32 reference, itself checked against PEFT in
 // lora_golden_test): single linears on the bf16 and fp8 paths (plain, fused gated residual, after a fused
-// producer), and the tiny transformers with combined LoRAs on bf16 and NVFP4 bases within the GPU bounds of the
+// producer, whose E4M3 output the fp8 branch reads), and the tiny transformers with combined LoRAs on bf16 and NVFP4 bases within the GPU bounds of the
 // same cases without LoRA, switching adapters between CUDA-graph replays. Skipped without a GPU.
 #include <cstring>
 
@@ -66,10 +66,12 @@ TEST_P(CudaLoraLinear, MatchesCpu) {
             be->linear_gated_residual(got_r, up(gate), up(x), w);
             EXPECT_LE(rel_error(down(got_r), want_r.to_vector()), tolerance()) << "gated, rank " << rank;
 
-            // A producer for a layer with a LoRA hands over BF16 (the branch reads it), never E4M3.
+            // A producer for a layer with a LoRA keeps the layer's input form: E4M3 on the fp8 path (the branch
+            // reads the same codes as the base GEMM), BF16 elsewhere.
             Tensor shift = randn({1, k}, 0.3f), scale = randn({1, k}, 0.3f);
             Tensor produced = be->layer_norm_modulate_for(w, up(x), up(shift), up(scale), 1e-6f);
-            EXPECT_EQ(produced.dtype(), DType::BF16);
+            const bool fp8_layer = GetParam() == "fp8" && format == WeightFormat::nvfp4;
+            EXPECT_EQ(produced.dtype(), fp8_layer ? DType::F8_E4M3 : DType::BF16);
             const std::vector<float> want_n =
                 cpu->linear(cpu->layer_norm_modulate(x, shift, scale, 1e-6f), w).to_vector();
             EXPECT_LE(rel_error(down(be->linear(produced, w)), want_n), tolerance()) << "after a producer";

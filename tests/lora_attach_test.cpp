@@ -125,6 +125,32 @@ TEST(LoraAttach, SyntheticLoraReachesEveryLinear) {
     EXPECT_LT(change, 1.0);  // sized to perturb, not to swamp
 }
 
+// flux2 bench times reading the synthetic adapter from a diffusers file: that file must hold the same LoRA (up to
+// the BF16 rounding of its values), q/k/v read back as three modules with a copy of the shared A each.
+TEST(LoraAttach, SyntheticLoraWrittenAsDiffusersFileReadsBack) {
+    auto backend = make_backend(BackendOptions{});
+    Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-dev-bf16.safetensors"), *backend);
+    auto inputs = SafetensorsFile::open(test::data_path("tiny-dev-golden.safetensors"));
+    const Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case0.", true);
+    const std::vector<float> base = model.forward(in).to_vector();
+    auto lora = std::make_shared<const LoraAdapter>(synthetic_lora(model.config(), 4, 7));
+    test::TempDir dir;
+    const std::string path = dir.file("synthetic-lora.safetensors");
+    write_lora_diffusers(*lora, path);
+    auto read = std::make_shared<const LoraAdapter>(read_lora(path));
+    EXPECT_EQ(read->format_label(), "diffusers");
+    EXPECT_EQ(read->terms.size(), lora->terms.size());
+    model.set_loras({ActiveLora{"memory", lora, 1.0f}});
+    std::vector<float> want = model.forward(in).to_vector();
+    model.set_loras({ActiveLora{"file", read, 1.0f}});
+    std::vector<float> got = model.forward(in).to_vector();
+    for (size_t i = 0; i < base.size(); ++i) {
+        want[i] -= base[i];
+        got[i] -= base[i];
+    }
+    EXPECT_LE(test::rel_error(got, want), 1e-2);
+}
+
 TEST(LoraRegistry, ParsesSpecs) {
     EXPECT_EQ(parse_lora_spec("a.safetensors"), (std::pair<std::string, float>{"a.safetensors", 1.0f}));
     EXPECT_EQ(parse_lora_spec("a.safetensors:0.5"), (std::pair<std::string, float>{"a.safetensors", 0.5f}));

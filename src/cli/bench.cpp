@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 
 #include "backend/backend.h"
@@ -16,6 +17,7 @@
 #include "models/flux2/flux2_bench_inputs.h"
 #include "models/flux2/flux2_random_weights.h"
 #include "models/flux2/flux2_transformer.h"
+#include "models/lora/lora_adapter.h"
 #include "models/lora/lora_synthetic.h"
 #include "models/transformer_checkpoint.h"
 
@@ -24,7 +26,8 @@ namespace flux2::cli {
 namespace {
 struct BenchArgs {
     std::string model = "klein-4b", device = "auto", precisions, resolutions = "512,1024", residency, save_pipeline;
-    int steps = 5, warmup = 2, text_tokens = 512, lora_rank = 0;
+    std::vector<std::string> lora_ranks;
+    int steps = 5, warmup = 2, text_tokens = 512;
     bool profile = false, no_cuda_graphs = false, small_text_encoder = false;
     uint64_t seed = 0;
     ParallelOptions parallel;
@@ -48,6 +51,88 @@ double step_flops(const Flux2Config& c, int64_t Li, int64_t Lt) {
     return linear + attention + io;
 }
 
+// One --lora-rank set, "32" or "16,16,16": one random LoRA per entry, each on every linear.
+std::vector<ActiveLora> synthetic_loras(const BenchArgs& a, const Flux2Config& config, const std::string& ranks) {
+    std::vector<ActiveLora> loras;
+    for (const std::string& r : split_list(ranks)) {
+        const int rank = std::stoi(r);
+        check(rank > 0, "--lora-rank: ranks must be positive, got ", r);
+        auto lora = std::make_shared<const LoraAdapter>(synthetic_lora(config, rank, a.seed + 1 + loras.size()));
+        loras.push_back(ActiveLora{str("synthetic-r", rank, "-", loras.size()), lora, 1.0f});
+    }
+    return loras;
+}
+
+struct StepTimes {
+    double median = 0.0;
+    std::vector<float> output;  // of the first timed step
+    std::string paths;          // linear paths of the first warm-up step
+};
+
+StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Inputs& in, const BenchArgs& a) {
+    StepTimes t;
+    // Paths of one step: the first warm-up step always runs op by op (later ones may be replays).
+    backend.reset_path_counts();
+    for (int i = 0; i < a.warmup; ++i) {
+        model.forward(in);
+        if (i == 0) t.paths = backend.path_summary();
+    }
+    std::vector<double> times;
+    for (int i = 0; i < a.steps; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        Tensor out = model.forward(in);
+        times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        if (i == 0) t.output = out.to_vector();
+    }
+    std::sort(times.begin(), times.end());
+    t.median = times[times.size() / 2];
+    return t;
+}
+
+double relative_difference(const std::vector<float>& got, const std::vector<float>& want) {
+    double num = 0, den = 0;
+    for (size_t k = 0; k < got.size(); ++k) {
+        num += (double(got[k]) - want[k]) * (double(got[k]) - want[k]);
+        den += double(want[k]) * want[k];
+    }
+    return std::sqrt(num / den);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// What a request that changes LoRAs pays: detaching and attaching them again, each followed by the first step
+// (which uploads the branches and records the step anew), next to reading the same adapters from files.
+void time_lora_switch(Flux2Transformer& model, const Flux2Inputs& in, const std::vector<ActiveLora>& loras,
+                      double median_step) {
+    auto t0 = std::chrono::steady_clock::now();
+    model.set_loras({});
+    model.forward(in);
+    const double detach = seconds_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    model.set_loras(loras);
+    model.forward(in);
+    const double attach = seconds_since(t0);
+    // The same adapters as diffusers files (page-cached, as a server re-reading an adapter would find them).
+    const std::filesystem::path dir = std::filesystem::temp_directory_path() / "flux2-bench-lora";
+    std::filesystem::create_directories(dir);
+    double read = 0.0, bytes = 0.0;
+    for (size_t i = 0; i < loras.size(); ++i) {
+        const std::string path = (dir / str("lora", i, ".safetensors")).string();
+        write_lora_diffusers(*loras[i].adapter, path);
+        bytes += static_cast<double>(std::filesystem::file_size(path));
+        t0 = std::chrono::steady_clock::now();
+        (void)read_lora(path);
+        read += seconds_since(t0);
+    }
+    std::filesystem::remove_all(dir);
+    std::printf("lora switch: detach + first step %.3f s, attach + first step %.3f s (the median step: %.4f s, so "
+                "%.3f s more); reading the adapter file(s) (%.0f MB, diffusers layout): %.3f s\n",
+                detach, attach, median_step, attach - median_step, bytes / 1e6, read);
+    std::fflush(stdout);
+}
+
 void run_bench(const BenchArgs& a) {
     if (!a.save_pipeline.empty()) {
         check(a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b",
@@ -64,11 +149,11 @@ void run_bench(const BenchArgs& a) {
     std::vector<std::string> precisions = split_list(a.precisions);
     if (precisions.empty())
         precisions = device == "cpu" ? std::vector<std::string>{""} : std::vector<std::string>{"bf16", "fp8"};
-    std::printf("%-10s %-6s %-10s %10s %10s %12s %12s  %s\n", "model", "res", "precision", "s/step", "TFLOP/s",
+    std::printf("%-10s %-6s %-16s %10s %10s %12s %12s  %s\n", "model", "res", "precision", "s/step", "TFLOP/s",
                 "peak mem GB", "rel vs first", "linear paths (one step)");
     // The first precision's output per resolution: the others report their relative difference to it (same
     // weights, same inputs), e.g. fp8 against bf16 at full size.
-    std::map<int, std::vector<float>> first_outputs;
+    std::map<std::pair<int, size_t>, std::vector<float>> first_outputs;  // by resolution and LoRA set
     for (const std::string& precision : precisions) {
         BackendOptions options;
         options.device = device;
@@ -97,61 +182,45 @@ void run_bench(const BenchArgs& a) {
             }
             return Flux2Transformer::load(*rank_weights, config, rank_backend);
         });
-        if (a.lora_rank > 0) {
-            auto lora = std::make_shared<const LoraAdapter>(synthetic_lora(config, a.lora_rank, a.seed + 1));
-            model.set_loras({ActiveLora{str("synthetic-r", a.lora_rank), lora, 1.0f}});
-        }
+        // Without LoRA first, then each --lora-rank set on the same weights and inputs.
+        std::vector<std::vector<ActiveLora>> lora_sets{{}};
+        for (const std::string& ranks : a.lora_ranks) lora_sets.push_back(synthetic_loras(a, config, ranks));
         for (const std::string& res : split_list(a.resolutions)) {
             const int pixels = std::stoi(res);
             check(pixels % 16 == 0, "resolution ", pixels, " is not a multiple of 16");
             Flux2Inputs in = benchmark_inputs(config, pixels / 16, a.text_tokens, 1);
             // As in a generation: the prompt embeddings are uploaded once, the latents at every step.
             in.encoder_hidden_states = backend->upload(in.encoder_hidden_states);
-            // Paths of one step: the first warm-up step always runs op by op (later ones may be replays).
-            backend->reset_path_counts();
-            std::string paths;
-            for (int i = 0; i < a.warmup; ++i) {
-                model.forward(in);
-                if (i == 0) paths = backend->path_summary();
-            }
-            std::vector<double> times;
-            std::vector<float> output;
-            for (int i = 0; i < a.steps; ++i) {
-                auto t0 = std::chrono::steady_clock::now();
-                Tensor out = model.forward(in);
-                times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-                if (i == 0) output = out.to_vector();
-            }
-            std::string rel = "-";
-            if (auto it = first_outputs.find(pixels); it != first_outputs.end()) {
-                double num = 0, den = 0;
-                for (size_t k = 0; k < output.size(); ++k) {
-                    num += (double(output[k]) - it->second[k]) * (double(output[k]) - it->second[k]);
-                    den += double(it->second[k]) * it->second[k];
+            for (size_t set = 0; set < lora_sets.size(); ++set) {
+                const std::vector<ActiveLora>& loras = lora_sets[set];
+                if (lora_sets.size() > 1) model.set_loras(loras);
+                StepTimes t = time_steps(model, *backend, in, a);
+                std::string rel = "-";
+                const auto key = std::make_pair(pixels, set);
+                if (auto it = first_outputs.find(key); it != first_outputs.end()) {
+                    rel = str(relative_difference(t.output, it->second));
+                } else {
+                    first_outputs[key] = std::move(t.output);
                 }
-                rel = str(std::sqrt(num / den));
-            } else {
-                first_outputs[pixels] = std::move(output);
-            }
-            std::sort(times.begin(), times.end());
-            std::string label = precision.empty() ? backend->name() : precision;
-            if (!options.residency.empty()) label += "/" + options.residency;
-            if (a.parallel.gpus > 1) label += str("x", a.parallel.gpus);
-            const double median = times[times.size() / 2];
-            const double tflops = step_flops(config, in.img_ids.dim(0), a.text_tokens) / median * 1e-12;
-            std::printf("%-10s %-6d %-10s %10.4f %10.1f %12.2f %12s  %s\n",
-                        a.model.size() > 10 ? "checkpoint" : a.model.c_str(), pixels,
-                        label.c_str(), median, tflops,
-                        backend->peak_memory_bytes() / 1e9, rel.c_str(), paths.c_str());
-            std::fflush(stdout);
-            if (a.profile) {
-                // One more step op by op (a replayed graph shows no ops), timed per op on the device.
-                model.set_replay(false);
-                backend->start_profile();
-                model.forward(in);
-                std::printf("%s", backend->profile_report().c_str());
+                std::string label = precision.empty() ? backend->name() : precision;
+                if (!options.residency.empty()) label += "/" + options.residency;
+                if (a.parallel.gpus > 1) label += str("x", a.parallel.gpus);
+                if (set > 0) label += "+lora" + a.lora_ranks[set - 1];
+                const double tflops = step_flops(config, in.img_ids.dim(0), a.text_tokens) / t.median * 1e-12;
+                std::printf("%-10s %-6d %-16s %10.4f %10.1f %12.2f %12s  %s\n",
+                            a.model.size() > 10 ? "checkpoint" : a.model.c_str(), pixels, label.c_str(), t.median,
+                            tflops, backend->peak_memory_bytes() / 1e9, rel.c_str(), t.paths.c_str());
                 std::fflush(stdout);
-                model.set_replay(true);
+                if (!loras.empty()) time_lora_switch(model, in, loras, t.median);
+                if (a.profile) {
+                    // One more step op by op (a replayed graph shows no ops), timed per op on the device.
+                    model.set_replay(false);
+                    backend->start_profile();
+                    model.forward(in);
+                    std::printf("%s", backend->profile_report().c_str());
+                    std::fflush(stdout);
+                    model.set_replay(true);
+                }
             }
         }
     }
@@ -175,11 +244,11 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--warmup", a->warmup, "untimed steps first (at least 1)")->capture_default_str()->check(CLI::PositiveNumber);
     cmd->add_option("--text-tokens", a->text_tokens, "text sequence length")->capture_default_str();
     cmd->add_option("--seed", a->seed, "seed of the random weights")->capture_default_str();
-    cmd->add_option("--lora-rank", a->lora_rank,
+    cmd->add_option("--lora-rank", a->lora_ranks,
                     "attach a random LoRA of this rank to every linear (q/k/v sharing A, as a fused-qkv LoRA) to time "
-                    "the low-rank branch; 0: none")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+                    "the low-rank branch;\na comma list attaches several (16,16,16: three rank-16 LoRAs). Repeatable: each set "
+                    "is timed after the step\nwithout LoRA on the same weights, and so is switching it off and on "
+                    "against reading it from files");
     cmd->add_flag("--profile", a->profile,
                   "after the timed steps, run one step op by op and print the device time per op and GEMM shape");
     cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,

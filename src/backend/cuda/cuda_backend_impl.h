@@ -118,7 +118,7 @@ public:
     Tensor quantized_activations(const Shape& shape);
     static Fp8Activations fp8_parts(const Tensor& quantized);
     // Whether linear(·, w) takes E4M3 activations from a fused producer: it runs the FP8 GEMM (prepares w if
-    // needed) and has no LoRA branch, which reads the BF16 input.
+    // needed); a LoRA branch on it reads the same E4M3 activations.
     bool takes_fp8_input(const LinearWeight& w);
     cuda::CublasLtGemm& gemm() { return *gemm_; }
     // Times the enclosing op while a profile runs: `name` is a callable returning its label.
@@ -135,17 +135,22 @@ private:
     const PreparedLinear& prepare(const LinearWeight& w);
     void prepare_bf16(const LinearWeight& w, PreparedLinear& p);
     void prepare_fp8(const LinearWeight& w, PreparedLinear& p);
-    Tensor linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p);
+    // The FP8 linear of w (its LoRA branch included) on quantized activations.
+    Tensor linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p, const LinearWeight& w);
     // The FP8 GEMM into y: y = product (beta 0) or y + product (beta 1); w_scales replaces the layer's channel
     // scales in the epilogue when given (the gate-folded scales of linear_gated_residual).
     void gemm_fp8_into(const Fp8Activations& x, const PreparedLinear& p, Tensor& y, float beta,
                        const float* w_scales);
     std::shared_ptr<const Fp4PreparedWeight> prepare_fp4(const LinearWeight& w);
-    // The LoRA branch (lora_branch.cpp): y += (x A^T) (B diag-scaled by gate when given)^T, x BF16 [..., in],
-    // y BF16 [..., out], gate BF16 [1, out] (the fused gated residual of one sample).
+    // The LoRA branch (lora_branch.cpp) in two halves: t = x A^T from BF16 x [..., in] or from the E4M3
+    // activations the base GEMM reads, then y = beta y + t (B diag-scaled by gate when given)^T, y BF16
+    // [..., out], gate BF16 [1, out] (the fused gated residual of one sample).
     struct PreparedLora;
     const PreparedLora& prepare_lora(const LoraBranch& lora);
-    void add_lora(const Tensor& x, const LinearWeight& w, Tensor& y, const Tensor* gate = nullptr);
+    void check_lora(const LinearWeight& w, const Tensor& y) const;
+    Tensor lora_down(const Tensor& x, const LinearWeight& w);
+    Tensor lora_down(const Fp8Activations& x, const LinearWeight& w);
+    void lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, float beta, const Tensor* gate = nullptr);
     Tensor linear_fp4(const Tensor& x, const Shape& out_shape, const Fp4PreparedWeight& w);
 
     BackendOptions options_;

@@ -152,9 +152,7 @@ const CudaBackend::PreparedLinear& CudaBackend::prepare(const LinearWeight& w) {
     return *p;
 }
 
-bool CudaBackend::takes_fp8_input(const LinearWeight& w) {
-    return prepare(w).kind == CudaLinearPrecision::fp8 && !w.lora;
-}
+bool CudaBackend::takes_fp8_input(const LinearWeight& w) { return prepare(w).kind == CudaLinearPrecision::fp8; }
 
 void CudaBackend::gemm_fp8_into(const Fp8Activations& x, const PreparedLinear& p, Tensor& y, float beta,
                                 const float* w_scales) {
@@ -179,9 +177,16 @@ void CudaBackend::gemm_fp8_into(const Fp8Activations& x, const PreparedLinear& p
                beta);
 }
 
-Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p) {
+Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p,
+                               const LinearWeight& w) {
     Tensor y = empty(out_shape, DType::BF16);
-    gemm_fp8_into(x, p, y, 0.0f, nullptr);
+    float beta = 0.0f;
+    if (w.lora) {
+        // The branch writes y first and the base GEMM accumulates onto it (lora_branch.cpp says why).
+        lora_up(lora_down(x, w), w, y, 0.0f);
+        beta = 1.0f;
+    }
+    gemm_fp8_into(x, p, y, beta, nullptr);
     return y;
 }
 
@@ -204,8 +209,8 @@ void CudaBackend::linear_gated_residual(Tensor& x, const Tensor& gate, const Ten
     Tensor gated_scales = empty({w.out_features}, DType::F32);
     cuda::launch_scale_by_gate(static_cast<const float*>(p.scales.raw()), static_cast<const bf16*>(gate.raw()),
                                static_cast<float*>(gated_scales.raw()), w.out_features, stream());
+    if (w.lora) lora_up(lora_down(a, w), w, x, 1.0f, &gate);
     gemm_fp8_into(a, p, x, 1.0f, static_cast<const float*>(gated_scales.raw()));
-    if (w.lora) add_lora(in, w, x, &gate);
 }
 
 Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w) {
@@ -218,25 +223,29 @@ Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w) {
     out_shape.back() = w.out_features;
     if (x.dtype() == DType::F8_E4M3) {
         // Already quantized by a fused producer (layer_norm_modulate_for / swiglu_for).
-        check(p.kind == CudaLinearPrecision::fp8 && !w.lora, "linear ", w.name, " runs ", p.path,
-              w.lora ? " with a LoRA branch (which reads BF16 input)" : "",
+        check(p.kind == CudaLinearPrecision::fp8, "linear ", w.name, " runs ", p.path,
               " but got E4M3 activations made for an fp8 layer (a *_for producer named another layer)");
-        return linear_fp8(fp8_parts(x), out_shape, p);
+        return linear_fp8(fp8_parts(x), out_shape, p, w);
     }
     expect_device_bf16(x, "linear", w.name.c_str());
-    Tensor y;
-    if (p.kind == CudaLinearPrecision::fp8) {
-        y = linear_fp8(quantize_fp8(x), out_shape, p);
-    } else if (p.kind == CudaLinearPrecision::fp4) {
-        y = linear_fp4(x, out_shape, *p.fp4);
-    } else {
-        y = empty(out_shape, DType::BF16);
-        const int64_t m = x.numel() / w.in_features, n = w.out_features, k = w.in_features;
-        auto scope = profile_op([&] { return str("gemm bf16 ", m, "x", n, "x", k); }, 2.0 * m * n * k);
-        gemm_->bf16(static_cast<const bf16*>(x.raw()), static_cast<const bf16*>(p.weight.raw()),
-                    static_cast<bf16*>(y.raw()), m, n, k);
+    if (p.kind == CudaLinearPrecision::fp8) return linear_fp8(quantize_fp8(x), out_shape, p, w);
+    if (p.kind == CudaLinearPrecision::fp4) {
+        Tensor y = linear_fp4(x, out_shape, *p.fp4);
+        // The fp4 GEMM takes no C operand: its branch accumulates afterwards.
+        if (w.lora) lora_up(lora_down(x, w), w, y, 1.0f);
+        return y;
     }
-    if (w.lora) add_lora(x, w, y);
+    Tensor y = empty(out_shape, DType::BF16);
+    float beta = 0.0f;
+    if (w.lora) {
+        lora_up(lora_down(x, w), w, y, 0.0f);
+        beta = 1.0f;
+    }
+    const int64_t m = x.numel() / w.in_features, n = w.out_features, k = w.in_features;
+    auto scope = profile_op([&] { return str("gemm bf16 ", m, "x", n, "x", k, beta != 0.0f ? " +lora" : ""); },
+                            2.0 * m * n * k);
+    gemm_->bf16(static_cast<const bf16*>(x.raw()), static_cast<const bf16*>(p.weight.raw()),
+                static_cast<bf16*>(y.raw()), m, n, k, beta);
     return y;
 }
 

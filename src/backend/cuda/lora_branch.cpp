@@ -1,6 +1,12 @@
-// The LoRA branch of a linear on the GPU: t = x A^T, then y += t B^T as a BF16 cuBLASLt GEMM with beta = 1 and
-// C = D = y, so the low-rank product is accumulated into the base GEMM's output (bf16, fp8 or fp4 path alike)
-// instead of being written and added in another pass over the activations. The base weight's codes are untouched.
+// The LoRA branch of a linear on the GPU: t = x A^T, then t B^T goes into the layer's output as a BF16 cuBLASLt
+// GEMM. The base weight's codes are untouched. Where the base GEMM can take a C operand (bf16 and fp8 paths) the
+// branch is written first and the base GEMM accumulates onto it (beta = 1), so the wide output is written once
+// by the branch and read inside the base GEMM's epilogue, not read and written again by a separate pass; the fp4
+// path accumulates the branch after its GEMM.
+//
+// On the fp8 path the branch reads the same E4M3 activations the base GEMM reads (a fused producer's output or
+// the quantized input) through an FP8 down-projection with A quantized per rank row, so a LoRA does not cost the
+// layer its fused producer or a second read of BF16 activations.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -13,14 +19,15 @@
 namespace flux2 {
 
 namespace {
-// cuBLASLt's BF16 kernels want 16-byte aligned rows: the rank is padded to a multiple of 8 with zero rows of A
-// and zero columns of B, which add exact zeros.
-constexpr int64_t kRankMultiple = 8;
+// The rank is padded with zero rows of A and zero columns of B, which add exact zeros: BF16 rows want 16-byte
+// alignment (8 values) and the FP8 down-projection's output dimension a multiple of 16.
+constexpr int64_t kRankMultiple = 16;
 }  // namespace
 
 struct CudaBackend::PreparedLora {
     Tensor a;          // BF16 [rank, in]
     Tensor b;          // BF16 [out, rank]
+    Fp8Activations a8; // E4M3 [rank, in] with one scale per rank row (made on the first fp8 use)
     int64_t rank = 0;  // padded
 };
 
@@ -44,29 +51,55 @@ const CudaBackend::PreparedLora& CudaBackend::prepare_lora(const LoraBranch& l) 
     return *p;
 }
 
-void CudaBackend::add_lora(const Tensor& x, const LinearWeight& w, Tensor& y, const Tensor* gate) {
+void CudaBackend::check_lora(const LinearWeight& w, const Tensor& y) const {
     const LoraBranch& l = *w.lora;
-    expect_device_bf16(x, "linear (LoRA branch)", w.name.c_str());
     check(l.in_features == w.in_features && l.out_features == w.out_features && y.dim(-1) == w.out_features, "linear ",
           w.name, ": LoRA branch [", l.out_features, ", ", l.in_features, "] does not match the layer [",
           w.out_features, ", ", w.in_features, "]");
-    const PreparedLora& p = prepare_lora(l);
-    const int64_t m = x.numel() / w.in_features, n = w.out_features, k = w.in_features, r = p.rank;
-    auto scope = profile_op([&] { return str("lora r", r, " ", m, "x", n, "x", k); }, 2.0 * m * r * (n + k));
+}
+
+Tensor CudaBackend::lora_down(const Tensor& x, const LinearWeight& w) {
+    const PreparedLora& p = prepare_lora(*w.lora);
+    expect_device_bf16(x, "linear (LoRA branch)", w.name.c_str());
+    const int64_t m = x.numel() / w.in_features, k = w.in_features, r = p.rank;
+    auto scope = profile_op([&] { return str("lora down bf16 r", r, " ", m, "x", k); }, 2.0 * m * r * k);
     Tensor t = empty({m, r}, DType::BF16);
     gemm_->bf16(static_cast<const cuda::bf16*>(x.raw()), static_cast<const cuda::bf16*>(p.a.raw()),
                 static_cast<cuda::bf16*>(t.raw()), m, r, k);
+    return t;
+}
+
+Tensor CudaBackend::lora_down(const Fp8Activations& x, const LinearWeight& w) {
+    auto& p = const_cast<PreparedLora&>(prepare_lora(*w.lora));
+    if (!p.a8.codes.defined()) p.a8 = quantize_fp8(p.a);
+    const int64_t m = x.codes.dim(0), k = w.in_features, r = p.rank;
+    check(x.codes.dim(1) == k, "linear ", w.name, ": LoRA branch takes ", k, " input features, got ", x.codes.dim(1));
+    auto scope = profile_op([&] { return str("lora down fp8 r", r, " ", m, "x", k); }, 2.0 * m * r * k);
+    Tensor t = empty({m, r}, DType::BF16);
+    gemm_->fp8(static_cast<const uint8_t*>(x.codes.raw()), static_cast<const float*>(x.scales.raw()),
+               static_cast<const uint8_t*>(p.a8.codes.raw()), static_cast<const float*>(p.a8.scales.raw()),
+               static_cast<cuda::bf16*>(t.raw()), m, r, k);
+    return t;
+}
+
+void CudaBackend::lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, float beta, const Tensor* gate) {
+    check_lora(w, y);
+    const PreparedLora& p = prepare_lora(*w.lora);
+    const int64_t m = t.dim(0), n = w.out_features, r = p.rank;
+    check(m * n == y.numel(), "linear ", w.name, ": LoRA output holds ", y.numel(), " values, expected ", m * n);
     const auto* b = static_cast<const cuda::bf16*>(p.b.raw());
     Tensor gated;
     if (gate) {
-        // x += gate * (t B^T) = x + t (diag(gate) B)^T: the gate goes into B's rows (n x r values, not m x n).
+        // gate * (t B^T) = t (diag(gate) B)^T: the gate goes into B's rows (n x r values, not m x n).
         check(gate->numel() == n, "linear ", w.name, ": LoRA gate has ", gate->numel(), " values, expected ", n);
         gated = empty({n, r}, DType::BF16);
         cuda::launch_scale_rows_by_gate(b, static_cast<const cuda::bf16*>(gate->raw()),
                                         static_cast<cuda::bf16*>(gated.raw()), n, r, stream());
         b = static_cast<const cuda::bf16*>(gated.raw());
     }
-    gemm_->bf16(static_cast<const cuda::bf16*>(t.raw()), b, static_cast<cuda::bf16*>(y.raw()), m, n, r, 1.0f);
+    auto scope = profile_op([&] { return str("lora up r", r, " ", m, "x", n, beta != 0.0f ? " +=" : ""); },
+                            2.0 * m * r * n);
+    gemm_->bf16(static_cast<const cuda::bf16*>(t.raw()), b, static_cast<cuda::bf16*>(y.raw()), m, n, r, beta);
 }
 
 }  // namespace flux2

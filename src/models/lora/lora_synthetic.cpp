@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/normal_rng.h"
+#include "io/safetensors.h"
 #include "models/lora/lora_fit.h"
 
 namespace flux2 {
@@ -51,6 +52,18 @@ LoraAdapter synthetic_lora(const Flux2Config& config, int64_t rank, uint64_t see
         a.terms.push_back(std::move(t));
     }
     return a;
+}
+
+void write_lora_diffusers(const LoraAdapter& adapter, const std::string& path) {
+    SafetensorsWriter w;
+    for (const LoraTerm& t : adapter.terms) {
+        const std::string stem = "transformer." + t.module;
+        w.add_bf16(stem + ".lora_A.weight", {t.rank, t.in_features}, t.a->data());
+        std::vector<float> b = t.b;
+        for (float& v : b) v *= t.scale;
+        w.add_bf16(stem + ".lora_B.weight", {t.out_features, t.rank}, b.data());
+    }
+    w.write(path);
 }
 
 }  // namespace flux2
