@@ -5,6 +5,7 @@
 #include <cublasLt.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "backend/cuda/cuda_check.h"
 #include "core/error.h"
@@ -42,19 +43,28 @@ struct CublasLtPlan {
         if (desc) cublasLtMatmulDescDestroy(desc);
     }
 
-    // Asks the heuristic for the best algorithm that fits the workspace (D doubles as C); false if none.
-    cublasStatus_t choose_algorithm(cublasLtHandle_t handle, uint64_t workspace_bytes, bool* found) {
+    // The heuristic's candidates that fit the workspace (D doubles as C), best first; algo = the first. Returns
+    // the query's status; *found is false if there is none.
+    std::vector<cublasLtMatmulAlgo_t> candidates;
+    cublasStatus_t choose_algorithm(cublasLtHandle_t handle, uint64_t workspace_bytes, bool* found,
+                                    int max_candidates = 1) {
         cublasLtMatmulPreference_t pref = nullptr;
         FLUX2_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-        cublasLtMatmulHeuristicResult_t result{};
+        std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(max_candidates));
         int count = 0;
         cublasStatus_t status = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                                      &workspace_bytes, sizeof(workspace_bytes));
         if (status == CUBLAS_STATUS_SUCCESS)
-            status = cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, d, d, pref, 1, &result, &count);
+            status = cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, d, d, pref, max_candidates, results.data(),
+                                                    &count);
         cublasLtMatmulPreferenceDestroy(pref);
         *found = status == CUBLAS_STATUS_SUCCESS && count > 0;
-        if (*found) algo = result.algo;
+        candidates.clear();
+        for (int i = 0; *found && i < count; ++i) {
+            if (results[i].state == CUBLAS_STATUS_SUCCESS) candidates.push_back(results[i].algo);
+        }
+        *found = !candidates.empty();
+        if (*found) algo = candidates.front();
         return status;
     }
 };

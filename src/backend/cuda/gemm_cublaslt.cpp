@@ -4,14 +4,38 @@
 // With OUTER_VEC_32F scales, A's vector has one entry per output feature and B's one per token.
 #include "backend/cuda/gemm_cublaslt.h"
 
+#include <cstdlib>
+#include <cstring>
+
 #include "backend/cuda/cublaslt_plan.h"
+#include "core/log.h"
 
 namespace flux2::cuda {
 
 struct CublasLtGemm::Plan : CublasLtPlan {
     Kind kind = Kind::bf16;
     int64_t m = 0, n = 0, k = 0;
+    bool tuned = false;  // the candidates were timed (or there was nothing to choose)
 };
+
+namespace {
+// The heuristic ranks algorithms by a model of the GPU, and its first pick is often not the fastest for the
+// skinny shapes of a LoRA branch (k or n = the rank) or for some of the model's own GEMMs; each shape's
+// candidates are therefore timed once, on the first call outside a CUDA-graph recording, and the fastest kept.
+// FLUX2_GEMM_AUTOTUNE=0 keeps the heuristic's first pick.
+constexpr int kCandidates = 8;
+constexpr int kTimedRuns = 3;
+// A beta = 1 GEMM is timed into a scratch output (its C must survive); larger outputs keep the first pick.
+constexpr size_t kMaxScratchBytes = size_t{1} << 30;
+
+bool autotune_enabled() {
+    static const bool on = [] {
+        const char* v = std::getenv("FLUX2_GEMM_AUTOTUNE");
+        return !(v && std::strcmp(v, "0") == 0);
+    }();
+    return on;
+}
+}  // namespace
 
 CublasLtGemm::CublasLtGemm(std::shared_ptr<Stream> stream) : stream_(std::move(stream)) {
     cublasLtHandle_t h = nullptr;
@@ -53,16 +77,63 @@ CublasLtGemm::Plan& CublasLtGemm::plan(Kind kind, int64_t m, int64_t n, int64_t 
     FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->d, CUDA_R_16BF, n, m, n));
 
     bool found = false;
-    const cublasStatus_t status = p->choose_algorithm(lt(handle_), workspace_bytes_, &found);
+    const cublasStatus_t status =
+        p->choose_algorithm(lt(handle_), workspace_bytes_, &found, autotune_enabled() ? kCandidates : 1);
+    p->tuned = p->candidates.size() < 2;
     check(found, "cuBLASLt has no ", fp8 ? "FP8" : "BF16", " GEMM algorithm for m=", m, " n=", n, " k=", k, " (",
           cublasLtGetStatusString(status), ")");
     return *plans_.emplace(key, std::move(p)).first->second;
 }
 
 void CublasLtGemm::run(Plan& p, const void* x, const void* w, void* y, float beta) {
+    if (!p.tuned && !stream_->recording()) tune(p, x, w, y, beta);
     const float alpha = 1.0f;
     FLUX2_CUBLAS_CHECK(cublasLtMatmul(lt(handle_), p.desc, &alpha, w, p.a, x, p.b, &beta, y, p.d, y, p.d, &p.algo,
                                       workspace_.get(), workspace_bytes_, stream_->get()));
+}
+
+void CublasLtGemm::tune(Plan& p, const void* x, const void* w, void* y, float beta) {
+    p.tuned = true;
+    const size_t out_bytes = static_cast<size_t>(p.m * p.n) * sizeof(__nv_bfloat16);
+    std::shared_ptr<void> scratch;
+    void* d = y;  // beta = 0: y is overwritten by the real call afterwards anyway
+    if (beta != 0.0f) {
+        if (out_bytes > kMaxScratchBytes) return;
+        scratch = allocate(out_bytes, stream_);
+        d = scratch.get();
+    }
+    cudaEvent_t start = nullptr, stop = nullptr;
+    FLUX2_CUDA_CHECK(cudaEventCreate(&start));
+    FLUX2_CUDA_CHECK(cudaEventCreate(&stop));
+    const float alpha = 1.0f;
+    float best_ms = 0.0f, first_ms = 0.0f;
+    size_t best = 0;
+    for (size_t i = 0; i < p.candidates.size(); ++i) {
+        auto launch = [&] {
+            return cublasLtMatmul(lt(handle_), p.desc, &alpha, w, p.a, x, p.b, &beta, y, p.d, d, p.d, &p.candidates[i],
+                                  workspace_.get(), workspace_bytes_, stream_->get());
+        };
+        if (launch() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate the library cannot run here: skip it
+        FLUX2_CUDA_CHECK(cudaEventRecord(start, stream_->get()));
+        bool ok = true;
+        for (int r = 0; r < kTimedRuns && ok; ++r) ok = launch() == CUBLAS_STATUS_SUCCESS;
+        FLUX2_CUDA_CHECK(cudaEventRecord(stop, stream_->get()));
+        FLUX2_CUDA_CHECK(cudaEventSynchronize(stop));
+        float ms = 0.0f;
+        FLUX2_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+        if (!ok) continue;
+        if (i == 0) first_ms = ms;
+        if (best_ms == 0.0f || ms < best_ms) {
+            best_ms = ms;
+            best = i;
+        }
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    if (best_ms > 0.0f) p.algo = p.candidates[best];
+    log_debug("cuBLASLt ", p.kind == Kind::fp8 ? "fp8" : "bf16", " ", p.m, "x", p.n, "x", p.k, ": candidate ", best,
+              " of ", p.candidates.size(), " (", best_ms / kTimedRuns * 1e3f, " us; the heuristic's first ",
+              first_ms / kTimedRuns * 1e3f, " us)");
 }
 
 void CublasLtGemm::bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y, int64_t m, int64_t n,

@@ -1,7 +1,8 @@
 #pragma once
 // The two GEMMs of the linear layers, through cuBLASLt: BF16 x BF16 and E4M3 x E4M3 with per-row scales on both
 // operands, each with fp32 accumulation and BF16 output. Row-major shapes: y [m, n] = x [m, k] w [n, k]^T
-// (tokens m, output features n). The heuristic's algorithm is chosen once per shape and cached.
+// (tokens m, output features n). The algorithm is chosen once per shape (the fastest of the heuristic's candidates,
+// timed on the first call) and cached.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -39,6 +40,8 @@ private:
     Plan& plan(Kind kind, int64_t m, int64_t n, int64_t k, const float* w_scales = nullptr,
                const float* x_scales = nullptr);
     void run(Plan& p, const void* x, const void* w, void* y, float beta = 0.0f);
+    // Times the plan's candidates on these operands once and keeps the fastest (gemm_cublaslt.cpp says why).
+    void tune(Plan& p, const void* x, const void* w, void* y, float beta);
 
     std::shared_ptr<Stream> stream_;
     void* handle_ = nullptr;  // cublasLtHandle_t (kept out of this header)
