@@ -73,10 +73,14 @@ void add_parallel_options(CLI::App* cmd, ParallelOptions& o) {
         ->capture_default_str();
 }
 
-void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const BackendOptions& options,
-                    const RankLoader& load) {
+void check_parallel_options(const ParallelOptions& o) {
     check(o.gpus >= 1, "--gpus must be at least 1, got ", o.gpus);
     check(o.parallel == "ulysses" || o.parallel == "tp", "--parallel must be ulysses or tp, got '", o.parallel, "'");
+}
+
+void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const BackendOptions& options,
+                    const RankLoader& load) {
+    check_parallel_options(o);
     if (o.gpus == 1) return;
     const bool cpu = rank0.backend().name() == "cpu";
     check(cpu || options.device == "auto" || options.device == "cuda" || options.device == "cuda:0", "--gpus ", o.gpus,

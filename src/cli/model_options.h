@@ -30,12 +30,14 @@ struct ModelOptions {
 
 void add_model_options(CLI::App* cmd, ModelOptions& o);
 
-// --gpus N --parallel ulysses|tp (generate, bench): several devices for one image (docs/CUDA.md "Several GPUs").
+// --gpus N --parallel ulysses|tp (generate, bench, serve): several devices for one image (docs/CUDA.md "Several GPUs").
 struct ParallelOptions {
     int gpus = 1;
     std::string parallel = "ulysses";
 };
 void add_parallel_options(CLI::App* cmd, ParallelOptions& o);
+// Checks --gpus / --parallel (start_parallel does too; `serve` calls it before loading anything).
+void check_parallel_options(const ParallelOptions& o);
 // With --gpus N > 1, makes rank0 (loaded on a backend of `options`) drive N ranks, one thread per device, rank r on
 // cuda:r (on the CPU: N CPU ranks with the in-process communicator, for testing); each rank loads with `load`.
 void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const BackendOptions& options,

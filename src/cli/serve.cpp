@@ -13,6 +13,9 @@
 #include "cli/model_options.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "models/flux2/flux2_transformer.h"
+#include "models/transformer_checkpoint.h"
+#include "pipeline/flux2_engine.h"
 #include "server/http_server.h"
 
 namespace flux2::cli {
@@ -22,6 +25,7 @@ struct ServeArgs {
     ModelOptions model;
     server::HttpOptions http;
     server::ServiceOptions service;
+    ParallelOptions parallel;
     int64_t max_body_mb = 32;
     int shutdown_timeout = 30;
     int url_ttl = 600;
@@ -59,6 +63,9 @@ void run_serve(ServeArgs a) {
     check(a.service.limits.max_queue >= 0, "--max-queue must be 0 or more");
     check(a.service.limits.max_images >= 1, "--max-images must be at least 1");
     check(a.shutdown_timeout >= 0 && a.url_ttl >= 0, "--shutdown-timeout and --url-ttl must be 0 or more");
+    check_parallel_options(a.parallel);
+    check(a.parallel.gpus == 1 || a.model.loras.empty(), "--lora with --gpus ", a.parallel.gpus,
+          ": LoRAs on several GPUs are not supported yet; serve LoRAs on one GPU");
     a.service.limits.max_body_bytes = a.max_body_mb << 20;
     a.service.url_ttl = std::chrono::seconds(a.url_ttl);
     if (a.model.demo()) {
@@ -103,6 +110,11 @@ void run_serve(ServeArgs a) {
         eo.vae_tiling = a.model.vae_tiling_options();
         eo.backend = a.model.backend_options();
         std::unique_ptr<Flux2Engine> engine = Flux2Engine::load(eo);
+        // Ranks 1..N-1 load their own copy (Ulysses) or shard (tp) of the same transformer file.
+        start_parallel(a.parallel, engine->transformer(), eo.backend, [&](Backend& rank_backend) {
+            TransformerCheckpoint ckpt = TransformerCheckpoint::open(engine->paths().transformer);
+            return Flux2Transformer::load(ckpt, engine->config(), rank_backend);
+        });
         if (!stopping) {
             service.attach_engine(std::move(engine));
             log_info("ready: serving '", service.model().id, "' on http://", a.http.host, ":", http.port());
@@ -133,6 +145,7 @@ void register_serve(CLI::App& app) {
         "See docs/SERVER.md for every field, the errors and the limits.");
     auto a = std::make_shared<ServeArgs>();
     add_model_options(cmd, a->model);
+    add_parallel_options(cmd, a->parallel);
     cmd->add_option("--host", a->http.host, "address to listen on (127.0.0.1: this machine only; 0.0.0.0: all)")
         ->capture_default_str();
     cmd->add_option("--port", a->http.port, "TCP port (0: any free one, logged)")

@@ -66,6 +66,8 @@ public:
     const Flux2Config& config() const { return config_; }
     const ComponentPaths& paths() const { return paths_; }
     Backend& backend() { return *backend_; }
+    // The resident transformer, e.g. to make it drive several devices (`serve --gpus`) before the first request.
+    Flux2Transformer& transformer() { return *transformer_; }
     // Adapters stay loaded by name; set_loras switches the active ones between requests without reloading
     // anything (checked first: on an Error the previous ones stay active). Call it from the worker, between jobs.
     LoraRegistry& lora_registry() { return loras_; }
