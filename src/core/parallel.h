@@ -1,5 +1,5 @@
 #pragma once
-// Minimal fork-join parallelism for the CPU backend (the CPU machines have 2 cores; no pool library needed).
+// Fork-join parallelism for the CPU backend over a persistent pool of worker threads (parallel.cpp says why).
 #include <cstdint>
 #include <functional>
 
