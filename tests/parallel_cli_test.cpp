@@ -1,5 +1,6 @@
 // --gpus / --parallel on the command line, run on the CPU (N CPU ranks with the in-process communicator): the
-// demo model's image from 2 and 4 ranks, Ulysses and tensor parallel, against one; and the refusals.
+// demo model's image from 2 and 4 ranks, Ulysses and tensor parallel, against one; CFG parallelism on klein base;
+// and the refusals.
 #include <gtest/gtest.h>
 
 #include "cli_runner.h"
@@ -50,6 +51,27 @@ TEST_F(Cli, GenerateOnSeveralCpuRanksMatchesOne) {
         }
 }
 
+// The two forwards of a CFG step on two CPU ranks: each is the same single-device computation, so the image is the
+// one device's exactly.
+TEST_F(Cli, CfgParallelOnTwoRanksMatchesOne) {
+    RunResult one = flux2(demo_args({"--klein-mode", "base", "--output-path", file("one.png")}));
+    ASSERT_EQ(one.exit_code, 0) << one;
+    RunResult two = flux2(
+        demo_args({"--klein-mode", "base", "--gpus", "2", "--parallel", "cfg", "--output-path", file("two.png")}));
+    ASSERT_EQ(two.exit_code, 0) << two;
+    EXPECT_TRUE(contains(two.err, "CFG parallelism on 2 cpu ranks")) << two.err;
+    EXPECT_EQ(read_image(file("two.png")).rgb, read_image(file("one.png")).rgb);
+
+    RunResult distilled = flux2(demo_args(
+        {"--klein-mode", "distilled", "--gpus", "2", "--parallel", "cfg", "--output-path", file("x.png")}));
+    EXPECT_NE(distilled.exit_code, 0);
+    EXPECT_TRUE(contains(distilled.err, "it needs klein base with --guidance-scale above 1")) << distilled.err;
+    RunResult three = flux2(
+        demo_args({"--klein-mode", "base", "--gpus", "3", "--parallel", "cfg", "--output-path", file("x.png")}));
+    EXPECT_NE(three.exit_code, 0);
+    EXPECT_TRUE(contains(three.err, "it takes 2 GPUs, got 3")) << three.err;
+}
+
 TEST_F(Cli, ParallelFlagsSayWhatIsWrong) {
     RunResult heads = flux2(demo_args({"--gpus", "3", "--output-path", file("x.png")}));
     EXPECT_NE(heads.exit_code, 0);
@@ -59,7 +81,7 @@ TEST_F(Cli, ParallelFlagsSayWhatIsWrong) {
     EXPECT_TRUE(contains(tp.err, "tensor parallelism splits the attention heads")) << tp.err;
     RunResult bad = flux2(demo_args({"--gpus", "2", "--parallel", "ring", "--output-path", file("x.png")}));
     EXPECT_NE(bad.exit_code, 0);
-    EXPECT_TRUE(contains(bad.err, "--parallel must be ulysses or tp, got 'ring'")) << bad.err;
+    EXPECT_TRUE(contains(bad.err, "--parallel must be ulysses, tp or cfg, got 'ring'")) << bad.err;
 }
 
 }  // namespace

@@ -173,6 +173,8 @@ void run_bench(const BenchArgs& a) {
         }
         Flux2Transformer model = Flux2Transformer::load(*weights, config, *backend);
         weights.reset();  // the model holds what it needs
+        check(a.parallel.gpus == 1 || a.parallel.parallel != "cfg",
+              "bench times one forward; --parallel cfg splits the two forwards of a CFG step (use generate or serve)");
         start_parallel(a.parallel, model, options, [&](Backend& rank_backend) {
             std::unique_ptr<WeightSource> rank_weights;
             if (preset) {

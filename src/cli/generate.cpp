@@ -101,6 +101,9 @@ void run_generate(GenerateArgs a) {
     const Flux2Defaults defaults = defaults_for(variant);
     const float guidance = std::isnan(a.guidance_scale) ? defaults.guidance_scale : a.guidance_scale;
     const bool cfg = variant == Flux2Variant::klein_base && guidance > 1.0f;
+    check(a.parallel.gpus == 1 || a.parallel.parallel != "cfg" || cfg, "--parallel cfg runs the conditional and ",
+          "unconditional forwards of true CFG on two GPUs, but this run has none to split (", variant_name(variant),
+          ", guidance ", guidance, "): it needs klein base with --guidance-scale above 1");
 
     // 1. Prompt embeddings first, so the text encoder is gone before the transformer's weights are bound.
     Tensor prompt_embeds;

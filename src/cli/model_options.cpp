@@ -69,13 +69,15 @@ void add_parallel_options(CLI::App* cmd, ParallelOptions& o) {
         ->capture_default_str();
     cmd->add_option("--parallel", o.parallel,
                     "how --gpus splits the transformer: ulysses (sequence parallel, the latency mode) or tp (tensor "
-                    "parallel, the memory mode: each GPU holds 1/N of the blocks); N must divide the head count")
+                    "parallel, the memory mode: each GPU holds 1/N of the blocks), N dividing the head count; or cfg "
+                    "(klein base with guidance > 1: the conditional and unconditional forwards on 2 GPUs at once)")
         ->capture_default_str();
 }
 
 void check_parallel_options(const ParallelOptions& o) {
     check(o.gpus >= 1, "--gpus must be at least 1, got ", o.gpus);
-    check(o.parallel == "ulysses" || o.parallel == "tp", "--parallel must be ulysses or tp, got '", o.parallel, "'");
+    check(o.parallel == "ulysses" || o.parallel == "tp" || o.parallel == "cfg",
+          "--parallel must be ulysses, tp or cfg, got '", o.parallel, "'");
 }
 
 void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const BackendOptions& options,
@@ -86,7 +88,9 @@ void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const Bac
     check(cpu || options.device == "auto" || options.device == "cuda" || options.device == "cuda:0", "--gpus ", o.gpus,
           " puts rank r on cuda:r, so rank 0 is cuda:0: --device must be auto, cuda or cuda:0, ", "got '",
           options.device, "'");
-    const Parallelism mode = o.parallel == "ulysses" ? Parallelism::ulysses : Parallelism::tensor;
+    const Parallelism mode = o.parallel == "ulysses" ? Parallelism::ulysses
+                             : o.parallel == "tp"    ? Parallelism::tensor
+                                                     : Parallelism::cfg;
     start_rank_group(
         rank0, o.gpus, mode,
         [options, cpu](int r) {

@@ -110,7 +110,10 @@ void run_serve(ServeArgs a) {
         eo.vae_tiling = a.model.vae_tiling_options();
         eo.backend = a.model.backend_options();
         std::unique_ptr<Flux2Engine> engine = Flux2Engine::load(eo);
-        // Ranks 1..N-1 load their own copy (Ulysses) or shard (tp) of the same transformer file.
+        check(a.parallel.gpus == 1 || a.parallel.parallel != "cfg" || engine->has_true_cfg(),
+              "--parallel cfg runs true CFG's two forwards on two GPUs, but ", variant_name(engine->variant()),
+              " has no unconditional forward (klein base only)");
+        // Ranks 1..N-1 load their own copy (Ulysses, cfg) or shard (tp) of the same transformer file.
         start_parallel(a.parallel, engine->transformer(), eo.backend, [&](Backend& rank_backend) {
             TransformerCheckpoint ckpt = TransformerCheckpoint::open(engine->paths().transformer);
             return Flux2Transformer::load(ckpt, engine->config(), rank_backend);

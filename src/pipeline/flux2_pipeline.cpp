@@ -174,14 +174,19 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
         const float t = schedule.timesteps[i] / 1000.0f;
         cond.timestep.assign(B, t);
         cond.hidden_states = refs ? concat_tokens(latents, refs->first) : latents;
-        Tensor v = drop_reference_tokens(transformer_.forward(cond), Li);
+        Tensor v;
         if (cfg) {
             uncond.timestep = cond.timestep;
             uncond.hidden_states = cond.hidden_states;
-            Tensor v_neg = drop_reference_tokens(transformer_.forward(uncond), Li);
+            // With CFG parallelism (--parallel cfg) the two forwards run on two devices at once.
+            auto [v_cond, v_uncond] = transformer_.forward_guided(cond, uncond);
+            v = drop_reference_tokens(v_cond, Li);
+            Tensor v_neg = drop_reference_tokens(v_uncond, Li);
             float* pv = v.f32();
             const float* pn = v_neg.f32();
             for (int64_t k = 0; k < v.numel(); ++k) pv[k] = pn[k] + out.guidance_scale * (pv[k] - pn[k]);
+        } else {
+            v = drop_reference_tokens(transformer_.forward(cond), Li);
         }
         euler_step(latents, v, schedule, i);
         if (progress)

@@ -52,7 +52,7 @@ def demo_env():
     return env
 
 
-def run_generate(output_path, prompt, seed, width, height, steps, images=(), num_images=1, timeout=300):
+def run_generate(output_path, prompt, seed, width, height, steps, images=(), num_images=1, timeout=300, extra=()):
     """`flux2 generate` with the suite's demo model: the reference the server's pixels must equal. With
     num_images > 1, output_path is a folder that receives the numbered files."""
     cmd = [BINARY, "generate", "--prompt", prompt, "--seed", str(seed), "--width", str(width),
@@ -61,6 +61,7 @@ def run_generate(output_path, prompt, seed, width, height, steps, images=(), num
         cmd += ["--num-images", str(num_images)]
     for image in images:
         cmd += ["--image", image]
+    cmd += list(extra)
     done = subprocess.run(cmd, env=demo_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, timeout=timeout)
     if done.returncode != 0:

@@ -1,6 +1,7 @@
 """`flux2 serve --gpus N`: the transformer split over N ranks (here CPU ranks with the in-process communicator, the
 way the development machines test it; on a GPU machine rank r is cuda:r). The served pixels must match
-`flux2 generate` on one device, and what several ranks cannot do yet (LoRAs) must be refused clearly."""
+`flux2 generate` on one device (Ulysses and tp within a level, CFG parallelism exactly), and what several ranks
+cannot do yet (LoRAs) must be refused clearly."""
 import base64
 import os
 import shutil
@@ -49,6 +50,24 @@ class ParallelServeTest(ServerTestCase):
             finally:
                 self.assertEqual(server.stop(), 0)
 
+    def test_cfg_parallel_matches_one_device(self):
+        reference = os.path.join(self.tmp, "base.png")
+        common.run_generate(reference, FIELDS["prompt"], FIELDS["seed"], 32, 32, FIELDS["num_inference_steps"],
+                            extra=["--klein-mode", "base"])
+        with open(reference, "rb") as f:
+            want = decode_image(f.read()).convert("RGB").tobytes()
+        server = Server("gpus2-cfg", "--gpus", "2", "--parallel", "cfg", "--klein-mode", "base").start()
+        try:
+            r = server.generate(**FIELDS)
+            self.assertEqual(r.status, 200, r)
+            got = decode_image(base64.b64decode(r.json()["data"][0]["b64_json"])).convert("RGB").tobytes()
+            # Each forward is the one-device computation: the same pixels exactly.
+            self.assertEqual(got, want)
+            with open(server.log_path, encoding="utf-8", errors="replace") as f:
+                self.assertIn("CFG parallelism on 2 cpu ranks", f.read())
+        finally:
+            self.assertEqual(server.stop(), 0)
+
     def run_serve(self, *args):
         return subprocess.run([common.BINARY, "serve", "--port", "0", *args], env=common.demo_env(),
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
@@ -60,9 +79,12 @@ class ParallelServeTest(ServerTestCase):
         heads = self.run_serve("--gpus", "3")
         self.assertNotEqual(heads.returncode, 0)
         self.assertIn(b"3 GPUs do not divide this model's 4 heads", heads.stdout)
+        no_cfg = self.run_serve("--gpus", "2", "--parallel", "cfg", "--klein-mode", "distilled")
+        self.assertNotEqual(no_cfg.returncode, 0)
+        self.assertIn(b"has no unconditional forward (klein base only)", no_cfg.stdout)
         mode = self.run_serve("--gpus", "2", "--parallel", "ring")
         self.assertNotEqual(mode.returncode, 0)
-        self.assertIn(b"--parallel must be ulysses or tp, got 'ring'", mode.stdout)
+        self.assertIn(b"--parallel must be ulysses, tp or cfg, got 'ring'", mode.stdout)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ namespace flux2 {
 
 namespace {
 
-class RankWorkers final : public ForwardPeers {
+class RankWorkers final : public ForwardPeers, public GuidancePeer {
 public:
     RankWorkers(int size, Parallelism mode, std::function<BackendOptions(int)> options_of, RankLoader load)
         : mode_(mode), options_of_(std::move(options_of)), load_(std::move(load)), ranks_(size - 1) {}
@@ -41,11 +41,22 @@ public:
                 cv_.notify_all();
                 std::rethrow_exception(ranks_[i].error);
             }
-        group_ = make_communicator_group(rank0_backend.name(), static_cast<int>(ranks_.size()) + 1);
         join_ = true;
+        if (mode_ == Parallelism::cfg) {  // two whole models, nothing exchanged inside a step
+            lock.unlock();
+            cv_.notify_all();
+            return nullptr;
+        }
+        group_ = make_communicator_group(rank0_backend.name(), static_cast<int>(ranks_.size()) + 1);
         lock.unlock();
         cv_.notify_all();
         return group_->join(0, rank0_backend);
+    }
+
+    void begin_uncond(const Flux2Inputs& uncond) override { begin_forward(uncond); }
+    Tensor end_uncond() override {
+        end_forward();
+        return std::move(output_);
     }
 
     void begin_forward(const Flux2Inputs& in) override {
@@ -77,6 +88,7 @@ public:
     void set_rank0_backend(Backend& be) { rank0_backend_ = &be; }
 
     void join(Flux2Transformer& model, std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers) {
+        if (mode_ == Parallelism::cfg) return;  // rank 0's guidance peer is set by start_rank_group
         if (mode_ == Parallelism::ulysses) {
             model.set_sequence_parallel(std::move(comm), std::move(peers));
         } else {
@@ -108,7 +120,7 @@ private:
         if (stop_) return;
         lock.unlock();
         try {
-            join(*model, group_->join(rank, *backend), nullptr);
+            if (mode_ != Parallelism::cfg) join(*model, group_->join(rank, *backend), nullptr);
         } catch (...) {
             // Rank 0 shards the same way and reports the same error.
             ranks_[i].error = std::current_exception();
@@ -121,7 +133,8 @@ private:
             seen = job_;
             lock.unlock();
             try {
-                model->forward(inputs_);
+                Tensor y = model->forward(inputs_);
+                if (mode_ == Parallelism::cfg) output_ = std::move(y);  // rank 0 reads it after end_forward
             } catch (...) {
                 ranks_[i].error = std::current_exception();
             }
@@ -144,6 +157,7 @@ private:
     int64_t job_ = 0;
     bool join_ = false, stop_ = false;
     Flux2Inputs inputs_;  // the current step's, host only; read by the ranks between begin and end_forward
+    Tensor output_;       // cfg: rank 1's velocity of the current step
     Tensor context_source_, context_host_;
 };
 
@@ -155,14 +169,27 @@ void start_rank_group(Flux2Transformer& rank0, int size, Parallelism mode,
     // Checked before any rank loads; the sizes are the same on every rank.
     const Flux2Config& c = rank0.config();
     const int64_t heads = c.num_attention_heads;
-    const char* name = mode == Parallelism::ulysses ? "Ulysses sequence parallelism" : "tensor parallelism";
-    check(heads % size == 0, name, " splits the attention heads among the GPUs: ", size,
-          " GPUs do not divide this model's ", heads, " heads (use a divisor of ", heads, ")");
+    const char* name = mode == Parallelism::ulysses ? "Ulysses sequence parallelism"
+                       : mode == Parallelism::tensor ? "tensor parallelism"
+                                                     : "CFG parallelism";
+    if (mode == Parallelism::cfg) {
+        check(size == 2, name, " runs true CFG's conditional and unconditional forwards on one GPU each: it takes ",
+              "2 GPUs, got ", size);
+    } else {
+        check(heads % size == 0, name, " splits the attention heads among the GPUs: ", size,
+              " GPUs do not divide this model's ", heads, " heads (use a divisor of ", heads, ")");
+    }
     check(mode != Parallelism::tensor || c.mlp_hidden() % size == 0, name, " splits the MLP among the GPUs: ", size,
           " GPUs do not divide this model's MLP width ", c.mlp_hidden());
     auto workers = std::make_shared<RankWorkers>(size, mode, options_of, load);
     workers->set_rank0_backend(rank0.backend());
     std::shared_ptr<Communicator> comm = workers->start(rank0.backend());
+    if (mode == Parallelism::cfg) {
+        rank0.set_guidance_peer(workers);
+        log_info(name, " on 2 ", rank0.backend().name(), " ranks (conditional forward on rank 0, unconditional on "
+                 "rank 1)");
+        return;
+    }
     workers->join(rank0, std::move(comm), workers);
     log_info(name, " on ", size, " ", rank0.backend().name(), " ranks (", heads / size, " of ", heads, " heads each)");
 }

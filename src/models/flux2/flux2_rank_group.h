@@ -1,5 +1,5 @@
 #pragma once
-// Several devices for one image from one caller: ranks 1..N-1 of a Ulysses group each run in their own thread
+// Several devices for one image from one caller: ranks 1..N-1 of a Ulysses, tensor-parallel or CFG group each run in their own thread
 // with their own backend and copy of the weights, behind rank 0's Flux2Transformer, so the pipeline and the server
 // keep talking to one model (docs/CUDA.md "Several GPUs"). A rank's thread makes its backend, so a GPU rank's
 // CUDA calls all come from the thread whose current device is its GPU.
@@ -17,11 +17,13 @@ using RankLoader = std::function<Flux2Transformer(Backend&)>;
 enum class Parallelism {
     ulysses,  // sequence parallel: weights replicated, tokens sharded (Flux2Transformer::set_sequence_parallel)
     tensor,   // tensor parallel: heads and MLP columns sharded (Flux2Transformer::set_tensor_parallel)
+    cfg,      // true CFG's unconditional forward on rank 1 beside the conditional one (Flux2Transformer::forward_guided)
 };
 
 // Makes ranks 1..size-1 (rank r on make_backend(options_of(r)), its model from `load`), joins them and `rank0`
 // (already loaded) into one communicator group of rank0's device kind, splits the model among them as `mode` says,
-// and makes rank0's forward drive them all.
+// and makes rank0's forward drive them all. `cfg` needs size 2 and no communicator: rank 1 is a whole replica that
+// runs the unconditional forward of rank 0's forward_guided.
 // The group lives as long as rank0's model; options_of and load are called only before this returns. Fails, with
 // every started thread stopped, if a rank fails to load.
 void start_rank_group(Flux2Transformer& rank0, int size, Parallelism mode,

@@ -106,7 +106,8 @@ std::vector<LinearWeight*> Flux2Transformer::all_linears() {
 
 void Flux2Transformer::set_loras(const std::vector<ActiveLora>& loras) {
     // The other ranks' models would run without them.
-    check(loras.empty() || (!peers_ && !tp_), "LoRAs on several GPUs are not supported yet: use one GPU with --lora");
+    check(loras.empty() || (!peers_ && !tp_ && !guidance_peer_),
+          "LoRAs on several GPUs are not supported yet: use one GPU with --lora");
     std::vector<LinearWeight*> linears = all_linears();
     const std::vector<const LinearWeight*> view(linears.begin(), linears.end());
     std::vector<std::shared_ptr<const LoraBranch>> branches = build_lora_branches(view, loras);
@@ -369,6 +370,23 @@ Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
     }
     peers_->end_forward();
     return out;
+}
+
+std::pair<Tensor, Tensor> Flux2Transformer::forward_guided(const Flux2Inputs& cond, const Flux2Inputs& uncond) const {
+    if (!guidance_peer_) return {forward(cond), forward(uncond)};
+    validate(uncond);
+    guidance_peer_->begin_uncond(uncond);
+    Tensor v;
+    try {
+        v = forward(cond);
+    } catch (...) {
+        try {
+            guidance_peer_->end_uncond();  // wait for it before reporting this device's error
+        } catch (const std::exception&) {
+        }
+        throw;
+    }
+    return {v, guidance_peer_->end_uncond()};
 }
 
 Tensor Flux2Transformer::this_rank_forward(const Flux2Inputs& in) const {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
@@ -28,6 +29,16 @@ struct Flux2Inputs {
     std::optional<std::vector<float>> guidance;  // [B]; required iff the model has a guidance embedding
     Tensor img_ids;                // [Li, 4] (t, h, w, l)
     Tensor txt_ids;                // [Lt, 4]
+};
+
+// A second device that runs the unconditional forward of true CFG while this model runs the conditional one (CFG
+// parallelism, flux2_rank_group.h).
+class GuidancePeer {
+public:
+    virtual ~GuidancePeer() = default;
+    virtual void begin_uncond(const Flux2Inputs& uncond) = 0;
+    // Waits for it; its velocity as a host F32 tensor; rethrows its failure.
+    virtual Tensor end_uncond() = 0;
 };
 
 class Flux2Transformer {
@@ -69,6 +80,11 @@ public:
     // theirs. Shards the weights now (call it once, right after load); fails unless N divides the heads and the MLP
     // width.
     void set_tensor_parallel(std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers = nullptr);
+
+    // The velocities for the conditional and the unconditional inputs of true CFG (klein base): at the same time on
+    // two devices when a guidance peer is set (set_guidance_peer), else one after the other on this one.
+    std::pair<Tensor, Tensor> forward_guided(const Flux2Inputs& cond, const Flux2Inputs& uncond) const;
+    void set_guidance_peer(std::shared_ptr<GuidancePeer> peer) { guidance_peer_ = std::move(peer); }
 
 private:
     struct DoubleBlock {
@@ -144,6 +160,7 @@ private:
     std::shared_ptr<UlyssesAttention> ulysses_;
     std::shared_ptr<ForwardPeers> peers_;
     std::shared_ptr<Communicator> tp_;
+    std::shared_ptr<GuidancePeer> guidance_peer_;
 };
 
 }  // namespace flux2
