@@ -10,6 +10,7 @@ void register_all(CLI::App& app) {
     register_encode_prompt(app);
     register_tokenize(app);
     register_serve(app);
+    register_eval(app);
 }
 
 }  // namespace flux2::cli

@@ -20,5 +20,7 @@ void register_generate(CLI::App& app);
 void register_encode_prompt(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_serve(CLI::App& app);
+// `flux2 eval`: the demo model's prompt-following score (src/cli/eval.cpp).
+void register_eval(CLI::App& app);
 
 }  // namespace flux2::cli

@@ -8,8 +8,9 @@ the render is a pure function of the scene.
 Layout: the image is a 3x3 grid of cells; every shape sits in its own cell (jittered a little around the cell's
 centre, never leaving it), so the checker can verify a position by the cell its region's centroid falls in.
 
-    python3 scenes.py --eval-prompts eval_prompts.json     # the fixed evaluation list (committed)
+    python3 scenes.py --eval-prompts ../../assets/demo_eval_prompts.json   # the fixed evaluation list (committed)
     python3 scenes.py --examples DIR                        # a few renders + expectations (tests/data/demo)
+    python3 scenes.py --eval-renders DIR                    # the generator's image for each evaluation prompt
     python3 scenes.py --grid preview.png --count 16         # a contact sheet of random training scenes
 """
 import argparse
@@ -27,7 +28,7 @@ SUPERSAMPLE = 2  # shapes are drawn at 2x and box-filtered down, so edges are an
 
 # Named colours, far apart in RGB, so that a pixel's nearest name is
 # unambiguous even after a lossy VAE (the closest pair, blue/purple, is 137 apart). The checker reads this table
-# from eval_prompts.json.
+# from the evaluation list (assets/demo_eval_prompts.json).
 COLOURS = {
     "red": (230, 30, 30),
     "green": (30, 190, 50),
@@ -244,7 +245,7 @@ def write_json(path, obj):
 def write_examples(out_dir):
     """A few renders with their expectations, for the checker's own tests: one scene of each shape count, one
     held-out scene, and all three kinds and both sizes among them. Each PNG is the scene exactly as training sees
-    it; expectations.json has the same format as eval_prompts.json (prompts[i].file names the PNG). The last entry,
+    it; expectations.json has the same format as the evaluation list (prompts[i].file names the PNG). The last entry,
     wrong1.png, does not match its expectation (the checker must fail it)."""
     os.makedirs(out_dir, exist_ok=True)
     scenes = [
@@ -276,6 +277,14 @@ def write_examples(out_dir):
     write_json(os.path.join(out_dir, "expectations.json"), doc)
 
 
+def write_eval_renders(out_dir):
+    """The generator's own image for every prompt of the evaluation list, as <id>.png: `flux2 eval --check-images`
+    must score them 100% (tests/data/demo/eval)."""
+    os.makedirs(out_dir, exist_ok=True)
+    for i, (split, scene) in enumerate(eval_scenes()):
+        Image.fromarray(render(scene)).save(os.path.join(out_dir, f"{split}-{i:02d}.png"))
+
+
 def write_grid(path, count, seed):
     cols = int(np.ceil(np.sqrt(count)))
     rows = int(np.ceil(count / cols))
@@ -292,16 +301,19 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--eval-prompts", help="write the evaluation prompt list (JSON) here")
     ap.add_argument("--examples", help="write example renders and expectations.json into this folder")
+    ap.add_argument("--eval-renders", help="write the generator's render of every evaluation prompt into this folder")
     ap.add_argument("--grid", help="write a contact sheet of random training scenes here")
     ap.add_argument("--count", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    if not (args.eval_prompts or args.examples or args.grid):
-        ap.error("nothing to do: give --eval-prompts, --examples or --grid")
+    if not (args.eval_prompts or args.examples or args.eval_renders or args.grid):
+        ap.error("nothing to do: give --eval-prompts, --examples, --eval-renders or --grid")
     if args.eval_prompts:
         write_json(args.eval_prompts, eval_prompts_json())
     if args.examples:
         write_examples(args.examples)
+    if args.eval_renders:
+        write_eval_renders(args.eval_renders)
     if args.grid:
         write_grid(args.grid, args.count, args.seed)
     return 0
