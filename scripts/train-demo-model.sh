@@ -2,7 +2,8 @@
 # Trains the demo model (docs/DEMO_MODEL.md) on the GPU machine and leaves it in OUT_DIR:
 #   OUT_DIR/demo-model/   the diffusers folder + flux2-klein-base-demo-nvfp4-mixed.safetensors + check/
 #   OUT_DIR/train.log     everything train.py printed
-# Every file stays below 16 MB. Extra arguments go to train.py (e.g. --time-budget-s 840).
+# Every file stays below 16 MB. Extra arguments go to train.py (e.g. --time-budget-s 540; --resume FOLDER to train an
+# earlier result further: /tmp/flux2-demo-last while the machine is still warm, else a carried copy).
 # The wheels of scripts/prepare-demo-train-carry.sh (third_party/demo-wheels, or $FLUX2_DEMO_WHEELS) are installed
 # offline into a private folder put first on PYTHONPATH, over the machine's own torch, numpy and Pillow.
 set -euo pipefail
@@ -25,5 +26,8 @@ print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "| diffuser
 mkdir -p "$out"
 set -o pipefail
 PYTHONUNBUFFERED=1 "$python" tools/demo_model/train.py --out "$out/demo-model" "$@" 2>&1 | tee "$out/train.log"
+# Kept on the machine too: while it stays warm, a next call may go on with --resume /tmp/flux2-demo-last.
+rm -rf /tmp/flux2-demo-last
+cp -r "$out/demo-model" /tmp/flux2-demo-last
 find "$out/demo-model" -type f -size +16M -exec echo "train-demo-model: {} is over 16 MB" \; | grep . >&2 && exit 1
 du -ab "$out/demo-model" | sort -n | tail -20

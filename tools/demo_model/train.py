@@ -16,6 +16,7 @@ Stages (one process, one GPU):
      transformer also as a BFL NVFP4-mixed file with calibrated input scales, a preview sheet and train_log.json.
 
     python3 tools/demo_model/train.py --out /tmp/demo-model --time-budget-s 420
+    python3 tools/demo_model/train.py --out /tmp/demo-model-2 --resume /tmp/demo-model --time-budget-s 420
     python3 tools/demo_model/train.py --out /tmp/demo-cpu --time-budget-s 60 --num-scenes 256 --batch 4 --device cpu
     python3 tools/demo_model/train.py --nvfp4-selftest tests/data/demo/nvfp4_python.safetensors
 """
@@ -77,6 +78,8 @@ def parse_args(argv=None):
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--caption-dropout", type=float, default=0.1)
     ap.add_argument("--max-steps", type=int, default=0, help="stop the transformer stage after this many steps")
+    ap.add_argument("--resume", help="an earlier output folder: keep its VAE, train its transformer and text "
+                    "encoder further for the whole budget (architecture flags come from it)")
     # text encoder
     ap.add_argument("--te-hidden", type=int, default=16)
     ap.add_argument("--te-layers", type=int, default=28)
@@ -666,7 +669,8 @@ def export(args, out, dit, te, vae, tokenizer, lat, ids, mask, device, logd):
     dit_q.to(device).eval()
     te_q.to(device).eval()
     layers = nvfp4_layers(args.double_blocks, args.single_blocks)
-    amax = calibrate_input_amax(dit_q, te_q, lat, ids, mask, [m for m, _ in layers.values()], device, args)
+    amax = calibrate_input_amax(dit_q, te_q, lat, ids, mask, [m for m, _ in layers.values()], device, args,
+                                batch=min(32, max(4, args.batch)))
     worst = write_nvfp4_mixed(os.path.join(out, NVFP4_FILE), dit_q, amax, args)
     log(f"wrote {NVFP4_FILE}: {len(layers)} NVFP4 layers, worst weight error {worst:.4f} (relative L2)")
 
@@ -708,6 +712,23 @@ def export(args, out, dit, te, vae, tokenizer, lat, ids, mask, device, logd):
     log(f"model folder {out}: {total / 1e6:.1f} MB (without check/)")
 
 
+def load_previous(args, folder):
+    """The VAE, transformer and text encoder of an earlier run's output (bf16 on disk, trained on in fp32); the
+    architecture flags are taken from their configs."""
+    from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
+    from transformers import Qwen3ForCausalLM
+    vae = AutoencoderKLFlux2.from_pretrained(os.path.join(folder, "vae")).float().eval()
+    dit = Flux2Transformer2DModel.from_pretrained(os.path.join(folder, "transformer")).float()
+    te = Qwen3ForCausalLM.from_pretrained(os.path.join(folder, "text_encoder"), attn_implementation="sdpa").float()
+    c = dit.config
+    args.heads, args.head_dim = c.num_attention_heads, c.attention_head_dim
+    args.double_blocks, args.single_blocks = c.num_layers, c.num_single_layers
+    args.te_hidden, args.te_layers = te.config.hidden_size, te.config.num_hidden_layers
+    args.vae_channels = ",".join(str(x) for x in vae.config.block_out_channels)
+    log(f"resuming from {folder}: VAE kept, transformer and text encoder trained further")
+    return vae, dit, te
+
+
 def main(argv=None):
     if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--nvfp4-selftest":
         write_nvfp4_selftest(sys.argv[2])
@@ -741,6 +762,8 @@ def main(argv=None):
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(args.device)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # tiny Adam/EMA values otherwise slow CPU steps down tenfold
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -749,20 +772,27 @@ def main(argv=None):
     if device.type == "cuda":
         images_t = images_t.to(device)
 
-    # 1. VAE
-    vae = build_vae(args)
-    log(f"VAE: {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M parameters")
-    train_vae(args, vae, images_t, device, T0 + args.vae_fraction * args.time_budget_s, logd)
-    lat = encode_dataset(vae, images_t, device)
-    lat = set_batch_norm_stats(vae, lat)
+    # 1. VAE (trained, or taken from --resume with its BatchNorm statistics)
+    if args.resume:
+        vae, dit, te = load_previous(args, args.resume)
+        lat = encode_dataset(vae, images_t, device)
+        eps = vae.config.batch_norm_eps
+        lat = (lat - vae.bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(vae.bn.running_var.view(1, -1, 1, 1) + eps)
+    else:
+        vae = build_vae(args)
+        log(f"VAE: {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M parameters")
+        train_vae(args, vae, images_t, device, T0 + args.vae_fraction * args.time_budget_s, logd)
+        lat = encode_dataset(vae, images_t, device)
+        lat = set_batch_norm_stats(vae, lat)
     lat = pack(lat).to(torch.bfloat16)
     log(f"latents {tuple(lat.shape)}; BatchNorm mean |{vae.bn.running_mean.abs().mean():.3f}| "
         f"var {vae.bn.running_var.mean():.3f}")
     del images_t
 
     # 2. transformer + text encoder
-    te = build_text_encoder(args, torch.from_numpy(used).long())
-    dit = build_transformer(args)
+    if not args.resume:
+        te = build_text_encoder(args, torch.from_numpy(used).long())
+        dit = build_transformer(args)
     log(f"transformer: {sum(p.numel() for p in dit.parameters()) / 1e6:.2f} M parameters; text encoder: "
         f"{sum(p.numel() for p in te.model.layers.parameters()) / 1e6:.3f} M in layers + embedding")
     ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
