@@ -49,5 +49,33 @@ TEST_F(CliEval, GeneratesWithThePipeline) {
     EXPECT_TRUE(fs::exists(file("images/seen-00.png")));
 }
 
+// The trained demo model (assets/demo-model, docs/DEMO_MODEL.md "Scores") on the CPU at 20 steps, from its bf16
+// diffusers transformer and from its NVFP4-mixed file. The floors sit a little under what was measured when the
+// model was committed (bf16: 84.9% / 76.8% of checks, 4 + 5 of 40 prompts pass): they catch a change that makes the
+// pictures worse; issue 16's targets (90% / 75% of prompts) are not met by this model yet. The NVFP4 path must stay
+// within 5 points of the bf16 one.
+TEST_F(CliEval, TrainedDemoModelScores) {
+    const std::string model = std::string(FLUX2_ASSETS_DIR) + "/demo-model";
+    auto eval = [&](std::vector<std::string> extra) {
+        std::vector<std::string> args = {"eval", "--model-path", model, "--num-inference-steps", "20", "--json"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        const RunResult r = flux2(args);
+        EXPECT_EQ(r.exit_code, 0) << r;
+        return nlohmann::json::parse(r.out)["scores"];
+    };
+    const nlohmann::json bf16 = eval({});
+    const nlohmann::json nvfp4 =
+        eval({"--transformer-weights-path", model + "/flux2-klein-base-demo-nvfp4-mixed.safetensors"});
+    for (const char* split : {"seen", "heldout"}) {
+        std::printf("demo model, %s: bf16 %.1f%% of prompts (%.1f%% of checks), nvfp4 %.1f%% (%.1f%%)\n", split,
+                    bf16[split]["pass_rate"].get<double>(), bf16[split]["check_rate"].get<double>(),
+                    nvfp4[split]["pass_rate"].get<double>(), nvfp4[split]["check_rate"].get<double>());
+        EXPECT_NEAR(nvfp4[split]["check_rate"].get<double>(), bf16[split]["check_rate"].get<double>(), 5.0) << split;
+    }
+    EXPECT_GE(bf16["seen"]["check_rate"].get<double>(), 80.0);
+    EXPECT_GE(bf16["heldout"]["check_rate"].get<double>(), 72.0);
+    EXPECT_GE(bf16["all"]["pass_rate"].get<double>(), 15.0);
+}
+
 }  // namespace
 }  // namespace flux2::test
