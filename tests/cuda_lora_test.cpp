@@ -1,7 +1,8 @@
 // The LoRA branch on the CUDA backend against the CPU backend (the fp32 reference, itself checked against PEFT in
 // lora_golden_test): single linears on the bf16 and fp8 paths (plain, fused gated residual, after a fused
-// producer, whose E4M3 output the fp8 branch reads), and the tiny transformers with combined LoRAs on bf16 and NVFP4 bases within the GPU bounds of the
-// same cases without LoRA, switching adapters between CUDA-graph replays. Skipped without a GPU.
+// producer, whose E4M3 output the fp8 branch reads), and the tiny transformers with combined LoRAs on bf16 and NVFP4
+// bases within the GPU bounds of the same cases without LoRA, switching adapters between CUDA-graph replays. Skipped
+// without a GPU.
 #include <cstring>
 
 #include "cuda_test_util.h"

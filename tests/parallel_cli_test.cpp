@@ -62,12 +62,12 @@ TEST_F(Cli, CfgParallelOnTwoRanksMatchesOne) {
     EXPECT_TRUE(contains(two.err, "CFG parallelism on 2 cpu ranks")) << two.err;
     EXPECT_EQ(read_image(file("two.png")).rgb, read_image(file("one.png")).rgb);
 
-    RunResult distilled = flux2(demo_args(
-        {"--klein-mode", "distilled", "--gpus", "2", "--parallel", "cfg", "--output-path", file("x.png")}));
+    RunResult distilled = flux2(
+        demo_args({"--klein-mode", "distilled", "--gpus", "2", "--parallel", "cfg", "--output-path", file("x.png")}));
     EXPECT_NE(distilled.exit_code, 0);
     EXPECT_TRUE(contains(distilled.err, "it needs klein base with --guidance-scale above 1")) << distilled.err;
-    RunResult three = flux2(
-        demo_args({"--klein-mode", "base", "--gpus", "3", "--parallel", "cfg", "--output-path", file("x.png")}));
+    RunResult three =
+        flux2(demo_args({"--klein-mode", "base", "--gpus", "3", "--parallel", "cfg", "--output-path", file("x.png")}));
     EXPECT_NE(three.exit_code, 0);
     EXPECT_TRUE(contains(three.err, "it takes 2 GPUs, got 3")) << three.err;
 }

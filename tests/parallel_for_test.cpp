@@ -73,8 +73,7 @@ TEST(ParallelFor, NestedCallsRunInline) {
     ThreadCount threads(4);
     std::atomic<int64_t> total{0};
     parallel_for(8, 1, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i)
-            parallel_for(10, 1, [&](int64_t ib, int64_t ie) { total += ie - ib; });
+        for (int64_t i = b; i < e; ++i) parallel_for(10, 1, [&](int64_t ib, int64_t ie) { total += ie - ib; });
     });
     EXPECT_EQ(total.load(), 80);
 }

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <map>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "backend/backend.h"
@@ -127,9 +127,10 @@ void time_lora_switch(Flux2Transformer& model, const Flux2Inputs& in, const std:
         read += seconds_since(t0);
     }
     std::filesystem::remove_all(dir);
-    std::printf("lora switch: detach + first step %.3f s, attach + first step %.3f s (the median step: %.4f s, so "
-                "%.3f s more); reading the adapter file(s) (%.0f MB, diffusers layout): %.3f s\n",
-                detach, attach, median_step, attach - median_step, bytes / 1e6, read);
+    std::printf(
+        "lora switch: detach + first step %.3f s, attach + first step %.3f s (the median step: %.4f s, so "
+        "%.3f s more); reading the adapter file(s) (%.0f MB, diffusers layout): %.3f s\n",
+        detach, attach, median_step, attach - median_step, bytes / 1e6, read);
     std::fflush(stdout);
 }
 
@@ -238,19 +239,23 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--model", a->model, "dev, klein-4b, klein-9b, or a checkpoint path")->capture_default_str();
     cmd->add_option("--device", a->device, "auto (a usable GPU, else cpu), cuda, cuda:N or cpu")->capture_default_str();
     cmd->add_option("--precision", a->precisions,
-                    "comma list of GPU paths: bf16, fp8 (default bf16,fp8 on cuda, each later one compared with the first; f32 on cpu)");
+                    "comma list of GPU paths: bf16, fp8 (default bf16,fp8 on cuda, each later one compared with the "
+                    "first; f32 on cpu)");
     cmd->add_option("--residency", a->residency,
                     "fp8 path: keep NVFP4 weights as fp8 (default) or fp4 (4-bit resident, converted per layer)");
     cmd->add_option("--resolutions", a->resolutions, "comma list of square image sizes")->capture_default_str();
     cmd->add_option("--steps", a->steps, "timed steps (median reported)")->capture_default_str();
-    cmd->add_option("--warmup", a->warmup, "untimed steps first (at least 1)")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_option("--warmup", a->warmup, "untimed steps first (at least 1)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     cmd->add_option("--text-tokens", a->text_tokens, "text sequence length")->capture_default_str();
     cmd->add_option("--seed", a->seed, "seed of the random weights")->capture_default_str();
-    cmd->add_option("--lora-rank", a->lora_ranks,
-                    "attach a random LoRA of this rank to every linear (q/k/v sharing A, as a fused-qkv LoRA) to time "
-                    "the low-rank branch;\na comma list attaches several (16,16,16: three rank-16 LoRAs). Repeatable: each set "
-                    "is timed after the step\nwithout LoRA on the same weights, and so is switching it off and on "
-                    "against reading it from files");
+    cmd->add_option(
+        "--lora-rank", a->lora_ranks,
+        "attach a random LoRA of this rank to every linear (q/k/v sharing A, as a fused-qkv LoRA) to time "
+        "the low-rank branch;\na comma list attaches several (16,16,16: three rank-16 LoRAs). Repeatable: each set "
+        "is timed after the step\nwithout LoRA on the same weights, and so is switching it off and on "
+        "against reading it from files");
     cmd->add_flag("--profile", a->profile,
                   "after the timed steps, run one step op by op and print the device time per op and GEMM shape");
     cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,

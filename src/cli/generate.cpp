@@ -1,10 +1,10 @@
 // `flux2 generate`: prompt -> image, with sglang's flag names where sglang has them.
 #include <unistd.h>
 
-#include <cmath>
-#include <cstdio>
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <iomanip>
 
@@ -61,8 +61,9 @@ std::vector<std::string> output_files(const std::string& output_path, int count)
     std::vector<std::string> files;
     for (int i = 0; i < count; ++i) {
         if (is_file) {
-            files.push_back(count == 1 ? p.string()
-                                       : (p.parent_path() / (p.stem().string() + "_" + std::to_string(i) + ".png")).string());
+            files.push_back(count == 1
+                                ? p.string()
+                                : (p.parent_path() / (p.stem().string() + "_" + std::to_string(i) + ".png")).string());
         } else {
             int n = 0;
             fs::path f;
@@ -112,9 +113,9 @@ void run_generate(GenerateArgs a) {
         PromptEncodingOptions po;
         po.max_sequence_length = a.max_sequence_length;
         po.out_layers = a.model.out_layers.empty() ? defaults.text_encoder_out_layers : a.model.out_layers;
-        EncodedPrompts enc = encode_prompts(paths.text_encoder, paths.tokenizer, a.prompt,
-                                            cfg ? std::optional<std::string>(a.negative_prompt) : std::nullopt, po,
-                                            *backend);
+        EncodedPrompts enc =
+            encode_prompts(paths.text_encoder, paths.tokenizer, a.prompt,
+                           cfg ? std::optional<std::string>(a.negative_prompt) : std::nullopt, po, *backend);
         prompt_embeds = enc.prompt_embeds;
         negative_embeds = enc.negative_prompt_embeds;
     } else {
@@ -126,10 +127,12 @@ void run_generate(GenerateArgs a) {
         // `flux2 encode-prompt` records its prompt; it becomes the PNG's prompt text.
         if (auto it = f->metadata().find("prompt"); it != f->metadata().end()) a.prompt = it->second;
         if (const TensorInfo* ne = f->find("negative_prompt_embeds")) negative_embeds = load_f32(*ne);
-        check(!cfg || negative_embeds, a.prompt_embeds, ": klein base with guidance > 1 needs 'negative_prompt_embeds'");
+        check(!cfg || negative_embeds, a.prompt_embeds,
+              ": klein base with guidance > 1 needs 'negative_prompt_embeds'");
     }
-    check(prompt_embeds.ndim() == 3 && prompt_embeds.dim(2) == config.joint_attention_dim, "prompt embeddings must be [B, Lt, ",
-          config.joint_attention_dim, "] for this transformer, got ", shape_str(prompt_embeds.shape()));
+    check(prompt_embeds.ndim() == 3 && prompt_embeds.dim(2) == config.joint_attention_dim,
+          "prompt embeddings must be [B, Lt, ", config.joint_attention_dim, "] for this transformer, got ",
+          shape_str(prompt_embeds.shape()));
 
     // 2. Models.
     Flux2Transformer transformer = Flux2Transformer::load(ckpt, config, *backend);
@@ -179,8 +182,8 @@ void run_generate(GenerateArgs a) {
                        {"guidance", str(out.guidance_scale)},
                        {"model", paths.transformer},
                        {"variant", variant_name(variant)},
-                       {"precision", str(backend->name(), a.model.precision.empty() ? "" : " " + a.model.precision,
-                                         " ", a.model.activations)},
+                       {"precision", str(backend->name(), a.model.precision.empty() ? "" : " " + a.model.precision, " ",
+                                         a.model.activations)},
                        {"software", "flux2.cpp"}};
         if (!a.model.loras.empty()) {
             std::string used;
@@ -218,11 +221,13 @@ void register_generate(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--image", a->images, "reference image (PNG/JPEG) for editing; repeat for several");
     cmd->add_option("--num-images", a->num_images, "images per prompt")->capture_default_str();
-    cmd->add_option("--output-path", a->output_path, "a .png file, or a folder for numbered files")->capture_default_str();
+    cmd->add_option("--output-path", a->output_path, "a .png file, or a folder for numbered files")
+        ->capture_default_str();
     cmd->add_option("--max-sequence-length", a->max_sequence_length, "text tokens")->capture_default_str();
     cmd->add_option("--prompt-embeds", a->prompt_embeds,
                     "safetensors with prompt_embeds [B,Lt,ctx] (and negative_prompt_embeds) instead of a text encoder");
-    cmd->add_option("--initial-noise", a->initial_noise, "safetensors with latents [B,128,H/16,W/16] replacing the noise");
+    cmd->add_option("--initial-noise", a->initial_noise,
+                    "safetensors with latents [B,128,H/16,W/16] replacing the noise");
     cmd->add_option("--save-latents", a->save_latents, "write the final packed latents [B,Li,128] here");
     cmd->callback([a] { run_generate(*a); });
 }

@@ -14,18 +14,24 @@ namespace flux2 {
 
 const char* variant_name(Flux2Variant v) {
     switch (v) {
-        case Flux2Variant::dev: return "dev";
-        case Flux2Variant::klein_distilled: return "klein (distilled)";
-        case Flux2Variant::klein_base: return "klein (base, CFG)";
+        case Flux2Variant::dev:
+            return "dev";
+        case Flux2Variant::klein_distilled:
+            return "klein (distilled)";
+        case Flux2Variant::klein_base:
+            return "klein (base, CFG)";
     }
     return "?";
 }
 
 Flux2Defaults defaults_for(Flux2Variant v) {
     switch (v) {
-        case Flux2Variant::dev: return {50, 4.0f, {10, 20, 30}};
-        case Flux2Variant::klein_distilled: return {4, 1.0f, {9, 18, 27}};
-        case Flux2Variant::klein_base: return {50, 4.0f, {9, 18, 27}};
+        case Flux2Variant::dev:
+            return {50, 4.0f, {10, 20, 30}};
+        case Flux2Variant::klein_distilled:
+            return {4, 1.0f, {9, 18, 27}};
+        case Flux2Variant::klein_base:
+            return {50, 4.0f, {9, 18, 27}};
     }
     fail("unknown FLUX.2 variant");
 }
@@ -86,11 +92,11 @@ Tensor concat_rows(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 std::pair<Tensor, Tensor> Flux2Pipeline::encode_references(const std::vector<Image>& images,
-                                                            const VaeTiling& tiling) const {
+                                                           const VaeTiling& tiling) const {
     std::vector<Tensor> tokens;
     std::vector<std::pair<int64_t, int64_t>> grids;
     for (const Image& img : images) {
-        Tensor pixels = preprocess_reference_image(img);  // [1, 3, h, w] in [-1, 1]
+        Tensor pixels = preprocess_reference_image(img);                     // [1, 3, h, w] in [-1, 1]
         Tensor z = patchify_latents(vae_encode_mean(vae_, pixels, tiling));  // [1, 128, h/16, w/16]
         batch_norm_normalize(z, vae_.latent_batch_norm());
         grids.emplace_back(z.dim(2), z.dim(3));
@@ -190,7 +196,8 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
         }
         euler_step(latents, v, schedule, i);
         if (progress)
-            progress({i + 1, out.num_steps, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+            progress(
+                {i + 1, out.num_steps, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
     }
 
     // 7. Decode.

@@ -55,8 +55,8 @@ struct CublasLtPlan {
         cublasStatus_t status = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                                      &workspace_bytes, sizeof(workspace_bytes));
         if (status == CUBLAS_STATUS_SUCCESS)
-            status = cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, d, d, pref, max_candidates, results.data(),
-                                                    &count);
+            status =
+                cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, d, d, pref, max_candidates, results.data(), &count);
         cublasLtMatmulPreferenceDestroy(pref);
         *found = status == CUBLAS_STATUS_SUCCESS && count > 0;
         candidates.clear();

@@ -139,8 +139,7 @@ private:
     Tensor linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p, const LinearWeight& w);
     // The FP8 GEMM into y: y = product (beta 0) or y + product (beta 1); w_scales replaces the layer's channel
     // scales in the epilogue when given (the gate-folded scales of linear_gated_residual).
-    void gemm_fp8_into(const Fp8Activations& x, const PreparedLinear& p, Tensor& y, float beta,
-                       const float* w_scales);
+    void gemm_fp8_into(const Fp8Activations& x, const PreparedLinear& p, Tensor& y, float beta, const float* w_scales);
     std::shared_ptr<const Fp4PreparedWeight> prepare_fp4(const LinearWeight& w);
     // The LoRA branch (lora_branch.cpp) in two halves: t = x A^T from BF16 x [..., in] or from the E4M3
     // activations the base GEMM reads, then y = beta y + t (B diag-scaled by gate when given)^T, y BF16

@@ -130,8 +130,8 @@ const CudaBackend::PreparedLinear& CudaBackend::prepare(const LinearWeight& w) {
     // Dense layers stay BF16 (the checkpoint kept them unquantized on purpose); FP8 GEMMs need k % 16 == 0.
     const bool fp8 = precision_ == CudaLinearPrecision::fp8 && w.format != WeightFormat::dense && in % 16 == 0;
     // fp4: NVFP4 layers only (FP8 checkpoints and dense layers stay BF16); the GEMM needs k % 32 == 0.
-    const bool fp4 = precision_ == CudaLinearPrecision::fp4 && w.format == WeightFormat::nvfp4 &&
-                     in % kFp4KMultiple == 0;
+    const bool fp4 =
+        precision_ == CudaLinearPrecision::fp4 && w.format == WeightFormat::nvfp4 && in % kFp4KMultiple == 0;
     if (fp4) {
         p->kind = CudaLinearPrecision::fp4;
         p->fp4 = prepare_fp4(w);
@@ -242,8 +242,8 @@ Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w) {
         beta = 1.0f;
     }
     const int64_t m = x.numel() / w.in_features, n = w.out_features, k = w.in_features;
-    auto scope = profile_op([&] { return str("gemm bf16 ", m, "x", n, "x", k, beta != 0.0f ? " +lora" : ""); },
-                            2.0 * m * n * k);
+    auto scope =
+        profile_op([&] { return str("gemm bf16 ", m, "x", n, "x", k, beta != 0.0f ? " +lora" : ""); }, 2.0 * m * n * k);
     gemm_->bf16(static_cast<const bf16*>(x.raw()), static_cast<const bf16*>(p.weight.raw()),
                 static_cast<bf16*>(y.raw()), m, n, k, beta);
     return y;

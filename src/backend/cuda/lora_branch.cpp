@@ -25,10 +25,10 @@ constexpr int64_t kRankMultiple = 16;
 }  // namespace
 
 struct CudaBackend::PreparedLora {
-    Tensor a;          // BF16 [rank, in]
-    Tensor b;          // BF16 [out, rank]
-    Fp8Activations a8; // E4M3 [rank, in] with one scale per rank row (made on the first fp8 use)
-    int64_t rank = 0;  // padded
+    Tensor a;           // BF16 [rank, in]
+    Tensor b;           // BF16 [out, rank]
+    Fp8Activations a8;  // E4M3 [rank, in] with one scale per rank row (made on the first fp8 use)
+    int64_t rank = 0;   // padded
 };
 
 const CudaBackend::PreparedLora& CudaBackend::prepare_lora(const LoraBranch& l) {
@@ -97,8 +97,8 @@ void CudaBackend::lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, flo
                                         static_cast<cuda::bf16*>(gated.raw()), n, r, stream());
         b = static_cast<const cuda::bf16*>(gated.raw());
     }
-    auto scope = profile_op([&] { return str("lora up r", r, " ", m, "x", n, beta != 0.0f ? " +=" : ""); },
-                            2.0 * m * r * n);
+    auto scope =
+        profile_op([&] { return str("lora up r", r, " ", m, "x", n, beta != 0.0f ? " +=" : ""); }, 2.0 * m * r * n);
     gemm_->bf16(static_cast<const cuda::bf16*>(t.raw()), b, static_cast<cuda::bf16*>(y.raw()), m, n, r, beta);
 }
 

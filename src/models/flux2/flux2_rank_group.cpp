@@ -169,7 +169,7 @@ void start_rank_group(Flux2Transformer& rank0, int size, Parallelism mode,
     // Checked before any rank loads; the sizes are the same on every rank.
     const Flux2Config& c = rank0.config();
     const int64_t heads = c.num_attention_heads;
-    const char* name = mode == Parallelism::ulysses ? "Ulysses sequence parallelism"
+    const char* name = mode == Parallelism::ulysses  ? "Ulysses sequence parallelism"
                        : mode == Parallelism::tensor ? "tensor parallelism"
                                                      : "CFG parallelism";
     if (mode == Parallelism::cfg) {
@@ -186,7 +186,8 @@ void start_rank_group(Flux2Transformer& rank0, int size, Parallelism mode,
     std::shared_ptr<Communicator> comm = workers->start(rank0.backend());
     if (mode == Parallelism::cfg) {
         rank0.set_guidance_peer(workers);
-        log_info(name, " on 2 ", rank0.backend().name(), " ranks (conditional forward on rank 0, unconditional on "
+        log_info(name, " on 2 ", rank0.backend().name(),
+                 " ranks (conditional forward on rank 0, unconditional on "
                  "rank 1)");
         return;
     }

@@ -1,8 +1,8 @@
 #pragma once
-// Several devices for one image from one caller: ranks 1..N-1 of a Ulysses, tensor-parallel or CFG group each run in their own thread
-// with their own backend and copy of the weights, behind rank 0's Flux2Transformer, so the pipeline and the server
-// keep talking to one model (docs/CUDA.md "Several GPUs"). A rank's thread makes its backend, so a GPU rank's
-// CUDA calls all come from the thread whose current device is its GPU.
+// Several devices for one image from one caller: ranks 1..N-1 of a Ulysses, tensor-parallel or CFG group each run in
+// their own thread with their own backend and copy of the weights, behind rank 0's Flux2Transformer, so the pipeline
+// and the server keep talking to one model (docs/CUDA.md "Several GPUs"). A rank's thread makes its backend, so a GPU
+// rank's CUDA calls all come from the thread whose current device is its GPU.
 #include <functional>
 #include <memory>
 
@@ -17,7 +17,7 @@ using RankLoader = std::function<Flux2Transformer(Backend&)>;
 enum class Parallelism {
     ulysses,  // sequence parallel: weights replicated, tokens sharded (Flux2Transformer::set_sequence_parallel)
     tensor,   // tensor parallel: heads and MLP columns sharded (Flux2Transformer::set_tensor_parallel)
-    cfg,      // true CFG's unconditional forward on rank 1 beside the conditional one (Flux2Transformer::forward_guided)
+    cfg,  // true CFG's unconditional forward on rank 1 beside the conditional one (Flux2Transformer::forward_guided)
 };
 
 // Makes ranks 1..size-1 (rank r on make_backend(options_of(r)), its model from `load`), joins them and `rank0`

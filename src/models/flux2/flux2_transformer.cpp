@@ -137,8 +137,8 @@ void Flux2Transformer::validate(const Flux2Inputs& in) const {
           "], got ", shape_str(x.shape()));
     const int64_t B = x.dim(0), Li = x.dim(1);
     const Tensor& c = in.encoder_hidden_states;
-    check(c.ndim() == 3 && c.dim(0) == B && c.dim(2) == config_.joint_attention_dim,
-          "encoder_hidden_states must be [", B, ", Lt, ", config_.joint_attention_dim, "], got ", shape_str(c.shape()));
+    check(c.ndim() == 3 && c.dim(0) == B && c.dim(2) == config_.joint_attention_dim, "encoder_hidden_states must be [",
+          B, ", Lt, ", config_.joint_attention_dim, "], got ", shape_str(c.shape()));
     const int64_t Lt = c.dim(1);
     check(static_cast<int64_t>(in.timestep.size()) == B, "timestep must have ", B, " values (one per sample), got ",
           in.timestep.size());
@@ -276,8 +276,7 @@ void Flux2Transformer::double_block(const DoubleBlock& b, Tensor& img, Tensor& t
 
     residual(txt, chunk(mod_txt, 2), o_txt, b.to_add_out);
     Tensor mc = be.layer_norm_modulate_for(b.ff_context_in, txt, chunk(mod_txt, 3), chunk(mod_txt, 4), eps);
-    residual(txt, chunk(mod_txt, 5), be.swiglu_for(b.ff_context_out, be.linear(mc, b.ff_context_in)),
-             b.ff_context_out);
+    residual(txt, chunk(mod_txt, 5), be.swiglu_for(b.ff_context_out, be.linear(mc, b.ff_context_in)), b.ff_context_out);
 }
 
 void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tensor& mod, const Tensor& cos,
@@ -390,8 +389,8 @@ std::pair<Tensor, Tensor> Flux2Transformer::forward_guided(const Flux2Inputs& co
 }
 
 Tensor Flux2Transformer::this_rank_forward(const Flux2Inputs& in) const {
-    const auto shape = std::make_tuple(in.hidden_states.dim(0), in.hidden_states.dim(1),
-                                       in.encoder_hidden_states.dim(1));
+    const auto shape =
+        std::make_tuple(in.hidden_states.dim(0), in.hidden_states.dim(1), in.encoder_hidden_states.dim(1));
     if (!ulysses_) return backend_->download(step(in, shape));
     return ulysses_->gather_image(*backend_, step(ulysses_->shard_inputs(in, *backend_), shape));
 }

@@ -21,14 +21,14 @@ namespace flux2 {
 class WeightSource;
 
 struct Flux2Inputs {
-    Tensor hidden_states;          // [B, Li, in_channels] host F32 (packed latents, then reference tokens)
+    Tensor hidden_states;  // [B, Li, in_channels] host F32 (packed latents, then reference tokens)
     // [B, Lt, joint_attention_dim]: host F32, or already on the model's backend (Flux2Transformer::backend().upload),
     // which saves its upload at every step (the pipeline uploads the prompt embeddings once).
     Tensor encoder_hidden_states;
-    std::vector<float> timestep;   // [B] sigma in [0, 1] (the model multiplies by 1000)
+    std::vector<float> timestep;                 // [B] sigma in [0, 1] (the model multiplies by 1000)
     std::optional<std::vector<float>> guidance;  // [B]; required iff the model has a guidance embedding
-    Tensor img_ids;                // [Li, 4] (t, h, w, l)
-    Tensor txt_ids;                // [Lt, 4]
+    Tensor img_ids;                              // [Li, 4] (t, h, w, l)
+    Tensor txt_ids;                              // [Lt, 4]
 };
 
 // A second device that runs the unconditional forward of true CFG while this model runs the conditional one (CFG
@@ -134,10 +134,9 @@ private:
     // Backend::attention_into, across the ranks under sequence parallelism.
     void attend(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out, int64_t out_col) const;
     Tensor time_embedding(const StepInputs& in) const;
-    void double_block(const DoubleBlock& blk, Tensor& img, Tensor& txt, const Tensor& mod_img,
-                      const Tensor& mod_txt, const Tensor& cos, const Tensor& sin) const;
-    void single_block(const SingleBlock& blk, Tensor& h, const Tensor& mod, const Tensor& cos,
-                      const Tensor& sin) const;
+    void double_block(const DoubleBlock& blk, Tensor& img, Tensor& txt, const Tensor& mod_img, const Tensor& mod_txt,
+                      const Tensor& cos, const Tensor& sin) const;
+    void single_block(const SingleBlock& blk, Tensor& h, const Tensor& mod, const Tensor& cos, const Tensor& sin) const;
     // Writes one stream's normalized, rotated q and k and its v into tokens [tok, tok + L) of the joint tensors.
     void project_qkv(const std::vector<LinearWeight>& qkv, const Tensor& x, const Tensor& norm_q, const Tensor& norm_k,
                      const Tensor& cos, const Tensor& sin, Tensor& q, Tensor& k, Tensor& v, int64_t tok) const;
