@@ -55,14 +55,14 @@ TEST_F(CliEval, TextReportAndGates) {
 }
 
 TEST_F(CliEval, GeneratesWithThePipeline) {
-    // The built-in demo model (random weights until the trained one replaces it): the path works, the score is
-    // whatever it is.
+    // No --model-path: the trained demo model in assets/ (the score tests below hold its numbers).
     const RunResult r =
         flux2({"eval", "--limit", "1", "--num-inference-steps", "2", "--json", "--output-dir", file("images")});
     ASSERT_EQ(r.exit_code, 0) << r;
     const nlohmann::json j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["prompts"].size(), 1u);
     EXPECT_EQ(j["run"]["steps"], 2);
+    EXPECT_TRUE(contains(r.err, "evaluating the trained demo model")) << r.err;
     EXPECT_TRUE(fs::exists(file("images/seen-00.png")));
 }
 

@@ -11,7 +11,6 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
-#include "cli/demo.h"
 #include "cli/model_options.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -41,17 +40,22 @@ struct EvalArgs {
     bool json = false;
 };
 
-std::string default_prompt_list() {
+// A file or folder of the project's assets/ ($FLUX2_ASSETS, else the source tree the binary was built from).
+std::string asset(const char* name) {
     const char* a = std::getenv("FLUX2_ASSETS");
-    return (fs::path(a && *a ? a : FLUX2_ASSETS_DIR) / "demo_eval_prompts.json").string();
+    return (fs::path(a && *a ? a : FLUX2_ASSETS_DIR) / name).string();
 }
 
 // Generates one image per prompt with the pipeline named by the model options.
 std::vector<Image> generate_all(EvalArgs& a, const SceneSpec& spec, const std::vector<ScenePrompt>& prompts,
                                 nlohmann::json& run_info) {
     if (a.model.demo()) {
-        a.model.components.model_path = ensure_demo_model();
-        log_warn("no --model-path given: evaluating the built-in demo model (", a.model.components.model_path, ")");
+        // The list was made for the trained demo model; the random-weight one of `generate` would score noise.
+        const std::string trained = asset("demo-model");
+        check(fs::exists(fs::path(trained) / "model_index.json"), "no --model-path given, and the trained demo model ",
+              "is not at ", trained, " (set FLUX2_ASSETS to the project's assets/ folder, or pass --model-path)");
+        a.model.components.model_path = trained;
+        log_info("no --model-path given: evaluating the trained demo model (", trained, ")");
     }
     const ComponentPaths paths = resolve_components(a.model.components, /*needs_text_encoder=*/true);
     log_info("components: ", paths.describe());
@@ -122,7 +126,7 @@ std::vector<Image> generate_all(EvalArgs& a, const SceneSpec& spec, const std::v
 void run_eval(EvalArgs a) {
     check(a.split == "all" || a.split == "seen" || a.split == "heldout", "--split must be all, seen or heldout");
     check(a.width % 16 == 0 && a.height % 16 == 0, "--width and --height must be multiples of 16");
-    const std::string list = a.prompts.empty() ? default_prompt_list() : a.prompts;
+    const std::string list = a.prompts.empty() ? asset("demo_eval_prompts.json") : a.prompts;
     const SceneSpec spec = read_scene_spec(list);
     std::vector<ScenePrompt> prompts;
     for (const ScenePrompt& p : spec.prompts) {
@@ -195,8 +199,9 @@ void register_eval(CLI::App& app) {
         "eval",
         "Score prompt following on the demo model's fixed prompt list (docs/DEMO_MODEL.md): one image per prompt,\n"
         "checked for background, shape colours, cells, kinds and sizes by colour regions; prints the seen and\n"
-        "held-out scores. Takes the model flags of `generate`.\n"
-        "Example: flux2 eval --model-path assets/demo-model --json");
+        "held-out scores. Takes the model flags of `generate`; with no --model-path it scores the trained demo model\n"
+        "in assets/demo-model.\n"
+        "Example: flux2 eval --num-inference-steps 20 --json");
     auto a = std::make_shared<EvalArgs>();
     add_model_options(cmd, a->model);
     cmd->add_option("--prompts", a->prompts, "prompt list JSON (default: the assets' demo_eval_prompts.json)");
