@@ -30,7 +30,8 @@ struct ModelOptions {
 
 void add_model_options(CLI::App* cmd, ModelOptions& o);
 
-// --gpus N --parallel ulysses|tp|cfg (generate, bench, serve): several devices for one image (docs/CUDA.md "Several GPUs").
+// --gpus N --parallel ulysses|tp|cfg (generate, bench, serve): several devices for one image (docs/CUDA.md "Several
+// GPUs").
 struct ParallelOptions {
     int gpus = 1;
     std::string parallel = "ulysses";
