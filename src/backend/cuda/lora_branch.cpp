@@ -46,6 +46,8 @@ const CudaBackend::PreparedLora& CudaBackend::prepare_lora(const LoraBranch& l) 
     }
     p->a = upload(a);
     p->b = upload(b);
+    // The fp8 path's branch reads E4M3 activations (lora_down below); other paths never need the E4M3 copy.
+    if (precision_ == CudaLinearPrecision::fp8) p->a8 = quantize_fp8(p->a);
     l.prepared = p;
     l.prepared_owner = this;
     return *p;
@@ -70,8 +72,8 @@ Tensor CudaBackend::lora_down(const Tensor& x, const LinearWeight& w) {
 }
 
 Tensor CudaBackend::lora_down(const Fp8Activations& x, const LinearWeight& w) {
-    auto& p = const_cast<PreparedLora&>(prepare_lora(*w.lora));
-    if (!p.a8.codes.defined()) p.a8 = quantize_fp8(p.a);
+    const PreparedLora& p = prepare_lora(*w.lora);
+    check(p.a8.codes.defined(), "linear ", w.name, ": the LoRA branch was prepared without its E4M3 copy of A");
     const int64_t m = x.codes.dim(0), k = w.in_features, r = p.rank;
     check(x.codes.dim(1) == k, "linear ", w.name, ": LoRA branch takes ", k, " input features, got ", x.codes.dim(1));
     auto scope = profile_op([&] { return str("lora down fp8 r", r, " ", m, "x", k); }, 2.0 * m * r * k);
