@@ -23,6 +23,11 @@ fs::path demo_dir() {
 
 }  // namespace
 
+fs::path assets_dir() {
+    if (const char* a = std::getenv("FLUX2_ASSETS"); a && *a) return a;
+    return FLUX2_ASSETS_DIR;
+}
+
 std::string ensure_demo_model() {
     const fs::path dir = demo_dir();
     if (fs::exists(dir / "model_index.json")) return dir.string();

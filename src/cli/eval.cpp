@@ -1,30 +1,21 @@
 // `flux2 eval`: the demo model's prompt-following score (docs/DEMO_MODEL.md). Generates one image per prompt of a
-// fixed list with the normal pipeline (the same component flags as `generate`) and checks each with the
-// deterministic colour-region checker of src/eval/scene_check.h; prints a line per prompt and the seen / held-out
-// scores.
-#include <unistd.h>
-
+// fixed list with the server's resident pipeline (Flux2Engine; the same component flags as `generate`) and checks each
+// with the deterministic colour-region checker of src/eval/scene_check.h; prints a line per prompt and the seen /
+// held-out scores.
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/demo.h"
 #include "cli/model_options.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "eval/scene_check.h"
 #include "io/image.h"
-#include "models/flux2/flux2_transformer.h"
-#include "models/lora/lora_registry.h"
-#include "models/transformer_checkpoint.h"
-#include "models/vae/vae.h"
+#include "pipeline/flux2_engine.h"
 #include "pipeline/flux2_pipeline.h"
-#include "pipeline/image_ops.h"
-#include "pipeline/model_components.h"
-#include "pipeline/prompt_encoding.h"
-#include "pipeline/variant.h"
 
 namespace fs = std::filesystem;
 
@@ -40,93 +31,62 @@ struct EvalArgs {
     bool json = false;
 };
 
-// A file or folder of the project's assets/ ($FLUX2_ASSETS, else the source tree the binary was built from).
-std::string asset(const char* name) {
-    const char* a = std::getenv("FLUX2_ASSETS");
-    return (fs::path(a && *a ? a : FLUX2_ASSETS_DIR) / name).string();
-}
-
 // Generates one image per prompt with the pipeline named by the model options.
 std::vector<Image> generate_all(EvalArgs& a, const SceneSpec& spec, const std::vector<ScenePrompt>& prompts,
                                 nlohmann::json& run_info) {
     if (a.model.demo()) {
         // The list was made for the trained demo model; the random-weight one of `generate` would score noise.
-        const std::string trained = asset("demo-model");
+        const std::string trained = (assets_dir() / "demo-model").string();
         check(fs::exists(fs::path(trained) / "model_index.json"), "no --model-path given, and the trained demo model ",
               "is not at ", trained, " (set FLUX2_ASSETS to the project's assets/ folder, or pass --model-path)");
         a.model.components.model_path = trained;
         log_info("no --model-path given: evaluating the trained demo model (", trained, ")");
     }
-    const ComponentPaths paths = resolve_components(a.model.components, /*needs_text_encoder=*/true);
-    log_info("components: ", paths.describe());
-    auto backend = make_backend(a.model.backend_options());
-    TransformerCheckpoint ckpt = TransformerCheckpoint::open(paths.transformer);
-    const Flux2Config config = Flux2Config::for_checkpoint(ckpt);
-    const Flux2Variant variant = pick_variant(config, paths, a.model.klein_mode);
-    const Flux2Defaults defaults = defaults_for(variant);
-    const float guidance = std::isnan(a.guidance_scale) ? defaults.guidance_scale : a.guidance_scale;
-    const bool cfg = variant == Flux2Variant::klein_base && guidance > 1.0f;
-
-    // Every prompt first, so the text encoder is released before the transformer is bound (as in `generate`).
-    std::vector<Tensor> embeds;
-    std::optional<Tensor> negative;
-    {
-        const PromptEncoder encoder = PromptEncoder::load(
-            paths.text_encoder, paths.tokenizer,
-            a.model.out_layers.empty() ? defaults.text_encoder_out_layers : a.model.out_layers, *backend);
-        for (const ScenePrompt& p : prompts)
-            embeds.push_back(encoder.encode(p.prompt, std::nullopt, a.max_sequence_length).prompt_embeds);
-        if (cfg) negative = encoder.encode(a.negative_prompt, std::nullopt, a.max_sequence_length).prompt_embeds;
-        log_info("encoded ", prompts.size(), " prompts", cfg ? " and the negative prompt" : "");
-    }
-
-    Flux2Transformer transformer = Flux2Transformer::load(ckpt, config, *backend);
-    LoraRegistry loras;
-    if (!a.model.loras.empty()) loras.set_active(transformer, loras.load_specs(a.model.loras));
-    Flux2Vae vae = Flux2Vae::load(paths.vae, *backend);
-    Flux2Pipeline pipeline(variant, transformer, vae);
+    // The server's resident pipeline: loaded once, one request per prompt, the same pixels as `generate`.
+    std::unique_ptr<Flux2Engine> engine = Flux2Engine::load(a.model.engine_options());
     if (!a.output_dir.empty()) fs::create_directories(a.output_dir);
 
     std::vector<Image> images;
-    int steps_used = 0;
+    EngineResult out;
     for (size_t i = 0; i < prompts.size(); ++i) {
-        GenerateParams params;
-        params.width = a.width > 0 ? a.width : spec.image_size;
-        params.height = a.height > 0 ? a.height : spec.image_size;
-        params.num_steps = a.steps;
-        params.guidance_scale = guidance;
-        params.seed = prompts[i].seed;
-        params.vae_tiling = a.model.vae_tiling_options();
-        const GenerateOutput out = pipeline.generate(params, embeds[i], negative);
-        steps_used = out.num_steps;
-        images.push_back(unit_tensor_to_image(out.images, 0));
+        EngineRequest r;
+        r.prompt = prompts[i].prompt;
+        r.negative_prompt = a.negative_prompt;
+        r.width = a.width > 0 ? a.width : spec.image_size;
+        r.height = a.height > 0 ? a.height : spec.image_size;
+        r.num_steps = a.steps;
+        if (!std::isnan(a.guidance_scale)) r.guidance_scale = a.guidance_scale;
+        r.seed = prompts[i].seed;
+        r.max_sequence_length = a.max_sequence_length;
+        out = engine->generate(r);
+        images.push_back(out.images.at(0));
         log_info("[", i + 1, "/", prompts.size(), "] ", prompts[i].id, " generated in ",
-                 out.denoise_seconds + out.decode_seconds, " s");
+                 out.text_encoder_seconds + out.denoise_seconds + out.decode_seconds, " s");
         if (!a.output_dir.empty()) {
             const ImageText text{{"prompt", prompts[i].prompt},
                                  {"seed", std::to_string(prompts[i].seed)},
                                  {"steps", std::to_string(out.num_steps)},
                                  {"guidance", str(out.guidance_scale)},
-                                 {"model", paths.transformer},
+                                 {"model", engine->paths().transformer},
                                  {"software", "flux2.cpp eval"}};
             write_png((fs::path(a.output_dir) / (prompts[i].id + ".png")).string(), images.back(), text);
         }
     }
-    run_info = {{"model", paths.transformer},
-                {"variant", variant_name(variant)},
-                {"steps", steps_used},
-                {"guidance", guidance},
-                {"device", backend->name()},
+    run_info = {{"model", engine->paths().transformer},
+                {"variant", variant_name(engine->variant())},
+                {"steps", out.num_steps},
+                {"guidance", out.guidance_scale},
+                {"device", engine->backend().name()},
                 {"precision", a.model.precision},
                 {"activations", a.model.activations}};
-    log_info("linear paths: ", backend->path_summary());
+    log_info("linear paths: ", engine->backend().path_summary());
     return images;
 }
 
 void run_eval(EvalArgs a) {
     check(a.split == "all" || a.split == "seen" || a.split == "heldout", "--split must be all, seen or heldout");
     check(a.width % 16 == 0 && a.height % 16 == 0, "--width and --height must be multiples of 16");
-    const std::string list = a.prompts.empty() ? asset("demo_eval_prompts.json") : a.prompts;
+    const std::string list = a.prompts.empty() ? (assets_dir() / "demo_eval_prompts.json").string() : a.prompts;
     const SceneSpec spec = read_scene_spec(list);
     std::vector<ScenePrompt> prompts;
     for (const ScenePrompt& p : spec.prompts) {

@@ -23,6 +23,17 @@ VaeTiling ModelOptions::vae_tiling_options() const {
     return tiling;
 }
 
+EngineOptions ModelOptions::engine_options() const {
+    EngineOptions eo;
+    eo.components = components;
+    eo.klein_mode = klein_mode;
+    eo.text_encoder_out_layers = out_layers;
+    eo.loras = loras;
+    eo.vae_tiling = vae_tiling_options();
+    eo.backend = backend_options();
+    return eo;
+}
+
 void add_model_options(CLI::App* cmd, ModelOptions& o) {
     cmd->add_option("--model-path", o.components.model_path,
                     "diffusers pipeline folder, transformer file/folder, or Hugging Face repo id (local cache)");

@@ -7,6 +7,7 @@
 
 #include "backend/backend.h"
 #include "models/flux2/flux2_rank_group.h"
+#include "pipeline/flux2_engine.h"
 #include "pipeline/model_components.h"
 #include "pipeline/vae_tiling.h"
 
@@ -26,6 +27,8 @@ struct ModelOptions {
     // Checks the values and applies --threads; the options for make_backend.
     BackendOptions backend_options() const;
     VaeTiling vae_tiling_options() const;
+    // A resident pipeline of these flags (`serve`, `eval`).
+    EngineOptions engine_options() const;
 };
 
 void add_model_options(CLI::App* cmd, ModelOptions& o);

@@ -102,13 +102,7 @@ void run_serve(ServeArgs a) {
     };
 
     try {
-        EngineOptions eo;
-        eo.components = a.model.components;
-        eo.klein_mode = a.model.klein_mode;
-        eo.text_encoder_out_layers = a.model.out_layers;
-        eo.loras = a.model.loras;
-        eo.vae_tiling = a.model.vae_tiling_options();
-        eo.backend = a.model.backend_options();
+        const EngineOptions eo = a.model.engine_options();
         std::unique_ptr<Flux2Engine> engine = Flux2Engine::load(eo);
         check(a.parallel.gpus == 1 || a.parallel.parallel != "cfg" || engine->has_true_cfg(),
               "--parallel cfg runs true CFG's two forwards on two GPUs, but ", variant_name(engine->variant()),

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "backend/backend.h"
+#include "cli/demo.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "models/flux2/flux2_synthetic.h"
@@ -16,11 +17,6 @@ namespace fs = std::filesystem;
 namespace flux2::cli {
 
 namespace {
-fs::path assets_dir() {
-    if (const char* a = std::getenv("FLUX2_ASSETS"); a && *a) return a;
-    return FLUX2_ASSETS_DIR;
-}
-
 void write_json(const fs::path& path, const nlohmann::json& j) {
     std::ofstream f(path);
     check(static_cast<bool>(f), "cannot write ", path.string());
