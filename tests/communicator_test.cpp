@@ -74,6 +74,18 @@ TEST_P(FakeCommunicatorTest, AllReduceSumsOnEveryRank) {
     });
 }
 
+// Like NCCL's destroy, close waits for every rank (a rank that closed alone would hang the CPU tests, as it would
+// hang the GPUs); afterwards every collective fails by name, and a second close does nothing.
+TEST_P(FakeCommunicatorTest, CloseIsCollectiveAndFinal) {
+    on_ranks(GetParam(), [](Communicator& c) {
+        c.close();
+        c.close();
+        Tensor x = filled(2, 1.0f);
+        test::expect_error([&] { c.all_reduce_sum(x); }, {"rank " + std::to_string(c.rank()) + " used after close"});
+        test::expect_error([&] { c.barrier(); }, {"used after close"});
+    });
+}
+
 INSTANTIATE_TEST_SUITE_P(Ranks, FakeCommunicatorTest, ::testing::Values(1, 2, 3, 4));
 
 TEST(FakeCommunicator, RefusesMismatchedChunksNamingBothRanks) {

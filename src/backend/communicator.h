@@ -29,6 +29,11 @@ public:
     virtual void all_reduce_sum(Tensor& x) = 0;
     // Returns once every rank has reached it (and, on a GPU, its earlier collectives have completed).
     virtual void barrier() = 0;
+    // Leaves the group, collectively like the exchanges: every rank calls it, at about the same time, after its
+    // last exchange. NCCL's destroy waits for all ranks, and for every CUDA graph that recorded its calls to be gone
+    // first, so recordings must be dropped before (Flux2Transformer::leave_rank_group). Any call after it fails; a
+    // second close does nothing.
+    virtual void close() = 0;
 };
 
 // The ranks of one group before they join it: made once for `size` ranks, then every rank's thread joins with the

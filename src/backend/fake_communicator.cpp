@@ -60,6 +60,7 @@ public:
     }
 
     void all_reduce_sum(Tensor& x) override {
+        check_open();
         check_host_f32(x, "the reduced tensor");
         state_->posted[rank_] = &x;
         state_->sync.arrive_and_wait();
@@ -76,15 +77,28 @@ public:
         state_->sync.arrive_and_wait();
     }
 
-    void barrier() override { state_->sync.arrive_and_wait(); }
+    void barrier() override {
+        check_open();
+        state_->sync.arrive_and_wait();
+    }
+
+    // A rendezvous like NCCL's destroy, so that the CPU tests catch a rank that leaves alone (it would wait here).
+    void close() override {
+        if (closed_) return;
+        closed_ = true;
+        state_->sync.arrive_and_wait();
+    }
 
 private:
+    void check_open() const { check(!closed_, "fake communicator: rank ", rank_, " used after close"); }
     void check_count(size_t n, const char* what) const {
+        check_open();
         check(static_cast<int>(n) == size(), "fake communicator: ", what, " must hold one tensor per rank (", size(),
               "), got ", n);
     }
     std::shared_ptr<FakeCommunicatorGroup::State> state_;
     int rank_;
+    bool closed_ = false;
 };
 
 }  // namespace

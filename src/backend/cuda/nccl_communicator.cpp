@@ -42,13 +42,23 @@ public:
         FLUX2_CUDA_CHECK(cudaMalloc(&token_, sizeof(float)));
     }
     ~NcclCommunicator() override {
+        // Normally closed already (by every rank together); destroying it alone here could wait forever.
+        if (comm_) ncclCommDestroy(comm_);
         cudaFree(token_);
-        ncclCommDestroy(comm_);
     }
     int rank() const override { return rank_; }
     int size() const override { return size_; }
 
     // Point-to-point in one group: chunks may differ in size between peers (uneven token shards).
+    // ncclCommDestroy is collective: it returns once every rank has called it and every CUDA graph holding this
+    // communicator's calls is destroyed.
+    void close() override {
+        if (!comm_) return;
+        ncclComm_t comm = comm_;
+        comm_ = nullptr;
+        FLUX2_NCCL_CHECK(ncclCommDestroy(comm));
+    }
+
     void all_to_all(const std::vector<Tensor>& send, std::vector<Tensor>& recv) override {
         check_count(send.size(), "send");
         check_count(recv.size(), "recv");
@@ -75,19 +85,23 @@ public:
     }
 
     void all_reduce_sum(Tensor& x) override {
+        check_open();
         check_device(x, "the reduced tensor");
         FLUX2_NCCL_CHECK(ncclAllReduce(x.raw(), x.raw(), x.numel(), reduce_type(x.dtype()), ncclSum, comm_, stream()));
     }
 
     // A one-element all-reduce, then waiting for the stream: every rank has arrived and its work is done.
     void barrier() override {
+        check_open();
         FLUX2_NCCL_CHECK(ncclAllReduce(token_, token_, 1, ncclFloat32, ncclSum, comm_, stream()));
         FLUX2_CUDA_CHECK(cudaStreamSynchronize(stream()));
     }
 
 private:
     cudaStream_t stream() const { return backend_.stream(); }
+    void check_open() const { check(comm_ != nullptr, "NCCL communicator: rank ", rank_, " used after close"); }
     void check_count(size_t n, const char* what) const {
+        check_open();
         check(static_cast<int>(n) == size_, "NCCL communicator: ", what, " must hold one tensor per rank (", size_,
               "), got ", n);
     }

@@ -85,6 +85,14 @@ public:
             if (r.error) std::rethrow_exception(r.error);
     }
 
+    void leave() override {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+    }
+
     void set_rank0_backend(Backend& be) { rank0_backend_ = &be; }
 
     void join(Flux2Transformer& model, std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers) {
@@ -129,7 +137,11 @@ private:
         lock.lock();
         for (int64_t seen = 0;;) {
             cv_.wait(lock, [&] { return job_ != seen || stop_; });
-            if (stop_) return;
+            if (stop_) {
+                lock.unlock();
+                leave(*model, rank);
+                return;
+            }
             seen = job_;
             lock.unlock();
             try {
@@ -141,6 +153,15 @@ private:
             lock.lock();
             ++done_;
             cv_.notify_all();
+        }
+    }
+
+    // Rank 0 is leaving (its destructor): this rank leaves with it, so that the collective close completes.
+    static void leave(Flux2Transformer& model, int rank) {
+        try {
+            model.leave_rank_group();
+        } catch (const std::exception& e) {
+            log_warn("rank ", rank, " leaving its group: ", e.what());
         }
     }
 

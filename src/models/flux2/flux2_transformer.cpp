@@ -334,6 +334,23 @@ void Flux2Transformer::set_sequence_parallel(std::shared_ptr<Communicator> comm,
     replays_.clear();  // recorded steps hold the previous layout's exchanges
 }
 
+Flux2Transformer::~Flux2Transformer() {
+    if (!peers_) return;
+    try {
+        leave_rank_group();
+    } catch (const std::exception& e) {
+        log_warn("leaving the rank group: ", e.what());
+    }
+}
+
+void Flux2Transformer::leave_rank_group() {
+    Communicator* comm = ulysses_ ? &ulysses_->comm() : tp_.get();
+    if (!comm) return;
+    replays_.clear();
+    if (peers_) peers_->leave();
+    comm->close();
+}
+
 void Flux2Transformer::residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) const {
     if (!tp_) {
         backend_->linear_gated_residual(x, gate, in, w);

@@ -47,6 +47,10 @@ public:
     // fails on any tensor left unclaimed.
     static Flux2Transformer load(WeightSource& weights, const Flux2Config& config, Backend& backend);
     static Flux2Transformer load(const std::string& path, Backend& backend);
+    // Rank 0 of a group (the one with peers) leaves it with everyone; see leave_rank_group.
+    ~Flux2Transformer();
+    Flux2Transformer(Flux2Transformer&&) noexcept = default;
+    Flux2Transformer& operator=(Flux2Transformer&&) = delete;  // would drop a group without leaving it
 
     const Flux2Config& config() const { return config_; }
     Backend& backend() const { return *backend_; }
@@ -81,12 +85,21 @@ public:
     // width.
     void set_tensor_parallel(std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers = nullptr);
 
+    // Ends this rank's part in its group: drops the recorded steps (a CUDA graph holds its NCCL calls, and NCCL
+    // does not let a communicator go while one is alive), then, with peers, tells them to leave too, then closes
+    // the communicator, which returns once every rank has closed (Communicator::close). Every rank calls it at
+    // about the same time; rank 0's destructor does, and the rank threads do when it tells them. The model does
+    // not forward afterwards. Does nothing outside a group.
+    void leave_rank_group();
+
     // The velocities for the conditional and the unconditional inputs of true CFG (klein base): at the same time on
     // two devices when a guidance peer is set (set_guidance_peer), else one after the other on this one.
     std::pair<Tensor, Tensor> forward_guided(const Flux2Inputs& cond, const Flux2Inputs& uncond) const;
     void set_guidance_peer(std::shared_ptr<GuidancePeer> peer) { guidance_peer_ = std::move(peer); }
 
 private:
+    Flux2Transformer() = default;  // load() makes one
+
     struct DoubleBlock {
         // Q, K, V projections of each stream: one [3D, D] weight when the three join exactly (concat_rows), else
         // the three separately; the first output column of q, k, v is then 0, D, 2D of one output or 0 of each.

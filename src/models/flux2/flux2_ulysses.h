@@ -31,13 +31,15 @@ public:
     virtual void begin_forward(const Flux2Inputs& in) = 0;
     // Waits for every peer's step; rethrows the first failure.
     virtual void end_forward() = 0;
+    // Rank 0 leaves the group: every peer leaves too (Flux2Transformer::leave_rank_group), without waiting here.
+    virtual void leave() = 0;
 };
 
 class UlyssesAttention {
 public:
     // Fails unless `heads` divides among the ranks (each rank attends over whole heads).
     UlyssesAttention(std::shared_ptr<Communicator> comm, int64_t heads, int64_t head_dim);
-    const Communicator& comm() const { return *comm_; }
+    Communicator& comm() const { return *comm_; }
 
     // This rank's inputs: its text and image token ranges of every token-indexed input, with their ids (so the
     // RoPE tables are computed for its tokens only). Fails when a stream has fewer tokens than ranks. The attention
