@@ -148,6 +148,17 @@ for model in ${FLUX2_SERVE_BENCH:-}; do
   grep -E "ready|models loaded|error|warning" "$out/serve_log.txt" | tail -8
 done
 
+# The whole pipeline (issue 12): FLUX2_PIPELINE_BENCH="dev klein-4b" writes (or reuses) each real-size synthetic
+# pipeline as above and times `flux2 bench --pipeline` on it at 1024 with the model's own step count.
+for model in ${FLUX2_PIPELINE_BENCH:-}; do
+  echo "== pipeline benchmark $model"
+  dir=${FLUX2_SYNTH_DIR:-/tmp/flux2-synth}-$model
+  [ -f "$dir/model_index.json" ] ||
+    ./build-gpu/flux2 bench --save-pipeline "$dir" --model "$model" ${FLUX2_SYNTH_ARGS:-} --log-level warn
+  ./build-gpu/flux2 bench --pipeline "$dir" --device cuda --resolutions 1024 --repeat "${FLUX2_PIPELINE_REPEAT:-2}" \
+    --log-level warn 2>&1 | tee -a "$out/pipeline_bench.txt"
+done
+
 [ -n "${FLUX2_SKIP_BENCH:-}" ] && exit $status
 echo "== CUDA kernel benchmarks"
 if [ -x build-gpu/flux2_bench ]; then

@@ -1,5 +1,6 @@
 // `flux2 bench` on a tiny checkpoint on the CPU: the table, and --lora-rank sets (each timed after the step without
-// LoRA, with its switch-versus-file line), which is how the LoRA cost is measured on the GPU (PERFORMANCE.md).
+// LoRA, with its switch-versus-file line), which is how the LoRA cost is measured on the GPU (PERFORMANCE.md); and
+// --pipeline on a tiny pipeline folder.
 #include <gtest/gtest.h>
 
 #include "cli_runner.h"
@@ -37,6 +38,29 @@ TEST_F(Cli, BenchTimesLoraSetsAfterTheBaseStep) {
                                  "--resolutions", "64", "--lora-rank", "4,0"});
     EXPECT_NE(bad.exit_code, 0);
     EXPECT_TRUE(contains(bad.err, "--lora-rank: ranks must be positive, got 0")) << bad.err;
+}
+
+// --pipeline: the whole pipeline of a folder (here the tiny random one), loading then every phase per resolution.
+TEST_F(Cli, BenchPipelineTimesEveryPhase) {
+    const RunResult r = flux2({"bench", "--pipeline", demo_dir(), "--device", "cpu", "--resolutions", "32,64",
+                               "--steps", "2", "--repeat", "2"});
+    ASSERT_EQ(r.exit_code, 0) << r;
+    EXPECT_TRUE(contains(r.out, "encode s denoise s    s/step  decode s    total s    peak GB")) << r.out;
+    EXPECT_TRUE(contains(r.out, "(after loading)")) << r.out;
+    for (const char* row : {"cpu    32         2 ", "cpu    64         2 "})
+        EXPECT_TRUE(contains(r.out, row)) << row << "\n" << r.out;
+    // Without --steps, the model's own count (the tiny pipeline is klein distilled: 4).
+    const RunResult d =
+        flux2({"bench", "--pipeline", demo_dir(), "--device", "cpu", "--resolutions", "32", "--repeat", "1"});
+    ASSERT_EQ(d.exit_code, 0) << d;
+    EXPECT_TRUE(contains(d.out, "cpu    32         4 ")) << d.out;
+
+    const RunResult gpus = flux2({"bench", "--pipeline", demo_dir(), "--device", "cpu", "--gpus", "2"});
+    EXPECT_NE(gpus.exit_code, 0);
+    EXPECT_TRUE(contains(gpus.err, "--pipeline times the whole pipeline on one device")) << gpus.err;
+    const RunResult size = flux2({"bench", "--pipeline", demo_dir(), "--device", "cpu", "--resolutions", "40"});
+    EXPECT_NE(size.exit_code, 0);
+    EXPECT_TRUE(contains(size.err, "multiples of 16, got 40")) << size.err;
 }
 
 }  // namespace

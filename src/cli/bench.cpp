@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "backend/backend.h"
+#include "cli/bench_pipeline.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "cli/synthetic_pipeline.h"
@@ -26,8 +27,10 @@ namespace flux2::cli {
 namespace {
 struct BenchArgs {
     std::string model = "klein-4b", device = "auto", precisions, resolutions = "512,1024", residency, save_pipeline;
+    std::string pipeline;
     std::vector<std::string> lora_ranks;
-    int steps = 5, warmup = 2, text_tokens = 512;
+    int steps = 5, warmup = 2, text_tokens = 512, repeats = 3;
+    bool steps_given = false;
     bool profile = false, no_cuda_graphs = false, small_text_encoder = false;
     uint64_t seed = 0;
     ParallelOptions parallel;
@@ -136,10 +139,13 @@ void time_lora_switch(Flux2Transformer& model, const Flux2Inputs& in, const std:
 
 void run_bench(const BenchArgs& a) {
     if (!a.save_pipeline.empty()) {
-        check(a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b",
-              "--save-pipeline needs --model dev, klein-4b or klein-9b");
-        log_info("writing a real-size synthetic ", a.model, " pipeline to ", a.save_pipeline);
-        write_synthetic_pipeline(a.save_pipeline, real_size_pipeline_spec(a.model, a.seed, a.small_text_encoder));
+        check(a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b" || a.model == "tiny",
+              "--save-pipeline needs --model dev, klein-4b, klein-9b or tiny, got ", a.model);
+        log_info("writing a ", a.model == "tiny" ? "tiny" : "real-size", " synthetic ", a.model, " pipeline to ",
+                 a.save_pipeline);
+        write_synthetic_pipeline(a.save_pipeline, a.model == "tiny"
+                                                      ? tiny_pipeline_spec()
+                                                      : real_size_pipeline_spec(a.model, a.seed, a.small_text_encoder));
         std::printf("%s\n", a.save_pipeline.c_str());
         return;
     }
@@ -148,8 +154,29 @@ void run_bench(const BenchArgs& a) {
     const std::string device = resolve_device(requested);
     const bool preset = a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b";
     std::vector<std::string> precisions = split_list(a.precisions);
+    if (precisions.empty() && !a.pipeline.empty()) precisions = {""};  // the device's default path
     if (precisions.empty())
         precisions = device == "cpu" ? std::vector<std::string>{""} : std::vector<std::string>{"bf16", "fp8"};
+    if (!a.pipeline.empty()) {
+        check(a.lora_ranks.empty() && !a.profile && a.parallel.gpus == 1, "--pipeline times the whole pipeline on ",
+              "one device: --lora-rank, --profile and --gpus are for the transformer step alone");
+        PipelineBench b;
+        b.folder = a.pipeline;
+        for (const std::string& precision : precisions) {
+            BackendOptions options;
+            options.device = device;
+            options.precision = precision;
+            options.residency = precision != "bf16" ? a.residency : "";
+            options.cuda_graphs = !a.no_cuda_graphs;
+            b.paths.push_back(options);
+        }
+        for (const std::string& r : split_list(a.resolutions)) b.resolutions.push_back(std::stoi(r));
+        b.steps = a.steps_given ? a.steps : 0;
+        b.repeats = a.repeats;
+        b.seed = a.seed;
+        run_pipeline_bench(b);
+        return;
+    }
     std::printf("%-10s %-6s %-16s %10s %10s %12s %12s  %s\n", "model", "res", "precision", "s/step", "TFLOP/s",
                 "peak mem GB", "rel vs first", "linear paths (one step)");
     // The first precision's output per resolution: the others report their relative difference to it (same
@@ -244,7 +271,10 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--residency", a->residency,
                     "fp8 path: keep NVFP4 weights as fp8 (default) or fp4 (4-bit resident, converted per layer)");
     cmd->add_option("--resolutions", a->resolutions, "comma list of square image sizes")->capture_default_str();
-    cmd->add_option("--steps", a->steps, "timed steps (median reported)")->capture_default_str();
+    auto* steps = cmd->add_option("--steps", a->steps,
+                                  "timed steps (median reported); with --pipeline, denoising steps per image (default: "
+                                  "the model's)");
+    steps->capture_default_str();
     cmd->add_option("--warmup", a->warmup, "untimed steps first (at least 1)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
@@ -266,8 +296,19 @@ void register_bench(CLI::App& app) {
     add_parallel_options(cmd, a->parallel);
     cmd->add_option("--save-pipeline", a->save_pipeline,
                     "instead of timing, write a servable pipeline folder with random weights at --model's real size\n"
-                    "(transformer NVFP4-mixed, VAE, Qwen3 text encoder; dev's is a smaller stand-in) and exit");
-    cmd->callback([a] { run_bench(*a); });
+                    "(transformer NVFP4-mixed, VAE, Qwen3 text encoder; dev's is a smaller stand-in) and exit;\n"
+                    "--model tiny: a tiny one (D 256, 4 heads) for quick smoke runs on a CPU (its pictures are noise)");
+    cmd->add_option("--pipeline", a->pipeline,
+                    "time the whole pipeline of this folder instead (a real one, or one written by --save-pipeline):\n"
+                    "loading, then per resolution one untimed image and --repeat timed ones: prompt encoding,\n"
+                    "denoising (and per step), VAE decode, the whole request, peak memory");
+    cmd->add_option("--repeat", a->repeats, "with --pipeline: timed images per resolution (medians reported)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->callback([a, steps] {
+        a->steps_given = steps->count() > 0;
+        run_bench(*a);
+    });
 }
 
 }  // namespace flux2::cli

@@ -54,7 +54,7 @@ nlohmann::json vae_config(std::vector<int64_t> channels, int64_t layers_per_bloc
 }
 }  // namespace
 
-SyntheticPipelineSpec demo_pipeline_spec() {
+SyntheticPipelineSpec tiny_pipeline_spec() {
     SyntheticPipelineSpec s;
     s.seed = 20261128;
     // Qwen3-shaped with 28 layers, so klein's layers 9, 18, 27 exist, but only 64 wide.

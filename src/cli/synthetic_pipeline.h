@@ -1,8 +1,8 @@
 #pragma once
 // Complete FLUX.2 pipeline folders with deterministic random weights in the real on-disk formats (diffusers layout:
 // model_index.json, a BFL NVFP4-mixed transformer file, vae/, a Qwen3-style text_encoder/ and the real Qwen3
-// tokenizer). The demo model is the small one; `flux2 bench --save-pipeline` writes real-size ones for timing the
-// whole pipeline and the server on a GPU. Pictures made with them are noise.
+// tokenizer), written by `flux2 bench --save-pipeline`: real-size ones for timing the whole pipeline and the server
+// on a GPU, and a tiny one for quick smoke runs and the test suite. Pictures made with them are noise.
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -22,8 +22,9 @@ struct SyntheticPipelineSpec {
     std::string transformer_file;  // file name inside transformer/
 };
 
-// The built-in demo: klein-style, D 256, a 64-wide 28-layer text encoder, a small VAE.
-SyntheticPipelineSpec demo_pipeline_spec();
+// "tiny": klein-style (distilled, 4 steps), D 256 (4 heads), a 64-wide 28-layer text encoder, a small VAE; fast on
+// a CPU. Until the trained demo model it was the built-in demo.
+SyntheticPipelineSpec tiny_pipeline_spec();
 // Real dimensions: "klein-4b" / "klein-9b" with the Qwen3-4B / Qwen3-8B encoders and the FLUX.2 VAE; "dev" with a
 // 5120-wide Qwen3-style stand-in for Mistral-Small (30 layers, 8 heads, MLP 512: the transformer and VAE are real
 // size, the text encoder has the real output width but ~1.7B parameters instead of 24B, so that the folder is

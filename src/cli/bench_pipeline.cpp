@@ -1,0 +1,78 @@
+#include "cli/bench_pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "pipeline/flux2_engine.h"
+
+namespace flux2::cli {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// A prompt of ordinary length (about 20 tokens); the text encoder runs over the padded 512 tokens anyway.
+constexpr const char* kPrompt = "a lighthouse on a rocky coast at dusk, waves breaking, warm light in the windows";
+
+}  // namespace
+
+void run_pipeline_bench(const PipelineBench& b) {
+    check(!b.resolutions.empty(), "--resolutions: give at least one size");
+    check(b.repeats >= 1, "--repeat must be at least 1, got ", b.repeats);
+    for (const int r : b.resolutions)
+        check(r >= 16 && r % 16 == 0, "--resolutions: sizes must be multiples of 16, got ", r);
+    std::printf("%-6s %-6s %5s %9s %10s %9s %9s %9s %10s %10s\n", "path", "res", "steps", "load s", "encode s",
+                "denoise s", "s/step", "decode s", "total s", "peak GB");
+    for (const BackendOptions& path : b.paths) {
+        EngineOptions options;
+        options.components.model_path = b.folder;
+        options.backend = path;
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto engine = Flux2Engine::load(options);
+        const double load = seconds_since(t0);
+        const double loaded_gb = engine->backend().peak_memory_bytes() / 1e9;
+        const std::string label = path.precision.empty() ? engine->backend().name() : path.precision;
+        std::printf("%-6s %-6s %5s %9.2f %10s %9s %9s %9s %10s %10.2f  (after loading)\n", label.c_str(), "-", "-",
+                    load, "-", "-", "-", "-", "-", loaded_gb);
+        std::fflush(stdout);
+        for (const int res : b.resolutions) {
+            EngineRequest request;
+            request.prompt = kPrompt;
+            request.width = request.height = res;
+            request.num_steps = b.steps;
+            request.seed = b.seed;
+            log_info("pipeline bench: ", res, "x", res, ", one untimed image, then ", b.repeats, " timed");
+            engine->generate(request);
+            std::vector<double> encode, denoise, decode, total;
+            int steps = 0;
+            int64_t peak = 0;
+            for (int i = 0; i < b.repeats; ++i) {
+                const auto t = std::chrono::steady_clock::now();
+                const EngineResult r = engine->generate(request);
+                total.push_back(seconds_since(t));
+                encode.push_back(r.text_encoder_seconds);
+                denoise.push_back(r.denoise_seconds);
+                decode.push_back(r.decode_seconds);
+                steps = r.num_steps;
+                peak = std::max(peak, r.peak_memory_bytes);
+            }
+            const double d = median(denoise);
+            std::printf("%-6s %-6d %5d %9s %10.3f %9.3f %9.4f %9.3f %10.3f %10.2f\n", label.c_str(), res, steps, "-",
+                        median(encode), d, d / std::max(1, steps), median(decode), median(total), peak / 1e9);
+            std::fflush(stdout);
+        }
+    }
+}
+
+}  // namespace flux2::cli

@@ -1,0 +1,25 @@
+#pragma once
+// `flux2 bench --pipeline FOLDER`: the whole pipeline timed the way a user waits for it, per phase.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace flux2::cli {
+
+struct PipelineBench {
+    std::string folder;                 // a pipeline folder: a real one, or one written by `bench --save-pipeline`
+    std::vector<BackendOptions> paths;  // one engine per precision path, loaded in turn
+    std::vector<int> resolutions;
+    int steps = 0;    // denoising steps per image; 0: the variant's default (dev 50, klein 4, klein base 50)
+    int repeats = 3;  // timed images per resolution, after one untimed image at that resolution
+    uint64_t seed = 0;
+};
+
+// Loads the pipeline (timed), then per resolution makes one untimed image (CUDA graphs recorded, GEMMs tuned) and
+// `repeats` timed ones; prints the medians of prompt encoding, denoising (and per step), VAE decode and the whole
+// request, and the peak memory after loading and after the requests.
+void run_pipeline_bench(const PipelineBench& b);
+
+}  // namespace flux2::cli
