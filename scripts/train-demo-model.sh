@@ -26,8 +26,10 @@ print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "| diffuser
 mkdir -p "$out"
 set -o pipefail
 PYTHONUNBUFFERED=1 "$python" tools/demo_model/train.py --out "$out/demo-model" "$@" 2>&1 | tee "$out/train.log"
-# Kept on the machine too: while it stays warm, a next call may go on with --resume /tmp/flux2-demo-last.
-rm -rf /tmp/flux2-demo-last
-cp -r "$out/demo-model" /tmp/flux2-demo-last
+# Kept on the machine too: while it stays warm, a next call may go on with --resume /tmp/flux2-demo-last
+# ($FLUX2_DEMO_LAST, for two runs side by side on two GPUs).
+last=${FLUX2_DEMO_LAST:-/tmp/flux2-demo-last}
+rm -rf "$last"
+cp -r "$out/demo-model" "$last"
 find "$out/demo-model" -type f -size +16M -exec echo "train-demo-model: {} is over 16 MB" \; | grep . >&2 && exit 1
 du -ab "$out/demo-model" | sort -n | tail -20

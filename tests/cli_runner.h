@@ -6,6 +6,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -96,15 +97,29 @@ inline Tensor golden(const SafetensorsFile& f, const std::string& key) {
 
 class Cli : public ::testing::Test {
 protected:
-    // Every run sees a private demo folder and an empty Hugging Face cache, so no test reads or writes $HOME.
+    // Every run sees an empty Hugging Face cache, so no test reads or writes $HOME, and, as the built-in demo
+    // ($FLUX2_DEMO_DIR), the tiny random pipeline of demo_dir(), fast on two cores; the tests of the trained demo
+    // model itself set trained_demo_.
     RunResult flux2(const std::vector<std::string>& args, const std::string& stdin_path = "") {
-        const EnvChanges env = {{"FLUX2_DEMO_DIR", demo_dir()},
+        const bool names_model = std::find(args.begin(), args.end(), "--model-path") != args.end() ||
+                                 std::find(args.begin(), args.end(), "--transformer-weights-path") != args.end();
+        std::optional<std::string> demo;
+        if (!trained_demo_) demo = names_model ? tmp_.file("demo") : demo_dir();
+        const EnvChanges env = {{"FLUX2_DEMO_DIR", demo},
                                 {"HF_HOME", hf_home()},
                                 {"HF_HUB_CACHE", std::nullopt},
                                 {"XDG_CACHE_HOME", std::nullopt}};
         return run_binary(args, env, tmp_, stdin_path);
     }
-    std::string demo_dir() const { return tmp_.file("demo"); }
+    // `flux2 bench --save-pipeline DIR --model tiny` in this test's folder, written on first use.
+    std::string demo_dir() const {
+        const std::string dir = tmp_.file("demo");
+        if (!fs::exists(fs::path(dir) / "model_index.json")) {
+            const RunResult r = run_binary({"bench", "--save-pipeline", dir, "--model", "tiny"}, {}, tmp_);
+            if (r.exit_code != 0) throw std::runtime_error("writing the tiny pipeline failed:\n" + r.err);
+        }
+        return dir;
+    }
     std::string hf_home() const { return tmp_.file("hf-home"); }
     std::string file(const std::string& name) const { return tmp_.file(name); }
 
@@ -130,6 +145,7 @@ protected:
     }
 
     TempDir tmp_;
+    bool trained_demo_ = false;  // runs see the real built-in demo (assets/demo-model), not demo_dir()
 };
 
 // ---- forward ----

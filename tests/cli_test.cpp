@@ -44,9 +44,10 @@ Image golden_image(const SafetensorsFile& f, const std::string& key) {
 
 // ---- the demo ----
 
-TEST_F(Cli, DemoGeneratesReproducibleImagesAndReusesItsModelSet) {
-    const std::vector<std::string> common = {"generate", "--prompt", "a lighthouse at dusk", "--width", "64",
-                                             "--height", "32", "--num-inference-steps", "2"};
+// Without --model-path, generate runs the built-in demo: here ($FLUX2_DEMO_DIR) the tiny random pipeline.
+TEST_F(Cli, DemoGeneratesReproducibleImages) {
+    const std::vector<std::string> common = {"generate", "--prompt", "a lighthouse at dusk",  "--width", "64",
+                                             "--height", "32",       "--num-inference-steps", "2"};
     auto with = [&](std::vector<std::string> extra) {
         std::vector<std::string> args = common;
         args.insert(args.end(), extra.begin(), extra.end());
@@ -55,9 +56,7 @@ TEST_F(Cli, DemoGeneratesReproducibleImagesAndReusesItsModelSet) {
     RunResult first = flux2(with({"--seed", "7", "--output-path", file("a.png")}));
     ASSERT_EQ(first.exit_code, 0) << first;
     EXPECT_EQ(first.out, file("a.png") + "\n");
-    EXPECT_TRUE(contains(first.err, "RANDOM")) << first.err;
-    EXPECT_TRUE(contains(first.err, "creating the demo model set")) << first.err;
-    ASSERT_TRUE(fs::exists(fs::path(demo_dir()) / "model_index.json"));
+    EXPECT_TRUE(contains(first.err, "using the built-in demo model (" + demo_dir() + ")")) << first.err;
 
     ImageText text;
     const Image a = read_image(file("a.png"), &text);
@@ -70,14 +69,8 @@ TEST_F(Cli, DemoGeneratesReproducibleImagesAndReusesItsModelSet) {
     EXPECT_EQ(text["variant"], "klein (distilled)");
     EXPECT_EQ(text["software"], "flux2.cpp");
 
-    const fs::path weights = fs::path(demo_dir()) / "transformer" / "flux2-demo-nvfp4-mixed.safetensors";
-    ASSERT_TRUE(fs::exists(weights));
-    const auto built_at = fs::last_write_time(weights);
-
     RunResult again = flux2(with({"--seed", "7", "--output-path", file("b.png")}));
     ASSERT_EQ(again.exit_code, 0) << again;
-    EXPECT_FALSE(contains(again.err, "creating the demo model set")) << again.err;
-    EXPECT_EQ(fs::last_write_time(weights), built_at);
     EXPECT_EQ(read_file(file("b.png")), read_file(file("a.png")));
 
     RunResult other = flux2(with({"--seed", "8", "--output-path", file("c.png")}));
@@ -99,16 +92,42 @@ TEST_F(Cli, DemoGeneratesReproducibleImagesAndReusesItsModelSet) {
     }
 }
 
+// The real built-in demo: the trained model of assets/demo-model, its NVFP4-mixed transformer file, klein base with
+// CFG, 128x128 and a prompt of its scene vocabulary by default (what it draws is scored by CliEval).
+TEST_F(Cli, TrainedDemoModelIsTheDefault) {
+    trained_demo_ = true;
+    RunResult r = flux2({"generate", "--num-inference-steps", "2", "--output-path", file("demo.png")});
+    ASSERT_EQ(r.exit_code, 0) << r;
+    EXPECT_TRUE(contains(r.err, "using the built-in demo model")) << r.err;
+    EXPECT_TRUE(contains(r.err, "coloured circles, squares and triangles")) << r.err;
+    EXPECT_FALSE(contains(r.err, "RANDOM")) << r.err;
+    ImageText text;
+    const Image img = read_image(file("demo.png"), &text);
+    EXPECT_EQ(img.width, 128);
+    EXPECT_EQ(img.height, 128);
+    EXPECT_TRUE(contains(text["prompt"], "on a yellow background")) << text["prompt"];
+    EXPECT_EQ(text["model"],
+              (fs::path(FLUX2_ASSETS_DIR) / "demo-model" / "flux2-klein-base-demo-nvfp4-mixed.safetensors").string());
+    EXPECT_EQ(text["variant"], "klein (base, CFG)");
+
+    // $FLUX2_ASSETS moved away from the model: the error says where it looked and what to do.
+    RunResult missing =
+        run_binary({"generate", "--output-path", file("x.png")}, {{"FLUX2_ASSETS", file("nowhere")}}, tmp_);
+    EXPECT_EQ(missing.exit_code, 1) << missing;
+    EXPECT_TRUE(contains(missing.err, "the built-in demo model is missing")) << missing.err;
+    EXPECT_TRUE(contains(missing.err, "--model-path")) << missing.err;
+}
+
 TEST_F(Cli, EncodePromptOutputDrivesGenerate) {
-    // The first generate builds the demo set; its image is the reference for the --prompt-embeds run.
+    // A generate with the demo; its image is the reference for the --prompt-embeds run.
     const std::vector<std::string> size = {"--width", "32", "--height", "32", "--num-inference-steps", "1"};
     std::vector<std::string> args = {"generate", "--prompt", "a cat", "--output-path", file("prompt.png")};
     args.insert(args.end(), size.begin(), size.end());
     RunResult from_prompt = flux2(args);
     ASSERT_EQ(from_prompt.exit_code, 0) << from_prompt;
 
-    RunResult enc = flux2({"encode-prompt", "--model-path", demo_dir(), "--prompt", "a cat", "--output",
-                           file("embeds.safetensors")});
+    RunResult enc = flux2(
+        {"encode-prompt", "--model-path", demo_dir(), "--prompt", "a cat", "--output", file("embeds.safetensors")});
     ASSERT_EQ(enc.exit_code, 0) << enc;
     auto f = SafetensorsFile::open(file("embeds.safetensors"));
     ASSERT_NE(f->find("prompt_embeds"), nullptr);
@@ -157,10 +176,26 @@ TEST_F(Cli, GenerateDevMatchesDiffusersPipeline) {
     auto g = SafetensorsFile::open(data_path("pipeline-golden.safetensors"));
     write_dev_golden_inputs(*g);
 
-    RunResult r = flux2({"generate", "--model-path", data_path("tiny-dev-bf16.safetensors"), "--vae-path",
-                         data_path("tiny-vae"), "--prompt-embeds", file("embeds.safetensors"), "--initial-noise",
-                         file("noise.safetensors"), "--width", "64", "--height", "64", "--num-inference-steps", "4",
-                         "--guidance-scale", "4", "--save-latents", file("latents.safetensors"), "--output-path",
+    RunResult r = flux2({"generate",
+                         "--model-path",
+                         data_path("tiny-dev-bf16.safetensors"),
+                         "--vae-path",
+                         data_path("tiny-vae"),
+                         "--prompt-embeds",
+                         file("embeds.safetensors"),
+                         "--initial-noise",
+                         file("noise.safetensors"),
+                         "--width",
+                         "64",
+                         "--height",
+                         "64",
+                         "--num-inference-steps",
+                         "4",
+                         "--guidance-scale",
+                         "4",
+                         "--save-latents",
+                         file("latents.safetensors"),
+                         "--output-path",
                          file("dev.png")});
     ASSERT_EQ(r.exit_code, 0) << r;
 
@@ -186,8 +221,8 @@ TEST_F(Cli, GenerateDevEditMatchesDiffusersPipeline) {
 
     RunResult r = flux2({"generate", "--model-path", data_path("tiny-dev-bf16.safetensors"), "--vae-path",
                          data_path("tiny-vae"), "--prompt-embeds", file("embeds.safetensors"), "--initial-noise",
-                         file("noise.safetensors"), "--image", file("reference.png"), "--width", "64", "--height",
-                         "64", "--num-inference-steps", "4", "--output-path", file("edit.png")});
+                         file("noise.safetensors"), "--image", file("reference.png"), "--width", "64", "--height", "64",
+                         "--num-inference-steps", "4", "--output-path", file("edit.png")});
     ASSERT_EQ(r.exit_code, 0) << r;
     EXPECT_LE(max_pixel_difference(read_image(file("edit.png")), golden_image(*g, "dev_edit.steps4.image")), 1);
 }
@@ -212,8 +247,8 @@ TEST_F(Cli, GenerateKleinVariantsMatchDiffusersPipeline) {
     for (const auto& [model, variant] : cases) {
         RunResult r = flux2({"generate", "--model-path", model, "--vae-path", data_path("tiny-vae"), "--prompt-embeds",
                              file("embeds.safetensors"), "--initial-noise", file("noise.safetensors"), "--width", "64",
-                             "--height", "64", "--num-inference-steps", "4", "--guidance-scale", "4",
-                             "--output-path", file(variant + ".png")});
+                             "--height", "64", "--num-inference-steps", "4", "--guidance-scale", "4", "--output-path",
+                             file(variant + ".png")});
         ASSERT_EQ(r.exit_code, 0) << r;
         ImageText text;
         const Image img = read_image(file(variant + ".png"), &text);
@@ -234,7 +269,8 @@ TEST_F(Cli, KleinModeFollowsTheTransformersOwnPipeline) {
         fs::create_directories(file(name));
         fs::create_directory_symlink(data_path("tiny-klein-diffusers"), file(name + "/transformer"));
         fs::create_directory_symlink(data_path("tiny-vae"), file(name + "/vae"));
-        std::ofstream(file(name + "/model_index.json")) << "{\"is_distilled\": " << (distilled ? "true" : "false") << "}";
+        std::ofstream(file(name + "/model_index.json"))
+            << "{\"is_distilled\": " << (distilled ? "true" : "false") << "}";
     };
     make_pipeline("distilled-pipeline", true);
     make_pipeline("base-pipeline", false);
@@ -242,8 +278,16 @@ TEST_F(Cli, KleinModeFollowsTheTransformersOwnPipeline) {
     fs::create_symlink(data_path("tiny-klein-bf16.safetensors"), file("tiny-klein.safetensors"));
 
     auto variant_of = [&](std::vector<std::string> model_args) {
-        std::vector<std::string> args = {"generate", "--prompt-embeds", file("embeds.safetensors"), "--width", "32",
-                                         "--height", "32", "--num-inference-steps", "1", "--output-path",
+        std::vector<std::string> args = {"generate",
+                                         "--prompt-embeds",
+                                         file("embeds.safetensors"),
+                                         "--width",
+                                         "32",
+                                         "--height",
+                                         "32",
+                                         "--num-inference-steps",
+                                         "1",
+                                         "--output-path",
                                          file("out.png")};
         args.insert(args.end(), model_args.begin(), model_args.end());
         RunResult r = flux2(args);
@@ -329,19 +373,18 @@ TEST_F(CliForward, MisShapedHiddenStatesNamesExpectedShape) {
 // ---- bad input ----
 
 TEST_F(Cli, RejectsBadSizeAndOutputPathBeforeAnyWork) {
-    RunResult r = flux2({"generate", "--model-path", data_path("tiny-dev-bf16.safetensors"), "--prompt", "x",
-                         "--width", "100", "--height", "64"});
+    RunResult r = flux2({"generate", "--model-path", data_path("tiny-dev-bf16.safetensors"), "--prompt", "x", "--width",
+                         "100", "--height", "64"});
     EXPECT_EQ(r.exit_code, 1) << r;
     EXPECT_TRUE(contains(r.err, "multiples of 16")) << r.err;
     EXPECT_TRUE(contains(r.err, "100x64")) << r.err;
-    // Checked before anything is built: no demo folder either when the model is left out.
+    // Checked before anything is loaded, also when the model is left out.
     r = flux2({"generate", "--width", "100"});
     EXPECT_EQ(r.exit_code, 1) << r;
     r = flux2({"generate", "--output-path", file("cat.jpg")});
     EXPECT_EQ(r.exit_code, 1) << r;
     EXPECT_TRUE(contains(r.err, "PNG only")) << r.err;
     EXPECT_FALSE(fs::exists(file("cat.jpg")));
-    EXPECT_FALSE(fs::exists(demo_dir()));
 }
 
 TEST_F(Cli, RejectsMissingModelPath) {
@@ -413,9 +456,9 @@ TEST_F(Cli, HelpMentionsCommandsAndMainFlags) {
 
     r = flux2({"generate", "--help"});
     EXPECT_EQ(r.exit_code, 0) << r;
-    for (const char* s : {"--model-path", "--transformer-weights-path", "--base-model-path", "--prompt", "--width",
-                          "--height", "--num-inference-steps", "--guidance-scale", "--seed", "--image",
-                          "--output-path", "--device"})
+    for (const char* s :
+         {"--model-path", "--transformer-weights-path", "--base-model-path", "--prompt", "--width", "--height",
+          "--num-inference-steps", "--guidance-scale", "--seed", "--image", "--output-path", "--device"})
         EXPECT_TRUE(contains(r.out, s)) << s << "\n" << r.out;
 }
 

@@ -1,6 +1,6 @@
 // --gpus / --parallel on the command line, run on the CPU (N CPU ranks with the in-process communicator): the
-// demo model's image from 2 and 4 ranks, Ulysses and tensor parallel, against one; CFG parallelism on klein base;
-// and the refusals.
+// test suite's demo (the tiny random pipeline, 4 heads) from 2 and 4 ranks, Ulysses and tensor parallel, against
+// one; CFG parallelism on klein base; and the refusals.
 #include <gtest/gtest.h>
 
 #include "cli_runner.h"

@@ -1,51 +1,34 @@
 #include "cli/demo.h"
 
-#include <unistd.h>
-
 #include <cstdlib>
-#include <filesystem>
 
-#include "cli/synthetic_pipeline.h"
 #include "core/error.h"
-#include "core/log.h"
 
 namespace fs = std::filesystem;
 
 namespace flux2::cli {
-
-namespace {
-fs::path demo_dir() {
-    if (const char* d = std::getenv("FLUX2_DEMO_DIR"); d && *d) return d;
-    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "flux2cpp" / "demo-v2";
-    const char* home = std::getenv("HOME");
-    return fs::path(home ? home : "/tmp") / ".cache" / "flux2cpp" / "demo-v2";
-}
-
-}  // namespace
 
 fs::path assets_dir() {
     if (const char* a = std::getenv("FLUX2_ASSETS"); a && *a) return a;
     return FLUX2_ASSETS_DIR;
 }
 
-std::string ensure_demo_model() {
-    const fs::path dir = demo_dir();
-    if (fs::exists(dir / "model_index.json")) return dir.string();
-    log_info("creating the demo model set in ", dir.string(), " (once)");
-    // Build beside the final folder and rename, so an interrupted build never looks complete.
-    const fs::path tmp = dir.string() + ".tmp-" + std::to_string(getpid());
-    fs::remove_all(tmp);
-    try {
-        write_synthetic_pipeline(tmp, demo_pipeline_spec());
-        fs::create_directories(dir.parent_path());
-        fs::remove_all(dir);
-        fs::rename(tmp, dir);
-    } catch (...) {
-        std::error_code ignored;
-        fs::remove_all(tmp, ignored);
-        throw;
-    }
+std::string demo_model_path() {
+    const char* env = std::getenv("FLUX2_DEMO_DIR");
+    const fs::path dir = env && *env ? fs::path(env) : assets_dir() / "demo-model";
+    check(fs::exists(dir / "model_index.json"), "the built-in demo model is missing: no ", (dir / "model_index.json"),
+          env && *env ? " (from $FLUX2_DEMO_DIR)"
+                      : " (the source tree's assets/demo-model; set $FLUX2_ASSETS to where that folder is)",
+          "; or pass --model-path");
     return dir.string();
+}
+
+std::string demo_transformer_path(const std::string& demo) {
+    for (const auto& entry : fs::directory_iterator(demo)) {
+        const std::string name = entry.path().filename().string();
+        if (entry.is_regular_file() && name.ends_with("-nvfp4-mixed.safetensors")) return entry.path().string();
+    }
+    return "";
 }
 
 }  // namespace flux2::cli

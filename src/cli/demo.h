@@ -1,21 +1,28 @@
 #pragma once
-// The built-in demo model set behind `flux2 generate` with no --model-path: a small klein-style FLUX.2 with
-// deterministic random weights in the real on-disk formats — a BFL NVFP4-mixed transformer file, a diffusers
-// vae/ folder, a Qwen3-style text_encoder/ with the real Qwen3 tokenizer — created once in a cache folder.
+// The built-in demo model behind `flux2 generate` / `serve` with no --model-path: a small klein-base FLUX.2 trained
+// on generated scenes of coloured shapes (docs/DEMO_MODEL.md), committed in assets/demo-model in the real on-disk
+// formats (diffusers folders and a BFL NVFP4-mixed transformer file).
 #include <filesystem>
 #include <string>
 
 namespace flux2::cli {
 
-// The demo folder ($FLUX2_DEMO_DIR, else $XDG_CACHE_HOME/flux2cpp/demo-v2, else ~/.cache/flux2cpp/demo-v2),
-// created on first use. A diffusers-style layout: model_index.json, transformer/, vae/, text_encoder/, tokenizer/.
-std::string ensure_demo_model();
-
-// The project's assets/ folder: $FLUX2_ASSETS, else the source tree the binary was built from. It holds the Qwen3
-// tokenizer the random demo copies, the trained demo model and the prompt list of `flux2 eval`.
+// The project's assets/ folder: $FLUX2_ASSETS, else the source tree the binary was built from. It holds the trained
+// demo model, the Qwen3 tokenizer and the prompt list of `flux2 eval`.
 std::filesystem::path assets_dir();
 
-// Default image side for the demo model (small enough for a CPU), used by `generate` and `serve`.
-constexpr int kDemoImageSize = 256;
+// The demo's pipeline folder: $FLUX2_DEMO_DIR when set (any pipeline folder, e.g. a tiny random one written by
+// `flux2 bench --save-pipeline DIR --model tiny` for quick smoke runs), else assets/demo-model. Fails naming the
+// folder when it holds no model_index.json.
+std::string demo_model_path();
+
+// The transformer file the demo runs: the folder's NVFP4-mixed file when it has one (the trained model's), so the
+// first run shows the NVFP4 path; else empty (the folder's own transformer).
+std::string demo_transformer_path(const std::string& demo);
+
+// The trained model's image size and a prompt it draws (it knows only this scene vocabulary).
+constexpr int kDemoImageSize = 128;
+constexpr const char* kDemoPrompt =
+    "a large red circle on the left and a small blue square at the top right, on a yellow background";
 
 }  // namespace flux2::cli

@@ -76,19 +76,20 @@ std::vector<std::string> output_files(const std::string& output_path, int count)
 }
 
 void run_generate(GenerateArgs a) {
-    // 0 means "the default": the reference image's size, else 1024 (the demo: 256).
+    // 0 means "the default": the reference image's size, else 1024 (the demo: 128).
     check(a.width >= 0 && a.height >= 0 && a.width % 16 == 0 && a.height % 16 == 0,
           "--width and --height must be multiples of 16, got ", a.width, "x", a.height);
     output_is_file(a.output_path);
     check(a.prompt.empty() || a.prompt_embeds.empty(), "give --prompt or --prompt-embeds, not both");
     if (a.model.demo()) {
-        a.model.components.model_path = ensure_demo_model();
-        log_warn("no --model-path given: using the built-in demo model (", a.model.components.model_path,
-                 "). Its weights are RANDOM, so the picture is noise; it shows the whole pipeline working. "
-                 "Pass --model-path to use real FLUX.2 weights.");
+        a.model.components.model_path = demo_model_path();
+        a.model.components.transformer_weights_path = demo_transformer_path(a.model.components.model_path);
+        log_info("no --model-path given: using the built-in demo model (", a.model.components.model_path,
+                 "), trained to draw coloured circles, squares and triangles on a plain background, as its prompts "
+                 "say (docs/DEMO_MODEL.md). Pass --model-path to use real FLUX.2 weights.");
         if (a.width == 0 && a.images.empty()) a.width = kDemoImageSize;
         if (a.height == 0 && a.images.empty()) a.height = kDemoImageSize;
-        if (a.prompt.empty() && a.prompt_embeds.empty()) a.prompt = "a red fox in the snow, watercolor";
+        if (a.prompt.empty() && a.prompt_embeds.empty()) a.prompt = kDemoPrompt;
     }
     check(!a.prompt.empty() || !a.prompt_embeds.empty(), "give a --prompt (or --prompt-embeds FILE)");
     const bool encode = a.prompt_embeds.empty();
@@ -201,7 +202,8 @@ void register_generate(CLI::App& app) {
     auto* cmd = app.add_subcommand(
         "generate",
         "Generate images from a prompt (FLUX.2 dev, klein distilled, klein base with CFG), optionally editing\n"
-        "reference images. With no --model-path it runs a built-in demo model with random weights.\n"
+        "reference images. With no --model-path it runs the built-in demo model, a small FLUX.2 trained to draw\n"
+        "scenes of coloured shapes (\"a large red circle on the left, on a yellow background\"), at 128x128.\n"
         "Example: flux2 generate --model-path black-forest-labs/FLUX.2-dev --transformer-weights-path \\\n"
         "           black-forest-labs/FLUX.2-dev-NVFP4 --prompt \"a cat\" --device cuda --output-path cat.png");
     auto a = std::make_shared<GenerateArgs>();

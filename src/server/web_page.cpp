@@ -94,10 +94,10 @@ constexpr std::string_view kPage = R"flux2page(<!doctype html>
       </label>
       <div class="row">
         <label for="width">Width
-          <input id="width" name="width" type="number" min="16" max="4096" step="16" value="256" required>
+          <input id="width" name="width" type="number" min="16" max="4096" step="16" value="1024" required>
         </label>
         <label for="height">Height
-          <input id="height" name="height" type="number" min="16" max="4096" step="16" value="256" required>
+          <input id="height" name="height" type="number" min="16" max="4096" step="16" value="1024" required>
         </label>
       </div>
       <div class="row">
@@ -180,6 +180,9 @@ constexpr std::string_view kPage = R"flux2page(<!doctype html>
     return message;
   }
 
+  let sizeTyped = false;
+  for (const id of ["width", "height"]) $(id).addEventListener("input", () => { sizeTyped = true; });
+
   async function loadModels() {
     const target = $("model");
     try {
@@ -188,6 +191,9 @@ constexpr std::string_view kPage = R"flux2page(<!doctype html>
       const body = await response.json();
       const ids = (body.data || []).map((m) => m.id).filter(Boolean);
       target.textContent = ids.length ? ids.join(", ") : "none";
+      // The model's own default size (the demo's is 128x128), unless the user has typed one.
+      const size = /^(\d+)x(\d+)$/.exec((body.data && body.data[0] && body.data[0].default_size) || "");
+      if (size && !sizeTyped) { $("width").value = size[1]; $("height").value = size[2]; }
     } catch (e) {
       target.textContent = "unreachable";
     }

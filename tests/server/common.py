@@ -3,7 +3,9 @@
 Environment (set by run_server_tests.sh):
   FLUX2_BINARY          the flux2 executable (default: ../../build/flux2 from this folder)
   FLUX2_TEST_BUILD_DIR  where test artefacts go (BUILD_DIR/test-artifacts); default: the binary's folder
-  FLUX2_TEST_DEMO_DIR   the FLUX2_DEMO_DIR every server and `flux2 generate` of the suite shares; default: a
+  FLUX2_TEST_DEMO_DIR   the FLUX2_DEMO_DIR every server and `flux2 generate` of the suite shares: the tiny random
+                        pipeline (`flux2 bench --save-pipeline DIR --model tiny`, written there on first import when
+                        missing) stands in for the trained demo model, so that requests take milliseconds; default: a
                         temporary folder made on first import and removed at exit
 """
 import atexit
@@ -32,6 +34,9 @@ DEMO_DIR = os.environ.get("FLUX2_TEST_DEMO_DIR")
 if not DEMO_DIR:
     DEMO_DIR = tempfile.mkdtemp(prefix="flux2-server-demo-")
     atexit.register(shutil.rmtree, DEMO_DIR, ignore_errors=True)
+if not os.path.exists(os.path.join(DEMO_DIR, "model_index.json")):
+    subprocess.run([BINARY, "bench", "--save-pipeline", DEMO_DIR, "--model", "tiny"], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=300)
 
 # Small, fast requests: the demo model on two CPU cores.
 TINY = {"size": "32x32", "num_inference_steps": 1}

@@ -13,7 +13,7 @@ server = None
 
 def setUpModule():
     global server
-    server = common.Server("contract", "--max-body-mb", "1", "--max-queue", "1", "--max-pixels", "65536",
+    server = common.Server("contract", "--max-body-mb", "1", "--max-queue", "1", "--max-pixels", "16384",
                            "--max-images", "2", "--url-max", "2", "--model-id", "flux2-test", api_key=KEY).start()
 
 
@@ -146,16 +146,16 @@ class BadRequestTest(common.ServerTestCase):
         self.assertError(r, 422, "invalid_request_error", "invalid_size", ("height", "size"))
 
     def test_size_over_max_pixels_422(self):
-        # --max-pixels 65536 = 256x256, the demo model's default size
-        for body in ({"size": "272x256"}, {"width": 1024, "height": 1024}, {"size": "16x32768"},
+        # --max-pixels 16384 = 128x128, the demo model's default size
+        for body in ({"size": "144x128"}, {"width": 1024, "height": 1024}, {"size": "16x32768"},
                      {"size": "4096x4096"}):
             with self.subTest(body=body):
                 r = post("/v1/images/generations", {"prompt": "x", "num_inference_steps": 1, **body})
                 self.assertError(r, 422, "invalid_request_error", "invalid_size")
-        # exactly at the bound: "auto" is the demo model's 256x256
+        # exactly at the bound: "auto" is the demo model's 128x128
         r = post("/v1/images/generations", {"prompt": "x", "size": "auto", "num_inference_steps": 1})
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.json()["size"], "256x256")
+        self.assertEqual(r.json()["size"], "128x128")
 
     def test_body_over_max_body_mb_413(self):
         body = json.dumps({"prompt": "x" * (1536 * 1024), **common.TINY}).encode()
@@ -372,7 +372,7 @@ class UrlTtlTest(common.ServerTestCase):
 
 class QueueFullTest(common.ServerTestCase):
     def test_429_when_queue_full(self):
-        slow = server.slow_fields(6)
+        slow = server.slow_fields(6, size=128)  # --max-pixels 16384
         before_cancelled = server.metric("flux2_jobs_cancelled_total")
         # A runs (streaming, so that we see it start) ...
         conn_a = server.connection()

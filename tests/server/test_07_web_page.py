@@ -78,8 +78,8 @@ class WebPageTest(common.ServerTestCase):
         self.el("api-key").send_keys(KEY, Keys.TAB)  # change event: saved and models reloaded
         self.wait(lambda: self.el("model").text == "flux2-page-test", 30, "model id not shown")
 
-        self.assertEqual(self.prop("width", "value"), "256")
-        self.assertEqual(self.prop("height", "value"), "256")
+        self.assertEqual(self.prop("width", "value"), "128")
+        self.assertEqual(self.prop("height", "value"), "128")
         self.assertEqual(self.prop("seed", "value"), "0")
         self.assertEqual(self.prop("steps", "value"), "")
         self.el("prompt").send_keys("a lighthouse at dusk")

@@ -67,6 +67,9 @@ def parse_args(argv=None):
     ap.add_argument("--vae-channels", default="32,64,64,64", help="block_out_channels")
     ap.add_argument("--vae-batch", type=int, default=128)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
+    ap.add_argument("--vae-layers", type=int, default=1, help="layers_per_block")
+    ap.add_argument("--vae-shape-weight", type=float, default=8.0,
+                    help="extra reconstruction weight on shape pixels and their rims (0: plain L1 + L2)")
     # transformer
     ap.add_argument("--heads", type=int, default=3)
     ap.add_argument("--head-dim", type=int, default=64)
@@ -261,7 +264,8 @@ def build_transformer(args):
 def build_vae(args):
     from diffusers import AutoencoderKLFlux2
     ch = tuple(int(c) for c in args.vae_channels.split(","))
-    return AutoencoderKLFlux2(block_out_channels=ch, layers_per_block=1, latent_channels=32, norm_num_groups=32)
+    return AutoencoderKLFlux2(block_out_channels=ch, layers_per_block=args.vae_layers, latent_channels=32,
+                              norm_num_groups=32)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -294,7 +298,15 @@ def train_vae(args, vae, images_u8, device, deadline, logd):
             z = z + 0.05 * z.detach().std() * torch.randn_like(z)
             rec = vae.decode(z).sample.float()
         kl = 0.5 * (post.mean.float() ** 2 + post.var.float() - 1.0 - post.logvar.float()).mean()
-        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + 1e-6 * kl
+        err = (rec - x).abs() + (rec - x) ** 2
+        if args.vae_shape_weight > 0:
+            # Shapes cover ~2-15% of an image, so a plain mean lets the decoder round their corners off; weight
+            # the pixels that differ from the background (a corner pixel: shapes never reach the corners) and a
+            # 2-pixel rim around them.
+            shape = ((x - x[:, :, :1, :1]).abs().amax(dim=1, keepdim=True) > 0.05).float()
+            rim = F.max_pool2d(shape, 5, stride=1, padding=2)
+            err = err * (1 + args.vae_shape_weight * rim)
+        loss = err.mean() + 1e-6 * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -624,6 +636,24 @@ def write_nvfp4_mixed(path, dit, amax, args):
 # ---------------------------------------------------------------------------------------------------------------
 # Export
 
+def write_sheet(path, imgs, cols=8, ids=None):
+    """Images of one size side by side, `cols` per row, in list order (white where the last row ends early); with
+    `ids`, also each image as <folder of path>/<stem of path>/<id>.png, for `flux2 eval --check-images`."""
+    from PIL import Image
+    if ids is not None:
+        folder = os.path.splitext(path)[0]
+        os.makedirs(folder, exist_ok=True)
+        for im, name in zip(imgs, ids):
+            Image.fromarray(im).save(os.path.join(folder, f"{name}.png"))
+    size = imgs[0].shape[0]
+    rows = -(-len(imgs) // cols)
+    sheet = np.full((rows * size, cols * size, 3), 255, np.uint8)
+    for i, im in enumerate(imgs):
+        r, c = divmod(i, cols)
+        sheet[r * size:(r + 1) * size, c * size:(c + 1) * size] = im
+    Image.fromarray(sheet).save(path)
+
+
 def write_json(path, obj):
     with open(path, "w") as f:
         json.dump(obj, f, indent=1)
@@ -646,6 +676,11 @@ def export(args, out, dit, te, vae, tokenizer, lat, ids, mask, device, logd):
     vae_bf16.bn.load_state_dict(bn)
     vae_bf16.bn.float()
     vae_bf16.save_pretrained(os.path.join(out, "vae"))
+    for part in ("transformer", "vae"):  # a resumed run's configs would name the folder it was loaded from
+        cfg_path = os.path.join(out, part, "config.json")
+        cfg = json.load(open(cfg_path))
+        if cfg.pop("_name_or_path", None) is not None:
+            write_json(cfg_path, cfg)
     dit_cpu.float()
     te_cpu.float()
     vae_cpu.float()
@@ -697,15 +732,19 @@ def export(args, out, dit, te, vae, tokenizer, lat, ids, mask, device, logd):
         vae_cpu.to(device)
         imgs = sample(dit_q, te_q, vae_cpu, tokenizer, [p["prompt"] for p in sel], [p["seed"] for p in sel], args,
                       device, args.preview_steps)
-        from PIL import Image
-        cols = 8
-        rows = -(-len(imgs) // cols)
-        sheet = np.full((rows * 128, cols * 128, 3), 255, np.uint8)
-        for i, im in enumerate(imgs):
-            r, c = divmod(i, cols)
-            sheet[r * 128:(r + 1) * 128, c * 128:(c + 1) * 128] = im
-        Image.fromarray(sheet).save(os.path.join(out, "check", "preview.png"))
+        write_sheet(os.path.join(out, "check", "preview.png"), imgs, ids=[p["id"] for p in sel])
         log(f"wrote check/preview.png ({len(imgs)} eval prompts, python sampler, {args.preview_steps} steps, CFG 4)")
+    # The VAE alone on the generator's images of the eval prompts: what the transformer could at best achieve.
+    # `flux2 eval --check-images OUT/check/vae_recon` scores it (and OUT/check/preview the Python sampler's drawings).
+    renders = np.stack([scenes.render(scene) for _, scene in scenes.eval_scenes()])
+    with torch.no_grad():
+        x = torch.from_numpy(renders).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
+        vae_cpu.to(device)
+        rec = vae_cpu.decode(vae_cpu.encode(x).latent_dist.mean).sample.float()
+    rec = ((rec * 0.5 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    write_sheet(os.path.join(out, "check", "vae_recon.png"), rec, ids=[p["id"] for p in prompts])
+    log(f"wrote check/vae_recon.png (the VAE's reconstruction of the {len(rec)} eval renders); mean absolute error "
+        f"{np.abs(rec.astype(np.float32) - renders).mean():.2f} levels")
 
     logd["versions"] = {"torch": torch.__version__, "diffusers": diffusers.__version__,
                         "transformers": transformers.__version__, "python": sys.version.split()[0]}
@@ -734,6 +773,7 @@ def load_previous(args, folder):
     args.double_blocks, args.single_blocks = c.num_layers, c.num_single_layers
     args.te_hidden, args.te_layers = te.config.hidden_size, te.config.num_hidden_layers
     args.vae_channels = ",".join(str(x) for x in vae.config.block_out_channels)
+    args.vae_layers = vae.config.layers_per_block
     log(f"resuming from {folder}: VAE kept, transformer and text encoder trained further")
     return vae, dit, te
 
@@ -784,6 +824,7 @@ def main(argv=None):
     # 1. VAE (trained, or taken from --resume with its BatchNorm statistics)
     if args.resume:
         vae, dit, te = load_previous(args, args.resume)
+        vae.to(device)
         lat = encode_dataset(vae, images_t, device)
         eps = vae.config.batch_norm_eps
         lat = (lat - vae.bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(vae.bn.running_var.view(1, -1, 1, 1) + eps)
