@@ -6,6 +6,7 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "models/flux2/flux2_transformer.h"
+#include "models/text_encoder/text_encoder.h"
 
 namespace flux2::test {
 
@@ -25,6 +26,18 @@ inline Flux2Inputs golden_transformer_inputs(const SafetensorsFile& g, const std
     in.img_ids = load_f32(golden_tensor(g, prefix + "img_ids"));
     in.txt_ids = load_f32(golden_tensor(g, prefix + "txt_ids"));
     return in;
+}
+
+// <family>.input_ids / .attention_mask of text-encoder-golden as a token batch.
+inline TokenBatch golden_tokens(const SafetensorsFile& g, const std::string& family) {
+    const TensorInfo& ids = golden_tensor(g, family + ".input_ids");
+    const TensorInfo& mask = golden_tensor(g, family + ".attention_mask");
+    TokenBatch t;
+    t.batch = ids.shape[0];
+    t.length = ids.shape[1];
+    for (float v : read_f32(ids)) t.ids.push_back(static_cast<int64_t>(v));
+    for (float v : read_f32(mask)) t.attention_mask.push_back(static_cast<int64_t>(v));
+    return t;
 }
 
 // An [H, W, 3] tensor of byte values (pipeline-golden's dev_edit.ref_uint8, read as floats) as an RGB8 image.

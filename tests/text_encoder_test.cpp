@@ -14,6 +14,7 @@
 
 #include "backend/backend.h"
 #include "core/error.h"
+#include "golden_data.h"
 #include "io/safetensors.h"
 #include "models/recording_random_weights.h"
 #include "models/text_encoder/decoder_checkpoint.h"
@@ -35,18 +36,6 @@ TextEncoderOptions golden_options() {
     TextEncoderOptions o;
     o.bf16_rope_frequencies = true;
     return o;
-}
-
-TokenBatch golden_tokens(const SafetensorsFile& g, const std::string& family) {
-    const TensorInfo* ids = g.find(family + ".input_ids");
-    const TensorInfo* mask = g.find(family + ".attention_mask");
-    EXPECT_TRUE(ids && mask) << family;
-    TokenBatch t;
-    t.batch = ids->shape[0];
-    t.length = ids->shape[1];
-    for (float v : read_f32(*ids)) t.ids.push_back(static_cast<int64_t>(v));
-    for (float v : read_f32(*mask)) t.attention_mask.push_back(static_cast<int64_t>(v));
-    return t;
 }
 
 void expect_matches(const Tensor& out, const SafetensorsFile& g, const std::string& key, double tolerance) {
@@ -89,7 +78,7 @@ TEST_P(TextEncoderGolden, EveryHiddenStateMatchesTransformers) {
     auto backend = make_backend({});
     auto g = SafetensorsFile::open(test::data_path(kGolden));
     TextEncoder te = TextEncoder::load(test::data_path("tiny-" + family), {0, 1, 2, 3, 4}, *backend, golden_options());
-    std::vector<Tensor> hs = te.hidden_states(golden_tokens(*g, family));
+    std::vector<Tensor> hs = te.hidden_states(test::golden_tokens(*g, family));
     ASSERT_EQ(hs.size(), 5u);
     // Includes the padded positions (Qwen3 right, Mistral left with fully masked query rows) and, for k = 4, the
     // final norm transformers applies to its last entry.
@@ -100,7 +89,7 @@ TEST_P(TextEncoderGolden, PromptEmbedsStackLayersPerToken) {
     const std::string family = GetParam();
     auto backend = make_backend({});
     auto g = SafetensorsFile::open(test::data_path(kGolden));
-    Tensor e = encode(test::data_path("tiny-" + family), {1, 2, 3}, golden_tokens(*g, family), *backend);
+    Tensor e = encode(test::data_path("tiny-" + family), {1, 2, 3}, test::golden_tokens(*g, family), *backend);
     expect_matches(e, *g, family + ".prompt_embeds_layers_1_2_3", 1e-5);
 }
 
@@ -111,7 +100,7 @@ TEST(TextEncoderGolden, Fp32RopeFrequenciesAreTheDefaultAndMeasurablyDifferent) 
     // that moves the output by ~1e-4 from the bf16-frequency golden. Guards both the option and the default.
     auto backend = make_backend({});
     auto g = SafetensorsFile::open(test::data_path(kGolden));
-    const TokenBatch tokens = golden_tokens(*g, "qwen3");
+    const TokenBatch tokens = test::golden_tokens(*g, "qwen3");
     Tensor e = encode(test::data_path("tiny-qwen3"), {1, 2, 3}, tokens, *backend, TextEncoderOptions{});
     const double err = test::rel_error(e.to_vector(), read_f32(*g->find("qwen3.prompt_embeds_layers_1_2_3")));
     EXPECT_GT(err, 1e-5);
@@ -121,7 +110,7 @@ TEST(TextEncoderGolden, Fp32RopeFrequenciesAreTheDefaultAndMeasurablyDifferent) 
 TEST(TextEncoderGolden, LeftPaddedRowsReallyHaveFullyMaskedQueries) {
     // Guards the premise of the masked-row test above: the Mistral batch's row 1 starts with padding.
     auto g = SafetensorsFile::open(test::data_path(kGolden));
-    TokenBatch t = golden_tokens(*g, "mistral");
+    TokenBatch t = test::golden_tokens(*g, "mistral");
     EXPECT_EQ(t.attention_mask[t.length], 0);
     EXPECT_EQ(t.attention_mask[2 * t.length - 1], 1);
 }
@@ -131,7 +120,7 @@ TEST(TextEncoderGolden, LeftPaddedRowsReallyHaveFullyMaskedQueries) {
 TEST(TextEncoderLayouts, Mistral3PrefixesAndComfyUiSingleFile) {
     auto backend = make_backend({});
     auto g = SafetensorsFile::open(test::data_path(kGolden));
-    const TokenBatch tokens = golden_tokens(*g, "mistral");
+    const TokenBatch tokens = test::golden_tokens(*g, "mistral");
     const std::string src = test::data_path("tiny-mistral/model.safetensors");
     const nlohmann::json text_config = read_json(test::data_path("tiny-mistral/config.json"));
     const std::string old_prefix = "language_model.model.";
@@ -166,7 +155,7 @@ TEST(TextEncoderLayouts, PrunedCheckpointServesLayersItHas) {
     // Like ComfyUI's 30-of-40-layer Mistral: layer 3 and the final norm are gone.
     auto backend = make_backend({});
     auto g = SafetensorsFile::open(test::data_path(kGolden));
-    const TokenBatch tokens = golden_tokens(*g, "qwen3");
+    const TokenBatch tokens = test::golden_tokens(*g, "qwen3");
     test::TempDir dir;
     fs::copy(test::data_path("tiny-qwen3/config.json"), dir.path() / "config.json");
     rewrite(test::data_path("tiny-qwen3/model.safetensors"), dir.path() / "model.safetensors",
@@ -204,7 +193,7 @@ TEST(TextEncoderLayouts, RandomWeightsWriteALoadableCheckpoint) {
     // The model's own weight declarations, fed from RecordingRandomWeights, give a file DecoderCheckpoint reads back.
     auto backend = make_backend({});
     auto g = SafetensorsFile::open(test::data_path(kGolden));
-    const TokenBatch tokens = golden_tokens(*g, "qwen3");
+    const TokenBatch tokens = test::golden_tokens(*g, "qwen3");
     const DecoderConfig config =
         DecoderConfig::from_json(read_json(test::data_path("tiny-qwen3/config.json")), "tiny-qwen3");
     RecordingRandomWeights random(42);
@@ -300,7 +289,7 @@ TEST_P(TextEncoderQuant, RunsThroughQuantizedLinearsExactlyAsDequantized) {
     write_quantized_qwen3(q, dir.path() / "quant", dir.path() / "dequant");
     auto backend = make_backend({});
     auto g = SafetensorsFile::open(test::data_path(kGolden));
-    const TokenBatch tokens = golden_tokens(*g, "qwen3");
+    const TokenBatch tokens = test::golden_tokens(*g, "qwen3");
 
     backend->reset_path_counts();
     Tensor quantized = encode((dir.path() / "quant").string(), {1, 2, 3}, tokens, *backend);

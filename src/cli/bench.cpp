@@ -27,7 +27,7 @@ namespace flux2::cli {
 namespace {
 struct BenchArgs {
     std::string model = "klein-4b", device = "auto", precisions, resolutions = "512,1024", residency, save_pipeline;
-    std::string pipeline;
+    std::string pipeline, text_encoder_precision = "bf16";
     std::vector<std::string> lora_ranks;
     int steps = 5, warmup = 2, text_tokens = 512, repeats = 3;
     bool steps_given = false;
@@ -174,6 +174,7 @@ void run_bench(const BenchArgs& a) {
         b.steps = a.steps_given ? a.steps : 0;
         b.repeats = a.repeats;
         b.seed = a.seed;
+        b.text_encoder_weights = parse_weight_precision(a.text_encoder_precision, "--text-encoder-precision");
         run_pipeline_bench(b);
         return;
     }
@@ -302,6 +303,9 @@ void register_bench(CLI::App& app) {
                     "time the whole pipeline of this folder instead (a real one, or one written by --save-pipeline):\n"
                     "loading, then per resolution one untimed image and --repeat timed ones: prompt encoding,\n"
                     "denoising (and per step), VAE decode, the whole request, peak memory");
+    cmd->add_option("--text-encoder-precision", a->text_encoder_precision,
+                    "with --pipeline: the text encoder's weights, bf16 (as stored), fp8 or fp4 (as for generate)")
+        ->capture_default_str();
     cmd->add_option("--repeat", a->repeats, "with --pipeline: timed images per resolution (medians reported)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);

@@ -38,6 +38,7 @@ void run_pipeline_bench(const PipelineBench& b) {
         EngineOptions options;
         options.components.model_path = b.folder;
         options.backend = path;
+        options.text_encoder_weights = b.text_encoder_weights;
         const auto t0 = std::chrono::steady_clock::now();
         const auto engine = Flux2Engine::load(options);
         const double load = seconds_since(t0);

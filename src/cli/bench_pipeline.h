@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "quant/weight_conversion.h"
 
 namespace flux2::cli {
 
@@ -15,6 +16,7 @@ struct PipelineBench {
     int steps = 0;    // denoising steps per image; 0: the variant's default (dev 50, klein 4, klein base 50)
     int repeats = 3;  // timed images per resolution, after one untimed image at that resolution
     uint64_t seed = 0;
+    WeightPrecision text_encoder_weights = WeightPrecision::as_stored;
 };
 
 // Loads the pipeline (timed), then per resolution makes one untimed image (CUDA graphs recorded, GEMMs tuned) and

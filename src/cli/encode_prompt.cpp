@@ -17,7 +17,7 @@ namespace flux2::cli {
 namespace {
 struct EncodePromptArgs {
     ComponentArgs components;
-    std::string prompt, prompt_file, negative_prompt, output, device = "auto";
+    std::string prompt, prompt_file, negative_prompt, output, device = "auto", text_encoder_precision = "bf16";
     bool with_negative = false;
     int max_sequence_length = 512;
     std::vector<int> out_layers;
@@ -42,9 +42,10 @@ void run_encode_prompt(const EncodePromptArgs& a) {
     PromptEncodingOptions po;
     po.max_sequence_length = a.max_sequence_length;
     po.out_layers = a.out_layers;
-    EncodedPrompts enc = encode_prompts(te, tok, a.prompt,
-                                        a.with_negative ? std::optional<std::string>(a.negative_prompt) : std::nullopt,
-                                        po, *backend);
+    po.text_encoder_weights = parse_weight_precision(a.text_encoder_precision, "--text-encoder-precision");
+    EncodedPrompts enc =
+        encode_prompts(te, tok, a.prompt,
+                       a.with_negative ? std::optional<std::string>(a.negative_prompt) : std::nullopt, po, *backend);
     SafetensorsWriter w;
     w.add_f32("prompt_embeds", enc.prompt_embeds);
     if (enc.negative_prompt_embeds) w.add_f32("negative_prompt_embeds", *enc.negative_prompt_embeds);
@@ -62,10 +63,13 @@ void register_encode_prompt(CLI::App& app) {
                                    "Encode a prompt with the model's text encoder and write prompt_embeds (and "
                                    "input_ids, attention_mask) as safetensors; usable with generate --prompt-embeds");
     auto a = std::make_shared<EncodePromptArgs>();
-    cmd->add_option("--model-path", a->components.model_path, "pipeline folder or repo id with text_encoder/ + tokenizer/");
-    cmd->add_option("--base-model-path", a->components.base_model_path, "where a transformer-only model finds its encoder")
+    cmd->add_option("--model-path", a->components.model_path,
+                    "pipeline folder or repo id with text_encoder/ + tokenizer/");
+    cmd->add_option("--base-model-path", a->components.base_model_path,
+                    "where a transformer-only model finds its encoder")
         ->capture_default_str();
-    cmd->add_option("--text-encoder", a->components.text_encoder_path, "text encoder folder (tokenizer inside or beside)");
+    cmd->add_option("--text-encoder", a->components.text_encoder_path,
+                    "text encoder folder (tokenizer inside or beside)");
     auto* prompt = cmd->add_option("--prompt", a->prompt, "the prompt");
     cmd->add_option("--prompt-file", a->prompt_file,
                     "read the prompt from this file (- for stdin); the whole file is one prompt, one trailing line "
@@ -76,6 +80,9 @@ void register_encode_prompt(CLI::App& app) {
     cmd->add_option("--text-encoder-out-layers", a->out_layers,
                     "hidden layers to stack (default Mistral 10 20 30, Qwen3 9 18 27)");
     cmd->add_option("--device", a->device, "auto (a usable GPU, else cpu), cpu, cuda or cuda:N")->capture_default_str();
+    cmd->add_option("--text-encoder-precision", a->text_encoder_precision,
+                    "bf16 (the weights as stored), fp8 (E4M3 per output channel) or fp4 (NVFP4), converted at load")
+        ->capture_default_str();
     cmd->add_option("--output", a->output, "safetensors file to write")->required();
     cmd->callback([a, neg, prompt] {
         check(prompt->count() > 0 || !a->prompt_file.empty(), "give --prompt TEXT or --prompt-file FILE");

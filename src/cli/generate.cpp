@@ -114,6 +114,7 @@ void run_generate(GenerateArgs a) {
         PromptEncodingOptions po;
         po.max_sequence_length = a.max_sequence_length;
         po.out_layers = a.model.out_layers.empty() ? defaults.text_encoder_out_layers : a.model.out_layers;
+        po.text_encoder_weights = a.model.text_encoder_weights();
         EncodedPrompts enc =
             encode_prompts(paths.text_encoder, paths.tokenizer, a.prompt,
                            cfg ? std::optional<std::string>(a.negative_prompt) : std::nullopt, po, *backend);

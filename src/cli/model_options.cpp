@@ -6,6 +6,7 @@
 namespace flux2::cli {
 
 BackendOptions ModelOptions::backend_options() const {
+    text_encoder_weights();  // checked before anything loads
     if (threads > 0) set_num_threads(threads);
     BackendOptions options;
     options.device = device;
@@ -31,7 +32,12 @@ EngineOptions ModelOptions::engine_options() const {
     eo.loras = loras;
     eo.vae_tiling = vae_tiling_options();
     eo.backend = backend_options();
+    eo.text_encoder_weights = text_encoder_weights();
     return eo;
+}
+
+WeightPrecision ModelOptions::text_encoder_weights() const {
+    return parse_weight_precision(text_encoder_precision, "--text-encoder-precision");
 }
 
 void add_model_options(CLI::App* cmd, ModelOptions& o) {
@@ -48,6 +54,10 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
     cmd->add_option("--klein-mode", o.klein_mode,
                     "auto, distilled or base (auto: is_distilled of the pipeline's model_index.json, else base when "
                     "the transformer's path names klein-base)")
+        ->capture_default_str();
+    cmd->add_option("--text-encoder-precision", o.text_encoder_precision,
+                    "text encoder weights: bf16 (as the file stores them), fp8 (E4M3, one scale per output channel) "
+                    "or fp4 (NVFP4), converted at load; a file already in FP8/NVFP4 stays as it is")
         ->capture_default_str();
     cmd->add_option("--text-encoder-out-layers", o.out_layers,
                     "hidden layers stacked (default dev 10 20 30, klein 9 18 27)");

@@ -18,6 +18,7 @@ struct ModelOptions {
     std::string klein_mode = "auto";
     std::vector<int> out_layers;
     std::string device = "auto", precision, activations = "w4a16", residency;
+    std::string text_encoder_precision = "bf16";  // bf16 (as stored), fp8 or fp4
     bool no_cuda_graphs = false;
     bool vae_tiling = false;         // --vae-tiling: always tile the VAE (it also tiles by itself above a size)
     std::vector<std::string> loras;  // --lora FILE[:STRENGTH], repeatable
@@ -29,6 +30,7 @@ struct ModelOptions {
     VaeTiling vae_tiling_options() const;
     // A resident pipeline of these flags (`serve`, `eval`).
     EngineOptions engine_options() const;
+    WeightPrecision text_encoder_weights() const;
 };
 
 void add_model_options(CLI::App* cmd, ModelOptions& o);

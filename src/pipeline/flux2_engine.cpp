@@ -35,8 +35,8 @@ std::unique_ptr<Flux2Engine> Flux2Engine::load(const EngineOptions& options) {
     const std::vector<int> out_layers = options.text_encoder_out_layers.empty()
                                             ? defaults_for(e->variant_).text_encoder_out_layers
                                             : options.text_encoder_out_layers;
-    e->prompt_encoder_ = std::make_unique<PromptEncoder>(
-        PromptEncoder::load(e->paths_.text_encoder, e->paths_.tokenizer, out_layers, *e->backend_));
+    e->prompt_encoder_ = std::make_unique<PromptEncoder>(PromptEncoder::load(
+        e->paths_.text_encoder, e->paths_.tokenizer, out_layers, *e->backend_, options.text_encoder_weights));
     e->transformer_ = std::make_unique<Flux2Transformer>(Flux2Transformer::load(ckpt, e->config_, *e->backend_));
     e->vae_ = std::make_unique<Flux2Vae>(Flux2Vae::load(e->paths_.vae, *e->backend_));
     if (!options.loras.empty()) e->set_loras(e->loras_.load_specs(options.loras));

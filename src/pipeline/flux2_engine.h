@@ -14,6 +14,7 @@
 #include "models/lora/lora_registry.h"
 #include "pipeline/flux2_pipeline.h"
 #include "pipeline/model_components.h"
+#include "quant/weight_conversion.h"
 
 namespace flux2 {
 
@@ -24,6 +25,7 @@ struct EngineOptions {
     std::vector<int> text_encoder_out_layers;  // empty: the variant's default
     std::vector<std::string> loras;            // "FILE[:STRENGTH]": loaded under their file stems and active
     VaeTiling vae_tiling;                      // for every request (--vae-tiling, else automatic above a size)
+    WeightPrecision text_encoder_weights = WeightPrecision::as_stored;  // --text-encoder-precision
 };
 
 struct EngineRequest {

@@ -22,7 +22,7 @@ PromptEncoder& PromptEncoder::operator=(PromptEncoder&&) noexcept = default;
 PromptEncoder::~PromptEncoder() = default;
 
 PromptEncoder PromptEncoder::load(const std::string& text_encoder_path, const std::string& tokenizer_path,
-                                  const std::vector<int>& out_layers, Backend& backend) {
+                                  const std::vector<int>& out_layers, Backend& backend, WeightPrecision weights) {
     check(!text_encoder_path.empty(), "encoding a prompt needs a text encoder");
     check(!tokenizer_path.empty(), "no tokenizer found for the text encoder ", text_encoder_path);
     PromptEncoder pe;
@@ -33,7 +33,9 @@ PromptEncoder PromptEncoder::load(const std::string& text_encoder_path, const st
         const DecoderFamily family = DecoderCheckpoint::open(text_encoder_path).config().family;
         layers = family == DecoderFamily::mistral ? std::vector<int64_t>{10, 20, 30} : std::vector<int64_t>{9, 18, 27};
     }
-    pe.encoder_ = std::make_unique<TextEncoder>(TextEncoder::load(text_encoder_path, layers, backend));
+    TextEncoderOptions options;
+    options.weights = weights;
+    pe.encoder_ = std::make_unique<TextEncoder>(TextEncoder::load(text_encoder_path, layers, backend, options));
     return pe;
 }
 
@@ -67,11 +69,12 @@ EncodedPrompts encode_prompts(const std::string& text_encoder_path, const std::s
                               const PromptEncodingOptions& options, Backend& backend) {
     check(options.max_sequence_length > 0, "--max-sequence-length must be positive");
     const auto t0 = std::chrono::steady_clock::now();
-    const PromptEncoder encoder = PromptEncoder::load(text_encoder_path, tokenizer_path, options.out_layers, backend);
+    const PromptEncoder encoder = PromptEncoder::load(text_encoder_path, tokenizer_path, options.out_layers, backend,
+                                                      options.text_encoder_weights);
     EncodedPrompts out = encoder.encode(prompt, negative_prompt, options.max_sequence_length);
     log_info("encoded prompt (", out.prompt_tokens(), " tokens) in ",
-             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-             " s; peak memory so far ", backend.peak_memory_bytes() / 1e9, " GB; text encoder released");
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s; peak memory so far ",
+             backend.peak_memory_bytes() / 1e9, " GB; text encoder released");
     return out;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "quant/weight_conversion.h"
 #include "tensor/tensor.h"
 
 namespace flux2 {
@@ -19,21 +20,23 @@ class Tokenizer;
 struct PromptEncodingOptions {
     int max_sequence_length = 512;
     std::vector<int> out_layers;  // empty: Mistral (dev) 10 20 30, Qwen3 (klein) 9 18 27
+    WeightPrecision text_encoder_weights = WeightPrecision::as_stored;  // --text-encoder-precision
 };
 
 struct EncodedPrompts {
-    Tensor prompt_embeds;                         // [1, L, n * hidden]
+    Tensor prompt_embeds;                          // [1, L, n * hidden]
     std::optional<Tensor> negative_prompt_embeds;  // same shape, when a negative prompt was encoded
-    std::vector<int64_t> input_ids;               // [L] of the prompt
-    std::vector<int64_t> attention_mask;          // [L]
-    int64_t prompt_tokens() const;                // real (unpadded) tokens of the prompt
+    std::vector<int64_t> input_ids;                // [L] of the prompt
+    std::vector<int64_t> attention_mask;           // [L]
+    int64_t prompt_tokens() const;                 // real (unpadded) tokens of the prompt
 };
 
 class PromptEncoder {
 public:
     // out_layers: the hidden layers stacked (empty: the family's default, read from the encoder's config).
     static PromptEncoder load(const std::string& text_encoder_path, const std::string& tokenizer_path,
-                              const std::vector<int>& out_layers, Backend& backend);
+                              const std::vector<int>& out_layers, Backend& backend,
+                              WeightPrecision weights = WeightPrecision::as_stored);
     PromptEncoder(PromptEncoder&&) noexcept;
     PromptEncoder& operator=(PromptEncoder&&) noexcept;
     ~PromptEncoder();

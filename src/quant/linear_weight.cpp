@@ -45,6 +45,8 @@ RowBytes row_bytes(const LinearWeight& w) {
             rb.codes = in;
             check(w.fp8.codes.size() == out * rb.codes, "weight ", w.name, ": ", w.fp8.codes.size(),
                   " FP8 code bytes, expected [", out, ", ", in, "]");
+            check(w.fp8.row_scales.empty() || w.fp8.row_scales.size() == out, "weight ", w.name, ": ",
+                  w.fp8.row_scales.size(), " FP8 row scales for ", out, " rows");
             break;
     }
     return rb;
@@ -56,11 +58,12 @@ std::vector<uint8_t> copy_rows(const std::vector<uint8_t>& bytes, size_t row_byt
 }
 
 // Rows [half, 2*half) followed by rows [0, half).
-std::vector<uint8_t> swap_halves(const std::vector<uint8_t>& bytes) {
-    std::vector<uint8_t> out(bytes.size());
-    const size_t half = bytes.size() / 2;
-    std::memcpy(out.data(), bytes.data() + half, half);
-    std::memcpy(out.data() + half, bytes.data(), half);
+template <typename T>
+std::vector<T> swap_halves(const std::vector<T>& rows) {
+    std::vector<T> out(rows.size());
+    const size_t half = rows.size() / 2;
+    std::copy(rows.begin() + half, rows.end(), out.begin());
+    std::copy(rows.begin(), rows.begin() + half, out.begin() + half);
     return out;
 }
 
@@ -122,7 +125,10 @@ std::vector<float> dequantize(const LinearWeight& w) {
             break;
         }
         case WeightFormat::fp8:
-            for (size_t i = 0; i < n; ++i) out[i] = e4m3_to_f32(w.fp8.codes[i]) * w.fp8.scale;
+            for (size_t i = 0; i < n; ++i) {
+                const size_t row = i / static_cast<size_t>(w.in_features);
+                out[i] = e4m3_to_f32(w.fp8.codes[i]) * (w.fp8.row_scales.empty() ? w.fp8.scale : w.fp8.row_scales[row]);
+            }
             break;
     }
     return out;
@@ -151,20 +157,23 @@ LinearWeight slice_rows(const LinearWeight& w, int64_t begin, int64_t count, con
         case WeightFormat::fp8:
             s.fp8.codes = copy_rows(w.fp8.codes, rb.codes, begin, count);
             s.fp8.scale = w.fp8.scale;
+            if (!w.fp8.row_scales.empty())
+                s.fp8.row_scales.assign(w.fp8.row_scales.begin() + begin, w.fp8.row_scales.begin() + begin + count);
             break;
     }
     return s;
 }
 
-LinearWeight select_columns(const LinearWeight& w, const std::vector<ColumnRange>& ranges, const std::string& new_name) {
+LinearWeight select_columns(const LinearWeight& w, const std::vector<ColumnRange>& ranges,
+                            const std::string& new_name) {
     const RowBytes rb = row_bytes(w);
     int64_t total = 0;
     for (const ColumnRange& r : ranges) {
         check(r.begin >= 0 && r.count >= 0 && r.begin + r.count <= w.in_features, "select_columns: columns [", r.begin,
               ", ", r.begin + r.count, ") out of range for weight ", w.name, " with ", w.in_features, " columns");
         check(w.format != WeightFormat::nvfp4 || (r.begin % kNvfp4Block == 0 && r.count % kNvfp4Block == 0),
-              "select_columns: NVFP4 weight ", w.name, " splits only on its ", kNvfp4Block, "-column scale blocks, got [",
-              r.begin, ", ", r.begin + r.count, ")");
+              "select_columns: NVFP4 weight ", w.name, " splits only on its ", kNvfp4Block,
+              "-column scale blocks, got [", r.begin, ", ", r.begin + r.count, ")");
         total += r.count;
     }
     // Each row's bytes of the ranges: rows of `row` bytes, `elems_per_unit` elements in every `unit` bytes.
@@ -197,6 +206,7 @@ LinearWeight select_columns(const LinearWeight& w, const std::vector<ColumnRange
         case WeightFormat::fp8:
             s.fp8.codes = pick(w.fp8.codes, rb.codes, 1, 1);
             s.fp8.scale = w.fp8.scale;
+            s.fp8.row_scales = w.fp8.row_scales;
             break;
     }
     return s;
@@ -221,7 +231,9 @@ bool can_concat_rows(const std::vector<const LinearWeight*>& parts) {
                     return false;
                 break;
             case WeightFormat::fp8:
-                if (p->fp8.scale != a.fp8.scale) return false;
+                // Row scales travel with their rows; per-tensor scales must be the same.
+                if (p->fp8.row_scales.empty() != a.fp8.row_scales.empty()) return false;
+                if (a.fp8.row_scales.empty() && p->fp8.scale != a.fp8.scale) return false;
                 break;
         }
     }
@@ -251,6 +263,7 @@ LinearWeight concat_rows(const std::vector<const LinearWeight*>& parts, const st
         append(c.nvfp4.codes, p->nvfp4.codes);
         append(c.nvfp4.scales, p->nvfp4.scales);
         append(c.fp8.codes, p->fp8.codes);
+        c.fp8.row_scales.insert(c.fp8.row_scales.end(), p->fp8.row_scales.begin(), p->fp8.row_scales.end());
     }
     return c;
 }
@@ -272,6 +285,7 @@ LinearWeight swap_row_halves(const LinearWeight& w) {
             break;
         case WeightFormat::fp8:
             s.fp8.codes = swap_halves(w.fp8.codes);
+            s.fp8.row_scales = swap_halves(w.fp8.row_scales);
             break;
     }
     return s;

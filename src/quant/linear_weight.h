@@ -32,10 +32,13 @@ struct Nvfp4Weight {
     std::optional<float> input_scale;  // absent -> activations need a dynamic amax(x)/(448*6) scale (W4A4)
 };
 
-// FP8 E4M3 with a per-tensor dequantization scale (ComfyUI float8_e4m3fn layers): W = e4m3(code) * scale.
+// FP8 E4M3 with a per-tensor dequantization scale (ComfyUI float8_e4m3fn layers): W = e4m3(code) * scale; or,
+// converted here from 16-bit weights (--text-encoder-precision fp8), one scale per output row:
+// W[n, :] = e4m3(code) * row_scales[n].
 struct Fp8Weight {
-    std::vector<uint8_t> codes;  // [out, in]
-    float scale = 1.0f;
+    std::vector<uint8_t> codes;     // [out, in]
+    float scale = 1.0f;             // per tensor, when row_scales is empty
+    std::vector<float> row_scales;  // [out] or empty
 };
 
 // Rows [begin, begin + count) of a weight joined by concat_rows came from the module `name` (fused Q/K/V): what
@@ -63,7 +66,7 @@ struct LinearWeight {
     mutable std::shared_ptr<void> prepared;
     mutable const void* prepared_owner = nullptr;
 
-    std::string format_label() const;  // "bf16", "f32", "nvfp4", "fp8", ...
+    std::string format_label() const;        // "bf16", "f32", "nvfp4", "fp8", ...
     std::vector<RowPart> row_parts() const;  // `parts`, or one part covering every row
 };
 

@@ -72,9 +72,18 @@ void CudaBackend::prepare_bf16(const LinearWeight& w, PreparedLinear& p) {
             break;
         }
         case WeightFormat::fp8: {
+            p.path = "fp8->bf16";
+            if (!w.fp8.row_scales.empty()) {
+                // One scale per row (converted at load from 16-bit weights): widened on the host, once.
+                const std::vector<float> values = dequantize(w);
+                Tensor raw = empty({out, in}, DType::F32);
+                FLUX2_CUDA_CHECK(
+                    cudaMemcpy(raw.raw(), values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice));
+                cuda::launch_f32_to_bf16(static_cast<const float*>(raw.raw()), dst, n, stream());
+                break;
+            }
             Tensor codes = upload_bytes(w.fp8.codes, DType::U8, {out, in});
             cuda::launch_fp8_to_bf16(static_cast<const uint8_t*>(codes.raw()), w.fp8.scale, dst, n, stream());
-            p.path = "fp8->bf16";
             break;
         }
     }
@@ -107,11 +116,17 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p) {
             p.path = "nvfp4(resident)->fp8(e4m3 per-channel x per-token)";
         }
     } else {
-        // FP8 checkpoints keep their codes; the per-tensor scale becomes a constant per-channel vector.
+        // FP8 weights keep their codes; a per-tensor scale becomes a constant per-channel vector.
         FLUX2_CUDA_CHECK(
             cudaMemcpyAsync(codes_out, w.fp8.codes.data(), w.fp8.codes.size(), cudaMemcpyHostToDevice, stream()));
-        cuda::launch_fill_f32(scales_out, w.fp8.scale, out, stream());
-        p.path = "fp8->fp8(e4m3 per-tensor x per-token)";
+        if (w.fp8.row_scales.empty()) {
+            cuda::launch_fill_f32(scales_out, w.fp8.scale, out, stream());
+            p.path = "fp8->fp8(e4m3 per-tensor x per-token)";
+        } else {
+            FLUX2_CUDA_CHECK(cudaMemcpyAsync(scales_out, w.fp8.row_scales.data(), out * sizeof(float),
+                                             cudaMemcpyHostToDevice, stream()));
+            p.path = "fp8->fp8(e4m3 per-channel x per-token)";
+        }
     }
 }
 
@@ -125,6 +140,8 @@ const CudaBackend::PreparedLinear& CudaBackend::prepare(const LinearWeight& w) {
         check_bytes(w, "the NVFP4 block scales", w.nvfp4.scales.size(), out * in / 16);
     } else if (w.format == WeightFormat::fp8) {
         check_bytes(w, "the FP8 codes", w.fp8.codes.size(), out * in);
+        check(w.fp8.row_scales.empty() || static_cast<int64_t>(w.fp8.row_scales.size()) == out, "linear ", w.name, ": ",
+              w.fp8.row_scales.size(), " FP8 row scales for ", out, " rows");
     }
     auto p = std::make_shared<PreparedLinear>();
     // Dense layers stay BF16 (the checkpoint kept them unquantized on purpose); FP8 GEMMs need k % 16 == 0.

@@ -89,27 +89,41 @@ TextEncoder TextEncoder::load(WeightSource& weights, const DecoderConfig& c, con
         m.embed_f32_ = weights.take_f32("model.embed_tokens.weight", {c.vocab_size, D});
     }
     auto gain = [&](const std::string& name, int64_t n) { return backend.upload(weights.take_f32(name, {n})); };
+    int64_t linears = 0, converted = 0;
+    auto linear = [&](const std::string& name, int64_t out, int64_t in) {
+        bool changed = false;
+        LinearWeight w = convert_weight(weights.take_linear(name, out, in), options.weights, &changed);
+        ++linears;
+        converted += changed;
+        return w;
+    };
     for (int64_t i = 0; i < depth; ++i) {
         const std::string p = str("model.layers.", i, ".");
         Layer l;
         l.input_norm = gain(p + "input_layernorm.weight", D);
         l.post_attention_norm = gain(p + "post_attention_layernorm.weight", D);
-        l.q_proj = weights.take_linear(p + "self_attn.q_proj", c.q_dim(), D);
-        l.k_proj = weights.take_linear(p + "self_attn.k_proj", c.kv_dim(), D);
-        l.v_proj = weights.take_linear(p + "self_attn.v_proj", c.kv_dim(), D);
-        l.o_proj = weights.take_linear(p + "self_attn.o_proj", D, c.q_dim());
+        l.q_proj = linear(p + "self_attn.q_proj", c.q_dim(), D);
+        l.k_proj = linear(p + "self_attn.k_proj", c.kv_dim(), D);
+        l.v_proj = linear(p + "self_attn.v_proj", c.kv_dim(), D);
+        l.o_proj = linear(p + "self_attn.o_proj", D, c.q_dim());
         if (c.qk_norm()) {
             l.q_norm = gain(p + "self_attn.q_norm.weight", Dh);
             l.k_norm = gain(p + "self_attn.k_norm.weight", Dh);
         }
-        l.gate_proj = weights.take_linear(p + "mlp.gate_proj", c.intermediate_size, D);
-        l.up_proj = weights.take_linear(p + "mlp.up_proj", c.intermediate_size, D);
-        l.down_proj = weights.take_linear(p + "mlp.down_proj", D, c.intermediate_size);
+        l.gate_proj = linear(p + "mlp.gate_proj", c.intermediate_size, D);
+        l.up_proj = linear(p + "mlp.up_proj", c.intermediate_size, D);
+        l.down_proj = linear(p + "mlp.down_proj", D, c.intermediate_size);
         m.decoder_layers_.push_back(std::move(l));
     }
     if (final_norm) m.final_norm_ = gain("model.norm.weight", D);
     weights.finish();
     log_info("loaded text encoder layers 0..", depth - 1, " of ", c.num_hidden_layers, " from ", weights.describe());
+    if (options.weights != WeightPrecision::as_stored)
+        log_info("text encoder: ", converted, " of ", linears, " linears converted to ",
+                 weight_precision_name(options.weights),
+                 converted < linears ? " (the others were already quantized "
+                                       "in the file or do not fit the format)"
+                                     : "");
     return m;
 }
 

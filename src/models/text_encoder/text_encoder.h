@@ -17,6 +17,7 @@
 #include "models/text_encoder/decoder_config.h"
 #include "models/weight_source.h"
 #include "quant/linear_weight.h"
+#include "quant/weight_conversion.h"
 #include "tensor/tensor.h"
 
 namespace flux2 {
@@ -34,6 +35,8 @@ struct TextEncoderOptions {
     // (that call also casts the non-persistent inv_freq buffer; from_pretrained(torch_dtype=bfloat16), the way
     // diffusers loads FLUX.2's encoders, keeps it fp32). The reference goldens were computed that way. Off by default.
     bool bf16_rope_frequencies = false;
+    // 16-bit decoder linears converted at load (--text-encoder-precision); quantized files stay as they are.
+    WeightPrecision weights = WeightPrecision::as_stored;
 };
 
 class TextEncoder {
