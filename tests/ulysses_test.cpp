@@ -12,6 +12,7 @@
 #include "io/safetensors.h"
 #include "models/flux2/flux2_rank_group.h"
 #include "models/flux2/flux2_transformer.h"
+#include "models/lora/lora_synthetic.h"
 #include "parallel_test_util.h"
 #include "temp_dir.h"
 #include "test_util.h"
@@ -59,6 +60,60 @@ TEST(UlyssesRankGroup, RankZeroForwardDrivesTheGroup) {
         const Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case" + std::to_string(i) + ".", false);
         EXPECT_LE(test::rel_error(rank0.forward(in).to_vector(), single.forward(in).to_vector()), 1e-6) << i;
     }
+}
+
+// Adapters set on rank 0 reach every rank, set after the group started or before (then passed on at the start),
+// and leave them all when detached; CFG parallelism's second device likewise. Tensor parallelism refuses them.
+TEST(UlyssesRankGroup, LorasReachEveryRank) {
+    const std::string checkpoint = test::data_path("tiny-klein-bf16.safetensors");
+    auto load = [&](Backend& be) { return Flux2Transformer::load(checkpoint, be); };
+    auto single_backend = make_backend({});
+    Flux2Transformer single = load(*single_backend);
+    const std::vector<ActiveLora> active = {
+        {"synthetic", std::make_shared<const LoraAdapter>(synthetic_lora(single.config(), 4, 3)), 0.8f}};
+    auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
+    const Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case0.", false);
+    const std::vector<float> plain = single.forward(in).to_vector();
+    single.set_loras(active);
+    const std::vector<float> styled = single.forward(in).to_vector();
+    ASSERT_GT(test::rel_error(styled, plain), 1e-3);  // the adapter changes the output
+
+    auto after_backend = make_backend({}), before_backend = make_backend({});
+    Flux2Transformer after = load(*after_backend), before = load(*before_backend);
+    start_rank_group(
+        after, 2, Parallelism::ulysses, [](int) { return BackendOptions{}; }, load);
+    after.set_loras(active);
+    before.set_loras(active);
+    start_rank_group(
+        before, 4, Parallelism::ulysses, [](int) { return BackendOptions{}; }, load);
+    EXPECT_LE(test::rel_error(after.forward(in).to_vector(), styled), 1e-6);
+    EXPECT_LE(test::rel_error(before.forward(in).to_vector(), styled), 1e-6);
+    before.set_loras({});
+    EXPECT_LE(test::rel_error(before.forward(in).to_vector(), plain), 1e-6);
+
+    auto cfg_backend = make_backend({});
+    Flux2Transformer cfg = load(*cfg_backend);
+    start_rank_group(
+        cfg, 2, Parallelism::cfg, [](int) { return BackendOptions{}; }, load);
+    cfg.set_loras(active);
+    const auto [cond, uncond] = cfg.forward_guided(in, in);
+    EXPECT_EQ(cond.to_vector(), styled);
+    EXPECT_EQ(uncond.to_vector(), styled);  // the second device's forward carries the adapter too
+
+    auto tp_backend = make_backend({});
+    Flux2Transformer tp = load(*tp_backend);
+    start_rank_group(
+        tp, 2, Parallelism::tensor, [](int) { return BackendOptions{}; }, load);
+    test::expect_error([&] { tp.set_loras(active); }, {"LoRAs with tensor parallelism are not supported yet"});
+    auto tp_late_backend = make_backend({});
+    Flux2Transformer tp_late = load(*tp_late_backend);
+    tp_late.set_loras(active);
+    test::expect_error(
+        [&] {
+            start_rank_group(
+                tp_late, 2, Parallelism::tensor, [](int) { return BackendOptions{}; }, load);
+        },
+        {"LoRAs with tensor parallelism are not supported yet"});
 }
 
 TEST(UlyssesRankGroup, ReportsARankThatFailsToLoad) {

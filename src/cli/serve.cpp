@@ -64,8 +64,9 @@ void run_serve(ServeArgs a) {
     check(a.service.limits.max_images >= 1, "--max-images must be at least 1");
     check(a.shutdown_timeout >= 0 && a.url_ttl >= 0, "--shutdown-timeout and --url-ttl must be 0 or more");
     check_parallel_options(a.parallel);
-    check(a.parallel.gpus == 1 || a.model.loras.empty(), "--lora with --gpus ", a.parallel.gpus,
-          ": LoRAs on several GPUs are not supported yet; serve LoRAs on one GPU");
+    check(a.parallel.gpus == 1 || a.parallel.parallel != "tp" || a.model.loras.empty(),
+          "--lora with --parallel tp: LoRAs with tensor parallelism are not supported yet; use --parallel ulysses "
+          "(or cfg), or one GPU");
     a.service.limits.max_body_bytes = a.max_body_mb << 20;
     a.service.url_ttl = std::chrono::seconds(a.url_ttl);
     if (a.model.demo()) {

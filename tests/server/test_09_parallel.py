@@ -1,7 +1,7 @@
 """`flux2 serve --gpus N`: the transformer split over N ranks (here CPU ranks with the in-process communicator, the
 way the development machines test it; on a GPU machine rank r is cuda:r). The served pixels must match
-`flux2 generate` on one device (Ulysses and tp within a level, CFG parallelism exactly), and what several ranks
-cannot do yet (LoRAs) must be refused clearly."""
+`flux2 generate` on one device (Ulysses and tp within a level, CFG parallelism exactly), with a request's LoRA too
+under Ulysses, and what several ranks cannot do yet (LoRAs with tensor parallelism) must be refused clearly."""
 import base64
 import os
 import shutil
@@ -24,6 +24,11 @@ class ParallelServeTest(ServerTestCase):
         with open(reference, "rb") as f:
             cls.reference = decode_image(f.read()).convert("RGB").tobytes()
         write_lora(os.path.join(cls.tmp, "style.safetensors"), {"x_embedder": (128, 256)}, 1)
+        styled = os.path.join(cls.tmp, "one-lora.png")
+        common.run_generate(styled, FIELDS["prompt"], FIELDS["seed"], 32, 32, FIELDS["num_inference_steps"],
+                            extra=["--lora", os.path.join(cls.tmp, "style.safetensors")])
+        with open(styled, "rb") as f:
+            cls.reference_lora = decode_image(f.read()).convert("RGB").tobytes()
 
     @classmethod
     def tearDownClass(cls):
@@ -42,11 +47,22 @@ class ParallelServeTest(ServerTestCase):
                 self.assertLessEqual(worst, 1, f"{mode}: pixels differ from one device by up to {worst}")
                 with open(server.log_path, encoding="utf-8", errors="replace") as f:
                     self.assertIn(f"{label} on 2 cpu ranks", f.read())
-                # LoRAs on several ranks are refused per request, and the server stays healthy.
-                bad = server.generate(**FIELDS, lora=[{"path": "style.safetensors", "strength": 1.0}])
-                self.assertEqual(bad.status, 400, bad)
-                self.assertIn("several GPUs", bad.json()["error"]["message"])
-                self.assertEqual(server.generate(**FIELDS).status, 200)
+                # A request's LoRA reaches every rank under Ulysses (the same pixels as one device with it); tensor
+                # parallelism refuses it, and the server stays healthy.
+                styled = server.generate(**FIELDS, lora=[{"path": "style.safetensors", "strength": 1.0}])
+                if mode == "ulysses":
+                    self.assertEqual(styled.status, 200, styled)
+                    got = decode_image(base64.b64decode(styled.json()["data"][0]["b64_json"])).convert("RGB")
+                    worst = max(abs(a - b) for a, b in zip(got.tobytes(), self.reference_lora))
+                    self.assertLessEqual(worst, 1, f"ulysses + LoRA: pixels differ from one device by up to {worst}")
+                    self.assertNotEqual(got.tobytes(), self.reference)
+                else:
+                    self.assertEqual(styled.status, 400, styled)
+                    self.assertIn("tensor parallelism", styled.json()["error"]["message"])
+                r = server.generate(**FIELDS)
+                self.assertEqual(r.status, 200)
+                got = decode_image(base64.b64decode(r.json()["data"][0]["b64_json"])).convert("RGB").tobytes()
+                self.assertLessEqual(max(abs(a - b) for a, b in zip(got, self.reference)), 1, "LoRA left behind")
             finally:
                 self.assertEqual(server.stop(), 0)
 
@@ -73,9 +89,9 @@ class ParallelServeTest(ServerTestCase):
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
 
     def test_bad_parallel_flags_fail_at_start(self):
-        lora = self.run_serve("--gpus", "2", "--lora", os.path.join(self.tmp, "style.safetensors"))
+        lora = self.run_serve("--gpus", "2", "--parallel", "tp", "--lora", os.path.join(self.tmp, "style.safetensors"))
         self.assertNotEqual(lora.returncode, 0)
-        self.assertIn(b"LoRAs on several GPUs are not supported yet", lora.stdout)
+        self.assertIn(b"LoRAs with tensor parallelism are not supported yet", lora.stdout)
         heads = self.run_serve("--gpus", "3")
         self.assertNotEqual(heads.returncode, 0)
         self.assertIn(b"3 GPUs do not divide this model's 4 heads", heads.stdout)

@@ -72,10 +72,24 @@ public:
             }
             inputs_.encoder_hidden_states = context_host_;
         }
+        job_is_loras_ = false;
         for (Rank& r : ranks_) r.error = nullptr;
         done_ = 0;
         ++job_;
         cv_.notify_all();
+    }
+
+    void set_loras(const std::vector<ActiveLora>& loras) override {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            loras_ = loras;
+            job_is_loras_ = true;
+            for (Rank& r : ranks_) r.error = nullptr;
+            done_ = 0;
+            ++job_;
+        }
+        cv_.notify_all();
+        end_forward();
     }
 
     void end_forward() override {
@@ -125,7 +139,9 @@ private:
         ++loaded_;
         cv_.notify_all();
         cv_.wait(lock, [&] { return join_ || stop_; });
-        if (stop_) return;
+        // Once rank 0 joined, this rank joins too even if rank 0 is already leaving (it may have been slow to get
+        // here): the leave is collective and waits for it. Stopped before the join: the start failed, no group.
+        if (!join_) return;
         lock.unlock();
         try {
             if (mode_ != Parallelism::cfg) join(*model, group_->join(rank, *backend), nullptr);
@@ -143,10 +159,15 @@ private:
                 return;
             }
             seen = job_;
+            const bool loras = job_is_loras_;
             lock.unlock();
             try {
-                Tensor y = model->forward(inputs_);
-                if (mode_ == Parallelism::cfg) output_ = std::move(y);  // rank 0 reads it after end_forward
+                if (loras) {
+                    model->set_loras(loras_);
+                } else {
+                    Tensor y = model->forward(inputs_);
+                    if (mode_ == Parallelism::cfg) output_ = std::move(y);  // rank 0 reads it after end_forward
+                }
             } catch (...) {
                 ranks_[i].error = std::current_exception();
             }
@@ -177,8 +198,10 @@ private:
     int loaded_ = 0, done_ = 0;
     int64_t job_ = 0;
     bool join_ = false, stop_ = false;
-    Flux2Inputs inputs_;  // the current step's, host only; read by the ranks between begin and end_forward
-    Tensor output_;       // cfg: rank 1's velocity of the current step
+    bool job_is_loras_ = false;      // the current job: set_loras, else a forward
+    std::vector<ActiveLora> loras_;  // set_loras' adapters, read by the ranks during that job
+    Flux2Inputs inputs_;             // the current step's, host only; read by the ranks between begin and end_forward
+    Tensor output_;                  // cfg: rank 1's velocity of the current step
     Tensor context_source_, context_host_;
 };
 
@@ -202,9 +225,13 @@ void start_rank_group(Flux2Transformer& rank0, int size, Parallelism mode,
     }
     check(mode != Parallelism::tensor || c.mlp_hidden() % size == 0, name, " splits the MLP among the GPUs: ", size,
           " GPUs do not divide this model's MLP width ", c.mlp_hidden());
+    check(mode != Parallelism::tensor || rank0.loras().empty(),
+          "LoRAs with tensor parallelism are not supported yet: use --parallel ulysses (or cfg), or one GPU");
     auto workers = std::make_shared<RankWorkers>(size, mode, options_of, load);
     workers->set_rank0_backend(rank0.backend());
     std::shared_ptr<Communicator> comm = workers->start(rank0.backend());
+    // Adapters rank 0 already runs with reach the new ranks, whose models were just loaded without them.
+    if (!rank0.loras().empty()) workers->set_loras(rank0.loras());
     if (mode == Parallelism::cfg) {
         rank0.set_guidance_peer(workers);
         log_info(name, " on 2 ", rank0.backend().name(),

@@ -105,9 +105,8 @@ std::vector<LinearWeight*> Flux2Transformer::all_linears() {
 }
 
 void Flux2Transformer::set_loras(const std::vector<ActiveLora>& loras) {
-    // The other ranks' models would run without them.
-    check(loras.empty() || (!peers_ && !tp_ && !guidance_peer_),
-          "LoRAs on several GPUs are not supported yet: use one GPU with --lora");
+    check(loras.empty() || !tp_,
+          "LoRAs with tensor parallelism are not supported yet: use --parallel ulysses (or cfg), or one GPU");
     std::vector<LinearWeight*> linears = all_linears();
     const std::vector<const LinearWeight*> view(linears.begin(), linears.end());
     std::vector<std::shared_ptr<const LoraBranch>> branches = build_lora_branches(view, loras);
@@ -122,6 +121,8 @@ void Flux2Transformer::set_loras(const std::vector<ActiveLora>& loras) {
     loras_ = loras;
     // A recorded step holds the previous branches' device buffers: record anew with the new ones.
     replays_.clear();
+    if (peers_) peers_->set_loras(loras);
+    if (guidance_peer_) guidance_peer_->set_loras(loras);
     if (loras.empty()) {
         log_info("LoRA: none");
     } else {

@@ -39,6 +39,8 @@ public:
     virtual void begin_uncond(const Flux2Inputs& uncond) = 0;
     // Waits for it; its velocity as a host F32 tensor; rethrows its failure.
     virtual Tensor end_uncond() = 0;
+    // The second device's model runs with these adapters too (as ForwardPeers::set_loras).
+    virtual void set_loras(const std::vector<ActiveLora>& loras) = 0;
 };
 
 class Flux2Transformer {
@@ -68,6 +70,8 @@ public:
     // Runs every later forward with exactly these adapters (empty: none), each linear's branches joined into one
     // (quant/lora_branch.h); the base weights are never touched, so switching costs no reload. Everything is checked
     // first: on an Error (a LoRA for another model, a key naming no layer) the model keeps its previous adapters.
+    // Rank 0 of a Ulysses or CFG group passes them on to the other ranks (whole weights there too); tensor
+    // parallelism refuses them (its shards would need sharded adapters).
     void set_loras(const std::vector<ActiveLora>& loras);
     const std::vector<ActiveLora>& loras() const { return loras_; }
 

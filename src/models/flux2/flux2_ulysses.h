@@ -11,6 +11,7 @@
 
 #include "backend/backend.h"
 #include "backend/communicator.h"
+#include "models/lora/lora_attach.h"
 #include "tensor/tensor.h"
 
 namespace flux2 {
@@ -33,6 +34,9 @@ public:
     virtual void end_forward() = 0;
     // Rank 0 leaves the group: every peer leaves too (Flux2Transformer::leave_rank_group), without waiting here.
     virtual void leave() = 0;
+    // Every peer's model runs later forwards with these adapters (Flux2Transformer::set_loras, on the peer's own
+    // thread); returns when all have, rethrowing the first failure.
+    virtual void set_loras(const std::vector<ActiveLora>& loras) = 0;
 };
 
 class UlyssesAttention {
