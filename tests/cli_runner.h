@@ -133,6 +133,25 @@ protected:
         noise.write(file("noise.safetensors"));
     }
 
+    // `generate` on the tiny dev transformer and VAE from those two files, 64x64, 4 steps (callers add the rest).
+    std::vector<std::string> dev_golden_generate_args() const {
+        return {"generate",
+                "--model-path",
+                data_path("tiny-dev-bf16.safetensors"),
+                "--vae-path",
+                data_path("tiny-vae"),
+                "--prompt-embeds",
+                file("embeds.safetensors"),
+                "--initial-noise",
+                file("noise.safetensors"),
+                "--width",
+                "64",
+                "--height",
+                "64",
+                "--num-inference-steps",
+                "4"};
+    }
+
     // A snapshot folder of `repo_id` in the test's HF cache, created with refs/main pointing at it.
     fs::path hf_snapshot(const std::string& repo_id) const {
         std::string folder = "models--" + repo_id;

@@ -176,27 +176,10 @@ TEST_F(Cli, GenerateDevMatchesDiffusersPipeline) {
     auto g = SafetensorsFile::open(data_path("pipeline-golden.safetensors"));
     write_dev_golden_inputs(*g);
 
-    RunResult r = flux2({"generate",
-                         "--model-path",
-                         data_path("tiny-dev-bf16.safetensors"),
-                         "--vae-path",
-                         data_path("tiny-vae"),
-                         "--prompt-embeds",
-                         file("embeds.safetensors"),
-                         "--initial-noise",
-                         file("noise.safetensors"),
-                         "--width",
-                         "64",
-                         "--height",
-                         "64",
-                         "--num-inference-steps",
-                         "4",
-                         "--guidance-scale",
-                         "4",
-                         "--save-latents",
-                         file("latents.safetensors"),
-                         "--output-path",
-                         file("dev.png")});
+    std::vector<std::string> args = dev_golden_generate_args();
+    args.insert(args.end(), {"--guidance-scale", "4", "--save-latents", file("latents.safetensors"), "--output-path",
+                             file("dev.png")});
+    RunResult r = flux2(args);
     ASSERT_EQ(r.exit_code, 0) << r;
 
     auto saved = SafetensorsFile::open(file("latents.safetensors"));

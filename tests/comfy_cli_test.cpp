@@ -51,23 +51,8 @@ TEST_F(Cli, VaeTilingFlagTilesTheDecode) {
     auto g = SafetensorsFile::open(data_path("pipeline-golden.safetensors"));
     write_dev_golden_inputs(*g);
     auto run = [&](bool tiled, const std::string& out) {
-        std::vector<std::string> args = {"generate",
-                                         "--model-path",
-                                         data_path("tiny-dev-bf16.safetensors"),
-                                         "--vae-path",
-                                         data_path("tiny-vae"),
-                                         "--prompt-embeds",
-                                         file("embeds.safetensors"),
-                                         "--initial-noise",
-                                         file("noise.safetensors"),
-                                         "--width",
-                                         "64",
-                                         "--height",
-                                         "64",
-                                         "--num-inference-steps",
-                                         "4",
-                                         "--output-path",
-                                         file(out)};
+        std::vector<std::string> args = dev_golden_generate_args();
+        args.insert(args.end(), {"--output-path", file(out)});
         if (tiled) args.push_back("--vae-tiling");
         return flux2(args);
     };
