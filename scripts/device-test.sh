@@ -11,6 +11,8 @@ export PATH=$PATH:/usr/local/cuda/bin
 cd "$(dirname "$0")/.."
 out=${OUT:-${1:-/tmp/flux2-device}}
 mkdir -p "$out"
+# The carried headers, packed by scripts/prepare-device-carry.sh (carry just third_party/device-carry.tar.gz).
+[ -f third_party/device-carry.tar.gz ] && tar xzf third_party/device-carry.tar.gz
 root=$(pwd)
 jobs=$(nproc)
 
