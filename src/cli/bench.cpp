@@ -15,6 +15,7 @@
 #include "cli/synthetic_pipeline.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/timing.h"
 #include "models/flux2/flux2_bench_inputs.h"
 #include "models/flux2/flux2_random_weights.h"
 #include "models/flux2/flux2_transformer.h"
@@ -99,10 +100,6 @@ double relative_difference(const std::vector<float>& got, const std::vector<floa
         den += double(want[k]) * want[k];
     }
     return std::sqrt(num / den);
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // What a request that changes LoRAs pays: detaching and attaching them again, each followed by the first step

@@ -6,15 +6,12 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/timing.h"
 #include "pipeline/flux2_engine.h"
 
 namespace flux2::cli {
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());

@@ -13,22 +13,36 @@ fs::path assets_dir() {
     return FLUX2_ASSETS_DIR;
 }
 
-std::string demo_model_path() {
-    const char* env = std::getenv("FLUX2_DEMO_DIR");
-    const fs::path dir = env && *env ? fs::path(env) : assets_dir() / "demo-model";
+namespace {
+void check_pipeline_folder(const fs::path& dir, const char* from) {
     check(fs::exists(dir / "model_index.json"), "the built-in demo model is missing: no ", (dir / "model_index.json"),
-          env && *env ? " (from $FLUX2_DEMO_DIR)"
-                      : " (the source tree's assets/demo-model; set $FLUX2_ASSETS to where that folder is)",
-          "; or pass --model-path");
+          from, "; or pass --model-path");
+}
+}  // namespace
+
+std::string trained_demo_model_path() {
+    const fs::path dir = assets_dir() / "demo-model";
+    check_pipeline_folder(dir, " (the source tree's assets/demo-model; set $FLUX2_ASSETS to where that folder is)");
     return dir.string();
 }
 
-std::string demo_transformer_path(const std::string& demo) {
-    for (const auto& entry : fs::directory_iterator(demo)) {
-        const std::string name = entry.path().filename().string();
-        if (entry.is_regular_file() && name.ends_with("-nvfp4-mixed.safetensors")) return entry.path().string();
+std::string use_demo_model(ComponentArgs& c) {
+    const char* env = std::getenv("FLUX2_DEMO_DIR");
+    if (env && *env) {
+        check_pipeline_folder(env, " (from $FLUX2_DEMO_DIR)");
+        c.model_path = env;
+    } else {
+        c.model_path = trained_demo_model_path();
     }
-    return "";
+    c.transformer_weights_path.clear();
+    for (const auto& entry : fs::directory_iterator(c.model_path)) {
+        const std::string name = entry.path().filename().string();
+        if (entry.is_regular_file() && name.ends_with("-nvfp4-mixed.safetensors")) {
+            c.transformer_weights_path = entry.path().string();
+            break;
+        }
+    }
+    return c.model_path;
 }
 
 }  // namespace flux2::cli

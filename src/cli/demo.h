@@ -5,20 +5,22 @@
 #include <filesystem>
 #include <string>
 
+#include "pipeline/model_components.h"
+
 namespace flux2::cli {
 
 // The project's assets/ folder: $FLUX2_ASSETS, else the source tree the binary was built from. It holds the trained
 // demo model, the Qwen3 tokenizer and the prompt list of `flux2 eval`.
 std::filesystem::path assets_dir();
 
-// The demo's pipeline folder: $FLUX2_DEMO_DIR when set (any pipeline folder, e.g. a tiny random one written by
-// `flux2 bench --save-pipeline DIR --model tiny` for quick smoke runs), else assets/demo-model. Fails naming the
-// folder when it holds no model_index.json.
-std::string demo_model_path();
+// The trained demo model's folder, assets/demo-model (what `flux2 eval` scores); fails saying where it looked.
+std::string trained_demo_model_path();
 
-// The transformer file the demo runs: the folder's NVFP4-mixed file when it has one (the trained model's), so the
-// first run shows the NVFP4 path; else empty (the folder's own transformer).
-std::string demo_transformer_path(const std::string& demo);
+// Points `c` at the demo (`generate` / `serve` with no --model-path) and returns its folder: $FLUX2_DEMO_DIR when
+// set (any pipeline folder, e.g. a tiny random one written by `flux2 bench --save-pipeline DIR --model tiny` for
+// quick smoke runs), else the trained model. Its transformer is the folder's NVFP4-mixed file when it has one (the
+// trained model's), so the first run shows the NVFP4 path; else the folder's own transformer.
+std::string use_demo_model(ComponentArgs& c);
 
 // The trained model's image size and a prompt it draws (it knows only this scene vocabulary).
 constexpr int kDemoImageSize = 128;

@@ -35,12 +35,9 @@ struct EvalArgs {
 std::vector<Image> generate_all(EvalArgs& a, const SceneSpec& spec, const std::vector<ScenePrompt>& prompts,
                                 nlohmann::json& run_info) {
     if (a.model.demo()) {
-        // The list was made for the trained demo model; the random-weight one of `generate` would score noise.
-        const std::string trained = (assets_dir() / "demo-model").string();
-        check(fs::exists(fs::path(trained) / "model_index.json"), "no --model-path given, and the trained demo model ",
-              "is not at ", trained, " (set FLUX2_ASSETS to the project's assets/ folder, or pass --model-path)");
-        a.model.components.model_path = trained;
-        log_info("no --model-path given: evaluating the trained demo model (", trained, ")");
+        // The list was made for the trained demo model, whatever $FLUX2_DEMO_DIR names for `generate`.
+        a.model.components.model_path = trained_demo_model_path();
+        log_info("no --model-path given: evaluating the trained demo model (", a.model.components.model_path, ")");
     }
     // The server's resident pipeline: loaded once, one request per prompt, the same pixels as `generate`.
     std::unique_ptr<Flux2Engine> engine = Flux2Engine::load(a.model.engine_options());

@@ -82,9 +82,7 @@ void run_generate(GenerateArgs a) {
     output_is_file(a.output_path);
     check(a.prompt.empty() || a.prompt_embeds.empty(), "give --prompt or --prompt-embeds, not both");
     if (a.model.demo()) {
-        a.model.components.model_path = demo_model_path();
-        a.model.components.transformer_weights_path = demo_transformer_path(a.model.components.model_path);
-        log_info("no --model-path given: using the built-in demo model (", a.model.components.model_path,
+        log_info("no --model-path given: using the built-in demo model (", use_demo_model(a.model.components),
                  "), trained to draw coloured circles, squares and triangles on a plain background, as its prompts "
                  "say (docs/DEMO_MODEL.md). Pass --model-path to use real FLUX.2 weights.");
         if (a.width == 0 && a.images.empty()) a.width = kDemoImageSize;

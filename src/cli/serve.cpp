@@ -70,9 +70,7 @@ void run_serve(ServeArgs a) {
     a.service.limits.max_body_bytes = a.max_body_mb << 20;
     a.service.url_ttl = std::chrono::seconds(a.url_ttl);
     if (a.model.demo()) {
-        a.model.components.model_path = demo_model_path();
-        a.model.components.transformer_weights_path = demo_transformer_path(a.model.components.model_path);
-        log_info("no --model-path given: serving the built-in demo model (", a.model.components.model_path,
+        log_info("no --model-path given: serving the built-in demo model (", use_demo_model(a.model.components),
                  "), which draws coloured circles, squares and triangles on a plain background (docs/DEMO_MODEL.md)");
         a.service.default_width = a.service.default_height = kDemoImageSize;
         if (a.service.model_id.empty()) a.service.model_id = "flux2-demo";

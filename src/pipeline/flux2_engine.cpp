@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/timing.h"
 #include "models/flux2/flux2_transformer.h"
 #include "models/transformer_checkpoint.h"
 #include "models/vae/vae.h"
@@ -12,12 +13,6 @@
 #include "pipeline/variant.h"
 
 namespace flux2 {
-
-namespace {
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
 
 Flux2Engine::~Flux2Engine() = default;
 

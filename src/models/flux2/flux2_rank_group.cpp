@@ -72,23 +72,15 @@ public:
             }
             inputs_.encoder_hidden_states = context_host_;
         }
-        job_is_loras_ = false;
-        for (Rank& r : ranks_) r.error = nullptr;
-        done_ = 0;
-        ++job_;
-        cv_.notify_all();
+        post_job(/*loras=*/false);
     }
 
     void set_loras(const std::vector<ActiveLora>& loras) override {
         {
             std::lock_guard<std::mutex> lock(mu_);
             loras_ = loras;
-            job_is_loras_ = true;
-            for (Rank& r : ranks_) r.error = nullptr;
-            done_ = 0;
-            ++job_;
+            post_job(/*loras=*/true);
         }
-        cv_.notify_all();
         end_forward();
     }
 
@@ -155,7 +147,7 @@ private:
             cv_.wait(lock, [&] { return job_ != seen || stop_; });
             if (stop_) {
                 lock.unlock();
-                leave(*model, rank);
+                leave_with_rank0(*model, rank);
                 return;
             }
             seen = job_;
@@ -177,8 +169,17 @@ private:
         }
     }
 
+    // With mu_ held: the ranks pick up the next job (the inputs or adapters it reads are set).
+    void post_job(bool loras) {
+        job_is_loras_ = loras;
+        for (Rank& r : ranks_) r.error = nullptr;
+        done_ = 0;
+        ++job_;
+        cv_.notify_all();
+    }
+
     // Rank 0 is leaving (its destructor): this rank leaves with it, so that the collective close completes.
-    static void leave(Flux2Transformer& model, int rank) {
+    static void leave_with_rank0(Flux2Transformer& model, int rank) {
         try {
             model.leave_rank_group();
         } catch (const std::exception& e) {
@@ -225,8 +226,8 @@ void start_rank_group(Flux2Transformer& rank0, int size, Parallelism mode,
     }
     check(mode != Parallelism::tensor || c.mlp_hidden() % size == 0, name, " splits the MLP among the GPUs: ", size,
           " GPUs do not divide this model's MLP width ", c.mlp_hidden());
-    check(mode != Parallelism::tensor || rank0.loras().empty(),
-          "LoRAs with tensor parallelism are not supported yet: use --parallel ulysses (or cfg), or one GPU");
+    // Before any rank loads: past the join, a refusal by set_tensor_parallel would leave the ranks behind.
+    check(mode != Parallelism::tensor || rank0.loras().empty(), kNoLorasWithTensorParallelism);
     auto workers = std::make_shared<RankWorkers>(size, mode, options_of, load);
     workers->set_rank0_backend(rank0.backend());
     std::shared_ptr<Communicator> comm = workers->start(rank0.backend());

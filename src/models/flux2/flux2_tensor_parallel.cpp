@@ -30,7 +30,7 @@ void Flux2Transformer::set_tensor_parallel(std::shared_ptr<Communicator> comm, s
     check(comm != nullptr, "set_tensor_parallel: no communicator");
     check(!tp_ && !ulysses_, "set_tensor_parallel: this model already runs in parallel (shard it once, right after ",
           "loading, and not together with Ulysses)");
-    check(loras_.empty(), "LoRAs with tensor parallelism are not supported yet");
+    check(loras_.empty(), kNoLorasWithTensorParallelism);
     const int n = comm->size(), r = comm->rank();
     const int64_t H = config_.num_attention_heads, D = config_.inner_dim(), M = config_.mlp_hidden();
     check(H % n == 0 && M % n == 0, "tensor parallelism splits the attention heads and the MLP among the GPUs: ", n,

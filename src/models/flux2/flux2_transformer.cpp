@@ -105,8 +105,7 @@ std::vector<LinearWeight*> Flux2Transformer::all_linears() {
 }
 
 void Flux2Transformer::set_loras(const std::vector<ActiveLora>& loras) {
-    check(loras.empty() || !tp_,
-          "LoRAs with tensor parallelism are not supported yet: use --parallel ulysses (or cfg), or one GPU");
+    check(loras.empty() || !tp_, kNoLorasWithTensorParallelism);
     std::vector<LinearWeight*> linears = all_linears();
     const std::vector<const LinearWeight*> view(linears.begin(), linears.end());
     std::vector<std::shared_ptr<const LoraBranch>> branches = build_lora_branches(view, loras);

@@ -43,6 +43,10 @@ public:
     virtual void set_loras(const std::vector<ActiveLora>& loras) = 0;
 };
 
+// Tensor parallelism's shards would need the adapters sharded the same way: not done yet.
+inline constexpr const char* kNoLorasWithTensorParallelism =
+    "LoRAs with tensor parallelism are not supported yet: use --parallel ulysses (or cfg), or one GPU";
+
 class Flux2Transformer {
 public:
     // Binds every weight of the model described by `config` (each tensor checked against its expected shape) and
