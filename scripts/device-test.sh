@@ -108,7 +108,8 @@ echo "build: $(( $(date +%s) - start )) s"
 status=1
 echo "== tests"
 if [ -x build-gpu/flux2_tests ] && [ "${FLUX2_TEST_FILTER:-}" != none ]; then
-  ./build-gpu/flux2_tests --gtest_filter="${FLUX2_TEST_FILTER:-Cuda*:TinyModels/*:TinyPipelines/*}" >"$out/tests.txt" 2>&1
+  timeout "${FLUX2_TEST_TIMEOUT:-3000}" ./build-gpu/flux2_tests --gtest_filter="${FLUX2_TEST_FILTER:-Cuda*:TinyModels/*:TinyPipelines/*}" \
+    >"$out/tests.txt" 2>&1
   status=$?
   grep -E "^\[  (FAILED|PASSED|SKIPPED) |rel error|Failure|Expected|Which is|^/" "$out/tests.txt" | head -80
   tail -3 "$out/tests.txt"
@@ -150,15 +151,51 @@ for model in ${FLUX2_SERVE_BENCH:-}; do
   grep -E "ready|models loaded|error|warning" "$out/serve_log.txt" | tail -8
 done
 
-# The whole pipeline (issue 12): FLUX2_PIPELINE_BENCH="dev klein-4b" writes (or reuses) each real-size synthetic
-# pipeline as above and times `flux2 bench --pipeline` on it at 1024 with the model's own step count.
+# Several GPUs (issue 14): FLUX2_PARALLEL_BENCH="dev:1024,2048" times `flux2 bench` fp8 on one GPU, then
+# `--gpus N --parallel ulysses` and `--parallel tp` (N = FLUX2_PARALLEL_GPUS, default every GPU), in this call.
+# FLUX2_PARALLEL_ARGS adds flags (e.g. --profile: per-op times with the communication line on rank 0).
+if [ -n "${FLUX2_PARALLEL_BENCH:-}" ]; then
+  echo "== links between the GPUs"
+  nvidia-smi topo -m 2>&1 | head -6 | tee -a "$out/parallel_bench.txt"
+  nvidia-smi nvlink --status -i 0 2>&1 | head -20 | tee -a "$out/parallel_bench.txt"
+fi
+for spec in ${FLUX2_PARALLEL_BENCH:-}; do
+  model=${spec%%:*}
+  res=${spec#*:}
+  gpus=${FLUX2_PARALLEL_GPUS:-$(nvidia-smi -L | wc -l)}
+  for mode in one ulysses tp; do
+    echo "== parallel benchmark $model at $res: $mode"
+    # The one-GPU outputs are the reference of the split runs (same random weights): "rel vs first" is theirs.
+    flags=(--save-outputs /tmp/flux2-one-gpu-$model.safetensors)
+    [ $mode != one ] && flags=(--gpus "$gpus" --parallel $mode --compare-outputs /tmp/flux2-one-gpu-$model.safetensors)
+    timeout "${FLUX2_PARALLEL_TIMEOUT:-240}" ./build-gpu/flux2 bench --model "$model" --device cuda --precision fp8 \
+      --resolutions "$res" --steps 5 --warmup 2 "${flags[@]}" ${FLUX2_PARALLEL_ARGS:-} --log-level warn 2>&1 |
+      tee -a "$out/parallel_bench.txt"
+    echo "exit: ${PIPESTATUS[0]}" | tee -a "$out/parallel_bench.txt"
+  done
+done
+
+# The whole pipeline (issue 12): FLUX2_PIPELINE_BENCH="klein-4b dev" writes (or reuses) each real-size synthetic
+# pipeline as above and times `flux2 bench --pipeline` on it with the model's own step count, then diffusers' FLUX.2
+# pipeline with random weights at the same size (bench/diffusers_flux2_pipeline.py) in this same call. diffusers
+# comes from wheels in third_party/whl-diffusers (carried) when the machine lacks it.
+# FLUX2_PIPELINE_RES sets the resolutions (default 1024), FLUX2_PIPELINE_ARGS adds flags to ours.
+if [ -n "${FLUX2_PIPELINE_BENCH:-}" ] && ! python3 -c "import diffusers" 2>/dev/null &&
+  ls third_party/whl-diffusers/*.whl >/dev/null 2>&1; then
+  pip install -q --no-deps --target /tmp/flux2-whl third_party/whl-diffusers/*.whl >/dev/null 2>&1 &&
+    export PYTHONPATH=/tmp/flux2-whl${PYTHONPATH:+:$PYTHONPATH}
+fi
 for model in ${FLUX2_PIPELINE_BENCH:-}; do
   echo "== pipeline benchmark $model"
   dir=${FLUX2_SYNTH_DIR:-/tmp/flux2-synth}-$model
+  start=$(date +%s)
   [ -f "$dir/model_index.json" ] ||
     ./build-gpu/flux2 bench --save-pipeline "$dir" --model "$model" ${FLUX2_SYNTH_ARGS:-} --log-level warn
-  ./build-gpu/flux2 bench --pipeline "$dir" --device cuda --resolutions 1024 --repeat "${FLUX2_PIPELINE_REPEAT:-2}" \
-    --log-level warn 2>&1 | tee -a "$out/pipeline_bench.txt"
+  echo "synthetic pipeline ready in $(( $(date +%s) - start )) s: $(du -sh "$dir" | cut -f1)"
+  ./build-gpu/flux2 bench --pipeline "$dir" --device cuda --resolutions "${FLUX2_PIPELINE_RES:-1024}" \
+    --repeat "${FLUX2_PIPELINE_REPEAT:-2}" ${FLUX2_PIPELINE_ARGS:-} --log-level warn 2>&1 | tee -a "$out/pipeline_bench.txt"
+  PYTHONUNBUFFERED=1 python3 bench/diffusers_flux2_pipeline.py --model "$model" \
+    --resolutions "${FLUX2_PIPELINE_RES:-1024}" 2>&1 | grep -v Warning | tee -a "$out/pipeline_bench.txt"
 done
 
 [ -n "${FLUX2_SKIP_BENCH:-}" ] && exit $status

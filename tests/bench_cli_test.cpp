@@ -3,6 +3,8 @@
 // --pipeline on a tiny pipeline folder.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "cli_runner.h"
 
 namespace flux2 {
@@ -38,6 +40,50 @@ TEST_F(Cli, BenchTimesLoraSetsAfterTheBaseStep) {
                                  "--resolutions", "64", "--lora-rank", "4,0"});
     EXPECT_NE(bad.exit_code, 0);
     EXPECT_TRUE(contains(bad.err, "--lora-rank: ranks must be positive, got 0")) << bad.err;
+}
+
+// The relative-difference column of one row ("checkpoint <res> <label> s/step TFLOP/s peak held rel ...").
+double rel_column(const std::string& out, const std::string& row_start) {
+    const size_t at = out.find(row_start);
+    if (at == std::string::npos) return -1.0;
+    std::istringstream line(out.substr(at, out.find('\n', at) - at));
+    std::string model, res, label, step, tflops, peak, held, rel;
+    line >> model >> res >> label >> step >> tflops >> peak >> held >> rel;
+    return std::stod(rel);
+}
+
+// --save-outputs then --compare-outputs: how the split runs on several GPUs are checked against one GPU at full
+// size (scripts/device-test.sh); here two CPU ranks against one.
+TEST_F(Cli, BenchComparesSplitRunsWithSavedOneDeviceOutputs) {
+    const std::string ref = file("one.safetensors");
+    auto bench = [&](std::vector<std::string> extra, const std::string& resolutions = "32,64") {
+        std::vector<std::string> args = {"bench",    "--model", test::data_path("tiny-klein-bf16.safetensors"),
+                                         "--device", "cpu",     "--resolutions",
+                                         resolutions, "--steps", "1",
+                                         "--warmup", "1"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return flux2(args);
+    };
+    const RunResult one = bench({"--save-outputs", ref});
+    ASSERT_EQ(one.exit_code, 0) << one;
+    for (const std::string mode : {"ulysses", "tp"}) {
+        const RunResult r = bench({"--gpus", "2", "--parallel", mode, "--compare-outputs", ref});
+        ASSERT_EQ(r.exit_code, 0) << r;
+        for (const std::string res : {"32 ", "64 "}) {
+            const double rel = rel_column(r.out, "checkpoint " + res);
+            EXPECT_GE(rel, 0.0) << r.out;
+            EXPECT_LE(rel, 1e-5) << mode << " at " << res << "\n" << r.out;
+        }
+    }
+    // Other weights (the same model quantized to NVFP4): the comparison shows the difference.
+    const RunResult other = flux2({"bench", "--model", test::data_path("tiny-klein-nvfp4.safetensors"), "--device",
+                                   "cpu", "--resolutions", "32", "--steps", "1", "--warmup", "1", "--compare-outputs",
+                                   ref});
+    ASSERT_EQ(other.exit_code, 0) << other;
+    EXPECT_GT(rel_column(other.out, "checkpoint 32 "), 1e-3) << other.out;
+    const RunResult missing = bench({"--compare-outputs", ref}, "48");
+    EXPECT_NE(missing.exit_code, 0);
+    EXPECT_TRUE(contains(missing.err, "has no output default@48#0")) << missing.err;
 }
 
 // --pipeline: the whole pipeline of a folder (here the tiny random one), loading then every phase per resolution.

@@ -53,6 +53,9 @@ public:
     virtual Tensor uninitialized(const Shape& shape) = 0;
     // Highest memory use so far (device memory on a GPU, resident set on the CPU), in bytes.
     virtual int64_t peak_memory_bytes() const = 0;
+    // Memory held now (device memory of eager tensors on a GPU, resident set on the CPU), in bytes: between steps,
+    // about the weights.
+    virtual int64_t memory_in_use_bytes() const = 0;
 
     // ---- linear ----
     // y[..., out] = x[..., in] W^T (no bias). The kernel follows w.format; each layer's path is logged at debug

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timing.h"
+#include "io/safetensors.h"
 #include "models/flux2/flux2_bench_inputs.h"
 #include "models/flux2/flux2_random_weights.h"
 #include "models/flux2/flux2_transformer.h"
@@ -28,7 +29,7 @@ namespace flux2::cli {
 namespace {
 struct BenchArgs {
     std::string model = "klein-4b", device = "auto", precisions, resolutions = "512,1024", residency, save_pipeline;
-    std::string pipeline, text_encoder_precision = "bf16";
+    std::string pipeline, text_encoder_precision = "bf16", save_outputs, compare_outputs;
     std::vector<std::string> lora_ranks;
     int steps = 5, warmup = 2, text_tokens = 512, repeats = 3;
     bool steps_given = false;
@@ -94,6 +95,7 @@ StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Input
 }
 
 double relative_difference(const std::vector<float>& got, const std::vector<float>& want) {
+    check(got.size() == want.size(), "bench: comparing an output of ", got.size(), " values with one of ", want.size());
     double num = 0, den = 0;
     for (size_t k = 0; k < got.size(); ++k) {
         num += (double(got[k]) - want[k]) * (double(got[k]) - want[k]);
@@ -175,11 +177,16 @@ void run_bench(const BenchArgs& a) {
         run_pipeline_bench(b);
         return;
     }
-    std::printf("%-10s %-6s %-16s %10s %10s %12s %12s  %s\n", "model", "res", "precision", "s/step", "TFLOP/s",
-                "peak mem GB", "rel vs first", "linear paths (one step)");
+    // "held GB": device memory in use between steps (weights, inputs), of rank 0 with --gpus.
+    std::printf("%-10s %-6s %-16s %10s %10s %12s %8s %12s  %s\n", "model", "res", "precision", "s/step", "TFLOP/s",
+                "peak mem GB", "held GB", "rel vs first", "linear paths (one step)");
     // The first precision's output per resolution: the others report their relative difference to it (same
     // weights, same inputs), e.g. fp8 against bf16 at full size.
     std::map<std::pair<int, size_t>, std::vector<float>> first_outputs;  // by resolution and LoRA set
+    // Across runs (one GPU against several): each output under "<precision>@<res>#<set>".
+    std::shared_ptr<SafetensorsFile> reference;
+    if (!a.compare_outputs.empty()) reference = SafetensorsFile::open(a.compare_outputs);
+    SafetensorsWriter saved;
     for (const std::string& precision : precisions) {
         BackendOptions options;
         options.device = device;
@@ -224,8 +231,16 @@ void run_bench(const BenchArgs& a) {
                 if (lora_sets.size() > 1) model.set_loras(loras);
                 StepTimes t = time_steps(model, *backend, in, a);
                 std::string rel = "-";
+                const std::string name = str(precision.empty() ? "default" : precision, "@", pixels, "#", set);
+                if (!a.save_outputs.empty())
+                    saved.add_f32(name, {static_cast<int64_t>(t.output.size())}, t.output.data());
                 const auto key = std::make_pair(pixels, set);
-                if (auto it = first_outputs.find(key); it != first_outputs.end()) {
+                if (reference) {
+                    const TensorInfo* want = reference->find(name);
+                    check(want != nullptr, "--compare-outputs: ", a.compare_outputs, " has no output ", name,
+                          " (written by --save-outputs with the same --precision, --resolutions, --lora-rank)");
+                    rel = str(relative_difference(t.output, read_f32(*want)));
+                } else if (auto it = first_outputs.find(key); it != first_outputs.end()) {
                     rel = str(relative_difference(t.output, it->second));
                 } else {
                     first_outputs[key] = std::move(t.output);
@@ -235,9 +250,10 @@ void run_bench(const BenchArgs& a) {
                 if (a.parallel.gpus > 1) label += str("x", a.parallel.gpus);
                 if (set > 0) label += "+lora" + a.lora_ranks[set - 1];
                 const double tflops = step_flops(config, in.img_ids.dim(0), a.text_tokens) / t.median * 1e-12;
-                std::printf("%-10s %-6d %-16s %10.4f %10.1f %12.2f %12s  %s\n",
+                std::printf("%-10s %-6d %-16s %10.4f %10.1f %12.2f %8.2f %12s  %s\n",
                             a.model.size() > 10 ? "checkpoint" : a.model.c_str(), pixels, label.c_str(), t.median,
-                            tflops, backend->peak_memory_bytes() / 1e9, rel.c_str(), t.paths.c_str());
+                            tflops, backend->peak_memory_bytes() / 1e9, backend->memory_in_use_bytes() / 1e9,
+                            rel.c_str(), t.paths.c_str());
                 std::fflush(stdout);
                 if (!loras.empty()) time_lora_switch(model, in, loras, t.median);
                 if (a.profile) {
@@ -252,6 +268,7 @@ void run_bench(const BenchArgs& a) {
             }
         }
     }
+    if (!a.save_outputs.empty()) saved.write(a.save_outputs);
 }
 }  // namespace
 
@@ -292,6 +309,11 @@ void register_bench(CLI::App& app) {
                   "with --save-pipeline: a small stand-in text encoder of the real width for klein too (dev always\n"
                   "gets one); for step and server timing, where prompt encoding does not matter");
     add_parallel_options(cmd, a->parallel);
+    cmd->add_option("--save-outputs", a->save_outputs,
+                    "write each timed output (per precision, resolution, LoRA set) to this safetensors file");
+    cmd->add_option("--compare-outputs", a->compare_outputs,
+                    "report the relative difference to the outputs of an earlier --save-outputs run (e.g. one GPU\n"
+                    "against --gpus 2, same --seed) in the 'rel vs first' column instead");
     cmd->add_option("--save-pipeline", a->save_pipeline,
                     "instead of timing, write a servable pipeline folder with random weights at --model's real size\n"
                     "(transformer NVFP4-mixed, VAE, Qwen3 text encoder; dev's is a smaller stand-in) and exit;\n"

@@ -4,8 +4,10 @@
 #include <cblas.h>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 
 #include "core/error.h"
 
@@ -39,6 +41,14 @@ int64_t CpuBackend::peak_memory_bytes() const {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports kilobytes
+}
+
+int64_t CpuBackend::memory_in_use_bytes() const {
+    // /proc/self/statm: total and resident pages.
+    std::ifstream statm("/proc/self/statm");
+    int64_t total = 0, resident = 0;
+    statm >> total >> resident;
+    return resident * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
 }
 
 namespace {

@@ -199,6 +199,16 @@ int64_t CudaBackend::peak_memory_bytes() const {
     return std::max(static_cast<int64_t>(high), with_graph);
 }
 
+int64_t CudaBackend::memory_in_use_bytes() const {
+    // Eager tensors (weights among them) live in the default pool; a recorded step's intermediates in the graph
+    // pool are not counted.
+    cudaMemPool_t pool = nullptr;
+    uint64_t used = 0;
+    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
+    FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
+    return static_cast<int64_t>(used);
+}
+
 Tensor CudaBackend::zeros(const Shape& shape) {
     Tensor t = empty(shape, DType::BF16);
     if (t.numel()) FLUX2_CUDA_CHECK(cudaMemsetAsync(t.raw(), 0, t.nbytes(), stream_->get()));

@@ -52,6 +52,7 @@ public:
     Tensor zeros(const Shape& shape) override;
     Tensor uninitialized(const Shape& shape) override;
     int64_t peak_memory_bytes() const override;  // high-water mark of the device memory pools since construction
+    int64_t memory_in_use_bytes() const override;
 
     Tensor linear(const Tensor& x, const LinearWeight& w) override;
 
@@ -121,10 +122,10 @@ public:
     // needed); a LoRA branch on it reads the same E4M3 activations.
     bool takes_fp8_input(const LinearWeight& w);
     cuda::CublasLtGemm& gemm() { return *gemm_; }
-    // Times the enclosing op while a profile runs: `name` is a callable returning its label.
+    // Times the enclosing op while a profile runs: `name` is a callable returning its label (OpProfiler::scope).
     template <class NameFn>
-    cuda::OpProfiler::Scope profile_op(NameFn&& name, double flops = 0.0) {
-        return profiler_.scope(std::forward<NameFn>(name), flops);
+    cuda::OpProfiler::Scope profile_op(NameFn&& name, double flops = 0.0, double bytes = 0.0) {
+        return profiler_.scope(std::forward<NameFn>(name), flops, bytes);
     }
     // NVFP4 quantization of a BF16 tensor [..., K] for the fp4 GEMM: static input_scale, or the dynamic
     // amax/(448*6) scale when absent; the GEMM alpha written with it is tensor scale * alpha_factor.

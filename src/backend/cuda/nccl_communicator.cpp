@@ -62,6 +62,9 @@ public:
     void all_to_all(const std::vector<Tensor>& send, std::vector<Tensor>& recv) override {
         check_count(send.size(), "send");
         check_count(recv.size(), "recv");
+        double sent = 0.0;
+        for (int p = 0; p < size_; ++p) sent += p == rank_ ? 0.0 : static_cast<double>(send[p].nbytes());
+        auto timed = backend_.profile_op([] { return "nccl all_to_all"; }, 0.0, sent);
         FLUX2_NCCL_CHECK(ncclGroupStart());
         for (int p = 0; p < size_; ++p) {
             check_device(send[p], "a send tensor");
@@ -75,6 +78,8 @@ public:
     void all_gather(const Tensor& send, std::vector<Tensor>& recv) override {
         check_count(recv.size(), "recv");
         check_device(send, "the send tensor");
+        auto timed = backend_.profile_op([] { return "nccl all_gather"; }, 0.0,
+                                         static_cast<double>(send.nbytes()) * (size_ - 1));
         FLUX2_NCCL_CHECK(ncclGroupStart());
         for (int p = 0; p < size_; ++p) {
             check_device(recv[p], "a receive tensor");
@@ -87,6 +92,9 @@ public:
     void all_reduce_sum(Tensor& x) override {
         check_open();
         check_device(x, "the reduced tensor");
+        // A ring all-reduce sends 2(n-1)/n of the tensor from every rank (NCCL's "bus bandwidth" convention).
+        auto timed = backend_.profile_op([] { return "nccl all_reduce"; }, 0.0,
+                                         2.0 * static_cast<double>(x.nbytes()) * (size_ - 1) / size_);
         FLUX2_NCCL_CHECK(ncclAllReduce(x.raw(), x.raw(), x.numel(), reduce_type(x.dtype()), ncclSum, comm_, stream()));
     }
 

@@ -36,11 +36,12 @@ public:
     void start(cudaStream_t stream);
     bool active() const { return stream_ != nullptr; }
     // `name` is only called while profiling (so GEMM labels with shapes cost nothing otherwise); `flops` > 0 adds
-    // a TFLOP/s column for that op.
+    // a TFLOP/s column for that op, `bytes` > 0 (what a collective sends to other ranks) a GB/s column. Ops named
+    // "nccl ..." are summed into a communication line.
     template <class NameFn>
-    Scope scope(NameFn&& name, double flops = 0.0) {
+    Scope scope(NameFn&& name, double flops = 0.0, double bytes = 0.0) {
         if (!active()) return Scope();
-        return Scope(this, open(std::string(name()), flops));
+        return Scope(this, open(std::string(name()), flops, bytes));
     }
     // Waits for the stream, then returns the table and stops profiling.
     std::string report();
@@ -48,10 +49,10 @@ public:
 private:
     struct Record {
         std::string name;
-        double flops = 0.0;
+        double flops = 0.0, bytes = 0.0;
         cudaEvent_t begin = nullptr, end = nullptr;
     };
-    size_t open(std::string name, double flops);
+    size_t open(std::string name, double flops, double bytes);
     void close(size_t record);
     cudaEvent_t next_event();
 
