@@ -159,7 +159,7 @@ def dev(resolutions, steps, repeats, text_tokens=512):
         n = (res // 16) ** 2
         x = torch.randn(1, n, 128, device="cuda", dtype=torch.bfloat16)
         ctx = torch.randn(1, text_tokens, 15360, device="cuda", dtype=torch.bfloat16)
-        img_ids = torch.stack(torch.meshgrid(torch.zeros(1), torch.arange(res // 16), torch.arange(res // 16),
+        img_ids = torch.stack(torch.meshgrid(torch.zeros(1), torch.arange(res // 16.0), torch.arange(res // 16.0),
                                              torch.zeros(1), indexing="ij"), -1).reshape(-1, 4).cuda()
         txt_ids = torch.zeros(text_tokens, 4, device="cuda")
         txt_ids[:, 3] = torch.arange(text_tokens)

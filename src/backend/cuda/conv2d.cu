@@ -1,14 +1,14 @@
-// conv2d as im2col + the BF16 cuBLASLt GEMM: for each image and band of output rows, the patch matrix
-// col [pixels, Cin*kh*kw] times the weight [Cout, Cin*kh*kw]^T gives [pixels, Cout]; one transpose with the bias
-// then writes NCHW. Bands bound the patch matrix to kColumnBudget elements (a 1024^2 VAE layer would need GBs).
+// conv2d: cuDNN (conv_cudnn.h) where it has an engine for the shape, else im2col + the BF16 cuBLASLt GEMM.
 #include <algorithm>
+#include <cstdlib>
 
-#include "backend/op_shapes.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm_cublaslt.h"
 #include "backend/cuda/kernel_utils.cuh"
+#include "backend/op_shapes.h"
 #include "core/error.h"
+#include "core/log.h"
 
 namespace flux2 {
 namespace cuda {
@@ -49,10 +49,50 @@ Tensor CudaBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& 
     expect_device_bf16(weight, op, "weight");
     expect_device_bf16(bias, op, "bias");
     const Conv2dShape s = conv2d_shape(x, weight, bias, stride, padding);
+    const cuda::ConvShape cs{s.B, s.cin, s.H, s.W, s.cout, s.kh, s.kw, stride, padding};
+    using Layout = cuda::CudnnConv::Layout;
+    // FLUX2_CONV=cudnn-nchw|cudnn-nhwc|im2col forces one path (benchmarks, tests); by default the first that cuDNN
+    // supports of NCHW (our layout) and NHWC, else im2col.
+    const char* env = std::getenv("FLUX2_CONV");
+    std::string path = env ? env : "";
+    check(path.empty() || path == "cudnn-nchw" || path == "cudnn-nhwc" || path == "im2col",
+          "FLUX2_CONV must be cudnn-nchw, cudnn-nhwc or im2col, got '", path, "'");
+    if (path.empty())
+        path = conv_->supports(cs, Layout::nchw)   ? "cudnn-nchw"
+               : conv_->supports(cs, Layout::nhwc) ? "cudnn-nhwc"
+                                                   : "im2col";
+    const std::string key = str(s.cin, "x", s.H, "x", s.W, "->", s.cout, " k", s.kh, " s", stride);
+    if (conv_paths_.emplace(key, path).second) log_debug("conv2d ", key, ": ", path);
+
+    Tensor y = empty({s.B, s.cout, s.Ho, s.Wo}, DType::BF16);
+    auto* py = static_cast<cuda::bf16*>(y.raw());
+    const auto* pb = static_cast<const cuda::bf16*>(bias.raw());
+    if (path == "cudnn-nchw") {
+        conv_->run(static_cast<const cuda::bf16*>(x.raw()), static_cast<const cuda::bf16*>(weight.raw()), py, cs,
+                   Layout::nchw);
+        cuda::launch_add_channel_bias(py, pb, s.B * s.cout, s.cout, s.P, stream());
+    } else if (path == "cudnn-nhwc") {
+        // [B, Cin, H*W] -> [B, H*W, Cin]; the weight [Cout, Cin, kh*kw] -> [Cout, kh*kw, Cin]; the result
+        // [B, P, Cout] back to [B, Cout, P] with the bias in the same pass.
+        Tensor xt = transpose_last2(x.reshape({s.B, s.cin, s.H * s.W}));
+        Tensor wt = transpose_last2(weight.reshape({s.cout, s.cin, s.kh * s.kw}));
+        Tensor yt = empty({s.B, s.P, s.cout}, DType::BF16);
+        conv_->run(static_cast<const cuda::bf16*>(xt.raw()), static_cast<const cuda::bf16*>(wt.raw()),
+                   static_cast<cuda::bf16*>(yt.raw()), cs, Layout::nhwc);
+        cuda::launch_transpose_last2(static_cast<const cuda::bf16*>(yt.raw()), pb, py, s.B, s.P, s.cout, stream());
+    } else {
+        conv2d_im2col(x, weight, bias, s, stride, padding, y);
+    }
+    return y;
+}
+
+// conv2d as im2col + the BF16 cuBLASLt GEMM: for each image and band of output rows, the patch matrix
+// col [pixels, Cin*kh*kw] times the weight [Cout, Cin*kh*kw]^T gives [pixels, Cout]; one transpose with the bias
+// then writes NCHW. Bands bound the patch matrix to kColumnBudget elements (a 1024^2 VAE layer would need GBs).
+void CudaBackend::conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dShape& s,
+                                int stride, int padding, Tensor& y) {
     const int64_t B = s.B, cin = s.cin, H = s.H, W = s.W, cout = s.cout, kh = s.kh, kw = s.kw;
     const int64_t Ho = s.Ho, Wo = s.Wo, P = s.P, K = s.K;
-
-    Tensor y = empty({B, cout, Ho, Wo}, DType::BF16);
     const int64_t band_rows = std::clamp<int64_t>(cuda::kColumnBudget / std::max<int64_t>(K * Wo, 1), 1, Ho);
     Tensor col = empty({band_rows * Wo, K}, DType::BF16);
     Tensor pixels_by_channel = empty({P, cout}, DType::BF16);
@@ -69,7 +109,6 @@ Tensor CudaBackend::conv2d(const Tensor& x, const Tensor& weight, const Tensor& 
         cuda::launch_transpose_last2(pt, static_cast<const cuda::bf16*>(bias.raw()),
                                      static_cast<cuda::bf16*>(y.raw()) + b * cout * P, 1, P, cout, stream());
     }
-    return y;
 }
 
 }  // namespace flux2

@@ -129,6 +129,7 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
     FLUX2_CUDA_CHECK(cudaDeviceSetGraphMemAttribute(device, cudaGraphMemAttrUsedMemHigh, &zero));
     gemm_ = std::make_unique<cuda::CublasLtGemm>(stream_);
     sdpa_ = std::make_unique<cuda::CudnnSdpa>(stream_);
+    conv_ = std::make_unique<cuda::CudnnConv>(stream_);
     log_info("cuda backend: ", device_name_, " (compute ", prop.major, ".", prop.minor, ", ", prop.totalGlobalMem >> 20,
              " MiB), NVFP4/FP8 linears in ", precision_name(precision_),
              fp4_resident_ ? " (NVFP4 weights resident in 4 bits)" : "");

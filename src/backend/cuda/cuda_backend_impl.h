@@ -14,13 +14,16 @@
 //         run in BF16.
 #include <cuda_runtime.h>
 
+#include <map>
 #include <memory>
 #include <string>
 
 #include "backend/backend.h"
+#include "backend/cuda/conv_cudnn.h"
 #include "backend/cuda/device_memory.h"
 #include "backend/cuda/fp4_linear.h"
 #include "backend/cuda/op_profiler.h"
+#include "backend/op_shapes.h"
 
 namespace flux2 {
 
@@ -152,6 +155,9 @@ private:
     Tensor lora_down(const Fp8Activations& x, const LinearWeight& w);
     void lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, float beta, const Tensor* gate = nullptr);
     Tensor linear_fp4(const Tensor& x, const Shape& out_shape, const Fp4PreparedWeight& w);
+    // conv2d where cuDNN has no engine for the shape: im2col + GEMM into y [B, Cout, Ho, Wo] (conv2d.cu).
+    void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dShape& s, int stride,
+                       int padding, Tensor& y);
 
     BackendOptions options_;
     CudaLinearPrecision precision_ = CudaLinearPrecision::bf16;
@@ -163,6 +169,9 @@ private:
     std::unique_ptr<cuda::CublasLtGemm> gemm_;
     std::unique_ptr<cuda::CublasLtFp4Gemm> fp4_gemm_;  // created by the first fp4 linear
     std::unique_ptr<cuda::CudnnSdpa> sdpa_;
+    std::unique_ptr<cuda::CudnnConv> conv_;
+    // conv2d's path per shape, logged once each: cuDNN NCHW, cuDNN NHWC (with transposes) or im2col + GEMM.
+    std::map<std::string, std::string> conv_paths_;
     cuda::OpProfiler profiler_;
     int64_t resident_at_recording_ = 0;  // default-pool bytes in use when the last graph was recorded
 };

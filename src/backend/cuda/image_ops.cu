@@ -1,9 +1,11 @@
 // Layout ops of the VAE on BF16: transpose of the last two dims (also conv2d's NHWC -> NCHW step, with a bias),
-// zero padding, nearest 2x upsampling, and a bias add over the last dim.
-#include "backend/op_shapes.h"
+// zero padding, nearest 2x upsampling, a bias add over the last dim and a per-channel one over NCHW planes.
+#include <algorithm>
+
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_utils.cuh"
+#include "backend/op_shapes.h"
 #include "core/error.h"
 
 namespace flux2 {
@@ -60,7 +62,37 @@ __global__ void add_bias_kernel(const bf16* x, const bf16* bias, bf16* y, int64_
         store_bf16<W>(y + i * W, v);
     }
 }
+
+// One block row of planes: blockIdx.y is the plane, the x blocks stride over its S elements in vectors of W.
+template <int W>
+__global__ void add_channel_bias_kernel(bf16* y, const bf16* bias, int64_t C, int64_t s_vec) {
+    const int64_t plane = blockIdx.y;
+    const float b = __bfloat162float(bias[plane % C]);
+    bf16* row = y + plane * s_vec * W;
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < s_vec; i += int64_t(gridDim.x) * blockDim.x) {
+        float v[W];
+        load_bf16<W>(row + i * W, v);
+#pragma unroll
+        for (int j = 0; j < W; ++j) v[j] += b;
+        store_bf16<W>(row + i * W, v);
+    }
+}
 }  // namespace
+
+void launch_add_channel_bias(bf16* y, const bf16* bias, int64_t planes, int64_t C, int64_t S, cudaStream_t stream) {
+    if (planes == 0 || S == 0) return;
+    check(planes <= 65535, "add_channel_bias: ", planes, " planes exceed the grid's y dimension");
+    const bool vec = S % kVec == 0;
+    const int64_t n = vec ? S / kVec : S;
+    const dim3 grid(static_cast<unsigned>(std::min<int64_t>((n + kThreads - 1) / kThreads, 64)),
+                    static_cast<unsigned>(planes));
+    if (vec) {
+        add_channel_bias_kernel<kVec><<<grid, kThreads, 0, stream>>>(y, bias, C, n);
+    } else {
+        add_channel_bias_kernel<1><<<grid, kThreads, 0, stream>>>(y, bias, C, n);
+    }
+    FLUX2_CUDA_CHECK_LAUNCH("add_channel_bias_kernel");
+}
 
 void launch_transpose_last2(const bf16* in, const bf16* bias, bf16* out, int64_t outer, int64_t M, int64_t N,
                             cudaStream_t stream) {

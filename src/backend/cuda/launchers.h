@@ -102,6 +102,8 @@ void launch_pad2d(const bf16* x, bf16* y, int64_t planes, int64_t H, int64_t W, 
 void launch_upsample_nearest2x(const bf16* x, bf16* y, int64_t planes, int64_t H, int64_t W, cudaStream_t stream);
 // y [rows, N] = x + bias [N]
 void launch_add_bias(const bf16* x, const bf16* bias, bf16* y, int64_t rows, int64_t N, cudaStream_t stream);
+// y [planes, S] += bias[plane % C] in place: the per-channel bias of an NCHW tensor (planes = B * C).
+void launch_add_channel_bias(bf16* y, const bf16* bias, int64_t planes, int64_t C, int64_t S, cudaStream_t stream);
 // GroupNorm over x [B, C, S] (groups of C / G contiguous channels), affine, optional SiLU. `stats` is scratch for
 // 2 * B * G doubles.
 void launch_group_norm(const bf16* x, const bf16* weight, const bf16* bias, bf16* y, double* stats, int64_t B,
