@@ -56,6 +56,8 @@ public:
     // Memory held now (device memory of eager tensors on a GPU, resident set on the CPU), in bytes: between steps,
     // about the weights.
     virtual int64_t memory_in_use_bytes() const = 0;
+    // All the memory of the device (GPU memory; the host's physical memory for the CPU), in bytes.
+    virtual int64_t memory_capacity_bytes() const = 0;
 
     // ---- linear ----
     // y[..., out] = x[..., in] W^T (no bias). The kernel follows w.format; each layer's path is logged at debug

@@ -29,7 +29,7 @@ namespace flux2::cli {
 namespace {
 struct BenchArgs {
     std::string model = "klein-4b", device = "auto", precisions, resolutions = "512,1024", residency, save_pipeline;
-    std::string pipeline, text_encoder_precision = "bf16", save_outputs, compare_outputs;
+    std::string pipeline, text_encoder_precision = "bf16", save_outputs, compare_outputs, offload = "auto";
     std::vector<std::string> lora_ranks;
     int steps = 5, warmup = 2, text_tokens = 512, repeats = 3;
     bool steps_given = false;
@@ -174,6 +174,7 @@ void run_bench(const BenchArgs& a) {
         b.repeats = a.repeats;
         b.seed = a.seed;
         b.text_encoder_weights = parse_weight_precision(a.text_encoder_precision, "--text-encoder-precision");
+        b.offload = a.offload;
         run_pipeline_bench(b);
         return;
     }
@@ -324,6 +325,9 @@ void register_bench(CLI::App& app) {
                     "denoising (and per step), VAE decode, the whole request, peak memory");
     cmd->add_option("--text-encoder-precision", a->text_encoder_precision,
                     "with --pipeline: the text encoder's weights, bf16 (as stored), fp8 or fp4 (as for generate)")
+        ->capture_default_str();
+    cmd->add_option("--offload", a->offload, "with --pipeline: none, model or auto, as for serve")
+        ->check(CLI::IsMember({"none", "model", "auto"}))
         ->capture_default_str();
     cmd->add_option("--repeat", a->repeats, "with --pipeline: timed images per resolution (medians reported)")
         ->capture_default_str()

@@ -25,6 +25,7 @@
 #include "pipeline/flux2_pipeline.h"
 #include "pipeline/image_ops.h"
 #include "pipeline/model_components.h"
+#include "pipeline/offload.h"
 #include "pipeline/prompt_encoding.h"
 #include "pipeline/variant.h"
 
@@ -104,6 +105,8 @@ void run_generate(GenerateArgs a) {
     check(a.parallel.gpus == 1 || a.parallel.parallel != "cfg" || cfg, "--parallel cfg runs the conditional and ",
           "unconditional forwards of true CFG on two GPUs, but this run has none to split (", variant_name(variant),
           ", guidance ", guidance, "): it needs klein base with --guidance-scale above 1");
+    check(a.parallel.gpus == 1 || a.model.offload != "model", "--offload model is for one device, not --gpus ",
+          a.parallel.gpus);
 
     // 1. Prompt embeddings first, so the text encoder is gone before the transformer's weights are bound.
     Tensor prompt_embeds;
@@ -160,6 +163,20 @@ void run_generate(GenerateArgs a) {
         check(l != nullptr, a.initial_noise, ": no 'latents' tensor (expected [B, 128, H/16, W/16])");
         params.initial_noise = load_f32(*l);
     }
+    // The text encoder is gone already; --offload model also gives the transformer's memory back before the decode.
+    // Several ranks keep theirs (the other ranks hold their own copies).
+    const OffloadChoice offload =
+        a.parallel.gpus > 1 ? OffloadChoice{Offload::none, "--gpus: every rank keeps its weights"}
+                            : choose_offload(a.model.offload,
+                                             resident_weight_bytes(config, nullptr, a.model.backend_options(),
+                                                                   a.model.text_encoder_weights(),
+                                                                   backend->name() != "cpu"),
+                                             backend->memory_capacity_bytes());
+    log_info("offload: ", offload_name(offload.mode), " (", offload.reason, ")");
+    if (offload.mode == Offload::model)
+        params.before_decode = [&transformer] {
+            log_debug("offload: transformer weights released (", transformer.release_device_weights(), " linears)");
+        };
     Flux2Pipeline pipeline(variant, transformer, vae);
     ProgressBar bar(isatty(STDERR_FILENO) && log_level() <= LogLevel::info);
     GenerateOutput out = pipeline.generate(params, prompt_embeds, negative_embeds,

@@ -33,6 +33,7 @@ EngineOptions ModelOptions::engine_options() const {
     eo.vae_tiling = vae_tiling_options();
     eo.backend = backend_options();
     eo.text_encoder_weights = text_encoder_weights();
+    eo.offload = offload;
     return eo;
 }
 
@@ -73,6 +74,12 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
     cmd->add_flag("--vae-tiling", o.vae_tiling,
                   "decode (and encode references) in overlapping 512 px tiles blended linearly, to bound memory; "
                   "automatic above 1536x1536 pixels (docs/PIPELINE.md)");
+    cmd->add_option("--offload", o.offload,
+                    "none: the text encoder and transformer stay on the device once used (fastest); model: each is\n"
+                    "there only while it runs (lowest memory; every image uploads them again); auto: model when\n"
+                    "their weights would take more than 80% of the device's memory (docs/PIPELINE.md)")
+        ->check(CLI::IsMember({"none", "model", "auto"}))
+        ->capture_default_str();
     cmd->add_option("--threads", o.threads, "CPU threads");
     add_lora_option(cmd, o.loras);
 }

@@ -19,6 +19,7 @@ struct ModelOptions {
     std::vector<int> out_layers;
     std::string device = "auto", precision, activations = "w4a16", residency;
     std::string text_encoder_precision = "bf16";  // bf16 (as stored), fp8 or fp4
+    std::string offload = "auto";                 // none, model or auto (pipeline/offload.h)
     bool no_cuda_graphs = false;
     bool vae_tiling = false;         // --vae-tiling: always tile the VAE (it also tiles by itself above a size)
     std::vector<std::string> loras;  // --lora FILE[:STRENGTH], repeatable

@@ -67,6 +67,9 @@ void run_serve(ServeArgs a) {
     check(a.parallel.gpus == 1 || a.parallel.parallel != "tp" || a.model.loras.empty(),
           "--lora with --parallel tp: LoRAs with tensor parallelism are not supported yet; use --parallel ulysses "
           "(or cfg), or one GPU");
+    check(a.parallel.gpus == 1 || a.model.offload != "model", "--offload model is for one device, not --gpus ",
+          a.parallel.gpus);
+    if (a.parallel.gpus > 1) a.model.offload = "none";  // every rank keeps its weights
     a.service.limits.max_body_bytes = a.max_body_mb << 20;
     a.service.url_ttl = std::chrono::seconds(a.url_ttl);
     if (a.model.demo()) {

@@ -35,6 +35,13 @@ std::unique_ptr<Flux2Engine> Flux2Engine::load(const EngineOptions& options) {
     e->transformer_ = std::make_unique<Flux2Transformer>(Flux2Transformer::load(ckpt, e->config_, *e->backend_));
     e->vae_ = std::make_unique<Flux2Vae>(Flux2Vae::load(e->paths_.vae, *e->backend_));
     if (!options.loras.empty()) e->set_loras(e->loras_.load_specs(options.loras));
+    // Nothing is on the device yet (weights are prepared at their first use): decide what stays there.
+    const bool on_gpu = e->backend_->name().rfind("cpu", 0) != 0;
+    e->offload_ = choose_offload(options.offload,
+                                 resident_weight_bytes(e->config_, &e->prompt_encoder_->text_encoder_config(),
+                                                       options.backend, options.text_encoder_weights, on_gpu),
+                                 e->backend_->memory_capacity_bytes());
+    log_info("offload: ", offload_name(e->offload_.mode), " (", e->offload_.reason, ")");
     log_info("models loaded (", variant_name(e->variant_), ") in ", seconds_since(t0), " s; memory ",
              e->backend_->peak_memory_bytes() / 1e9, " GB");
     return e;
@@ -56,6 +63,8 @@ EngineResult Flux2Engine::generate(const EngineRequest& r, const ProgressFn& pro
     const EncodedPrompts enc = prompt_encoder_->encode(
         r.prompt, cfg ? std::optional<std::string>(r.negative_prompt) : std::nullopt, r.max_sequence_length);
     out.prompt_tokens = enc.prompt_tokens();
+    if (offload_.mode == Offload::model)
+        log_debug("offload: text encoder weights released (", prompt_encoder_->release_device_weights(), " linears)");
     out.text_encoder_seconds = seconds_since(t0);
 
     GenerateParams params;
@@ -68,6 +77,10 @@ EngineResult Flux2Engine::generate(const EngineRequest& r, const ProgressFn& pro
     params.num_images = r.num_images;
     params.reference_images = r.reference_images;
     params.vae_tiling = options_.vae_tiling;
+    if (offload_.mode == Offload::model)
+        params.before_decode = [this] {
+            log_debug("offload: transformer weights released (", transformer_->release_device_weights(), " linears)");
+        };
     const Flux2Pipeline pipeline(variant_, *transformer_, *vae_);
     const GenerateOutput g = pipeline.generate(params, enc.prompt_embeds, enc.negative_prompt_embeds, progress);
 

@@ -14,6 +14,7 @@
 #include "models/lora/lora_registry.h"
 #include "pipeline/flux2_pipeline.h"
 #include "pipeline/model_components.h"
+#include "pipeline/offload.h"
 #include "quant/weight_conversion.h"
 
 namespace flux2 {
@@ -26,6 +27,7 @@ struct EngineOptions {
     std::vector<std::string> loras;            // "FILE[:STRENGTH]": loaded under their file stems and active
     VaeTiling vae_tiling;                      // for every request (--vae-tiling, else automatic above a size)
     WeightPrecision text_encoder_weights = WeightPrecision::as_stored;  // --text-encoder-precision
+    std::string offload = "auto";  // --offload none|model|auto (pipeline/offload.h)
 };
 
 struct EngineRequest {
@@ -77,6 +79,7 @@ public:
     const std::vector<ActiveLora>& active_loras() const;
     // Whether a negative prompt / CFG scale means anything for this model.
     bool has_true_cfg() const { return variant_ == Flux2Variant::klein_base; }
+    Offload offload() const { return offload_.mode; }
 
 private:
     Flux2Engine() = default;
@@ -90,6 +93,7 @@ private:
     std::unique_ptr<Flux2Transformer> transformer_;
     std::unique_ptr<Flux2Vae> vae_;
     LoraRegistry loras_;
+    OffloadChoice offload_;
 };
 
 }  // namespace flux2

@@ -204,6 +204,7 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
     const auto decode_start = std::chrono::steady_clock::now();
     out.denoise_seconds = std::chrono::duration<double>(decode_start - denoise_start).count();
     out.latents = latents;
+    if (p.before_decode) p.before_decode();
     out.images = decode(latents, latent_ids, p.vae_tiling);
     out.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - decode_start).count();
     return out;

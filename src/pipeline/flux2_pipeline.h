@@ -41,6 +41,9 @@ struct GenerateParams {
     std::optional<Tensor> initial_noise;            // [B, 128, h/16, w/16] instead of the seeded noise
     std::optional<std::vector<double>> sigmas;      // custom schedule (one per step)
     VaeTiling vae_tiling;                           // tiled VAE decode and reference encode (--vae-tiling, auto)
+    // Runs once the last step is done, before the VAE decode: --offload model gives the transformer's device
+    // memory back there.
+    std::function<void()> before_decode;
 };
 
 struct StepProgress {

@@ -64,6 +64,10 @@ EncodedPrompts PromptEncoder::encode(const std::string& prompt, const std::optio
     return out;
 }
 
+int PromptEncoder::release_device_weights() const { return encoder_->release_device_weights(); }
+
+const DecoderConfig& PromptEncoder::text_encoder_config() const { return encoder_->config(); }
+
 EncodedPrompts encode_prompts(const std::string& text_encoder_path, const std::string& tokenizer_path,
                               const std::string& prompt, const std::optional<std::string>& negative_prompt,
                               const PromptEncodingOptions& options, Backend& backend) {

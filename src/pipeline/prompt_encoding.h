@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "models/text_encoder/decoder_config.h"
 #include "quant/weight_conversion.h"
 #include "tensor/tensor.h"
 
@@ -44,6 +45,9 @@ public:
     // Safe for one caller at a time (the text encoder's backend is not re-entrant).
     EncodedPrompts encode(const std::string& prompt, const std::optional<std::string>& negative_prompt,
                           int max_sequence_length) const;
+    // TextEncoder::release_device_weights.
+    int release_device_weights() const;
+    const DecoderConfig& text_encoder_config() const;
 
 private:
     PromptEncoder() = default;

@@ -88,6 +88,19 @@ std::string LinearWeight::format_label() const {
     return label;
 }
 
+int release_prepared(const LinearWeight& w) {
+    int dropped = 0;
+    if (w.prepared) ++dropped;
+    w.prepared.reset();
+    w.prepared_owner = nullptr;
+    if (w.lora && w.lora->prepared) {
+        ++dropped;
+        w.lora->prepared.reset();
+        w.lora->prepared_owner = nullptr;
+    }
+    return dropped;
+}
+
 std::vector<float> dequantize(const LinearWeight& w) {
     const RowBytes rb = row_bytes(w);
     const size_t n = static_cast<size_t>(w.out_features) * static_cast<size_t>(w.in_features);

@@ -70,6 +70,11 @@ struct LinearWeight {
     std::vector<RowPart> row_parts() const;  // `parts`, or one part covering every row
 };
 
+// Drops the backend's prepared form of w and of its LoRA branch (device copies), so that the memory goes back now;
+// the next use prepares it again from the host copy (--offload model). Whatever recorded ops that used it must be
+// dropped first. Returns the number of prepared forms dropped (0 or more).
+int release_prepared(const LinearWeight& w);
+
 // Exact fp32 values [out, in] (the CPU reference for every path).
 std::vector<float> dequantize(const LinearWeight& w);
 

@@ -43,6 +43,10 @@ int64_t CpuBackend::peak_memory_bytes() const {
     return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports kilobytes
 }
 
+int64_t CpuBackend::memory_capacity_bytes() const {
+    return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+}
+
 int64_t CpuBackend::memory_in_use_bytes() const {
     // /proc/self/statm: total and resident pages.
     std::ifstream statm("/proc/self/statm");

@@ -19,6 +19,7 @@ public:
     Tensor uninitialized(const Shape& shape) override;
     int64_t peak_memory_bytes() const override;
     int64_t memory_in_use_bytes() const override;
+    int64_t memory_capacity_bytes() const override;
 
     Tensor linear(const Tensor& x, const LinearWeight& w) override;
 

@@ -56,6 +56,7 @@ public:
     Tensor uninitialized(const Shape& shape) override;
     int64_t peak_memory_bytes() const override;  // high-water mark of the device memory pools since construction
     int64_t memory_in_use_bytes() const override;
+    int64_t memory_capacity_bytes() const override { return memory_capacity_; }
 
     Tensor linear(const Tensor& x, const LinearWeight& w) override;
 
@@ -165,6 +166,7 @@ private:
     bool fp4_resident_ = false;  // BackendOptions::residency == "fp4"
     Tensor fp4_scratch_;         // E4M3 weight of the layer being run (fp4-resident mode), grown to the largest
     std::string device_name_;
+    int64_t memory_capacity_ = 0;  // cudaDeviceProp::totalGlobalMem
     std::shared_ptr<cuda::Stream> stream_;
     std::unique_ptr<cuda::CublasLtGemm> gemm_;
     std::unique_ptr<cuda::CublasLtFp4Gemm> fp4_gemm_;  // created by the first fp4 linear

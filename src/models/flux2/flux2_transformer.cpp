@@ -104,6 +104,15 @@ std::vector<LinearWeight*> Flux2Transformer::all_linears() {
     return all;
 }
 
+int Flux2Transformer::release_device_weights() {
+    check(!peers_ && !ulysses_ && !tp_ && !guidance_peer_,
+          "releasing the transformer's device weights (--offload model) is for one device, not a rank group");
+    replays_.clear();  // recordings hold the prepared buffers
+    int released = 0;
+    for (LinearWeight* w : all_linears()) released += release_prepared(*w) > 0;
+    return released;
+}
+
 void Flux2Transformer::set_loras(const std::vector<ActiveLora>& loras) {
     check(loras.empty() || !tp_, kNoLorasWithTensorParallelism);
     std::vector<LinearWeight*> linears = all_linears();

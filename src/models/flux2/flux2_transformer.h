@@ -100,6 +100,11 @@ public:
     // not forward afterwards. Does nothing outside a group.
     void leave_rank_group();
 
+    // Gives the device copies of the weights back (--offload model): drops the recorded steps and every linear's
+    // prepared form; the next forward prepares them again from the host copies (and records anew). Returns how many
+    // linears held one. Refused in a rank group (the other ranks keep theirs).
+    int release_device_weights();
+
     // The velocities for the conditional and the unconditional inputs of true CFG (klein base): at the same time on
     // two devices when a guidance peer is set (set_guidance_peer), else one after the other on this one.
     std::pair<Tensor, Tensor> forward_guided(const Flux2Inputs& cond, const Flux2Inputs& uncond) const;

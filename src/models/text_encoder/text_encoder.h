@@ -60,6 +60,9 @@ public:
     // The FLUX.2 prompt embedding: the requested hidden states side by side per token, [B, L, n * hidden_size]
     // (= torch.stack(dim=1).permute(0, 2, 1, 3).reshape(B, L, n * hidden)).
     Tensor encode(const TokenBatch& tokens) const;
+    // Gives the device copies of the linear weights back (--offload model); the next encode prepares them again.
+    // Returns how many linears held one.
+    int release_device_weights() const;
 
 private:
     struct Layer {
