@@ -1,6 +1,8 @@
 // --offload (pipeline/offload.h): auto's choice from the resident estimate, the estimate at real sizes, and that
 // giving the device copies back changes no pixel: the engine's second request (weights prepared again) and
 // `generate` both match --offload none exactly.
+#include "pipeline/offload.h"
+
 #include <gtest/gtest.h>
 
 #include "cli_runner.h"
@@ -8,7 +10,6 @@
 #include "models/flux2/flux2_config.h"
 #include "models/text_encoder/decoder_config.h"
 #include "pipeline/flux2_engine.h"
-#include "pipeline/offload.h"
 
 namespace flux2 {
 namespace {
@@ -70,9 +71,9 @@ TEST_F(Cli, OffloadModelChangesNoPixel) {
     EXPECT_EQ(images[1][1].rgb, images[0][0].rgb);
 
     auto generate = [&](const std::string& offload) {
-        return flux2({"generate", "--prompt", "a red circle", "--width", "32", "--height", "32", "--num-inference-steps",
-                      "2", "--device", "cpu", "--offload", offload, "--output-path", file(offload + ".png"),
-                      "--log-level", "debug"});
+        return flux2({"generate", "--prompt", "a red circle", "--width", "32", "--height", "32",
+                      "--num-inference-steps", "2", "--device", "cpu", "--offload", offload, "--output-path",
+                      file(offload + ".png"), "--log-level", "debug"});
     };
     const RunResult none = generate("none"), model = generate("model");
     ASSERT_EQ(none.exit_code, 0) << none;

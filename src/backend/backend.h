@@ -30,7 +30,7 @@ public:
 struct BackendOptions {
     std::string device = "cpu";  // "cpu", "cuda", "cuda:N", or "auto" (see resolve_device)
     Nvfp4Activations nvfp4_activations = Nvfp4Activations::w4a16;
-    std::string precision;       // GPU path: "fp8", "bf16", "fp4"; empty = the device's default
+    std::string precision;  // GPU path: "fp8", "bf16", "fp4"; empty = the device's default
     // Where the fp8 path keeps NVFP4 weights: "fp8" (empty = default; converted once to E4M3, 1 byte per weight)
     // or "fp4" (the NVFP4 codes and block scales stay resident, ~0.56 bytes per weight, and each layer is
     // converted to E4M3 into one shared buffer just before its GEMM: same numbers, less memory, a little slower).
@@ -66,7 +66,7 @@ public:
 
     // ---- elementwise ----
     virtual Tensor silu(const Tensor& x) = 0;
-    virtual Tensor swiglu(const Tensor& x) = 0;  // [..., 2M] -> [..., M]: silu(x[..., :M]) * x[..., M:]
+    virtual Tensor swiglu(const Tensor& x) = 0;                // [..., 2M] -> [..., M]: silu(x[..., :M]) * x[..., M:]
     virtual Tensor add(const Tensor& a, const Tensor& b) = 0;  // same shapes
     virtual Tensor mul(const Tensor& a, const Tensor& b) = 0;  // same shapes
 
@@ -125,8 +125,7 @@ public:
                                 int64_t out_col) = 0;
     // out[b, tok + l, out_col + j] = x[b, l, col + j] for j < count; x [B, L, Cx], out [B, Lo, Co] (trailing
     // dims of out are flattened into Co).
-    virtual void copy_into(const Tensor& x, int64_t col, int64_t count, Tensor& out, int64_t tok,
-                           int64_t out_col) = 0;
+    virtual void copy_into(const Tensor& x, int64_t col, int64_t count, Tensor& out, int64_t tok, int64_t out_col) = 0;
 
     // ---- layout ----
     virtual Tensor concat(const Tensor& a, const Tensor& b, int axis) = 0;  // all other dims equal

@@ -166,12 +166,12 @@ void run_generate(GenerateArgs a) {
     // The text encoder is gone already; --offload model also gives the transformer's memory back before the decode.
     // Several ranks keep theirs (the other ranks hold their own copies).
     const OffloadChoice offload =
-        a.parallel.gpus > 1 ? OffloadChoice{Offload::none, "--gpus: every rank keeps its weights"}
-                            : choose_offload(a.model.offload,
-                                             resident_weight_bytes(config, nullptr, a.model.backend_options(),
-                                                                   a.model.text_encoder_weights(),
-                                                                   backend->name() != "cpu"),
-                                             backend->memory_capacity_bytes());
+        a.parallel.gpus > 1
+            ? OffloadChoice{Offload::none, "--gpus: every rank keeps its weights"}
+            : choose_offload(a.model.offload,
+                             resident_weight_bytes(config, nullptr, a.model.backend_options(),
+                                                   a.model.text_encoder_weights(), backend->name() != "cpu"),
+                             backend->memory_capacity_bytes());
     log_info("offload: ", offload_name(offload.mode), " (", offload.reason, ")");
     if (offload.mode == Offload::model)
         params.before_decode = [&transformer] {

@@ -31,16 +31,16 @@ struct Flux2Defaults {
 Flux2Defaults defaults_for(Flux2Variant v);
 
 struct GenerateParams {
-    int width = 0, height = 0;       // 0: the first reference image's processed size, else 1024
-    int num_steps = 0;               // 0: the variant's default
+    int width = 0, height = 0;  // 0: the first reference image's processed size, else 1024
+    int num_steps = 0;          // 0: the variant's default
     std::optional<float> guidance_scale;
-    uint64_t seed = 0;               // image b of the batch uses seed + b ...
-    std::vector<uint64_t> seeds;     // ... unless seeds are given, one per image
-    int num_images = 1;              // images per prompt (the batch)
+    uint64_t seed = 0;            // image b of the batch uses seed + b ...
+    std::vector<uint64_t> seeds;  // ... unless seeds are given, one per image
+    int num_images = 1;           // images per prompt (the batch)
     std::vector<Image> reference_images;
-    std::optional<Tensor> initial_noise;            // [B, 128, h/16, w/16] instead of the seeded noise
-    std::optional<std::vector<double>> sigmas;      // custom schedule (one per step)
-    VaeTiling vae_tiling;                           // tiled VAE decode and reference encode (--vae-tiling, auto)
+    std::optional<Tensor> initial_noise;        // [B, 128, h/16, w/16] instead of the seeded noise
+    std::optional<std::vector<double>> sigmas;  // custom schedule (one per step)
+    VaeTiling vae_tiling;                       // tiled VAE decode and reference encode (--vae-tiling, auto)
     // Runs once the last step is done, before the VAE decode: --offload model gives the transformer's device
     // memory back there.
     std::function<void()> before_decode;

@@ -2,7 +2,6 @@
 #include "backend/cpu/cpu_backend.h"
 
 #include <cblas.h>
-
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -15,13 +14,13 @@ namespace flux2 {
 
 void cpu_gemm_nt(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k, bool accumulate) {
     if (m == 0 || n == 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
-                static_cast<int>(k), 1.0f, a, static_cast<int>(k), b, static_cast<int>(k), accumulate ? 1.0f : 0.0f, c,
-                static_cast<int>(n));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+                1.0f, a, static_cast<int>(k), b, static_cast<int>(k), accumulate ? 1.0f : 0.0f, c, static_cast<int>(n));
 }
 
 Tensor CpuBackend::upload(const Tensor& host_f32) {
-    check(host_f32.dtype() == DType::F32 && host_f32.device() == Device::cpu, "cpu backend: upload expects a host F32 tensor");
+    check(host_f32.dtype() == DType::F32 && host_f32.device() == Device::cpu,
+          "cpu backend: upload expects a host F32 tensor");
     return host_f32.clone();
 }
 
@@ -95,8 +94,8 @@ Tensor CpuBackend::concat(const Tensor& a, const Tensor& b, int axis) {
 Tensor CpuBackend::slice(const Tensor& x, int axis, int64_t begin, int64_t count) {
     int ax = normalize_axis(axis, x.ndim());
     int64_t len = x.shape()[ax];
-    check(begin >= 0 && count >= 0 && begin + count <= len, "slice [", begin, ", ", begin + count, ") out of range for axis ",
-          ax, " of ", shape_str(x.shape()));
+    check(begin >= 0 && count >= 0 && begin + count <= len, "slice [", begin, ", ", begin + count,
+          ") out of range for axis ", ax, " of ", shape_str(x.shape()));
     Shape out_shape = x.shape();
     out_shape[ax] = count;
     Tensor out = Tensor::zeros(out_shape);

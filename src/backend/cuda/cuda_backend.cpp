@@ -47,9 +47,12 @@ CudaLinearPrecision choose_precision(const std::string& requested, const cudaDev
 }
 const char* precision_name(CudaLinearPrecision p) {
     switch (p) {
-        case CudaLinearPrecision::fp8: return "fp8";
-        case CudaLinearPrecision::fp4: return "fp4";
-        case CudaLinearPrecision::bf16: break;
+        case CudaLinearPrecision::fp8:
+            return "fp8";
+        case CudaLinearPrecision::fp4:
+            return "fp4";
+        case CudaLinearPrecision::bf16:
+            break;
     }
     return "bf16";
 }
@@ -115,8 +118,8 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
     device_name_ = prop.name;
     memory_capacity_ = static_cast<int64_t>(prop.totalGlobalMem);
     precision_ = choose_precision(options.precision, prop);
-    check(options.residency.empty() || options.residency == "fp8" || options.residency == "fp4",
-          "unknown residency '", options.residency, "' (expected fp8 or fp4)");
+    check(options.residency.empty() || options.residency == "fp8" || options.residency == "fp4", "unknown residency '",
+          options.residency, "' (expected fp8 or fp4)");
     fp4_resident_ = options.residency == "fp4";
     check(!fp4_resident_ || precision_ == CudaLinearPrecision::fp8,
           "residency fp4 converts NVFP4 weights to E4M3 per layer: it needs the fp8 precision path");
@@ -166,8 +169,8 @@ void CudaBackend::upload_into(const Tensor& host_f32, Tensor& dst) {
     // From pageable memory cudaMemcpyAsync returns once the source is staged, so the host tensor may go away.
     FLUX2_CUDA_CHECK(
         cudaMemcpyAsync(staging.raw(), host_f32.raw(), host_f32.nbytes(), cudaMemcpyHostToDevice, stream()));
-    cuda::launch_f32_to_bf16(static_cast<const float*>(staging.raw()), static_cast<cuda::bf16*>(dst.raw()),
-                             dst.numel(), stream());
+    cuda::launch_f32_to_bf16(static_cast<const float*>(staging.raw()), static_cast<cuda::bf16*>(dst.raw()), dst.numel(),
+                             stream());
 }
 
 Tensor CudaBackend::download(const Tensor& t) {

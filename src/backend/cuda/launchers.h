@@ -58,9 +58,8 @@ void launch_quantize_rows_fp8(const bf16* x, uint8_t* q, float* scales, int64_t 
                               cudaStream_t stream);
 // Producers fused with that quantization: the result equals launch_quantize_rows_fp8 of the BF16 output of
 // launch_layer_norm_modulate / launch_swiglu_strided (same rounding to BF16 first), without writing it.
-void launch_layer_norm_modulate_fp8(const bf16* x, const bf16* shift, const bf16* scale, uint8_t* q,
-                                    float* row_scales, int64_t rows, int64_t L, int64_t D, float eps,
-                                    cudaStream_t stream);
+void launch_layer_norm_modulate_fp8(const bf16* x, const bf16* shift, const bf16* scale, uint8_t* q, float* row_scales,
+                                    int64_t rows, int64_t L, int64_t D, float eps, cudaStream_t stream);
 void launch_swiglu_fp8(const bf16* x, int64_t x_row, uint8_t* q, float* row_scales, int64_t rows, int64_t m,
                        cudaStream_t stream);
 

@@ -74,8 +74,9 @@ std::string OpProfiler::report() {
 
     std::string out;
     char line[256];
-    std::snprintf(line, sizeof line, "op profile: %.3f ms from the first op to the last, %.3f ms inside ops, %.3f ms "
-                                     "(%.1f%%) idle between them\n",
+    std::snprintf(line, sizeof line,
+                  "op profile: %.3f ms from the first op to the last, %.3f ms inside ops, %.3f ms "
+                  "(%.1f%%) idle between them\n",
                   span, busy, span - busy, span > 0 ? 100.0 * (span - busy) / span : 0.0);
     out += line;
     // A collective's time includes waiting for the slowest rank, so its GB/s is a lower bound on the link's rate.

@@ -221,7 +221,8 @@ Tensor TextEncoder::encode(const TokenBatch& t) const {
 int TextEncoder::release_device_weights() const {
     int released = 0;
     for (const Layer& l : decoder_layers_)
-        for (const LinearWeight* w : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
+        for (const LinearWeight* w :
+             {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
             released += release_prepared(*w) > 0;
     return released;
 }
