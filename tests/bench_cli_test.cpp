@@ -57,10 +57,10 @@ double rel_column(const std::string& out, const std::string& row_start) {
 TEST_F(Cli, BenchComparesSplitRunsWithSavedOneDeviceOutputs) {
     const std::string ref = file("one.safetensors");
     auto bench = [&](std::vector<std::string> extra, const std::string& resolutions = "32,64") {
-        std::vector<std::string> args = {"bench",    "--model", test::data_path("tiny-klein-bf16.safetensors"),
-                                         "--device", "cpu",     "--resolutions",
+        std::vector<std::string> args = {"bench",     "--model", test::data_path("tiny-klein-bf16.safetensors"),
+                                         "--device",  "cpu",     "--resolutions",
                                          resolutions, "--steps", "1",
-                                         "--warmup", "1"};
+                                         "--warmup",  "1"};
         args.insert(args.end(), extra.begin(), extra.end());
         return flux2(args);
     };
@@ -76,14 +76,35 @@ TEST_F(Cli, BenchComparesSplitRunsWithSavedOneDeviceOutputs) {
         }
     }
     // Other weights (the same model quantized to NVFP4): the comparison shows the difference.
-    const RunResult other = flux2({"bench", "--model", test::data_path("tiny-klein-nvfp4.safetensors"), "--device",
-                                   "cpu", "--resolutions", "32", "--steps", "1", "--warmup", "1", "--compare-outputs",
-                                   ref});
+    const RunResult other =
+        flux2({"bench", "--model", test::data_path("tiny-klein-nvfp4.safetensors"), "--device", "cpu", "--resolutions",
+               "32", "--steps", "1", "--warmup", "1", "--compare-outputs", ref});
     ASSERT_EQ(other.exit_code, 0) << other;
     EXPECT_GT(rel_column(other.out, "checkpoint 32 "), 1e-3) << other.out;
     const RunResult missing = bench({"--compare-outputs", ref}, "48");
     EXPECT_NE(missing.exit_code, 0);
     EXPECT_TRUE(contains(missing.err, "has no output default@48#0")) << missing.err;
+}
+
+// --vae: the decode whole and in tiles on the tiny VAE, at a size that takes 2x2 tiles of 512 px.
+TEST_F(Cli, BenchVaeTimesWholeAndTiledDecodes) {
+    const RunResult r = flux2(
+        {"bench", "--vae", test::data_path("tiny-vae"), "--device", "cpu", "--resolutions", "576", "--repeat", "1"});
+    ASSERT_EQ(r.exit_code, 0) << r;
+    EXPECT_TRUE(contains(r.out, "576    whole ")) << r.out;
+    const size_t tiled = r.out.find("576    tiled ");
+    ASSERT_NE(tiled, std::string::npos) << r.out;
+    std::istringstream row(r.out.substr(tiled, r.out.find('\n', tiled) - tiled));
+    std::string res, mode, seconds, peak, tiles;
+    double rel = -1;
+    row >> res >> mode >> seconds >> peak >> rel >> tiles;
+    EXPECT_EQ(tiles, "2x2") << r.out;
+    EXPECT_GT(rel, 0.0) << r.out;  // tiles see their own GroupNorm statistics and attention
+    EXPECT_LT(rel, 0.5) << r.out;
+
+    const RunResult missing = flux2({"bench", "--vae", file("nope"), "--device", "cpu", "--resolutions", "64"});
+    EXPECT_NE(missing.exit_code, 0);
+    EXPECT_TRUE(contains(missing.err, "nope: no such file or folder")) << missing.err;
 }
 
 // --pipeline: the whole pipeline of a folder (here the tiny random one), loading then every phase per resolution.

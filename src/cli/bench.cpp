@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "cli/bench_pipeline.h"
+#include "cli/bench_vae.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "cli/synthetic_pipeline.h"
@@ -29,7 +30,7 @@ namespace flux2::cli {
 namespace {
 struct BenchArgs {
     std::string model = "klein-4b", device = "auto", precisions, resolutions = "512,1024", residency, save_pipeline;
-    std::string pipeline, text_encoder_precision = "bf16", save_outputs, compare_outputs, offload = "auto";
+    std::string pipeline, text_encoder_precision = "bf16", save_outputs, compare_outputs, offload = "auto", vae;
     std::vector<std::string> lora_ranks;
     int steps = 5, warmup = 2, text_tokens = 512, repeats = 3;
     bool steps_given = false;
@@ -156,6 +157,17 @@ void run_bench(const BenchArgs& a) {
     if (precisions.empty() && !a.pipeline.empty()) precisions = {""};  // the device's default path
     if (precisions.empty())
         precisions = device == "cpu" ? std::vector<std::string>{""} : std::vector<std::string>{"bf16", "fp8"};
+    if (!a.vae.empty()) {
+        VaeBench b;
+        b.vae = a.vae;
+        b.backend.device = device;
+        b.backend.cuda_graphs = !a.no_cuda_graphs;
+        for (const std::string& r : split_list(a.resolutions)) b.resolutions.push_back(std::stoi(r));
+        b.repeats = a.repeats;
+        b.seed = a.seed;
+        run_vae_bench(b);
+        return;
+    }
     if (!a.pipeline.empty()) {
         check(a.lora_ranks.empty() && !a.profile && a.parallel.gpus == 1, "--pipeline times the whole pipeline on ",
               "one device: --lora-rank, --profile and --gpus are for the transformer step alone");
@@ -329,7 +341,11 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--offload", a->offload, "with --pipeline: none, model or auto, as for serve")
         ->check(CLI::IsMember({"none", "model", "auto"}))
         ->capture_default_str();
-    cmd->add_option("--repeat", a->repeats, "with --pipeline: timed images per resolution (medians reported)")
+    cmd->add_option("--vae", a->vae,
+                    "time the VAE decode alone instead, whole and in 512 px tiles, per resolution: a VAE folder or\n"
+                    "ae.safetensors, or 'random' (the FLUX.2 VAE with random weights); prints time, peak memory and\n"
+                    "the tiled image's relative difference to the whole one");
+    cmd->add_option("--repeat", a->repeats, "with --pipeline / --vae: timed runs per resolution (medians reported)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     cmd->callback([a, steps] {
