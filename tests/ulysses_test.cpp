@@ -136,6 +136,25 @@ TEST(UlyssesRankGroup, ReportsARankThatFailsToLoad) {
         {"3 GPUs do not divide this model's 4 heads"});
 }
 
+// A rank that fails mid-step (here rank 1 runs another model, which refuses rank 0's inputs before its first
+// exchange) must not leave the others waiting in that exchange forever: the group is aborted, rank 0's forward fails
+// naming rank 1's error, every later forward fails at once, and leaving the group does not wait either.
+TEST(UlyssesRankGroup, ARankThatFailsMidStepAbortsTheGroup) {
+    const std::string klein = test::data_path("tiny-klein-bf16.safetensors");
+    const std::string dev = test::data_path("tiny-dev-bf16.safetensors");
+    auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
+    const Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case0.", false);
+    for (const Parallelism mode : {Parallelism::ulysses, Parallelism::tensor}) {
+        auto backend = make_backend({});
+        Flux2Transformer rank0 = Flux2Transformer::load(klein, *backend);
+        start_rank_group(
+            rank0, 2, mode, [](int) { return BackendOptions{}; },
+            [&](Backend& be) { return Flux2Transformer::load(dev, be); });
+        test::expect_error([&] { rank0.forward(in); }, {"the group was aborted (rank 1 failed: "});
+        test::expect_error([&] { rank0.forward(in); }, {"the group was aborted"});
+    }  // each rank0 leaves its aborted group here, without waiting
+}
+
 TEST(UlyssesSequenceParallel, RefusesRanksThatDoNotDivideTheHeads) {
     auto backend = make_backend({});
     Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-klein-bf16.safetensors"), *backend);

@@ -34,6 +34,11 @@ public:
     // first, so recordings must be dropped before (Flux2Transformer::leave_rank_group). Any call after it fails; a
     // second close does nothing.
     virtual void close() = 0;
+    // A rank failed mid-step: any rank may call this, from any thread, at any time, so that no rank waits forever
+    // in a collective its failed peer will never join. Every collective of every rank of the group that is
+    // waiting or comes later then fails with an Error naming `why`; close() returns without waiting. The group
+    // cannot be used again. A second abort does nothing.
+    virtual void abort(const std::string& why) = 0;
 };
 
 // The ranks of one group before they join it: made once for `size` ranks, then every rank's thread joins with the

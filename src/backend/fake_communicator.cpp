@@ -1,9 +1,10 @@
 // The in-process FakeCommunicatorGroup: every collective is post (each rank publishes its tensors), wait for all,
 // copy (each rank reads what it needs from its peers), wait for all again so no rank frees or overwrites a posted
-// tensor while a peer still reads it.
+// tensor while a peer still reads it. The waits are a rendezvous that abort() breaks.
 #include <algorithm>
-#include <barrier>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 
 #include "backend/communicator.h"
 #include "core/error.h"
@@ -11,11 +12,42 @@
 namespace flux2 {
 
 struct FakeCommunicatorGroup::State {
-    explicit State(int n) : size(n), sync(n), posted_lists(n), posted(n) {}
+    explicit State(int n) : size(n), posted_lists(n), posted(n) {}
     const int size;
-    std::barrier<> sync;
     std::vector<const std::vector<Tensor>*> posted_lists;  // all_to_all: each rank's send list
     std::vector<const Tensor*> posted;                     // all_gather, all_reduce_sum: each rank's tensor
+
+    // Returns once every rank has arrived; throws once the group is aborted (also while waiting), unless `leaving`.
+    void rendezvous(bool leaving = false) {
+        std::unique_lock<std::mutex> lock(mu);
+        if (!abort_reason.empty()) {
+            if (leaving) return;
+            fail("fake communicator: the group was aborted (", abort_reason, ")");
+        }
+        const int64_t gen = generation;
+        if (++arrived == size) {
+            arrived = 0;
+            ++generation;
+            cv.notify_all();
+            return;
+        }
+        cv.wait(lock, [&] { return generation != gen || !abort_reason.empty(); });
+        if (generation == gen && !leaving) fail("fake communicator: the group was aborted (", abort_reason, ")");
+    }
+    void abort(const std::string& why) {
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            if (!abort_reason.empty()) return;
+            abort_reason = why.empty() ? "no reason given" : why;
+        }
+        cv.notify_all();
+    }
+
+    std::mutex mu;
+    std::condition_variable cv;
+    int arrived = 0;
+    int64_t generation = 0;
+    std::string abort_reason;  // non-empty once aborted
 };
 
 namespace {
@@ -45,25 +77,25 @@ public:
         check_count(recv.size(), "recv");
         for (const Tensor& t : send) check_host_f32(t, "a send tensor");
         state_->posted_lists[rank_] = &send;
-        state_->sync.arrive_and_wait();
+        state_->rendezvous();
         for (int p = 0; p < size(); ++p) copy_chunk((*state_->posted_lists[p])[rank_], recv[p], p, rank_);
-        state_->sync.arrive_and_wait();
+        state_->rendezvous();
     }
 
     void all_gather(const Tensor& send, std::vector<Tensor>& recv) override {
         check_count(recv.size(), "recv");
         check_host_f32(send, "the send tensor");
         state_->posted[rank_] = &send;
-        state_->sync.arrive_and_wait();
+        state_->rendezvous();
         for (int p = 0; p < size(); ++p) copy_chunk(*state_->posted[p], recv[p], p, rank_);
-        state_->sync.arrive_and_wait();
+        state_->rendezvous();
     }
 
     void all_reduce_sum(Tensor& x) override {
         check_open();
         check_host_f32(x, "the reduced tensor");
         state_->posted[rank_] = &x;
-        state_->sync.arrive_and_wait();
+        state_->rendezvous();
         // Every rank sums in rank order into its own buffer, so all ranks get bit-identical results.
         std::vector<float> sum(state_->posted[0]->f32(), state_->posted[0]->f32() + x.numel());
         for (int p = 1; p < size(); ++p) {
@@ -72,22 +104,24 @@ public:
                   rank_, " but ", t.numel(), " on rank ", p);
             for (int64_t i = 0; i < x.numel(); ++i) sum[i] += t.f32()[i];
         }
-        state_->sync.arrive_and_wait();  // every rank has read every x before any x is overwritten
+        state_->rendezvous();  // every rank has read every x before any x is overwritten
         std::copy(sum.begin(), sum.end(), x.f32());
-        state_->sync.arrive_and_wait();
+        state_->rendezvous();
     }
 
     void barrier() override {
         check_open();
-        state_->sync.arrive_and_wait();
+        state_->rendezvous();
     }
 
     // A rendezvous like NCCL's destroy, so that the CPU tests catch a rank that leaves alone (it would wait here).
     void close() override {
         if (closed_) return;
         closed_ = true;
-        state_->sync.arrive_and_wait();
+        state_->rendezvous(/*leaving=*/true);
     }
+
+    void abort(const std::string& why) override { state_->abort(why); }
 
 private:
     void check_open() const { check(!closed_, "fake communicator: rank ", rank_, " used after close"); }

@@ -2,6 +2,12 @@
 
 #include <nccl.h>
 
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <vector>
+
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "core/error.h"
@@ -32,19 +38,45 @@ ncclDataType_t reduce_type(DType dtype) {
     }
 }
 
+class NcclCommunicator;
+
+// What the ranks of one group share: its members, so that one rank's abort reaches every rank's communicator.
+struct NcclGroupState {
+    std::mutex mu;
+    std::vector<NcclCommunicator*> members;
+    std::string abort_reason;  // non-empty once aborted
+    void abort(const std::string& why);
+};
+
 class NcclCommunicator : public Communicator {
 public:
     // ncclCommInitRank binds the communicator to the calling thread's current GPU: the one that made `backend`
     // (rank threads make their own backends).
-    NcclCommunicator(const ncclUniqueId& id, int rank, int size, CudaBackend& backend)
-        : backend_(backend), rank_(rank), size_(size) {
+    NcclCommunicator(const ncclUniqueId& id, int rank, int size, CudaBackend& backend,
+                     std::shared_ptr<NcclGroupState> group)
+        : backend_(backend), rank_(rank), size_(size), group_(std::move(group)) {
         FLUX2_NCCL_CHECK(ncclCommInitRank(&comm_, size, id, rank));
         FLUX2_CUDA_CHECK(cudaMalloc(&token_, sizeof(float)));
+        std::lock_guard<std::mutex> lock(group_->mu);
+        group_->members.push_back(this);
     }
     ~NcclCommunicator() override {
-        // Normally closed already (by every rank together); destroying it alone here could wait forever.
-        if (comm_) ncclCommDestroy(comm_);
+        {
+            std::lock_guard<std::mutex> lock(group_->mu);
+            std::erase(group_->members, this);
+        }
+        // Normally closed already (by every rank together); destroying it alone here could wait forever. An aborted
+        // one is freed by the abort.
+        if (comm_ && !aborted_) ncclCommDestroy(comm_);
         cudaFree(token_);
+    }
+
+    void abort(const std::string& why) override { group_->abort(why); }
+    // With the group's mutex held (NcclGroupState::abort): ncclCommAbort makes this rank's pending NCCL kernels
+    // return, so a thread waiting on its stream comes back; later calls fail in check_open.
+    void abort_locked() {
+        if (aborted_.exchange(true) || !comm_) return;
+        ncclCommAbort(comm_);
     }
     int rank() const override { return rank_; }
     int size() const override { return size_; }
@@ -53,7 +85,7 @@ public:
     // ncclCommDestroy is collective: it returns once every rank has called it and every CUDA graph holding this
     // communicator's calls is destroyed.
     void close() override {
-        if (!comm_) return;
+        if (!comm_ || aborted_) return;
         ncclComm_t comm = comm_;
         comm_ = nullptr;
         FLUX2_NCCL_CHECK(ncclCommDestroy(comm));
@@ -103,11 +135,18 @@ public:
         check_open();
         FLUX2_NCCL_CHECK(ncclAllReduce(token_, token_, 1, ncclFloat32, ncclSum, comm_, stream()));
         FLUX2_CUDA_CHECK(cudaStreamSynchronize(stream()));
+        check_open();  // an abort while waiting ends the wait, not the failure
     }
 
 private:
     cudaStream_t stream() const { return backend_.stream(); }
-    void check_open() const { check(comm_ != nullptr, "NCCL communicator: rank ", rank_, " used after close"); }
+    void check_open() const {
+        check(comm_ != nullptr, "NCCL communicator: rank ", rank_, " used after close");
+        if (aborted_) {
+            std::lock_guard<std::mutex> lock(group_->mu);
+            fail("NCCL communicator: the group was aborted (", group_->abort_reason, ")");
+        }
+    }
     void check_count(size_t n, const char* what) const {
         check_open();
         check(static_cast<int>(n) == size_, "NCCL communicator: ", what, " must hold one tensor per rank (", size_,
@@ -115,9 +154,18 @@ private:
     }
     CudaBackend& backend_;
     int rank_, size_;
+    std::shared_ptr<NcclGroupState> group_;
+    std::atomic<bool> aborted_{false};
     ncclComm_t comm_ = nullptr;
     void* token_ = nullptr;
 };
+
+void NcclGroupState::abort(const std::string& why) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!abort_reason.empty()) return;
+    abort_reason = why.empty() ? "no reason given" : why;
+    for (NcclCommunicator* c : members) c->abort_locked();
+}
 
 class NcclGroup final : public CommunicatorGroup {
 public:
@@ -128,12 +176,13 @@ public:
         check(cuda != nullptr, "NCCL communicator: rank ", rank, " needs a CUDA backend, got the ", backend.name(),
               " backend");
         check(rank >= 0 && rank < size_, "NCCL communicator: rank must be in [0, ", size_, "), got ", rank);
-        return std::make_shared<NcclCommunicator>(id_, rank, size_, *cuda);
+        return std::make_shared<NcclCommunicator>(id_, rank, size_, *cuda, state_);
     }
 
 private:
     ncclUniqueId id_;
     int size_;
+    std::shared_ptr<NcclGroupState> state_ = std::make_shared<NcclGroupState>();
 };
 
 }  // namespace

@@ -360,6 +360,11 @@ void Flux2Transformer::leave_rank_group() {
     comm->close();
 }
 
+void Flux2Transformer::abort_rank_group(const std::string& why) const {
+    Communicator* comm = ulysses_ ? &ulysses_->comm() : tp_.get();
+    if (comm) comm->abort(why);
+}
+
 void Flux2Transformer::residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) const {
     if (!tp_) {
         backend_->linear_gated_residual(x, gate, in, w);
@@ -386,9 +391,12 @@ Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
     Tensor out;
     try {
         out = this_rank_forward(in);
-    } catch (...) {
+    } catch (const std::exception& e) {
+        // The peers may be waiting in an exchange this rank will not join: make it fail for them, then wait for
+        // them to come out; this rank's error is reported (it names a failed peer when that was the cause).
+        abort_rank_group(str("rank 0 failed: ", e.what()));
         try {
-            peers_->end_forward();  // the peers fail the same way on the same inputs; this rank's error is reported
+            peers_->end_forward();
         } catch (const std::exception&) {
         }
         throw;

@@ -99,6 +99,10 @@ public:
     // about the same time; rank 0's destructor does, and the rank threads do when it tells them. The model does
     // not forward afterwards. Does nothing outside a group.
     void leave_rank_group();
+    // A rank failed mid-step: makes every rank's waiting and later exchanges fail with `why` (Communicator::abort),
+    // so that none waits forever for the failed one. Any rank's thread may call it; the group is unusable afterwards
+    // (later forwards fail at once). Does nothing outside a group.
+    void abort_rank_group(const std::string& why) const;
 
     // Gives the device copies of the weights back (--offload model): drops the recorded steps and every linear's
     // prepared form; the next forward prepares them again from the host copies (and records anew). Returns how many
