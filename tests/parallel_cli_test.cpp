@@ -35,12 +35,15 @@ TEST_F(Cli, GenerateOnSeveralCpuRanksMatchesOne) {
     RunResult one = flux2(demo_args({"--output-path", file("one.png")}));
     ASSERT_EQ(one.exit_code, 0) << one;
     const Image a = read_image(file("one.png"));
-    for (const std::string mode : {"ulysses", "tp"})
+    for (const std::string mode : {"ulysses", "tp", "ulysses-tp"})
         for (const std::string gpus : {"2", "4"}) {
+            if (mode == "ulysses-tp" && gpus == "2") continue;  // a grid needs 2 rows of at least 2
             const std::string out = file(mode + gpus + ".png");
             RunResult r = flux2(demo_args({"--gpus", gpus, "--parallel", mode, "--output-path", out}));
             ASSERT_EQ(r.exit_code, 0) << r;
-            const std::string name = mode == "tp" ? "tensor parallelism" : "Ulysses sequence parallelism";
+            const std::string name = mode == "tp"           ? "tensor parallelism"
+                                     : mode == "ulysses-tp" ? "Ulysses x tensor parallelism"
+                                                            : "Ulysses sequence parallelism";
             EXPECT_TRUE(contains(r.err, name + " on " + gpus + " cpu ranks")) << r.err;
             const Image b = read_image(out);
             ASSERT_EQ(b.rgb.size(), a.rgb.size());
@@ -81,7 +84,12 @@ TEST_F(Cli, ParallelFlagsSayWhatIsWrong) {
     EXPECT_TRUE(contains(tp.err, "tensor parallelism splits the attention heads")) << tp.err;
     RunResult bad = flux2(demo_args({"--gpus", "2", "--parallel", "ring", "--output-path", file("x.png")}));
     EXPECT_NE(bad.exit_code, 0);
-    EXPECT_TRUE(contains(bad.err, "--parallel must be ulysses, tp or cfg, got 'ring'")) << bad.err;
+    EXPECT_TRUE(contains(bad.err, "--parallel must be ulysses, tp, ulysses-tp or cfg, got 'ring'")) << bad.err;
+    RunResult grid =
+        flux2(demo_args({"--gpus", "4", "--parallel", "ulysses-tp", "--tp-size", "4", "--output-path", file("x.png")}));
+    EXPECT_NE(grid.exit_code, 0);
+    EXPECT_TRUE(contains(grid.err, "it needs --tp-size of at least 2 dividing --gpus into at least 2 rows"))
+        << grid.err;
 }
 
 }  // namespace

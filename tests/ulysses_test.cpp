@@ -62,6 +62,36 @@ TEST(UlyssesRankGroup, RankZeroForwardDrivesTheGroup) {
     }
 }
 
+// Ulysses x TP: 4 ranks as 2 rows of 2 tensor-parallel ranks (each holding half of every block), Ulysses across the
+// rows, each rank attending over 1 of the 4 heads; bf16 and NVFP4 weights, against one device.
+TEST(UlyssesRankGroup, UlyssesTimesTensorParallelMatchesOneDevice) {
+    for (const std::string name : {"tiny-klein-bf16.safetensors", "tiny-klein-nvfp4.safetensors"}) {
+        const std::string checkpoint = test::data_path(name);
+        auto single_backend = make_backend({});
+        Flux2Transformer single = Flux2Transformer::load(checkpoint, *single_backend);
+        auto backend = make_backend({});
+        Flux2Transformer rank0 = Flux2Transformer::load(checkpoint, *backend);
+        start_rank_group(
+            rank0, 4, Parallelism::ulysses_tp, [](int) { return BackendOptions{}; },
+            [&](Backend& be) { return Flux2Transformer::load(checkpoint, be); }, 2);
+        auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
+        for (int i = 0; i < 3; ++i) {
+            const Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case" + std::to_string(i) + ".", false);
+            EXPECT_LE(test::rel_error(rank0.forward(in).to_vector(), single.forward(in).to_vector()), 1e-6)
+                << name << " case " << i;
+        }
+    }
+    auto backend = make_backend({});
+    Flux2Transformer rank0 = Flux2Transformer::load(test::data_path("tiny-klein-bf16.safetensors"), *backend);
+    test::expect_error(
+        [&] {
+            start_rank_group(
+                rank0, 4, Parallelism::ulysses_tp, [](int) { return BackendOptions{}; },
+                [](Backend&) -> Flux2Transformer { fail("not reached"); }, 4);
+        },
+        {"lays 4 GPUs out in rows of 4", "leave at least 2 rows"});
+}
+
 // Adapters set on rank 0 reach every rank, set after the group started or before (then passed on at the start),
 // and leave them all when detached; CFG parallelism's second device likewise. Tensor parallelism refuses them.
 TEST(UlyssesRankGroup, LorasReachEveryRank) {

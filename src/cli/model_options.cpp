@@ -95,17 +95,25 @@ void add_parallel_options(CLI::App* cmd, ParallelOptions& o) {
                     "devices for one image: ranks 0..N-1 on cuda:0..N-1, one thread each (with --device cpu: N CPU "
                     "ranks, for testing)")
         ->capture_default_str();
-    cmd->add_option("--parallel", o.parallel,
-                    "how --gpus splits the transformer: ulysses (sequence parallel, the latency mode) or tp (tensor "
-                    "parallel, the memory mode: each GPU holds 1/N of the blocks), N dividing the head count; or cfg "
-                    "(klein base with guidance > 1: the conditional and unconditional forwards on 2 GPUs at once)")
+    cmd->add_option(
+           "--parallel", o.parallel,
+           "how --gpus splits the transformer: ulysses (sequence parallel, the latency mode) or tp (tensor\n"
+           "parallel, the memory mode: each GPU holds 1/N of the blocks), N dividing the head count;\n"
+           "ulysses-tp: both, as rows of --tp-size tensor-parallel GPUs, Ulysses across the rows (e.g. 4 GPUs:\n"
+           "2 x 2); or cfg (klein base with guidance > 1: the conditional and unconditional forwards on 2 GPUs)")
+        ->capture_default_str();
+    cmd->add_option("--tp-size", o.tp_size, "with --parallel ulysses-tp: tensor-parallel GPUs per row")
         ->capture_default_str();
 }
 
 void check_parallel_options(const ParallelOptions& o) {
     check(o.gpus >= 1, "--gpus must be at least 1, got ", o.gpus);
-    check(o.parallel == "ulysses" || o.parallel == "tp" || o.parallel == "cfg",
-          "--parallel must be ulysses, tp or cfg, got '", o.parallel, "'");
+    check(o.parallel == "ulysses" || o.parallel == "tp" || o.parallel == "ulysses-tp" || o.parallel == "cfg",
+          "--parallel must be ulysses, tp, ulysses-tp or cfg, got '", o.parallel, "'");
+    check(o.parallel != "ulysses-tp" || o.gpus == 1 ||
+              (o.tp_size >= 2 && o.gpus % o.tp_size == 0 && o.gpus / o.tp_size >= 2),
+          "--parallel ulysses-tp lays --gpus ", o.gpus, " out in rows of --tp-size ", o.tp_size,
+          " GPUs: it needs --tp-size of at least 2 dividing --gpus into at least 2 rows");
 }
 
 void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const BackendOptions& options,
@@ -116,9 +124,10 @@ void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const Bac
     check(cpu || options.device == "auto" || options.device == "cuda" || options.device == "cuda:0", "--gpus ", o.gpus,
           " puts rank r on cuda:r, so rank 0 is cuda:0: --device must be auto, cuda or cuda:0, ", "got '",
           options.device, "'");
-    const Parallelism mode = o.parallel == "ulysses" ? Parallelism::ulysses
-                             : o.parallel == "tp"    ? Parallelism::tensor
-                                                     : Parallelism::cfg;
+    const Parallelism mode = o.parallel == "ulysses"      ? Parallelism::ulysses
+                             : o.parallel == "tp"         ? Parallelism::tensor
+                             : o.parallel == "ulysses-tp" ? Parallelism::ulysses_tp
+                                                          : Parallelism::cfg;
     start_rank_group(
         rank0, o.gpus, mode,
         [options, cpu](int r) {
@@ -126,7 +135,7 @@ void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const Bac
             rank_options.device = cpu ? "cpu" : str("cuda:", r);
             return rank_options;
         },
-        load);
+        load, o.tp_size);
 }
 
 }  // namespace flux2::cli

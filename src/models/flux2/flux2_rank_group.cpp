@@ -14,8 +14,8 @@ namespace {
 
 class RankWorkers final : public ForwardPeers, public GuidancePeer {
 public:
-    RankWorkers(int size, Parallelism mode, std::function<BackendOptions(int)> options_of, RankLoader load)
-        : mode_(mode), options_of_(std::move(options_of)), load_(std::move(load)), ranks_(size - 1) {}
+    RankWorkers(int size, Parallelism mode, int tp, std::function<BackendOptions(int)> options_of, RankLoader load)
+        : mode_(mode), tp_(tp), options_of_(std::move(options_of)), load_(std::move(load)), ranks_(size - 1) {}
 
     ~RankWorkers() override {
         {
@@ -27,9 +27,14 @@ public:
             if (r.thread.joinable()) r.thread.join();
     }
 
+    // A rank's communicators: tp for tensor parallelism, sp for Ulysses (both for ulysses_tp).
+    struct Comms {
+        std::shared_ptr<Communicator> tp, sp;
+    };
+
     // Loads every rank, then joins them all (rank 0 on the calling thread: an NCCL join returns only once every
     // rank has joined).
-    std::shared_ptr<Communicator> start(Backend& rank0_backend) {
+    Comms start(Backend& rank0_backend) {
         for (size_t i = 0; i < ranks_.size(); ++i)
             ranks_[i].thread = std::thread([this, i] { run(static_cast<int>(i)); });
         std::unique_lock<std::mutex> lock(mu_);
@@ -45,12 +50,35 @@ public:
         if (mode_ == Parallelism::cfg) {  // two whole models, nothing exchanged inside a step
             lock.unlock();
             cv_.notify_all();
-            return nullptr;
+            return {};
         }
-        group_ = make_communicator_group(rank0_backend.name(), static_cast<int>(ranks_.size()) + 1);
+        const int size = static_cast<int>(ranks_.size()) + 1;
+        if (mode_ == Parallelism::ulysses_tp) {
+            for (int row = 0; row < size / tp_; ++row)
+                row_groups_.push_back(make_communicator_group(rank0_backend.name(), tp_));
+            for (int col = 0; col < tp_; ++col)
+                column_groups_.push_back(make_communicator_group(rank0_backend.name(), size / tp_));
+        } else {
+            row_groups_.push_back(make_communicator_group(rank0_backend.name(), size));
+        }
         lock.unlock();
         cv_.notify_all();
-        return group_->join(0, rank0_backend);
+        return join_groups(0, rank0_backend);
+    }
+
+    // Every rank joins its row's group, then its column's (the same order everywhere, so no NCCL join waits on a
+    // rank that is joining another group first).
+    Comms join_groups(int rank, Backend& backend) {
+        Comms c;
+        if (mode_ == Parallelism::ulysses_tp) {
+            c.tp = row_groups_[rank / tp_]->join(rank % tp_, backend);
+            c.sp = column_groups_[rank % tp_]->join(rank / tp_, backend);
+        } else if (mode_ == Parallelism::tensor) {
+            c.tp = row_groups_[0]->join(rank, backend);
+        } else {
+            c.sp = row_groups_[0]->join(rank, backend);
+        }
+        return c;
     }
 
     void begin_uncond(const Flux2Inputs& uncond) override { begin_forward(uncond); }
@@ -101,12 +129,15 @@ public:
 
     void set_rank0_backend(Backend& be) { rank0_backend_ = &be; }
 
-    void join(Flux2Transformer& model, std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers) {
+    void join(Flux2Transformer& model, Comms comms, std::shared_ptr<ForwardPeers> peers) {
         if (mode_ == Parallelism::cfg) return;  // rank 0's guidance peer is set by start_rank_group
-        if (mode_ == Parallelism::ulysses) {
-            model.set_sequence_parallel(std::move(comm), std::move(peers));
+        if (comms.tp && comms.sp) {
+            model.set_tensor_parallel(std::move(comms.tp), nullptr);  // shards first; Ulysses then moves its heads
+            model.set_sequence_parallel(std::move(comms.sp), std::move(peers));
+        } else if (comms.sp) {
+            model.set_sequence_parallel(std::move(comms.sp), std::move(peers));
         } else {
-            model.set_tensor_parallel(std::move(comm), std::move(peers));
+            model.set_tensor_parallel(std::move(comms.tp), std::move(peers));
         }
     }
 
@@ -136,7 +167,7 @@ private:
         if (!join_) return;
         lock.unlock();
         try {
-            if (mode_ != Parallelism::cfg) join(*model, group_->join(rank, *backend), nullptr);
+            if (mode_ != Parallelism::cfg) join(*model, join_groups(rank, *backend), nullptr);
         } catch (...) {
             // Rank 0 shards the same way and reports the same error.
             ranks_[i].error = std::current_exception();
@@ -193,11 +224,13 @@ private:
     }
 
     Parallelism mode_;
+    int tp_;  // ulysses_tp: ranks per row
     std::function<BackendOptions(int)> options_of_;
     RankLoader load_;
     std::vector<Rank> ranks_;
     Backend* rank0_backend_ = nullptr;
-    std::shared_ptr<CommunicatorGroup> group_;
+    // One group of every rank, or (ulysses_tp) one per row and one per column of the grid.
+    std::vector<std::shared_ptr<CommunicatorGroup>> row_groups_, column_groups_;
 
     std::mutex mu_;
     std::condition_variable cv_;
@@ -214,28 +247,37 @@ private:
 }  // namespace
 
 void start_rank_group(Flux2Transformer& rank0, int size, Parallelism mode,
-                      const std::function<BackendOptions(int)>& options_of, const RankLoader& load) {
+                      const std::function<BackendOptions(int)>& options_of, const RankLoader& load, int tp) {
     check(size >= 2, "a rank group needs at least 2 ranks, got ", size);
     // Checked before any rank loads; the sizes are the same on every rank.
     const Flux2Config& c = rank0.config();
     const int64_t heads = c.num_attention_heads;
-    const char* name = mode == Parallelism::ulysses  ? "Ulysses sequence parallelism"
-                       : mode == Parallelism::tensor ? "tensor parallelism"
-                                                     : "CFG parallelism";
+    const char* name = mode == Parallelism::ulysses      ? "Ulysses sequence parallelism"
+                       : mode == Parallelism::tensor     ? "tensor parallelism"
+                       : mode == Parallelism::ulysses_tp ? "Ulysses x tensor parallelism"
+                                                         : "CFG parallelism";
+    const bool shards = mode == Parallelism::tensor || mode == Parallelism::ulysses_tp;
+    if (mode != Parallelism::ulysses_tp) tp = mode == Parallelism::tensor ? size : 1;
     if (mode == Parallelism::cfg) {
         check(size == 2, name, " runs true CFG's conditional and unconditional forwards on one GPU each: it takes ",
               "2 GPUs, got ", size);
     } else {
+        check(tp >= 2 || mode != Parallelism::ulysses_tp, name, " needs at least 2 tensor-parallel ranks per row, got ",
+              tp, " (use --parallel ulysses)");
+        check(size % tp == 0 && (mode != Parallelism::ulysses_tp || size / tp >= 2), name, " lays ", size,
+              " GPUs out in rows of ", tp, ": ", tp, " must divide ", size, " and leave at least 2 rows (else use ",
+              "--parallel tp)");
+        // Every rank attends over heads / size heads: tp splits them, then Ulysses the rest.
         check(heads % size == 0, name, " splits the attention heads among the GPUs: ", size,
               " GPUs do not divide this model's ", heads, " heads (use a divisor of ", heads, ")");
     }
-    check(mode != Parallelism::tensor || c.mlp_hidden() % size == 0, name, " splits the MLP among the GPUs: ", size,
-          " GPUs do not divide this model's MLP width ", c.mlp_hidden());
+    check(!shards || c.mlp_hidden() % tp == 0, name, " splits the MLP among ", tp, " GPUs, which do not divide this ",
+          "model's MLP width ", c.mlp_hidden());
     // Before any rank loads: past the join, a refusal by set_tensor_parallel would leave the ranks behind.
-    check(mode != Parallelism::tensor || rank0.loras().empty(), kNoLorasWithTensorParallelism);
-    auto workers = std::make_shared<RankWorkers>(size, mode, options_of, load);
+    check(!shards || rank0.loras().empty(), kNoLorasWithTensorParallelism);
+    auto workers = std::make_shared<RankWorkers>(size, mode, tp, options_of, load);
     workers->set_rank0_backend(rank0.backend());
-    std::shared_ptr<Communicator> comm = workers->start(rank0.backend());
+    RankWorkers::Comms comms = workers->start(rank0.backend());
     // Adapters rank 0 already runs with reach the new ranks, whose models were just loaded without them.
     if (!rank0.loras().empty()) workers->set_loras(rank0.loras());
     if (mode == Parallelism::cfg) {
@@ -245,8 +287,14 @@ void start_rank_group(Flux2Transformer& rank0, int size, Parallelism mode,
                  "rank 1)");
         return;
     }
-    workers->join(rank0, std::move(comm), workers);
-    log_info(name, " on ", size, " ", rank0.backend().name(), " ranks (", heads / size, " of ", heads, " heads each)");
+    workers->join(rank0, std::move(comms), workers);
+    if (mode == Parallelism::ulysses_tp) {
+        log_info(name, " on ", size, " ", rank0.backend().name(), " ranks: ", size / tp, " rows of ", tp,
+                 " tensor-parallel ranks (", heads / size, " of ", heads, " heads each)");
+    } else {
+        log_info(name, " on ", size, " ", rank0.backend().name(), " ranks (", heads / size, " of ", heads,
+                 " heads each)");
+    }
 }
 
 }  // namespace flux2

@@ -29,7 +29,7 @@ LinearWeight packed_rows(const LinearWeight& w, const std::vector<int64_t>& begi
 void Flux2Transformer::set_tensor_parallel(std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers) {
     check(comm != nullptr, "set_tensor_parallel: no communicator");
     check(!tp_ && !ulysses_, "set_tensor_parallel: this model already runs in parallel (shard it once, right after ",
-          "loading, and not together with Ulysses)");
+          "loading; for Ulysses x TP before set_sequence_parallel)");
     check(loras_.empty(), kNoLorasWithTensorParallelism);
     const int n = comm->size(), r = comm->rank();
     const int64_t H = config_.num_attention_heads, D = config_.inner_dim(), M = config_.mlp_hidden();

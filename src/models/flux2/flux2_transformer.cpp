@@ -335,8 +335,8 @@ void Flux2Transformer::run_step(const StepInputs& in, Tensor& out) const {
 }
 
 void Flux2Transformer::set_sequence_parallel(std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers) {
-    check(!comm || !tp_, "Ulysses together with tensor parallelism is not supported yet");
-    ulysses_ = comm ? std::make_shared<UlyssesAttention>(std::move(comm), config_.num_attention_heads,
+    // Under tensor parallelism (set first) this rank keeps H / tp heads, and the Ulysses exchange moves those.
+    ulysses_ = comm ? std::make_shared<UlyssesAttention>(std::move(comm), config_.num_attention_heads / tp_size(),
                                                          config_.attention_head_dim)
                     : nullptr;
     peers_ = ulysses_ ? std::move(peers) : nullptr;
@@ -353,16 +353,17 @@ Flux2Transformer::~Flux2Transformer() {
 }
 
 void Flux2Transformer::leave_rank_group() {
-    Communicator* comm = ulysses_ ? &ulysses_->comm() : tp_.get();
-    if (!comm) return;
+    if (!ulysses_ && !tp_) return;
     replays_.clear();
     if (peers_) peers_->leave();
-    comm->close();
+    // Every rank closes its groups in the same order (Ulysses x TP ranks belong to one of each).
+    if (tp_) tp_->close();
+    if (ulysses_) ulysses_->comm().close();
 }
 
 void Flux2Transformer::abort_rank_group(const std::string& why) const {
-    Communicator* comm = ulysses_ ? &ulysses_->comm() : tp_.get();
-    if (comm) comm->abort(why);
+    if (tp_) tp_->abort(why);
+    if (ulysses_) ulysses_->comm().abort(why);
 }
 
 void Flux2Transformer::residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) const {

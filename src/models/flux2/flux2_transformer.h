@@ -82,7 +82,8 @@ public:
     // Runs every later forward as one rank of a Ulysses group (flux2_ulysses.h): each rank calls forward with the
     // same full inputs from its own thread, computes its share of the tokens, and returns the whole velocity;
     // with `peers`, this rank's forward starts theirs. nullptr: this model alone. Fails unless the group's size
-    // divides the head count.
+    // divides the head count. After set_tensor_parallel (Ulysses x TP), the group is this rank's column of the
+    // grid: the ranks holding the same heads, each with its own tokens, over the heads this rank keeps.
     void set_sequence_parallel(std::shared_ptr<Communicator> comm, std::shared_ptr<ForwardPeers> peers = nullptr);
 
     // Runs every later forward as one rank of a tensor-parallel group: each rank keeps 1/N of every block's
