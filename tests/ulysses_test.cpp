@@ -93,7 +93,8 @@ TEST(UlyssesRankGroup, UlyssesTimesTensorParallelMatchesOneDevice) {
 }
 
 // Adapters set on rank 0 reach every rank, set after the group started or before (then passed on at the start),
-// and leave them all when detached; CFG parallelism's second device likewise. Tensor parallelism refuses them.
+// and leave them all when detached; CFG parallelism's second device likewise; tensor parallelism's ranks each with
+// their part of every branch.
 TEST(UlyssesRankGroup, LorasReachEveryRank) {
     const std::string checkpoint = test::data_path("tiny-klein-bf16.safetensors");
     auto load = [&](Backend& be) { return Flux2Transformer::load(checkpoint, be); };
@@ -130,20 +131,25 @@ TEST(UlyssesRankGroup, LorasReachEveryRank) {
     EXPECT_EQ(cond.to_vector(), styled);
     EXPECT_EQ(uncond.to_vector(), styled);  // the second device's forward carries the adapter too
 
+    // Tensor parallelism cuts each branch as its layer: set after the split (2 ranks) and before it (4 ranks, and
+    // Ulysses x TP on 2 x 2), then detached.
     auto tp_backend = make_backend({});
     Flux2Transformer tp = load(*tp_backend);
     start_rank_group(
         tp, 2, Parallelism::tensor, [](int) { return BackendOptions{}; }, load);
-    test::expect_error([&] { tp.set_loras(active); }, {"LoRAs with tensor parallelism are not supported yet"});
-    auto tp_late_backend = make_backend({});
-    Flux2Transformer tp_late = load(*tp_late_backend);
-    tp_late.set_loras(active);
-    test::expect_error(
-        [&] {
-            start_rank_group(
-                tp_late, 2, Parallelism::tensor, [](int) { return BackendOptions{}; }, load);
-        },
-        {"LoRAs with tensor parallelism are not supported yet"});
+    tp.set_loras(active);
+    EXPECT_LE(test::rel_error(tp.forward(in).to_vector(), styled), 1e-6);
+    tp.set_loras({});
+    EXPECT_LE(test::rel_error(tp.forward(in).to_vector(), plain), 1e-6);
+    for (const Parallelism mode : {Parallelism::tensor, Parallelism::ulysses_tp}) {
+        auto early_backend = make_backend({});
+        Flux2Transformer early = load(*early_backend);
+        early.set_loras(active);
+        start_rank_group(
+            early, 4, mode, [](int) { return BackendOptions{}; }, load, 2);
+        EXPECT_LE(test::rel_error(early.forward(in).to_vector(), styled), 1e-6)
+            << (mode == Parallelism::tensor ? "tp" : "ulysses x tp");
+    }
 }
 
 TEST(UlyssesRankGroup, ReportsARankThatFailsToLoad) {

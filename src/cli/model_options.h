@@ -42,8 +42,6 @@ struct ParallelOptions {
     int gpus = 1;
     std::string parallel = "ulysses";
     int tp_size = 2;  // ulysses-tp: tensor-parallel ranks per row of the grid
-    // tp and ulysses-tp shard the weights (and so refuse LoRAs for now).
-    bool shards_weights() const { return parallel == "tp" || parallel == "ulysses-tp"; }
 };
 void add_parallel_options(CLI::App* cmd, ParallelOptions& o);
 // Checks --gpus / --parallel (start_parallel does too; `serve` calls it before loading anything).

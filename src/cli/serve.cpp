@@ -64,10 +64,6 @@ void run_serve(ServeArgs a) {
     check(a.service.limits.max_images >= 1, "--max-images must be at least 1");
     check(a.shutdown_timeout >= 0 && a.url_ttl >= 0, "--shutdown-timeout and --url-ttl must be 0 or more");
     check_parallel_options(a.parallel);
-    check(a.parallel.gpus == 1 || !a.parallel.shards_weights() || a.model.loras.empty(), "--lora with --parallel ",
-          a.parallel.parallel,
-          ": LoRAs with tensor parallelism are not supported yet; use --parallel ulysses "
-          "(or cfg), or one GPU");
     check(a.parallel.gpus == 1 || a.model.offload != "model", "--offload model is for one device, not --gpus ",
           a.parallel.gpus);
     if (a.parallel.gpus > 1) a.model.offload = "none";  // every rank keeps its weights

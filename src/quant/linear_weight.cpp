@@ -88,6 +88,43 @@ std::string LinearWeight::format_label() const {
     return label;
 }
 
+std::shared_ptr<const LoraBranch> shard_lora_branch(const LoraBranch& b, const std::vector<ColumnRange>& rows,
+                                                    const std::vector<ColumnRange>& columns) {
+    auto out = std::make_shared<LoraBranch>();
+    out->rank = b.rank;
+    out->label = b.label;
+    out->in_features = b.in_features;
+    out->out_features = b.out_features;
+    out->a = b.a;
+    out->b = b.b;
+    if (!rows.empty()) {
+        out->b.clear();
+        out->out_features = 0;
+        for (const ColumnRange& r : rows) {
+            check(r.begin >= 0 && r.count >= 0 && r.begin + r.count <= b.out_features, "LoRA branch ", b.label,
+                  ": rows [", r.begin, ", ", r.begin + r.count, ") outside its ", b.out_features, " outputs");
+            out->b.insert(out->b.end(), b.b.begin() + r.begin * b.rank, b.b.begin() + (r.begin + r.count) * b.rank);
+            out->out_features += r.count;
+        }
+    }
+    if (!columns.empty()) {
+        int64_t in = 0;
+        for (const ColumnRange& c : columns) {
+            check(c.begin >= 0 && c.count >= 0 && c.begin + c.count <= b.in_features, "LoRA branch ", b.label,
+                  ": columns [", c.begin, ", ", c.begin + c.count, ") outside its ", b.in_features, " inputs");
+            in += c.count;
+        }
+        out->a.clear();
+        out->a.reserve(static_cast<size_t>(b.rank * in));
+        for (int64_t k = 0; k < b.rank; ++k)
+            for (const ColumnRange& c : columns)
+                out->a.insert(out->a.end(), b.a.begin() + k * b.in_features + c.begin,
+                              b.a.begin() + k * b.in_features + c.begin + c.count);
+        out->in_features = in;
+    }
+    return out;
+}
+
 int release_prepared(const LinearWeight& w) {
     int dropped = 0;
     if (w.prepared) ++dropped;

@@ -88,6 +88,12 @@ struct ColumnRange {
 };
 LinearWeight select_columns(const LinearWeight& w, const std::vector<ColumnRange>& ranges, const std::string& new_name);
 
+// The part of a LoRA branch a sharded layer keeps: B's rows in `rows` (ranges of the layer's outputs, one after
+// another: slice_rows / concat_rows shards) and A's columns in `columns` (ranges of its inputs: select_columns
+// shards); an empty list keeps that side whole. The rank and scaling stay.
+std::shared_ptr<const LoraBranch> shard_lora_branch(const LoraBranch& b, const std::vector<ColumnRange>& rows,
+                                                    const std::vector<ColumnRange>& columns);
+
 // Whether concat_rows joins these weights exactly: one format and in_features, and the same per-tensor numbers
 // (dense dtype; NVFP4 weight_scale_2 and input_scale; FP8 scale). Q/K/V split from one fused BFL tensor qualify;
 // separately quantized layers with different global scales do not (rescaling E4M3 block scales is not exact).

@@ -1,7 +1,8 @@
 """`flux2 serve --gpus N`: the transformer split over N ranks (here CPU ranks with the in-process communicator, the
 way the development machines test it; on a GPU machine rank r is cuda:r). The served pixels must match
-`flux2 generate` on one device (Ulysses and tp within a level, CFG parallelism exactly), with a request's LoRA too
-under Ulysses, and what several ranks cannot do yet (LoRAs with tensor parallelism) must be refused clearly."""
+`flux2 generate` on one device (Ulysses, tp and Ulysses x tp within a level, CFG parallelism exactly), with a
+request's LoRA too (each tensor-parallel rank cutting its part of the branch), and flags several ranks cannot take
+must be refused clearly at start."""
 import base64
 import os
 import shutil
@@ -34,9 +35,10 @@ class ParallelServeTest(ServerTestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def test_both_modes_match_one_device(self):
-        for mode, label in (("ulysses", "Ulysses sequence parallelism"), ("tp", "tensor parallelism")):
-            server = Server(f"gpus2-{mode}", "--gpus", "2", "--parallel", mode, "--lora-dir", self.tmp).start()
+    def test_every_mode_matches_one_device(self):
+        for gpus, mode, label in (("2", "ulysses", "Ulysses sequence parallelism"), ("2", "tp", "tensor parallelism"),
+                                  ("4", "ulysses-tp", "Ulysses x tensor parallelism")):
+            server = Server(f"gpus{gpus}-{mode}", "--gpus", gpus, "--parallel", mode, "--lora-dir", self.tmp).start()
             try:
                 r = server.generate(**FIELDS)
                 self.assertEqual(r.status, 200, r)
@@ -46,19 +48,14 @@ class ParallelServeTest(ServerTestCase):
                 worst = max(abs(a - b) for a, b in zip(got, self.reference))
                 self.assertLessEqual(worst, 1, f"{mode}: pixels differ from one device by up to {worst}")
                 with open(server.log_path, encoding="utf-8", errors="replace") as f:
-                    self.assertIn(f"{label} on 2 cpu ranks", f.read())
-                # A request's LoRA reaches every rank under Ulysses (the same pixels as one device with it); tensor
-                # parallelism refuses it, and the server stays healthy.
+                    self.assertIn(f"{label} on {gpus} cpu ranks", f.read())
+                # A request's LoRA reaches every rank: the same pixels as one device with it.
                 styled = server.generate(**FIELDS, lora=[{"path": "style.safetensors", "strength": 1.0}])
-                if mode == "ulysses":
-                    self.assertEqual(styled.status, 200, styled)
-                    got = decode_image(base64.b64decode(styled.json()["data"][0]["b64_json"])).convert("RGB")
-                    worst = max(abs(a - b) for a, b in zip(got.tobytes(), self.reference_lora))
-                    self.assertLessEqual(worst, 1, f"ulysses + LoRA: pixels differ from one device by up to {worst}")
-                    self.assertNotEqual(got.tobytes(), self.reference)
-                else:
-                    self.assertEqual(styled.status, 400, styled)
-                    self.assertIn("tensor parallelism", styled.json()["error"]["message"])
+                self.assertEqual(styled.status, 200, styled)
+                got = decode_image(base64.b64decode(styled.json()["data"][0]["b64_json"])).convert("RGB")
+                worst = max(abs(a - b) for a, b in zip(got.tobytes(), self.reference_lora))
+                self.assertLessEqual(worst, 1, f"{mode} + LoRA: pixels differ from one device by up to {worst}")
+                self.assertNotEqual(got.tobytes(), self.reference)
                 r = server.generate(**FIELDS)
                 self.assertEqual(r.status, 200)
                 got = decode_image(base64.b64decode(r.json()["data"][0]["b64_json"])).convert("RGB").tobytes()
@@ -89,9 +86,12 @@ class ParallelServeTest(ServerTestCase):
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
 
     def test_bad_parallel_flags_fail_at_start(self):
-        lora = self.run_serve("--gpus", "2", "--parallel", "tp", "--lora", os.path.join(self.tmp, "style.safetensors"))
-        self.assertNotEqual(lora.returncode, 0)
-        self.assertIn(b"LoRAs with tensor parallelism are not supported yet", lora.stdout)
+        offload = self.run_serve("--gpus", "2", "--offload", "model")
+        self.assertNotEqual(offload.returncode, 0)
+        self.assertIn(b"--offload model is for one device, not --gpus 2", offload.stdout)
+        grid = self.run_serve("--gpus", "2", "--parallel", "ulysses-tp")
+        self.assertNotEqual(grid.returncode, 0)
+        self.assertIn(b"it needs --tp-size of at least 2 dividing --gpus into at least 2 rows", grid.stdout)
         heads = self.run_serve("--gpus", "3")
         self.assertNotEqual(heads.returncode, 0)
         self.assertIn(b"3 GPUs do not divide this model's 4 heads", heads.stdout)
@@ -100,7 +100,7 @@ class ParallelServeTest(ServerTestCase):
         self.assertIn(b"has no unconditional forward (klein base only)", no_cfg.stdout)
         mode = self.run_serve("--gpus", "2", "--parallel", "ring")
         self.assertNotEqual(mode.returncode, 0)
-        self.assertIn(b"--parallel must be ulysses, tp or cfg, got 'ring'", mode.stdout)
+        self.assertIn(b"--parallel must be ulysses, tp, ulysses-tp or cfg, got 'ring'", mode.stdout)
 
 
 if __name__ == "__main__":

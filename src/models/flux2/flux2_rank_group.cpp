@@ -273,8 +273,6 @@ void start_rank_group(Flux2Transformer& rank0, int size, Parallelism mode,
     }
     check(!shards || c.mlp_hidden() % tp == 0, name, " splits the MLP among ", tp, " GPUs, which do not divide this ",
           "model's MLP width ", c.mlp_hidden());
-    // Before any rank loads: past the join, a refusal by set_tensor_parallel would leave the ranks behind.
-    check(!shards || rank0.loras().empty(), kNoLorasWithTensorParallelism);
     auto workers = std::make_shared<RankWorkers>(size, mode, tp, options_of, load);
     workers->set_rank0_backend(rank0.backend());
     RankWorkers::Comms comms = workers->start(rank0.backend());

@@ -114,12 +114,21 @@ int Flux2Transformer::release_device_weights() {
 }
 
 void Flux2Transformer::set_loras(const std::vector<ActiveLora>& loras) {
-    check(loras.empty() || !tp_, kNoLorasWithTensorParallelism);
+    attach_loras(loras);
+    if (peers_) peers_->set_loras(loras);
+    if (guidance_peer_) guidance_peer_->set_loras(loras);
+}
+
+void Flux2Transformer::attach_loras(const std::vector<ActiveLora>& loras) {
     std::vector<LinearWeight*> linears = all_linears();
-    const std::vector<const LinearWeight*> view(linears.begin(), linears.end());
+    std::vector<const LinearWeight*> view(linears.begin(), linears.end());
+    if (tp_)
+        for (size_t i = 0; i < view.size(); ++i) view[i] = &tp_whole_layers_[i];  // adapters address whole layers
     std::vector<std::shared_ptr<const LoraBranch>> branches = build_lora_branches(view, loras);
     int64_t layers = 0, max_rank = 0;
     for (size_t i = 0; i < linears.size(); ++i) {
+        if (branches[i] && tp_)
+            branches[i] = shard_lora_branch(*branches[i], tp_shards_[i].rows, tp_shards_[i].columns);
         linears[i]->lora = branches[i];
         if (branches[i]) {
             ++layers;
@@ -129,8 +138,6 @@ void Flux2Transformer::set_loras(const std::vector<ActiveLora>& loras) {
     loras_ = loras;
     // A recorded step holds the previous branches' device buffers: record anew with the new ones.
     replays_.clear();
-    if (peers_) peers_->set_loras(loras);
-    if (guidance_peer_) guidance_peer_->set_loras(loras);
     if (loras.empty()) {
         log_info("LoRA: none");
     } else {

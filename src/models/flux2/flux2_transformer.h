@@ -43,10 +43,6 @@ public:
     virtual void set_loras(const std::vector<ActiveLora>& loras) = 0;
 };
 
-// Tensor parallelism's shards would need the adapters sharded the same way: not done yet.
-inline constexpr const char* kNoLorasWithTensorParallelism =
-    "LoRAs with tensor parallelism are not supported yet: use --parallel ulysses (or cfg), or one GPU";
-
 class Flux2Transformer {
 public:
     // Binds every weight of the model described by `config` (each tensor checked against its expected shape) and
@@ -74,8 +70,8 @@ public:
     // Runs every later forward with exactly these adapters (empty: none), each linear's branches joined into one
     // (quant/lora_branch.h); the base weights are never touched, so switching costs no reload. Everything is checked
     // first: on an Error (a LoRA for another model, a key naming no layer) the model keeps its previous adapters.
-    // Rank 0 of a Ulysses or CFG group passes them on to the other ranks (whole weights there too); tensor
-    // parallelism refuses them (its shards would need sharded adapters).
+    // Rank 0 of a group passes them on to the other ranks; under tensor parallelism each rank keeps the part of
+    // every branch its shard needs (B's rows of a column-parallel layer, A's columns of a row-parallel one).
     void set_loras(const std::vector<ActiveLora>& loras);
     const std::vector<ActiveLora>& loras() const { return loras_; }
 
@@ -173,6 +169,20 @@ private:
                      const Tensor& cos, const Tensor& sin, Tensor& q, Tensor& k, Tensor& v, int64_t tok) const;
 
     std::vector<LinearWeight*> all_linears();
+    // set_loras without passing the adapters on to the peers: builds the branches against the whole layers and,
+    // under tensor parallelism, keeps this rank's part of each.
+    void attach_loras(const std::vector<ActiveLora>& loras);
+
+    // Tensor parallelism: what a linear kept of the whole layer, to cut LoRA branches the same way. Rows: ranges
+    // of the whole layer's outputs, one after another (column-parallel); columns: ranges of its inputs
+    // (row-parallel); both empty: the layer is whole on every rank.
+    struct TpShard {
+        std::vector<ColumnRange> rows, columns;
+    };
+    // One per all_linears() entry, recorded by set_tensor_parallel: the layer before sharding (name, shape and row
+    // parts only, no weights) and what this rank kept.
+    std::vector<LinearWeight> tp_whole_layers_;
+    std::vector<TpShard> tp_shards_;
 
     Flux2Config config_;
     Backend* backend_ = nullptr;
