@@ -13,6 +13,7 @@
 #include "cli/bench_vae.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
+#include "cli/relative_difference.h"
 #include "cli/synthetic_pipeline.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -93,16 +94,6 @@ StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Input
     std::sort(times.begin(), times.end());
     t.median = times[times.size() / 2];
     return t;
-}
-
-double relative_difference(const std::vector<float>& got, const std::vector<float>& want) {
-    check(got.size() == want.size(), "bench: comparing an output of ", got.size(), " values with one of ", want.size());
-    double num = 0, den = 0;
-    for (size_t k = 0; k < got.size(); ++k) {
-        num += (double(got[k]) - want[k]) * (double(got[k]) - want[k]);
-        den += double(want[k]) * want[k];
-    }
-    return std::sqrt(num / den);
 }
 
 // What a request that changes LoRAs pays: detaching and attaching them again, each followed by the first step

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "cli/relative_difference.h"
 #include "cli/synthetic_pipeline.h"
 #include "core/error.h"
 #include "core/normal_rng.h"
@@ -54,15 +55,6 @@ Run decode_run(const VaeBench& b, const Tensor& z, bool tiled) {
         run.failure = what.substr(0, what.find('\n'));
     }
     return run;
-}
-
-double relative_difference(const std::vector<float>& got, const std::vector<float>& want) {
-    double num = 0, den = 0;
-    for (size_t k = 0; k < got.size(); ++k) {
-        num += (double(got[k]) - want[k]) * (double(got[k]) - want[k]);
-        den += double(want[k]) * want[k];
-    }
-    return std::sqrt(num / den);
 }
 
 }  // namespace

@@ -20,16 +20,11 @@ namespace fe = cudnn_frontend;
 namespace {
 enum Uid : int64_t { kQ = 1, kK, kV, kO };
 
-void check_cudnn(cudnnStatus_t status, const char* expr, const char* file, int line) {
-    if (status != CUDNN_STATUS_SUCCESS) fail_call("cuDNN", expr, file, line, cudnnGetErrorString(status));
-}
-#define FLUX2_CUDNN_CHECK(expr) check_cudnn((expr), #expr, __FILE__, __LINE__)
-
 void check_fe(fe::error_t e, const char* step, int64_t B, int64_t L, int64_t H, int64_t Dh) {
     check(e.is_good(), "cuDNN SDPA (B=", B, " L=", L, " H=", H, " Dh=", Dh, "): ", step, " failed: ", e.get_message());
 }
 
-cudnnHandle_t dnn(void* handle) { return static_cast<cudnnHandle_t>(handle); }
+cudnnHandle_t dnn(CudnnHandle& handle) { return static_cast<cudnnHandle_t>(handle.get()); }
 }  // namespace
 
 struct CudnnSdpa::Plan {
@@ -37,25 +32,14 @@ struct CudnnSdpa::Plan {
     int64_t workspace_bytes = 0;
 };
 
-CudnnSdpa::CudnnSdpa(std::shared_ptr<Stream> stream) : stream_(std::move(stream)) {}
+CudnnSdpa::CudnnSdpa(std::shared_ptr<Stream> stream) : stream_(stream), handle_(std::move(stream)) {}
 
-CudnnSdpa::~CudnnSdpa() {
-    plans_.clear();
-    if (handle_) cudnnDestroy(dnn(handle_));
-}
+CudnnSdpa::~CudnnSdpa() = default;  // the plans go before the handle (declared after it)
 
 CudnnSdpa::Plan& CudnnSdpa::plan(int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
     auto key = std::make_tuple(B, L, H, Dh, v_row, o_row);
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
-
-    if (!handle_) {
-        cudnnHandle_t h = nullptr;
-        FLUX2_CUDNN_CHECK(cudnnCreate(&h));
-        handle_ = h;
-        FLUX2_CUDNN_CHECK(cudnnSetStream(h, stream_->get()));
-        log_debug("cuDNN ", cudnnGetVersion(), " loaded for attention");
-    }
 
     auto g = std::make_shared<fe::graph::Graph>();
     g->set_io_data_type(fe::DataType_t::BFLOAT16)
@@ -87,8 +71,7 @@ CudnnSdpa::Plan& CudnnSdpa::plan(int64_t B, int64_t L, int64_t H, int64_t Dh, in
     p->graph = g;
     check_fe(g->get_workspace_size(p->workspace_bytes), "get_workspace_size", B, L, H, Dh);
     log_debug("cuDNN SDPA plan for B=", B, " L=", L, " H=", H, " Dh=", Dh, " (V row ", v_row, ", O row ", o_row,
-              "), workspace ", p->workspace_bytes,
-              " bytes");
+              "), workspace ", p->workspace_bytes, " bytes");
     return *plans_.emplace(key, std::move(p)).first->second;
 }
 

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "backend/cuda/attention_wide_head.h"
+#include "backend/cuda/cudnn_handle.h"
 #include "backend/cuda/device_memory.h"
 
 namespace flux2::cuda {
@@ -32,7 +33,7 @@ private:
     Plan& plan(int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
 
     std::shared_ptr<Stream> stream_;
-    void* handle_ = nullptr;  // cudnnHandle_t, created on first use (loading cuDNN takes a while)
+    CudnnHandle handle_;
     std::shared_ptr<void> workspace_;
     int64_t workspace_bytes_ = 0;
     std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;

@@ -17,12 +17,7 @@ namespace fe = cudnn_frontend;
 namespace {
 enum Uid : int64_t { kX = 1, kW, kY };
 
-void check_cudnn(cudnnStatus_t status, const char* expr, const char* file, int line) {
-    if (status != CUDNN_STATUS_SUCCESS) fail_call("cuDNN", expr, file, line, cudnnGetErrorString(status));
-}
-#define FLUX2_CUDNN_CHECK(expr) check_cudnn((expr), #expr, __FILE__, __LINE__)
-
-cudnnHandle_t dnn(void* handle) { return static_cast<cudnnHandle_t>(handle); }
+cudnnHandle_t dnn(CudnnHandle& handle) { return static_cast<cudnnHandle_t>(handle.get()); }
 
 std::string describe(const ConvShape& s, CudnnConv::Layout layout) {
     return str("cuDNN conv2d ", layout == CudnnConv::Layout::nchw ? "NCHW" : "NHWC", " (B=", s.B, " Cin=", s.cin,
@@ -43,24 +38,15 @@ struct CudnnConv::Plan {
     std::string failure;
 };
 
-CudnnConv::CudnnConv(std::shared_ptr<Stream> stream) : stream_(std::move(stream)) {}
+CudnnConv::CudnnConv(std::shared_ptr<Stream> stream) : stream_(stream), handle_(std::move(stream)) {}
 
-CudnnConv::~CudnnConv() {
-    plans_.clear();
-    if (handle_) cudnnDestroy(dnn(handle_));
-}
+CudnnConv::~CudnnConv() = default;  // the plans go before the handle (declared after it)
 
 CudnnConv::Plan& CudnnConv::plan(const ConvShape& s, Layout layout) {
     const Key key{s.B, s.cin, s.H, s.W, s.cout, s.kh, s.kw, s.stride, s.padding, static_cast<int>(layout)};
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
 
-    if (!handle_) {
-        cudnnHandle_t h = nullptr;
-        FLUX2_CUDNN_CHECK(cudnnCreate(&h));
-        handle_ = h;
-        FLUX2_CUDNN_CHECK(cudnnSetStream(h, stream_->get()));
-    }
     auto g = std::make_shared<fe::graph::Graph>();
     g->set_io_data_type(fe::DataType_t::BFLOAT16)
         .set_intermediate_data_type(fe::DataType_t::FLOAT)

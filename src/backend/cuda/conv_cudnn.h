@@ -9,6 +9,7 @@
 #include <memory>
 #include <tuple>
 
+#include "backend/cuda/cudnn_handle.h"
 #include "backend/cuda/device_memory.h"
 
 namespace flux2::cuda {
@@ -42,7 +43,7 @@ private:
     Plan& plan(const ConvShape& s, Layout layout);
 
     std::shared_ptr<Stream> stream_;
-    void* handle_ = nullptr;  // cudnnHandle_t, created on first use
+    CudnnHandle handle_;
     std::shared_ptr<void> workspace_;
     int64_t workspace_bytes_ = 0;
     std::map<Key, std::unique_ptr<Plan>> plans_;  // unsupported shapes hold a plan without a graph
