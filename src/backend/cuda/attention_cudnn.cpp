@@ -41,10 +41,7 @@ CudnnSdpa::Plan& CudnnSdpa::plan(int64_t B, int64_t L, int64_t H, int64_t Dh, in
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
 
-    auto g = std::make_shared<fe::graph::Graph>();
-    g->set_io_data_type(fe::DataType_t::BFLOAT16)
-        .set_intermediate_data_type(fe::DataType_t::FLOAT)
-        .set_compute_data_type(fe::DataType_t::FLOAT);
+    auto g = std::static_pointer_cast<fe::graph::Graph>(new_bf16_graph());
     // A tensor whose tokens start every `row` elements (H * Dh when packed; wider for a column range).
     const std::vector<int64_t> dim{B, H, L, Dh};
     auto stride = [&](int64_t row) { return std::vector<int64_t>{L * row, Dh, row, 1}; };

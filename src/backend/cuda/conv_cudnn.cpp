@@ -47,10 +47,7 @@ CudnnConv::Plan& CudnnConv::plan(const ConvShape& s, Layout layout) {
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
 
-    auto g = std::make_shared<fe::graph::Graph>();
-    g->set_io_data_type(fe::DataType_t::BFLOAT16)
-        .set_intermediate_data_type(fe::DataType_t::FLOAT)
-        .set_compute_data_type(fe::DataType_t::FLOAT);
+    auto g = std::static_pointer_cast<fe::graph::Graph>(new_bf16_graph());
     auto x = g->tensor(fe::graph::Tensor_attributes()
                            .set_name("x")
                            .set_uid(kX)

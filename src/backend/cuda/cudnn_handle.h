@@ -16,6 +16,11 @@ namespace flux2::cuda {
             ::flux2::cuda::fail_cudnn(static_cast<int>(flux2_cudnn_status_), #expr, __FILE__, __LINE__); \
     } while (0)
 
+// A new cudnn-frontend graph with BF16 inputs and outputs and FP32 intermediates and math, as both users build
+// theirs. Type-erased so that this header needs no cudnn_frontend.h: callers cast it back with
+// std::static_pointer_cast<cudnn_frontend::graph::Graph>.
+std::shared_ptr<void> new_bf16_graph();
+
 class CudnnHandle {
 public:
     explicit CudnnHandle(std::shared_ptr<Stream> stream) : stream_(std::move(stream)) {}
