@@ -131,13 +131,17 @@ done
 # `flux2 bench` at 1024 (fp8) and then `flux2 serve` on the same weights (bench/serve_bench.py), in this call.
 # FLUX2_SYNTH_DIR (e.g. /dev/shm/x: no disk writes) and FLUX2_SYNTH_ARGS (e.g. --small-text-encoder) shape the
 # synthetic folder; FLUX2_SERVE_CLIENTS sets the concurrency.
+# The real-size synthetic pipeline of a model in $dir: written once per machine, then reused.
+synthetic_pipeline() {
+  dir=${FLUX2_SYNTH_DIR:-/tmp/flux2-synth}-$1
+  local start=$(date +%s)
+  [ -f "$dir/model_index.json" ] ||
+    ./build-gpu/flux2 bench --save-pipeline "$dir" --model "$1" ${FLUX2_SYNTH_ARGS:-} --log-level warn
+  echo "synthetic pipeline ready in $(( $(date +%s) - start )) s: $(du -sh "$dir" | cut -f1)"
+}
 for model in ${FLUX2_SERVE_BENCH:-}; do
   echo "== server benchmark $model"
-  dir=${FLUX2_SYNTH_DIR:-/tmp/flux2-synth}-$model
-  start=$(date +%s)
-  [ -f "$dir/model_index.json" ] ||
-    ./build-gpu/flux2 bench --save-pipeline "$dir" --model "$model" ${FLUX2_SYNTH_ARGS:-} --log-level warn
-  echo "synthetic pipeline written in $(( $(date +%s) - start )) s: $(du -sh "$dir" | cut -f1)"
+  synthetic_pipeline "$model"
   # The baseline runs the same transformer file the server loads: the synthetic NVFP4-mixed layout keeps the double
   # blocks' attention projections in bf16, which `bench --model dev` (all-NVFP4 random weights) does not.
   bench_out=$(./build-gpu/flux2 bench --model "$dir/transformer" --device cuda --precision fp8 --resolutions 1024 --steps 5 \
@@ -187,11 +191,7 @@ if [ -n "${FLUX2_PIPELINE_BENCH:-}" ] && ! python3 -c "import diffusers" 2>/dev/
 fi
 for model in ${FLUX2_PIPELINE_BENCH:-}; do
   echo "== pipeline benchmark $model"
-  dir=${FLUX2_SYNTH_DIR:-/tmp/flux2-synth}-$model
-  start=$(date +%s)
-  [ -f "$dir/model_index.json" ] ||
-    ./build-gpu/flux2 bench --save-pipeline "$dir" --model "$model" ${FLUX2_SYNTH_ARGS:-} --log-level warn
-  echo "synthetic pipeline ready in $(( $(date +%s) - start )) s: $(du -sh "$dir" | cut -f1)"
+  synthetic_pipeline "$model"
   ./build-gpu/flux2 bench --pipeline "$dir" --device cuda --resolutions "${FLUX2_PIPELINE_RES:-1024}" \
     --repeat "${FLUX2_PIPELINE_REPEAT:-2}" ${FLUX2_PIPELINE_ARGS:-} --log-level warn 2>&1 | tee -a "$out/pipeline_bench.txt"
   PYTHONUNBUFFERED=1 python3 bench/diffusers_flux2_pipeline.py --model "$model" \

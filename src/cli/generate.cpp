@@ -165,18 +165,12 @@ void run_generate(GenerateArgs a) {
     }
     // The text encoder is gone already; --offload model also gives the transformer's memory back before the decode.
     // Several ranks keep theirs (the other ranks hold their own copies).
-    const OffloadChoice offload =
-        a.parallel.gpus > 1
-            ? OffloadChoice{Offload::none, "--gpus: every rank keeps its weights"}
-            : choose_offload(a.model.offload,
-                             resident_weight_bytes(config, nullptr, a.model.backend_options(),
-                                                   a.model.text_encoder_weights(), backend->name() != "cpu"),
-                             backend->memory_capacity_bytes());
+    const OffloadChoice offload = a.parallel.gpus > 1
+                                      ? OffloadChoice{Offload::none, "--gpus: every rank keeps its weights"}
+                                      : choose_offload(a.model.offload, config, nullptr, a.model.backend_options(),
+                                                       a.model.text_encoder_weights(), *backend);
     log_info("offload: ", offload_name(offload.mode), " (", offload.reason, ")");
-    if (offload.mode == Offload::model)
-        params.before_decode = [&transformer] {
-            log_debug("offload: transformer weights released (", transformer.release_device_weights(), " linears)");
-        };
+    if (offload.mode == Offload::model) params.before_decode = release_before_decode(transformer);
     Flux2Pipeline pipeline(variant, transformer, vae);
     ProgressBar bar(isatty(STDERR_FILENO) && log_level() <= LogLevel::info);
     GenerateOutput out = pipeline.generate(params, prompt_embeds, negative_embeds,

@@ -25,6 +25,17 @@ template <class... Parts>
     throw Error(str(std::forward<Parts>(parts)...));
 }
 
+// Inside a catch block: the message of the exception being handled (what() of a std::exception, else a fixed text).
+inline std::string current_exception_message() {
+    try {
+        throw;
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "an exception of unknown type";
+    }
+}
+
 // Checks an input condition (bad file, bad flag): the message must say what is wrong and where.
 template <class... Parts>
 void check(bool ok, Parts&&... parts) {

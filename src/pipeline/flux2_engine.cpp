@@ -36,11 +36,8 @@ std::unique_ptr<Flux2Engine> Flux2Engine::load(const EngineOptions& options) {
     e->vae_ = std::make_unique<Flux2Vae>(Flux2Vae::load(e->paths_.vae, *e->backend_));
     if (!options.loras.empty()) e->set_loras(e->loras_.load_specs(options.loras));
     // Nothing is on the device yet (weights are prepared at their first use): decide what stays there.
-    const bool on_gpu = e->backend_->name().rfind("cpu", 0) != 0;
-    e->offload_ = choose_offload(options.offload,
-                                 resident_weight_bytes(e->config_, &e->prompt_encoder_->text_encoder_config(),
-                                                       options.backend, options.text_encoder_weights, on_gpu),
-                                 e->backend_->memory_capacity_bytes());
+    e->offload_ = choose_offload(options.offload, e->config_, &e->prompt_encoder_->text_encoder_config(),
+                                 options.backend, options.text_encoder_weights, *e->backend_);
     log_info("offload: ", offload_name(e->offload_.mode), " (", e->offload_.reason, ")");
     log_info("models loaded (", variant_name(e->variant_), ") in ", seconds_since(t0), " s; memory ",
              e->backend_->peak_memory_bytes() / 1e9, " GB");
@@ -77,10 +74,7 @@ EngineResult Flux2Engine::generate(const EngineRequest& r, const ProgressFn& pro
     params.num_images = r.num_images;
     params.reference_images = r.reference_images;
     params.vae_tiling = options_.vae_tiling;
-    if (offload_.mode == Offload::model)
-        params.before_decode = [this] {
-            log_debug("offload: transformer weights released (", transformer_->release_device_weights(), " linears)");
-        };
+    if (offload_.mode == Offload::model) params.before_decode = release_before_decode(*transformer_);
     const Flux2Pipeline pipeline(variant_, *transformer_, *vae_);
     const GenerateOutput g = pipeline.generate(params, enc.prompt_embeds, enc.negative_prompt_embeds, progress);
 

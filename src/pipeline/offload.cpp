@@ -1,6 +1,7 @@
 #include "pipeline/offload.h"
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace flux2 {
 
@@ -46,6 +47,20 @@ OffloadChoice choose_offload(const std::string& flag, int64_t resident_bytes, in
                                     static_cast<int>(kAutoOffloadShare * 100), "% of the device's ", have,
                                     " GB; --offload none keeps them")};
     return {Offload::none, str("auto: the resident weights (~", need, " GB) fit the device's ", have, " GB")};
+}
+
+OffloadChoice choose_offload(const std::string& flag, const Flux2Config& transformer, const DecoderConfig* text_encoder,
+                             const BackendOptions& options, WeightPrecision text_encoder_weights,
+                             const Backend& backend) {
+    const bool on_gpu = backend.name() != "cpu";
+    return choose_offload(flag, resident_weight_bytes(transformer, text_encoder, options, text_encoder_weights, on_gpu),
+                          backend.memory_capacity_bytes());
+}
+
+std::function<void()> release_before_decode(Flux2Transformer& transformer) {
+    return [&transformer] {
+        log_debug("offload: transformer weights released (", transformer.release_device_weights(), " linears)");
+    };
 }
 
 const char* offload_name(Offload mode) { return mode == Offload::model ? "model" : "none"; }

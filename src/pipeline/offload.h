@@ -3,10 +3,12 @@
 // memory (the backend prepares its device copy on first use, LinearWeight::prepared), so giving the device copy
 // back costs only the upload at the next use.
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "backend/backend.h"
 #include "models/flux2/flux2_config.h"
+#include "models/flux2/flux2_transformer.h"
 #include "models/text_encoder/decoder_config.h"
 #include "quant/weight_conversion.h"
 
@@ -34,6 +36,15 @@ int64_t resident_weight_bytes(const Flux2Config& transformer, const DecoderConfi
 // device's memory (the rest is for activations: dev at 1024² needs ~7 GB), else none.
 inline constexpr double kAutoOffloadShare = 0.8;
 OffloadChoice choose_offload(const std::string& flag, int64_t resident_bytes, int64_t device_bytes);
+
+// The choice for a pipeline on `backend`: the estimate above (on the GPU unless the backend is the CPU's) against
+// the backend's memory.
+OffloadChoice choose_offload(const std::string& flag, const Flux2Config& transformer, const DecoderConfig* text_encoder,
+                             const BackendOptions& options, WeightPrecision text_encoder_weights,
+                             const Backend& backend);
+
+// GenerateParams::before_decode under --offload model: the transformer's device weights go back before the decode.
+std::function<void()> release_before_decode(Flux2Transformer& transformer);
 
 const char* offload_name(Offload mode);
 

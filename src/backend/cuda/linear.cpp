@@ -77,8 +77,10 @@ void CudaBackend::prepare_bf16(const LinearWeight& w, PreparedLinear& p) {
                 // One scale per row (converted at load from 16-bit weights): widened on the host, once.
                 const std::vector<float> values = dequantize(w);
                 Tensor raw = empty({out, in}, DType::F32);
-                FLUX2_CUDA_CHECK(
-                    cudaMemcpy(raw.raw(), values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice));
+                // In stream order, like every upload here (the pool may hand out a block a queued kernel still
+                // reads); from pageable memory the call returns once `values` is staged.
+                FLUX2_CUDA_CHECK(cudaMemcpyAsync(raw.raw(), values.data(), values.size() * sizeof(float),
+                                                 cudaMemcpyHostToDevice, stream()));
                 cuda::launch_f32_to_bf16(static_cast<const float*>(raw.raw()), dst, n, stream());
                 break;
             }

@@ -191,13 +191,10 @@ private:
                     Tensor y = model->forward(inputs_);
                     if (mode_ == Parallelism::cfg) output_ = std::move(y);  // rank 0 reads it after end_forward
                 }
-            } catch (const std::exception& e) {
-                ranks_[i].error = std::current_exception();
-                // Rank 0 and the others may be waiting in an exchange this rank will not join.
-                if (!loras) model->abort_rank_group(str("rank ", rank, " failed: ", e.what()));
             } catch (...) {
                 ranks_[i].error = std::current_exception();
-                if (!loras) model->abort_rank_group(str("rank ", rank, " failed"));
+                // Rank 0 and the others may be waiting in an exchange this rank will not join.
+                if (!loras) model->abort_rank_group(str("rank ", rank, " failed: ", current_exception_message()));
             }
             lock.lock();
             ++done_;

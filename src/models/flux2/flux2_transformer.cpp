@@ -399,10 +399,10 @@ Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
     Tensor out;
     try {
         out = this_rank_forward(in);
-    } catch (const std::exception& e) {
+    } catch (...) {
         // The peers may be waiting in an exchange this rank will not join: make it fail for them, then wait for
         // them to come out; this rank's error is reported (it names a failed peer when that was the cause).
-        abort_rank_group(str("rank 0 failed: ", e.what()));
+        abort_rank_group(str("rank 0 failed: ", current_exception_message()));
         try {
             peers_->end_forward();
         } catch (const std::exception&) {
