@@ -179,11 +179,30 @@ for spec in ${FLUX2_PARALLEL_BENCH:-}; do
   done
 done
 
+# Offloading (issue 12): FLUX2_OFFLOAD_BENCH="dev:1024" times `flux2 bench` fp8 with the weights resident as fp8,
+# resident in 4 bits, and streamed per block (--offload layers, also with some blocks resident), in this call; the
+# bus the copies take is logged. FLUX2_OFFLOAD_RUNS replaces the list of flag sets ("|"-separated).
+if [ -n "${FLUX2_OFFLOAD_BENCH:-}" ]; then
+  nvidia-smi --query-gpu=pcie.link.gen.max,pcie.link.gen.current,pcie.link.width.current --format=csv 2>&1 |
+    tee -a "$out/offload_bench.txt"
+fi
+for spec in ${FLUX2_OFFLOAD_BENCH:-}; do
+  model=${spec%%:*}
+  res=${spec#*:}
+  IFS='|' read -ra runs <<<"${FLUX2_OFFLOAD_RUNS:-|--residency fp4|--offload layers|--offload layers --resident-budget 6}"
+  for flags in "${runs[@]}"; do
+    echo "== offload benchmark $model at $res: ${flags:-resident}" | tee -a "$out/offload_bench.txt"
+    ./build-gpu/flux2 bench --model "$model" --device cuda --precision fp8 --resolutions "$res" --steps 5 --warmup 2 \
+      $flags ${FLUX2_OFFLOAD_ARGS:-} 2>&1 | grep -E "^[a-z0-9-]+ +[0-9]|offload|error|model " | tee -a "$out/offload_bench.txt"
+  done
+done
+
 # The whole pipeline (issue 12): FLUX2_PIPELINE_BENCH="klein-4b dev" writes (or reuses) each real-size synthetic
 # pipeline as above and times `flux2 bench --pipeline` on it with the model's own step count, then diffusers' FLUX.2
 # pipeline with random weights at the same size (bench/diffusers_flux2_pipeline.py) in this same call. diffusers
 # comes from wheels in third_party/whl-diffusers (carried) when the machine lacks it.
-# FLUX2_PIPELINE_RES sets the resolutions (default 1024), FLUX2_PIPELINE_ARGS adds flags to ours.
+# FLUX2_PIPELINE_RES sets the resolutions (default 1024), FLUX2_PIPELINE_ARGS adds flags to ours; several runs of
+# ours are separated by "|" (e.g. "--offload none|--offload layers"); FLUX2_PIPELINE_BASELINE=0 skips diffusers.
 if [ -n "${FLUX2_PIPELINE_BENCH:-}" ] && ! python3 -c "import diffusers" 2>/dev/null &&
   ls third_party/whl-diffusers/*.whl >/dev/null 2>&1; then
   pip install -q --no-deps --target /tmp/flux2-whl third_party/whl-diffusers/*.whl >/dev/null 2>&1 &&
@@ -192,8 +211,15 @@ fi
 for model in ${FLUX2_PIPELINE_BENCH:-}; do
   echo "== pipeline benchmark $model"
   synthetic_pipeline "$model"
-  ./build-gpu/flux2 bench --pipeline "$dir" --device cuda --resolutions "${FLUX2_PIPELINE_RES:-1024}" \
-    --repeat "${FLUX2_PIPELINE_REPEAT:-2}" ${FLUX2_PIPELINE_ARGS:-} --log-level warn 2>&1 | tee -a "$out/pipeline_bench.txt"
+  IFS='|' read -ra runs <<<"${FLUX2_PIPELINE_ARGS:-}"
+  [ ${#runs[@]} -eq 0 ] && runs=("")
+  for args in "${runs[@]}"; do
+    echo "-- flux2 $args" | tee -a "$out/pipeline_bench.txt"
+    ./build-gpu/flux2 bench --pipeline "$dir" --device cuda --resolutions "${FLUX2_PIPELINE_RES:-1024}" \
+      --repeat "${FLUX2_PIPELINE_REPEAT:-2}" $args 2>&1 | grep -vE "^\[flux2 (info|debug)\] (step|pipeline bench|loaded|components)" |
+      tee -a "$out/pipeline_bench.txt"
+  done
+  [ "${FLUX2_PIPELINE_BASELINE:-1}" = 0 ] && continue
   PYTHONUNBUFFERED=1 python3 bench/diffusers_flux2_pipeline.py --model "$model" \
     --resolutions "${FLUX2_PIPELINE_RES:-1024}" 2>&1 | grep -v Warning | tee -a "$out/pipeline_bench.txt"
 done

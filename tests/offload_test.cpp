@@ -18,16 +18,38 @@ using test::Cli;
 using test::contains;
 using test::RunResult;
 
-TEST(Offload, AutoOffloadsWhenTheWeightsWouldTakeMostOfTheDevice) {
-    const OffloadChoice fits = choose_offload("auto", int64_t{30} << 30, int64_t{141} << 30);
+TEST(Offload, AutoPicksTheLeastOffloadingThatFits) {
+    const int64_t gb = int64_t{1} << 30;
+    const OffloadChoice fits = choose_offload("auto", 30 * gb, 20 * gb, 141 * gb);
     EXPECT_EQ(fits.mode, Offload::none);
     EXPECT_TRUE(contains(fits.reason, "fit the device's")) << fits.reason;
-    const OffloadChoice tight = choose_offload("auto", int64_t{30} << 30, int64_t{32} << 30);
+    // Both together are too much for 80% of 32 GB, the larger alone (20 GB) is not.
+    const OffloadChoice tight = choose_offload("auto", 30 * gb, 20 * gb, 32 * gb);
     EXPECT_EQ(tight.mode, Offload::model);
     EXPECT_TRUE(contains(tight.reason, "would take more than 80%")) << tight.reason;
-    EXPECT_EQ(choose_offload("none", int64_t{30} << 30, int64_t{1} << 30).mode, Offload::none);
-    EXPECT_EQ(choose_offload("model", 1, int64_t{141} << 30).mode, Offload::model);
-    EXPECT_THROW(choose_offload("layers", 1, 1), Error);
+    const OffloadChoice small = choose_offload("auto", 30 * gb, 27 * gb, 32 * gb);
+    EXPECT_EQ(small.mode, Offload::layers);
+    EXPECT_TRUE(contains(small.reason, "layers stream from host memory")) << small.reason;
+    EXPECT_EQ(choose_offload("none", 30 * gb, 30 * gb, gb).mode, Offload::none);
+    EXPECT_EQ(choose_offload("model", 1, 1, 141 * gb).mode, Offload::model);
+    EXPECT_EQ(choose_offload("layers", 1, 1, 141 * gb).mode, Offload::layers);
+    EXPECT_THROW(choose_offload("blocks", 1, 1, 1), Error);
+
+    // Layers mode keeps whole blocks resident within a budget: the one asked for, 0 by default, and under auto what
+    // 80% of the device leaves beside the activations' reserve.
+    EXPECT_EQ(small.resident_budget_bytes, static_cast<int64_t>(0.8 * 32 * gb) - kActivationReserve);
+    EXPECT_TRUE(contains(small.reason, "blocks stay resident up to")) << small.reason;
+    EXPECT_EQ(choose_offload("layers", 1, 1, 141 * gb).resident_budget_bytes, 0);
+    EXPECT_EQ(choose_offload("layers", 1, 1, 141 * gb, 5 * gb).resident_budget_bytes, 5 * gb);
+    EXPECT_EQ(choose_offload("auto", 30 * gb, 27 * gb, 32 * gb, 3 * gb).resident_budget_bytes, 3 * gb);
+    EXPECT_EQ(choose_offload("auto", 30 * gb, 27 * gb, 8 * gb).resident_budget_bytes, 0);  // nothing left over
+    EXPECT_EQ(choose_offload("auto", 30 * gb, 20 * gb, 141 * gb, 3 * gb).resident_budget_bytes, 0);  // none: unused
+    try {
+        choose_offload("model", 1, 1, 141 * gb, 3 * gb);
+        ADD_FAILURE() << "a budget with --offload model was accepted";
+    } catch (const Error& e) {
+        EXPECT_TRUE(contains(e.what(), "--resident-budget is for --offload layers")) << e.what();
+    }
 }
 
 // Dev's 32B transformer and Mistral-Small's 24B (22B in the linears) per path.
@@ -75,13 +97,19 @@ TEST_F(Cli, OffloadModelChangesNoPixel) {
                       "--num-inference-steps", "2", "--device", "cpu", "--offload", offload, "--output-path",
                       file(offload + ".png"), "--log-level", "debug"});
     };
-    const RunResult none = generate("none"), model = generate("model");
+    const RunResult none = generate("none"), model = generate("model"), layers = generate("layers");
     ASSERT_EQ(none.exit_code, 0) << none;
     ASSERT_EQ(model.exit_code, 0) << model;
+    ASSERT_EQ(layers.exit_code, 0) << layers;
+    // The CPU computes from host memory: layers mode is accepted and says there is nothing to stream.
+    EXPECT_TRUE(contains(layers.err, "offload: layers (--offload layers)")) << layers.err;
+    EXPECT_TRUE(contains(layers.err, "the text encoder computes from host memory on this backend")) << layers.err;
+    EXPECT_TRUE(contains(layers.err, "the transformer computes from host memory on this backend")) << layers.err;
     EXPECT_TRUE(contains(model.err, "offload: model (--offload model)")) << model.err;
     EXPECT_TRUE(contains(model.err, "offload: transformer weights released (33 linears)")) << model.err;
     EXPECT_FALSE(contains(none.err, "weights released")) << none.err;
     EXPECT_EQ(read_image(file("none.png")).rgb, read_image(file("model.png")).rgb);
+    EXPECT_EQ(read_image(file("none.png")).rgb, read_image(file("layers.png")).rgb);
     const RunResult auto_run = generate("auto");
     ASSERT_EQ(auto_run.exit_code, 0) << auto_run;
     EXPECT_TRUE(contains(auto_run.err, "offload: none (auto: the resident weights")) << auto_run.err;
@@ -90,6 +118,10 @@ TEST_F(Cli, OffloadModelChangesNoPixel) {
                                   "--gpus", "2", "--offload", "model", "--output-path", file("x.png")});
     EXPECT_NE(gpus.exit_code, 0);
     EXPECT_TRUE(contains(gpus.err, "--offload model is for one device, not --gpus 2")) << gpus.err;
+    const RunResult gpus_layers = flux2({"generate", "--prompt", "x", "--width", "32", "--height", "32", "--device",
+                                         "cpu", "--gpus", "2", "--offload", "layers", "--output-path", file("x.png")});
+    EXPECT_NE(gpus_layers.exit_code, 0);
+    EXPECT_TRUE(contains(gpus_layers.err, "--offload layers is for one device, not --gpus 2")) << gpus_layers.err;
 }
 
 }  // namespace

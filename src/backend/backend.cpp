@@ -9,8 +9,7 @@ void Backend::record_path(const LinearWeight& w, const std::string& path) {
     int64_t& n = path_counts_[path];
     if (n == 0 || log_level() <= LogLevel::debug) {
         // Per-layer detail only at debug level; the summary line makes a fallback visible at info level.
-        log_debug("linear ", w.name, " [", w.out_features, "x", w.in_features, "] ", w.format_label(), " -> ",
-                  path);
+        log_debug("linear ", w.name, " [", w.out_features, "x", w.in_features, "] ", w.format_label(), " -> ", path);
     }
     ++n;
 }
@@ -22,10 +21,11 @@ std::string Backend::path_summary() const {
 }
 
 void Backend::begin_recording() { fail("the ", name(), " backend cannot record ops for replay"); }
-std::shared_ptr<RecordedOps> Backend::end_recording() {
-    fail("the ", name(), " backend cannot record ops for replay");
-}
+std::shared_ptr<RecordedOps> Backend::end_recording() { fail("the ", name(), " backend cannot record ops for replay"); }
 void Backend::replay(const RecordedOps&) { fail("the ", name(), " backend cannot replay recorded ops"); }
+std::unique_ptr<LayerStream> Backend::stream_layers(const std::vector<std::vector<const LinearWeight*>>&, int64_t) {
+    return nullptr;
+}
 void Backend::start_profile() { fail("the ", name(), " backend has no op profiler (it exists for cuda)"); }
 std::string Backend::profile_report() { fail("the ", name(), " backend has no op profiler (it exists for cuda)"); }
 

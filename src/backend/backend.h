@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "quant/linear_weight.h"
 #include "tensor/tensor.h"
@@ -25,6 +26,24 @@ enum class Nvfp4Activations {
 class RecordedOps {
 public:
     virtual ~RecordedOps() = default;
+};
+
+// --offload layers (Backend::stream_layers): the weights of each group of linears (a transformer block, a decoder
+// layer) reach the device just before the group runs, copied from page-locked host memory into one of two
+// rotating device buffers while the previous group computes. Model code brackets each group's ops with
+// enter(i) / leave(i), groups in order, and calls before_replay() before replaying recorded ops.
+class LayerStream {
+public:
+    virtual ~LayerStream() = default;
+    // Before group i's ops: they wait (on the device) for its weights; the copy of the next group's starts.
+    virtual void enter(size_t group) = 0;
+    // After group i's ops: its buffer may be refilled once they have run.
+    virtual void leave(size_t group) = 0;
+    // Recorded ops begin at enter(0) and may rely on the end of the previous run having copied group 0 ahead;
+    // this makes sure it did (a run that failed halfway did not).
+    virtual void before_replay() = 0;
+    // For the log: how many linears and bytes stream, the device buffers, what stays resident and why.
+    virtual std::string describe() const = 0;
 };
 
 struct BackendOptions {
@@ -175,6 +194,16 @@ public:
     virtual void replay(const RecordedOps& ops);
     // Overwrites the backend tensor `dst` with the host F32 tensor `host_f32` of the same shape.
     virtual void upload_into(const Tensor& host_f32, Tensor& dst) = 0;
+
+    // ---- layer streaming (--offload layers) ----
+    // From now on the linears of `groups` keep only their scales on the device; their weights are copied in per
+    // group around LayerStream::enter / leave. Whole groups whose resident weights fit `resident_budget_bytes`
+    // stay resident instead (those that would stream the most bytes first), and so do linears the backend cannot
+    // stream (describe() names both). Null where there is nothing to stream: the CPU computes from host memory.
+    // The linears' host bytes must not change or move while the stream lives, and it must die before them and
+    // before the backend.
+    virtual std::unique_ptr<LayerStream> stream_layers(const std::vector<std::vector<const LinearWeight*>>& groups,
+                                                       int64_t resident_budget_bytes);
 
     // ---- profiling ----
     // Device time of every op enqueued from start_profile() until profile_report(), which waits for them and

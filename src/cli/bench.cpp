@@ -34,6 +34,7 @@ struct BenchArgs {
     std::string pipeline, text_encoder_precision = "bf16", save_outputs, compare_outputs, offload = "auto", vae;
     std::vector<std::string> lora_ranks;
     int steps = 5, warmup = 2, text_tokens = 512, repeats = 3;
+    double resident_budget_gb = -1.0;
     bool steps_given = false;
     bool profile = false, no_cuda_graphs = false, small_text_encoder = false;
     uint64_t seed = 0;
@@ -178,6 +179,7 @@ void run_bench(const BenchArgs& a) {
         b.seed = a.seed;
         b.text_encoder_weights = parse_weight_precision(a.text_encoder_precision, "--text-encoder-precision");
         b.offload = a.offload;
+        b.resident_budget_bytes = a.resident_budget_gb < 0 ? -1 : static_cast<int64_t>(a.resident_budget_gb * 1e9);
         run_pipeline_bench(b);
         return;
     }
@@ -210,6 +212,11 @@ void run_bench(const BenchArgs& a) {
         }
         Flux2Transformer model = Flux2Transformer::load(*weights, config, *backend);
         weights.reset();  // the model holds what it needs
+        if (a.offload == "layers")
+            log_layer_stream("transformer", model.stream_block_weights(
+                                                static_cast<int64_t>(std::max(0.0, a.resident_budget_gb) * 1e9)));
+        check(a.parallel.gpus == 1 || a.offload != "layers", "--offload layers is for one device, not --gpus ",
+              a.parallel.gpus);
         check(a.parallel.gpus == 1 || a.parallel.parallel != "cfg",
               "bench times one forward; --parallel cfg splits the two forwards of a CFG step (use generate or serve)");
         start_parallel(a.parallel, model, options, [&](Backend& rank_backend) {
@@ -251,6 +258,7 @@ void run_bench(const BenchArgs& a) {
                 }
                 std::string label = precision.empty() ? backend->name() : precision;
                 if (!options.residency.empty()) label += "/" + options.residency;
+                if (a.offload == "layers") label += "/layers";
                 if (a.parallel.gpus > 1) label += str("x", a.parallel.gpus);
                 if (set > 0) label += "+lora" + a.lora_ranks[set - 1];
                 const double tflops = step_flops(config, in.img_ids.dim(0), a.text_tokens) / t.median * 1e-12;
@@ -329,9 +337,15 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--text-encoder-precision", a->text_encoder_precision,
                     "with --pipeline: the text encoder's weights, bf16 (as stored), fp8 or fp4 (as for generate)")
         ->capture_default_str();
-    cmd->add_option("--offload", a->offload, "with --pipeline: none, model or auto, as for serve")
-        ->check(CLI::IsMember({"none", "model", "auto"}))
+    cmd->add_option("--offload", a->offload,
+                    "with --pipeline: none, model, layers or auto, as for serve; for the transformer step alone,\n"
+                    "layers streams the blocks' weights through the device (model and none change nothing there)")
+        ->check(CLI::IsMember({"none", "model", "layers", "auto"}))
         ->capture_default_str();
+    cmd->add_option("--resident-budget", a->resident_budget_gb,
+                    "GB: with --offload layers, whole blocks stay resident up to this much device memory (as for "
+                    "generate)")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--vae", a->vae,
                     "time the VAE decode alone instead, whole and in 512 px tiles, per resolution: a VAE folder or\n"
                     "ae.safetensors, or 'random' (the FLUX.2 VAE with random weights); prints time, peak memory and\n"

@@ -37,12 +37,13 @@ void run_pipeline_bench(const PipelineBench& b) {
         options.backend = path;
         options.text_encoder_weights = b.text_encoder_weights;
         options.offload = b.offload;
+        options.resident_budget_bytes = b.resident_budget_bytes;
         const auto t0 = std::chrono::steady_clock::now();
         const auto engine = Flux2Engine::load(options);
         const double load = seconds_since(t0);
         const double loaded_gb = engine->backend().peak_memory_bytes() / 1e9;
         std::string label = path.precision.empty() ? engine->backend().name() : path.precision;
-        if (engine->offload() == Offload::model) label += "/offload";
+        if (engine->offload() != Offload::none) label += str("/", offload_name(engine->offload()));
         std::printf("%-6s %-6s %5s %9.2f %10s %9s %9s %9s %10s %10.2f  (after loading)\n", label.c_str(), "-", "-",
                     load, "-", "-", "-", "-", "-", loaded_gb);
         std::fflush(stdout);

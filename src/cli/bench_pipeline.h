@@ -17,7 +17,8 @@ struct PipelineBench {
     int repeats = 3;  // timed images per resolution, after one untimed image at that resolution
     uint64_t seed = 0;
     WeightPrecision text_encoder_weights = WeightPrecision::as_stored;
-    std::string offload = "auto";  // --offload; rows of --offload model read "<path>/offload"
+    std::string offload = "auto";        // --offload; rows of an offloading mode read "<path>/<mode>"
+    int64_t resident_budget_bytes = -1;  // --resident-budget
 };
 
 // Loads the pipeline (timed), then per resolution makes one untimed image (CUDA graphs recorded, GEMMs tuned) and

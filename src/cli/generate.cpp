@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iomanip>
+#include <optional>
 
 #include "backend/backend.h"
 #include "cli/commands.h"
@@ -20,6 +21,7 @@
 #include "io/safetensors.h"
 #include "models/flux2/flux2_transformer.h"
 #include "models/lora/lora_registry.h"
+#include "models/text_encoder/decoder_checkpoint.h"
 #include "models/transformer_checkpoint.h"
 #include "models/vae/vae.h"
 #include "pipeline/flux2_pipeline.h"
@@ -105,8 +107,20 @@ void run_generate(GenerateArgs a) {
     check(a.parallel.gpus == 1 || a.parallel.parallel != "cfg" || cfg, "--parallel cfg runs the conditional and ",
           "unconditional forwards of true CFG on two GPUs, but this run has none to split (", variant_name(variant),
           ", guidance ", guidance, "): it needs klein base with --guidance-scale above 1");
-    check(a.parallel.gpus == 1 || a.model.offload != "model", "--offload model is for one device, not --gpus ",
-          a.parallel.gpus);
+    check(a.parallel.gpus == 1 || a.model.offload == "none" || a.model.offload == "auto", "--offload ", a.model.offload,
+          " is for one device, not --gpus ", a.parallel.gpus);
+
+    // What stays on the device. The text encoder is gone before the transformer loads, so only the larger of the
+    // two is ever resident. Several ranks keep theirs (the other ranks hold their own copies).
+    std::optional<DecoderConfig> text_encoder_config;
+    if (encode) text_encoder_config = DecoderCheckpoint::open(paths.text_encoder).config();
+    const OffloadChoice offload =
+        a.parallel.gpus > 1
+            ? OffloadChoice{Offload::none, "--gpus: every rank keeps its weights"}
+            : choose_offload(a.model.offload, config, text_encoder_config ? &*text_encoder_config : nullptr,
+                             a.model.backend_options(), a.model.text_encoder_weights(), *backend,
+                             /*sequential=*/true, a.model.resident_budget_bytes());
+    log_info("offload: ", offload_name(offload.mode), " (", offload.reason, ")");
 
     // 1. Prompt embeddings first, so the text encoder is gone before the transformer's weights are bound.
     Tensor prompt_embeds;
@@ -116,6 +130,7 @@ void run_generate(GenerateArgs a) {
         po.max_sequence_length = a.max_sequence_length;
         po.out_layers = a.model.out_layers.empty() ? defaults.text_encoder_out_layers : a.model.out_layers;
         po.text_encoder_weights = a.model.text_encoder_weights();
+        po.stream_layers = offload.mode == Offload::layers;
         EncodedPrompts enc =
             encode_prompts(paths.text_encoder, paths.tokenizer, a.prompt,
                            cfg ? std::optional<std::string>(a.negative_prompt) : std::nullopt, po, *backend);
@@ -143,6 +158,8 @@ void run_generate(GenerateArgs a) {
         TransformerCheckpoint rank_ckpt = TransformerCheckpoint::open(paths.transformer);
         return Flux2Transformer::load(rank_ckpt, config, rank_backend);
     });
+    if (offload.mode == Offload::layers)
+        log_layer_stream("transformer", transformer.stream_block_weights(offload.resident_budget_bytes));
     LoraRegistry loras;
     if (!a.model.loras.empty()) loras.set_active(transformer, loras.load_specs(a.model.loras));
     Flux2Vae vae = Flux2Vae::load(paths.vae, *backend);
@@ -164,12 +181,6 @@ void run_generate(GenerateArgs a) {
         params.initial_noise = load_f32(*l);
     }
     // The text encoder is gone already; --offload model also gives the transformer's memory back before the decode.
-    // Several ranks keep theirs (the other ranks hold their own copies).
-    const OffloadChoice offload = a.parallel.gpus > 1
-                                      ? OffloadChoice{Offload::none, "--gpus: every rank keeps its weights"}
-                                      : choose_offload(a.model.offload, config, nullptr, a.model.backend_options(),
-                                                       a.model.text_encoder_weights(), *backend);
-    log_info("offload: ", offload_name(offload.mode), " (", offload.reason, ")");
     if (offload.mode == Offload::model) params.before_decode = release_before_decode(transformer);
     Flux2Pipeline pipeline(variant, transformer, vae);
     ProgressBar bar(isatty(STDERR_FILENO) && log_level() <= LogLevel::info);

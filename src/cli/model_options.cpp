@@ -34,7 +34,12 @@ EngineOptions ModelOptions::engine_options() const {
     eo.backend = backend_options();
     eo.text_encoder_weights = text_encoder_weights();
     eo.offload = offload;
+    eo.resident_budget_bytes = resident_budget_bytes();
     return eo;
+}
+
+int64_t ModelOptions::resident_budget_bytes() const {
+    return resident_budget_gb < 0 ? -1 : static_cast<int64_t>(resident_budget_gb * 1e9);
 }
 
 WeightPrecision ModelOptions::text_encoder_weights() const {
@@ -76,10 +81,17 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
                   "automatic above 1536x1536 pixels (docs/PIPELINE.md)");
     cmd->add_option("--offload", o.offload,
                     "none: the text encoder and transformer stay on the device once used (fastest); model: each is\n"
-                    "there only while it runs (lowest memory; every image uploads them again); auto: model when\n"
-                    "their weights would take more than 80% of the device's memory (docs/PIPELINE.md)")
-        ->check(CLI::IsMember({"none", "model", "auto"}))
+                    "there only while it runs (every image uploads them again); layers: their weights stay in\n"
+                    "page-locked host memory and each layer is copied in while the one before computes (least\n"
+                    "memory, slower steps); auto: none when the weights fit 80% of the device's memory, model when\n"
+                    "each component alone does, else layers (docs/PIPELINE.md)")
+        ->check(CLI::IsMember({"none", "model", "layers", "auto"}))
         ->capture_default_str();
+    cmd->add_option("--resident-budget", o.resident_budget_gb,
+                    "GB: with --offload layers, whole transformer blocks stay on the device up to this much memory\n"
+                    "and only the rest stream (fewer bytes on the bus, faster steps); default 0, or when auto\n"
+                    "picks layers, what 80% of the device leaves beside ~8 GB of activations")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--threads", o.threads, "CPU threads");
     add_lora_option(cmd, o.loras);
 }

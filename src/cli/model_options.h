@@ -19,7 +19,8 @@ struct ModelOptions {
     std::vector<int> out_layers;
     std::string device = "auto", precision, activations = "w4a16", residency;
     std::string text_encoder_precision = "bf16";  // bf16 (as stored), fp8 or fp4
-    std::string offload = "auto";                 // none, model or auto (pipeline/offload.h)
+    std::string offload = "auto";                 // none, model, layers or auto (pipeline/offload.h)
+    double resident_budget_gb = -1.0;             // --resident-budget; negative: the mode's default
     bool no_cuda_graphs = false;
     bool vae_tiling = false;         // --vae-tiling: always tile the VAE (it also tiles by itself above a size)
     std::vector<std::string> loras;  // --lora FILE[:STRENGTH], repeatable
@@ -32,6 +33,7 @@ struct ModelOptions {
     // A resident pipeline of these flags (`serve`, `eval`).
     EngineOptions engine_options() const;
     WeightPrecision text_encoder_weights() const;
+    int64_t resident_budget_bytes() const;  // --resident-budget in bytes; -1 when not given
 };
 
 void add_model_options(CLI::App* cmd, ModelOptions& o);

@@ -27,7 +27,8 @@ struct EngineOptions {
     std::vector<std::string> loras;            // "FILE[:STRENGTH]": loaded under their file stems and active
     VaeTiling vae_tiling;                      // for every request (--vae-tiling, else automatic above a size)
     WeightPrecision text_encoder_weights = WeightPrecision::as_stored;  // --text-encoder-precision
-    std::string offload = "auto";  // --offload none|model|auto (pipeline/offload.h)
+    std::string offload = "auto";        // --offload none|model|layers|auto (pipeline/offload.h)
+    int64_t resident_budget_bytes = -1;  // --resident-budget (layers); negative: the mode's default
 };
 
 struct EngineRequest {

@@ -1,5 +1,7 @@
 #include "pipeline/offload.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/log.h"
 
@@ -20,6 +22,26 @@ double decoder_linear_params(const DecoderConfig& c) {
     const double mlp = 3.0 * h * static_cast<double>(c.intermediate_size);
     return (attention + mlp) * static_cast<double>(c.num_hidden_layers);
 }
+
+OffloadChoice pick_offload(const std::string& flag, int64_t together_bytes, int64_t largest_component_bytes,
+                           int64_t device_bytes) {
+    if (flag == "none") return {Offload::none, "--offload none"};
+    if (flag == "model") return {Offload::model, "--offload model"};
+    if (flag == "layers") return {Offload::layers, "--offload layers"};
+    check(flag == "auto", "--offload must be none, model, layers or auto, got '", flag, "'");
+    const double budget = kAutoOffloadShare * static_cast<double>(device_bytes);
+    const double have = static_cast<double>(device_bytes) / 1e9;
+    const int share = static_cast<int>(kAutoOffloadShare * 100);
+    if (static_cast<double>(together_bytes) <= budget)
+        return {Offload::none,
+                str("auto: the resident weights (~", together_bytes / 1e9, " GB) fit the device's ", have, " GB")};
+    if (static_cast<double>(largest_component_bytes) <= budget)
+        return {Offload::model, str("auto: the resident weights (~", together_bytes / 1e9, " GB) would take more than ",
+                                    share, "% of the device's ", have, " GB; --offload none keeps them")};
+    return {Offload::layers, str("auto: even the largest component's weights (~", largest_component_bytes / 1e9,
+                                 " GB) would take more than ", share, "% of the device's ", have,
+                                 " GB, so layers stream from host memory; --offload model keeps each whole")};
+}
 }  // namespace
 
 int64_t resident_weight_bytes(const Flux2Config& transformer, const DecoderConfig* text_encoder,
@@ -37,24 +59,39 @@ int64_t resident_weight_bytes(const Flux2Config& transformer, const DecoderConfi
                                 (text_encoder ? decoder_linear_params(*text_encoder) * te : 0.0));
 }
 
-OffloadChoice choose_offload(const std::string& flag, int64_t resident_bytes, int64_t device_bytes) {
-    if (flag == "none") return {Offload::none, "--offload none"};
-    if (flag == "model") return {Offload::model, "--offload model"};
-    check(flag == "auto", "--offload must be none, model or auto, got '", flag, "'");
-    const double need = static_cast<double>(resident_bytes) / 1e9, have = static_cast<double>(device_bytes) / 1e9;
-    if (resident_bytes > kAutoOffloadShare * static_cast<double>(device_bytes))
-        return {Offload::model, str("auto: the resident weights (~", need, " GB) would take more than ",
-                                    static_cast<int>(kAutoOffloadShare * 100), "% of the device's ", have,
-                                    " GB; --offload none keeps them")};
-    return {Offload::none, str("auto: the resident weights (~", need, " GB) fit the device's ", have, " GB")};
+OffloadChoice choose_offload(const std::string& flag, int64_t together_bytes, int64_t largest_component_bytes,
+                             int64_t device_bytes, int64_t requested_budget) {
+    OffloadChoice c = pick_offload(flag, together_bytes, largest_component_bytes, device_bytes);
+    check(requested_budget < 0 || c.mode == Offload::layers || flag == "auto",
+          "--resident-budget is for --offload layers (or auto), not --offload ", flag);
+    if (c.mode != Offload::layers) return c;
+    const double auto_budget = kAutoOffloadShare * static_cast<double>(device_bytes) - kActivationReserve;
+    c.resident_budget_bytes = requested_budget >= 0 ? requested_budget
+                              : flag == "auto"      ? std::max<int64_t>(0, static_cast<int64_t>(auto_budget))
+                                                    : 0;
+    if (c.resident_budget_bytes > 0)
+        c.reason += str("; blocks stay resident up to ", c.resident_budget_bytes / 1e9, " GB",
+                        requested_budget >= 0 ? " (--resident-budget)" : "");
+    return c;
 }
 
 OffloadChoice choose_offload(const std::string& flag, const Flux2Config& transformer, const DecoderConfig* text_encoder,
                              const BackendOptions& options, WeightPrecision text_encoder_weights,
-                             const Backend& backend) {
+                             const Backend& backend, bool sequential, int64_t requested_budget) {
     const bool on_gpu = backend.name() != "cpu";
-    return choose_offload(flag, resident_weight_bytes(transformer, text_encoder, options, text_encoder_weights, on_gpu),
-                          backend.memory_capacity_bytes());
+    const int64_t dit = resident_weight_bytes(transformer, nullptr, options, text_encoder_weights, on_gpu);
+    const int64_t te = resident_weight_bytes(transformer, text_encoder, options, text_encoder_weights, on_gpu) - dit;
+    const int64_t largest = std::max(dit, te);
+    return choose_offload(flag, sequential ? largest : dit + te, largest, backend.memory_capacity_bytes(),
+                          requested_budget);
+}
+
+void log_layer_stream(const char* component, const std::string& description) {
+    if (description.empty()) {
+        log_info("offload layers: the ", component, " computes from host memory on this backend; nothing to stream");
+    } else {
+        log_info("offload layers: ", component, ": ", description);
+    }
 }
 
 std::function<void()> release_before_decode(Flux2Transformer& transformer) {
@@ -63,6 +100,16 @@ std::function<void()> release_before_decode(Flux2Transformer& transformer) {
     };
 }
 
-const char* offload_name(Offload mode) { return mode == Offload::model ? "model" : "none"; }
+const char* offload_name(Offload mode) {
+    switch (mode) {
+        case Offload::model:
+            return "model";
+        case Offload::layers:
+            return "layers";
+        case Offload::none:
+            break;
+    }
+    return "none";
+}
 
 }  // namespace flux2

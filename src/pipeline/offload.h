@@ -1,5 +1,5 @@
 #pragma once
-// --offload: which components keep their weights on the device between runs. The weights always stay in host
+// --offload: which components keep their weights on the device, and for how long. The weights always stay in host
 // memory (the backend prepares its device copy on first use, LinearWeight::prepared), so giving the device copy
 // back costs only the upload at the next use.
 #include <cstdint>
@@ -15,14 +15,18 @@
 namespace flux2 {
 
 enum class Offload {
-    none,   // every component stays on the device once used: the fastest, and the most memory
-    model,  // each component is on the device only while it runs: the text encoder's weights go back once the
-            // prompt is encoded, the transformer's before the VAE decode; every request uploads them again
+    none,    // every component stays on the device once used: the fastest, and the most memory
+    model,   // each component is on the device only while it runs: the text encoder's weights go back once the
+             // prompt is encoded, the transformer's before the VAE decode; every request uploads them again
+    layers,  // the text encoder's and the transformer's linears stay in page-locked host memory and each layer
+             // (block) is copied to the device while the one before computes (Backend::stream_layers)
 };
 
 struct OffloadChoice {
     Offload mode = Offload::none;
     std::string reason;  // for the log: the flag, or auto's estimate against the device's memory
+    // layers: device memory whole transformer blocks may keep resident (Flux2Transformer::stream_block_weights).
+    int64_t resident_budget_bytes = 0;
 };
 
 // What the text encoder and the transformer hold on the device once both ran, from their shapes and the paths
@@ -32,16 +36,25 @@ struct OffloadChoice {
 int64_t resident_weight_bytes(const Flux2Config& transformer, const DecoderConfig* text_encoder,
                               const BackendOptions& backend, WeightPrecision text_encoder_weights, bool on_gpu);
 
-// "none", "model" or "auto": model when the resident weights would take more than kAutoOffloadShare of the
-// device's memory (the rest is for activations: dev at 1024² needs ~7 GB), else none.
+// "none", "model", "layers" or "auto". auto keeps kAutoOffloadShare of the device's memory for weights (the rest
+// is for activations: dev at 1024² needs ~7 GB): none when what is resident at once without offloading
+// (`together_bytes`) fits there, model when the largest component alone does, layers otherwise.
+// The resident budget of layers mode is `requested_budget` when given (>= 0); else 0 for --offload layers, and
+// for auto what kAutoOffloadShare of the device leaves beside kActivationReserve.
 inline constexpr double kAutoOffloadShare = 0.8;
-OffloadChoice choose_offload(const std::string& flag, int64_t resident_bytes, int64_t device_bytes);
+inline constexpr int64_t kActivationReserve = int64_t{8} << 30;
+OffloadChoice choose_offload(const std::string& flag, int64_t together_bytes, int64_t largest_component_bytes,
+                             int64_t device_bytes, int64_t requested_budget = -1);
 
-// The choice for a pipeline on `backend`: the estimate above (on the GPU unless the backend is the CPU's) against
-// the backend's memory.
+// The choice for a pipeline on `backend`: the estimates above (on the GPU unless the backend is the CPU's) against
+// the backend's memory. `sequential`: the text encoder is gone before the transformer loads (`generate`), so only
+// the larger of the two is ever resident; otherwise (the engine) both are.
 OffloadChoice choose_offload(const std::string& flag, const Flux2Config& transformer, const DecoderConfig* text_encoder,
                              const BackendOptions& options, WeightPrecision text_encoder_weights,
-                             const Backend& backend);
+                             const Backend& backend, bool sequential, int64_t requested_budget = -1);
+
+// Logs what a component streams under --offload layers (LayerStream::describe; empty: nothing to stream).
+void log_layer_stream(const char* component, const std::string& description);
 
 // GenerateParams::before_decode under --offload model: the transformer's device weights go back before the decode.
 std::function<void()> release_before_decode(Flux2Transformer& transformer);

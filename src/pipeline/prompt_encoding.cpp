@@ -8,6 +8,7 @@
 #include "models/text_encoder/text_encoder.h"
 #include "models/tokenizer/chat_template.h"
 #include "models/tokenizer/tokenizer.h"
+#include "pipeline/offload.h"
 
 namespace flux2 {
 
@@ -66,6 +67,8 @@ EncodedPrompts PromptEncoder::encode(const std::string& prompt, const std::optio
 
 int PromptEncoder::release_device_weights() const { return encoder_->release_device_weights(); }
 
+std::string PromptEncoder::stream_layer_weights() { return encoder_->stream_layer_weights(); }
+
 const DecoderConfig& PromptEncoder::text_encoder_config() const { return encoder_->config(); }
 
 EncodedPrompts encode_prompts(const std::string& text_encoder_path, const std::string& tokenizer_path,
@@ -73,8 +76,9 @@ EncodedPrompts encode_prompts(const std::string& text_encoder_path, const std::s
                               const PromptEncodingOptions& options, Backend& backend) {
     check(options.max_sequence_length > 0, "--max-sequence-length must be positive");
     const auto t0 = std::chrono::steady_clock::now();
-    const PromptEncoder encoder = PromptEncoder::load(text_encoder_path, tokenizer_path, options.out_layers, backend,
-                                                      options.text_encoder_weights);
+    PromptEncoder encoder = PromptEncoder::load(text_encoder_path, tokenizer_path, options.out_layers, backend,
+                                                options.text_encoder_weights);
+    if (options.stream_layers) log_layer_stream("text encoder", encoder.stream_layer_weights());
     EncodedPrompts out = encoder.encode(prompt, negative_prompt, options.max_sequence_length);
     log_info("encoded prompt (", out.prompt_tokens(), " tokens) in ",
              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s; peak memory so far ",

@@ -22,6 +22,7 @@ struct PromptEncodingOptions {
     int max_sequence_length = 512;
     std::vector<int> out_layers;  // empty: Mistral (dev) 10 20 30, Qwen3 (klein) 9 18 27
     WeightPrecision text_encoder_weights = WeightPrecision::as_stored;  // --text-encoder-precision
+    bool stream_layers = false;                                         // --offload layers
 };
 
 struct EncodedPrompts {
@@ -47,6 +48,8 @@ public:
                           int max_sequence_length) const;
     // TextEncoder::release_device_weights.
     int release_device_weights() const;
+    // TextEncoder::stream_layer_weights (--offload layers).
+    std::string stream_layer_weights();
     const DecoderConfig& text_encoder_config() const;
 
 private:

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/cuda/conv_cudnn.h"
@@ -26,6 +27,8 @@
 #include "backend/op_shapes.h"
 
 namespace flux2 {
+
+class CudaLayerStream;
 
 namespace cuda {
 class CublasLtGemm;
@@ -105,6 +108,8 @@ public:
     void replay(const RecordedOps& ops) override;
     void start_profile() override;
     std::string profile_report() override;
+    std::unique_ptr<LayerStream> stream_layers(const std::vector<std::vector<const LinearWeight*>>& groups,
+                                               int64_t resident_budget_bytes) override;
 
     // ---- beyond the Backend interface (tests, benchmarks, fused producers) ----
     CudaLinearPrecision linear_precision() const { return precision_; }
@@ -136,10 +141,28 @@ public:
     Fp4Activations quantize_fp4(const Tensor& x, std::optional<float> input_scale, float alpha_factor);
 
 private:
+    friend class CudaLayerStream;
     struct PreparedLinear;
     const PreparedLinear& prepare(const LinearWeight& w);
-    void prepare_bf16(const LinearWeight& w, PreparedLinear& p);
-    void prepare_fp8(const LinearWeight& w, PreparedLinear& p);
+    // `streamed`: the weight lives in a LayerStream's device buffer (views from streamed_views), not in its own.
+    void prepare_bf16(const LinearWeight& w, PreparedLinear& p, bool streamed);
+    void prepare_fp8(const LinearWeight& w, PreparedLinear& p, bool streamed);
+    // --offload layers (layer_stream.cpp): the host bytes a linear's device weight is copied from, in the order
+    // they sit in its stream buffer; empty when it stays resident (`why` says why).
+    struct StreamSource {
+        const uint8_t* data;
+        size_t bytes;
+    };
+    std::vector<StreamSource> stream_sources(const LinearWeight& w, std::string& why) const;
+    // What w's device weight takes when it stays resident (the budget of LayerStream's resident groups).
+    int64_t resident_bytes(const LinearWeight& w) const;
+    // Views of a streamed linear's tensors in its buffer, one per shape, laid out as stream_sources.
+    std::vector<Tensor> streamed_views(const LinearWeight& w, const std::vector<Shape>& shapes, DType dtype) const;
+    struct StreamedPlace {
+        Tensor buffer;  // U8, the group's device buffer
+        size_t offset = 0;
+    };
+    std::map<const LinearWeight*, StreamedPlace> streamed_;
     // The FP8 linear of w (its LoRA branch included) on quantized activations.
     Tensor linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p, const LinearWeight& w);
     // The FP8 GEMM into y: y = product (beta 0) or y + product (beta 1); w_scales replaces the layer's channel

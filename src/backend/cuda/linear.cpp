@@ -32,9 +32,15 @@ void check_bytes(const LinearWeight& w, const char* what, size_t have, size_t wa
 }
 }  // namespace
 
-void CudaBackend::prepare_bf16(const LinearWeight& w, PreparedLinear& p) {
+void CudaBackend::prepare_bf16(const LinearWeight& w, PreparedLinear& p, bool streamed) {
     const int64_t out = w.out_features, in = w.in_features, n = out * in;
     p.kind = CudaLinearPrecision::bf16;
+    if (streamed) {
+        // Only BF16 layers stream on this path (stream_sources): the buffer holds their bytes as they are.
+        p.weight = streamed_views(w, {{out, in}}, DType::BF16)[0];
+        p.path = str(w.format_label(), "(streamed)->bf16");
+        return;
+    }
     p.weight = empty({out, in}, DType::BF16);
     auto* dst = static_cast<bf16*>(p.weight.raw());
     auto upload_bytes = [&](const std::vector<uint8_t>& bytes, DType dtype, const Shape& shape) {
@@ -91,10 +97,11 @@ void CudaBackend::prepare_bf16(const LinearWeight& w, PreparedLinear& p) {
     }
 }
 
-void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p) {
+void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p, bool streamed) {
     const int64_t out = w.out_features, in = w.in_features;
     p.kind = CudaLinearPrecision::fp8;
-    p.weight = empty({out, in}, DType::F8_E4M3);
+    p.weight = streamed && w.format == WeightFormat::fp8 ? streamed_views(w, {{out, in}}, DType::F8_E4M3)[0]
+                                                         : empty({out, in}, DType::F8_E4M3);
     p.scales = empty({out}, DType::F32);
     auto* codes_out = static_cast<uint8_t*>(p.weight.raw());
     auto* scales_out = static_cast<float*>(p.scales.raw());
@@ -108,7 +115,15 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p) {
                                        static_cast<const uint8_t*>(scales.raw()), w.nvfp4.weight_scale_2, codes_out,
                                        scales_out, out, in, stream());
         p.path = "nvfp4->fp8(e4m3 per-channel x per-token)";
-        if (fp4_resident_) {
+        if (streamed) {
+            // The 4-bit form comes through the stream buffer before each use; the scales computed here stay.
+            std::vector<Tensor> v = streamed_views(w, {{out, in / 2}, {out, in / 16}}, DType::U8);
+            p.fp4_codes = v[0];
+            p.fp4_block_scales = v[1];
+            p.fp4_scale_2 = w.nvfp4.weight_scale_2;
+            p.weight = Tensor();
+            p.path = "nvfp4(streamed)->fp8(e4m3 per-channel x per-token)";
+        } else if (fp4_resident_) {
             // Keep the 4-bit form and the row scales; the E4M3 copy above only served to compute those scales and
             // is freed in stream order.
             p.fp4_codes = codes;
@@ -118,16 +133,20 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p) {
             p.path = "nvfp4(resident)->fp8(e4m3 per-channel x per-token)";
         }
     } else {
-        // FP8 weights keep their codes; a per-tensor scale becomes a constant per-channel vector.
-        FLUX2_CUDA_CHECK(
-            cudaMemcpyAsync(codes_out, w.fp8.codes.data(), w.fp8.codes.size(), cudaMemcpyHostToDevice, stream()));
+        // FP8 weights keep their codes (streamed ones get them through the buffer); a per-tensor scale becomes a
+        // constant per-channel vector.
+        if (!streamed)
+            FLUX2_CUDA_CHECK(
+                cudaMemcpyAsync(codes_out, w.fp8.codes.data(), w.fp8.codes.size(), cudaMemcpyHostToDevice, stream()));
         if (w.fp8.row_scales.empty()) {
             cuda::launch_fill_f32(scales_out, w.fp8.scale, out, stream());
-            p.path = "fp8->fp8(e4m3 per-tensor x per-token)";
+            p.path =
+                streamed ? "fp8(streamed)->fp8(e4m3 per-tensor x per-token)" : "fp8->fp8(e4m3 per-tensor x per-token)";
         } else {
             FLUX2_CUDA_CHECK(cudaMemcpyAsync(scales_out, w.fp8.row_scales.data(), out * sizeof(float),
                                              cudaMemcpyHostToDevice, stream()));
-            p.path = "fp8->fp8(e4m3 per-channel x per-token)";
+            p.path = streamed ? "fp8(streamed)->fp8(e4m3 per-channel x per-token)"
+                              : "fp8->fp8(e4m3 per-channel x per-token)";
         }
     }
 }
@@ -146,6 +165,7 @@ const CudaBackend::PreparedLinear& CudaBackend::prepare(const LinearWeight& w) {
               w.fp8.row_scales.size(), " FP8 row scales for ", out, " rows");
     }
     auto p = std::make_shared<PreparedLinear>();
+    const bool streamed = streamed_.count(&w) > 0;  // --offload layers (layer_stream.cpp)
     // Dense layers stay BF16 (the checkpoint kept them unquantized on purpose); FP8 GEMMs need k % 16 == 0.
     const bool fp8 = precision_ == CudaLinearPrecision::fp8 && w.format != WeightFormat::dense && in % 16 == 0;
     // fp4: NVFP4 layers only (FP8 checkpoints and dense layers stay BF16); the GEMM needs k % 32 == 0.
@@ -156,9 +176,9 @@ const CudaBackend::PreparedLinear& CudaBackend::prepare(const LinearWeight& w) {
         p->fp4 = prepare_fp4(w);
         p->path = kFp4PathLabel;
     } else if (fp8) {
-        prepare_fp8(w, *p);
+        prepare_fp8(w, *p, streamed);
     } else {
-        prepare_bf16(w, *p);
+        prepare_bf16(w, *p, streamed);
         if (precision_ == CudaLinearPrecision::fp8 && w.format == WeightFormat::fp8)
             p->path += " (in_features not divisible by 16)";
         if (precision_ == CudaLinearPrecision::fp4 && w.format == WeightFormat::nvfp4)

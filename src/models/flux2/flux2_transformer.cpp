@@ -104,15 +104,6 @@ std::vector<LinearWeight*> Flux2Transformer::all_linears() {
     return all;
 }
 
-int Flux2Transformer::release_device_weights() {
-    check(!peers_ && !ulysses_ && !tp_ && !guidance_peer_,
-          "releasing the transformer's device weights (--offload model) is for one device, not a rank group");
-    replays_.clear();  // recordings hold the prepared buffers
-    int released = 0;
-    for (LinearWeight* w : all_linears()) released += release_prepared(*w) > 0;
-    return released;
-}
-
 void Flux2Transformer::set_loras(const std::vector<ActiveLora>& loras) {
     attach_loras(loras);
     if (peers_) peers_->set_loras(loras);
@@ -329,9 +320,20 @@ void Flux2Transformer::run_step(const StepInputs& in, Tensor& out) const {
     Tensor img = be.linear(in.hidden_states, x_embedder_);
     Tensor txt = be.linear(in.encoder_hidden_states, context_embedder_);
 
-    for (const DoubleBlock& b : double_blocks_) double_block(b, img, txt, mod_img, mod_txt, in.cos, in.sin);
+    // Under --offload layers each block's weights arrive around it (LayerStream); the groups are the blocks in order.
+    LayerStream* ls = layer_stream_.get();
+    size_t group = 0;
+    for (const DoubleBlock& b : double_blocks_) {
+        if (ls) ls->enter(group);
+        double_block(b, img, txt, mod_img, mod_txt, in.cos, in.sin);
+        if (ls) ls->leave(group++);
+    }
     Tensor h = be.concat(txt, img, kSeq);
-    for (const SingleBlock& b : single_blocks_) single_block(b, h, mod_single, in.cos, in.sin);
+    for (const SingleBlock& b : single_blocks_) {
+        if (ls) ls->enter(group);
+        single_block(b, h, mod_single, in.cos, in.sin);
+        if (ls) ls->leave(group++);
+    }
     h = be.slice(h, kSeq, Lt, Li);
 
     // Final AdaLN: diffusers order (scale, shift) — BFL checkpoints were swapped when bound.
@@ -481,6 +483,7 @@ Tensor Flux2Transformer::step(const Flux2Inputs& in, const std::tuple<int64_t, i
         r.ids = host.ids;
     }
     refill_inputs(host, r.inputs);
+    if (layer_stream_) layer_stream_->before_replay();
     be.replay(*r.ops);
     return r.output;
 }

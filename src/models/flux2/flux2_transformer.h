@@ -105,6 +105,11 @@ public:
     // prepared form; the next forward prepares them again from the host copies (and records anew). Returns how many
     // linears held one. Refused in a rank group (the other ranks keep theirs).
     int release_device_weights();
+    // --offload layers: from now on each block's weights reach the device only around that block's ops, copied in
+    // while the blocks before compute (Backend::stream_layers), except whole blocks that fit `resident_budget_bytes`
+    // of device memory; the recorded steps are dropped. Returns what streams for the log ("" where the backend has
+    // nothing to stream). Refused in a rank group.
+    std::string stream_block_weights(int64_t resident_budget_bytes = 0);
 
     // The velocities for the conditional and the unconditional inputs of true CFG (klein base): at the same time on
     // two devices when a guidance peer is set (set_guidance_peer), else one after the other on this one.
@@ -201,6 +206,8 @@ private:
     std::shared_ptr<ForwardPeers> peers_;
     std::shared_ptr<Communicator> tp_;
     std::shared_ptr<GuidancePeer> guidance_peer_;
+    // Last, so that it goes first: it holds the blocks' host weights page-locked.
+    std::unique_ptr<LayerStream> layer_stream_;
 };
 
 }  // namespace flux2

@@ -197,7 +197,9 @@ std::vector<Tensor> TextEncoder::hidden_states(const TokenBatch& t) const {
     Tensor x = be.upload(embed(t));
     keep(0, x);
     for (size_t i = 0; i < decoder_layers_.size(); ++i) {
+        if (layer_stream_) layer_stream_->enter(i);
         x = layer_forward(decoder_layers_[i], x, cos, sin, key_mask);
+        if (layer_stream_) layer_stream_->leave(i);
         keep(static_cast<int64_t>(i) + 1, x);
     }
     std::vector<Tensor> out;
@@ -225,6 +227,15 @@ int TextEncoder::release_device_weights() const {
              {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
             released += release_prepared(*w) > 0;
     return released;
+}
+
+std::string TextEncoder::stream_layer_weights() {
+    layer_stream_.reset();
+    std::vector<std::vector<const LinearWeight*>> groups;
+    for (const Layer& l : decoder_layers_)
+        groups.push_back({&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj});
+    layer_stream_ = backend_->stream_layers(groups, /*resident_budget_bytes=*/0);
+    return layer_stream_ ? layer_stream_->describe() : std::string();
 }
 
 }  // namespace flux2

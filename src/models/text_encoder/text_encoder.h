@@ -9,6 +9,7 @@
 // Only the layers up to the deepest requested one are loaded and run, so the 40-layer Mistral stops after layer
 // 30. The object owns all its weights: destroy it before loading the transformer (docs/TEXT_ENCODER.md).
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,9 @@ public:
     // Gives the device copies of the linear weights back (--offload model); the next encode prepares them again.
     // Returns how many linears held one.
     int release_device_weights() const;
+    // --offload layers: from now on each decoder layer's weights reach the device only around that layer
+    // (Backend::stream_layers). Returns what streams, for the log ("" where the backend has nothing to stream).
+    std::string stream_layer_weights();
 
 private:
     struct Layer {
@@ -87,6 +91,8 @@ private:
     Tensor embed_f32_;
     std::vector<Layer> decoder_layers_;
     Tensor final_norm_;  // only when num_hidden_layers is requested
+    // Last, so that it goes first: it holds the layers' host weights page-locked.
+    std::unique_ptr<LayerStream> layer_stream_;
 };
 
 }  // namespace flux2

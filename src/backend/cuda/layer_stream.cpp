@@ -1,0 +1,287 @@
+// --offload layers on the GPU (Backend::stream_layers): the streamed groups' weights are copied from page-locked
+// host memory (pinned_sources.h) into one of two device buffers on a copy stream, while the groups before compute
+// on the backend's stream. The groups that fit the resident budget stay resident and are skipped. Events order the
+// two streams (k counts the streamed groups, buffer k % 2 is the k-th one's):
+//   loaded[b]  recorded on the copy stream after a group's copies into buffer b; the compute stream waits on it
+//              at that group's enter();
+//   free[b]    recorded on the compute stream at the group's leave(); the copy of streamed group k + 2 into the
+//              same buffer waits on it, and is enqueued right then, so it overlaps everything up to its use.
+// A streamed group always uses the same buffer at the same offsets, so the prepared weights are fixed views into the
+// buffers and a recorded step (a CUDA graph) replays the copies with the kernels. With an even number of streamed
+// groups the second-to-last one's leave() also copies the first one for the next run (buffer 0 is free by then),
+// hiding that copy too; the run ends by joining it.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/pinned_sources.h"
+#include "backend/layer_stream_plan.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace flux2 {
+
+namespace {
+constexpr size_t kAlign = 256;  // the offset of every streamed tensor in its buffer (GEMM operands want 16 bytes)
+size_t aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+}  // namespace
+
+std::vector<CudaBackend::StreamSource> CudaBackend::stream_sources(const LinearWeight& w, std::string& why) const {
+    const int64_t in = w.in_features;
+    switch (w.format) {
+        case WeightFormat::dense:
+            if (w.dense.dtype == DType::BF16) return {{w.dense.bytes.data(), w.dense.bytes.size()}};
+            why = "16/32-bit float weights are converted to BF16 at preparation";
+            return {};
+        case WeightFormat::nvfp4:
+            // The fp8 path runs NVFP4 layers from their 4-bit form, converted before each GEMM (as fp4 residency).
+            if (precision_ == CudaLinearPrecision::fp8 && in % 16 == 0)
+                return {{w.nvfp4.codes.data(), w.nvfp4.codes.size()}, {w.nvfp4.scales.data(), w.nvfp4.scales.size()}};
+            why = precision_ == CudaLinearPrecision::fp4
+                      ? "the native FP4 GEMM's weight layout is made at preparation"
+                      : "NVFP4 weights on the bf16 path are converted to BF16 at preparation";
+            return {};
+        case WeightFormat::fp8:
+            if (precision_ == CudaLinearPrecision::fp8 && in % 16 == 0)
+                return {{w.fp8.codes.data(), w.fp8.codes.size()}};
+            why = "FP8 weights off the fp8 path are converted to BF16 at preparation";
+            return {};
+    }
+    return {};
+}
+
+std::vector<Tensor> CudaBackend::streamed_views(const LinearWeight& w, const std::vector<Shape>& shapes,
+                                                DType dtype) const {
+    const StreamedPlace& place = streamed_.at(&w);
+    std::vector<Tensor> views;
+    size_t offset = place.offset;
+    for (const Shape& s : shapes) {
+        views.push_back(place.buffer.view(s, dtype, offset));
+        offset += aligned(static_cast<size_t>(shape_numel(s)) * dtype_size(dtype));
+    }
+    return views;
+}
+
+class CudaLayerStream final : public LayerStream {
+public:
+    CudaLayerStream(CudaBackend& backend, const std::vector<std::vector<const LinearWeight*>>& groups,
+                    int64_t resident_budget)
+        : backend_(backend), groups_(groups.size()), index_(groups.size(), kResident) {
+        // What each group would stream, and hold if it stayed resident.
+        struct Plan {
+            std::vector<std::pair<const LinearWeight*, std::vector<CudaBackend::StreamSource>>> linears;
+            size_t stream_bytes = 0;
+            int64_t resident_bytes = 0;
+        };
+        std::vector<Plan> plans(groups.size());
+        std::map<std::string, int> unstreamable;  // why -> how many linears
+        for (size_t g = 0; g < groups.size(); ++g) {
+            for (const LinearWeight* w : groups[g]) {
+                std::string why;
+                auto sources = backend_.stream_sources(*w, why);
+                if (sources.empty()) {
+                    ++unstreamable[why];
+                    continue;
+                }
+                for (const auto& src : sources) plans[g].stream_bytes += src.bytes;
+                plans[g].resident_bytes += backend_.resident_bytes(*w);
+                plans[g].linears.emplace_back(w, std::move(sources));
+            }
+        }
+        // Within the budget, the groups that stream the most bytes stay resident (the fewest bytes on the bus).
+        std::vector<int64_t> stream_bytes, resident_bytes;
+        for (const Plan& p : plans) {
+            stream_bytes.push_back(static_cast<int64_t>(p.stream_bytes));
+            resident_bytes.push_back(p.resident_bytes);
+        }
+        const std::vector<bool> resident = choose_resident_groups(stream_bytes, resident_bytes, resident_budget);
+        for (size_t g = 0; g < plans.size(); ++g) {
+            if (!resident[g]) continue;
+            resident_bytes_ += plans[g].resident_bytes;
+            ++resident_groups_;
+        }
+        // The streamed groups in order; the k-th uses buffer k % 2.
+        std::vector<size_t> buffer_bytes(2, 0);
+        for (size_t g = 0; g < groups.size(); ++g) {
+            if (resident[g] || plans[g].linears.empty()) continue;
+            const size_t k = streamed_groups_.size();
+            index_[g] = k;
+            streamed_groups_.push_back(g);
+            size_t offset = 0;
+            for (auto& [w, sources] : plans[g].linears) {
+                streamed_.push_back({w, k % 2, offset});
+                for (const auto& [data, bytes] : sources) {
+                    pinned_.add(k, data, bytes, offset);
+                    offset += aligned(bytes);
+                    streamed_bytes_ += bytes;
+                }
+            }
+            buffer_bytes[k % 2] = std::max(buffer_bytes[k % 2], offset);
+        }
+        buffer_bytes_ = std::max(buffer_bytes[0], buffer_bytes[1]);
+        log_info("offload layers: page-locking ", streamed_bytes_ / 1e9, " GB of host memory for ",
+                 streamed_groups_.size(), " streamed groups");
+        copies_ = pinned_.pin(streamed_groups_.size());
+        for (int b = 0; b < 2; ++b)
+            if (buffer_bytes[b] > 0) buffers_[b] = backend_.empty({static_cast<int64_t>(buffer_bytes[b])}, DType::U8);
+        wrap_ = streamed_groups_.size() >= 2 && streamed_groups_.size() % 2 == 0;
+
+        FLUX2_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking));
+        for (cudaEvent_t* e : {&fork_, &loaded_[0], &loaded_[1], &free_[0], &free_[1]})
+            FLUX2_CUDA_CHECK(cudaEventCreateWithFlags(e, cudaEventDisableTiming));
+
+        // Prepared anew as views into the buffers (the per-channel scales are made now, once, and stay).
+        for (const Streamed& s : streamed_) {
+            release_prepared(*s.w);
+            backend_.streamed_[s.w] = {buffers_[s.buffer], s.offset};
+        }
+        try {
+            for (const Streamed& s : streamed_) backend_.prepare(*s.w);
+        } catch (...) {
+            // No destructor runs for a constructor that throws.
+            forget_streamed();
+            release_stream();
+            throw;
+        }
+        for (const auto& [why, n] : unstreamable)
+            unstreamable_ += str(unstreamable_.empty() ? "" : "; ", n, " (", why, ")");
+    }
+
+    ~CudaLayerStream() override {
+        // The buffers may still be read or written by queued work: finish it before the copies' sources go.
+        cudaStreamSynchronize(backend_.stream());
+        cudaStreamSynchronize(copy_);
+        forget_streamed();
+        release_stream();
+    }
+
+    void enter(size_t group) override {
+        check(group < groups_, "LayerStream::enter(", group, ") of ", groups_, " groups");
+        const cudaStream_t compute = backend_.stream();
+        const size_t n = streamed_groups_.size();
+        if (group == 0 && n > 0) {
+            // The copy stream starts after everything queued so far (and joins a recording here): the first two
+            // streamed groups, unless the previous run copied the first one ahead already.
+            FLUX2_CUDA_CHECK(cudaEventRecord(fork_, compute));
+            FLUX2_CUDA_CHECK(cudaStreamWaitEvent(copy_, fork_));
+            first_joined_ = primed_;
+            primed_ = false;
+            if (!first_joined_) enqueue_copies(0);
+            if (n >= 2) enqueue_copies(1);
+        }
+        const size_t k = index_[group];
+        if (k == kResident) return;
+        // A primed first group was joined by the previous run's last leave().
+        if (!(k == 0 && first_joined_)) FLUX2_CUDA_CHECK(cudaStreamWaitEvent(compute, loaded_[k % 2]));
+    }
+
+    void leave(size_t group) override {
+        check(group < groups_, "LayerStream::leave(", group, ") of ", groups_, " groups");
+        const cudaStream_t compute = backend_.stream();
+        const size_t k = index_[group], n = streamed_groups_.size();
+        if (k != kResident) {
+            // Its buffer is free once these ops ran: the streamed group after next goes there, as early as that.
+            FLUX2_CUDA_CHECK(cudaEventRecord(free_[k % 2], compute));
+            if (k + 2 < n || (wrap_ && k + 2 == n)) {
+                FLUX2_CUDA_CHECK(cudaStreamWaitEvent(copy_, free_[k % 2]));
+                enqueue_copies((k + 2) % n);
+                if (k + 2 == n) wrap_pending_ = true;
+            }
+        }
+        if (group + 1 == groups_ && wrap_pending_) {
+            // Join the copy of the first streamed group for the next run, so that the run (or its recording) ends
+            // with it.
+            FLUX2_CUDA_CHECK(cudaStreamWaitEvent(compute, loaded_[0]));
+            wrap_pending_ = false;
+            primed_ = true;
+        }
+    }
+
+    void before_replay() override {
+        // Every recorded run starts from a primed buffer 0 and ends by priming it again.
+        if (!wrap_ || primed_) return;
+        const cudaStream_t compute = backend_.stream();
+        FLUX2_CUDA_CHECK(cudaEventRecord(fork_, compute));
+        FLUX2_CUDA_CHECK(cudaStreamWaitEvent(copy_, fork_));
+        enqueue_copies(0);
+        FLUX2_CUDA_CHECK(cudaStreamWaitEvent(compute, loaded_[0]));
+        primed_ = true;
+    }
+
+    std::string describe() const override {
+        std::string s =
+            str(streamed_.size(), " linears in ", streamed_groups_.size(), " of ", groups_, " groups stream ",
+                streamed_bytes_ / 1e9, " GB per pass from ", pinned_.pinned_bytes() / 1e9,
+                " GB of page-locked host memory through ", buffer_bytes_ / 1e9, " GB device buffers (2)");
+        if (resident_groups_ > 0)
+            s +=
+                str("; ", resident_groups_, " groups (", resident_bytes_ / 1e9, " GB) stay resident within the budget");
+        if (!unstreamable_.empty()) s += str("; resident linears: ", unstreamable_);
+        return s;
+    }
+
+private:
+    static constexpr size_t kResident = static_cast<size_t>(-1);
+    struct Streamed {
+        const LinearWeight* w;
+        size_t buffer, offset;
+    };
+
+    // The streamed linears go back to being prepared resident at their next use.
+    void forget_streamed() {
+        for (const Streamed& s : streamed_) {
+            backend_.streamed_.erase(s.w);
+            release_prepared(*s.w);
+        }
+    }
+
+    void release_stream() {
+        for (cudaEvent_t e : {fork_, loaded_[0], loaded_[1], free_[0], free_[1]}) cudaEventDestroy(e);
+        cudaStreamDestroy(copy_);
+    }
+
+    // The k-th streamed group's copies into its buffer, then loaded[k % 2] on the copy stream.
+    void enqueue_copies(size_t k) {
+        auto* dst = static_cast<uint8_t*>(buffers_[k % 2].raw());
+        for (const cuda::PinnedSources::Copy& c : copies_[k])
+            FLUX2_CUDA_CHECK(cudaMemcpyAsync(dst + c.dst_offset, c.src, c.bytes, cudaMemcpyHostToDevice, copy_));
+        FLUX2_CUDA_CHECK(cudaEventRecord(loaded_[k % 2], copy_));
+    }
+
+    CudaBackend& backend_;
+    size_t groups_ = 0;
+    std::vector<size_t> index_;            // per group: its index among the streamed groups, or kResident
+    std::vector<size_t> streamed_groups_;  // the streamed groups in order
+    std::vector<Streamed> streamed_;
+    cuda::PinnedSources pinned_;
+    std::vector<std::vector<cuda::PinnedSources::Copy>> copies_;  // per streamed group
+    Tensor buffers_[2];
+    size_t buffer_bytes_ = 0, streamed_bytes_ = 0, resident_groups_ = 0;
+    int64_t resident_bytes_ = 0;
+    std::string unstreamable_;
+    bool wrap_ = false;          // the second-to-last streamed group's buffer takes the first one for the next run
+    bool wrap_pending_ = false;  // that copy was enqueued in this run and is joined at the last leave()
+    bool primed_ = false;        // buffer 0 holds the first streamed group from the previous run's wrap copy
+    bool first_joined_ = false;  // this run started primed
+    cudaStream_t copy_ = nullptr;
+    cudaEvent_t fork_ = nullptr, loaded_[2] = {nullptr, nullptr}, free_[2] = {nullptr, nullptr};
+};
+
+std::unique_ptr<LayerStream> CudaBackend::stream_layers(const std::vector<std::vector<const LinearWeight*>>& groups,
+                                                        int64_t resident_budget_bytes) {
+    check(!recording(), "cuda backend: stream_layers while recording");
+    return std::make_unique<CudaLayerStream>(*this, groups, resident_budget_bytes);
+}
+
+int64_t CudaBackend::resident_bytes(const LinearWeight& w) const {
+    const int64_t n = w.out_features * w.in_features;
+    if (w.format == WeightFormat::dense) return 2 * n;  // BF16 on every path
+    // The fp8 path's E4M3 codes (4-bit ones with --residency fp4) and a scale per channel; BF16 otherwise.
+    if (precision_ != CudaLinearPrecision::fp8) return 2 * n;
+    const bool four_bit = w.format == WeightFormat::nvfp4 && fp4_resident_;
+    return (four_bit ? n / 2 + n / 16 : n) + 4 * w.out_features;
+}
+
+}  // namespace flux2

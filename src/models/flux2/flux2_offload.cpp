@@ -1,0 +1,36 @@
+// Flux2Transformer under --offload: giving the device weights back between requests (model) and streaming the
+// blocks' weights through the device around each block (layers).
+#include "core/error.h"
+#include "core/log.h"
+#include "models/flux2/flux2_transformer.h"
+
+namespace flux2 {
+
+int Flux2Transformer::release_device_weights() {
+    check(!peers_ && !ulysses_ && !tp_ && !guidance_peer_,
+          "releasing the transformer's device weights (--offload model) is for one device, not a rank group");
+    replays_.clear();  // recordings hold the prepared buffers
+    int released = 0;
+    for (LinearWeight* w : all_linears()) released += release_prepared(*w) > 0;
+    return released;
+}
+
+std::string Flux2Transformer::stream_block_weights(int64_t resident_budget_bytes) {
+    check(!peers_ && !ulysses_ && !tp_ && !guidance_peer_,
+          "streaming the transformer's weights (--offload layers) is for one device, not a rank group");
+    replays_.clear();  // recordings hold the resident weights' buffers
+    layer_stream_.reset();
+    std::vector<std::vector<const LinearWeight*>> groups;
+    for (const DoubleBlock& b : double_blocks_) {
+        std::vector<const LinearWeight*> g;
+        for (const LinearWeight& w : b.qkv) g.push_back(&w);
+        for (const LinearWeight& w : b.add_qkv) g.push_back(&w);
+        g.insert(g.end(), {&b.to_out, &b.to_add_out, &b.ff_in, &b.ff_out, &b.ff_context_in, &b.ff_context_out});
+        groups.push_back(std::move(g));
+    }
+    for (const SingleBlock& b : single_blocks_) groups.push_back({&b.to_qkv_mlp, &b.to_out});
+    layer_stream_ = backend_->stream_layers(groups, resident_budget_bytes);
+    return layer_stream_ ? layer_stream_->describe() : std::string();
+}
+
+}  // namespace flux2
