@@ -179,7 +179,7 @@ void run_bench(const BenchArgs& a) {
         b.seed = a.seed;
         b.text_encoder_weights = parse_weight_precision(a.text_encoder_precision, "--text-encoder-precision");
         b.offload = a.offload;
-        b.resident_budget_bytes = a.resident_budget_gb < 0 ? -1 : static_cast<int64_t>(a.resident_budget_gb * 1e9);
+        b.resident_budget_bytes = resident_budget_bytes(a.resident_budget_gb);
         run_pipeline_bench(b);
         return;
     }
@@ -212,11 +212,11 @@ void run_bench(const BenchArgs& a) {
         }
         Flux2Transformer model = Flux2Transformer::load(*weights, config, *backend);
         weights.reset();  // the model holds what it needs
-        if (a.offload == "layers")
-            log_layer_stream("transformer", model.stream_block_weights(
-                                                static_cast<int64_t>(std::max(0.0, a.resident_budget_gb) * 1e9)));
         check(a.parallel.gpus == 1 || a.offload != "layers", "--offload layers is for one device, not --gpus ",
               a.parallel.gpus);
+        if (a.offload == "layers")
+            log_layer_stream("transformer", model.stream_block_weights(
+                                                std::max<int64_t>(0, resident_budget_bytes(a.resident_budget_gb))));
         check(a.parallel.gpus == 1 || a.parallel.parallel != "cfg",
               "bench times one forward; --parallel cfg splits the two forwards of a CFG step (use generate or serve)");
         start_parallel(a.parallel, model, options, [&](Backend& rank_backend) {

@@ -38,9 +38,9 @@ EngineOptions ModelOptions::engine_options() const {
     return eo;
 }
 
-int64_t ModelOptions::resident_budget_bytes() const {
-    return resident_budget_gb < 0 ? -1 : static_cast<int64_t>(resident_budget_gb * 1e9);
-}
+int64_t resident_budget_bytes(double gb) { return gb < 0 ? -1 : static_cast<int64_t>(gb * 1e9); }
+
+int64_t ModelOptions::resident_budget_bytes() const { return cli::resident_budget_bytes(resident_budget_gb); }
 
 WeightPrecision ModelOptions::text_encoder_weights() const {
     return parse_weight_precision(text_encoder_precision, "--text-encoder-precision");

@@ -36,6 +36,9 @@ struct ModelOptions {
     int64_t resident_budget_bytes() const;  // --resident-budget in bytes; -1 when not given
 };
 
+// A --resident-budget of `gb` gigabytes in bytes; -1 (not given) for a negative one.
+int64_t resident_budget_bytes(double gb);
+
 void add_model_options(CLI::App* cmd, ModelOptions& o);
 
 // --gpus N --parallel ulysses|tp|cfg (generate, bench, serve): several devices for one image (docs/CUDA.md "Several

@@ -115,22 +115,20 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p, bool str
                                        static_cast<const uint8_t*>(scales.raw()), w.nvfp4.weight_scale_2, codes_out,
                                        scales_out, out, in, stream());
         p.path = "nvfp4->fp8(e4m3 per-channel x per-token)";
-        if (streamed) {
-            // The 4-bit form comes through the stream buffer before each use; the scales computed here stay.
-            std::vector<Tensor> v = streamed_views(w, {{out, in / 2}, {out, in / 16}}, DType::U8);
-            p.fp4_codes = v[0];
-            p.fp4_block_scales = v[1];
-            p.fp4_scale_2 = w.nvfp4.weight_scale_2;
-            p.weight = Tensor();
-            p.path = "nvfp4(streamed)->fp8(e4m3 per-channel x per-token)";
-        } else if (fp4_resident_) {
-            // Keep the 4-bit form and the row scales; the E4M3 copy above only served to compute those scales and
-            // is freed in stream order.
+        if (streamed || fp4_resident_) {
+            // Keep the 4-bit form and the row scales, converted before each GEMM; the E4M3 copy above only served to
+            // compute those scales and is freed in stream order. A streamed layer's 4-bit form comes through its
+            // stream buffer before each use instead of staying in the tensors uploaded here.
+            if (streamed) {
+                std::vector<Tensor> v = streamed_views(w, {{out, in / 2}, {out, in / 16}}, DType::U8);
+                codes = v[0];
+                scales = v[1];
+            }
             p.fp4_codes = codes;
             p.fp4_block_scales = scales;
             p.fp4_scale_2 = w.nvfp4.weight_scale_2;
             p.weight = Tensor();
-            p.path = "nvfp4(resident)->fp8(e4m3 per-channel x per-token)";
+            p.path = str("nvfp4(", streamed ? "streamed" : "resident", ")->fp8(e4m3 per-channel x per-token)");
         }
     } else {
         // FP8 weights keep their codes (streamed ones get them through the buffer); a per-tensor scale becomes a
@@ -138,15 +136,14 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p, bool str
         if (!streamed)
             FLUX2_CUDA_CHECK(
                 cudaMemcpyAsync(codes_out, w.fp8.codes.data(), w.fp8.codes.size(), cudaMemcpyHostToDevice, stream()));
+        const char* from = streamed ? "fp8(streamed)" : "fp8";
         if (w.fp8.row_scales.empty()) {
             cuda::launch_fill_f32(scales_out, w.fp8.scale, out, stream());
-            p.path =
-                streamed ? "fp8(streamed)->fp8(e4m3 per-tensor x per-token)" : "fp8->fp8(e4m3 per-tensor x per-token)";
+            p.path = str(from, "->fp8(e4m3 per-tensor x per-token)");
         } else {
             FLUX2_CUDA_CHECK(cudaMemcpyAsync(scales_out, w.fp8.row_scales.data(), out * sizeof(float),
                                              cudaMemcpyHostToDevice, stream()));
-            p.path = streamed ? "fp8(streamed)->fp8(e4m3 per-channel x per-token)"
-                              : "fp8->fp8(e4m3 per-channel x per-token)";
+            p.path = str(from, "->fp8(e4m3 per-channel x per-token)");
         }
     }
 }

@@ -21,14 +21,7 @@ std::string Flux2Transformer::stream_block_weights(int64_t resident_budget_bytes
     replays_.clear();  // recordings hold the resident weights' buffers
     layer_stream_.reset();
     std::vector<std::vector<const LinearWeight*>> groups;
-    for (const DoubleBlock& b : double_blocks_) {
-        std::vector<const LinearWeight*> g;
-        for (const LinearWeight& w : b.qkv) g.push_back(&w);
-        for (const LinearWeight& w : b.add_qkv) g.push_back(&w);
-        g.insert(g.end(), {&b.to_out, &b.to_add_out, &b.ff_in, &b.ff_out, &b.ff_context_in, &b.ff_context_out});
-        groups.push_back(std::move(g));
-    }
-    for (const SingleBlock& b : single_blocks_) groups.push_back({&b.to_qkv_mlp, &b.to_out});
+    for (const std::vector<LinearWeight*>& block : block_linears()) groups.emplace_back(block.begin(), block.end());
     layer_stream_ = backend_->stream_layers(groups, resident_budget_bytes);
     return layer_stream_ ? layer_stream_->describe() : std::string();
 }

@@ -94,14 +94,22 @@ std::vector<LinearWeight*> Flux2Transformer::all_linears() {
     std::vector<LinearWeight*> all{&x_embedder_, &context_embedder_, &time_linear_1_, &time_linear_2_};
     if (config_.guidance_embeds) all.insert(all.end(), {&guidance_linear_1_, &guidance_linear_2_});
     all.insert(all.end(), {&mod_img_, &mod_txt_, &mod_single_});
-    for (DoubleBlock& b : double_blocks_) {
-        for (LinearWeight& w : b.qkv) all.push_back(&w);
-        for (LinearWeight& w : b.add_qkv) all.push_back(&w);
-        all.insert(all.end(), {&b.to_out, &b.to_add_out, &b.ff_in, &b.ff_out, &b.ff_context_in, &b.ff_context_out});
-    }
-    for (SingleBlock& b : single_blocks_) all.insert(all.end(), {&b.to_qkv_mlp, &b.to_out});
+    for (const std::vector<LinearWeight*>& block : block_linears()) all.insert(all.end(), block.begin(), block.end());
     all.insert(all.end(), {&norm_out_, &proj_out_});
     return all;
+}
+
+std::vector<std::vector<LinearWeight*>> Flux2Transformer::block_linears() {
+    std::vector<std::vector<LinearWeight*>> blocks;
+    for (DoubleBlock& b : double_blocks_) {
+        std::vector<LinearWeight*> block;
+        for (LinearWeight& w : b.qkv) block.push_back(&w);
+        for (LinearWeight& w : b.add_qkv) block.push_back(&w);
+        block.insert(block.end(), {&b.to_out, &b.to_add_out, &b.ff_in, &b.ff_out, &b.ff_context_in, &b.ff_context_out});
+        blocks.push_back(std::move(block));
+    }
+    for (SingleBlock& b : single_blocks_) blocks.push_back({&b.to_qkv_mlp, &b.to_out});
+    return blocks;
 }
 
 void Flux2Transformer::set_loras(const std::vector<ActiveLora>& loras) {

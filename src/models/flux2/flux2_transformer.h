@@ -174,6 +174,8 @@ private:
                      const Tensor& cos, const Tensor& sin, Tensor& q, Tensor& k, Tensor& v, int64_t tok) const;
 
     std::vector<LinearWeight*> all_linears();
+    // Each block's linears, the double blocks first (the groups of --offload layers, in all_linears' order).
+    std::vector<std::vector<LinearWeight*>> block_linears();
     // set_loras without passing the adapters on to the peers: builds the branches against the whole layers and,
     // under tensor parallelism, keeps this rank's part of each.
     void attach_loras(const std::vector<ActiveLora>& loras);

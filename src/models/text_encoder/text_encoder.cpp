@@ -223,17 +223,14 @@ Tensor TextEncoder::encode(const TokenBatch& t) const {
 int TextEncoder::release_device_weights() const {
     int released = 0;
     for (const Layer& l : decoder_layers_)
-        for (const LinearWeight* w :
-             {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
-            released += release_prepared(*w) > 0;
+        for (const LinearWeight* w : l.linears()) released += release_prepared(*w) > 0;
     return released;
 }
 
 std::string TextEncoder::stream_layer_weights() {
     layer_stream_.reset();
     std::vector<std::vector<const LinearWeight*>> groups;
-    for (const Layer& l : decoder_layers_)
-        groups.push_back({&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj});
+    for (const Layer& l : decoder_layers_) groups.push_back(l.linears());
     layer_stream_ = backend_->stream_layers(groups, /*resident_budget_bytes=*/0);
     return layer_stream_ ? layer_stream_->describe() : std::string();
 }

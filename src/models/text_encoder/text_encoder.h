@@ -73,6 +73,9 @@ private:
         Tensor input_norm, post_attention_norm;  // [hidden] on the backend
         Tensor q_norm, k_norm;                   // [head_dim] on the backend (Qwen3 only)
         LinearWeight q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
+        std::vector<const LinearWeight*> linears() const {
+            return {&q_proj, &k_proj, &v_proj, &o_proj, &gate_proj, &up_proj, &down_proj};
+        }
     };
 
     void validate(const TokenBatch& tokens) const;
