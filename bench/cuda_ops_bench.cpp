@@ -25,14 +25,20 @@ namespace {
 
 constexpr int kWarmup = 3;
 
-// One backend for all benchmarks (default precision: fp8 on Hopper). Deliberately never destroyed: its stream
-// must not be torn down after the CUDA runtime has shut down at exit.
+// One backend per attention path for all benchmarks (default precision: fp8 on Hopper). Deliberately never
+// destroyed: their streams must not be torn down after the CUDA runtime has shut down at exit.
+CudaBackend* make_bench_backend(const std::string& attention) {
+    BackendOptions o;
+    o.device = "cuda";
+    o.attention = attention;
+    return cuda_device_available() ? static_cast<CudaBackend*>(make_cuda_backend(o).release()) : nullptr;
+}
 CudaBackend* backend() {
-    static CudaBackend* be = [] {
-        BackendOptions o;
-        o.device = "cuda";
-        return cuda_device_available() ? static_cast<CudaBackend*>(make_cuda_backend(o).release()) : nullptr;
-    }();
+    static CudaBackend* be = make_bench_backend("bf16");
+    return be;
+}
+CudaBackend* fp8_attention_backend() {
+    static CudaBackend* be = make_bench_backend("fp8");
     return be;
 }
 
@@ -160,8 +166,10 @@ void BM_LinearNvfp4Fp8Path(benchmark::State& st) {
         st, *be, [&] { be->linear(x, w); }, 2.0 * m * n * k, 0);
 }
 
+// st.range(3): 0 = BF16 attention (cuDNN SDPA), 1 = FP8 (cuDNN FP8 SDPA with our quantize/dequantize passes).
 void BM_Attention(benchmark::State& st) {
     FLUX2_NEED_GPU(st);
+    if (st.range(3) == 1) be = fp8_attention_backend();
     const int64_t B = 1, L = st.range(0), H = st.range(1), Dh = st.range(2);
     Tensor q = random_bf16(*be, {B, L, H, Dh}, 2.0f, 9), k = random_bf16(*be, {B, L, H, Dh}, 2.0f, 10);
     Tensor v = random_bf16(*be, {B, L, H, Dh}, 1.0f, 11);
@@ -213,7 +221,14 @@ void gemm_shapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_GemmBf16)->Apply(gemm_shapes);
 BENCHMARK(BM_GemmFp8)->Apply(gemm_shapes);
 BENCHMARK(BM_LinearNvfp4Fp8Path)->Apply(gemm_shapes);
-BENCHMARK(BM_Attention)->Args({4608, 48, 128})->UseManualTime()->Iterations(20)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention)
+    ->Args({4608, 48, 128, 0})
+    ->Args({4608, 48, 128, 1})
+    ->Args({17408, 48, 128, 0})
+    ->Args({17408, 48, 128, 1})
+    ->UseManualTime()
+    ->Iterations(20)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LayerNormModulate)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Swiglu)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_RmsNormRope)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);

@@ -42,6 +42,22 @@ TEST_F(Cli, BenchTimesLoraSetsAfterTheBaseStep) {
     EXPECT_TRUE(contains(bad.err, "--lora-rank: ranks must be positive, got 0")) << bad.err;
 }
 
+// --attention names a path per run; unknown ones are refused by bench and generate alike, and the CPU (which
+// computes attention in f32) refuses a GPU path by name.
+TEST_F(Cli, AttentionFlagRefusesUnknownAndGpuOnlyPaths) {
+    const std::string model = test::data_path("tiny-klein-bf16.safetensors");
+    const RunResult bench = flux2({"bench", "--model", model, "--device", "cpu", "--attention", "auto,fp16"});
+    EXPECT_NE(bench.exit_code, 0);
+    EXPECT_TRUE(contains(bench.err, "--attention: expected auto, bf16 or fp8, got 'fp16'")) << bench.err;
+    const RunResult cpu = flux2({"bench", "--model", model, "--device", "cpu", "--attention", "fp8", "--resolutions",
+                                 "32", "--steps", "1", "--warmup", "1"});
+    EXPECT_NE(cpu.exit_code, 0);
+    EXPECT_TRUE(contains(cpu.err, "attention 'fp8' is a GPU path")) << cpu.err;
+    const RunResult generate = flux2({"generate", "--attention", "fp16", "--prompt", "x"});
+    EXPECT_NE(generate.exit_code, 0);
+    EXPECT_TRUE(contains(generate.err, "--attention")) << generate.err;
+}
+
 // The relative-difference column of one row ("checkpoint <res> <label> s/step TFLOP/s peak held rel ...").
 double rel_column(const std::string& out, const std::string& row_start) {
     const size_t at = out.find(row_start);

@@ -1,5 +1,5 @@
-// CUDA attention (cuDNN SDPA) against an fp64 softmax(Q K^T / sqrt(Dh)) V on the CPU, including sequence lengths
-// that are not multiples of any tile size.
+// CUDA attention (cuDNN SDPA, BF16 and FP8) against an fp64 softmax(Q K^T / sqrt(Dh)) V on the CPU, including
+// sequence lengths that are not multiples of any tile size.
 #include <cmath>
 
 #include "cuda_test_util.h"
@@ -69,6 +69,150 @@ TEST_F(CudaAttention, WideHeadsMatchSoftmaxReference) {
         ASSERT_TRUE(all_finite(got));
         EXPECT_LE(rel_error(got, attention_ref(q, k, v)), kTol) << c.B << "x" << c.L << "x" << c.H << "x" << c.Dh;
     }
+}
+
+// FP8 attention: E4M3 Q, K, V (one scale each, from the tensor's amax), probabilities and output. E4M3 keeps 3
+// mantissa bits, so every operand carries up to 6% rounding: these peaked softmaxes (logits of std ~2) come out
+// 6-8% from the fp64 reference on an H200, FLUX.2-dev's blocks at 1024x1024 3.5% (bench --attention-error). The
+// bound leaves room above that and still catches a wrong scale (which is off by far more); the scales follow the
+// data, so inputs far from 1 in magnitude fare the same.
+constexpr double kFp8Tol = 0.1;
+
+class CudaAttentionFp8 : public CudaTest {
+protected:
+    void SetUp() override {
+        CudaTest::SetUp();
+        if (IsSkipped()) return;
+#ifdef FLUX2_HAVE_CUDA
+        if (!fp8_sdpa_device()) GTEST_SKIP() << "FP8 attention needs a Hopper (compute 9.0) or newer GPU";
+        BackendOptions options;
+        options.device = "cuda";
+        options.precision = "fp8";
+        options.attention = "fp8";
+        options.check_attention = check_attention();
+        be = make_cuda_backend(options);
+        cuda = static_cast<CudaBackend*>(be.get());
+        cuda->set_poison_new_tensors(true);
+        ASSERT_TRUE(cuda->fp8_attention());
+#endif
+    }
+    virtual bool check_attention() const { return false; }
+
+    static bool fp8_sdpa_device() {
+#ifdef FLUX2_HAVE_CUDA
+        int device = 0, major = 0;
+        return cudaGetDevice(&device) == cudaSuccess &&
+               cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major >= 9;
+#else
+        return false;
+#endif
+    }
+};
+
+TEST_F(CudaAttentionFp8, MatchesSoftmaxReference) {
+    struct Case {
+        int64_t B, L, H, Dh;
+        float magnitude;  // of V (Q and K scaled so that the softmax is neither flat nor one-hot)
+    };
+    for (Case c : {Case{1, 24, 2, 32, 1.0f}, Case{2, 21, 4, 32, 1.0f}, Case{1, 333, 3, 128, 1.0f},
+                   Case{2, 130, 2, 64, 1.0f}, Case{1, 200, 2, 128, 300.0f}, Case{1, 200, 2, 128, 1e-3f}}) {
+        Tensor q = randn({c.B, c.L, c.H, c.Dh}, 1.5f), k = randn({c.B, c.L, c.H, c.Dh}, 1.5f);
+        Tensor v = randn({c.B, c.L, c.H, c.Dh}, c.magnitude);
+        std::vector<float> got = down(be->attention(up(q), up(k), up(v)));
+        ASSERT_TRUE(all_finite(got));
+        const double err = rel_error(got, attention_ref(q, k, v));
+        EXPECT_LE(err, kFp8Tol) << c.B << "x" << c.L << "x" << c.H << "x" << c.Dh << " |v| ~" << c.magnitude;
+        EXPECT_GT(err, 1e-4) << "no E4M3 rounding visible: did the BF16 path run?";
+    }
+    EXPECT_NE(be->path_summary().find("attention->fp8 x6"), std::string::npos) << be->path_summary();
+}
+
+// The transformer's form: v a column range of the fused projection, the output written into a column range of a
+// wider tensor (the single block's [attn | mlp]); the columns around it stay as they were.
+TEST_F(CudaAttentionFp8, ColumnRangesMatchThePackedCall) {
+    const int64_t B = 1, L = 150, H = 2, Dh = 64, D = H * Dh;
+    Tensor q = randn({B, L, H, Dh}, 1.5f), k = randn({B, L, H, Dh}, 1.5f), vwide = randn({B, L, 3 * D});
+    Tensor v = Tensor::zeros({B, L, H, Dh});
+    for (int64_t t = 0; t < B * L; ++t)
+        for (int64_t j = 0; j < D; ++j) v.f32()[t * D + j] = vwide.f32()[t * 3 * D + D + j];
+    Tensor out = cuda->zeros({B, L, D + 16 + 32});
+    be->attention_into(up(q), up(k), up(vwide), D, out, 16);
+    std::vector<float> wide = down(out), got;
+    for (int64_t t = 0; t < B * L; ++t)
+        for (int64_t j = 0; j < D + 48; ++j) {
+            const float x = wide[t * (D + 48) + j];
+            if (j >= 16 && j < 16 + D) {
+                got.push_back(x);
+            } else {
+                ASSERT_EQ(x, 0.0f) << "column " << j << " outside the output range was written";
+            }
+        }
+    EXPECT_LE(rel_error(got, attention_ref(q, k, v)), kFp8Tol);
+    EXPECT_EQ(got, down(be->attention(up(q), up(k), up(v)))) << "the column-range call differs from the packed one";
+}
+
+// Head dims FP8 SDPA does not take (a multiple of 16 up to 256) run in BF16, counted as such.
+TEST_F(CudaAttentionFp8, OtherHeadDimsRunInBf16) {
+    Tensor q = randn({1, 40, 2, 24}, 1.5f), k = randn({1, 40, 2, 24}, 1.5f), v = randn({1, 40, 2, 24});
+    std::vector<float> got = down(be->attention(up(q), up(k), up(v)));
+    EXPECT_LE(rel_error(got, attention_ref(q, k, v)), kTol);
+    EXPECT_NE(be->path_summary().find("attention->bf16 x1"), std::string::npos) << be->path_summary();
+    EXPECT_EQ(be->path_summary().find("attention->fp8"), std::string::npos) << be->path_summary();
+}
+
+class CudaAttentionFp8Check : public CudaAttentionFp8 {
+    bool check_attention() const override { return true; }
+};
+
+// --attention-error: one line per FP8 call with its difference to the BF16 attention of the same inputs, which is
+// what the test's own reference sees too.
+TEST_F(CudaAttentionFp8Check, ReportsEachCallAgainstBf16) {
+    std::vector<double> want;
+    for (int64_t L : {64, 257}) {
+        Tensor q = randn({1, L, 2, 128}, 1.5f), k = randn({1, L, 2, 128}, 1.5f), v = randn({1, L, 2, 128});
+        std::vector<float> got = down(be->attention(up(q), up(k), up(v)));
+        want.push_back(rel_error(got, attention_ref(q, k, v)));
+    }
+    const std::string report = be->attention_error_report();
+    EXPECT_NE(report.find("attention call 0 [1, 64, 2, 128]: FP8 vs BF16 relative L2 "), std::string::npos) << report;
+    EXPECT_NE(report.find("attention call 1 [1, 257, 2, 128]"), std::string::npos) << report;
+    // Each reported difference is within the BF16 reference's own error of the fp64 one.
+    size_t at = 0;
+    for (double w : want) {
+        at = report.find("relative L2 ", at) + 12;
+        const double reported = std::stod(report.substr(at));
+        EXPECT_NEAR(reported, w, 1.5e-2) << report;
+        EXPECT_GT(reported, 1e-4) << report;
+    }
+    EXPECT_EQ(be->attention_error_report(), "") << "the report starts anew after each call";
+}
+
+TEST(CudaAttentionOptions, FollowThePrecisionAndRefuseUnknownValues) {
+    BackendOptions cpu;
+    cpu.device = "cpu";
+    cpu.attention = "fp8";
+    EXPECT_THROW(make_backend(cpu), Error);
+    cpu.attention = "auto";
+    EXPECT_NO_THROW(make_backend(cpu));
+#ifdef FLUX2_HAVE_CUDA
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible: the rest runs on the GPU machine";
+    auto resolved = [](const std::string& precision, const std::string& attention) {
+        BackendOptions o;
+        o.device = "cuda";
+        o.precision = precision;
+        o.attention = attention;
+        auto be = make_cuda_backend(o);
+        return static_cast<CudaBackend*>(be.get())->fp8_attention();
+    };
+    int device = 0, major = 0;
+    cudaGetDevice(&device);
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+    EXPECT_FALSE(resolved("bf16", "auto"));
+    EXPECT_FALSE(resolved("fp8", "bf16"));
+    EXPECT_EQ(resolved("fp8", "auto"), major >= 9);
+    if (major >= 9) EXPECT_TRUE(resolved("bf16", "fp8"));
+    EXPECT_THROW(resolved("fp8", "fp16"), Error);
+#endif
 }
 
 }  // namespace

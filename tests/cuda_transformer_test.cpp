@@ -16,10 +16,11 @@ struct GpuGoldenCase {
     std::string precision;   // CUDA linear path
     std::string path;        // a linear path that must show in path_summary()
     double tolerance;
+    std::string attention = "bf16";  // BackendOptions::attention
 };
 
 std::ostream& operator<<(std::ostream& os, const GpuGoldenCase& c) {
-    return os << c.checkpoint << " (" << c.precision << ") vs " << c.key;
+    return os << c.checkpoint << " (" << c.precision << ", attention " << c.attention << ") vs " << c.key;
 }
 
 class CudaTransformerGolden : public ::testing::TestWithParam<GpuGoldenCase> {};
@@ -31,7 +32,10 @@ TEST_P(CudaTransformerGolden, MatchesDiffusers) {
     BackendOptions options;
     options.device = "cuda";
     options.precision = c.precision;
+    options.attention = c.attention;
     auto backend = make_cuda_backend(options);
+    if (c.attention == "fp8" && !static_cast<CudaBackend*>(backend.get())->fp8_attention())
+        GTEST_SKIP() << "FP8 attention needs a Hopper or newer GPU";
     Flux2Transformer model = Flux2Transformer::load(data_path(c.checkpoint), *backend);
     auto inputs = SafetensorsFile::open(data_path("tiny-" + c.model + "-golden.safetensors"));
     auto golden = SafetensorsFile::open(data_path(c.golden));
@@ -49,6 +53,7 @@ TEST_P(CudaTransformerGolden, MatchesDiffusers) {
         std::printf("%s %s: rel error %.5f\n", c.checkpoint.c_str(), prefix.c_str(), err);
     }
     EXPECT_NE(backend->path_summary().find(c.path), std::string::npos) << backend->path_summary();
+    EXPECT_NE(backend->path_summary().find("attention->" + c.attention), std::string::npos) << backend->path_summary();
 #else
     GTEST_SKIP() << "this build has no CUDA backend";
 #endif
@@ -73,7 +78,8 @@ TEST(CudaTransformerReplay, ReplayedStepsEqualStepsRunOpByOp) {
     Flux2Transformer b = Flux2Transformer::load(data_path("tiny-klein-nvfp4-mixed.safetensors"), *eager);
     auto inputs = SafetensorsFile::open(data_path("tiny-klein-golden.safetensors"));
     std::vector<Flux2Inputs> cases;
-    for (int i = 0; i < 3; ++i) cases.push_back(golden_transformer_inputs(*inputs, "case" + std::to_string(i) + ".", false));
+    for (int i = 0; i < 3; ++i)
+        cases.push_back(golden_transformer_inputs(*inputs, "case" + std::to_string(i) + ".", false));
     // Case 0 twice (recorded, then replayed), then the others; a timestep change alone must reach the replay too.
     Flux2Inputs retimed = cases[0];
     retimed.timestep[0] = retimed.timestep[0] * 0.5f + 0.1f;
@@ -108,6 +114,10 @@ std::vector<GpuGoldenCase> gpu_cases() {
         cases.push_back({m, t + "-nvfp4.safetensors", g, "nvfp4_w4a16", "fp8", "nvfp4->fp8", 3e-2});
         cases.push_back({m, t + "-nvfp4-mixed.safetensors", g, "nvfp4-mixed_w4a16", "fp8", "nvfp4->fp8", 3e-2});
         cases.push_back({m, t + "-fp8-comfy.safetensors", f, "fp8_w8a16", "fp8", "fp8->fp8", 3e-2});
+        // FP8 attention on top of the FP8 linears (auto's choice on Hopper): the step bound of docs/CUDA.md.
+        cases.push_back({m, t + "-nvfp4-mixed.safetensors", g, "nvfp4-mixed_w4a16", "fp8", "nvfp4->fp8", 5e-2, "fp8"});
+        cases.push_back({m, t + "-fp8-comfy.safetensors", f, "fp8_w8a16", "fp8", "fp8->fp8", 5e-2, "fp8"});
+        cases.push_back({m, t + "-bf16.safetensors", g, "bf16weights", "bf16", "bf16->bf16", 5e-2, "fp8"});
     }
     return cases;
 }
@@ -115,6 +125,7 @@ std::vector<GpuGoldenCase> gpu_cases() {
 INSTANTIATE_TEST_SUITE_P(TinyModels, CudaTransformerGolden, ::testing::ValuesIn(gpu_cases()),
                          [](const ::testing::TestParamInfo<GpuGoldenCase>& info) {
                              std::string n = info.param.checkpoint + "_" + info.param.precision;
+                             if (info.param.attention != "bf16") n += "_attn_" + info.param.attention;
                              for (char& ch : n)
                                  if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
                              return n;

@@ -52,6 +52,9 @@ TEST(DeviceAuto, GpuOnlyOptionOnTheCpuFallbackSaysWhy) {
     BackendOptions options = with_device("auto");
     options.precision = "fp8";
     test::expect_error([&] { make_backend(options); }, {"precision 'fp8' is a GPU path", "--device auto"});
+    options.precision.clear();
+    options.attention = "fp8";
+    test::expect_error([&] { make_backend(options); }, {"attention 'fp8' is a GPU path", "--device auto"});
 }
 
 class DeviceAutoCli : public test::CliForward {};

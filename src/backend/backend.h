@@ -56,6 +56,13 @@ struct BackendOptions {
     std::string residency;
     // CUDA: record the transformer step as a CUDA graph after its first run and replay it (no per-op host work).
     bool cuda_graphs = true;
+    // Joint attention on a GPU: "bf16" (cuDNN SDPA), "fp8" (cuDNN FP8 SDPA, Hopper and newer: E4M3 Q, K, V,
+    // probabilities and output, one scale per tensor), or empty / "auto": fp8 on the fp8 and fp4 linear paths
+    // where the GPU has it, bf16 on the bf16 path. Head dims FP8 SDPA does not take run in BF16 (logged).
+    std::string attention;
+    // flux2 bench --attention-error: every FP8 attention call is also run in BF16 and their difference kept for
+    // attention_error_report() (slower; for measuring).
+    bool check_attention = false;
 };
 
 class Backend {
@@ -212,13 +219,20 @@ public:
     virtual void start_profile();
     virtual std::string profile_report();
 
-    // One line: how many linear calls took which path ("nvfp4->w4a16 x12, bf16->f32 x20").
+    // One line per FP8 attention call since the last report (shape, relative L2 difference to the BF16 attention
+    // of the same inputs) when BackendOptions::check_attention is on; empty otherwise.
+    virtual std::string attention_error_report() { return ""; }
+
+    // One line: how many linear (and, on a GPU, attention) calls took which path ("nvfp4->w4a16 x12, bf16->f32 x20",
+    // "attention->fp8 x56").
     std::string path_summary() const;
     void reset_path_counts() { path_counts_.clear(); }
 
 protected:
     // Backends call this from linear(); logs the first use of each layer at debug level.
     void record_path(const LinearWeight& w, const std::string& path);
+    // Counts one call of a non-linear op's path in path_summary(); returns the count so far (1 = its first use).
+    int64_t count_path(const std::string& path) { return ++path_counts_[path]; }
 
 private:
     std::map<std::string, int64_t> path_counts_;

@@ -45,13 +45,16 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& requested) {
               "' is a GPU path; the CPU backend computes in f32", why_cpu);
         check(options.residency.empty(), "residency '", options.residency,
               "' applies to the CUDA fp8 path; the CPU backend keeps checkpoint weights as loaded", why_cpu);
+        check(options.attention.empty() || options.attention == "auto", "attention '", options.attention,
+              "' is a GPU path; the CPU backend computes attention in f32", why_cpu);
         return std::make_unique<CpuBackend>(options);
     }
     if (options.device.rfind("cuda", 0) == 0) {
 #ifdef FLUX2_CUDA_BACKEND
         return make_cuda_backend(options);
 #else
-        fail("device '", options.device, "' requested, but this flux2 build has no CUDA backend "
+        fail("device '", options.device,
+             "' requested, but this flux2 build has no CUDA backend "
              "(rebuild on a machine with the CUDA toolkit)");
 #endif
     }

@@ -32,11 +32,12 @@ namespace {
 struct BenchArgs {
     std::string model = "klein-4b", device = "auto", precisions, resolutions = "512,1024", residency, save_pipeline;
     std::string pipeline, text_encoder_precision = "bf16", save_outputs, compare_outputs, offload = "auto", vae;
+    std::string attentions = "auto";
     std::vector<std::string> lora_ranks;
     int steps = 5, warmup = 2, text_tokens = 512, repeats = 3;
     double resident_budget_gb = -1.0;
     bool steps_given = false;
-    bool profile = false, no_cuda_graphs = false, small_text_encoder = false;
+    bool profile = false, no_cuda_graphs = false, small_text_encoder = false, attention_error = false;
     uint64_t seed = 0;
     ParallelOptions parallel;
 };
@@ -73,8 +74,9 @@ std::vector<ActiveLora> synthetic_loras(const BenchArgs& a, const Flux2Config& c
 
 struct StepTimes {
     double median = 0.0;
-    std::vector<float> output;  // of the first timed step
-    std::string paths;          // linear paths of the first warm-up step
+    std::vector<float> output;     // of the first timed step
+    std::string paths;             // linear paths of the first warm-up step
+    std::string attention_errors;  // --attention-error: per attention call of the first warm-up step
 };
 
 StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Inputs& in, const BenchArgs& a) {
@@ -84,6 +86,7 @@ StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Input
     for (int i = 0; i < a.warmup; ++i) {
         model.forward(in);
         if (i == 0) t.paths = backend.path_summary();
+        if (i == 0) t.attention_errors = backend.attention_error_report();
     }
     std::vector<double> times;
     for (int i = 0; i < a.steps; ++i) {
@@ -92,6 +95,7 @@ StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Input
         times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         if (i == 0) t.output = out.to_vector();
     }
+    (void)backend.attention_error_report();  // the later steps' checks: the first step's are reported
     std::sort(times.begin(), times.end());
     t.median = times[times.size() / 2];
     return t;
@@ -129,6 +133,22 @@ void time_lora_switch(Flux2Transformer& model, const Flux2Inputs& in, const std:
     std::fflush(stdout);
 }
 
+// --attention-error: the first step's FP8 attention calls against BF16 attention on the same inputs, per call
+// (= per block) and summarized.
+void print_attention_errors(const std::string& report) {
+    if (report.empty()) {
+        std::printf("attention error: no FP8 attention call in this run\n");
+        return;
+    }
+    std::vector<double> rel;
+    std::stringstream lines(report);
+    for (std::string line; std::getline(lines, line);) rel.push_back(std::stod(line.substr(line.rfind(' ') + 1)));
+    std::printf("%s", report.c_str());
+    std::sort(rel.begin(), rel.end());
+    std::printf("attention error over %zu calls: min %.4g, median %.4g, max %.4g\n", rel.size(), rel.front(),
+                rel[rel.size() / 2], rel.back());
+}
+
 void run_bench(const BenchArgs& a) {
     if (!a.save_pipeline.empty()) {
         check(a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b" || a.model == "tiny",
@@ -149,6 +169,12 @@ void run_bench(const BenchArgs& a) {
     if (precisions.empty() && !a.pipeline.empty()) precisions = {""};  // the device's default path
     if (precisions.empty())
         precisions = device == "cpu" ? std::vector<std::string>{""} : std::vector<std::string>{"bf16", "fp8"};
+    const std::vector<std::string> attentions = split_list(a.attentions);
+    check(!attentions.empty(), "--attention needs at least one of auto, bf16, fp8");
+    for (const std::string& at : attentions)
+        check(at == "auto" || at == "bf16" || at == "fp8", "--attention: expected auto, bf16 or fp8, got '", at, "'");
+    // An explicit attention path is part of each run's label.
+    const bool label_attention = attentions.size() > 1 || attentions[0] != "auto";
     if (!a.vae.empty()) {
         VaeBench b;
         b.vae = a.vae;
@@ -161,18 +187,21 @@ void run_bench(const BenchArgs& a) {
         return;
     }
     if (!a.pipeline.empty()) {
-        check(a.lora_ranks.empty() && !a.profile && a.parallel.gpus == 1, "--pipeline times the whole pipeline on ",
-              "one device: --lora-rank, --profile and --gpus are for the transformer step alone");
+        check(a.lora_ranks.empty() && !a.profile && a.parallel.gpus == 1 && !a.attention_error,
+              "--pipeline times the whole pipeline on one device: --lora-rank, --profile, --attention-error and ",
+              "--gpus are for the transformer step alone");
         PipelineBench b;
         b.folder = a.pipeline;
-        for (const std::string& precision : precisions) {
-            BackendOptions options;
-            options.device = device;
-            options.precision = precision;
-            options.residency = precision != "bf16" ? a.residency : "";
-            options.cuda_graphs = !a.no_cuda_graphs;
-            b.paths.push_back(options);
-        }
+        for (const std::string& precision : precisions)
+            for (const std::string& attention : attentions) {
+                BackendOptions options;
+                options.device = device;
+                options.precision = precision;
+                options.residency = precision != "bf16" ? a.residency : "";
+                options.attention = attention;
+                options.cuda_graphs = !a.no_cuda_graphs;
+                b.paths.push_back(options);
+            }
         for (const std::string& r : split_list(a.resolutions)) b.resolutions.push_back(std::stoi(r));
         b.steps = a.steps_given ? a.steps : 0;
         b.repeats = a.repeats;
@@ -193,12 +222,18 @@ void run_bench(const BenchArgs& a) {
     std::shared_ptr<SafetensorsFile> reference;
     if (!a.compare_outputs.empty()) reference = SafetensorsFile::open(a.compare_outputs);
     SafetensorsWriter saved;
-    for (const std::string& precision : precisions) {
+    std::vector<std::pair<std::string, std::string>> runs;  // (precision, attention), precision-major
+    for (const std::string& precision : precisions)
+        for (const std::string& attention : attentions) runs.emplace_back(precision, attention);
+    for (const auto& [precision, attention] : runs) {
         BackendOptions options;
         options.device = device;
         options.precision = precision;
         options.residency = precision == "fp8" ? a.residency : "";  // residency only concerns the fp8 path
-        options.cuda_graphs = !a.no_cuda_graphs;
+        options.attention = attention;
+        // The BF16 reference attention and the error sums run beside each FP8 call: op by op, not recorded.
+        options.check_attention = a.attention_error;
+        options.cuda_graphs = !a.no_cuda_graphs && !a.attention_error;
         auto backend = make_backend(options);
         Flux2Config config;
         std::unique_ptr<WeightSource> weights;
@@ -242,7 +277,8 @@ void run_bench(const BenchArgs& a) {
                 if (lora_sets.size() > 1) model.set_loras(loras);
                 StepTimes t = time_steps(model, *backend, in, a);
                 std::string rel = "-";
-                const std::string name = str(precision.empty() ? "default" : precision, "@", pixels, "#", set);
+                const std::string name = str(precision.empty() ? "default" : precision,
+                                             label_attention ? "/attn-" + attention : "", "@", pixels, "#", set);
                 if (!a.save_outputs.empty())
                     saved.add_f32(name, {static_cast<int64_t>(t.output.size())}, t.output.data());
                 const auto key = std::make_pair(pixels, set);
@@ -258,6 +294,7 @@ void run_bench(const BenchArgs& a) {
                 }
                 std::string label = precision.empty() ? backend->name() : precision;
                 if (!options.residency.empty()) label += "/" + options.residency;
+                if (label_attention) label += "/attn-" + attention;
                 if (a.offload == "layers") label += "/layers";
                 if (a.parallel.gpus > 1) label += str("x", a.parallel.gpus);
                 if (set > 0) label += "+lora" + a.lora_ranks[set - 1];
@@ -266,6 +303,7 @@ void run_bench(const BenchArgs& a) {
                             a.model.size() > 10 ? "checkpoint" : a.model.c_str(), pixels, label.c_str(), t.median,
                             tflops, backend->peak_memory_bytes() / 1e9, backend->memory_in_use_bytes() / 1e9,
                             rel.c_str(), t.paths.c_str());
+                if (a.attention_error) print_attention_errors(t.attention_errors);
                 std::fflush(stdout);
                 if (!loras.empty()) time_lora_switch(model, in, loras, t.median);
                 if (a.profile) {
@@ -297,6 +335,13 @@ void register_bench(CLI::App& app) {
                     "first; f32 on cpu)");
     cmd->add_option("--residency", a->residency,
                     "fp8 path: keep NVFP4 weights as fp8 (default) or fp4 (4-bit resident, converted per layer)");
+    cmd->add_option("--attention", a->attentions,
+                    "comma list of attention paths timed with each --precision: auto (fp8 with the fp8 linears, bf16\n"
+                    "with bf16), bf16, fp8 (cuDNN's FP8 SDPA); an explicit one shows in the precision column")
+        ->capture_default_str();
+    cmd->add_flag("--attention-error", a->attention_error,
+                  "also run every FP8 attention call in BF16 and print each call's relative L2 difference (the\n"
+                  "first step's: one line per block) and their min/median/max; steps then run op by op");
     cmd->add_option("--resolutions", a->resolutions, "comma list of square image sizes")->capture_default_str();
     auto* steps = cmd->add_option("--steps", a->steps,
                                   "timed steps (median reported); with --pipeline, denoising steps per image (default: "

@@ -12,6 +12,7 @@ BackendOptions ModelOptions::backend_options() const {
     options.device = device;
     options.precision = precision;
     options.residency = residency;
+    options.attention = attention;
     options.cuda_graphs = !no_cuda_graphs;
     check(activations == "w4a16" || activations == "w4a4", "--activations must be w4a16 or w4a4");
     options.nvfp4_activations = activations == "w4a4" ? Nvfp4Activations::w4a4 : Nvfp4Activations::w4a16;
@@ -73,6 +74,7 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
         "GPU linear path: fp8 (default on Hopper and newer), bf16, or fp4 (Blackwell, untested on hardware)");
     cmd->add_option("--residency", o.residency,
                     "fp8 path: keep NVFP4 weights as fp8 (default) or fp4 (4-bit resident, converted per layer)");
+    add_attention_option(cmd, o.attention);
     cmd->add_option("--activations", o.activations, "CPU NVFP4 numerics: w4a16 or w4a4")->capture_default_str();
     cmd->add_flag("--no-cuda-graphs", o.no_cuda_graphs,
                   "cuda: run every denoising step op by op instead of replaying the first one as a CUDA graph");
@@ -94,6 +96,15 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
         ->check(CLI::NonNegativeNumber);
     cmd->add_option("--threads", o.threads, "CPU threads");
     add_lora_option(cmd, o.loras);
+}
+
+void add_attention_option(CLI::App* cmd, std::string& attention) {
+    cmd->add_option("--attention", attention,
+                    "GPU joint attention: fp8 (cuDNN's FP8 SDPA on Hopper and newer: Q, K, V, the probabilities and\n"
+                    "the output in E4M3 with one scale per tensor; faster, ~3% error per call), bf16, or auto: fp8\n"
+                    "with the fp8/fp4 linear paths, bf16 with --precision bf16 (docs/CUDA.md)")
+        ->check(CLI::IsMember({"auto", "bf16", "fp8"}))
+        ->capture_default_str();
 }
 
 void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras) {

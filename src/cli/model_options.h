@@ -18,6 +18,7 @@ struct ModelOptions {
     std::string klein_mode = "auto";
     std::vector<int> out_layers;
     std::string device = "auto", precision, activations = "w4a16", residency;
+    std::string attention = "auto";               // auto, bf16 or fp8 (BackendOptions::attention)
     std::string text_encoder_precision = "bf16";  // bf16 (as stored), fp8 or fp4
     std::string offload = "auto";                 // none, model, layers or auto (pipeline/offload.h)
     double resident_budget_gb = -1.0;             // --resident-budget; negative: the mode's default
@@ -55,6 +56,8 @@ void check_parallel_options(const ParallelOptions& o);
 // cuda:r (on the CPU: N CPU ranks with the in-process communicator, for testing); each rank loads with `load`.
 void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const BackendOptions& options,
                     const RankLoader& load);
+// --attention auto|bf16|fp8 (generate, serve, eval; bench takes a list).
+void add_attention_option(CLI::App* cmd, std::string& attention);
 // --lora FILE[:STRENGTH] (repeatable), shared with `forward`.
 void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras);
 

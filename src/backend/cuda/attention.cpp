@@ -1,8 +1,14 @@
-// CudaBackend::attention: shape checks, then cuDNN SDPA (attention_cudnn.cpp).
+// CudaBackend::attention: shape checks, then cuDNN SDPA in BF16 (attention_cudnn.cpp) or FP8 (attention_fp8.cpp).
+#include <cmath>
+
 #include "backend/cuda/attention_cudnn.h"
+#include "backend/cuda/attention_fp8.h"
+#include "backend/cuda/attention_fp8_kernels.h"
 #include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/launchers.h"
 #include "core/error.h"
+#include "core/log.h"
 
 namespace flux2 {
 
@@ -16,9 +22,43 @@ Tensor CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v)
           shape_str(k.shape()), ", ", shape_str(v.shape()));
     const int64_t B = q.dim(0), L = q.dim(1), H = q.dim(2), Dh = q.dim(3);
     Tensor out = empty({B, L, H * Dh}, DType::BF16);
-    sdpa_->run(static_cast<const cuda::bf16*>(q.raw()), static_cast<const cuda::bf16*>(k.raw()),
-               static_cast<const cuda::bf16*>(v.raw()), static_cast<cuda::bf16*>(out.raw()), B, L, H, Dh);
+    run_attention(static_cast<const cuda::bf16*>(q.raw()), static_cast<const cuda::bf16*>(k.raw()),
+                  static_cast<const cuda::bf16*>(v.raw()), static_cast<cuda::bf16*>(out.raw()), B, L, H, Dh, H * Dh,
+                  H * Dh);
     return out;
+}
+
+void CudaBackend::run_attention(const cuda::bf16* q, const cuda::bf16* k, const cuda::bf16* v, cuda::bf16* o, int64_t B,
+                                int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
+    std::string why_not;
+    const bool fp8 = fp8_attention_ && sdpa_fp8_->has_plan(B, L, H, Dh, why_not);
+    // Counted beside the linear paths; a shape that cannot have the FP8 path it was asked for is said once.
+    if (!recording()) count_path(fp8 ? "attention->fp8" : "attention->bf16");  // as linear(): calls that ran
+    if (fp8_attention_ && !fp8 && bf16_attention_shapes_.insert(str(B, "x", L, "x", H, "x", Dh)).second)
+        log_info("attention [B=", B, ", L=", L, ", H=", H, ", Dh=", Dh, "] runs in BF16, not FP8: ", why_not);
+    if (!fp8) {
+        sdpa_->run(q, k, v, o, B, L, H, Dh, v_row, o_row);
+        return;
+    }
+    sdpa_fp8_->run(q, k, v, o, B, L, H, Dh, v_row, o_row);
+    if (!options_.check_attention) return;
+    // --attention-error: the BF16 attention of the same inputs, and the squared error sums of ours against it.
+    Tensor reference = empty({B, L, H * Dh}, DType::BF16), sums = empty({2}, DType::F32);
+    sdpa_->run(q, k, v, static_cast<cuda::bf16*>(reference.raw()), B, L, H, Dh, v_row, 0);
+    cuda::launch_attention_error_sums(o, o_row, static_cast<const cuda::bf16*>(reference.raw()), H * Dh,
+                                      static_cast<float*>(sums.raw()), B * L, H * Dh, stream());
+    attention_checks_.emplace_back(str("[", B, ", ", L, ", ", H, ", ", Dh, "]"), sums);
+}
+
+std::string CudaBackend::attention_error_report() {
+    std::string report;
+    for (size_t i = 0; i < attention_checks_.size(); ++i) {
+        std::vector<float> s = download(attention_checks_[i].second).to_vector();
+        const double rel = s[1] > 0 ? std::sqrt(static_cast<double>(s[0]) / s[1]) : 0.0;
+        report += str("attention call ", i, " ", attention_checks_[i].first, ": FP8 vs BF16 relative L2 ", rel, "\n");
+    }
+    attention_checks_.clear();
+    return report;
 }
 
 }  // namespace flux2

@@ -95,7 +95,7 @@ void CudaBackend::attention_into(const Tensor& q, const Tensor& k, const Tensor&
     // cuDNN wants 16-byte aligned tensors: column ranges must start on a multiple of 8.
     check(v_col % 8 == 0 && out_col % 8 == 0, op, ": v column ", v_col, " and out column ", out_col,
           " must be multiples of 8");
-    sdpa_->run(at(q, 0), at(k, 0), at(v, v_col), at(out, out_col), B, L, H, Dh, v.dim(2), out.dim(2));
+    run_attention(at(q, 0), at(k, 0), at(v, v_col), at(out, out_col), B, L, H, Dh, v.dim(2), out.dim(2));
 }
 
 }  // namespace flux2

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backend/cuda/attention_cudnn.h"
+#include "backend/cuda/attention_fp8.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm_cublaslt.h"
@@ -133,10 +134,20 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
     FLUX2_CUDA_CHECK(cudaDeviceSetGraphMemAttribute(device, cudaGraphMemAttrUsedMemHigh, &zero));
     gemm_ = std::make_unique<cuda::CublasLtGemm>(stream_);
     sdpa_ = std::make_unique<cuda::CudnnSdpa>(stream_);
+    const std::string& attention = options.attention;
+    const bool auto_attention = attention.empty() || attention == "auto";
+    check(auto_attention || attention == "bf16" || attention == "fp8", "unknown attention '", attention,
+          "' (expected auto, bf16 or fp8)");
+    const bool has_fp8_sdpa = prop.major >= 9;  // cuDNN's FP8 SDPA needs Hopper or newer
+    check(attention != "fp8" || has_fp8_sdpa, "attention fp8 runs on cuDNN's FP8 SDPA, which needs a Hopper ",
+          "(compute 9.0) or newer GPU; ", device_name_, " is compute ", prop.major, ".", prop.minor);
+    fp8_attention_ = attention == "fp8" || (auto_attention && has_fp8_sdpa && precision_ != CudaLinearPrecision::bf16);
+    if (fp8_attention_) sdpa_fp8_ = std::make_unique<cuda::CudnnSdpaFp8>(stream_);
     conv_ = std::make_unique<cuda::CudnnConv>(stream_);
     log_info("cuda backend: ", device_name_, " (compute ", prop.major, ".", prop.minor, ", ", prop.totalGlobalMem >> 20,
              " MiB), NVFP4/FP8 linears in ", precision_name(precision_),
-             fp4_resident_ ? " (NVFP4 weights resident in 4 bits)" : "");
+             fp4_resident_ ? " (NVFP4 weights resident in 4 bits)" : "", ", attention in ",
+             fp8_attention_ ? "FP8" : "BF16");
 }
 
 CudaBackend::~CudaBackend() = default;

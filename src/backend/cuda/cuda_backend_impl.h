@@ -12,10 +12,12 @@
 //   fp4:  (Blackwell) NVFP4 weights keep their codes and block scales in the block-scaled GEMM layout;
 //         activations are quantized to NVFP4 per call; cuBLASLt FP4 GEMM (fp4_linear.cpp). FP8 and dense layers
 //         run in BF16.
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,7 @@ namespace cuda {
 class CublasLtGemm;
 class CublasLtFp4Gemm;
 class CudnnSdpa;
+class CudnnSdpaFp8;
 }  // namespace cuda
 
 enum class CudaLinearPrecision { bf16, fp8, fp4 };
@@ -110,10 +113,12 @@ public:
     std::string profile_report() override;
     std::unique_ptr<LayerStream> stream_layers(const std::vector<std::vector<const LinearWeight*>>& groups,
                                                int64_t resident_budget_bytes) override;
+    std::string attention_error_report() override;
 
     // ---- beyond the Backend interface (tests, benchmarks, fused producers) ----
     CudaLinearPrecision linear_precision() const { return precision_; }
     bool fp4_resident() const { return fp4_resident_; }
+    bool fp8_attention() const { return fp8_attention_; }  // BackendOptions::attention resolved
     const std::string& device_name() const { return device_name_; }
     cudaStream_t stream() const { return stream_->get(); }
     bool recording() const { return stream_->recording(); }  // a CUDA graph is being recorded
@@ -180,6 +185,10 @@ private:
     void lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, float beta, const Tensor* gate = nullptr);
     Tensor linear_fp4(const Tensor& x, const Shape& out_shape, const Fp4PreparedWeight& w);
     // conv2d where cuDNN has no engine for the shape: im2col + GEMM into y [B, Cout, Ho, Wo] (conv2d.cu).
+    // Joint attention of BF16 [B, L, H, Dh] q/k and v/o with tokens v_row / o_row elements apart (attention.cpp):
+    // FP8 (cuDNN FP8 SDPA) when fp8_attention_ and the head dim allows, else BF16; the path is counted and logged.
+    void run_attention(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o,
+                       int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
     void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dShape& s, int stride,
                        int padding, Tensor& y);
 
@@ -194,6 +203,11 @@ private:
     std::unique_ptr<cuda::CublasLtGemm> gemm_;
     std::unique_ptr<cuda::CublasLtFp4Gemm> fp4_gemm_;  // created by the first fp4 linear
     std::unique_ptr<cuda::CudnnSdpa> sdpa_;
+    std::unique_ptr<cuda::CudnnSdpaFp8> sdpa_fp8_;  // when fp8_attention_
+    bool fp8_attention_ = false;
+    std::set<std::string> bf16_attention_shapes_;  // shapes FP8 attention could not take (warned once each)
+    // --attention-error: every FP8 attention call's error sums against the BF16 one (F32 [2] each) and its shape.
+    std::vector<std::pair<std::string, Tensor>> attention_checks_;
     std::unique_ptr<cuda::CudnnConv> conv_;
     // conv2d's path per shape, logged once each: cuDNN NCHW, cuDNN NHWC (with transposes) or im2col + GEMM.
     std::map<std::string, std::string> conv_paths_;

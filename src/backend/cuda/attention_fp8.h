@@ -1,0 +1,48 @@
+#pragma once
+// Joint attention in FP8 through cuDNN's FP8 SDPA (Hopper and newer): Q, K and V quantized to E4M3 with one scale
+// per tensor (computed on the device from each tensor's amax), the softmax probabilities in E4M3 (1 -> 448), the
+// output in E4M3 with V's scale (|O| <= amax(V)) and dequantized into the BF16 destination. Same contract as
+// CudnnSdpa::run for the head dims it supports; one execution plan per shape, built on first use and cached.
+#include <cuda_bf16.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+
+#include "backend/cuda/cudnn_handle.h"
+#include "backend/cuda/device_memory.h"
+
+namespace flux2::cuda {
+
+class CudnnSdpaFp8 {
+public:
+    explicit CudnnSdpaFp8(std::shared_ptr<Stream> stream);
+    ~CudnnSdpaFp8();
+    CudnnSdpaFp8(const CudnnSdpaFp8&) = delete;
+    CudnnSdpaFp8& operator=(const CudnnSdpaFp8&) = delete;
+
+    // cuDNN's FP8 SDPA on Hopper takes head dims that are multiples of 16 up to 256.
+    static bool supports_head_dim(int64_t Dh) { return Dh > 0 && Dh <= 256 && Dh % 16 == 0; }
+    // Whether cuDNN has an FP8 plan for this shape (built and cached here); if not, `why` gets its message.
+    bool has_plan(int64_t B, int64_t L, int64_t H, int64_t Dh, std::string& why);
+
+    // q, k: BF16 [B, L, H, Dh] packed; v, o: BF16 with tokens v_row / o_row elements apart (0 = packed); Dh as
+    // supports_head_dim, v_row and o_row multiples of 8, pointers 16-byte aligned.
+    void run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
+             int64_t L, int64_t H, int64_t Dh, int64_t v_row = 0, int64_t o_row = 0);
+
+private:
+    struct Plan;
+    Plan& plan(int64_t B, int64_t L, int64_t H, int64_t Dh);
+
+    std::shared_ptr<Stream> stream_;
+    CudnnHandle handle_;
+    std::shared_ptr<void> workspace_;
+    int64_t workspace_bytes_ = 0;
+    std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
+    std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, std::string> no_plan_;  // shapes cuDNN refused, why
+};
+
+}  // namespace flux2::cuda
