@@ -19,58 +19,11 @@ namespace fe = cudnn_frontend;
 
 namespace {
 enum Uid : int64_t { kQ = 1, kK, kV, kO };
-
-void check_fe(fe::error_t e, const char* step, int64_t B, int64_t L, int64_t H, int64_t Dh) {
-    check(e.is_good(), "cuDNN SDPA (B=", B, " L=", L, " H=", H, " Dh=", Dh, "): ", step, " failed: ", e.get_message());
-}
-
-cudnnHandle_t dnn(CudnnHandle& handle) { return static_cast<cudnnHandle_t>(handle.get()); }
 }  // namespace
 
-struct CudnnSdpa::Plan {
-    std::shared_ptr<fe::graph::Graph> graph;
-    int64_t workspace_bytes = 0;
-};
+CudnnSdpa::CudnnSdpa(std::shared_ptr<Stream> stream) : stream_(stream), graphs_(std::move(stream), "cuDNN SDPA") {}
 
-CudnnSdpa::CudnnSdpa(std::shared_ptr<Stream> stream) : stream_(stream), handle_(std::move(stream)) {}
-
-CudnnSdpa::~CudnnSdpa() = default;  // the plans go before the handle (declared after it)
-
-CudnnSdpa::Plan& CudnnSdpa::plan(int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
-    auto key = std::make_tuple(B, L, H, Dh, v_row, o_row);
-    auto it = plans_.find(key);
-    if (it != plans_.end()) return *it->second;
-
-    auto g = std::static_pointer_cast<fe::graph::Graph>(new_bf16_graph());
-    // A tensor whose tokens start every `row` elements (H * Dh when packed; wider for a column range).
-    const std::vector<int64_t> dim{B, H, L, Dh};
-    auto stride = [&](int64_t row) { return std::vector<int64_t>{L * row, Dh, row, 1}; };
-    auto tensor = [&](const char* name, int64_t uid, int64_t row) {
-        return g->tensor(
-            fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dim).set_stride(stride(row)));
-    };
-    auto q = tensor("Q", kQ, H * Dh), k = tensor("K", kK, H * Dh), v = tensor("V", kV, v_row);
-    auto options = fe::graph::SDPA_attributes()
-                       .set_name("flux2_attention")
-                       .set_generate_stats(false)
-                       .set_attn_scale(1.0f / std::sqrt(static_cast<float>(Dh)));
-    auto [o, stats] = g->sdpa(q, k, v, options);
-    (void)stats;  // inference: no softmax statistics are produced
-    o->set_output(true).set_uid(kO).set_dim(dim).set_stride(stride(o_row));
-
-    check_fe(g->validate(), "validate", B, L, H, Dh);
-    check_fe(g->build_operation_graph(dnn(handle_)), "build_operation_graph", B, L, H, Dh);
-    check_fe(g->create_execution_plans({fe::HeurMode_t::A}), "create_execution_plans", B, L, H, Dh);
-    check_fe(g->check_support(dnn(handle_)), "check_support", B, L, H, Dh);
-    check_fe(g->build_plans(fe::BuildPlanPolicy_t::HEURISTICS_CHOICE), "build_plans", B, L, H, Dh);
-
-    auto p = std::make_unique<Plan>();
-    p->graph = g;
-    check_fe(g->get_workspace_size(p->workspace_bytes), "get_workspace_size", B, L, H, Dh);
-    log_debug("cuDNN SDPA plan for B=", B, " L=", L, " H=", H, " Dh=", Dh, " (V row ", v_row, ", O row ", o_row,
-              "), workspace ", p->workspace_bytes, " bytes");
-    return *plans_.emplace(key, std::move(p)).first->second;
-}
+CudnnSdpa::~CudnnSdpa() = default;
 
 void CudnnSdpa::run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
                     int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
@@ -88,17 +41,31 @@ void CudnnSdpa::run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_b
     check(Dh % 8 == 0, "cuDNN SDPA needs a head dim divisible by 8, got ", Dh);
     check(v_row % 8 == 0 && o_row % 8 == 0 && v_row >= H * Dh && o_row >= H * Dh, "cuDNN SDPA: token strides of V (",
           v_row, ") and O (", o_row, ") must be multiples of 8 and at least H * Dh = ", H * Dh);
-    Plan& p = plan(B, L, H, Dh, v_row, o_row);
-    if (p.workspace_bytes > workspace_bytes_) {
-        workspace_ = allocate(static_cast<size_t>(p.workspace_bytes), stream_);  // old one is freed in stream order
-        workspace_bytes_ = p.workspace_bytes;
-    }
+    const std::vector<int64_t> key{B, L, H, Dh, v_row, o_row};
+    graphs_.ensure(key, [&] {
+        auto g = std::static_pointer_cast<fe::graph::Graph>(new_bf16_graph());
+        // A tensor whose tokens start every `row` elements (H * Dh when packed; wider for a column range).
+        const std::vector<int64_t> dim{B, H, L, Dh};
+        auto stride = [&](int64_t row) { return std::vector<int64_t>{L * row, Dh, row, 1}; };
+        auto tensor = [&](const char* name, int64_t uid, int64_t row) {
+            return g->tensor(
+                fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dim).set_stride(stride(row)));
+        };
+        auto q = tensor("Q", kQ, H * Dh), k = tensor("K", kK, H * Dh), v = tensor("V", kV, v_row);
+        auto options = fe::graph::SDPA_attributes()
+                           .set_name("flux2_attention")
+                           .set_generate_stats(false)
+                           .set_attn_scale(1.0f / std::sqrt(static_cast<float>(Dh)));
+        auto [o, stats] = g->sdpa(q, k, v, options);
+        (void)stats;  // inference: no softmax statistics are produced
+        o->set_output(true).set_uid(kO).set_dim(dim).set_stride(stride(o_row));
+        return g;
+    });
     std::unordered_map<int64_t, void*> pack{{kQ, const_cast<__nv_bfloat16*>(q)},
                                             {kK, const_cast<__nv_bfloat16*>(k)},
                                             {kV, const_cast<__nv_bfloat16*>(v)},
                                             {kO, o}};
-    check_fe(p.graph->execute(dnn(handle_), pack, workspace_bytes_ ? workspace_.get() : nullptr), "execute", B, L, H,
-             Dh);
+    graphs_.execute(key, pack);
 }
 
 }  // namespace flux2::cuda

@@ -4,12 +4,10 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <tuple>
 
 #include "backend/cuda/attention_wide_head.h"
-#include "backend/cuda/cudnn_handle.h"
+#include "backend/cuda/cudnn_sdpa_graphs.h"
 #include "backend/cuda/device_memory.h"
 
 namespace flux2::cuda {
@@ -29,14 +27,8 @@ public:
              int64_t L, int64_t H, int64_t Dh, int64_t v_row = 0, int64_t o_row = 0);
 
 private:
-    struct Plan;
-    Plan& plan(int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
-
     std::shared_ptr<Stream> stream_;
-    CudnnHandle handle_;
-    std::shared_ptr<void> workspace_;
-    int64_t workspace_bytes_ = 0;
-    std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
+    SdpaGraphs graphs_;  // one per (B, L, H, Dh, v_row, o_row)
     std::unique_ptr<WideHeadAttention> wide_;
 };
 

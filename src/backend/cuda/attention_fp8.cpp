@@ -22,76 +22,52 @@ namespace {
 // Scalar uids follow the AttentionFp8Scale slots, so the variant pack maps each to its float in one loop.
 enum Uid : int64_t { kQ = 1, kK, kV, kO, kFirstScale = 16 };
 
-void check_fe(fe::error_t e, const char* step, int64_t B, int64_t L, int64_t H, int64_t Dh) {
-    check(e.is_good(), "cuDNN FP8 SDPA (B=", B, " L=", L, " H=", H, " Dh=", Dh, "): ", step,
-          " failed: ", e.get_message());
-}
-
-cudnnHandle_t dnn(CudnnHandle& handle) { return static_cast<cudnnHandle_t>(handle.get()); }
-
 constexpr size_t kAlign = 256;
 size_t aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 }  // namespace
 
-struct CudnnSdpaFp8::Plan {
-    std::shared_ptr<fe::graph::Graph> graph;
-    int64_t workspace_bytes = 0;
-};
+CudnnSdpaFp8::CudnnSdpaFp8(std::shared_ptr<Stream> stream)
+    : stream_(stream), graphs_(std::move(stream), "cuDNN FP8 SDPA") {}
 
-CudnnSdpaFp8::CudnnSdpaFp8(std::shared_ptr<Stream> stream) : stream_(stream), handle_(std::move(stream)) {}
+CudnnSdpaFp8::~CudnnSdpaFp8() = default;
 
-CudnnSdpaFp8::~CudnnSdpaFp8() = default;  // the plans go before the handle (declared after it)
-
-CudnnSdpaFp8::Plan& CudnnSdpaFp8::plan(int64_t B, int64_t L, int64_t H, int64_t Dh) {
-    auto key = std::make_tuple(B, L, H, Dh);
-    auto it = plans_.find(key);
-    if (it != plans_.end()) return *it->second;
-
-    auto g = std::make_shared<fe::graph::Graph>();
-    g->set_io_data_type(fe::DataType_t::FP8_E4M3)
-        .set_intermediate_data_type(fe::DataType_t::FLOAT)
-        .set_compute_data_type(fe::DataType_t::FLOAT);
-    const std::vector<int64_t> dim{B, H, L, Dh}, stride{L * H * Dh, Dh, H * Dh, 1};
-    auto tensor = [&](const char* name, int64_t uid) {
-        return g->tensor(fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dim).set_stride(stride));
-    };
-    auto scalar = [](std::shared_ptr<fe::graph::Tensor_attributes> t, int64_t slot) {
-        t->set_uid(kFirstScale + slot)
-            .set_dim({1, 1, 1, 1})
-            .set_stride({1, 1, 1, 1})
-            .set_data_type(fe::DataType_t::FLOAT);
-        return t;
-    };
-    auto scale_input = [&](const char* name, int64_t slot) {
-        return scalar(g->tensor(fe::graph::Tensor_attributes().set_name(name)), slot);
-    };
-    auto q = tensor("Q", kQ), k = tensor("K", kK), v = tensor("V", kV);
-    auto options = fe::graph::SDPA_fp8_attributes()
-                       .set_name("flux2_attention_fp8")
-                       .set_generate_stats(false)
-                       .set_attn_scale(1.0f / std::sqrt(static_cast<float>(Dh)));
-    auto [o, stats, amax_s, amax_o] =
-        g->sdpa_fp8(q, k, v, scale_input("Descale_Q", kDescaleQ), scale_input("Descale_K", kDescaleK),
-                    scale_input("Descale_V", kDescaleV), scale_input("Descale_S", kDescaleS),
-                    scale_input("Scale_S", kScaleS), scale_input("Scale_O", kScaleO), options);
-    (void)stats;  // inference: no softmax statistics are produced
-    o->set_output(true).set_uid(kO).set_dim(dim).set_stride(stride);
-    // cuDNN insists on producing both amaxes; they land beside the scales (nothing reads them).
-    scalar(amax_s, kAmaxS)->set_output(true);
-    scalar(amax_o, kAmaxO)->set_output(true);
-
-    check_fe(g->validate(), "validate", B, L, H, Dh);
-    check_fe(g->build_operation_graph(dnn(handle_)), "build_operation_graph", B, L, H, Dh);
-    check_fe(g->create_execution_plans({fe::HeurMode_t::A}), "create_execution_plans", B, L, H, Dh);
-    check_fe(g->check_support(dnn(handle_)), "check_support", B, L, H, Dh);
-    check_fe(g->build_plans(fe::BuildPlanPolicy_t::HEURISTICS_CHOICE), "build_plans", B, L, H, Dh);
-
-    auto p = std::make_unique<Plan>();
-    p->graph = g;
-    check_fe(g->get_workspace_size(p->workspace_bytes), "get_workspace_size", B, L, H, Dh);
-    log_debug("cuDNN FP8 SDPA plan for B=", B, " L=", L, " H=", H, " Dh=", Dh, ", workspace ", p->workspace_bytes,
-              " bytes");
-    return *plans_.emplace(key, std::move(p)).first->second;
+void CudnnSdpaFp8::ensure_plan(int64_t B, int64_t L, int64_t H, int64_t Dh) {
+    graphs_.ensure({B, L, H, Dh}, [&] {
+        auto g = std::make_shared<fe::graph::Graph>();
+        g->set_io_data_type(fe::DataType_t::FP8_E4M3)
+            .set_intermediate_data_type(fe::DataType_t::FLOAT)
+            .set_compute_data_type(fe::DataType_t::FLOAT);
+        const std::vector<int64_t> dim{B, H, L, Dh}, stride{L * H * Dh, Dh, H * Dh, 1};
+        auto tensor = [&](const char* name, int64_t uid) {
+            return g->tensor(
+                fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dim).set_stride(stride));
+        };
+        auto scalar = [](std::shared_ptr<fe::graph::Tensor_attributes> t, int64_t slot) {
+            t->set_uid(kFirstScale + slot)
+                .set_dim({1, 1, 1, 1})
+                .set_stride({1, 1, 1, 1})
+                .set_data_type(fe::DataType_t::FLOAT);
+            return t;
+        };
+        auto scale_input = [&](const char* name, int64_t slot) {
+            return scalar(g->tensor(fe::graph::Tensor_attributes().set_name(name)), slot);
+        };
+        auto q = tensor("Q", kQ), k = tensor("K", kK), v = tensor("V", kV);
+        auto options = fe::graph::SDPA_fp8_attributes()
+                           .set_name("flux2_attention_fp8")
+                           .set_generate_stats(false)
+                           .set_attn_scale(1.0f / std::sqrt(static_cast<float>(Dh)));
+        auto [o, stats, amax_s, amax_o] =
+            g->sdpa_fp8(q, k, v, scale_input("Descale_Q", kDescaleQ), scale_input("Descale_K", kDescaleK),
+                        scale_input("Descale_V", kDescaleV), scale_input("Descale_S", kDescaleS),
+                        scale_input("Scale_S", kScaleS), scale_input("Scale_O", kScaleO), options);
+        (void)stats;  // inference: no softmax statistics are produced
+        o->set_output(true).set_uid(kO).set_dim(dim).set_stride(stride);
+        // cuDNN insists on producing both amaxes; they land beside the scales (nothing reads them).
+        scalar(amax_s, kAmaxS)->set_output(true);
+        scalar(amax_o, kAmaxO)->set_output(true);
+        return g;
+    });
 }
 
 bool CudnnSdpaFp8::has_plan(int64_t B, int64_t L, int64_t H, int64_t Dh, std::string& why) {
@@ -104,7 +80,7 @@ bool CudnnSdpaFp8::has_plan(int64_t B, int64_t L, int64_t H, int64_t Dh, std::st
         why = str("head dim ", Dh, ": cuDNN's FP8 SDPA takes multiples of 16 up to 256");
     } else {
         try {
-            plan(B, L, H, Dh);
+            ensure_plan(B, L, H, Dh);
             return true;
         } catch (const Error& e) {
             why = e.what();
@@ -123,11 +99,7 @@ void CudnnSdpaFp8::run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __n
     check(supports_head_dim(Dh), "cuDNN FP8 SDPA needs a head dim that is a multiple of 16 up to 256, got ", Dh);
     check(v_row % 8 == 0 && o_row % 8 == 0 && v_row >= width && o_row >= width, "cuDNN FP8 SDPA: token strides of V (",
           v_row, ") and O (", o_row, ") must be multiples of 8 and at least H * Dh = ", width);
-    Plan& p = plan(B, L, H, Dh);
-    if (p.workspace_bytes > workspace_bytes_) {
-        workspace_ = allocate(static_cast<size_t>(p.workspace_bytes), stream_);  // old one is freed in stream order
-        workspace_bytes_ = p.workspace_bytes;
-    }
+    ensure_plan(B, L, H, Dh);
     // One stream-ordered block per call for the E4M3 copies, the scales and the amax partials: freed (in stream
     // order) when this call returns, so recorded steps allocate it inside their graph like any op output.
     const size_t codes = aligned(static_cast<size_t>(rows * width));
@@ -142,8 +114,7 @@ void CudnnSdpaFp8::run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __n
     launch_attention_fp8_quantize(q, k, v, v_row, q8, k8, v8, partials, scales, rows, width, stream_->get());
     std::unordered_map<int64_t, void*> pack{{kQ, q8}, {kK, k8}, {kV, v8}, {kO, o8}};
     for (int slot = 0; slot < kAttentionFp8ScaleCount; ++slot) pack[kFirstScale + slot] = scales + slot;
-    check_fe(p.graph->execute(dnn(handle_), pack, workspace_bytes_ ? workspace_.get() : nullptr), "execute", B, L, H,
-             Dh);
+    graphs_.execute({B, L, H, Dh}, pack);
     launch_attention_fp8_dequantize(o8, scales, o, o_row, rows, width, stream_->get());
 }
 
