@@ -3,6 +3,7 @@
 // --pipeline on a tiny pipeline folder.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "cli_runner.h"
@@ -128,10 +129,27 @@ TEST_F(Cli, BenchPipelineTimesEveryPhase) {
     const RunResult r = flux2({"bench", "--pipeline", demo_dir(), "--device", "cpu", "--resolutions", "32,64",
                                "--steps", "2", "--repeat", "2"});
     ASSERT_EQ(r.exit_code, 0) << r;
-    EXPECT_TRUE(contains(r.out, "encode s denoise s    s/step  decode s    total s    peak GB")) << r.out;
+    EXPECT_TRUE(contains(r.out, "encode s denoise s    s/step  decode s    total s    peak GB     enc GB denoise GB "
+                                " decode GB"))
+        << r.out;
     EXPECT_TRUE(contains(r.out, "(after loading)")) << r.out;
-    for (const char* row : {"cpu    32         2 ", "cpu    64         2 "})
-        EXPECT_TRUE(contains(r.out, row)) << row << "\n" << r.out;
+    for (const char* row : {"cpu    32         2 ", "cpu    64         2 "}) {
+        ASSERT_TRUE(contains(r.out, row)) << row << "\n" << r.out;
+        // Every phase has its own peak (the process's resident set here), and the request's is their largest.
+        const size_t at = r.out.find(row);
+        std::istringstream line(r.out.substr(at, r.out.find('\n', at) - at));
+        std::string path, res, steps, load;
+        double encode = 0, denoise = 0, per_step = 0, decode = 0, total = 0, peak = 0, enc_gb = 0, den_gb = 0,
+               dec_gb = 0;
+        line >> path >> res >> steps >> load >> encode >> denoise >> per_step >> decode >> total >> peak >> enc_gb >>
+            den_gb >> dec_gb;
+        ASSERT_FALSE(line.fail()) << r.out;
+        for (double gb : {enc_gb, den_gb, dec_gb}) {
+            EXPECT_GT(gb, 0.0) << r.out;
+            EXPECT_LE(gb, peak) << r.out;
+        }
+        EXPECT_DOUBLE_EQ(peak, std::max({enc_gb, den_gb, dec_gb})) << r.out;
+    }
     // Without --steps, the model's own count (the tiny pipeline is klein distilled: 4).
     const RunResult d =
         flux2({"bench", "--pipeline", demo_dir(), "--device", "cpu", "--resolutions", "32", "--repeat", "1"});

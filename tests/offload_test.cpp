@@ -124,5 +124,21 @@ TEST_F(Cli, OffloadModelChangesNoPixel) {
     EXPECT_TRUE(contains(gpus_layers.err, "--offload layers is for one device, not --gpus 2")) << gpus_layers.err;
 }
 
+// The per-phase peaks of bench --pipeline and the server's responses: after reset_peak_memory the peak restarts
+// from what is in use, so a large allocation freed before the reset no longer shows.
+TEST(BackendMemory, PeakRestartsFromWhatIsInUse) {
+    auto cpu = make_backend(BackendOptions{});
+    {
+        std::vector<char> big(512 << 20);
+        for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i);  // resident, page by page
+        EXPECT_GE(cpu->peak_memory_bytes(), int64_t{512} << 20);
+    }
+    const int64_t before = cpu->peak_memory_bytes();
+    cpu->reset_peak_memory();
+    const int64_t after = cpu->peak_memory_bytes();
+    EXPECT_LT(after, before - (int64_t{256} << 20)) << "the freed 512 MB still counts after the reset";
+    EXPECT_GE(after, cpu->memory_in_use_bytes() / 2);
+}
+
 }  // namespace
 }  // namespace flux2

@@ -77,8 +77,12 @@ public:
     // A tensor whose elements the caller overwrites before reading them (the destination of the *_into ops);
     // its contents are unspecified, so no fill pass is paid.
     virtual Tensor uninitialized(const Shape& shape) = 0;
-    // Highest memory use so far (device memory on a GPU, resident set on the CPU), in bytes.
+    // Highest memory use (device memory on a GPU, resident set on the CPU) since construction or the last
+    // reset_peak_memory(), in bytes.
     virtual int64_t peak_memory_bytes() const = 0;
+    // Starts peak_memory_bytes() anew from what is in use now: the peak of each phase of a request (bench
+    // --pipeline). The high-water marks are per process (CPU) or per device (GPU), so other backends' use counts.
+    virtual void reset_peak_memory() = 0;
     // Memory held now (device memory of eager tensors on a GPU, resident set on the CPU), in bytes: between steps,
     // about the weights.
     virtual int64_t memory_in_use_bytes() const = 0;

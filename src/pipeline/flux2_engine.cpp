@@ -1,6 +1,8 @@
 #include "pipeline/flux2_engine.h"
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -62,12 +64,15 @@ EngineResult Flux2Engine::generate(const EngineRequest& r, const ProgressFn& pro
 
     EngineResult out;
     const auto t0 = std::chrono::steady_clock::now();
+    backend_->reset_peak_memory();
     const EncodedPrompts enc = prompt_encoder_->encode(
         r.prompt, cfg ? std::optional<std::string>(r.negative_prompt) : std::nullopt, r.max_sequence_length);
     out.prompt_tokens = enc.prompt_tokens();
     if (offload_.mode == Offload::model)
         log_debug("offload: text encoder weights released (", prompt_encoder_->release_device_weights(), " linears)");
     out.text_encoder_seconds = seconds_since(t0);
+    out.encode_peak_bytes = backend_->peak_memory_bytes();
+    backend_->reset_peak_memory();
 
     GenerateParams params;
     params.width = r.width;
@@ -79,7 +84,13 @@ EngineResult Flux2Engine::generate(const EngineRequest& r, const ProgressFn& pro
     params.num_images = r.num_images;
     params.reference_images = r.reference_images;
     params.vae_tiling = options_.vae_tiling;
-    if (offload_.mode == Offload::model) params.before_decode = release_before_decode(*transformer_);
+    const std::function<void()> release =
+        offload_.mode == Offload::model ? release_before_decode(*transformer_) : std::function<void()>();
+    params.before_decode = [&] {
+        out.denoise_peak_bytes = backend_->peak_memory_bytes();
+        if (release) release();
+        backend_->reset_peak_memory();
+    };
     const Flux2Pipeline pipeline(variant_, *transformer_, *vae_);
     const GenerateOutput g = pipeline.generate(params, enc.prompt_embeds, enc.negative_prompt_embeds, progress);
 
@@ -90,7 +101,8 @@ EngineResult Flux2Engine::generate(const EngineRequest& r, const ProgressFn& pro
     out.guidance_scale = g.guidance_scale;
     out.denoise_seconds = g.denoise_seconds;
     out.decode_seconds = g.decode_seconds;
-    out.peak_memory_bytes = backend_->peak_memory_bytes();
+    out.decode_peak_bytes = backend_->peak_memory_bytes();
+    out.peak_memory_bytes = std::max({out.encode_peak_bytes, out.denoise_peak_bytes, out.decode_peak_bytes});
     return out;
 }
 

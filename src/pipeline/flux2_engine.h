@@ -50,6 +50,9 @@ struct EngineResult {
     float guidance_scale = 0;
     int64_t prompt_tokens = 0;
     double text_encoder_seconds = 0, denoise_seconds = 0, decode_seconds = 0;
+    // Peak memory of the backend during each phase (the device's on a GPU), and of the whole request (their max).
+    // A phase's peak counts what stays from earlier ones (weights, a recorded step's memory).
+    int64_t encode_peak_bytes = 0, denoise_peak_bytes = 0, decode_peak_bytes = 0;
     int64_t peak_memory_bytes = 0;
 };
 

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace flux2 {
 
@@ -37,9 +38,19 @@ void CpuBackend::upload_into(const Tensor& host_f32, Tensor& dst) {
 Tensor CpuBackend::zeros(const Shape& shape) { return Tensor::zeros(shape); }
 
 int64_t CpuBackend::peak_memory_bytes() const {
+    // VmHWM rather than getrusage's ru_maxrss: the same high-water mark, but one that clear_refs can reset.
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmHWM:   1234 kB"
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports kilobytes
+}
+
+void CpuBackend::reset_peak_memory() {
+    std::ofstream clear("/proc/self/clear_refs");
+    clear << "5";
+    if (!clear.flush()) log_debug("cpu backend: /proc/self/clear_refs not writable; the peak stays the process's");
 }
 
 int64_t CpuBackend::memory_capacity_bytes() const {

@@ -17,7 +17,8 @@ public:
     void upload_into(const Tensor& host_f32, Tensor& dst) override;
     Tensor zeros(const Shape& shape) override;
     Tensor uninitialized(const Shape& shape) override;
-    int64_t peak_memory_bytes() const override;
+    int64_t peak_memory_bytes() const override;  // VmHWM of /proc/self/status
+    void reset_peak_memory() override;           // writes 5 to /proc/self/clear_refs (resets VmHWM)
     int64_t memory_in_use_bytes() const override;
     int64_t memory_capacity_bytes() const override;
 

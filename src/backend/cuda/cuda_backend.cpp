@@ -127,11 +127,7 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
     stream_ = std::make_shared<cuda::Stream>(device);
     // The pools are per device: start this backend's peak (peak_memory_bytes) from what is in use now, not from
     // the high-water mark of an earlier backend in the same process.
-    cudaMemPool_t pool = nullptr;
-    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
-    uint64_t zero = 0;
-    FLUX2_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
-    FLUX2_CUDA_CHECK(cudaDeviceSetGraphMemAttribute(device, cudaGraphMemAttrUsedMemHigh, &zero));
+    reset_peak_memory();
     gemm_ = std::make_unique<cuda::CublasLtGemm>(stream_);
     sdpa_ = std::make_unique<cuda::CudnnSdpa>(stream_);
     const std::string& attention = options.attention;
@@ -213,6 +209,15 @@ int64_t CudaBackend::peak_memory_bytes() const {
     FLUX2_CUDA_CHECK(cudaDeviceGetGraphMemAttribute(stream_->device(), cudaGraphMemAttrUsedMemHigh, &graph_high));
     const int64_t with_graph = graph_high ? resident_at_recording_ + static_cast<int64_t>(graph_high) : 0;
     return std::max(static_cast<int64_t>(high), with_graph);
+}
+
+void CudaBackend::reset_peak_memory() {
+    // A high-water mark can only be set to zero, which restarts it from the memory in use now.
+    cudaMemPool_t pool = nullptr;
+    uint64_t zero = 0;
+    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
+    FLUX2_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+    FLUX2_CUDA_CHECK(cudaDeviceSetGraphMemAttribute(stream_->device(), cudaGraphMemAttrUsedMemHigh, &zero));
 }
 
 int64_t CudaBackend::memory_in_use_bytes() const {

@@ -61,6 +61,7 @@ public:
     Tensor zeros(const Shape& shape) override;
     Tensor uninitialized(const Shape& shape) override;
     int64_t peak_memory_bytes() const override;  // high-water mark of the device memory pools since construction
+    void reset_peak_memory() override;           // or since this
     int64_t memory_in_use_bytes() const override;
     int64_t memory_capacity_bytes() const override { return memory_capacity_; }
 
