@@ -129,8 +129,9 @@ TEST_F(Cli, BenchPipelineTimesEveryPhase) {
     const RunResult r = flux2({"bench", "--pipeline", demo_dir(), "--device", "cpu", "--resolutions", "32,64",
                                "--steps", "2", "--repeat", "2"});
     ASSERT_EQ(r.exit_code, 0) << r;
-    EXPECT_TRUE(contains(r.out, "encode s denoise s    s/step  decode s    total s    peak GB     enc GB denoise GB "
-                                " decode GB"))
+    EXPECT_TRUE(contains(r.out,
+                         "encode s denoise s    s/step  decode s    total s    peak GB     enc GB denoise GB "
+                         " decode GB"))
         << r.out;
     EXPECT_TRUE(contains(r.out, "(after loading)")) << r.out;
     for (const char* row : {"cpu    32         2 ", "cpu    64         2 "}) {
@@ -155,6 +156,16 @@ TEST_F(Cli, BenchPipelineTimesEveryPhase) {
         flux2({"bench", "--pipeline", demo_dir(), "--device", "cpu", "--resolutions", "32", "--repeat", "1"});
     ASSERT_EQ(d.exit_code, 0) << d;
     EXPECT_TRUE(contains(d.out, "cpu    32         4 ")) << d.out;
+
+    // --cold: a load from the disk first, with what was still cached.
+    const RunResult cold = flux2({"bench", "--pipeline", demo_dir(), "--device", "cpu", "--resolutions", "32",
+                                  "--steps", "1", "--repeat", "1", "--cold"});
+    ASSERT_EQ(cold.exit_code, 0) << cold;
+    EXPECT_TRUE(contains(cold.out, "cold load: ")) << cold.out;
+    EXPECT_TRUE(contains(cold.out, "in the page cache when it started)")) << cold.out;
+    const RunResult cold_step = flux2({"bench", "--model", "klein-4b", "--device", "cpu", "--cold"});
+    EXPECT_NE(cold_step.exit_code, 0);
+    EXPECT_TRUE(contains(cold_step.err, "--cold times loading a --pipeline folder")) << cold_step.err;
 
     const RunResult gpus = flux2({"bench", "--pipeline", demo_dir(), "--device", "cpu", "--gpus", "2"});
     EXPECT_NE(gpus.exit_code, 0);

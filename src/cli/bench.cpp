@@ -37,7 +37,7 @@ struct BenchArgs {
     int steps = 5, warmup = 2, text_tokens = 512, repeats = 3;
     double resident_budget_gb = -1.0;
     bool steps_given = false;
-    bool profile = false, no_cuda_graphs = false, small_text_encoder = false, attention_error = false;
+    bool profile = false, no_cuda_graphs = false, small_text_encoder = false, attention_error = false, cold = false;
     uint64_t seed = 0;
     ParallelOptions parallel;
 };
@@ -161,6 +161,8 @@ void run_bench(const BenchArgs& a) {
         std::printf("%s\n", a.save_pipeline.c_str());
         return;
     }
+    check(!a.cold || !a.pipeline.empty(),
+          "--cold times loading a --pipeline folder from the disk; give --pipeline DIR");
     BackendOptions requested;
     requested.device = a.device;
     const std::string device = resolve_device(requested);
@@ -209,6 +211,7 @@ void run_bench(const BenchArgs& a) {
         b.text_encoder_weights = parse_weight_precision(a.text_encoder_precision, "--text-encoder-precision");
         b.offload = a.offload;
         b.resident_budget_bytes = resident_budget_bytes(a.resident_budget_gb);
+        b.cold = a.cold;
         run_pipeline_bench(b);
         return;
     }
@@ -379,6 +382,10 @@ void register_bench(CLI::App& app) {
                     "time the whole pipeline of this folder instead (a real one, or one written by --save-pipeline):\n"
                     "loading, then per resolution one untimed image and --repeat timed ones: prompt encoding,\n"
                     "denoising (and per step), VAE decode, the whole request, peak memory");
+    cmd->add_flag("--cold", a->cold,
+                  "with --pipeline: first drop the folder's files from the page cache (fdatasync + posix_fadvise;\n"
+                  "no root needed, nothing on tmpfs) and time a load from the disk, printed as 'cold load' with how\n"
+                  "much was still cached; the table's load is then the one from the page cache");
     cmd->add_option("--text-encoder-precision", a->text_encoder_precision,
                     "with --pipeline: the text encoder's weights, bf16 (as stored), fp8 or fp4 (as for generate)")
         ->capture_default_str();

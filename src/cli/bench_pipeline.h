@@ -19,6 +19,7 @@ struct PipelineBench {
     WeightPrecision text_encoder_weights = WeightPrecision::as_stored;
     std::string offload = "auto";        // --offload; rows of an offloading mode read "<path>/<mode>"
     int64_t resident_budget_bytes = -1;  // --resident-budget
+    bool cold = false;                   // --cold: drop the folder from the page cache and time that load first
 };
 
 // Loads the pipeline (timed), then per resolution makes one untimed image (CUDA graphs recorded, GEMMs tuned) and

@@ -168,7 +168,8 @@ void ImageService::run_job(Job& job) {
     });
     // The gauge is the peak since start: the load's, then the largest request's (each request reports its own).
     int64_t seen = peak_memory_bytes_.load();
-    while (result.peak_memory_bytes > seen && !peak_memory_bytes_.compare_exchange_weak(seen, result.peak_memory_bytes)) {
+    while (result.peak_memory_bytes > seen &&
+           !peak_memory_bytes_.compare_exchange_weak(seen, result.peak_memory_bytes)) {
     }
     metrics_.count_images(static_cast<int64_t>(result.images.size()));
     job.finish(std::move(result));
