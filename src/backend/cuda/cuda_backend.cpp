@@ -207,7 +207,8 @@ int64_t CudaBackend::peak_memory_bytes() const {
     // CUDA graphs allocate from their own pool, on top of what the default pool held when they were recorded.
     uint64_t graph_high = 0;
     FLUX2_CUDA_CHECK(cudaDeviceGetGraphMemAttribute(stream_->device(), cudaGraphMemAttrUsedMemHigh, &graph_high));
-    const int64_t with_graph = graph_high ? resident_at_recording_ + static_cast<int64_t>(graph_high) : 0;
+    const int64_t with_graph =
+        graph_high && *live_graphs_ > 0 ? resident_at_recording_ + static_cast<int64_t>(graph_high) : 0;
     return std::max(static_cast<int64_t>(high), with_graph);
 }
 

@@ -15,6 +15,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <set>
@@ -214,6 +215,9 @@ private:
     std::map<std::string, std::string> conv_paths_;
     cuda::OpProfiler profiler_;
     int64_t resident_at_recording_ = 0;  // default-pool bytes in use when the last graph was recorded
+    // Recorded steps alive: once none is (--offload model drops them with the weights), the memory held when the
+    // last was recorded no longer counts toward the peak.
+    std::shared_ptr<std::atomic<int>> live_graphs_ = std::make_shared<std::atomic<int>>(0);
 };
 
 // Profiles the op of the enclosing CudaBackend member under a fixed label.

@@ -13,9 +13,11 @@ namespace {
 struct CudaGraph final : RecordedOps {
     cudaGraph_t graph = nullptr;
     cudaGraphExec_t exec = nullptr;
+    std::shared_ptr<std::atomic<int>> live;  // the backend's count of recordings alive
     ~CudaGraph() override {
         if (exec) cudaGraphExecDestroy(exec);
         if (graph) cudaGraphDestroy(graph);
+        if (live) --*live;
     }
 };
 }  // namespace
@@ -50,6 +52,8 @@ std::shared_ptr<RecordedOps> CudaBackend::end_recording() {
     uint64_t used = 0;
     FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
     resident_at_recording_ = static_cast<int64_t>(used);
+    g->live = live_graphs_;
+    ++*live_graphs_;
     log_debug("cuda: recorded a CUDA graph of ", nodes, " nodes");
     return g;
 }
