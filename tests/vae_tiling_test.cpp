@@ -114,15 +114,23 @@ TEST_F(VaeTilingTinyVae, BelowThresholdIsUntiled) {
 // VAE is a worst case for tiling: its GroupNorm groups hold 1-2 channels (FLUX.2's hold 4-16), so a tile's
 // statistics are noisy estimates of the image's, and its random attention averages nearly uniformly over whatever
 // it sees. The error comes from that, not from the seams: it does not move when the overlap doubles (measured
-// 3.53e-2 at overlaps 16 and 32) and grows as tiles shrink (7.9e-2 at 48). Bounds: measured x 1.3.
+// 3.53e-2 at overlaps 16 and 32, the whole decoder per tile) and grows as tiles shrink (7.9e-2 at 48). Running the
+// head (conv_in, the mid block and its attention) on the whole latent, the default at this size, leaves the tail's
+// GroupNorm statistics: 2.82e-2. Bounds: measured x 1.3.
 TEST_F(VaeTilingTinyVae, DecodeMatchesUntiled) {
     const Tensor z = normal_tensor({1, 32, 69, 91}, 2);
-    const Tensor tiled = decode_tiled(vae, z, VaeTiling{});
     const Tensor plain = vae.decode(z);
+    VaeTiling per_tile;
+    per_tile.whole_head_max_positions = 0;
+    const Tensor tiled = decode_tiled(vae, z, VaeTiling{}), tiled_head = decode_tiled(vae, z, per_tile);
     ASSERT_EQ(tiled.shape(), plain.shape());
     const double err = test::rel_error(tiled.to_vector(), plain.to_vector());
-    std::printf("tiled decode, 69x91 latents in 2x2 tiles of 64: relative error %.2e\n", err);
-    EXPECT_LE(err, 4.5e-2);
+    const double err_head = test::rel_error(tiled_head.to_vector(), plain.to_vector());
+    std::printf("tiled decode, 69x91 latents in 2x2 tiles of 64: relative error %.2e (%.2e with the head per tile)\n",
+                err, err_head);
+    EXPECT_LE(err, 3.7e-2);
+    EXPECT_LE(err_head, 4.6e-2);
+    EXPECT_LT(err, err_head) << "the whole-latent head should bring the tiles closer to the untiled decode";
 }
 
 TEST_F(VaeTilingTinyVae, EncodeMatchesUntiled) {

@@ -108,8 +108,13 @@ Tensor run_tiled(const Tensor& x, int64_t grid_h, int64_t grid_w, int64_t in_sca
 
 Tensor decode_tiled(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling) {
     check(z.ndim() == 4, "VAE decode: expected latents [B, C, h, w], got ", shape_str(z.shape()));
-    return run_tiled(z, z.dim(2), z.dim(3), 1, vae.config().scale_factor(), tiling,
-                     [&](const Tensor& tile) { return vae.decode(tile); });
+    const int64_t f = vae.config().scale_factor();
+    if (z.dim(2) * z.dim(3) <= tiling.whole_head_max_positions) {
+        // The head whole: the mid block's attention and GroupNorms see the whole latent, as untiled.
+        return run_tiled(vae.decode_mid(z), z.dim(2), z.dim(3), 1, f, tiling,
+                         [&](const Tensor& tile) { return vae.decode_up(tile); });
+    }
+    return run_tiled(z, z.dim(2), z.dim(3), 1, f, tiling, [&](const Tensor& tile) { return vae.decode(tile); });
 }
 
 Tensor encode_mean_tiled(const Flux2Vae& vae, const Tensor& image, const VaeTiling& tiling) {
@@ -126,7 +131,8 @@ Tensor vae_decode(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling)
     log_info("VAE decode in ",
              layout(tile_starts(z.dim(2), tiling.tile, tiling.overlap),
                     tile_starts(z.dim(3), tiling.tile, tiling.overlap), tiling, f),
-             " (", reason(tiling, z.dim(2) * f, z.dim(3) * f), ")");
+             z.dim(2) * z.dim(3) <= tiling.whole_head_max_positions ? ", the mid block on the whole latent" : "", " (",
+             reason(tiling, z.dim(2) * f, z.dim(3) * f), ")");
     return decode_tiled(vae, z, tiling);
 }
 

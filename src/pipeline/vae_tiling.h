@@ -5,8 +5,9 @@
 // feature maps grow with the image area (2048² is 65,536 latent positions and 128-channel maps of 2 GB in fp32).
 //
 // Tiling is not exact, for three reasons, all local to a tile: GroupNorm statistics are taken over the tile instead
-// of the image, the mid-block attention sees only the tile, and 3x3 convolutions zero-pad at the tile's inner
-// edges. The overlap hides the last; the first two shrink as tiles grow. docs/PIPELINE.md gives the measured bound.
+// of the image, the mid-block attention sees only the tile (up to whole_head_max_positions the decoder's head runs
+// on the whole latent instead), and 3x3 convolutions zero-pad at the tile's inner edges. The overlap hides the
+// last; the first two shrink as tiles grow. docs/PIPELINE.md gives the measured bound.
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -28,6 +29,11 @@ struct VaeTiling {
     int64_t overlap = 16;
     // 1536² (2.4 MP): above it the untiled decoder's full-resolution activations alone pass a few GB.
     int64_t auto_above_pixels = int64_t{1536} * 1536;
+    // Decode: up to this many latent positions (128², a 1024² image) the decoder's head (conv_in and the mid block
+    // with its attention over every position) runs on the whole latent, exactly as untiled, and only the
+    // upsampling tail is tiled; beyond it the head's attention (positions² scores) is what tiling must bound, so
+    // each tile runs the whole decoder.
+    int64_t whole_head_max_positions = int64_t{128} * 128;
 
     // Whether an image of height x width (pixels) is processed in tiles.
     bool applies(int64_t height, int64_t width) const;

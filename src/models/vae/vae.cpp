@@ -41,21 +41,45 @@ Tensor Flux2Vae::forward_mid(const Mid& m, const Tensor& x) const {
     return forward_resnet(m.second, h);
 }
 
-Tensor Flux2Vae::decode(const Tensor& z) const {
-    check(z.ndim() == 4 && z.dim(1) == config_.latent_channels, "VAE decode: expected latents [B, ",
-          config_.latent_channels, ", h, w], got ", shape_str(z.shape()));
-    Backend& be = *backend_;
-    Tensor h = be.upload(z);
+Tensor Flux2Vae::decoder_head(const Tensor& z_device) const {
+    Tensor h = z_device;
     if (post_quant_conv_) h = forward_conv(*post_quant_conv_, h);
     h = forward_conv(dec_conv_in_, h);
-    h = forward_mid(dec_mid_, h);
+    return forward_mid(dec_mid_, h);
+}
+
+Tensor Flux2Vae::decoder_tail(const Tensor& mid_device) const {
+    Backend& be = *backend_;
+    Tensor h = mid_device;
     for (const Stage& s : up_) {
         for (const Resnet& r : s.resnets) h = forward_resnet(r, h);
         if (s.resample) h = forward_conv(*s.resample, be.upsample_nearest2x(h));
     }
     h = be.group_norm(h, static_cast<int>(config_.norm_num_groups), dec_norm_out_.weight, dec_norm_out_.bias,
                       VaeConfig::kNormEps, true);
-    return be.download(forward_conv(dec_conv_out_, h));
+    return forward_conv(dec_conv_out_, h);
+}
+
+void Flux2Vae::check_latents(const Tensor& z) const {
+    check(z.ndim() == 4 && z.dim(1) == config_.latent_channels, "VAE decode: expected latents [B, ",
+          config_.latent_channels, ", h, w], got ", shape_str(z.shape()));
+}
+
+Tensor Flux2Vae::decode(const Tensor& z) const {
+    check_latents(z);
+    return backend_->download(decoder_tail(decoder_head(backend_->upload(z))));
+}
+
+Tensor Flux2Vae::decode_mid(const Tensor& z) const {
+    check_latents(z);
+    return backend_->download(decoder_head(backend_->upload(z)));
+}
+
+Tensor Flux2Vae::decode_up(const Tensor& mid) const {
+    const int64_t channels = dec_conv_in_.weight.dim(0);  // the mid block keeps conv_in's width
+    check(mid.ndim() == 4 && mid.dim(1) == channels, "VAE decode_up: expected the mid block's output [B, ", channels,
+          ", h, w], got ", shape_str(mid.shape()));
+    return backend_->download(decoder_tail(backend_->upload(mid)));
 }
 
 Tensor Flux2Vae::encode_mean(const Tensor& image) const {

@@ -29,6 +29,11 @@ public:
 
     // z [B, latent_channels, h, w] -> image [B, out_channels, h*f, w*f] in about [-1, 1] (f = scale_factor()).
     Tensor decode(const Tensor& z) const;
+    // The decoder in two parts, for tiled decoding (decode(z) computes decode_up(decode_mid(z))): the head at the
+    // latent resolution (post_quant_conv, conv_in and the mid block, whose attention spans every latent position)
+    // -> host [B, mid_channels, h, w]; and the upsampling tail from there to the image.
+    Tensor decode_mid(const Tensor& z) const;
+    Tensor decode_up(const Tensor& mid) const;
     // image [B, in_channels, H, W] in [-1, 1], H and W multiples of scale_factor() -> the mean (mode) of the latent
     // distribution [B, latent_channels, H/f, W/f], which is what the pipelines use.
     Tensor encode_mean(const Tensor& image) const;
@@ -64,6 +69,10 @@ private:
     Tensor forward_resnet(const Resnet& r, const Tensor& x) const;
     Tensor forward_attention(const Attention& a, const Tensor& x) const;
     Tensor forward_mid(const Mid& m, const Tensor& x) const;
+    void check_latents(const Tensor& z) const;  // [B, latent_channels, h, w]
+    // The two halves of the decoder on device tensors.
+    Tensor decoder_head(const Tensor& z_device) const;
+    Tensor decoder_tail(const Tensor& mid_device) const;
 
     // Loading helpers (vae_load.cpp).
     Conv load_conv(WeightSource& w, const std::string& name, int64_t cout, int64_t cin, int64_t k, int stride,
