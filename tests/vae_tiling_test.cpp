@@ -110,13 +110,28 @@ TEST_F(VaeTilingTinyVae, BelowThresholdIsUntiled) {
     EXPECT_LE(test::rel_error(vae_decode(vae, z, forced).to_vector(), plain.to_vector()), 1e-6);
 }
 
+// The tail in lockstep with one crop owning the whole latent is decode_up: the host GroupNorm sums in the CPU
+// backend's order, so bit for bit; and the two halves make decode. Owned regions outside their crop are refused.
+TEST_F(VaeTilingTinyVae, TailTogetherWithOneCropIsDecodeUp) {
+    const Tensor z = normal_tensor({1, 32, 9, 13}, 3);
+    const Tensor mid = vae.decode_mid(z);
+    EXPECT_EQ(vae.decode_up(mid).to_vector(), vae.decode(z).to_vector());
+    const std::vector<Tensor> together = vae.decode_up_together({mid}, {OwnedRegion{0, 9, 0, 13}});
+    ASSERT_EQ(together.size(), 1u);
+    EXPECT_EQ(together[0].to_vector(), vae.decode_up(mid).to_vector());
+    EXPECT_THROW(vae.decode_up_together({mid}, {OwnedRegion{0, 10, 0, 13}}), Error);
+    EXPECT_THROW(vae.decode_up_together({mid, mid}, {OwnedRegion{0, 9, 0, 13}}), Error);
+    EXPECT_THROW(vae.decode_up(z), Error);  // latents are not the mid block's output
+}
+
 // The default layout (64-pixel latent tiles, overlap >= 16) at sizes needing 2x2 tiles, with odd extents. The tiny
 // VAE is a worst case for tiling: its GroupNorm groups hold 1-2 channels (FLUX.2's hold 4-16), so a tile's
 // statistics are noisy estimates of the image's, and its random attention averages nearly uniformly over whatever
 // it sees. The error comes from that, not from the seams: it does not move when the overlap doubles (measured
-// 3.53e-2 at overlaps 16 and 32, the whole decoder per tile) and grows as tiles shrink (7.9e-2 at 48). Running the
-// head (conv_in, the mid block and its attention) on the whole latent, the default at this size, leaves the tail's
-// GroupNorm statistics: 2.82e-2. Bounds: measured x 1.3.
+// 3.53e-2 at overlaps 16 and 32, the whole decoder per tile) and grows as tiles shrink (7.9e-2 at 48). The default
+// at this size runs the head (conv_in, the mid block and its attention) on the whole latent and the tail's tiles
+// in lockstep, every GroupNorm with the whole image's statistics: 6.66e-3, what the zero padding at the tiles'
+// inner edges leaves through the blend. Bounds: measured x 1.3.
 TEST_F(VaeTilingTinyVae, DecodeMatchesUntiled) {
     const Tensor z = normal_tensor({1, 32, 69, 91}, 2);
     const Tensor plain = vae.decode(z);
@@ -126,11 +141,12 @@ TEST_F(VaeTilingTinyVae, DecodeMatchesUntiled) {
     ASSERT_EQ(tiled.shape(), plain.shape());
     const double err = test::rel_error(tiled.to_vector(), plain.to_vector());
     const double err_head = test::rel_error(tiled_head.to_vector(), plain.to_vector());
-    std::printf("tiled decode, 69x91 latents in 2x2 tiles of 64: relative error %.2e (%.2e with the head per tile)\n",
-                err, err_head);
-    EXPECT_LE(err, 3.7e-2);
+    std::printf(
+        "tiled decode, 69x91 latents in 2x2 tiles of 64: relative error %.2e (%.2e with each tile on its own)\n", err,
+        err_head);
+    EXPECT_LE(err, 8.7e-3);
     EXPECT_LE(err_head, 4.6e-2);
-    EXPECT_LT(err, err_head) << "the whole-latent head should bring the tiles closer to the untiled decode";
+    EXPECT_LT(err, err_head) << "whole-image statistics should bring the tiles closer to the untiled decode";
 }
 
 TEST_F(VaeTilingTinyVae, EncodeMatchesUntiled) {

@@ -39,6 +39,18 @@ Tensor crop(const Tensor& t, int64_t y, int64_t x, int64_t h, int64_t w) {
     return out;
 }
 
+// The part of each tile along one axis that counts toward whole-image statistics, relative to the tile's start:
+// neighbours split their overlap at its middle, so the parts cover [0, n) once.
+std::vector<std::pair<int64_t, int64_t>> owned_spans(const std::vector<int64_t>& starts, int64_t len, int64_t n) {
+    std::vector<std::pair<int64_t, int64_t>> spans;
+    for (size_t i = 0; i < starts.size(); ++i) {
+        const int64_t lo = i == 0 ? 0 : (starts[i] + starts[i - 1] + len) / 2;
+        const int64_t hi = i + 1 == starts.size() ? n : (starts[i + 1] + starts[i] + len) / 2;
+        spans.emplace_back(lo - starts[i], hi - starts[i]);
+    }
+    return spans;
+}
+
 // Blend weights along one axis for tile i, in output pixels: 1 inside, falling linearly toward an edge shared with a
 // neighbour over the width of that overlap, so two tiles' weights sum to 1 across it. Image borders stay at 1.
 std::vector<float> axis_weights(const std::vector<int64_t>& starts, size_t i, int64_t len, int64_t scale) {
@@ -110,9 +122,26 @@ Tensor decode_tiled(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tilin
     check(z.ndim() == 4, "VAE decode: expected latents [B, C, h, w], got ", shape_str(z.shape()));
     const int64_t f = vae.config().scale_factor();
     if (z.dim(2) * z.dim(3) <= tiling.whole_head_max_positions) {
-        // The head whole: the mid block's attention and GroupNorms see the whole latent, as untiled.
-        return run_tiled(vae.decode_mid(z), z.dim(2), z.dim(3), 1, f, tiling,
-                         [&](const Tensor& tile) { return vae.decode_up(tile); });
+        // The head whole: the mid block's attention and GroupNorms see the whole latent, as untiled. The tail's
+        // tiles then run together, each GroupNorm with the whole image's statistics (decode_up_together); run_tiled
+        // blends their outputs, which it visits in the same row-by-row order.
+        tiling.validate();
+        const Tensor mid = vae.decode_mid(z);
+        const std::vector<int64_t> ys = tile_starts(z.dim(2), tiling.tile, tiling.overlap);
+        const std::vector<int64_t> xs = tile_starts(z.dim(3), tiling.tile, tiling.overlap);
+        const int64_t th = std::min(z.dim(2), tiling.tile), tw = std::min(z.dim(3), tiling.tile);
+        const std::vector<std::pair<int64_t, int64_t>> rows = owned_spans(ys, th, z.dim(2));
+        const std::vector<std::pair<int64_t, int64_t>> cols = owned_spans(xs, tw, z.dim(3));
+        std::vector<Tensor> crops;
+        std::vector<OwnedRegion> owned;
+        for (size_t i = 0; i < ys.size(); ++i)
+            for (size_t j = 0; j < xs.size(); ++j) {
+                crops.push_back(crop(mid, ys[i], xs[j], th, tw));
+                owned.push_back({rows[i].first, rows[i].second, cols[j].first, cols[j].second});
+            }
+        const std::vector<Tensor> outs = vae.decode_up_together(crops, owned);
+        size_t next = 0;
+        return run_tiled(mid, z.dim(2), z.dim(3), 1, f, tiling, [&](const Tensor&) { return outs.at(next++); });
     }
     return run_tiled(z, z.dim(2), z.dim(3), 1, f, tiling, [&](const Tensor& tile) { return vae.decode(tile); });
 }

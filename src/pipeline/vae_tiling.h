@@ -50,7 +50,8 @@ std::vector<int64_t> tile_starts(int64_t n, int64_t tile, int64_t overlap);
 // grid_h x grid_w cells (the latent grid); a cell is in_scale pixels of x and out_scale pixels of fn's output
 // (decode: 1 and f; encode: f and 1). fn maps [B, C, th*in_scale, tw*in_scale] to [B, C', th*out_scale,
 // tw*out_scale]. Inside an overlap each tile's weight falls linearly toward its edge, and weights are normalized,
-// so the blend is continuous and a function that commutes with cropping comes out exactly.
+// so the blend is continuous and a function that commutes with cropping comes out exactly. Tiles are visited row by
+// row, left to right.
 Tensor run_tiled(const Tensor& x, int64_t grid_h, int64_t grid_w, int64_t in_scale, int64_t out_scale,
                  const VaeTiling& tiling, const std::function<Tensor(const Tensor&)>& fn);
 

@@ -16,6 +16,13 @@ namespace flux2 {
 
 class WeightSource;
 
+// The part of a crop of the latent grid (rows [y0, y1), columns [x0, x1), latent pixels relative to the crop) whose
+// positions count toward the image's GroupNorm statistics in Flux2Vae::decode_up_together; the crops' owned parts
+// cover the image exactly once.
+struct OwnedRegion {
+    int64_t y0 = 0, y1 = 0, x0 = 0, x1 = 0;
+};
+
 class Flux2Vae {
 public:
     // Binds every weight `config` describes (shapes checked) and fails on any tensor left unclaimed.
@@ -34,6 +41,12 @@ public:
     // -> host [B, mid_channels, h, w]; and the upsampling tail from there to the image.
     Tensor decode_mid(const Tensor& z) const;
     Tensor decode_up(const Tensor& mid) const;
+    // decode_up of overlapping crops of one decode_mid output, run together so that every GroupNorm normalizes with
+    // the statistics of the whole image (each crop contributing its owned positions) instead of its crop's: tiles
+    // then differ from the untiled decode only by the zero padding at their inner edges. The crops stay in host
+    // memory between GroupNorms, which run on the host (vae_tiled_tail.cpp); one crop at a time is on the backend.
+    std::vector<Tensor> decode_up_together(const std::vector<Tensor>& crops,
+                                           const std::vector<OwnedRegion>& owned) const;
     // image [B, in_channels, H, W] in [-1, 1], H and W multiples of scale_factor() -> the mean (mode) of the latent
     // distribution [B, latent_channels, H/f, W/f], which is what the pipelines use.
     Tensor encode_mean(const Tensor& image) const;
