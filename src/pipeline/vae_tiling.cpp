@@ -118,30 +118,47 @@ Tensor run_tiled(const Tensor& x, int64_t grid_h, int64_t grid_w, int64_t in_sca
     return out;
 }
 
+namespace {
+// Crops of x [B, C, grid_h * in_scale, grid_w * in_scale] at the tile layout, with the part of each that counts
+// toward whole-image statistics (Flux2Vae's lockstep passes), in run_tiled's row-by-row order.
+struct LockstepTiles {
+    std::vector<Tensor> crops;
+    std::vector<OwnedRegion> owned;
+};
+LockstepTiles lockstep_tiles(const Tensor& x, int64_t grid_h, int64_t grid_w, int64_t in_scale,
+                             const VaeTiling& tiling) {
+    tiling.validate();
+    const std::vector<int64_t> ys = tile_starts(grid_h, tiling.tile, tiling.overlap);
+    const std::vector<int64_t> xs = tile_starts(grid_w, tiling.tile, tiling.overlap);
+    const int64_t th = std::min(grid_h, tiling.tile), tw = std::min(grid_w, tiling.tile);
+    const std::vector<std::pair<int64_t, int64_t>> rows = owned_spans(ys, th, grid_h),
+                                                   cols = owned_spans(xs, tw, grid_w);
+    LockstepTiles t;
+    for (size_t i = 0; i < ys.size(); ++i)
+        for (size_t j = 0; j < xs.size(); ++j) {
+            t.crops.push_back(crop(x, ys[i] * in_scale, xs[j] * in_scale, th * in_scale, tw * in_scale));
+            t.owned.push_back({rows[i].first, rows[i].second, cols[j].first, cols[j].second});
+        }
+    return t;
+}
+
+// run_tiled's blend of outputs computed beforehand (one per tile, in its visiting order).
+Tensor blend(const Tensor& x, int64_t grid_h, int64_t grid_w, int64_t in_scale, int64_t out_scale,
+             const VaeTiling& tiling, const std::vector<Tensor>& outs) {
+    size_t next = 0;
+    return run_tiled(x, grid_h, grid_w, in_scale, out_scale, tiling, [&](const Tensor&) { return outs.at(next++); });
+}
+}  // namespace
+
 Tensor decode_tiled(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling) {
     check(z.ndim() == 4, "VAE decode: expected latents [B, C, h, w], got ", shape_str(z.shape()));
     const int64_t f = vae.config().scale_factor();
     if (z.dim(2) * z.dim(3) <= tiling.whole_head_max_positions) {
         // The head whole: the mid block's attention and GroupNorms see the whole latent, as untiled. The tail's
-        // tiles then run together, each GroupNorm with the whole image's statistics (decode_up_together); run_tiled
-        // blends their outputs, which it visits in the same row-by-row order.
-        tiling.validate();
+        // tiles then run together, each GroupNorm with the whole image's statistics (decode_up_together).
         const Tensor mid = vae.decode_mid(z);
-        const std::vector<int64_t> ys = tile_starts(z.dim(2), tiling.tile, tiling.overlap);
-        const std::vector<int64_t> xs = tile_starts(z.dim(3), tiling.tile, tiling.overlap);
-        const int64_t th = std::min(z.dim(2), tiling.tile), tw = std::min(z.dim(3), tiling.tile);
-        const std::vector<std::pair<int64_t, int64_t>> rows = owned_spans(ys, th, z.dim(2));
-        const std::vector<std::pair<int64_t, int64_t>> cols = owned_spans(xs, tw, z.dim(3));
-        std::vector<Tensor> crops;
-        std::vector<OwnedRegion> owned;
-        for (size_t i = 0; i < ys.size(); ++i)
-            for (size_t j = 0; j < xs.size(); ++j) {
-                crops.push_back(crop(mid, ys[i], xs[j], th, tw));
-                owned.push_back({rows[i].first, rows[i].second, cols[j].first, cols[j].second});
-            }
-        const std::vector<Tensor> outs = vae.decode_up_together(crops, owned);
-        size_t next = 0;
-        return run_tiled(mid, z.dim(2), z.dim(3), 1, f, tiling, [&](const Tensor&) { return outs.at(next++); });
+        const LockstepTiles t = lockstep_tiles(mid, z.dim(2), z.dim(3), 1, tiling);
+        return blend(mid, z.dim(2), z.dim(3), 1, f, tiling, vae.decode_up_together(t.crops, t.owned));
     }
     return run_tiled(z, z.dim(2), z.dim(3), 1, f, tiling, [&](const Tensor& tile) { return vae.decode(tile); });
 }
@@ -150,6 +167,14 @@ Tensor encode_mean_tiled(const Flux2Vae& vae, const Tensor& image, const VaeTili
     const int64_t f = vae.config().scale_factor();
     check(image.ndim() == 4 && image.dim(2) % f == 0 && image.dim(3) % f == 0,
           "VAE encode: expected images [B, C, H, W] with H and W multiples of ", f, ", got ", shape_str(image.shape()));
+    const int64_t h = image.dim(2) / f, w = image.dim(3) / f;
+    if (h * w <= tiling.whole_head_max_positions) {
+        // The down path's tiles together, each GroupNorm with the whole image's statistics; their features blended
+        // on the latent grid; the mid block (attention over every position) and the rest on the whole of them.
+        const LockstepTiles t = lockstep_tiles(image, h, w, f, tiling);
+        return vae.encode_mean_from_features(
+            blend(image, h, w, f, 1, tiling, vae.encode_down_together(t.crops, t.owned)));
+    }
     return run_tiled(image, image.dim(2) / f, image.dim(3) / f, f, 1, tiling,
                      [&](const Tensor& tile) { return vae.encode_mean(tile); });
 }
@@ -173,6 +198,9 @@ Tensor vae_encode_mean(const Flux2Vae& vae, const Tensor& image, const VaeTiling
     log_info("VAE encode in ",
              layout(tile_starts(image.dim(2) / f, tiling.tile, tiling.overlap),
                     tile_starts(image.dim(3) / f, tiling.tile, tiling.overlap), tiling, f),
+             (image.dim(2) / f) * (image.dim(3) / f) <= tiling.whole_head_max_positions
+                 ? ", the mid block on the whole latent"
+                 : "",
              " (", reason(tiling, image.dim(2), image.dim(3)), ")");
     return encode_mean_tiled(vae, image, tiling);
 }

@@ -82,11 +82,15 @@ Tensor Flux2Vae::decode_up(const Tensor& mid) const {
     return backend_->download(decoder_tail(backend_->upload(mid)));
 }
 
-Tensor Flux2Vae::encode_mean(const Tensor& image) const {
+void Flux2Vae::check_image(const Tensor& image) const {
     const int64_t f = config_.scale_factor();
     check(image.ndim() == 4 && image.dim(1) == config_.in_channels && image.dim(2) % f == 0 && image.dim(3) % f == 0,
           "VAE encode: expected images [B, ", config_.in_channels, ", H, W] with H and W multiples of ", f, ", got ",
           shape_str(image.shape()));
+}
+
+Tensor Flux2Vae::encode_mean(const Tensor& image) const {
+    check_image(image);
     Backend& be = *backend_;
     Tensor h = forward_conv(enc_conv_in_, be.upload(image));
     for (const Stage& s : down_) {
@@ -94,13 +98,25 @@ Tensor Flux2Vae::encode_mean(const Tensor& image) const {
         // Downsample2D pads right and bottom only, then a stride-2 valid convolution.
         if (s.resample) h = forward_conv(*s.resample, be.pad2d(h, 0, 1, 0, 1));
     }
-    h = forward_mid(enc_mid_, h);
+    return be.download(encoder_rest(h));
+}
+
+Tensor Flux2Vae::encode_mean_from_features(const Tensor& features) const {
+    const int64_t channels = enc_mid_.first.conv1.weight.dim(1);  // the mid block takes the last down block's width
+    check(features.ndim() == 4 && features.dim(1) == channels, "VAE encode: expected the down path's features [B, ",
+          channels, ", h, w], got ", shape_str(features.shape()));
+    return backend_->download(encoder_rest(backend_->upload(features)));
+}
+
+Tensor Flux2Vae::encoder_rest(const Tensor& features_device) const {
+    Backend& be = *backend_;
+    Tensor h = forward_mid(enc_mid_, features_device);
     h = be.group_norm(h, static_cast<int>(config_.norm_num_groups), enc_norm_out_.weight, enc_norm_out_.bias,
                       VaeConfig::kNormEps, true);
     h = forward_conv(enc_conv_out_, h);
     if (quant_conv_) h = forward_conv(*quant_conv_, h);
     // DiagonalGaussianDistribution: moments = [mean | logvar] along channels; the mode is the mean.
-    return be.download(be.slice(h, 1, 0, config_.latent_channels));
+    return be.slice(h, 1, 0, config_.latent_channels);
 }
 
 }  // namespace flux2

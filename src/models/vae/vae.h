@@ -2,6 +2,7 @@
 // AutoencoderKLFlux2 (FLUX2_SPEC.md §3) on any Backend: the decoder for text-to-image, the encoder for reference
 // images. Feature maps are NCHW; weights are bound by internal (diffusers) name from a diffusers `vae/` folder or a
 // BFL `ae.safetensors`. Inputs and outputs are host F32 tensors.
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,9 +45,16 @@ public:
     // decode_up of overlapping crops of one decode_mid output, run together so that every GroupNorm normalizes with
     // the statistics of the whole image (each crop contributing its owned positions) instead of its crop's: tiles
     // then differ from the untiled decode only by the zero padding at their inner edges. The crops stay in host
-    // memory between GroupNorms, which run on the host (vae_tiled_tail.cpp); one crop at a time is on the backend.
+    // memory between GroupNorms, which run on the host (vae_lockstep.cpp); one crop at a time is on the backend.
     std::vector<Tensor> decode_up_together(const std::vector<Tensor>& crops,
                                            const std::vector<OwnedRegion>& owned) const;
+    // The encoder likewise in two parts: the down path (conv_in and the down blocks) over overlapping image crops
+    // (owned regions in latent pixels, as above) in lockstep -> each crop's features at the latent resolution; and
+    // the rest (mid block with its attention, norm_out, conv_out, quant_conv) on features of the whole image -> the
+    // latent mean, as encode_mean.
+    std::vector<Tensor> encode_down_together(const std::vector<Tensor>& crops,
+                                             const std::vector<OwnedRegion>& owned) const;
+    Tensor encode_mean_from_features(const Tensor& features) const;
     // image [B, in_channels, H, W] in [-1, 1], H and W multiples of scale_factor() -> the mean (mode) of the latent
     // distribution [B, latent_channels, H/f, W/f], which is what the pipelines use.
     Tensor encode_mean(const Tensor& image) const;
@@ -82,7 +90,18 @@ private:
     Tensor forward_resnet(const Resnet& r, const Tensor& x) const;
     Tensor forward_attention(const Attention& a, const Tensor& x) const;
     Tensor forward_mid(const Mid& m, const Tensor& x) const;
-    void check_latents(const Tensor& z) const;  // [B, latent_channels, h, w]
+    void check_latents(const Tensor& z) const;    // [B, latent_channels, h, w]
+    void check_image(const Tensor& image) const;  // [B, in_channels, H, W], H and W multiples of the scale factor
+    Tensor encoder_rest(const Tensor& features_device) const;
+    // Lockstep helpers (vae_lockstep.cpp): crops checked against their owned regions (at `scale` pixels per latent
+    // pixel), op run on each crop on the backend, a resnet over all crops with whole-image GroupNorm statistics.
+    void check_crops(const std::vector<Tensor>& crops, const std::vector<OwnedRegion>& owned, int64_t channels,
+                     int64_t scale) const;
+    std::vector<Tensor> each_crop(const std::vector<Tensor>& xs, const std::function<Tensor(const Tensor&)>& op) const;
+    std::vector<Tensor> resnet_together(const Resnet& r, const std::vector<Tensor>& h,
+                                        const std::vector<OwnedRegion>& owned, int64_t scale) const;
+    std::vector<Tensor> group_norm_together(const std::vector<Tensor>& xs, const Norm& n,
+                                            const std::vector<OwnedRegion>& owned, int64_t scale) const;
     // The two halves of the decoder on device tensors.
     Tensor decoder_head(const Tensor& z_device) const;
     Tensor decoder_tail(const Tensor& mid_device) const;
