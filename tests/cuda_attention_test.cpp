@@ -164,7 +164,7 @@ class CudaAttentionFp8Check : public CudaAttentionFp8 {
     bool check_attention() const override { return true; }
 };
 
-// --attention-error: one line per FP8 call with its difference to the BF16 attention of the same inputs, which is
+// --attention-error: every FP8 call in order with its difference to the BF16 attention of the same inputs, which is
 // what the test's own reference sees too.
 TEST_F(CudaAttentionFp8Check, ReportsEachCallAgainstBf16) {
     std::vector<double> want;
@@ -173,18 +173,16 @@ TEST_F(CudaAttentionFp8Check, ReportsEachCallAgainstBf16) {
         std::vector<float> got = down(be->attention(up(q), up(k), up(v)));
         want.push_back(rel_error(got, attention_ref(q, k, v)));
     }
-    const std::string report = be->attention_error_report();
-    EXPECT_NE(report.find("attention call 0 [1, 64, 2, 128]: FP8 vs BF16 relative L2 "), std::string::npos) << report;
-    EXPECT_NE(report.find("attention call 1 [1, 257, 2, 128]"), std::string::npos) << report;
+    const std::vector<Backend::AttentionError> errors = be->attention_errors();
+    ASSERT_EQ(errors.size(), 2u);
+    EXPECT_EQ(errors[0].shape, "[1, 64, 2, 128]");
+    EXPECT_EQ(errors[1].shape, "[1, 257, 2, 128]");
     // Each reported difference is within the BF16 reference's own error of the fp64 one.
-    size_t at = 0;
-    for (double w : want) {
-        at = report.find("relative L2 ", at) + 12;
-        const double reported = std::stod(report.substr(at));
-        EXPECT_NEAR(reported, w, 1.5e-2) << report;
-        EXPECT_GT(reported, 1e-4) << report;
+    for (size_t i = 0; i < want.size(); ++i) {
+        EXPECT_NEAR(errors[i].relative, want[i], 1.5e-2) << errors[i].shape;
+        EXPECT_GT(errors[i].relative, 1e-4) << errors[i].shape;
     }
-    EXPECT_EQ(be->attention_error_report(), "") << "the report starts anew after each call";
+    EXPECT_TRUE(be->attention_errors().empty()) << "the list starts anew after each call";
 }
 
 TEST(CudaAttentionOptions, FollowThePrecisionAndRefuseUnknownValues) {

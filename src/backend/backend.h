@@ -61,7 +61,7 @@ struct BackendOptions {
     // where the GPU has it, bf16 on the bf16 path. Head dims FP8 SDPA does not take run in BF16 (logged).
     std::string attention;
     // flux2 bench --attention-error: every FP8 attention call is also run in BF16 and their difference kept for
-    // attention_error_report() (slower; for measuring).
+    // attention_errors() (slower; for measuring).
     bool check_attention = false;
 };
 
@@ -223,9 +223,14 @@ public:
     virtual void start_profile();
     virtual std::string profile_report();
 
-    // One line per FP8 attention call since the last report (shape, relative L2 difference to the BF16 attention
-    // of the same inputs) when BackendOptions::check_attention is on; empty otherwise.
-    virtual std::string attention_error_report() { return ""; }
+    // One FP8 attention call checked against the BF16 attention of the same inputs.
+    struct AttentionError {
+        std::string shape;  // "[B, L, H, Dh]"
+        double relative;    // relative L2 difference
+    };
+    // Every FP8 attention call since the last call of this, in order, when BackendOptions::check_attention is on;
+    // empty otherwise.
+    virtual std::vector<AttentionError> attention_errors() { return {}; }
 
     // One line: how many linear (and, on a GPU, attention) calls took which path ("nvfp4->w4a16 x12, bf16->f32 x20",
     // "attention->fp8 x56").

@@ -74,9 +74,9 @@ std::vector<ActiveLora> synthetic_loras(const BenchArgs& a, const Flux2Config& c
 
 struct StepTimes {
     double median = 0.0;
-    std::vector<float> output;     // of the first timed step
-    std::string paths;             // linear paths of the first warm-up step
-    std::string attention_errors;  // --attention-error: per attention call of the first warm-up step
+    std::vector<float> output;                              // of the first timed step
+    std::string paths;                                      // linear paths of the first warm-up step
+    std::vector<Backend::AttentionError> attention_errors;  // --attention-error: the first warm-up step's calls
 };
 
 StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Inputs& in, const BenchArgs& a) {
@@ -85,8 +85,10 @@ StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Input
     backend.reset_path_counts();
     for (int i = 0; i < a.warmup; ++i) {
         model.forward(in);
-        if (i == 0) t.paths = backend.path_summary();
-        if (i == 0) t.attention_errors = backend.attention_error_report();
+        if (i == 0) {
+            t.paths = backend.path_summary();
+            t.attention_errors = backend.attention_errors();
+        }
     }
     std::vector<double> times;
     for (int i = 0; i < a.steps; ++i) {
@@ -95,7 +97,7 @@ StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Input
         times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         if (i == 0) t.output = out.to_vector();
     }
-    (void)backend.attention_error_report();  // the later steps' checks: the first step's are reported
+    (void)backend.attention_errors();  // the later steps' checks: the first step's are reported
     std::sort(times.begin(), times.end());
     t.median = times[times.size() / 2];
     return t;
@@ -135,15 +137,17 @@ void time_lora_switch(Flux2Transformer& model, const Flux2Inputs& in, const std:
 
 // --attention-error: the first step's FP8 attention calls against BF16 attention on the same inputs, per call
 // (= per block) and summarized.
-void print_attention_errors(const std::string& report) {
-    if (report.empty()) {
+void print_attention_errors(const std::vector<Backend::AttentionError>& errors) {
+    if (errors.empty()) {
         std::printf("attention error: no FP8 attention call in this run\n");
         return;
     }
     std::vector<double> rel;
-    std::stringstream lines(report);
-    for (std::string line; std::getline(lines, line);) rel.push_back(std::stod(line.substr(line.rfind(' ') + 1)));
-    std::printf("%s", report.c_str());
+    for (size_t i = 0; i < errors.size(); ++i) {
+        std::printf("attention call %zu %s: FP8 vs BF16 relative L2 %g\n", i, errors[i].shape.c_str(),
+                    errors[i].relative);
+        rel.push_back(errors[i].relative);
+    }
     std::sort(rel.begin(), rel.end());
     std::printf("attention error over %zu calls: min %.4g, median %.4g, max %.4g\n", rel.size(), rel.front(),
                 rel[rel.size() / 2], rel.back());

@@ -153,7 +153,7 @@ Tensor blend(const Tensor& x, int64_t grid_h, int64_t grid_w, int64_t in_scale, 
 Tensor decode_tiled(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling) {
     check(z.ndim() == 4, "VAE decode: expected latents [B, C, h, w], got ", shape_str(z.shape()));
     const int64_t f = vae.config().scale_factor();
-    if (z.dim(2) * z.dim(3) <= tiling.whole_head_max_positions) {
+    if (tiling.lockstep(z.dim(2), z.dim(3))) {
         // The head whole: the mid block's attention and GroupNorms see the whole latent, as untiled. The tail's
         // tiles then run together, each GroupNorm with the whole image's statistics (decode_up_together).
         const Tensor mid = vae.decode_mid(z);
@@ -168,15 +168,14 @@ Tensor encode_mean_tiled(const Flux2Vae& vae, const Tensor& image, const VaeTili
     check(image.ndim() == 4 && image.dim(2) % f == 0 && image.dim(3) % f == 0,
           "VAE encode: expected images [B, C, H, W] with H and W multiples of ", f, ", got ", shape_str(image.shape()));
     const int64_t h = image.dim(2) / f, w = image.dim(3) / f;
-    if (h * w <= tiling.whole_head_max_positions) {
+    if (tiling.lockstep(h, w)) {
         // The down path's tiles together, each GroupNorm with the whole image's statistics; their features blended
         // on the latent grid; the mid block (attention over every position) and the rest on the whole of them.
         const LockstepTiles t = lockstep_tiles(image, h, w, f, tiling);
         return vae.encode_mean_from_features(
             blend(image, h, w, f, 1, tiling, vae.encode_down_together(t.crops, t.owned)));
     }
-    return run_tiled(image, image.dim(2) / f, image.dim(3) / f, f, 1, tiling,
-                     [&](const Tensor& tile) { return vae.encode_mean(tile); });
+    return run_tiled(image, h, w, f, 1, tiling, [&](const Tensor& tile) { return vae.encode_mean(tile); });
 }
 
 Tensor vae_decode(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling) {
@@ -185,7 +184,7 @@ Tensor vae_decode(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling)
     log_info("VAE decode in ",
              layout(tile_starts(z.dim(2), tiling.tile, tiling.overlap),
                     tile_starts(z.dim(3), tiling.tile, tiling.overlap), tiling, f),
-             z.dim(2) * z.dim(3) <= tiling.whole_head_max_positions ? ", the mid block on the whole latent" : "", " (",
+             tiling.lockstep(z.dim(2), z.dim(3)) ? ", the mid block on the whole latent" : "", " (",
              reason(tiling, z.dim(2) * f, z.dim(3) * f), ")");
     return decode_tiled(vae, z, tiling);
 }
@@ -198,10 +197,8 @@ Tensor vae_encode_mean(const Flux2Vae& vae, const Tensor& image, const VaeTiling
     log_info("VAE encode in ",
              layout(tile_starts(image.dim(2) / f, tiling.tile, tiling.overlap),
                     tile_starts(image.dim(3) / f, tiling.tile, tiling.overlap), tiling, f),
-             (image.dim(2) / f) * (image.dim(3) / f) <= tiling.whole_head_max_positions
-                 ? ", the mid block on the whole latent"
-                 : "",
-             " (", reason(tiling, image.dim(2), image.dim(3)), ")");
+             tiling.lockstep(image.dim(2) / f, image.dim(3) / f) ? ", the mid block on the whole latent" : "", " (",
+             reason(tiling, image.dim(2), image.dim(3)), ")");
     return encode_mean_tiled(vae, image, tiling);
 }
 

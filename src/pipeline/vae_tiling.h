@@ -37,6 +37,9 @@ struct VaeTiling {
 
     // Whether an image of height x width (pixels) is processed in tiles.
     bool applies(int64_t height, int64_t width) const;
+    // Whether a tiled pass over a latent grid of h x w runs in lockstep with whole-image statistics (the mid block
+    // whole): up to whole_head_max_positions.
+    bool lockstep(int64_t h, int64_t w) const { return h * w <= whole_head_max_positions; }
     // Checks tile > overlap >= 0; throws naming both values otherwise.
     void validate() const;
 };

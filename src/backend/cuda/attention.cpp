@@ -30,12 +30,10 @@ Tensor CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v)
 
 void CudaBackend::run_attention(const cuda::bf16* q, const cuda::bf16* k, const cuda::bf16* v, cuda::bf16* o, int64_t B,
                                 int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
-    std::string why_not;
-    const bool fp8 = fp8_attention_ && sdpa_fp8_->has_plan(B, L, H, Dh, why_not);
-    // Counted beside the linear paths; a shape that cannot have the FP8 path it was asked for is said once.
+    // A shape FP8 attention cannot take runs in BF16; has_plan says so once per shape.
+    const bool fp8 = fp8_attention_ && sdpa_fp8_->has_plan(B, L, H, Dh);
+    // Counted beside the linear paths.
     if (!recording()) count_path(fp8 ? "attention->fp8" : "attention->bf16");  // as linear(): calls that ran
-    if (fp8_attention_ && !fp8 && bf16_attention_shapes_.insert(str(B, "x", L, "x", H, "x", Dh)).second)
-        log_info("attention [B=", B, ", L=", L, ", H=", H, ", Dh=", Dh, "] runs in BF16, not FP8: ", why_not);
     if (!fp8) {
         sdpa_->run(q, k, v, o, B, L, H, Dh, v_row, o_row);
         return;
@@ -50,15 +48,14 @@ void CudaBackend::run_attention(const cuda::bf16* q, const cuda::bf16* k, const 
     attention_checks_.emplace_back(str("[", B, ", ", L, ", ", H, ", ", Dh, "]"), sums);
 }
 
-std::string CudaBackend::attention_error_report() {
-    std::string report;
-    for (size_t i = 0; i < attention_checks_.size(); ++i) {
-        std::vector<float> s = download(attention_checks_[i].second).to_vector();
-        const double rel = s[1] > 0 ? std::sqrt(static_cast<double>(s[0]) / s[1]) : 0.0;
-        report += str("attention call ", i, " ", attention_checks_[i].first, ": FP8 vs BF16 relative L2 ", rel, "\n");
+std::vector<Backend::AttentionError> CudaBackend::attention_errors() {
+    std::vector<AttentionError> errors;
+    for (const auto& [shape, sums] : attention_checks_) {
+        std::vector<float> s = download(sums).to_vector();
+        errors.push_back({shape, s[1] > 0 ? std::sqrt(static_cast<double>(s[0]) / s[1]) : 0.0});
     }
     attention_checks_.clear();
-    return report;
+    return errors;
 }
 
 }  // namespace flux2

@@ -70,12 +70,10 @@ void CudnnSdpaFp8::ensure_plan(int64_t B, int64_t L, int64_t H, int64_t Dh) {
     });
 }
 
-bool CudnnSdpaFp8::has_plan(int64_t B, int64_t L, int64_t H, int64_t Dh, std::string& why) {
+bool CudnnSdpaFp8::has_plan(int64_t B, int64_t L, int64_t H, int64_t Dh) {
     const auto key = std::make_tuple(B, L, H, Dh);
-    if (auto it = no_plan_.find(key); it != no_plan_.end()) {
-        why = it->second;
-        return false;
-    }
+    if (no_plan_.count(key)) return false;
+    std::string why;
     if (!supports_head_dim(Dh)) {
         why = str("head dim ", Dh, ": cuDNN's FP8 SDPA takes multiples of 16 up to 256");
     } else {
@@ -86,7 +84,8 @@ bool CudnnSdpaFp8::has_plan(int64_t B, int64_t L, int64_t H, int64_t Dh, std::st
             why = e.what();
         }
     }
-    no_plan_.emplace(key, why);
+    log_info("attention [B=", B, ", L=", L, ", H=", H, ", Dh=", Dh, "] runs in BF16, not FP8: ", why);
+    no_plan_.insert(key);
     return false;
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <tuple>
 
@@ -25,8 +26,9 @@ public:
 
     // cuDNN's FP8 SDPA on Hopper takes head dims that are multiples of 16 up to 256.
     static bool supports_head_dim(int64_t Dh) { return Dh > 0 && Dh <= 256 && Dh % 16 == 0; }
-    // Whether cuDNN has an FP8 plan for this shape (built and cached here); if not, `why` gets its message.
-    bool has_plan(int64_t B, int64_t L, int64_t H, int64_t Dh, std::string& why);
+    // Whether cuDNN has an FP8 plan for this shape (built and cached here); a shape it has none for is logged with
+    // the reason the first time, and runs in BF16 (the caller's fallback).
+    bool has_plan(int64_t B, int64_t L, int64_t H, int64_t Dh);
 
     // q, k: BF16 [B, L, H, Dh] packed; v, o: BF16 with tokens v_row / o_row elements apart (0 = packed); Dh as
     // supports_head_dim, v_row and o_row multiples of 8, pointers 16-byte aligned.
@@ -38,8 +40,8 @@ private:
     void ensure_plan(int64_t B, int64_t L, int64_t H, int64_t Dh);
 
     std::shared_ptr<Stream> stream_;
-    SdpaGraphs graphs_;                                                              // one per (B, L, H, Dh)
-    std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, std::string> no_plan_;  // shapes cuDNN refused, why
+    SdpaGraphs graphs_;                                                 // one per (B, L, H, Dh)
+    std::set<std::tuple<int64_t, int64_t, int64_t, int64_t>> no_plan_;  // shapes refused (and logged) already
 };
 
 }  // namespace flux2::cuda

@@ -18,7 +18,6 @@
 #include <atomic>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -115,7 +114,7 @@ public:
     std::string profile_report() override;
     std::unique_ptr<LayerStream> stream_layers(const std::vector<std::vector<const LinearWeight*>>& groups,
                                                int64_t resident_budget_bytes) override;
-    std::string attention_error_report() override;
+    std::vector<AttentionError> attention_errors() override;
 
     // ---- beyond the Backend interface (tests, benchmarks, fused producers) ----
     CudaLinearPrecision linear_precision() const { return precision_; }
@@ -207,7 +206,6 @@ private:
     std::unique_ptr<cuda::CudnnSdpa> sdpa_;
     std::unique_ptr<cuda::CudnnSdpaFp8> sdpa_fp8_;  // when fp8_attention_
     bool fp8_attention_ = false;
-    std::set<std::string> bf16_attention_shapes_;  // shapes FP8 attention could not take (warned once each)
     // --attention-error: every FP8 attention call's error sums against the BF16 one (F32 [2] each) and its shape.
     std::vector<std::pair<std::string, Tensor>> attention_checks_;
     std::unique_ptr<cuda::CudnnConv> conv_;
