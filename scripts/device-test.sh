@@ -224,6 +224,27 @@ for model in ${FLUX2_PIPELINE_BENCH:-}; do
     --resolutions "${FLUX2_PIPELINE_RES:-1024}" 2>&1 | grep -v Warning | tee -a "$out/pipeline_bench.txt"
 done
 
+# The demo model's prompt-following score (issue 16, docs/DEMO_MODEL.md) on every GPU path: FLUX2_DEMO_EVAL=DIR (a
+# demo model folder with its NVFP4-mixed file, e.g. assets/demo-model) runs `flux2 eval` per path at
+# FLUX2_DEMO_EVAL_STEPS steps (default 10, the test suite's CPU setting) and prints each path's scores.
+if [ -n "${FLUX2_DEMO_EVAL:-}" ]; then
+  d=$FLUX2_DEMO_EVAL
+  nvfp4="--transformer-weights-path $d/flux2-klein-base-demo-nvfp4-mixed.safetensors --base-model-path $d --klein-mode base"
+  paths=("bf16|--model-path $d --precision bf16"
+    "fp8 (FP8 attention)|--model-path $d --precision fp8"
+    "fp8, --attention bf16|--model-path $d --precision fp8 --attention bf16"
+    "NVFP4 file, fp8|$nvfp4 --precision fp8"
+    "NVFP4 file, fp8, --residency fp4|$nvfp4 --precision fp8 --residency fp4"
+    "NVFP4 file, bf16|$nvfp4 --precision bf16"
+    "bf16, --text-encoder-precision fp8|--model-path $d --precision bf16 --text-encoder-precision fp8")
+  for p in "${paths[@]}"; do
+    echo "-- demo eval: ${p%%|*}" | tee -a "$out/demo_eval.txt"
+    # shellcheck disable=SC2086
+    ./build-gpu/flux2 eval --device cuda --num-inference-steps "${FLUX2_DEMO_EVAL_STEPS:-10}" ${p#*|} 2>&1 |
+      grep -E "^(seen|heldout|all) |error" | tee -a "$out/demo_eval.txt"
+  done
+fi
+
 [ -n "${FLUX2_SKIP_BENCH:-}" ] && exit $status
 echo "== CUDA kernel benchmarks"
 if [ -x build-gpu/flux2_bench ]; then

@@ -169,11 +169,24 @@ def _window(shape):
     return y0, y1, x0, x1
 
 
-def render(scene):
+STRIPE_PERIOD = 16  # the demo LoRA's style: horizontal bands, STRIPE_PERIOD / 2 px of each shade
+
+
+def stripe_shade(background):
+    """The second shade of a striped background: the colour darkened, or grey for black (darker cannot show)."""
+    c = np.asarray(COLOURS[background], np.float32)
+    return np.full(3, 100, np.float32) if c.max() < 60 else c * 0.55
+
+
+def render(scene, stripes=False):
     """uint8 [128, 128, 3]. Each shape's coverage of a pixel is the fraction of its SUPERSAMPLE^2 sample points
-    inside the shape; the pixel is the coverage-weighted mix of shape and what lies below."""
+    inside the shape; the pixel is the coverage-weighted mix of shape and what lies below. `stripes` draws the
+    background as horizontal bands of its colour and stripe_shade() (the demo LoRA's training data)."""
     img = np.empty((IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32)
     img[:] = COLOURS[scene.background]
+    if stripes:
+        rows = (np.arange(IMAGE_SIZE) % STRIPE_PERIOD) >= STRIPE_PERIOD // 2
+        img[rows] = stripe_shade(scene.background)
     offsets = (np.arange(SUPERSAMPLE, dtype=np.float32) + 0.5) / SUPERSAMPLE
     for s in scene.shapes:
         y0, y1, x0, x1 = _window(s)
@@ -187,10 +200,10 @@ def render(scene):
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def render_seed(seed, held_out="exclude"):
+def render_seed(seed, held_out="exclude", stripes=False):
     """(image, caption) for a training seed; used by train.py's data workers."""
     scene = scene_for_seed(seed, held_out)
-    return render(scene), scene.caption()
+    return render(scene, stripes), scene.caption()
 
 
 # ---- the fixed evaluation list ----

@@ -80,13 +80,22 @@ def parse_args(argv=None):
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--caption-dropout", type=float, default=0.1)
+    ap.add_argument("--low-noise-fraction", type=float, default=0.5,
+                    help="share of samples whose noise level is uniform in (0, 1) instead of the shifted logit-normal "
+                    "(which puts 2%% of them below sigma 0.4, where a few-step sampler's last step decides the "
+                    "shapes' corners)")
+    ap.add_argument("--shape-weight", type=float, default=4.0,
+                    help="the transformer's loss on a latent token weighs 1 + this x the share of its pixels on or "
+                    "next to a shape (0: a plain mean)")
     ap.add_argument("--max-steps", type=int, default=0, help="stop the transformer stage after this many steps")
     ap.add_argument("--resume", help="an earlier output folder: keep its VAE, train its transformer and text "
                     "encoder further for the whole budget (architecture flags come from it)")
     # text encoder
     ap.add_argument("--te-hidden", type=int, default=16)
     ap.add_argument("--te-layers", type=int, default=28)
-    ap.add_argument("--freeze-text-encoder", action="store_true", help="keep the random text encoder fixed")
+    ap.add_argument("--freeze-text-encoder", action="store_true",
+                    help="keep the text encoder fixed (random, or as --resume left it); every caption is then "
+                    "encoded once before training, and the steps run the transformer only")
     # preview
     ap.add_argument("--preview-prompts", type=int, default=40, help="eval prompts drawn into preview.png (0: none)")
     ap.add_argument("--preview-steps", type=int, default=50)
@@ -131,10 +140,11 @@ def tokenize(tokenizer, prompts, max_len):
 _WORKER = {}
 
 
-def _init_worker(tokenizer_dir, max_len):
+def _init_worker(tokenizer_dir, max_len, stripes):
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _WORKER["tokenizer"] = load_tokenizer(tokenizer_dir)
     _WORKER["max_len"] = max_len
+    _WORKER["stripes"] = stripes
 
 
 def _render_chunk(args):
@@ -142,20 +152,21 @@ def _render_chunk(args):
     imgs = np.empty((count, scenes.IMAGE_SIZE, scenes.IMAGE_SIZE, 3), dtype=np.uint8)
     caps = []
     for i in range(count):
-        imgs[i], cap = scenes.render_seed(start + i)
+        imgs[i], cap = scenes.render_seed(start + i, stripes=_WORKER["stripes"])
         caps.append(cap)
     ids, mask = tokenize(_WORKER["tokenizer"], caps, _WORKER["max_len"])
     return imgs, caps, ids, mask
 
 
-def make_dataset(n, seed, workers, tokenizer_dir, max_len):
-    """Scenes seed*1000 + i for i < n, rendered and tokenized by `workers` forked processes."""
+def make_dataset(n, seed, workers, tokenizer_dir, max_len, stripes=False):
+    """Scenes seed*1000 + i for i < n, rendered (with striped backgrounds if `stripes`) and tokenized by `workers`
+    forked processes."""
     base = seed * 1000
     chunk = 500
     jobs = [(base + s, min(chunk, n - s)) for s in range(0, n, chunk)]
     imgs, caps, ids, mask = [], [], [], []
     ctx = mp.get_context("fork")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(tokenizer_dir, max_len)) as pool:
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(tokenizer_dir, max_len, stripes)) as pool:
         for a, c, i, m in pool.imap(_render_chunk, jobs):
             imgs.append(a)
             caps.extend(c)
@@ -346,13 +357,50 @@ def set_batch_norm_stats(vae, lat):
     return (lat - mean.view(1, -1, 1, 1)) / torch.sqrt(var.view(1, -1, 1, 1) + eps)
 
 
-def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, logd):
-    """lat: normalized packed latents [N, Li, 128]; ids/mask: [N, L] token ids; empty: (ids, mask) of ""."""
+@torch.no_grad()
+def encode_captions(te, ids, mask, empty, device):
+    """The embeddings of every caption and of the empty prompt under a fixed text encoder, bf16 on `device`."""
+    t0 = time.time()
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    with amp:
+        ctx_all = torch.cat([encode_text(te, ids[i:i + 512].to(device).long(), mask[i:i + 512].to(device).long())
+                             .to(torch.bfloat16) for i in range(0, ids.shape[0], 512)])
+        ctx_empty = encode_text(te, empty[0][None].to(device).long(), empty[1][None].to(device).long()).to(
+            torch.bfloat16)
+    log(f"text encoder frozen: {ctx_all.shape[0]} captions encoded once ({ctx_all.numel() * 2 / 1e9:.1f} GB, "
+        f"{time.time() - t0:.1f} s)")
+    return ctx_all, ctx_empty
+
+
+@torch.no_grad()
+def token_shape_share(images_u8, device, batch=1024):
+    """[N, tokens] float16: the share of each latent token's 16x16 pixels on a shape or within 2 pixels of one (the
+    mask of train_vae's shape weighting), in pack() order."""
+    out = []
+    for i in range(0, images_u8.shape[0], batch):
+        x = to_unit(images_u8, torch.arange(i, min(i + batch, images_u8.shape[0])), device)
+        shape = ((x - x[:, :, :1, :1]).abs().amax(dim=1, keepdim=True) > 0.05).float()
+        rim = F.max_pool2d(shape, 5, stride=1, padding=2)
+        out.append(F.avg_pool2d(rim, 16).flatten(1).half())
+    return torch.cat(out)
+
+
+def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, logd, params=None, stage="transformer",
+                      token_share=None):
+    """lat: normalized packed latents [N, Li, 128]; ids/mask: [N, L] token ids; empty: (ids, mask) of "".
+    `params`: what to train (default the transformer, and the text encoder unless it is frozen); they end as their
+    EMA. `stage` names the log lines and the entry of `logd`. `token_share` ([N, Li], token_shape_share) weighs the
+    loss per token by 1 + args.shape_weight x share."""
     dit.to(device).train()
     te.to(device).train()
-    params = list(dit.parameters()) + ([] if args.freeze_text_encoder else list(te.parameters()))
+    if params is None:
+        params = list(dit.parameters()) + ([] if args.freeze_text_encoder else list(te.parameters()))
+    ctx_all = ctx_empty = None
     if args.freeze_text_encoder:
+        # A fixed encoder gives every caption the same embedding in every step: encode each once (bf16, 49 KB a
+        # caption). Its 28 narrow layers over 512 tokens cost about as much per step as the transformer.
         te.requires_grad_(False)
+        ctx_all, ctx_empty = encode_captions(te, ids, mask, empty, device)
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0, eps=1e-8)
     ema = [p.detach().clone() for p in params]
     g = torch.Generator(device="cpu").manual_seed(args.seed + 2)
@@ -369,14 +417,17 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
     losses = []
     while time.time() < deadline and (args.max_steps <= 0 or step < args.max_steps):
         idx = torch.randint(0, n, (args.batch,), generator=g)
-        b_ids = ids[idx].to(device, non_blocking=True).long()
-        b_mask = mask[idx].to(device, non_blocking=True).long()
         drop = (torch.rand(args.batch, generator=g) < args.caption_dropout).to(device)
-        b_ids = torch.where(drop[:, None], empty[0].to(device).long(), b_ids)
-        b_mask = torch.where(drop[:, None], empty[1].to(device).long(), b_mask)
+        if ctx_all is None:
+            b_ids = ids[idx].to(device, non_blocking=True).long()
+            b_mask = mask[idx].to(device, non_blocking=True).long()
+            b_ids = torch.where(drop[:, None], empty[0].to(device).long(), b_ids)
+            b_mask = torch.where(drop[:, None], empty[1].to(device).long(), b_mask)
         x0 = lat[idx].to(device, non_blocking=True).float()
         u = torch.sigmoid(torch.randn(args.batch, device=device, generator=gd))
         sigma = shift * u / (1 + (shift - 1) * u)
+        low = torch.rand(args.batch, device=device, generator=gd)
+        sigma = torch.where(low < args.low_noise_fraction, torch.rand(args.batch, device=device, generator=gd), sigma)
         noise = torch.randn(x0.shape, device=device, generator=gd)
         xt = (1 - sigma[:, None, None]) * x0 + sigma[:, None, None] * noise
         frac = (time.time() - t_start) / max(1e-6, deadline - t_start)
@@ -386,10 +437,17 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
         for grp in opt.param_groups:
             grp["lr"] = lr
         with amp:
-            ctx = encode_text(te, b_ids, b_mask)
+            if ctx_all is None:
+                ctx = encode_text(te, b_ids, b_mask)
+            else:
+                ctx = torch.where(drop[:, None, None], ctx_empty, ctx_all[idx.to(device)]).to(xt.dtype)
             v = forward(hidden_states=xt, encoder_hidden_states=ctx, timestep=sigma, img_ids=img_ids, txt_ids=txt_ids,
                         guidance=None, return_dict=False)[0]
-        loss = F.mse_loss(v.float(), noise - x0)
+        if token_share is None:
+            loss = F.mse_loss(v.float(), noise - x0)
+        else:
+            w = 1 + args.shape_weight * token_share[idx.to(device)].float()
+            loss = (((v.float() - (noise - x0)) ** 2).mean(dim=2) * w).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -401,15 +459,15 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
         step += 1
         if time.time() - last > 10 or step == 1:
             last = time.time()
-            log(f"transformer step {step} loss {np.mean(losses[-100:]):.4f} lr {lr:.2e} "
+            log(f"{stage} step {step} loss {np.mean(losses[-100:]):.4f} lr {lr:.2e} "
                 f"({step / (time.time() - t_start):.2f} it/s, {args.batch} per step)")
     with torch.no_grad():
         for p, e in zip(params, ema):
             p.copy_(e)
-    logd["transformer"] = {"steps": step, "final_loss": float(np.mean(losses[-100:])) if losses else None,
+    logd[stage] = {"steps": step, "final_loss": float(np.mean(losses[-100:])) if losses else None,
                            "seconds": time.time() - t_start, "samples_seen": step * args.batch,
                            "loss_curve": [float(np.mean(losses[i:i + 100])) for i in range(0, len(losses), 100)]}
-    log(f"transformer done: {step} steps, loss {logd['transformer']['final_loss']}")
+    log(f"{stage} done: {step} steps, loss {logd[stage]['final_loss']}")
     dit.eval()
     te.eval()
 
@@ -760,9 +818,9 @@ def export(args, out, dit, te, vae, tokenizer, lat, ids, mask, device, logd):
     log(f"model folder {out}: {total / 1e6:.1f} MB (without check/)")
 
 
-def load_previous(args, folder):
+def load_previous(args, folder, announce=True):
     """The VAE, transformer and text encoder of an earlier run's output (bf16 on disk, trained on in fp32); the
-    architecture flags are taken from their configs."""
+    architecture flags are taken from their configs. `announce` logs what --resume does with them."""
     from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
     from transformers import Qwen3ForCausalLM
     vae = AutoencoderKLFlux2.from_pretrained(os.path.join(folder, "vae")).float().eval()
@@ -774,7 +832,9 @@ def load_previous(args, folder):
     args.te_hidden, args.te_layers = te.config.hidden_size, te.config.num_hidden_layers
     args.vae_channels = ",".join(str(x) for x in vae.config.block_out_channels)
     args.vae_layers = vae.config.layers_per_block
-    log(f"resuming from {folder}: VAE kept, transformer and text encoder trained further")
+    if announce:
+        log(f"resuming from {folder}: VAE kept, transformer " +
+            ("trained further, text encoder kept" if args.freeze_text_encoder else "and text encoder trained further"))
     return vae, dit, te
 
 
@@ -837,6 +897,10 @@ def main(argv=None):
     lat = pack(lat).to(torch.bfloat16)
     log(f"latents {tuple(lat.shape)}; BatchNorm mean |{vae.bn.running_mean.abs().mean():.3f}| "
         f"var {vae.bn.running_var.mean():.3f}")
+    share = token_shape_share(images_t, device) if args.shape_weight > 0 else None
+    if share is not None:
+        log(f"tokens on or next to a shape: {(share > 0).float().mean():.1%}; their loss weighs up to "
+            f"{1 + args.shape_weight:g}x")
     del images_t
 
     # 2. transformer + text encoder
@@ -849,7 +913,8 @@ def main(argv=None):
     if device.type == "cuda":
         ids_t, mask_t = ids_t.to(device), mask_t.to(device)
     empty = (torch.from_numpy(eids[0]), torch.from_numpy(emask[0]))
-    train_transformer(args, dit, te, lat, ids_t, mask_t, empty, device, T0 + args.time_budget_s - reserve, logd)
+    train_transformer(args, dit, te, lat, ids_t, mask_t, empty, device, T0 + args.time_budget_s - reserve, logd,
+                      token_share=share)
 
     # 3. export
     if os.path.exists(args.out):
