@@ -45,4 +45,12 @@ std::string use_demo_model(ComponentArgs& c) {
     return c.model_path;
 }
 
+std::string demo_lora_dir(const std::string& demo_folder) {
+    std::error_code ec;
+    const fs::path trained = assets_dir() / "demo-model";
+    if (!fs::equivalent(demo_folder, trained, ec)) return "";
+    const fs::path loras = assets_dir() / "demo-lora";
+    return fs::is_directory(loras, ec) ? loras.string() : "";
+}
+
 }  // namespace flux2::cli

@@ -22,6 +22,10 @@ std::string trained_demo_model_path();
 // trained model's), so the first run shows the NVFP4 path; else the folder's own transformer.
 std::string use_demo_model(ComponentArgs& c);
 
+// The demo LoRA's folder (assets/demo-lora: one striped-background adapter in four layouts, docs/DEMO_MODEL.md) when
+// `demo_folder` is the trained demo model and the folder exists; else empty. `serve` makes it the default --lora-dir.
+std::string demo_lora_dir(const std::string& demo_folder);
+
 // The trained model's image size and a prompt it draws (it knows only this scene vocabulary).
 constexpr int kDemoImageSize = 128;
 constexpr const char* kDemoPrompt =

@@ -70,10 +70,18 @@ void run_serve(ServeArgs a) {
     a.service.limits.max_body_bytes = a.max_body_mb << 20;
     a.service.url_ttl = std::chrono::seconds(a.url_ttl);
     if (a.model.demo()) {
-        log_info("no --model-path given: serving the built-in demo model (", use_demo_model(a.model.components),
+        const std::string folder = use_demo_model(a.model.components);
+        log_info("no --model-path given: serving the built-in demo model (", folder,
                  "), which draws coloured circles, squares and triangles on a plain background (docs/DEMO_MODEL.md)");
         a.service.default_width = a.service.default_height = kDemoImageSize;
         if (a.service.model_id.empty()) a.service.model_id = "flux2-demo";
+        if (a.service.lora_dir.empty()) {
+            a.service.lora_dir = demo_lora_dir(folder);
+            if (!a.service.lora_dir.empty())
+                log_info("--lora-dir ", a.service.lora_dir,
+                         ": requests may load the demo LoRA from there, e.g. "
+                         "\"lora\": [{\"path\": \"demo-stripes-lora-kohya.safetensors\"}] (striped backgrounds)");
+        }
     }
     if (a.http.host != "127.0.0.1" && a.http.host != "localhost" && a.http.host != "::1" && a.http.api_key.empty())
         log_warn("listening on ", a.http.host, " without --api-key: anyone who can reach this port can use the GPU");
@@ -168,7 +176,8 @@ void register_serve(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--lora-dir", a->service.lora_dir,
                     "folder requests and /v1/set_lora may load LoRA files from (paths relative to it); without it\n"
-                    "only the adapters given with --lora can be chosen, by name");
+                    "only the adapters given with --lora can be chosen, by name (the built-in demo model: default\n"
+                    "assets/demo-lora, its striped-background LoRA)");
     cmd->add_option("--model-id", a->service.model_id, "the model's name in /v1/models (default: from its path)");
     cmd->add_option("--http-threads", a->http.threads, "connections served at once")
         ->capture_default_str()

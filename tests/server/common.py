@@ -51,8 +51,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def demo_env():
-    env = dict(os.environ, FLUX2_DEMO_DIR=DEMO_DIR)
+def demo_env(demo_dir=DEMO_DIR):
+    """The environment of a flux2 process: FLUX2_DEMO_DIR = demo_dir, or none (the trained demo model of assets/)."""
+    env = dict(os.environ)
+    env.pop("FLUX2_DEMO_DIR", None)
+    if demo_dir:
+        env["FLUX2_DEMO_DIR"] = demo_dir
     env.pop("FLUX2_API_KEY", None)  # `serve` reads its key from there too: each test says which key it wants
     return env
 
@@ -87,10 +91,12 @@ class Response:
 
 
 class Server:
-    """One `flux2 serve` subprocess on a free port of 127.0.0.1, with the suite's demo folder."""
+    """One `flux2 serve` subprocess on a free port of 127.0.0.1, with the suite's demo folder (demo_dir=None: the
+    trained demo model)."""
 
-    def __init__(self, name, *args, api_key=None, ready_timeout=300):
+    def __init__(self, name, *args, api_key=None, ready_timeout=300, demo_dir=DEMO_DIR):
         self.name = name
+        self.demo_dir = demo_dir
         self.args = list(args)
         self.api_key = api_key
         self.ready_timeout = ready_timeout
@@ -108,7 +114,7 @@ class Server:
         self._log = open(self.log_path, "wb")
         self._log.write((" ".join(cmd) + "\n").encode())
         self._log.flush()
-        self.proc = subprocess.Popen(cmd, env=demo_env(), stdin=subprocess.DEVNULL, stdout=self._log,
+        self.proc = subprocess.Popen(cmd, env=demo_env(self.demo_dir), stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         if wait:
             self.wait_ready()

@@ -1,5 +1,6 @@
 """LoRAs through the server: a per-request `lora` list (by path under --lora-dir, then by name), the active set of
-sglang's admin calls (/v1/set_lora, /v1/unmerge_lora_weights, /v1/list_loras), /v1/loras, and the errors.
+sglang's admin calls (/v1/set_lora, /v1/unmerge_lora_weights, /v1/list_loras), /v1/loras, and the errors; and the
+trained demo model's own LoRA, which `flux2 serve` offers by default (assets/demo-lora).
 
 The adapter files are written here, in diffusers' key format, for the demo model's input and output projections
 (x_embedder 128 -> 256, proj_out 256 -> 128); a third one is shaped for another model."""
@@ -105,5 +106,41 @@ class NoLoraDirTest(ServerTestCase):
         try:
             self.assertError(server.generate(lora=[{"path": "style.safetensors"}]), 400, param="lora[0].path")
             self.assertEqual(server.request("GET", "/v1/loras").json()["data"], [])
+        finally:
+            server.stop()
+
+
+def stripe_strength(img):
+    """The mean change of the rows' median grey level 8 px (half a stripe period) apart: ~0 for a plain
+    background, several grey levels for the demo LoRA's bands (as tests/demo_lora_cli_test.cpp)."""
+    grey = img.convert("L")
+    w, h = grey.size
+    px = grey.load()
+    medians = [sorted(px[x, y] for x in range(w))[w // 2] for y in range(h)]
+    return sum(abs(medians[y] - medians[y + 8]) for y in range(h - 8)) / (h - 8)
+
+
+class TrainedDemoLoraTest(ServerTestCase):
+    def test_the_demo_lora_is_offered_by_default(self):
+        # No FLUX2_DEMO_DIR: the trained demo model, whose --lora-dir defaults to assets/demo-lora.
+        server = Server("lora-trained-demo", demo_dir=None).start()
+        try:
+            self.assertIn("demo-lora", server.log_tail())
+
+            def image(**fields):
+                r = server.generate(prompt="a large red circle on the left and a small blue square at the top right, "
+                                    "on a yellow background", size="128x128", num_inference_steps=6, seed=7,
+                                    **fields)
+                self.assertEqual(r.status, 200, r)
+                import base64
+                return decode_image(base64.b64decode(r.json()["data"][0]["b64_json"]))
+
+            plain = stripe_strength(image())
+            striped = stripe_strength(image(lora=[{"path": "demo-stripes-lora-kohya.safetensors"}]))
+            self.assertLess(plain, 3.0)
+            self.assertGreater(striped, 8.0, f"stripe strength {striped:.2f} with the demo LoRA, {plain:.2f} without")
+            listing = server.request("GET", "/v1/loras").json()["data"]
+            self.assertEqual([(d["name"], d["format"]) for d in listing],
+                             [("demo-stripes-lora-kohya.safetensors", "kohya")])
         finally:
             server.stop()

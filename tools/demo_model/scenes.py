@@ -208,14 +208,15 @@ def render_seed(seed, held_out="exclude", stripes=False):
 
 # ---- the fixed evaluation list ----
 
-def eval_scenes():
-    """24 seen prompts (only training pairs; the exact captions are random, so mostly new sentences) and 16 held-out
-    prompts (each with at least one held-out colour/shape pair). Fixed seeds, so the list never changes."""
+def eval_scenes(seen=24, heldout=16):
+    """`seen` prompts (only training pairs; the exact captions are random, so mostly new sentences) and `heldout`
+    prompts (each with at least one held-out colour/shape pair). Fixed seeds, so a list of given sizes never
+    changes; the default sizes are assets/demo_eval_prompts.json, 120 + 80 its long version."""
     out = []
     rng = np.random.default_rng(20261201)
-    for i in range(24):
+    for i in range(seen):
         out.append(("seen", sample_scene(rng, held_out="exclude", n_shapes=1 + i % 3)))
-    for i in range(16):
+    for i in range(heldout):
         out.append(("heldout", sample_scene(rng, held_out="require", n_shapes=1 + i % 3)))
     return out
 
@@ -224,9 +225,9 @@ def palette_json():
     return {name: list(rgb) for name, rgb in COLOURS.items()}
 
 
-def eval_prompts_json():
+def eval_prompts_json(seen=24, heldout=16):
     prompts = []
-    for i, (split, scene) in enumerate(eval_scenes()):
+    for i, (split, scene) in enumerate(eval_scenes(seen, heldout)):
         e = scene.expectation()
         prompts.append({"id": f"{split}-{i:02d}", "split": split, "prompt": scene.caption(), "seed": 1000 + i,
                         "background": e["background"], "shapes": e["shapes"]})
@@ -313,6 +314,9 @@ def write_grid(path, count, seed):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--eval-prompts", help="write the evaluation prompt list (JSON) here")
+    ap.add_argument("--eval-size", default="24,16",
+                    help="SEEN,HELDOUT prompts of --eval-prompts: 24,16 is assets/demo_eval_prompts.json, 120,80 "
+                    "assets/demo_eval_prompts_long.json")
     ap.add_argument("--examples", help="write example renders and expectations.json into this folder")
     ap.add_argument("--eval-renders", help="write the generator's render of every evaluation prompt into this folder")
     ap.add_argument("--grid", help="write a contact sheet of random training scenes here")
@@ -322,7 +326,8 @@ def main(argv=None):
     if not (args.eval_prompts or args.examples or args.eval_renders or args.grid):
         ap.error("nothing to do: give --eval-prompts, --examples, --eval-renders or --grid")
     if args.eval_prompts:
-        write_json(args.eval_prompts, eval_prompts_json())
+        seen, heldout = (int(x) for x in args.eval_size.split(","))
+        write_json(args.eval_prompts, eval_prompts_json(seen, heldout))
     if args.examples:
         write_examples(args.examples)
     if args.eval_renders:
