@@ -179,8 +179,6 @@ void run_bench(const BenchArgs& a) {
     check(!attentions.empty(), "--attention needs at least one of auto, bf16, fp8");
     for (const std::string& at : attentions)
         check(at == "auto" || at == "bf16" || at == "fp8", "--attention: expected auto, bf16 or fp8, got '", at, "'");
-    // An explicit attention path is part of each run's label.
-    const bool label_attention = attentions.size() > 1 || attentions[0] != "auto";
     if (!a.vae.empty()) {
         VaeBench b;
         b.vae = a.vae;
@@ -284,8 +282,8 @@ void run_bench(const BenchArgs& a) {
                 if (lora_sets.size() > 1) model.set_loras(loras);
                 StepTimes t = time_steps(model, *backend, in, a);
                 std::string rel = "-";
-                const std::string name = str(precision.empty() ? "default" : precision,
-                                             label_attention ? "/attn-" + attention : "", "@", pixels, "#", set);
+                const std::string name =
+                    str(precision.empty() ? "default" : precision, attention_label(attention), "@", pixels, "#", set);
                 if (!a.save_outputs.empty())
                     saved.add_f32(name, {static_cast<int64_t>(t.output.size())}, t.output.data());
                 const auto key = std::make_pair(pixels, set);
@@ -301,7 +299,7 @@ void run_bench(const BenchArgs& a) {
                 }
                 std::string label = precision.empty() ? backend->name() : precision;
                 if (!options.residency.empty()) label += "/" + options.residency;
-                if (label_attention) label += "/attn-" + attention;
+                label += attention_label(attention);
                 if (a.offload == "layers") label += "/layers";
                 if (a.parallel.gpus > 1) label += str("x", a.parallel.gpus);
                 if (set > 0) label += "+lora" + a.lora_ranks[set - 1];

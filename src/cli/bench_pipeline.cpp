@@ -12,6 +12,10 @@
 
 namespace flux2::cli {
 
+std::string attention_label(const std::string& attention) {
+    return attention.empty() || attention == "auto" ? "" : "/attn-" + attention;
+}
+
 namespace {
 
 double median(std::vector<double> v) {
@@ -57,7 +61,7 @@ void run_pipeline_bench(const PipelineBench& b) {
         const double load = seconds_since(t0);
         const double loaded_gb = engine->backend().peak_memory_bytes() / 1e9;
         std::string label = path.precision.empty() ? engine->backend().name() : path.precision;
-        if (!path.attention.empty() && path.attention != "auto") label += "/attn-" + path.attention;
+        label += attention_label(path.attention);
         if (engine->offload() != Offload::none) label += str("/", offload_name(engine->offload()));
         std::printf("%-6s %-6s %5s %9.2f %10s %9s %9s %9s %10s %10.2f %10s %10s %10s  (after loading)\n", label.c_str(),
                     "-", "-", load, "-", "-", "-", "-", "-", loaded_gb, "-", "-", "-");

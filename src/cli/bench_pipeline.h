@@ -22,6 +22,10 @@ struct PipelineBench {
     bool cold = false;                   // --cold: drop the folder from the page cache and time that load first
 };
 
+// The suffix of a row's label (both bench tables) for its attention path: "/attn-bf16" or "/attn-fp8" when one was
+// asked for, "" for auto.
+std::string attention_label(const std::string& attention);
+
 // Loads the pipeline (timed), then per resolution makes one untimed image (CUDA graphs recorded, GEMMs tuned) and
 // `repeats` timed ones; prints the medians of prompt encoding, denoising (and per step), VAE decode and the whole
 // request, and the peak memory after loading and after the requests.

@@ -47,6 +47,18 @@ WeightPrecision ModelOptions::text_encoder_weights() const {
     return parse_weight_precision(text_encoder_precision, "--text-encoder-precision");
 }
 
+namespace {
+// --attention auto|bf16|fp8 (bench takes a list of them instead).
+void add_attention_option(CLI::App* cmd, std::string& attention) {
+    cmd->add_option("--attention", attention,
+                    "GPU joint attention: fp8 (cuDNN's FP8 SDPA on Hopper and newer: Q, K, V, the probabilities and\n"
+                    "the output in E4M3 with one scale per tensor; faster, ~3% error per call), bf16, or auto: fp8\n"
+                    "with the fp8/fp4 linear paths, bf16 with --precision bf16 (docs/CUDA.md)")
+        ->check(CLI::IsMember({"auto", "bf16", "fp8"}))
+        ->capture_default_str();
+}
+}  // namespace
+
 void add_model_options(CLI::App* cmd, ModelOptions& o) {
     cmd->add_option("--model-path", o.components.model_path,
                     "diffusers pipeline folder, transformer file/folder, or Hugging Face repo id (local cache)");
@@ -96,15 +108,6 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
         ->check(CLI::NonNegativeNumber);
     cmd->add_option("--threads", o.threads, "CPU threads");
     add_lora_option(cmd, o.loras);
-}
-
-void add_attention_option(CLI::App* cmd, std::string& attention) {
-    cmd->add_option("--attention", attention,
-                    "GPU joint attention: fp8 (cuDNN's FP8 SDPA on Hopper and newer: Q, K, V, the probabilities and\n"
-                    "the output in E4M3 with one scale per tensor; faster, ~3% error per call), bf16, or auto: fp8\n"
-                    "with the fp8/fp4 linear paths, bf16 with --precision bf16 (docs/CUDA.md)")
-        ->check(CLI::IsMember({"auto", "bf16", "fp8"}))
-        ->capture_default_str();
 }
 
 void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras) {

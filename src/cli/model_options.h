@@ -56,8 +56,6 @@ void check_parallel_options(const ParallelOptions& o);
 // cuda:r (on the CPU: N CPU ranks with the in-process communicator, for testing); each rank loads with `load`.
 void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const BackendOptions& options,
                     const RankLoader& load);
-// --attention auto|bf16|fp8 (generate, serve, eval; bench takes a list).
-void add_attention_option(CLI::App* cmd, std::string& attention);
 // --lora FILE[:STRENGTH] (repeatable), shared with `forward`.
 void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras);
 

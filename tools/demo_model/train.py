@@ -346,15 +346,26 @@ def encode_dataset(vae, images_u8, device, batch=256):
     return torch.cat(out)
 
 
+def normalize_latents(vae, lat):
+    """Patchified latents [N, 128, h, w] normalized with the VAE's BatchNorm statistics, as the pipelines do."""
+    mean, var = vae.bn.running_mean.view(1, -1, 1, 1), vae.bn.running_var.view(1, -1, 1, 1)
+    return (lat - mean) / torch.sqrt(var + vae.config.batch_norm_eps)
+
+
 def set_batch_norm_stats(vae, lat):
-    mean = lat.mean(dim=(0, 2, 3))
-    var = lat.var(dim=(0, 2, 3), unbiased=False)
     with torch.no_grad():
-        vae.bn.running_mean.copy_(mean)
-        vae.bn.running_var.copy_(var)
+        vae.bn.running_mean.copy_(lat.mean(dim=(0, 2, 3)))
+        vae.bn.running_var.copy_(lat.var(dim=(0, 2, 3), unbiased=False))
         vae.bn.num_batches_tracked.fill_(1)
-    eps = vae.config.batch_norm_eps
-    return (lat - mean.view(1, -1, 1, 1)) / torch.sqrt(var.view(1, -1, 1, 1) + eps)
+    return normalize_latents(vae, lat)
+
+
+def select_device(name):
+    """--device: auto (cuda when there is one), cuda or cpu."""
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # tiny Adam/EMA values otherwise slow CPU steps down tenfold
+    return device
 
 
 @torch.no_grad()
@@ -867,12 +878,7 @@ def main(argv=None):
     log(f"tokenized: longest caption {longest} tokens, {len(used)} distinct token ids")
     logd["data"] = {"scenes": len(captions), "longest_tokens": longest, "distinct_tokens": int(len(used))}
 
-    if args.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(args.device)
-    if device.type == "cpu":
-        torch.set_flush_denormal(True)  # tiny Adam/EMA values otherwise slow CPU steps down tenfold
+    device = select_device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -885,9 +891,7 @@ def main(argv=None):
     if args.resume:
         vae, dit, te = load_previous(args, args.resume)
         vae.to(device)
-        lat = encode_dataset(vae, images_t, device)
-        eps = vae.config.batch_norm_eps
-        lat = (lat - vae.bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(vae.bn.running_var.view(1, -1, 1, 1) + eps)
+        lat = normalize_latents(vae, encode_dataset(vae, images_t, device))
     else:
         vae = build_vae(args)
         log(f"VAE: {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M parameters")

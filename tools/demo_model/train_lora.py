@@ -169,9 +169,7 @@ def main(argv=None):
     log(f"rendered {len(captions)} striped scenes with {workers} workers")
     tokenizer = T.load_tokenizer(tokenizer_dir)
     eids, emask = T.tokenize(tokenizer, [""], 512)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
-    if device.type == "cpu":
-        torch.set_flush_denormal(True)
+    device = T.select_device(args.device)
     base_args = argparse.Namespace(max_sequence_length=512, freeze_text_encoder=True, compile=False,
                                    batch=args.batch, lr=args.lr, warmup=args.warmup, ema=args.ema,
                                    caption_dropout=args.caption_dropout, max_steps=args.max_steps, seed=args.seed,
@@ -179,10 +177,8 @@ def main(argv=None):
     vae, dit, te = T.load_previous(base_args, args.base, announce=False)
     log(f"base model {args.base}: VAE, transformer and text encoder stay fixed")
     vae.to(device)
-    lat = T.encode_dataset(vae, torch.from_numpy(images).to(device), device)
-    eps = vae.config.batch_norm_eps
-    lat = (lat - vae.bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(vae.bn.running_var.view(1, -1, 1, 1) + eps)
-    lat = T.pack(lat).to(torch.bfloat16)
+    lat = T.pack(T.normalize_latents(vae, T.encode_dataset(vae, torch.from_numpy(images).to(device), device)))
+    lat = lat.to(torch.bfloat16)
     dit.requires_grad_(False)
     loras = attach(dit, args.rank, args.alpha, args.seed + 1)
     params = [p for lo in loras.values() for p in (lo.lora_A, lo.lora_B)]

@@ -6,10 +6,8 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <set>
-#include <string>
 #include <tuple>
 
 #include "backend/cuda/cudnn_sdpa_graphs.h"

@@ -185,11 +185,11 @@ private:
     Tensor lora_down(const Fp8Activations& x, const LinearWeight& w);
     void lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, float beta, const Tensor* gate = nullptr);
     Tensor linear_fp4(const Tensor& x, const Shape& out_shape, const Fp4PreparedWeight& w);
-    // conv2d where cuDNN has no engine for the shape: im2col + GEMM into y [B, Cout, Ho, Wo] (conv2d.cu).
     // Joint attention of BF16 [B, L, H, Dh] q/k and v/o with tokens v_row / o_row elements apart (attention.cpp):
     // FP8 (cuDNN FP8 SDPA) when fp8_attention_ and the head dim allows, else BF16; the path is counted and logged.
     void run_attention(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o,
                        int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
+    // conv2d where cuDNN has no engine for the shape: im2col + GEMM into y [B, Cout, Ho, Wo] (conv2d.cu).
     void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dShape& s, int stride,
                        int padding, Tensor& y);
 
