@@ -197,6 +197,14 @@ for spec in ${FLUX2_OFFLOAD_BENCH:-}; do
   done
 done
 
+# VAE decode (issue 12): FLUX2_VAE_BENCH="1024,2048,4096" times `flux2 bench --vae random` (the FLUX.2 VAE with
+# random weights) whole and tiled, with each size's peak memory and the tiled image's difference from the whole one.
+if [ -n "${FLUX2_VAE_BENCH:-}" ]; then
+  echo "== VAE benchmark at $FLUX2_VAE_BENCH" | tee -a "$out/vae_bench.txt"
+  ./build-gpu/flux2 bench --vae random --device cuda --resolutions "$FLUX2_VAE_BENCH" 2>&1 |
+    grep -v "^\[flux2 info\]" | tee -a "$out/vae_bench.txt"
+fi
+
 # The whole pipeline (issue 12): FLUX2_PIPELINE_BENCH="klein-4b dev" writes (or reuses) each real-size synthetic
 # pipeline as above and times `flux2 bench --pipeline` on it with the model's own step count, then diffusers' FLUX.2
 # pipeline with random weights at the same size (bench/diffusers_flux2_pipeline.py) in this same call. diffusers

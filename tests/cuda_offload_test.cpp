@@ -46,6 +46,43 @@ TEST(CudaOffload, ReleasedWeightsComeBackTheSame) {
 #endif
 }
 
+// --offload model's page-locked uploads (host_pinning.cpp): the weights prepared again after a release come through
+// the pinned pieces (whole pages in place, the partial pages at each end from a copy) and give the same outputs, on
+// the fp8 path (NVFP4 codes and scales, BF16 layers of the mixed file) and the bf16 path; pinning anew (the old
+// pins go first) works too.
+TEST(CudaOffload, PinnedUploadsComeBackTheSame) {
+#ifdef FLUX2_HAVE_CUDA
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible (scripts/device-test.sh runs it)";
+    auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
+    const Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case0.", false);
+    for (const std::string precision : {"fp8", "bf16"}) {
+        BackendOptions options;
+        options.device = "cuda";
+        options.precision = precision;
+        auto backend = make_backend(options);
+        Flux2Transformer model =
+            Flux2Transformer::load(test::data_path("tiny-klein-nvfp4-mixed.safetensors"), *backend);
+        const std::vector<float> first = model.forward(in).to_vector();
+        for (int i = 0; i < 2; ++i) {
+            const std::string pinned = model.pin_host_weights();
+            EXPECT_NE(pinned.find("GB of host memory holding"), std::string::npos) << precision << ": " << pinned;
+            EXPECT_GT(model.release_device_weights(), 0);
+            EXPECT_EQ(model.forward(in).to_vector(), first) << precision << ", pinned " << i + 1 << " time(s)";
+        }
+
+        TextEncoder te = TextEncoder::load(test::data_path("tiny-qwen3"), {1, 2, 3}, *backend);
+        auto g = SafetensorsFile::open(test::data_path("text-encoder-golden.safetensors"));
+        const TokenBatch tokens = test::golden_tokens(*g, "qwen3");
+        const std::vector<float> embeds = te.encode(tokens).to_vector();
+        EXPECT_FALSE(te.pin_host_weights().empty());
+        EXPECT_GT(te.release_device_weights(), 0);
+        EXPECT_EQ(te.encode(tokens).to_vector(), embeds) << precision;
+    }
+#else
+    GTEST_SKIP() << "this build has no CUDA backend";
+#endif
+}
+
 // --offload layers: the blocks' (decoder layers') weights come through the two rotating device buffers and give
 // exactly what 4-bit residency gives (the same per-layer conversion) op by op, recorded and replayed, with the
 // wrap-around copy of the first block (the tiny transformer has an even number of blocks, the encoder an odd one).

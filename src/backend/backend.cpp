@@ -26,6 +26,7 @@ void Backend::replay(const RecordedOps&) { fail("the ", name(), " backend cannot
 std::unique_ptr<LayerStream> Backend::stream_layers(const std::vector<std::vector<const LinearWeight*>>&, int64_t) {
     return nullptr;
 }
+std::unique_ptr<HostPinning> Backend::pin_host_weights(const std::vector<const LinearWeight*>&) { return nullptr; }
 void Backend::start_profile() { fail("the ", name(), " backend has no op profiler (it exists for cuda)"); }
 std::string Backend::profile_report() { fail("the ", name(), " backend has no op profiler (it exists for cuda)"); }
 

@@ -28,6 +28,15 @@ public:
     virtual ~RecordedOps() = default;
 };
 
+// --offload model (Backend::pin_host_weights): while it lives, the host bytes of some linears stay page-locked, so
+// that preparing them on the device again after their release copies at full bus speed (not through the driver's
+// staging of pageable memory).
+class HostPinning {
+public:
+    virtual ~HostPinning() = default;
+    virtual std::string describe() const = 0;  // "N GB of M linears"
+};
+
 // --offload layers (Backend::stream_layers): the weights of each group of linears (a transformer block, a decoder
 // layer) reach the device just before the group runs, copied from page-locked host memory into one of two
 // rotating device buffers while the previous group computes. Model code brackets each group's ops with
@@ -215,6 +224,10 @@ public:
     // before the backend.
     virtual std::unique_ptr<LayerStream> stream_layers(const std::vector<std::vector<const LinearWeight*>>& groups,
                                                        int64_t resident_budget_bytes);
+    // ---- page-locked uploads (--offload model) ----
+    // Page-locks the host bytes of `linears` (null where nothing gains: the CPU; or when the host cannot lock that
+    // much, said in a warning: uploads then stay pageable). The same lifetime rules as stream_layers.
+    virtual std::unique_ptr<HostPinning> pin_host_weights(const std::vector<const LinearWeight*>& linears);
 
     // ---- profiling ----
     // Device time of every op enqueued from start_profile() until profile_report(), which waits for them and

@@ -46,6 +46,11 @@ std::unique_ptr<Flux2Engine> Flux2Engine::load(const EngineOptions& options) {
         log_layer_stream("text encoder", e->prompt_encoder_->stream_layer_weights());
         log_layer_stream("transformer", e->transformer_->stream_block_weights(e->offload_.resident_budget_bytes));
     }
+    if (e->offload_.mode == Offload::model) {
+        // Every request uploads both components again: from page-locked memory, at the bus's full speed.
+        log_host_pinning("text encoder", e->prompt_encoder_->pin_host_weights());
+        log_host_pinning("transformer", e->transformer_->pin_host_weights());
+    }
     log_info("models loaded (", variant_name(e->variant_), ") in ", seconds_since(t0), " s; memory ",
              e->backend_->peak_memory_bytes() / 1e9, " GB");
     return e;

@@ -94,6 +94,10 @@ void log_layer_stream(const char* component, const std::string& description) {
     }
 }
 
+void log_host_pinning(const char* component, const std::string& description) {
+    if (!description.empty()) log_info("offload model: ", component, ": page-locked ", description, " for the uploads");
+}
+
 std::function<void()> release_before_decode(Flux2Transformer& transformer) {
     return [&transformer] {
         log_debug("offload: transformer weights released (", transformer.release_device_weights(), " linears)");

@@ -55,6 +55,8 @@ OffloadChoice choose_offload(const std::string& flag, const Flux2Config& transfo
 
 // Logs what a component streams under --offload layers (LayerStream::describe; empty: nothing to stream).
 void log_layer_stream(const char* component, const std::string& description);
+// Logs what a component page-locked for its uploads under --offload model (HostPinning::describe; empty: nothing).
+void log_host_pinning(const char* component, const std::string& description);
 
 // GenerateParams::before_decode under --offload model: the transformer's device weights go back before the decode.
 std::function<void()> release_before_decode(Flux2Transformer& transformer);

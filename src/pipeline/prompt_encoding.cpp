@@ -69,6 +69,8 @@ int PromptEncoder::release_device_weights() const { return encoder_->release_dev
 
 std::string PromptEncoder::stream_layer_weights() { return encoder_->stream_layer_weights(); }
 
+std::string PromptEncoder::pin_host_weights() { return encoder_->pin_host_weights(); }
+
 const DecoderConfig& PromptEncoder::text_encoder_config() const { return encoder_->config(); }
 
 EncodedPrompts encode_prompts(const std::string& text_encoder_path, const std::string& tokenizer_path,

@@ -50,6 +50,8 @@ public:
     int release_device_weights() const;
     // TextEncoder::stream_layer_weights (--offload layers).
     std::string stream_layer_weights();
+    // TextEncoder::pin_host_weights (--offload model).
+    std::string pin_host_weights();
     const DecoderConfig& text_encoder_config() const;
 
 private:

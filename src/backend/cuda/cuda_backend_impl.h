@@ -26,11 +26,13 @@
 #include "backend/cuda/device_memory.h"
 #include "backend/cuda/fp4_linear.h"
 #include "backend/cuda/op_profiler.h"
+#include "backend/cuda/pinned_sources.h"
 #include "backend/op_shapes.h"
 
 namespace flux2 {
 
 class CudaLayerStream;
+class CudaHostPinning;
 
 namespace cuda {
 class CublasLtGemm;
@@ -114,6 +116,7 @@ public:
     std::string profile_report() override;
     std::unique_ptr<LayerStream> stream_layers(const std::vector<std::vector<const LinearWeight*>>& groups,
                                                int64_t resident_budget_bytes) override;
+    std::unique_ptr<HostPinning> pin_host_weights(const std::vector<const LinearWeight*>& linears) override;
     std::vector<AttentionError> attention_errors() override;
 
     // ---- beyond the Backend interface (tests, benchmarks, fused producers) ----
@@ -148,6 +151,11 @@ public:
 
 private:
     friend class CudaLayerStream;
+    friend class CudaHostPinning;
+    // A host -> device copy of a weight's host bytes: through the page-locked pieces of a live HostPinning when one
+    // covers [src, src + bytes) (host_pinning.cpp), else from pageable memory.
+    void upload_host(void* dst, const void* src, size_t bytes);
+    std::map<const uint8_t*, const std::vector<cuda::PinnedSources::Copy>*> pinned_uploads_;
     struct PreparedLinear;
     const PreparedLinear& prepare(const LinearWeight& w);
     // `streamed`: the weight lives in a LayerStream's device buffer (views from streamed_views), not in its own.

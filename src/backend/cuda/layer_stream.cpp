@@ -68,7 +68,10 @@ class CudaLayerStream final : public LayerStream {
 public:
     CudaLayerStream(CudaBackend& backend, const std::vector<std::vector<const LinearWeight*>>& groups,
                     int64_t resident_budget)
-        : backend_(backend), groups_(groups.size()), index_(groups.size(), kResident) {
+        : backend_(backend),
+          groups_(groups.size()),
+          index_(groups.size(), kResident),
+          pinned_("--offload layers", "or use --offload model") {
         // What each group would stream, and hold if it stayed resident.
         struct Plan {
             std::vector<std::pair<const LinearWeight*, std::vector<CudaBackend::StreamSource>>> linears;

@@ -45,7 +45,7 @@ void CudaBackend::prepare_bf16(const LinearWeight& w, PreparedLinear& p, bool st
     auto* dst = static_cast<bf16*>(p.weight.raw());
     auto upload_bytes = [&](const std::vector<uint8_t>& bytes, DType dtype, const Shape& shape) {
         Tensor t = empty(shape, dtype);
-        FLUX2_CUDA_CHECK(cudaMemcpyAsync(t.raw(), bytes.data(), bytes.size(), cudaMemcpyHostToDevice, stream()));
+        upload_host(t.raw(), bytes.data(), bytes.size());
         return t;
     };
     switch (w.format) {
@@ -55,8 +55,7 @@ void CudaBackend::prepare_bf16(const LinearWeight& w, PreparedLinear& p, bool st
                   ": dense weights must be BF16, F16 or F32, got ", dtype_name(dt));
             check_bytes(w, "the dense weight", w.dense.bytes.size(), n * dtype_size(dt));
             if (dt == DType::BF16) {
-                FLUX2_CUDA_CHECK(
-                    cudaMemcpyAsync(dst, w.dense.bytes.data(), w.dense.bytes.size(), cudaMemcpyHostToDevice, stream()));
+                upload_host(dst, w.dense.bytes.data(), w.dense.bytes.size());
             } else {
                 Tensor raw = upload_bytes(w.dense.bytes, dt, {out, in});
                 if (dt == DType::F16) {
@@ -107,10 +106,8 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p, bool str
     auto* scales_out = static_cast<float*>(p.scales.raw());
     if (w.format == WeightFormat::nvfp4) {
         Tensor codes = empty({out, in / 2}, DType::U8), scales = empty({out, in / 16}, DType::U8);
-        FLUX2_CUDA_CHECK(
-            cudaMemcpyAsync(codes.raw(), w.nvfp4.codes.data(), w.nvfp4.codes.size(), cudaMemcpyHostToDevice, stream()));
-        FLUX2_CUDA_CHECK(cudaMemcpyAsync(scales.raw(), w.nvfp4.scales.data(), w.nvfp4.scales.size(),
-                                         cudaMemcpyHostToDevice, stream()));
+        upload_host(codes.raw(), w.nvfp4.codes.data(), w.nvfp4.codes.size());
+        upload_host(scales.raw(), w.nvfp4.scales.data(), w.nvfp4.scales.size());
         cuda::launch_nvfp4_to_fp8_rows(static_cast<const uint8_t*>(codes.raw()),
                                        static_cast<const uint8_t*>(scales.raw()), w.nvfp4.weight_scale_2, codes_out,
                                        scales_out, out, in, stream());
@@ -133,9 +130,7 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p, bool str
     } else {
         // FP8 weights keep their codes (streamed ones get them through the buffer); a per-tensor scale becomes a
         // constant per-channel vector.
-        if (!streamed)
-            FLUX2_CUDA_CHECK(
-                cudaMemcpyAsync(codes_out, w.fp8.codes.data(), w.fp8.codes.size(), cudaMemcpyHostToDevice, stream()));
+        if (!streamed) upload_host(codes_out, w.fp8.codes.data(), w.fp8.codes.size());
         const char* from = streamed ? "fp8(streamed)" : "fp8";
         if (w.fp8.row_scales.empty()) {
             cuda::launch_fill_f32(scales_out, w.fp8.scale, out, stream());

@@ -37,7 +37,7 @@ std::vector<std::vector<PinnedSources::Copy>> PinnedSources::pin(size_t groups) 
     }
     if (edge_bytes > 0) {
         const cudaError_t e = cudaHostAlloc(&edges_, edge_bytes, cudaHostAllocDefault);
-        check(e == cudaSuccess, "--offload layers: cannot allocate ", edge_bytes, " bytes of page-locked host memory (",
+        check(e == cudaSuccess, purpose_, ": cannot allocate ", edge_bytes, " bytes of page-locked host memory (",
               cudaGetErrorString(e), ")");
     }
     std::vector<std::vector<Copy>> copies(groups);
@@ -57,9 +57,9 @@ std::vector<std::vector<PinnedSources::Copy>> PinnedSources::pin(size_t groups) 
         if (split.body > 0) {
             void* start = const_cast<uint8_t*>(r.data + split.head);
             const cudaError_t e = cudaHostRegister(start, split.body, cudaHostRegisterDefault);
-            check(e == cudaSuccess, "--offload layers: cannot page-lock ", (pinned_bytes_ + split.body) / 1e9,
-                  " GB of host memory holding the streamed weights (", cudaGetErrorString(e),
-                  "); the host needs that much free memory it can lock, or use --offload model");
+            check(e == cudaSuccess, purpose_, ": cannot page-lock ", (pinned_bytes_ + split.body) / 1e9,
+                  " GB of host memory holding the weights (", cudaGetErrorString(e),
+                  "); the host needs that much free memory it can lock, ", advice_);
             registered_.push_back(start);
             pinned_bytes_ += split.body;
             out.push_back({start, r.dst_offset + split.head, split.body});

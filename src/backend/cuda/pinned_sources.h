@@ -8,6 +8,7 @@
 // the few bytes before and after them are copied once into one small page-locked buffer of this object's own.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace flux2::cuda {
@@ -21,7 +22,8 @@ public:
         size_t bytes = 0;
     };
 
-    PinnedSources() = default;
+    // `purpose` names the flag in errors ("--offload layers"); `advice` ends them (what to do instead).
+    PinnedSources(std::string purpose, std::string advice) : purpose_(std::move(purpose)), advice_(std::move(advice)) {}
     ~PinnedSources();
     PinnedSources(const PinnedSources&) = delete;
     PinnedSources& operator=(const PinnedSources&) = delete;
@@ -40,6 +42,7 @@ private:
         const uint8_t* data = nullptr;
         size_t bytes = 0, dst_offset = 0;
     };
+    std::string purpose_, advice_;
     std::vector<Range> ranges_;
     std::vector<void*> registered_;  // page-aligned starts passed to cudaHostRegister
     void* edges_ = nullptr;          // cudaHostAlloc'd copies of the partial pages

@@ -1,5 +1,5 @@
-// Flux2Transformer under --offload: giving the device weights back between requests (model) and streaming the
-// blocks' weights through the device around each block (layers).
+// Flux2Transformer under --offload: giving the device weights back between requests (model; their host bytes
+// page-locked for the uploads) and streaming the blocks' weights through the device around each block (layers).
 #include "core/error.h"
 #include "core/log.h"
 #include "models/flux2/flux2_transformer.h"
@@ -24,6 +24,13 @@ std::string Flux2Transformer::stream_block_weights(int64_t resident_budget_bytes
     for (const std::vector<LinearWeight*>& block : block_linears()) groups.emplace_back(block.begin(), block.end());
     layer_stream_ = backend_->stream_layers(groups, resident_budget_bytes);
     return layer_stream_ ? layer_stream_->describe() : std::string();
+}
+
+std::string Flux2Transformer::pin_host_weights() {
+    host_pinning_.reset();
+    const std::vector<LinearWeight*> linears = all_linears();
+    host_pinning_ = backend_->pin_host_weights({linears.begin(), linears.end()});
+    return host_pinning_ ? host_pinning_->describe() : std::string();
 }
 
 }  // namespace flux2

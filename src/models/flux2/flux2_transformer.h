@@ -110,6 +110,9 @@ public:
     // of device memory; the recorded steps are dropped. Returns what streams for the log ("" where the backend has
     // nothing to stream). Refused in a rank group.
     std::string stream_block_weights(int64_t resident_budget_bytes = 0);
+    // --offload model: page-locks the weights' host bytes so that preparing them again after each release copies at
+    // full bus speed (Backend::pin_host_weights). Returns what was locked, for the log ("" where nothing was).
+    std::string pin_host_weights();
 
     // The velocities for the conditional and the unconditional inputs of true CFG (klein base): at the same time on
     // two devices when a guidance peer is set (set_guidance_peer), else one after the other on this one.
@@ -208,8 +211,9 @@ private:
     std::shared_ptr<ForwardPeers> peers_;
     std::shared_ptr<Communicator> tp_;
     std::shared_ptr<GuidancePeer> guidance_peer_;
-    // Last, so that it goes first: it holds the blocks' host weights page-locked.
+    // Last, so that they go first: they hold host weights page-locked.
     std::unique_ptr<LayerStream> layer_stream_;
+    std::unique_ptr<HostPinning> host_pinning_;
 };
 
 }  // namespace flux2

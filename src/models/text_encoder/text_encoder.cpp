@@ -227,6 +227,15 @@ int TextEncoder::release_device_weights() const {
     return released;
 }
 
+std::string TextEncoder::pin_host_weights() {
+    host_pinning_.reset();
+    std::vector<const LinearWeight*> linears;
+    for (const Layer& l : decoder_layers_)
+        for (const LinearWeight* w : l.linears()) linears.push_back(w);
+    host_pinning_ = backend_->pin_host_weights(linears);
+    return host_pinning_ ? host_pinning_->describe() : std::string();
+}
+
 std::string TextEncoder::stream_layer_weights() {
     layer_stream_.reset();
     std::vector<std::vector<const LinearWeight*>> groups;

@@ -67,6 +67,9 @@ public:
     // --offload layers: from now on each decoder layer's weights reach the device only around that layer
     // (Backend::stream_layers). Returns what streams, for the log ("" where the backend has nothing to stream).
     std::string stream_layer_weights();
+    // --offload model: page-locks the linears' host bytes for the uploads after each release
+    // (Backend::pin_host_weights). Returns what was locked, for the log ("" where nothing was).
+    std::string pin_host_weights();
 
 private:
     struct Layer {
@@ -94,8 +97,9 @@ private:
     Tensor embed_f32_;
     std::vector<Layer> decoder_layers_;
     Tensor final_norm_;  // only when num_hidden_layers is requested
-    // Last, so that it goes first: it holds the layers' host weights page-locked.
+    // Last, so that they go first: they hold the layers' host weights page-locked.
     std::unique_ptr<LayerStream> layer_stream_;
+    std::unique_ptr<HostPinning> host_pinning_;
 };
 
 }  // namespace flux2
