@@ -8,6 +8,9 @@
 #include "core/error.h"
 #include "core/normal_rng.h"
 #include "test_util.h"
+#ifdef FLUX2_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 namespace flux2 {
 namespace {
@@ -131,6 +134,30 @@ TEST_F(VaeTilingTinyVae, TailTogetherWithOneCropIsDecodeUp) {
     EXPECT_EQ(vae.encode_mean_from_features(features[0]).to_vector(), vae.encode_mean(image).to_vector());
     EXPECT_THROW(vae.encode_down_together({image}, {OwnedRegion{0, 9, 0, 14}}), Error);
     EXPECT_THROW(vae.encode_mean_from_features(image), Error);
+}
+
+// On a GPU the sizes where tiles would run in lockstep (up to 128x128 latent positions) decode and encode whole,
+// even forced, bit for bit the untiled passes; above that size, tiles.
+TEST(CudaVaeTiling, LockstepSizesRunWhole) {
+#ifdef FLUX2_HAVE_CUDA
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible (scripts/device-test.sh runs it)";
+    BackendOptions options;
+    options.device = "cuda";
+    auto backend = make_backend(options);
+    const Flux2Vae vae = Flux2Vae::load(test::data_path("tiny-vae"), *backend);
+    EXPECT_FALSE(vae.computes_on_host());
+    VaeTiling forced;
+    forced.force = true;
+    const Tensor z = normal_tensor({1, 32, 69, 91}, 2);
+    EXPECT_EQ(vae_decode(vae, z, forced).to_vector(), vae.decode(z).to_vector());
+    const Tensor image = normal_tensor({1, 3, 8 * 77, 8 * 90}, 3, 0.5f);
+    EXPECT_EQ(vae_encode_mean(vae, image, forced).to_vector(), vae.encode_mean(image).to_vector());
+    VaeTiling small = forced;
+    small.whole_head_max_positions = 64 * 64;  // 69x91 is above it now: tiles, each on its own
+    EXPECT_NE(vae_decode(vae, z, small).to_vector(), vae.decode(z).to_vector());
+#else
+    GTEST_SKIP() << "this build has no CUDA backend";
+#endif
 }
 
 // The default layout (64-pixel latent tiles, overlap >= 16) at sizes needing 2x2 tiles, with odd extents. The tiny

@@ -76,6 +76,17 @@ std::string reason(const VaeTiling& t, int64_t height, int64_t width) {
     return t.force ? std::string("--vae-tiling")
                    : str("automatic: ", width, "x", height, " is above ", t.auto_above_pixels, " pixels");
 }
+// Up to the lockstep size on a device, whole instead of tiled: the lockstep passes move every crop through host
+// memory at each GroupNorm (vae_lockstep.cpp), 28.6 s at 1024² on an H200 against 0.05 s whole, to save a quarter
+// of a peak that is ~3 GB there (PERFORMANCE.md "VAE decode whole and tiled"). Said in the log.
+bool whole_on_device(const Flux2Vae& vae, const VaeTiling& tiling, int64_t h, int64_t w, const char* what) {
+    if (!tiling.lockstep(h, w) || vae.computes_on_host()) return false;
+    const int64_t f = vae.config().scale_factor();
+    log_info("VAE ", what, " whole, not tiled: at ", w * f, "x", h * f, " (up to ", tiling.whole_head_max_positions,
+             " latent positions) tiles need the whole image's GroupNorm statistics, which on a GPU cost seconds for a "
+             "quarter less memory (docs/PIPELINE.md, \"VAE tiling\")");
+    return true;
+}
 }  // namespace
 
 Tensor run_tiled(const Tensor& x, int64_t grid_h, int64_t grid_w, int64_t in_scale, int64_t out_scale,
@@ -181,6 +192,7 @@ Tensor encode_mean_tiled(const Flux2Vae& vae, const Tensor& image, const VaeTili
 Tensor vae_decode(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling) {
     const int64_t f = vae.config().scale_factor();
     if (z.ndim() != 4 || !tiling.applies(z.dim(2) * f, z.dim(3) * f)) return vae.decode(z);
+    if (whole_on_device(vae, tiling, z.dim(2), z.dim(3), "decode")) return vae.decode(z);
     log_info("VAE decode in ",
              layout(tile_starts(z.dim(2), tiling.tile, tiling.overlap),
                     tile_starts(z.dim(3), tiling.tile, tiling.overlap), tiling, f),
@@ -194,6 +206,7 @@ Tensor vae_encode_mean(const Flux2Vae& vae, const Tensor& image, const VaeTiling
     if (image.ndim() != 4 || image.dim(2) % f != 0 || image.dim(3) % f != 0 ||
         !tiling.applies(image.dim(2), image.dim(3)))
         return vae.encode_mean(image);  // encode_mean reports a malformed image
+    if (whole_on_device(vae, tiling, image.dim(2) / f, image.dim(3) / f, "encode")) return vae.encode_mean(image);
     log_info("VAE encode in ",
              layout(tile_starts(image.dim(2) / f, tiling.tile, tiling.overlap),
                     tile_starts(image.dim(3) / f, tiling.tile, tiling.overlap), tiling, f),
