@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "cli/bench_pipeline.h"
+#include "cli/bench_text_encoder.h"
 #include "cli/bench_vae.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
@@ -32,6 +33,7 @@ namespace {
 struct BenchArgs {
     std::string model = "klein-4b", device = "auto", precisions, resolutions = "512,1024", residency, save_pipeline;
     std::string pipeline, text_encoder_precision = "bf16", save_outputs, compare_outputs, offload = "auto", vae;
+    std::string text_encoder;
     std::string attentions = "auto";
     std::vector<std::string> lora_ranks;
     int steps = 5, warmup = 2, text_tokens = 512, repeats = 3;
@@ -172,13 +174,27 @@ void run_bench(const BenchArgs& a) {
     const std::string device = resolve_device(requested);
     const bool preset = a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b";
     std::vector<std::string> precisions = split_list(a.precisions);
-    if (precisions.empty() && !a.pipeline.empty()) precisions = {""};  // the device's default path
+    if (precisions.empty() && (!a.pipeline.empty() || !a.text_encoder.empty()))
+        precisions = {""};  // the device's default path
     if (precisions.empty())
         precisions = device == "cpu" ? std::vector<std::string>{""} : std::vector<std::string>{"bf16", "fp8"};
     const std::vector<std::string> attentions = split_list(a.attentions);
     check(!attentions.empty(), "--attention needs at least one of auto, bf16, fp8");
     for (const std::string& at : attentions)
         check(at == "auto" || at == "bf16" || at == "fp8", "--attention: expected auto, bf16 or fp8, got '", at, "'");
+    if (!a.text_encoder.empty()) {
+        TextEncoderBench b;
+        b.preset = a.text_encoder;
+        b.formats = split_list(a.text_encoder_precision);
+        b.backend.device = device;
+        check(precisions.size() <= 1 || device == "cpu", "--text-encoder times one linear path: give one --precision");
+        if (!precisions.empty()) b.backend.precision = precisions[0];
+        b.tokens = a.text_tokens;
+        b.repeats = a.repeats;
+        b.seed = a.seed;
+        run_text_encoder_bench(b);
+        return;
+    }
     if (!a.vae.empty()) {
         VaeBench b;
         b.vae = a.vae;
@@ -389,7 +405,8 @@ void register_bench(CLI::App& app) {
                   "no root needed, nothing on tmpfs) and time a load from the disk, printed as 'cold load' with how\n"
                   "much was still cached; the table's load is then the one from the page cache");
     cmd->add_option("--text-encoder-precision", a->text_encoder_precision,
-                    "with --pipeline: the text encoder's weights, bf16 (as stored), fp8 or fp4 (as for generate)")
+                    "with --pipeline: the text encoder's weights, bf16 (as stored), fp8 or fp4 (as for generate);\n"
+                    "with --text-encoder: a comma list of them")
         ->capture_default_str();
     cmd->add_option("--offload", a->offload,
                     "with --pipeline: none, model, layers or auto, as for serve; for the transformer step alone,\n"
@@ -404,7 +421,14 @@ void register_bench(CLI::App& app) {
                     "time the VAE decode alone instead, whole and in 512 px tiles, per resolution: a VAE folder or\n"
                     "ae.safetensors, or 'random' (the FLUX.2 VAE with random weights); prints time, peak memory and\n"
                     "the tiled image's relative difference to the whole one");
-    cmd->add_option("--repeat", a->repeats, "with --pipeline / --vae: timed runs per resolution (medians reported)")
+    cmd->add_option("--text-encoder", a->text_encoder,
+                    "time prompt encoding alone instead: mistral-small-3 (dev), qwen3-4b or qwen3-8b (klein) at\n"
+                    "real size with random weights in memory, per --text-encoder-precision (a comma list of bf16,\n"
+                    "fp8, fp4: the linears as such a file stores them), one prompt of --text-tokens tokens")
+        ->check(CLI::IsMember({"mistral-small-3", "qwen3-4b", "qwen3-8b"}));
+    cmd->add_option("--repeat", a->repeats,
+                    "with --pipeline / --vae / --text-encoder: timed runs per resolution or format (medians "
+                    "reported)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     cmd->callback([a, steps] {
