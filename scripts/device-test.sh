@@ -205,6 +205,16 @@ if [ -n "${FLUX2_VAE_BENCH:-}" ]; then
     grep -v "^\[flux2 info\]" | tee -a "$out/vae_bench.txt"
 fi
 
+# The text encoders alone at real size (issue 12): FLUX2_TEXT_ENCODER_BENCH="mistral-small-3 qwen3-4b" times
+# `flux2 bench --text-encoder` (random weights in memory) per format (FLUX2_TEXT_ENCODER_FORMATS, default
+# bf16,fp8,fp4) at 512 tokens.
+for encoder in ${FLUX2_TEXT_ENCODER_BENCH:-}; do
+  echo "== text encoder benchmark $encoder" | tee -a "$out/text_encoder_bench.txt"
+  ./build-gpu/flux2 bench --text-encoder "$encoder" --device cuda \
+    --text-encoder-precision "${FLUX2_TEXT_ENCODER_FORMATS:-bf16,fp8,fp4}" --repeat 5 2>&1 |
+    grep -vE "^\[flux2 (info|debug)\]" | tee -a "$out/text_encoder_bench.txt"
+done
+
 # The whole pipeline (issue 12): FLUX2_PIPELINE_BENCH="klein-4b dev" writes (or reuses) each real-size synthetic
 # pipeline as above and times `flux2 bench --pipeline` on it with the model's own step count, then diffusers' FLUX.2
 # pipeline with random weights at the same size (bench/diffusers_flux2_pipeline.py) in this same call. diffusers
