@@ -125,6 +125,29 @@ TEST_F(Cli, BenchVaeTimesWholeAndTiledDecodes) {
 }
 
 // --pipeline: the whole pipeline of a folder (here the tiny random one), loading then every phase per resolution.
+// The tiny dev-style folder (`--save-pipeline --model tiny-dev`) has what the real-size dev one has: a Mistral-shaped
+// text encoder in NVFP4 whose file holds the 30 layers dev reads of its 40, the reduced Tekken tokenizer, a
+// transformer with the guidance embedding. `generate` takes dev's whole path through it.
+TEST_F(Cli, TinyDevPipelineRunsDevsPath) {
+    const std::string dir = file("tiny-dev");
+    const RunResult w = flux2({"bench", "--save-pipeline", dir, "--model", "tiny-dev"});
+    ASSERT_EQ(w.exit_code, 0) << w;
+    const RunResult g =
+        flux2({"generate", "--model-path", dir, "--prompt", "a red circle", "--width", "32", "--height", "32",
+               "--num-inference-steps", "2", "--device", "cpu", "--output-path", file("tiny-dev.png")});
+    ASSERT_EQ(g.exit_code, 0) << g;
+    EXPECT_TRUE(contains(g.err, "text encoder mistral: hidden 64, 40 layers")) << g.err;
+    EXPECT_TRUE(contains(g.err, "loaded text encoder layers 0..29 of 40")) << g.err;
+    EXPECT_TRUE(contains(g.err, "linear layers: nvfp4 x210")) << g.err;
+    EXPECT_TRUE(contains(g.err, "guidance embedding on")) << g.err;
+    EXPECT_TRUE(contains(g.err, "dev: 32x32, 2 steps, guidance 4")) << g.err;
+    EXPECT_TRUE(test::fs::exists(file("tiny-dev.png")));
+
+    const RunResult bad = flux2({"bench", "--save-pipeline", file("x"), "--model", "tiny-klein"});
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_TRUE(contains(bad.err, "--model dev, klein-4b, klein-9b, tiny or tiny-dev, got tiny-klein")) << bad.err;
+}
+
 TEST_F(Cli, BenchPipelineTimesEveryPhase) {
     const RunResult r = flux2({"bench", "--pipeline", demo_dir(), "--device", "cpu", "--resolutions", "32,64",
                                "--steps", "2", "--repeat", "2"});

@@ -157,12 +157,13 @@ void print_attention_errors(const std::vector<Backend::AttentionError>& errors) 
 
 void run_bench(const BenchArgs& a) {
     if (!a.save_pipeline.empty()) {
-        check(a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b" || a.model == "tiny",
-              "--save-pipeline needs --model dev, klein-4b, klein-9b or tiny, got ", a.model);
-        log_info("writing a ", a.model == "tiny" ? "tiny" : "real-size", " synthetic ", a.model, " pipeline to ",
-                 a.save_pipeline);
-        write_synthetic_pipeline(a.save_pipeline, a.model == "tiny"
-                                                      ? tiny_pipeline_spec()
+        const bool tiny = a.model == "tiny" || a.model == "tiny-dev";
+        check(tiny || a.model == "dev" || a.model == "klein-4b" || a.model == "klein-9b",
+              "--save-pipeline needs --model dev, klein-4b, klein-9b, tiny or tiny-dev, got ", a.model);
+        log_info("writing a ", tiny ? "" : "real-size ", "synthetic ", a.model, " pipeline to ", a.save_pipeline);
+        write_synthetic_pipeline(a.save_pipeline, a.model == "tiny" ? tiny_pipeline_spec()
+                                                  : a.model == "tiny-dev"
+                                                      ? tiny_dev_pipeline_spec()
                                                       : real_size_pipeline_spec(a.model, a.seed, a.small_text_encoder));
         std::printf("%s\n", a.save_pipeline.c_str());
         return;
@@ -384,8 +385,9 @@ void register_bench(CLI::App& app) {
     cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,
                   "time steps op by op instead of replaying the recorded step (CUDA graphs)");
     cmd->add_flag("--small-text-encoder", a->small_text_encoder,
-                  "with --save-pipeline: a small stand-in text encoder of the real width for klein too (dev always\n"
-                  "gets one); for step and server timing, where prompt encoding does not matter");
+                  "with --save-pipeline: a small Qwen3-style stand-in text encoder of the real width (~1.7B\n"
+                  "parameters for dev); for step and server timing, where prompt encoding does not matter and the\n"
+                  "folder is written faster");
     add_parallel_options(cmd, a->parallel);
     cmd->add_option("--save-outputs", a->save_outputs,
                     "write each timed output (per precision, resolution, LoRA set) to this safetensors file");
@@ -394,8 +396,9 @@ void register_bench(CLI::App& app) {
                     "against --gpus 2, same --seed) in the 'rel vs first' column instead");
     cmd->add_option("--save-pipeline", a->save_pipeline,
                     "instead of timing, write a servable pipeline folder with random weights at --model's real size\n"
-                    "(transformer NVFP4-mixed, VAE, Qwen3 text encoder; dev's is a smaller stand-in) and exit;\n"
-                    "--model tiny: a tiny one (D 256, 4 heads) for quick smoke runs on a CPU (its pictures are noise)");
+                    "(transformer NVFP4-mixed, VAE, text encoder: Qwen3 for klein, Mistral-Small's in NVFP4 for dev)\n"
+                    "and exit; --model tiny / tiny-dev: a tiny klein / dev one (D 256, 4 heads) for quick smoke runs\n"
+                    "on a CPU (their pictures are noise)");
     cmd->add_option("--pipeline", a->pipeline,
                     "time the whole pipeline of this folder instead (a real one, or one written by --save-pipeline):\n"
                     "loading, then per resolution one untimed image and --repeat timed ones: prompt encoding,\n"

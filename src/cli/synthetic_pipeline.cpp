@@ -41,6 +41,26 @@ nlohmann::json qwen3_config(int64_t hidden, int64_t layers, int64_t heads, int64
             {"max_position_embeddings", 40960}};
 }
 
+// Mistral-Small-3.x's text model (mistralai/Mistral-Small-3.1-24B-Instruct-2503's text_config) as a plain
+// MistralForCausalLM config.
+nlohmann::json mistral_small_config() {
+    return {{"architectures", {"MistralForCausalLM"}},
+            {"model_type", "mistral"},
+            {"vocab_size", 131072},
+            {"hidden_size", 5120},
+            {"intermediate_size", 32768},
+            {"num_hidden_layers", 40},
+            {"num_attention_heads", 32},
+            {"num_key_value_heads", 8},
+            {"head_dim", 128},
+            {"rms_norm_eps", 1e-5},
+            {"rope_theta", 1000000000.0},
+            {"hidden_act", "silu"},
+            {"sliding_window", nullptr},
+            {"tie_word_embeddings", false},
+            {"max_position_embeddings", 131072}};
+}
+
 nlohmann::json vae_config(std::vector<int64_t> channels, int64_t layers_per_block) {
     return {{"_class_name", "AutoencoderKLFlux2"},
             {"in_channels", 3},
@@ -74,19 +94,42 @@ SyntheticPipelineSpec tiny_pipeline_spec() {
     return s;
 }
 
+SyntheticPipelineSpec tiny_dev_pipeline_spec() {
+    SyntheticPipelineSpec s = tiny_pipeline_spec();
+    // Mistral-shaped (no q/k norms, 40 layers of which dev reads 10, 20 and 30) but 64 wide, in NVFP4.
+    s.text_encoder = mistral_small_config();
+    for (auto [key, value] : {std::pair<const char*, int64_t>{"hidden_size", 64},
+                              {"intermediate_size", 128},
+                              {"num_attention_heads", 4},
+                              {"num_key_value_heads", 2},
+                              {"head_dim", 16}})
+        s.text_encoder[key] = value;
+    s.text_encoder_layers = {30};
+    s.text_encoder_nvfp4 = true;
+    s.tokenizer = "mistral-tekken-tokenizer";
+    s.transformer.guidance_embeds = true;
+    s.transformer_file = "flux2-tiny-dev-nvfp4-mixed.safetensors";
+    return s;
+}
+
 SyntheticPipelineSpec real_size_pipeline_spec(const std::string& preset, uint64_t seed, bool small_text_encoder) {
     SyntheticPipelineSpec s;
     s.seed = seed;
     s.transformer = Flux2Config::preset(preset);
     const int64_t width = s.transformer.joint_attention_dim / 3;
-    if (preset == "dev" || small_text_encoder)
-        s.text_encoder = qwen3_config(width, preset == "dev" ? 30 : 36, 8, 8, 128, 512);  // stand-in (dev: Mistral)
-    else if (preset == "klein-4b")
+    if (small_text_encoder) {
+        s.text_encoder = qwen3_config(width, preset == "dev" ? 30 : 36, 8, 8, 128, 512);  // stand-in
+    } else if (preset == "dev") {
+        s.text_encoder = mistral_small_config();
+        s.text_encoder_nvfp4 = true;  // 9.7 GB instead of 33 GB in bf16
+        s.tokenizer = "mistral-tekken-tokenizer";
+    } else if (preset == "klein-4b")
         s.text_encoder = qwen3_config(2560, 36, 32, 8, 128, 9728);  // Qwen3-4B
     else
         s.text_encoder = qwen3_config(4096, 36, 32, 8, 128, 12288);  // Qwen3-8B
-    const int64_t layers = s.text_encoder["num_hidden_layers"].get<int64_t>();
-    s.text_encoder_layers = {layers};
+    // The deepest hidden layer FLUX.2 reads (dev 30, klein 27), so the file holds the layers that run.
+    s.text_encoder_layers = {
+        preset == "dev" && !small_text_encoder ? int64_t{30} : s.text_encoder["num_hidden_layers"].get<int64_t>()};
     check(s.transformer.joint_attention_dim == 3 * s.text_encoder["hidden_size"].get<int64_t>(),
           "synthetic pipeline: text encoder width does not match the transformer's context");
     s.vae = vae_config({128, 256, 512, 512}, 2);  // the FLUX.2 VAE
@@ -101,18 +144,17 @@ void write_synthetic_pipeline(const fs::path& dir, const SyntheticPipelineSpec& 
     fs::create_directories(dir / "text_encoder");
     fs::create_directories(dir / "tokenizer");
 
-    const fs::path tokenizer_src = assets_dir() / "qwen3-tokenizer";
+    const fs::path tokenizer_src = assets_dir() / s.tokenizer;
     check(fs::exists(tokenizer_src / "tokenizer.json.gz"),
-          "synthetic pipelines need the Qwen3 tokenizer of the "
-          "source tree at ",
-          tokenizer_src.string(), " (set FLUX2_ASSETS to the project's assets/ folder)");
+          "synthetic pipelines need the tokenizer of the source tree at ", tokenizer_src.string(),
+          " (set FLUX2_ASSETS to the project's assets/ folder)");
     for (const char* f : {"tokenizer.json.gz", "tokenizer_config.json"})
         fs::copy_file(tokenizer_src / f, dir / "tokenizer" / f, fs::copy_options::overwrite_existing);
 
     // Text encoder: its own weight declarations drive the random generator, so the file matches what it loads.
     write_json(dir / "text_encoder" / "config.json", s.text_encoder);
     {
-        RecordingRandomWeights te_weights(s.seed);
+        RecordingRandomWeights te_weights(s.seed, s.text_encoder_nvfp4);
         const DecoderConfig dc = DecoderConfig::from_json(s.text_encoder, "synthetic text encoder");
         TextEncoder::load(te_weights, dc, s.text_encoder_layers, *backend);
         te_weights.write((dir / "text_encoder" / "model.safetensors").string());

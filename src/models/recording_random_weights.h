@@ -14,11 +14,14 @@ namespace flux2 {
 
 class RecordingRandomWeights : public WeightSource {
 public:
-    explicit RecordingRandomWeights(uint64_t seed) : rng_(seed) {}
+    // nvfp4_linears: every linear is random NVFP4 (random codes, made directly: fast enough for 24B parameters),
+    // written as a quantized checkpoint holds it (codes, 128x4-swizzled E4M3 block scales, weight_scale_2).
+    explicit RecordingRandomWeights(uint64_t seed, bool nvfp4_linears = false)
+        : rng_(seed), seed_(seed), nvfp4_linears_(nvfp4_linears) {}
 
     bool has(const std::string& name) const override { return true; }
     Shape shape_of(const std::string& name) const override;
-    // Dense bf16 [out, in] with std 1/sqrt(in).
+    // Dense bf16 [out, in] with std 1/sqrt(in) (or NVFP4 with that spread, see the constructor).
     LinearWeight take_linear(const std::string& module, int64_t out_features, int64_t in_features) override;
     // Heuristics by name: "*running_var" in [0.5, 1.5); 1-D "*norm*.weight"/"*layernorm*" around 1; 1-D biases
     // and "*running_mean" small; everything else std 1/sqrt(fan_in) with fan_in = product of dims after the first.
@@ -26,12 +29,16 @@ public:
     void finish() const override {}
     std::string describe() const override { return "random weights (recorded)"; }
 
-    // All recorded tensors as bf16 (F32 for BatchNorm statistics), plus metadata.
+    // All recorded tensors as bf16 (F32 for BatchNorm statistics; NVFP4 linears in their three tensors), plus
+    // metadata.
     void write(const std::string& path) const;
 
 private:
     NormalRng rng_;
+    uint64_t seed_ = 0;
+    bool nvfp4_linears_ = false;
     std::map<std::string, std::pair<Shape, std::vector<float>>> recorded_;
+    std::map<std::string, LinearWeight> recorded_nvfp4_;  // by module name
 };
 
 }  // namespace flux2
