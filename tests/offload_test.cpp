@@ -10,6 +10,7 @@
 #include "models/flux2/flux2_config.h"
 #include "models/text_encoder/decoder_config.h"
 #include "pipeline/flux2_engine.h"
+#include "test_util.h"
 
 namespace flux2 {
 namespace {
@@ -53,23 +54,56 @@ TEST(Offload, AutoPicksTheLeastOffloadingThatFits) {
 }
 
 // Dev's 32B transformer and Mistral-Small's 24B (22B in the linears) per path.
+// dev at real size: the transformer's linears on the fp8 path, and Mistral's 30 layers that run (of 40) in each
+// format its file may hold, on each path.
 TEST(Offload, ResidentEstimateAtRealSize) {
     const Flux2Config dev = Flux2Config::preset("dev");
-    const DecoderConfig mistral = DecoderConfig::preset("mistral-small-3");
+    TextEncoderFootprint mistral;
+    mistral.config = DecoderConfig::preset("mistral-small-3");
+    mistral.layers_run = 30;
     BackendOptions fp8;
     fp8.precision = "fp8";
-    const double dit = resident_weight_bytes(dev, nullptr, fp8, WeightPrecision::as_stored, true) / 1e9;
+    auto te_gb = [&](const TextEncoderFootprint& te, const BackendOptions& b) {
+        return (resident_weight_bytes(dev, &te, b, true) - resident_weight_bytes(dev, nullptr, b, true)) / 1e9;
+    };
+    const double dit = resident_weight_bytes(dev, nullptr, fp8, true) / 1e9;
     EXPECT_GT(dit, 30.0);
     EXPECT_LT(dit, 33.0);
-    const double both = resident_weight_bytes(dev, &mistral, fp8, WeightPrecision::as_stored, true) / 1e9;
-    EXPECT_GT(both - dit, 42.0);  // bf16 text encoder, 2 bytes a weight
-    EXPECT_LT(both - dit, 48.0);
-    BackendOptions fp4 = fp8;
+    const double bf16 = te_gb(mistral, fp8);  // a bf16 file: 2 bytes a weight, 16.7B weights in 30 layers
+    EXPECT_GT(bf16, 32.0);
+    EXPECT_LT(bf16, 34.5);
+    TextEncoderFootprint converted = mistral;
+    converted.precision = WeightPrecision::fp8;  // --text-encoder-precision fp8
+    EXPECT_NEAR(te_gb(converted, fp8), bf16 / 2, 0.01 * bf16);
+    TextEncoderFootprint fp8_file = mistral, fp4_file = mistral;
+    fp8_file.stored = WeightFormat::fp8;  // ComfyUI's FP8 Mistral, as stored
+    fp4_file.stored = WeightFormat::nvfp4;
+    EXPECT_NEAR(te_gb(fp8_file, fp8), bf16 / 2, 0.01 * bf16);
+    EXPECT_NEAR(te_gb(fp4_file, fp8), bf16 / 2, 0.01 * bf16);  // NVFP4 runs as E4M3 on the fp8 path
+    BackendOptions fp4 = fp8, bf16_path;
     fp4.residency = "fp4";
-    const double small = resident_weight_bytes(dev, &mistral, fp4, WeightPrecision::fp4, true) / 1e9;
-    EXPECT_NEAR(small, 0.5625 * (both - dit) / 2.0 + 0.5625 * dit, 0.01 * small);
-    EXPECT_NEAR(resident_weight_bytes(dev, nullptr, fp8, WeightPrecision::as_stored, false) / 1e9, 4.0 * dit,
-                0.01 * dit);
+    bf16_path.precision = "bf16";
+    EXPECT_NEAR(te_gb(fp4_file, fp4), 0.5625 * bf16 / 2, 0.01 * bf16);
+    EXPECT_NEAR(te_gb(fp8_file, bf16_path), bf16, 0.01 * bf16);  // dequantized to BF16
+    EXPECT_NEAR(resident_weight_bytes(dev, nullptr, fp8, false) / 1e9, 4.0 * dit, 0.01 * dit);
+
+    // So on a 64 GiB card the engine keeps dev with ComfyUI's FP8 Mistral resident (~48 GB), and with a bf16 one
+    // (~65 GB, past 80% of the card) each model only while it runs.
+    const int64_t gb = int64_t{1} << 30;
+    auto choose = [&](const TextEncoderFootprint& te) {
+        const int64_t both = resident_weight_bytes(dev, &te, fp8, true),
+                      alone = resident_weight_bytes(dev, nullptr, fp8, true);
+        return choose_offload("auto", both, std::max(alone, both - alone), 64 * gb).mode;
+    };
+    EXPECT_EQ(choose(fp8_file), Offload::none);
+    EXPECT_EQ(choose(mistral), Offload::model);
+
+    // From a file: the tiny Mistral's bf16 linears, the hidden layers read.
+    const TextEncoderFootprint tiny =
+        text_encoder_footprint(test::data_path("tiny-mistral"), {1, 3}, WeightPrecision::as_stored);
+    EXPECT_EQ(tiny.stored, WeightFormat::dense);
+    EXPECT_EQ(tiny.layers_run, 3);
+    EXPECT_EQ(tiny.config.family, DecoderFamily::mistral);
 }
 
 TEST_F(Cli, OffloadModelChangesNoPixel) {

@@ -21,7 +21,6 @@
 #include "io/safetensors.h"
 #include "models/flux2/flux2_transformer.h"
 #include "models/lora/lora_registry.h"
-#include "models/text_encoder/decoder_checkpoint.h"
 #include "models/transformer_checkpoint.h"
 #include "models/vae/vae.h"
 #include "pipeline/flux2_pipeline.h"
@@ -112,14 +111,15 @@ void run_generate(GenerateArgs a) {
 
     // What stays on the device. The text encoder is gone before the transformer loads, so only the larger of the
     // two is ever resident. Several ranks keep theirs (the other ranks hold their own copies).
-    std::optional<DecoderConfig> text_encoder_config;
-    if (encode) text_encoder_config = DecoderCheckpoint::open(paths.text_encoder).config();
-    const OffloadChoice offload =
-        a.parallel.gpus > 1
-            ? OffloadChoice{Offload::none, "--gpus: every rank keeps its weights"}
-            : choose_offload(a.model.offload, config, text_encoder_config ? &*text_encoder_config : nullptr,
-                             a.model.backend_options(), a.model.text_encoder_weights(), *backend,
-                             /*sequential=*/true, a.model.resident_budget_bytes());
+    const std::vector<int> out_layers =
+        a.model.out_layers.empty() ? defaults.text_encoder_out_layers : a.model.out_layers;
+    std::optional<TextEncoderFootprint> text_encoder;
+    if (encode) text_encoder = text_encoder_footprint(paths.text_encoder, out_layers, a.model.text_encoder_weights());
+    const OffloadChoice offload = a.parallel.gpus > 1
+                                      ? OffloadChoice{Offload::none, "--gpus: every rank keeps its weights"}
+                                      : choose_offload(a.model.offload, config, text_encoder ? &*text_encoder : nullptr,
+                                                       a.model.backend_options(), *backend,
+                                                       /*sequential=*/true, a.model.resident_budget_bytes());
     log_info("offload: ", offload_name(offload.mode), " (", offload.reason, ")");
 
     // 1. Prompt embeddings first, so the text encoder is gone before the transformer's weights are bound.
@@ -128,7 +128,7 @@ void run_generate(GenerateArgs a) {
     if (encode) {
         PromptEncodingOptions po;
         po.max_sequence_length = a.max_sequence_length;
-        po.out_layers = a.model.out_layers.empty() ? defaults.text_encoder_out_layers : a.model.out_layers;
+        po.out_layers = out_layers;
         po.text_encoder_weights = a.model.text_encoder_weights();
         po.stream_layers = offload.mode == Offload::layers;
         EncodedPrompts enc =

@@ -38,9 +38,10 @@ std::unique_ptr<Flux2Engine> Flux2Engine::load(const EngineOptions& options) {
     e->vae_ = std::make_unique<Flux2Vae>(Flux2Vae::load(e->paths_.vae, *e->backend_));
     if (!options.loras.empty()) e->set_loras(e->loras_.load_specs(options.loras));
     // Nothing is on the device yet (weights are prepared at their first use): decide what stays there.
-    e->offload_ =
-        choose_offload(options.offload, e->config_, &e->prompt_encoder_->text_encoder_config(), options.backend,
-                       options.text_encoder_weights, *e->backend_, /*sequential=*/false, options.resident_budget_bytes);
+    const TextEncoderFootprint footprint =
+        text_encoder_footprint(e->paths_.text_encoder, out_layers, options.text_encoder_weights);
+    e->offload_ = choose_offload(options.offload, e->config_, &footprint, options.backend, *e->backend_,
+                                 /*sequential=*/false, options.resident_budget_bytes);
     log_info("offload: ", offload_name(e->offload_.mode), " (", e->offload_.reason, ")");
     if (e->offload_.mode == Offload::layers) {
         log_layer_stream("text encoder", e->prompt_encoder_->stream_layer_weights());

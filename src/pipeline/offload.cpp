@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "models/text_encoder/decoder_checkpoint.h"
 
 namespace flux2 {
 
@@ -16,11 +17,21 @@ double transformer_linear_params(const Flux2Config& c) {
     return per_double * static_cast<double>(c.num_layers) + per_single * static_cast<double>(c.num_single_layers);
 }
 
-double decoder_linear_params(const DecoderConfig& c) {
+double decoder_linear_params(const DecoderConfig& c, int64_t layers) {
     const double h = static_cast<double>(c.hidden_size);
     const double attention = h * static_cast<double>(c.q_dim() * 2 + c.kv_dim() * 2);
     const double mlp = 3.0 * h * static_cast<double>(c.intermediate_size);
-    return (attention + mlp) * static_cast<double>(c.num_hidden_layers);
+    return (attention + mlp) * static_cast<double>(layers);
+}
+
+// Bytes a text-encoder weight takes on the GPU: the format it reaches the device in, on the chosen linear path.
+double text_encoder_weight_bytes(const TextEncoderFootprint& te, const BackendOptions& b) {
+    WeightFormat f = te.stored;  // --text-encoder-precision converts 16-bit layers; quantized files stay as they are
+    if (f == WeightFormat::dense && te.precision == WeightPrecision::fp8) f = WeightFormat::fp8;
+    if (f == WeightFormat::dense && te.precision == WeightPrecision::fp4) f = WeightFormat::nvfp4;
+    if (b.precision == "fp4") return f == WeightFormat::nvfp4 ? 0.5625 : 2.0;  // the native FP4 GEMM, else BF16
+    if (f == WeightFormat::dense || b.precision == "bf16") return 2.0;
+    return f == WeightFormat::nvfp4 && b.residency == "fp4" ? 0.5625 : 1.0;  // E4M3 on the fp8 path
 }
 
 OffloadChoice pick_offload(const std::string& flag, int64_t together_bytes, int64_t largest_component_bytes,
@@ -44,19 +55,30 @@ OffloadChoice pick_offload(const std::string& flag, int64_t together_bytes, int6
 }
 }  // namespace
 
-int64_t resident_weight_bytes(const Flux2Config& transformer, const DecoderConfig* text_encoder,
-                              const BackendOptions& backend, WeightPrecision text_encoder_weights, bool on_gpu) {
+TextEncoderFootprint text_encoder_footprint(const std::string& path, const std::vector<int>& out_layers,
+                                            WeightPrecision precision) {
+    const DecoderCheckpoint ckpt = DecoderCheckpoint::open(path);
+    TextEncoderFootprint te;
+    te.config = ckpt.config();
+    te.layers_run = out_layers.empty() ? (te.config.family == DecoderFamily::mistral ? 30 : 27)
+                                       : *std::max_element(out_layers.begin(), out_layers.end());
+    te.layers_run = std::min(te.layers_run, te.config.num_hidden_layers);
+    te.stored = ckpt.stored_format("model.layers.0.mlp.up_proj");
+    te.precision = precision;
+    return te;
+}
+
+int64_t resident_weight_bytes(const Flux2Config& transformer, const TextEncoderFootprint* text_encoder,
+                              const BackendOptions& backend, bool on_gpu) {
     double dit = 4.0, te = 4.0;
     if (on_gpu) {
-        // NVFP4 weights of either model run through the fp8 path (converted at preparation) unless 4-bit resident.
-        const double fp4 = backend.residency == "fp4" ? 0.5625 : 1.0;
-        dit = backend.precision == "bf16" ? 2.0 : fp4;
-        te = text_encoder_weights == WeightPrecision::fp8   ? 1.0
-             : text_encoder_weights == WeightPrecision::fp4 ? fp4
-                                                            : 2.0;
+        // NVFP4 weights run through the fp8 path (converted at preparation) unless 4-bit resident.
+        dit = backend.precision == "bf16" ? 2.0 : backend.residency == "fp4" ? 0.5625 : 1.0;
+        if (text_encoder) te = text_encoder_weight_bytes(*text_encoder, backend);
     }
-    return static_cast<int64_t>(transformer_linear_params(transformer) * dit +
-                                (text_encoder ? decoder_linear_params(*text_encoder) * te : 0.0));
+    return static_cast<int64_t>(
+        transformer_linear_params(transformer) * dit +
+        (text_encoder ? decoder_linear_params(text_encoder->config, text_encoder->layers_run) * te : 0.0));
 }
 
 OffloadChoice choose_offload(const std::string& flag, int64_t together_bytes, int64_t largest_component_bytes,
@@ -75,12 +97,12 @@ OffloadChoice choose_offload(const std::string& flag, int64_t together_bytes, in
     return c;
 }
 
-OffloadChoice choose_offload(const std::string& flag, const Flux2Config& transformer, const DecoderConfig* text_encoder,
-                             const BackendOptions& options, WeightPrecision text_encoder_weights,
+OffloadChoice choose_offload(const std::string& flag, const Flux2Config& transformer,
+                             const TextEncoderFootprint* text_encoder, const BackendOptions& options,
                              const Backend& backend, bool sequential, int64_t requested_budget) {
     const bool on_gpu = backend.name() != "cpu";
-    const int64_t dit = resident_weight_bytes(transformer, nullptr, options, text_encoder_weights, on_gpu);
-    const int64_t te = resident_weight_bytes(transformer, text_encoder, options, text_encoder_weights, on_gpu) - dit;
+    const int64_t dit = resident_weight_bytes(transformer, nullptr, options, on_gpu);
+    const int64_t te = resident_weight_bytes(transformer, text_encoder, options, on_gpu) - dit;
     const int64_t largest = std::max(dit, te);
     return choose_offload(flag, sequential ? largest : dit + te, largest, backend.memory_capacity_bytes(),
                           requested_budget);

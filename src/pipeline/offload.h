@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "models/flux2/flux2_config.h"
@@ -29,12 +30,25 @@ struct OffloadChoice {
     int64_t resident_budget_bytes = 0;
 };
 
+// What the text encoder puts on the device: its shape, the decoder layers that run (up to the deepest hidden layer
+// read: dev's 30 of Mistral's 40), how its file stores the linears, and --text-encoder-precision.
+struct TextEncoderFootprint {
+    DecoderConfig config;
+    int64_t layers_run = 0;
+    WeightFormat stored = WeightFormat::dense;  // of the MLP linears, most of the weights
+    WeightPrecision precision = WeightPrecision::as_stored;
+};
+// From a text encoder's file header and the hidden layers read (empty: the family's default, dev 30, klein 27).
+TextEncoderFootprint text_encoder_footprint(const std::string& path, const std::vector<int>& out_layers,
+                                            WeightPrecision precision);
+
 // What the text encoder and the transformer hold on the device once both ran, from their shapes and the paths
 // their linears take: bytes per weight 4 on the CPU (f32 copies), 2 on the bf16 path, 1 on fp8, 0.5625 with
-// NVFP4 residency; the text encoder per --text-encoder-precision (bf16 weights run as bf16 on a GPU).
+// NVFP4 residency. The text encoder's 16-bit linears are converted per --text-encoder-precision (else BF16 on a
+// GPU); FP8 and NVFP4 files run as the transformer's layers of those formats.
 // text_encoder null: the transformer alone (`generate` runs the text encoder before the transformer loads).
-int64_t resident_weight_bytes(const Flux2Config& transformer, const DecoderConfig* text_encoder,
-                              const BackendOptions& backend, WeightPrecision text_encoder_weights, bool on_gpu);
+int64_t resident_weight_bytes(const Flux2Config& transformer, const TextEncoderFootprint* text_encoder,
+                              const BackendOptions& backend, bool on_gpu);
 
 // "none", "model", "layers" or "auto". auto keeps kAutoOffloadShare of the device's memory for weights (the rest
 // is for activations: dev at 1024² needs ~7 GB): none when what is resident at once without offloading
@@ -49,8 +63,8 @@ OffloadChoice choose_offload(const std::string& flag, int64_t together_bytes, in
 // The choice for a pipeline on `backend`: the estimates above (on the GPU unless the backend is the CPU's) against
 // the backend's memory. `sequential`: the text encoder is gone before the transformer loads (`generate`), so only
 // the larger of the two is ever resident; otherwise (the engine) both are.
-OffloadChoice choose_offload(const std::string& flag, const Flux2Config& transformer, const DecoderConfig* text_encoder,
-                             const BackendOptions& options, WeightPrecision text_encoder_weights,
+OffloadChoice choose_offload(const std::string& flag, const Flux2Config& transformer,
+                             const TextEncoderFootprint* text_encoder, const BackendOptions& options,
                              const Backend& backend, bool sequential, int64_t requested_budget = -1);
 
 // Logs what a component streams under --offload layers (LayerStream::describe; empty: nothing to stream).

@@ -130,6 +130,15 @@ DecoderCheckpoint DecoderCheckpoint::open(const std::string& path) {
     return d;
 }
 
+WeightFormat DecoderCheckpoint::stored_format(const std::string& module) const {
+    const std::string name = file_name(module + ".weight");
+    const TensorInfo* t = ckpt_.find(name);
+    check(t != nullptr, describe(), ": no tensor ", name);
+    if (t->dtype == DType::U8) return WeightFormat::nvfp4;
+    if (t->dtype == DType::F8_E4M3) return WeightFormat::fp8;
+    return WeightFormat::dense;
+}
+
 std::string DecoderCheckpoint::file_name(const std::string& internal) const {
     check(internal.starts_with(kInternalPrefix), "text encoder weight name '", internal, "' does not start with ",
           kInternalPrefix);

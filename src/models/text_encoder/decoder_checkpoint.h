@@ -55,6 +55,8 @@ public:
     void finish() const override;
 
     std::string describe() const override;  // checkpoint, prefix, per-format layer counts
+    // How the file stores `module`'s weight (an internal name): dense, fp8 or nvfp4, from its header alone.
+    WeightFormat stored_format(const std::string& module) const;
 
 private:
     std::string file_name(const std::string& internal) const;  // "model.X" -> prefix + "X"
