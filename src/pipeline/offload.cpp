@@ -63,7 +63,8 @@ TextEncoderFootprint text_encoder_footprint(const std::string& path, const std::
     te.layers_run = out_layers.empty() ? (te.config.family == DecoderFamily::mistral ? 30 : 27)
                                        : *std::max_element(out_layers.begin(), out_layers.end());
     te.layers_run = std::min(te.layers_run, te.config.num_hidden_layers);
-    te.stored = ckpt.stored_format("model.layers.0.mlp.up_proj");
+    // A middle layer's MLP: the format most weights are in, even where a mixed file keeps some layers wider.
+    te.stored = ckpt.stored_format(str("model.layers.", te.layers_run / 2, ".mlp.up_proj"));
     te.precision = precision;
     return te;
 }

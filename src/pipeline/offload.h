@@ -35,7 +35,7 @@ struct OffloadChoice {
 struct TextEncoderFootprint {
     DecoderConfig config;
     int64_t layers_run = 0;
-    WeightFormat stored = WeightFormat::dense;  // of the MLP linears, most of the weights
+    WeightFormat stored = WeightFormat::dense;  // of a middle layer's MLP linears, most of the weights
     WeightPrecision precision = WeightPrecision::as_stored;
 };
 // From a text encoder's file header and the hidden layers read (empty: the family's default, dev 30, klein 27).
