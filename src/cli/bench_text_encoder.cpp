@@ -38,9 +38,7 @@ void run_text_encoder_bench(const TextEncoderBench& b) {
     check(b.repeats >= 1, "--repeat must be at least 1, got ", b.repeats);
     for (const std::string& name : b.formats) random_format(name);  // refuses an unknown one before any work
     const DecoderConfig config = DecoderConfig::preset(b.preset);
-    // FLUX.2's hidden-state layers: dev's Mistral 10, 20, 30; klein's Qwen3 9, 18, 27.
-    const std::vector<int64_t> layers =
-        config.family == DecoderFamily::mistral ? std::vector<int64_t>{10, 20, 30} : std::vector<int64_t>{9, 18, 27};
+    const std::vector<int64_t> layers = flux2_hidden_layers(config.family);
     const TokenBatch tokens = prompt_tokens(b.tokens, config.vocab_size);
     std::printf("%-16s %-6s %7s %8s %8s %12s %9s  %s\n", "encoder", "format", "layers", "tokens", "load s", "encode s",
                 "peak GB", "linear paths (one encode)");

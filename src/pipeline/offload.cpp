@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "models/text_encoder/decoder_checkpoint.h"
+#include "models/text_encoder/text_encoder.h"
 
 namespace flux2 {
 
@@ -60,7 +61,7 @@ TextEncoderFootprint text_encoder_footprint(const std::string& path, const std::
     const DecoderCheckpoint ckpt = DecoderCheckpoint::open(path);
     TextEncoderFootprint te;
     te.config = ckpt.config();
-    te.layers_run = out_layers.empty() ? (te.config.family == DecoderFamily::mistral ? 30 : 27)
+    te.layers_run = out_layers.empty() ? flux2_hidden_layers(te.config.family).back()
                                        : *std::max_element(out_layers.begin(), out_layers.end());
     te.layers_run = std::min(te.layers_run, te.config.num_hidden_layers);
     // A middle layer's MLP: the format most weights are in, even where a mixed file keeps some layers wider.

@@ -32,7 +32,7 @@ PromptEncoder PromptEncoder::load(const std::string& text_encoder_path, const st
     if (layers.empty()) {
         // The default layers differ between Mistral (dev) and Qwen3 (klein): read the family from the config.
         const DecoderFamily family = DecoderCheckpoint::open(text_encoder_path).config().family;
-        layers = family == DecoderFamily::mistral ? std::vector<int64_t>{10, 20, 30} : std::vector<int64_t>{9, 18, 27};
+        layers = flux2_hidden_layers(family);
     }
     TextEncoderOptions options;
     options.weights = weights;

@@ -59,6 +59,10 @@ void read_row(const TensorInfo& t, int64_t row, int64_t cols, float* out) {
 
 }  // namespace
 
+std::vector<int64_t> flux2_hidden_layers(DecoderFamily family) {
+    return family == DecoderFamily::mistral ? std::vector<int64_t>{10, 20, 30} : std::vector<int64_t>{9, 18, 27};
+}
+
 TextEncoder TextEncoder::load(const std::string& path, const std::vector<int64_t>& layers, Backend& backend,
                               const TextEncoderOptions& options) {
     DecoderCheckpoint ckpt = DecoderCheckpoint::open(path);

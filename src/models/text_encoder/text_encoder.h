@@ -40,11 +40,14 @@ struct TextEncoderOptions {
     WeightPrecision weights = WeightPrecision::as_stored;
 };
 
+// The hidden layers FLUX.2 stacks from an encoder of this family: dev's Mistral 10, 20, 30; klein's Qwen3 9, 18, 27.
+std::vector<int64_t> flux2_hidden_layers(DecoderFamily family);
+
 class TextEncoder {
 public:
     // `layers` are indices into transformers' hidden_states tuple: 0 = the token embeddings, k = the output of
     // decoder layer k (1-based). k = num_hidden_layers is, as in transformers, the final-normed last output.
-    // FLUX.2-dev takes {10, 20, 30}, klein {9, 18, 27}.
+    // FLUX.2 takes flux2_hidden_layers(family): dev {10, 20, 30}, klein {9, 18, 27}.
     // Weight names are DecoderCheckpoint's internal ones ("model.layers.N.self_attn.q_proj", ...). A
     // DecoderCheckpoint keeps the embedding table in its file mapping and may skip unused layers; any other source
     // (random weights for benchmarks and demo files) hands over the table as F32.
