@@ -207,11 +207,11 @@ fi
 
 # The text encoders alone at real size (issue 12): FLUX2_TEXT_ENCODER_BENCH="mistral-small-3 qwen3-4b" times
 # `flux2 bench --text-encoder` (random weights in memory) per format (FLUX2_TEXT_ENCODER_FORMATS, default
-# bf16,fp8,fp4) at 512 tokens.
+# bf16,fp8,fp4) at 512 tokens; FLUX2_TEXT_ENCODER_ARGS adds flags (e.g. --profile).
 for encoder in ${FLUX2_TEXT_ENCODER_BENCH:-}; do
   echo "== text encoder benchmark $encoder" | tee -a "$out/text_encoder_bench.txt"
   ./build-gpu/flux2 bench --text-encoder "$encoder" --device cuda \
-    --text-encoder-precision "${FLUX2_TEXT_ENCODER_FORMATS:-bf16,fp8,fp4}" --repeat 5 2>&1 |
+    --text-encoder-precision "${FLUX2_TEXT_ENCODER_FORMATS:-bf16,fp8,fp4}" --repeat 5 ${FLUX2_TEXT_ENCODER_ARGS:-} 2>&1 |
     grep -vE "^\[flux2 (info|debug)\]" | tee -a "$out/text_encoder_bench.txt"
 done
 

@@ -1,8 +1,11 @@
 // CUDA attention (cuDNN SDPA, BF16 and FP8) against an fp64 softmax(Q K^T / sqrt(Dh)) V on the CPU, including
 // sequence lengths that are not multiples of any tile size.
+#include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "cuda_test_util.h"
+#include "quant/float_codecs.h"
 
 namespace flux2::test {
 namespace {
@@ -160,12 +163,96 @@ TEST_F(CudaAttentionFp8, OtherHeadDimsRunInBf16) {
     EXPECT_EQ(be->path_summary().find("attention->fp8"), std::string::npos) << be->path_summary();
 }
 
+// Q and K written as E4M3 by the norm kernel (attention_qk_buffer): the scale is the gains' bound, 1.01 sqrt(Dh)
+// max|w| / 448 (over both streams' gains), each code is the BF16 result of rms_norm_rope divided by it, and the
+// attention of such buffers (V a column range, as in the single block) is as close to the fp64 reference as the
+// attention of BF16 q and k.
+TEST_F(CudaAttentionFp8, QkFromTheNormKernel) {
+    const int64_t B = 1, Lt = 40, Li = 161, L = Lt + Li, H = 2, Dh = 128, D = H * Dh;
+    Tensor x_txt = randn({B, Lt, D}, 2.0f), x_img = randn({B, Li, D}, 2.0f), vwide = randn({B, L, 2 * D});
+    Tensor w_txt = randn({Dh}, 0.8f, 1.0f), w_img = randn({Dh}, 0.5f, 0.3f);
+    Tensor cos = randn({L, Dh}, 0.7f), sin = randn({L, Dh}, 0.7f);
+    for (int64_t i = 0; i < L * Dh; ++i) {  // a real rotation per pair, as RoPE's tables hold
+        const float a = cos.f32()[i] + 3.0f * sin.f32()[i];
+        cos.f32()[i] = round_bf16(std::cos(a));
+        sin.f32()[i] = round_bf16(std::sin(a));
+    }
+    Tensor cos_dev = up(cos), sin_dev = up(sin);
+    Tensor cos_img = be->slice(cos_dev, 0, Lt, Li), sin_img = be->slice(sin_dev, 0, Lt, Li);
+    Tensor wt = up(w_txt), wi = up(w_img), xt = up(x_txt), xi = up(x_img);
+
+    Tensor q8 = be->attention_qk_buffer({B, L, H, Dh}, {&wt, &wi});
+    ASSERT_EQ(q8.dtype(), DType::F8_E4M3);
+    Tensor q16 = be->uninitialized({B, L, H, Dh});
+    for (Tensor* out : {&q8, &q16}) {
+        be->rms_norm_rope_into(xt, 0, wt, be->slice(cos_dev, 0, 0, Lt), be->slice(sin_dev, 0, 0, Lt), 1e-6f, *out, 0);
+        be->rms_norm_rope_into(xi, 0, wi, cos_img, sin_img, 1e-6f, *out, Lt);
+    }
+    // The buffer's scale, and codes equal to its BF16 twin divided by it, none saturated.
+    auto expect_codes = [&](const Tensor& fp8, const Tensor& bf16, float wmax, const char* what) {
+        const Fp8Qk parts = CudaBackend::fp8_qk_parts(fp8);
+        cuda->synchronize();
+        float descale = 0.0f;
+        ASSERT_EQ(cudaMemcpy(&descale, parts.descale, 4, cudaMemcpyDeviceToHost), cudaSuccess);
+        EXPECT_NEAR(descale, 1.01f * std::sqrt(float(Dh)) * wmax / 448.0f, 1e-6f * descale) << what;
+        std::vector<uint8_t> codes(fp8.numel());
+        ASSERT_EQ(cudaMemcpy(codes.data(), parts.codes, codes.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+        const std::vector<float> want = down(bf16);
+        int64_t mismatches = 0, saturated = 0;
+        for (size_t i = 0; i < codes.size(); ++i) {
+            mismatches += codes[i] != f32_to_e4m3(want[i] * (1.0f / descale));
+            saturated += (codes[i] & 0x7F) == 0x7E;  // +-448
+        }
+        EXPECT_EQ(mismatches, 0) << what;
+        EXPECT_EQ(saturated, 0) << what << ": the bound must keep every code below the top of the E4M3 range";
+    };
+    auto max_abs = [&](const Tensor& w) {
+        float m = 0.0f;
+        for (int64_t i = 0; i < w.numel(); ++i) m = std::max(m, std::fabs(w.f32()[i]));
+        return m;
+    };
+    expect_codes(q8, q16, std::max(max_abs(w_txt), max_abs(w_img)), "two streams");
+    // Heads at a column that breaks 16-byte alignment (rows of D + 2): the one-warp-per-head kernel.
+    Tensor xw = up(randn({B, Lt, D + 2}, 2.0f));
+    Tensor a8 = be->attention_qk_buffer({B, Lt, H, Dh}, {&wt}), a16 = be->uninitialized({B, Lt, H, Dh});
+    for (Tensor* out : {&a8, &a16})
+        be->rms_norm_rope_into(xw, 2, wt, be->slice(cos_dev, 0, 0, Lt), be->slice(sin_dev, 0, 0, Lt), 1e-6f, *out, 0);
+    expect_codes(a8, a16, max_abs(w_txt), "unaligned heads");
+
+    // Attention on the FP8 buffers against the fp64 reference of the BF16 q, k.
+    Tensor k8 = be->attention_qk_buffer({B, L, H, Dh}, {&wt, &wi}), k16 = be->uninitialized({B, L, H, Dh});
+    Tensor kt = up(randn({B, Lt, D}, 2.0f)), ki = up(randn({B, Li, D}, 2.0f));
+    for (Tensor* out : {&k8, &k16}) {
+        be->rms_norm_rope_into(kt, 0, wt, be->slice(cos_dev, 0, 0, Lt), be->slice(sin_dev, 0, 0, Lt), 1e-6f, *out, 0);
+        be->rms_norm_rope_into(ki, 0, wi, cos_img, sin_img, 1e-6f, *out, Lt);
+    }
+    be->reset_path_counts();
+    Tensor o = cuda->zeros({B, L, D});
+    be->attention_into(q8, k8, up(vwide), D, o, 0);
+    EXPECT_NE(be->path_summary().find("attention->fp8 x1"), std::string::npos) << be->path_summary();
+    Tensor v = Tensor::zeros({B, L, H, Dh});
+    for (int64_t t = 0; t < B * L; ++t)
+        for (int64_t j = 0; j < D; ++j) v.f32()[t * D + j] = vwide.f32()[t * 2 * D + D + j];
+    Tensor q_host = be->download(q16), k_host = be->download(k16);
+    std::vector<float> got = down(o);
+    ASSERT_TRUE(all_finite(got));
+    const double err = rel_error(got, attention_ref(q_host, k_host, v));
+    EXPECT_LE(err, kFp8Tol);
+    EXPECT_GT(err, 1e-4);
+}
+
 class CudaAttentionFp8Check : public CudaAttentionFp8 {
     bool check_attention() const override { return true; }
 };
 
 // --attention-error: every FP8 call in order with its difference to the BF16 attention of the same inputs, which is
 // what the test's own reference sees too.
+// --attention-error compares with the BF16 attention of the same BF16 q and k: the q/k buffers stay BF16.
+TEST_F(CudaAttentionFp8Check, KeepsBf16QkBuffers) {
+    Tensor w = up(randn({128}, 0.5f, 1.0f));
+    EXPECT_EQ(be->attention_qk_buffer({1, 64, 2, 128}, {&w}).dtype(), DType::BF16);
+}
+
 TEST_F(CudaAttentionFp8Check, ReportsEachCallAgainstBf16) {
     std::vector<double> want;
     for (int64_t L : {64, 257}) {

@@ -111,6 +111,15 @@ TEST_F(CudaLinearBf16, BatchedInputAndShapeErrors) {
 class CudaLinearFp8 : public CudaTest {
 protected:
     std::string precision() const override { return "fp8"; }
+#ifdef FLUX2_HAVE_CUDA
+    // A device tensor's bytes, after the stream's work.
+    std::vector<uint8_t> bytes(const Tensor& t) {
+        std::vector<uint8_t> v(t.nbytes());
+        cuda->synchronize();
+        EXPECT_EQ(cudaMemcpy(v.data(), t.raw(), v.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+        return v;
+    }
+#endif
 };
 
 TEST_F(CudaLinearFp8, Nvfp4WeightsPerChannelTimesPerToken) {
@@ -165,7 +174,7 @@ TEST_F(CudaLinearFp8, PerTokenQuantizerMatchesTheScalarCodec) {
         const float scale = amax > 0 ? amax / 448.0f : 1.0f;
         EXPECT_EQ(scales[r], scale) << "row " << r;
         for (int64_t i = 0; i < cols; ++i)
-            mismatches += codes[r * cols + i] != f32_to_e4m3(x.f32()[r * cols + i] / scale);
+            mismatches += codes[r * cols + i] != f32_to_e4m3(x.f32()[r * cols + i] * (1.0f / scale));
     }
     EXPECT_EQ(mismatches, 0);
 }
@@ -176,12 +185,6 @@ TEST_F(CudaLinearFp8, PerTokenQuantizerMatchesTheScalarCodec) {
 // plain ops' BF16 output writes, and linear() takes their result; for a layer that does not run in FP8 they return
 // the plain BF16 result, and FP8 activations given to such a layer are refused.
 TEST_F(CudaLinearFp8, FusedProducersEqualQuantizingTheBf16Output) {
-    auto bytes = [&](const Tensor& t) {
-        std::vector<uint8_t> v(t.nbytes());
-        cuda->synchronize();
-        EXPECT_EQ(cudaMemcpy(v.data(), t.raw(), v.size(), cudaMemcpyDeviceToHost), cudaSuccess);
-        return v;
-    };
     auto expect_same = [&](const Tensor& fused, const Tensor& bf16_result, const char* what) {
         ASSERT_EQ(fused.dtype(), DType::F8_E4M3) << what;
         Fp8Activations got = CudaBackend::fp8_parts(fused), want = cuda->quantize_fp8(bf16_result);
@@ -206,6 +209,33 @@ TEST_F(CudaLinearFp8, FusedProducersEqualQuantizingTheBf16Output) {
         EXPECT_EQ(not_quantized.dtype(), DType::BF16);
         EXPECT_EQ(down(not_quantized), down(plain));
         EXPECT_THROW(be->linear(fused, dense), Error);
+    }
+}
+
+// The single block's [attn | swiglu(mlp)] producer (swiglu_beside_for): E4M3 codes and per-token scales equal to
+// swiglu_into followed by the standalone quantizer, with 16-byte vectors (column counts divisible by 8) and
+// without; a layer that does not run in FP8 gets the BF16 row filled in place.
+TEST_F(CudaLinearFp8, SwigluBesideAttentionEqualsQuantizingTheRow) {
+    for (auto [ca, m] : {std::pair<int64_t, int64_t>{64, 144}, {12, 20}}) {
+        const int64_t col = 3 * ca;  // p = [q | k | v | gate | up], as in the single block
+        Tensor p = up(randn({2, 7, col + 2 * m}, 1.5f));
+        Tensor attn = randn({2, 7, ca + m}, 0.7f);
+        Tensor plain = up(attn);
+        be->swiglu_into(p, col, m, plain, ca);
+        LinearWeight w = nvfp4_weight(randn({24, ca + m}, 0.1f));
+        Tensor o = up(attn);
+        Tensor fused = be->swiglu_beside_for(w, o, p, col, m);
+        ASSERT_EQ(fused.dtype(), DType::F8_E4M3) << "ca " << ca;
+        Fp8Activations got = CudaBackend::fp8_parts(fused), want = cuda->quantize_fp8(plain);
+        EXPECT_EQ(bytes(got.codes), bytes(want.codes)) << "ca " << ca;
+        EXPECT_EQ(bytes(got.scales), bytes(want.scales)) << "ca " << ca;
+        EXPECT_EQ(down(be->linear(fused, w)), down(be->linear(plain, w))) << "ca " << ca;
+
+        LinearWeight dense = dense_bf16_weight(randn({16, ca + m}, 0.1f));
+        Tensor o2 = up(attn);
+        Tensor in_place = be->swiglu_beside_for(dense, o2, p, col, m);
+        EXPECT_EQ(in_place.dtype(), DType::BF16);
+        EXPECT_EQ(down(in_place), down(plain)) << "ca " << ca;
     }
 }
 #endif

@@ -1,13 +1,17 @@
-// CUDA text-encoder ops: rotate-half RoPE and causal grouped-query attention with left padding, against fp64 CPU
-// references.
+// CUDA text-encoder ops: rotate-half RoPE and causal grouped-query attention with left and right padding (cuDNN's
+// SDPA and the fallback kernel), against fp64 CPU references.
 #include <cmath>
+#include <string>
 
 #include "cuda_test_util.h"
 
 namespace flux2::test {
 namespace {
 
-class CudaTextOps : public CudaTest {};
+class CudaTextOps : public CudaTest {
+protected:
+    std::string check_causal_attention(int64_t L, int64_t H, int64_t Hkv, int64_t Dh);
+};
 
 TEST_F(CudaTextOps, RopeHalfSharedAndPerSampleTables) {
     const int64_t B = 2, L = 5, H = 3, Dh = 16, half = Dh / 2;
@@ -31,13 +35,17 @@ TEST_F(CudaTextOps, RopeHalfSharedAndPerSampleTables) {
     }
 }
 
-TEST_F(CudaTextOps, CausalGroupedAttentionWithPadding) {
-    const int64_t B = 2, L = 37, H = 4, Hkv = 2, Dh = 64;
+// Causal GQA with sample 0 unpadded, sample 1 padded on the left (Mistral: its first queries see no real key and
+// must come out as zeros), sample 2 padded on the right (Qwen3), sample 3 all padding; against an fp64 reference.
+// Returns the backend's path summary.
+std::string CudaTextOps::check_causal_attention(int64_t L, int64_t H, int64_t Hkv, int64_t Dh) {
+    const int64_t B = 4, left = L / 4, right = L / 3;
     Tensor q = randn({B, L, H, Dh}, 1.5f), k = randn({B, L, Hkv, Dh}, 1.5f), v = randn({B, L, Hkv, Dh});
     Tensor mask = Tensor::zeros({B, L});
     for (int64_t j = 0; j < L; ++j) {
-        mask.f32()[j] = 1.0f;                      // sample 0: no padding
-        mask.f32()[L + j] = j >= 9 ? 1.0f : 0.0f;  // sample 1: 9 left-padding positions
+        mask.f32()[j] = 1.0f;
+        mask.f32()[L + j] = j >= left ? 1.0f : 0.0f;
+        mask.f32()[2 * L + j] = j < L - right ? 1.0f : 0.0f;
     }
     const double scale = 1.0 / std::sqrt(double(Dh));
     std::vector<double> ref(B * L * H * Dh, 0.0);
@@ -68,10 +76,32 @@ TEST_F(CudaTextOps, CausalGroupedAttentionWithPadding) {
                     ref[((b * L + i) * H + h) * Dh + d] = acc / sum;
                 }
             }
+    be->reset_path_counts();
     std::vector<float> got = down(be->causal_attention(up(q), up(k), up(v), up(mask)));
-    ASSERT_TRUE(all_finite(got));
-    EXPECT_LE(rel_error(got, to_float(ref)), 5e-3);
-    for (int64_t i = 0; i < 9 * H * Dh; ++i) ASSERT_EQ(got[B * L * H * Dh / 2 + i], 0.0f) << "padded query " << i;
+    const std::string paths = be->path_summary();
+    EXPECT_TRUE(all_finite(got)) << paths;
+    EXPECT_LE(rel_error(got, to_float(ref)), 5e-3) << paths;
+    const int64_t row = H * Dh;
+    int64_t nonzero_left = 0, nonzero_empty = 0;
+    for (int64_t i = 0; i < left * row; ++i) nonzero_left += got[L * row + i] != 0.0f;
+    for (int64_t i = 0; i < L * row; ++i) nonzero_empty += got[3 * L * row + i] != 0.0f;
+    EXPECT_EQ(nonzero_left, 0) << paths << ": the left-padded queries that see no real key";
+    EXPECT_EQ(nonzero_empty, 0) << paths << ": the all-padding sample";
+    return paths;
+}
+
+TEST_F(CudaTextOps, CausalGroupedAttentionOnCudnn) {
+    // The text encoders' head dim; an odd length (the bias rows are padded to 8) and one past a 128-row tile.
+    for (int64_t L : {37, 129}) {
+        const std::string paths = check_causal_attention(L, 4, 2, 128);
+        EXPECT_NE(paths.find("causal_attention->cudnn"), std::string::npos) << "L " << L << ": " << paths;
+    }
+}
+
+TEST_F(CudaTextOps, CausalGroupedAttentionOnOwnKernel) {
+    // A head dim cuDNN's SDPA refuses (not a multiple of 8) takes the warp-per-query kernel.
+    const std::string paths = check_causal_attention(37, 4, 2, 20);
+    EXPECT_NE(paths.find("causal_attention->kernel"), std::string::npos) << paths;
 }
 
 }  // namespace

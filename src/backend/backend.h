@@ -131,6 +131,15 @@ public:
         (void)next;
         return swiglu(x);
     }
+    // The single block's output-projection input [attn | swiglu(mlp)]: out [B, L, Ca + m] holds the attention
+    // output in its first Ca columns; this fills the other m with swiglu of x's gate and up halves at col (as
+    // swiglu_into) and returns what linear(·, next) takes: out itself, or (CUDA fp8) the whole row quantized per
+    // token to E4M3 in the same pass, so the BF16 MLP half never goes to memory and back.
+    virtual Tensor swiglu_beside_for(const LinearWeight& next, Tensor& out, const Tensor& x, int64_t col, int64_t m) {
+        (void)next;
+        swiglu_into(x, col, m, out, out.dim(-1) - m);
+        return out;
+    }
 
     // x += gate * linear(in, w): a block's gated residual update from its output projection. x [B, L, out], gate
     // [B, out]; `in` may come from a *_for producer of w. The CUDA fp8 path folds the gate into the GEMM's
@@ -146,6 +155,15 @@ public:
                                  float eps) = 0;
     // Non-causal, unmasked SDPA with scale 1/sqrt(Dh): q, k, v [B, L, H, Dh] -> [B, L, H*Dh].
     virtual Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v) = 0;
+    // A q or k buffer [B, L, H, Dh] for rms_norm_rope_into to fill (with these gains, one per stream writing into
+    // it) and attention_into to read. BF16 by default; where attention runs in FP8 (CUDA) it holds E4M3 codes with
+    // one scale fixed in advance from the gains: RMSNorm leaves a head vector of norm sqrt(Dh), so with gain w every
+    // element is at most sqrt(Dh) max|w|, and RoPE rotates pairs without changing their norm. The norm kernel then
+    // writes the attention's input form directly, and no pass measures and converts Q and K before attention.
+    virtual Tensor attention_qk_buffer(const Shape& shape, const std::vector<const Tensor*>& norm_weights) {
+        (void)norm_weights;
+        return uninitialized(shape);
+    }
 
     // ---- column-range variants (no copies around packed projections) ----
     // These read a range of columns (last-dim indices) of a wider [B, L, C] tensor and/or write into a range of a

@@ -193,6 +193,7 @@ void run_bench(const BenchArgs& a) {
         b.tokens = a.text_tokens;
         b.repeats = a.repeats;
         b.seed = a.seed;
+        b.profile = a.profile;
         run_text_encoder_bench(b);
         return;
     }
@@ -380,8 +381,10 @@ void register_bench(CLI::App& app) {
         "the low-rank branch;\na comma list attaches several (16,16,16: three rank-16 LoRAs). Repeatable: each set "
         "is timed after the step\nwithout LoRA on the same weights, and so is switching it off and on "
         "against reading it from files");
-    cmd->add_flag("--profile", a->profile,
-                  "after the timed steps, run one step op by op and print the device time per op and GEMM shape");
+    cmd->add_flag(
+        "--profile", a->profile,
+        "after the timed steps (or --text-encoder's encodes), run one more op by op and print the device\ntime "
+        "per op and GEMM shape");
     cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,
                   "time steps op by op instead of replaying the recorded step (CUDA graphs)");
     cmd->add_flag("--small-text-encoder", a->small_text_encoder,

@@ -63,6 +63,11 @@ void run_text_encoder_bench(const TextEncoderBench& b) {
             std::printf("%-16s %-6s %7lld %8lld %8.1f %12.4f %9.2f  %s\n", b.preset.c_str(), name.c_str(),
                         static_cast<long long>(layers.back()), static_cast<long long>(b.tokens), load,
                         times[times.size() / 2], backend->peak_memory_bytes() / 1e9, paths.c_str());
+            if (b.profile) {
+                backend->start_profile();
+                te.encode(tokens);
+                std::printf("%s", backend->profile_report().c_str());
+            }
         } catch (const std::exception& e) {
             const std::string what = e.what();
             std::printf("%-16s %-6s failed: %s\n", b.preset.c_str(), name.c_str(),

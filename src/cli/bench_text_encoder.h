@@ -3,6 +3,7 @@
 // random weights (Mistral-Small-3.x's 24B for dev without writing a 48 GB file): per weight format, the load
 // (random fill, upload, conversion on the first encode), the median encode of one prompt padded to --text-tokens
 // (as the pipeline pads to max_sequence_length), and the peak device memory. Each format gets a fresh backend.
+// With `profile`, one more encode is timed per op on the device (`--profile`).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@ struct TextEncoderBench {
     int64_t tokens = 512;
     int repeats = 3;  // timed encodes per format, after one untimed
     uint64_t seed = 0;
+    bool profile = false;  // after the timed encodes, one more op by op with the device time per op
 };
 
 void run_text_encoder_bench(const TextEncoderBench& b);

@@ -1,4 +1,5 @@
-// CudaBackend::attention: shape checks, then cuDNN SDPA in BF16 (attention_cudnn.cpp) or FP8 (attention_fp8.cpp).
+// CudaBackend::attention: shape checks, then cuDNN SDPA in BF16 (attention_cudnn.cpp) or FP8 (attention_fp8.cpp);
+// and the FP8 q/k buffers that rms_norm_rope_into fills for it.
 #include <cmath>
 
 #include "backend/cuda/attention_cudnn.h"
@@ -46,6 +47,47 @@ void CudaBackend::run_attention(const cuda::bf16* q, const cuda::bf16* k, const 
     cuda::launch_attention_error_sums(o, o_row, static_cast<const cuda::bf16*>(reference.raw()), H * Dh,
                                       static_cast<float*>(sums.raw()), B * L, H * Dh, stream());
     attention_checks_.emplace_back(str("[", B, ", ", L, ", ", H, ", ", Dh, "]"), sums);
+}
+
+void CudaBackend::run_attention_fp8_qk(const Fp8Qk& q, const Fp8Qk& k, const cuda::bf16* v, cuda::bf16* o, int64_t B,
+                                       int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
+    if (!recording()) count_path("attention->fp8");
+    sdpa_fp8_->run_fp8_qk(q.codes, q.descale, k.codes, k.descale, v, o, B, L, H, Dh, v_row, o_row);
+}
+
+namespace {
+size_t qk_descale_offset(int64_t elements) { return (static_cast<size_t>(elements) + 15) / 16 * 16; }
+}  // namespace
+
+Tensor CudaBackend::attention_qk_buffer(const Shape& shape, const std::vector<const Tensor*>& norm_weights) {
+    check(shape.size() == 4, "attention_qk_buffer: expected [B, L, H, Dh], got ", shape_str(shape));
+    const int64_t B = shape[0], L = shape[1], H = shape[2], Dh = shape[3];
+    check(norm_weights.size() == 1 || norm_weights.size() == 2, "attention_qk_buffer: one or two gains, got ",
+          norm_weights.size());
+    for (const Tensor* w : norm_weights) {
+        expect_device_bf16(*w, "attention_qk_buffer", "norm_weight");
+        check(w->numel() == Dh, "attention_qk_buffer: a gain of ", w->numel(), " elements for head dim ", Dh);
+    }
+    // --attention-error compares each FP8 attention with the BF16 one of the same BF16 inputs: keep those.
+    if (!fp8_attention_ || options_.check_attention || !sdpa_fp8_->has_plan(B, L, H, Dh))
+        return empty(shape, DType::BF16);
+    const int64_t n = shape_numel(shape);
+    Tensor bytes = empty({static_cast<int64_t>(qk_descale_offset(n)) + 4}, DType::U8);
+    Tensor qk = bytes.view(shape, DType::F8_E4M3, 0);
+    const Fp8Qk parts = fp8_qk_parts(qk);
+    cuda::launch_qk_fp8_descale(
+        static_cast<const cuda::bf16*>(norm_weights[0]->raw()),
+        norm_weights.size() > 1 ? static_cast<const cuda::bf16*>(norm_weights[1]->raw()) : nullptr, Dh, parts.descale,
+        stream());
+    return qk;
+}
+
+Fp8Qk CudaBackend::fp8_qk_parts(const Tensor& qk) {
+    check(qk.dtype() == DType::F8_E4M3 && qk.device() == Device::cuda && qk.ndim() == 4,
+          "fp8_qk_parts: expected an FP8 q/k buffer (F8_E4M3 [B, L, H, Dh] on the GPU), got ", dtype_name(qk.dtype()),
+          " ", shape_str(qk.shape()));
+    auto* base = static_cast<uint8_t*>(qk.raw());
+    return {base, reinterpret_cast<float*>(base + qk_descale_offset(qk.numel()))};
 }
 
 std::vector<Backend::AttentionError> CudaBackend::attention_errors() {

@@ -91,6 +91,18 @@ bool CudnnSdpaFp8::has_plan(int64_t B, int64_t L, int64_t H, int64_t Dh) {
 
 void CudnnSdpaFp8::run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o,
                        int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
+    execute(q, nullptr, nullptr, k, nullptr, nullptr, v, o, B, L, H, Dh, v_row, o_row);
+}
+
+void CudnnSdpaFp8::run_fp8_qk(const uint8_t* q8, const float* q_descale, const uint8_t* k8, const float* k_descale,
+                              const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B, int64_t L, int64_t H, int64_t Dh,
+                              int64_t v_row, int64_t o_row) {
+    execute(nullptr, q8, q_descale, nullptr, k8, k_descale, v, o, B, L, H, Dh, v_row, o_row);
+}
+
+void CudnnSdpaFp8::execute(const __nv_bfloat16* q, const uint8_t* q8_in, const float* q_descale, const __nv_bfloat16* k,
+                           const uint8_t* k8_in, const float* k_descale, const __nv_bfloat16* v, __nv_bfloat16* o,
+                           int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
     if (B == 0 || L == 0 || H == 0) return;
     const int64_t width = H * Dh, rows = B * L;
     if (v_row == 0) v_row = width;
@@ -101,18 +113,34 @@ void CudnnSdpaFp8::run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __n
     ensure_plan(B, L, H, Dh);
     // One stream-ordered block per call for the E4M3 copies, the scales and the amax partials: freed (in stream
     // order) when this call returns, so recorded steps allocate it inside their graph like any op output.
+    const bool given_qk = q8_in != nullptr;
     const size_t codes = aligned(static_cast<size_t>(rows * width));
     const size_t scales_bytes = aligned(kAttentionFp8ScaleCount * sizeof(float));
+    const size_t copies = given_qk ? 2 : 4;  // V and O, or Q, K, V and O
     std::shared_ptr<void> block =
-        allocate(4 * codes + scales_bytes + 3 * kAttentionFp8AmaxBlocks * sizeof(float), stream_);
+        allocate(copies * codes + scales_bytes + 3 * kAttentionFp8AmaxBlocks * sizeof(float), stream_);
     auto* base = static_cast<uint8_t*>(block.get());
-    uint8_t *q8 = base, *k8 = base + codes, *v8 = base + 2 * codes, *o8 = base + 3 * codes;
-    auto* scales = reinterpret_cast<float*>(base + 4 * codes);
-    auto* partials = reinterpret_cast<float*>(base + 4 * codes + scales_bytes);
-
-    launch_attention_fp8_quantize(q, k, v, v_row, q8, k8, v8, partials, scales, rows, width, stream_->get());
-    std::unordered_map<int64_t, void*> pack{{kQ, q8}, {kK, k8}, {kV, v8}, {kO, o8}};
+    uint8_t *v8 = base, *o8 = base + codes;
+    auto* scales = reinterpret_cast<float*>(base + copies * codes);
+    auto* partials = reinterpret_cast<float*>(base + copies * codes + scales_bytes);
+    const uint8_t *q8 = q8_in, *k8 = k8_in;
+    if (given_qk) {
+        launch_attention_fp8_quantize_v(v, v_row, v8, partials, scales, rows, width, stream_->get());
+    } else {
+        auto* q_codes = base + 2 * codes;
+        auto* k_codes = base + 3 * codes;
+        launch_attention_fp8_quantize(q, k, v, v_row, q_codes, k_codes, v8, partials, scales, rows, width,
+                                      stream_->get());
+        q8 = q_codes;
+        k8 = k_codes;
+    }
+    std::unordered_map<int64_t, void*> pack{
+        {kQ, const_cast<uint8_t*>(q8)}, {kK, const_cast<uint8_t*>(k8)}, {kV, v8}, {kO, o8}};
     for (int slot = 0; slot < kAttentionFp8ScaleCount; ++slot) pack[kFirstScale + slot] = scales + slot;
+    if (given_qk) {
+        pack[kFirstScale + int64_t{kDescaleQ}] = const_cast<float*>(q_descale);
+        pack[kFirstScale + int64_t{kDescaleK}] = const_cast<float*>(k_descale);
+    }
     graphs_.execute({B, L, H, Dh}, pack);
     launch_attention_fp8_dequantize(o8, scales, o, o_row, rows, width, stream_->get());
 }

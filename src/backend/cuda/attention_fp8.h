@@ -1,8 +1,9 @@
 #pragma once
 // Joint attention in FP8 through cuDNN's FP8 SDPA (Hopper and newer): Q, K and V quantized to E4M3 with one scale
-// per tensor (computed on the device from each tensor's amax), the softmax probabilities in E4M3 (1 -> 448), the
-// output in E4M3 with V's scale (|O| <= amax(V)) and dequantized into the BF16 destination. Same contract as
-// CudnnSdpa::run for the head dims it supports; one execution plan per shape, built on first use and cached.
+// per tensor (computed on the device from each tensor's amax; or Q and K given as E4M3 by the norm kernel), the softmax
+// probabilities in E4M3 (1 -> 448), the output in E4M3 with V's scale (|O| <= amax(V)) and dequantized into the BF16
+// destination. Same contract as CudnnSdpa::run for the head dims it supports; one execution plan per shape, built on
+// first use and cached.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -33,9 +34,19 @@ public:
     void run(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
              int64_t L, int64_t H, int64_t Dh, int64_t v_row = 0, int64_t o_row = 0);
 
+    // The same with Q and K already E4M3 (q8, k8 packed [B, L, H, Dh]; *q_descale and *k_descale on the device
+    // turn their codes back into values): only V is measured and converted here.
+    void run_fp8_qk(const uint8_t* q8, const float* q_descale, const uint8_t* k8, const float* k_descale,
+                    const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B, int64_t L, int64_t H, int64_t Dh,
+                    int64_t v_row = 0, int64_t o_row = 0);
+
 private:
     // Builds the plan of this shape (or throws why not).
     void ensure_plan(int64_t B, int64_t L, int64_t H, int64_t Dh);
+    // run / run_fp8_qk: Q and K as BF16 (q, k) to quantize here, or as E4M3 codes with their descales.
+    void execute(const __nv_bfloat16* q, const uint8_t* q8, const float* q_descale, const __nv_bfloat16* k,
+                 const uint8_t* k8, const float* k_descale, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
+                 int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
 
     std::shared_ptr<Stream> stream_;
     SdpaGraphs graphs_;                                                 // one per (B, L, H, Dh)

@@ -13,11 +13,12 @@ constexpr int kThreads = 256;
 constexpr int kAmaxBlocks = kAttentionFp8AmaxBlocks;  // one partial per CTA, reduced by every quantizing CTA
 static_assert(kAmaxBlocks == kThreads, "the quantizer reduces the partials one per thread");
 
-// The three inputs as one grid dimension: blockIdx.y picks Q, K or V.
+// The inputs as one grid dimension: blockIdx.y picks tensor first + blockIdx.y of Q, K, V (first = 2: V alone).
 struct QkvSources {
     const bf16* src[3];
     int64_t row[3];  // elements between consecutive tokens
     uint8_t* dst[3];
+    int first = 0;
 };
 
 // Vector i (8 elements) of a [rows, width] tensor whose rows are `row` elements apart.
@@ -26,7 +27,7 @@ __device__ __forceinline__ int64_t vector_offset(int64_t i, int64_t vectors_per_
 }
 
 __global__ void qkv_amax_kernel(QkvSources s, float* partials, int64_t rows, int64_t width) {
-    const int t = blockIdx.y;
+    const int t = s.first + blockIdx.y;
     const int64_t per_row = width / kVec, n = rows * per_row;
     float amax = 0.0f;
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -36,12 +37,12 @@ __global__ void qkv_amax_kernel(QkvSources s, float* partials, int64_t rows, int
         for (int j = 0; j < kVec; ++j) amax = fmaxf(amax, fabsf(v[j]));
     }
     amax = block_max(amax);
-    if (threadIdx.x == 0) partials[t * kAmaxBlocks + blockIdx.x] = amax;
+    if (threadIdx.x == 0) partials[blockIdx.y * kAmaxBlocks + blockIdx.x] = amax;
 }
 
 __global__ void qkv_quantize_kernel(QkvSources s, const float* partials, float* scales, int64_t rows, int64_t width) {
-    const int t = blockIdx.y;
-    const float amax = block_max(partials[t * kAmaxBlocks + threadIdx.x]);
+    const int t = s.first + blockIdx.y;
+    const float amax = block_max(partials[blockIdx.y * kAmaxBlocks + threadIdx.x]);
     const float descale = e4m3_row_scale(amax);  // amax / 448: the tensor's largest value maps to 448
     if (blockIdx.x == 0 && threadIdx.x == 0) {
         scales[kDescaleQ + t] = descale;
@@ -50,7 +51,7 @@ __global__ void qkv_quantize_kernel(QkvSources s, const float* partials, float* 
             scales[kScaleO] = 1.0f / descale;
             scales[kDescaleO] = descale;
         }
-        if (t == 0) {
+        if (blockIdx.y == 0) {
             // The softmax probabilities exp(s - max) lie in [0, 1]: 1 maps to 448.
             scales[kScaleS] = kE4m3MaxF;
             scales[kDescaleS] = 1.0f / kE4m3MaxF;
@@ -112,6 +113,17 @@ void launch_attention_fp8_quantize(const bf16* q, const bf16* k, const bf16* v, 
     FLUX2_CUDA_CHECK(cudaGetLastError());
     const unsigned blocks = std::min<unsigned>(grid_vectors(rows, width), 4 * kAmaxBlocks);
     qkv_quantize_kernel<<<dim3(blocks, 3), kThreads, 0, stream>>>(s, partials, scales, rows, width);
+    FLUX2_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_attention_fp8_quantize_v(const bf16* v, int64_t v_row, uint8_t* v8, float* partials, float* scales,
+                                     int64_t rows, int64_t width, cudaStream_t stream) {
+    if (rows == 0) return;
+    const QkvSources s{{nullptr, nullptr, v}, {0, 0, v_row}, {nullptr, nullptr, v8}, 2};
+    qkv_amax_kernel<<<dim3(kAmaxBlocks, 1), kThreads, 0, stream>>>(s, partials, rows, width);
+    FLUX2_CUDA_CHECK(cudaGetLastError());
+    const unsigned blocks = std::min<unsigned>(grid_vectors(rows, width), 4 * kAmaxBlocks);
+    qkv_quantize_kernel<<<dim3(blocks, 1), kThreads, 0, stream>>>(s, partials, scales, rows, width);
     FLUX2_CUDA_CHECK(cudaGetLastError());
 }
 

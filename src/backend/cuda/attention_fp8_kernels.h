@@ -34,6 +34,11 @@ void launch_attention_fp8_quantize(const bf16* q, const bf16* k, const bf16* v, 
                                    uint8_t* v8, float* partials, float* scales, int64_t rows, int64_t width,
                                    cudaStream_t stream);
 
+// The same for v alone (q and k arrive as E4M3 from the norm kernel, with their own scales): fills
+// scales[kDescaleV..kDescaleO]; partials needs kAttentionFp8AmaxBlocks floats.
+void launch_attention_fp8_quantize_v(const bf16* v, int64_t v_row, uint8_t* v8, float* partials, float* scales,
+                                     int64_t rows, int64_t width, cudaStream_t stream);
+
 // o (rows o_row apart) = o8 [rows, width] (packed E4M3) * scales[kDescaleO], rounded to BF16.
 void launch_attention_fp8_dequantize(const uint8_t* o8, const float* scales, bf16* o, int64_t o_row, int64_t rows,
                                      int64_t width, cudaStream_t stream);

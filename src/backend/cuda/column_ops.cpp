@@ -49,7 +49,8 @@ void CudaBackend::rms_norm_rope_into(const Tensor& x, int64_t col, const Tensor&
                                      const Tensor& sin, float eps, Tensor& out, int64_t tok) {
     FLUX2_PROFILE_OP("rms_norm_rope");
     const char* op = "rms_norm_rope_into";
-    expect_device_bf16(out, op, "out");
+    const bool fp8 = out.dtype() == DType::F8_E4M3;  // an FP8 attention_qk_buffer
+    if (!fp8) expect_device_bf16(out, op, "out");
     check(out.ndim() == 4, op, ": out must be [B, Lo, H, Dh], got ", shape_str(out.shape()));
     const int64_t H = out.dim(2), Dh = out.dim(3);
     check_columns(x, col, H * Dh, op, "x");
@@ -65,8 +66,10 @@ void CudaBackend::rms_norm_rope_into(const Tensor& x, int64_t col, const Tensor&
     check(norm_weight.numel() == Dh, op, ": norm_weight has ", norm_weight.numel(), " elements, expected ", Dh);
     check(cos.shape() == Shape{L, Dh} && sin.shape() == Shape{L, Dh}, op, ": cos/sin must be [", L, ", ", Dh, "], got ",
           shape_str(cos.shape()), " / ", shape_str(sin.shape()));
-    cuda::launch_rms_norm_rope_strided(at(x, col), x.dim(2), at(norm_weight, 0), at(cos, 0), at(sin, 0), at(out, 0), B,
-                                       L, H, Dh, Lo, tok, eps, stream());
+    const Fp8Qk q8 = fp8 ? fp8_qk_parts(out) : Fp8Qk{};
+    cuda::launch_rms_norm_rope_strided(at(x, col), x.dim(2), at(norm_weight, 0), at(cos, 0), at(sin, 0),
+                                       fp8 ? nullptr : at(out, 0), q8.codes, q8.descale, B, L, H, Dh, Lo, tok, eps,
+                                       stream());
 }
 
 void CudaBackend::swiglu_into(const Tensor& x, int64_t col, int64_t m, Tensor& out, int64_t out_col) {
@@ -83,8 +86,13 @@ void CudaBackend::attention_into(const Tensor& q, const Tensor& k, const Tensor&
                                  int64_t out_col) {
     FLUX2_PROFILE_OP("attention");
     const char* op = "attention_into";
-    expect_device_bf16(q, op, "q");
-    expect_device_bf16(k, op, "k");
+    const bool fp8_qk = q.dtype() == DType::F8_E4M3;  // FP8 attention_qk_buffers, filled by rms_norm_rope_into
+    check(k.dtype() == q.dtype(), op, ": q and k must both be BF16 or both FP8 q/k buffers, got ",
+          dtype_name(q.dtype()), " and ", dtype_name(k.dtype()));
+    if (!fp8_qk) {
+        expect_device_bf16(q, op, "q");
+        expect_device_bf16(k, op, "k");
+    }
     check(q.ndim() == 4 && q.shape() == k.shape(), op, ": q and k must share one [B, L, H, Dh] shape, got ",
           shape_str(q.shape()), ", ", shape_str(k.shape()));
     const int64_t B = q.dim(0), L = q.dim(1), H = q.dim(2), Dh = q.dim(3);
@@ -95,6 +103,11 @@ void CudaBackend::attention_into(const Tensor& q, const Tensor& k, const Tensor&
     // cuDNN wants 16-byte aligned tensors: column ranges must start on a multiple of 8.
     check(v_col % 8 == 0 && out_col % 8 == 0, op, ": v column ", v_col, " and out column ", out_col,
           " must be multiples of 8");
+    if (fp8_qk) {
+        run_attention_fp8_qk(fp8_qk_parts(q), fp8_qk_parts(k), at(v, v_col), at(out, out_col), B, L, H, Dh, v.dim(2),
+                             out.dim(2));
+        return;
+    }
     run_attention(at(q, 0), at(k, 0), at(v, v_col), at(out, out_col), B, L, H, Dh, v.dim(2), out.dim(2));
 }
 

@@ -6,6 +6,7 @@
 
 #include "backend/cuda/attention_cudnn.h"
 #include "backend/cuda/attention_fp8.h"
+#include "backend/cuda/causal_attention_cudnn.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm_cublaslt.h"

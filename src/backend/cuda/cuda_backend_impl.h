@@ -39,6 +39,7 @@ class CublasLtGemm;
 class CublasLtFp4Gemm;
 class CudnnSdpa;
 class CudnnSdpaFp8;
+class CudnnCausalSdpa;
 }  // namespace cuda
 
 enum class CudaLinearPrecision { bf16, fp8, fp4 };
@@ -48,6 +49,13 @@ enum class CudaLinearPrecision { bf16, fp8, fp4 };
 struct Fp8Activations {
     Tensor codes;   // F8_E4M3 [rows, K]
     Tensor scales;  // F32 [rows]: x[r, :] ~= codes[r, :] * scales[r]
+};
+
+// An FP8 q or k buffer of attention_qk_buffer: F8_E4M3 [B, L, H, Dh] codes, then (at a 16-byte boundary) the one
+// F32 scale of the whole tensor (x ~= code * descale). fp8_qk_parts splits it.
+struct Fp8Qk {
+    uint8_t* codes = nullptr;
+    float* descale = nullptr;
 };
 
 class CudaBackend final : public Backend {
@@ -78,6 +86,7 @@ public:
     Tensor layer_norm_modulate_for(const LinearWeight& next, const Tensor& x, const Tensor& shift, const Tensor& scale,
                                    float eps) override;
     Tensor swiglu_for(const LinearWeight& next, const Tensor& x) override;
+    Tensor swiglu_beside_for(const LinearWeight& next, Tensor& out, const Tensor& x, int64_t col, int64_t m) override;
     void linear_gated_residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) override;
     void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;
     Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
@@ -85,6 +94,7 @@ public:
     Tensor rms_norm_rope(const Tensor& x, const Tensor& norm_weight, const Tensor& cos, const Tensor& sin,
                          float eps) override;
     Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v) override;
+    Tensor attention_qk_buffer(const Shape& shape, const std::vector<const Tensor*>& norm_weights) override;
 
     void rms_norm_rope_into(const Tensor& x, int64_t col, const Tensor& norm_weight, const Tensor& cos,
                             const Tensor& sin, float eps, Tensor& out, int64_t tok) override;
@@ -136,6 +146,7 @@ public:
     // 16-byte boundary) the F32 scale of every row; linear() takes it as an input. fp8_parts splits it.
     Tensor quantized_activations(const Shape& shape);
     static Fp8Activations fp8_parts(const Tensor& quantized);
+    static Fp8Qk fp8_qk_parts(const Tensor& qk);
     // Whether linear(·, w) takes E4M3 activations from a fused producer: it runs the FP8 GEMM (prepares w if
     // needed); a LoRA branch on it reads the same E4M3 activations.
     bool takes_fp8_input(const LinearWeight& w);
@@ -197,6 +208,9 @@ private:
     // FP8 (cuDNN FP8 SDPA) when fp8_attention_ and the head dim allows, else BF16; the path is counted and logged.
     void run_attention(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o,
                        int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
+    // The same with q and k from FP8 attention_qk_buffers (always FP8 attention).
+    void run_attention_fp8_qk(const Fp8Qk& q, const Fp8Qk& k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
+                              int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
     // conv2d where cuDNN has no engine for the shape: im2col + GEMM into y [B, Cout, Ho, Wo] (conv2d.cu).
     void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dShape& s, int stride,
                        int padding, Tensor& y);
@@ -212,7 +226,8 @@ private:
     std::unique_ptr<cuda::CublasLtGemm> gemm_;
     std::unique_ptr<cuda::CublasLtFp4Gemm> fp4_gemm_;  // created by the first fp4 linear
     std::unique_ptr<cuda::CudnnSdpa> sdpa_;
-    std::unique_ptr<cuda::CudnnSdpaFp8> sdpa_fp8_;  // when fp8_attention_
+    std::unique_ptr<cuda::CudnnSdpaFp8> sdpa_fp8_;        // when fp8_attention_
+    std::unique_ptr<cuda::CudnnCausalSdpa> causal_sdpa_;  // the text encoders', created by their first call
     bool fp8_attention_ = false;
     // --attention-error: every FP8 attention call's error sums against the BF16 one (F32 [2] each) and its shape.
     std::vector<std::pair<std::string, Tensor>> attention_checks_;

@@ -47,10 +47,14 @@ void launch_rms_norm(const bf16* x, const bf16* weight, bf16* y, int64_t rows, i
 void launch_rms_norm_rope(const bf16* x, const bf16* weight, const bf16* cos, const bf16* sin, bf16* y, int64_t B,
                           int64_t L, int64_t H, int64_t Dh, float eps, cudaStream_t stream);
 // The same reading the heads from a column range (x points at its first column of token 0; tokens start every
-// x_row elements) and writing tokens [tok, tok + L) of y [B, Lo, H, Dh].
+// x_row elements) and writing tokens [tok, tok + L) of y [B, Lo, H, Dh]; or, when y8 is set (y unused), writing
+// them to y8 as E4M3 codes of the scale *descale (a device float, see launch_qk_fp8_descale).
 void launch_rms_norm_rope_strided(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos, const bf16* sin,
-                                  bf16* y, int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t Lo, int64_t tok,
-                                  float eps, cudaStream_t stream);
+                                  bf16* y, uint8_t* y8, const float* descale, int64_t B, int64_t L, int64_t H,
+                                  int64_t Dh, int64_t Lo, int64_t tok, float eps, cudaStream_t stream);
+// *descale = 1.01 sqrt(Dh) max|w| / 448 over the gains w0 and w1 [Dh] (w1 may be null): the E4M3 scale under which
+// no rms_norm_rope output with those gains saturates.
+void launch_qk_fp8_descale(const bf16* w0, const bf16* w1, int64_t Dh, float* descale, cudaStream_t stream);
 
 // ---- FP8 ----
 // Per-row E4M3 quantization: scales[r] = amax(|x[r, :]|) / 448 (1 for an all-zero row), q = e4m3(x / scale).
@@ -62,6 +66,12 @@ void launch_layer_norm_modulate_fp8(const bf16* x, const bf16* shift, const bf16
                                     int64_t rows, int64_t L, int64_t D, float eps, cudaStream_t stream);
 void launch_swiglu_fp8(const bf16* x, int64_t x_row, uint8_t* q, float* row_scales, int64_t rows, int64_t m,
                        cudaStream_t stream);
+// Rows [a | swiglu(gate, up)] quantized as one: a has ca columns (rows a_row apart), gate and up are the m columns
+// at x and x + m (rows x_row apart); q [rows, ca + m]. The row is staged in shared memory, so ca + m is bounded by
+// kSwigluBesideMaxRowBytes / 2 (the single blocks of FLUX.2: 24576 for dev).
+constexpr size_t kSwigluBesideMaxRowBytes = 96 * 1024;
+void launch_swiglu_beside_fp8(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row, int64_t m,
+                              uint8_t* q, float* row_scales, int64_t rows, cudaStream_t stream);
 
 // ---- weight preparation (once per layer) ----
 // NVFP4 (canonical: codes [rows, cols/2] hi-first, scales [rows, cols/16] E4M3 row-major) -> BF16 [rows, cols].
@@ -87,6 +97,11 @@ void launch_rope_half(const bf16* x, const bf16* cos, const bf16* sin, bf16* y, 
 // (nonzero = real token) -> o [B, L, H*Dh]; a query with no visible key outputs zeros. Dh <= 256.
 void launch_causal_attention(const bf16* q, const bf16* k, const bf16* v, const bf16* key_mask, bf16* o, int64_t B,
                              int64_t L, int64_t H, int64_t Hkv, int64_t Dh, cudaStream_t stream);
+// cuDNN's half of it (causal_attention_cudnn.h): the key padding mask as an additive bias [B, L, row] (0 or a
+// large negative number per key, every query row alike), and the zeroing of the queries that see no real key.
+void launch_key_padding_bias(const bf16* key_mask, bf16* bias, int64_t B, int64_t L, int64_t row, cudaStream_t stream);
+void launch_zero_unattended_queries(const bf16* key_mask, bf16* o, int64_t B, int64_t L, int64_t width,
+                                    cudaStream_t stream);
 
 // ---- image ops (VAE) ----
 // Patch matrix of one image for rows [row0, row0 + rows) of the output: col [rows * Wo, Cin * kh * kw], one row

@@ -1,9 +1,14 @@
 // QK-RMSNorm + RoPE, one head vector per warp (or per Dh / 8 lanes, below):
 // y = rope(x / sqrt(mean(x^2) + eps) * weight), where pair
 // (2j, 2j+1) rotates as y0 = n0 cos[2j] - n1 sin[2j], y1 = n1 cos[2j+1] + n0 sin[2j+1] (diffusers' interleaved
-// apply_rotary_emb; the tables repeat each angle twice).
+// apply_rotary_emb; the tables repeat each angle twice). With an E4M3 destination (FP8 attention's q/k buffers) the
+// BF16-rounded result is written as codes of the buffer's one scale, fixed beforehand from the gains (qk_fp8_descale).
+#include <cmath>
+#include <type_traits>
+
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/fp8_utils.cuh"
 #include "backend/cuda/kernel_utils.cuh"
 #include "core/error.h"
 
@@ -15,9 +20,10 @@ constexpr int kWarpsPerBlock = 8;
 
 // Row r is head h = r % H of token t = r / H (t = b * L + l); its input starts at x + t * x_row + h * Dh and its
 // output is token tok + l of y [B, Lo, H, Dh].
-__global__ void rms_norm_rope_kernel(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos,
-                                     const bf16* sin, bf16* y, int64_t rows, int64_t L, int64_t H, int64_t Dh,
-                                     int64_t Lo, int64_t tok, float eps) {
+// Output goes to y (BF16), or when y8 is set to y8 as E4M3 codes of the scale *descale.
+__global__ void rms_norm_rope_kernel(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos, const bf16* sin,
+                                     bf16* y, uint8_t* y8, const float* descale, int64_t rows, int64_t L, int64_t H,
+                                     int64_t Dh, int64_t Lo, int64_t tok, float eps) {
     const int64_t r = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
     if (r >= rows) return;  // whole warps leave together: the shuffles below stay full-warp
     const int lane = threadIdx.x % 32;
@@ -34,12 +40,21 @@ __global__ void rms_norm_rope_kernel(const bf16* x, int64_t x_row, const bf16* w
     const auto* w2 = reinterpret_cast<const __nv_bfloat162*>(weight);
     const auto* c2 = reinterpret_cast<const __nv_bfloat162*>(cos + l * Dh);
     const auto* s2 = reinterpret_cast<const __nv_bfloat162*>(sin + l * Dh);
-    auto* yr = reinterpret_cast<__nv_bfloat162*>(y + ((b * Lo + tok + l) * H + h) * Dh);
+    const int64_t out = ((b * Lo + tok + l) * H + h) * Dh;
+    auto* yr = reinterpret_cast<__nv_bfloat162*>(y + out);
+    auto* yr8 = reinterpret_cast<uint16_t*>(y8 + out);
     for (int64_t p = lane; p < pairs; p += 32) {
         const float2 v = __bfloat1622float2(xr[p]), g = __bfloat1622float2(w2[p]);
         const float2 c = __bfloat1622float2(c2[p]), s = __bfloat1622float2(s2[p]);
         const float n0 = v.x * inv * g.x, n1 = v.y * inv * g.y;
-        yr[p] = __floats2bfloat162_rn(n0 * c.x - n1 * s.x, n1 * c.y + n0 * s.y);
+        const __nv_bfloat162 r = __floats2bfloat162_rn(n0 * c.x - n1 * s.x, n1 * c.y + n0 * s.y);
+        if (y8) {
+            const float2 rf = __bfloat1622float2(r);
+            const float inv_scale = 1.0f / *descale;  // as store_e4m3: the codes of v * (1 / descale)
+            yr8[p] = float2_to_e4m3x2(rf.x * inv_scale, rf.y * inv_scale);
+        } else {
+            yr[p] = r;
+        }
     }
 }
 
@@ -48,8 +63,8 @@ __global__ void rms_norm_rope_kernel(const bf16* x, int64_t x_row, const bf16* w
 // heads. Lanes past the last row still join the shuffles (with zeros) before they leave.
 template <int G>
 __global__ void rms_norm_rope_vec_kernel(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos,
-                                         const bf16* sin, bf16* y, int64_t rows, int64_t L, int64_t H, int64_t Dh,
-                                         int64_t Lo, int64_t tok, float eps) {
+                                         const bf16* sin, bf16* y, uint8_t* y8, const float* descale, int64_t rows,
+                                         int64_t L, int64_t H, int64_t Dh, int64_t Lo, int64_t tok, float eps) {
     const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, r = tid / G;
     const int lane = static_cast<int>(tid % G);
     const bool valid = r < rows;
@@ -73,17 +88,37 @@ __global__ void rms_norm_rope_vec_kernel(const bf16* x, int64_t x_row, const bf1
         out[i] = n0 * c[i] - n1 * s[i];
         out[i + 1] = n1 * c[i + 1] + n0 * s[i + 1];
     }
-    store_bf16<8>(y + ((b * Lo + tok + l) * H + h) * Dh + e0, out);
+    const int64_t at = ((b * Lo + tok + l) * H + h) * Dh + e0;
+    if (y8) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) out[i] = round_to_bf16(out[i]);
+        store_e4m3<8>(y8 + at, out, *descale);
+    } else {
+        store_bf16<8>(y + at, out);
+    }
+}
+
+// The one scale of an FP8 q/k buffer: every element rms_norm_rope writes is at most sqrt(Dh) max|w| over the gains
+// of the streams that write it (see Backend::attention_qk_buffer); 1% on top covers the BF16 rounding of the result
+// and of the RoPE tables (cos^2 + sin^2 may exceed 1 by a few ulps), so no code saturates.
+__global__ void qk_fp8_descale_kernel(const bf16* w0, const bf16* w1, int64_t Dh, float* descale) {
+    float amax = 0.0f;
+    for (int64_t j = threadIdx.x; j < Dh; j += blockDim.x) {
+        amax = fmaxf(amax, fabsf(__bfloat162float(w0[j])));
+        if (w1) amax = fmaxf(amax, fabsf(__bfloat162float(w1[j])));
+    }
+    amax = block_max(amax);
+    if (threadIdx.x == 0) *descale = amax > 0.0f ? 1.01f * sqrtf(static_cast<float>(Dh)) * amax / kE4m3MaxF : 1.0f;
 }
 
 template <int G>
 void launch_vec(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos, const bf16* sin, bf16* y,
-                int64_t rows, int64_t L, int64_t H, int64_t Dh, int64_t Lo, int64_t tok, float eps,
-                cudaStream_t stream) {
+                uint8_t* y8, const float* descale, int64_t rows, int64_t L, int64_t H, int64_t Dh, int64_t Lo,
+                int64_t tok, float eps, cudaStream_t stream) {
     constexpr int kThreads = 256;
     const unsigned blocks = static_cast<unsigned>((rows * G + kThreads - 1) / kThreads);
     rms_norm_rope_vec_kernel<G>
-        <<<blocks, kThreads, 0, stream>>>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps);
+        <<<blocks, kThreads, 0, stream>>>(x, x_row, weight, cos, sin, y, y8, descale, rows, L, H, Dh, Lo, tok, eps);
     FLUX2_CUDA_CHECK_LAUNCH("rms_norm_rope_vec_kernel");
 }
 
@@ -91,31 +126,48 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }  // namespace
 
 void launch_rms_norm_rope_strided(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos, const bf16* sin,
-                                  bf16* y, int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t Lo, int64_t tok,
-                                  float eps, cudaStream_t stream) {
+                                  bf16* y, uint8_t* y8, const float* descale, int64_t B, int64_t L, int64_t H,
+                                  int64_t Dh, int64_t Lo, int64_t tok, float eps, cudaStream_t stream) {
     const int64_t rows = B * L * H;
     if (rows == 0 || Dh == 0) return;
+    const bool out_aligned = y8 ? (Dh % 8 == 0 && reinterpret_cast<uintptr_t>(y8) % 8 == 0) : aligned16(y);
     if (Dh % 8 == 0 && x_row % 8 == 0 && aligned16(x) && aligned16(weight) && aligned16(cos) && aligned16(sin) &&
-        aligned16(y)) {
+        out_aligned) {
+        auto vec = [&](auto g) {
+            launch_vec<decltype(g)::value>(x, x_row, weight, cos, sin, y, y8, descale, rows, L, H, Dh, Lo, tok, eps,
+                                           stream);
+        };
         switch (Dh / 8) {
-            case 1: return launch_vec<1>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps, stream);
-            case 2: return launch_vec<2>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps, stream);
-            case 4: return launch_vec<4>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps, stream);
-            case 8: return launch_vec<8>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps, stream);
-            case 16: return launch_vec<16>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps, stream);
-            case 32: return launch_vec<32>(x, x_row, weight, cos, sin, y, rows, L, H, Dh, Lo, tok, eps, stream);
-            default: break;  // other head dims take the one-warp-per-head kernel below
+            case 1:
+                return vec(std::integral_constant<int, 1>{});
+            case 2:
+                return vec(std::integral_constant<int, 2>{});
+            case 4:
+                return vec(std::integral_constant<int, 4>{});
+            case 8:
+                return vec(std::integral_constant<int, 8>{});
+            case 16:
+                return vec(std::integral_constant<int, 16>{});
+            case 32:
+                return vec(std::integral_constant<int, 32>{});
+            default:
+                break;  // other head dims take the one-warp-per-head kernel below
         }
     }
     const unsigned blocks = static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
-    rms_norm_rope_kernel<<<blocks, kWarpsPerBlock * 32, 0, stream>>>(x, x_row, weight, cos, sin, y, rows, L, H, Dh,
-                                                                     Lo, tok, eps);
+    rms_norm_rope_kernel<<<blocks, kWarpsPerBlock * 32, 0, stream>>>(x, x_row, weight, cos, sin, y, y8, descale, rows,
+                                                                     L, H, Dh, Lo, tok, eps);
     FLUX2_CUDA_CHECK_LAUNCH("rms_norm_rope_kernel");
+}
+
+void launch_qk_fp8_descale(const bf16* w0, const bf16* w1, int64_t Dh, float* descale, cudaStream_t stream) {
+    qk_fp8_descale_kernel<<<1, 128, 0, stream>>>(w0, w1, Dh, descale);
+    FLUX2_CUDA_CHECK_LAUNCH("qk_fp8_descale_kernel");
 }
 
 void launch_rms_norm_rope(const bf16* x, const bf16* weight, const bf16* cos, const bf16* sin, bf16* y, int64_t B,
                           int64_t L, int64_t H, int64_t Dh, float eps, cudaStream_t stream) {
-    launch_rms_norm_rope_strided(x, H * Dh, weight, cos, sin, y, B, L, H, Dh, L, 0, eps, stream);
+    launch_rms_norm_rope_strided(x, H * Dh, weight, cos, sin, y, nullptr, nullptr, B, L, H, Dh, L, 0, eps, stream);
 }
 
 }  // namespace cuda

@@ -1,5 +1,8 @@
 // swiglu: [rows, 2M] -> [rows, M], y = silu(x[:, :M]) * x[:, M:] (the FLUX.2 gated MLP). swiglu_for writes the
-// E4M3 input of an FP8 GEMM instead (fused per-token quantization).
+// E4M3 input of an FP8 GEMM instead (fused per-token quantization); swiglu_beside_for does so for the single
+// block's [attn | mlp] rows, whose per-token scale spans both parts.
+#include <algorithm>
+
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_utils.cuh"
@@ -33,7 +36,7 @@ template <int W>
 __global__ void swiglu_fp8_kernel(const bf16* x, int64_t x_row, uint8_t* q, float* row_scales, int64_t m) {
     const int64_t r = blockIdx.x, step = int64_t(blockDim.x) * W;
     const bf16* xr = x + r * x_row;
-    auto product = [&](int64_t j, float (&v)[W]) {
+    auto product = [&](int64_t j, float(&v)[W]) {
         float up[W];
         load_bf16<W>(xr + j, v);
         load_bf16<W>(xr + m + j, up);
@@ -55,7 +58,76 @@ __global__ void swiglu_fp8_kernel(const bf16* x, int64_t x_row, uint8_t* q, floa
         store_e4m3<W>(q + r * m + j, v, s);
     }
 }
+// One CTA per row of the single block's output-projection input [attn | swiglu(gate, up)], E4M3 per token: the
+// row's BF16 values (the attention output as stored, the products rounded as swiglu stores them) are gathered in
+// shared memory while its amax is found, then written as codes. Same codes and scale as swiglu_into followed by
+// the standalone quantizer, without the BF16 MLP half going to memory and back.
+template <int W>
+__global__ void swiglu_beside_fp8_kernel(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row,
+                                         int64_t m, uint8_t* q, float* row_scales) {
+    extern __shared__ __align__(16) unsigned char swiglu_beside_smem[];
+    bf16* row = reinterpret_cast<bf16*>(swiglu_beside_smem);
+    const int64_t r = blockIdx.x, width = ca + m, step = int64_t(blockDim.x) * W;
+    const bf16 *ar = a + r * a_row, *xr = x + r * x_row;
+    float amax = 0.0f;
+    for (int64_t j = threadIdx.x * W; j < ca; j += step) {
+        float v[W];
+        load_bf16<W>(ar + j, v);
+#pragma unroll
+        for (int k = 0; k < W; ++k) amax = fmaxf(amax, fabsf(v[k]));
+        store_bf16<W>(row + j, v);
+    }
+#pragma unroll 4
+    for (int64_t j = threadIdx.x * W; j < m; j += step) {
+        float v[W], up[W];
+        load_bf16<W>(xr + j, v);
+        load_bf16<W>(xr + m + j, up);
+#pragma unroll
+        for (int k = 0; k < W; ++k) {
+            v[k] = round_to_bf16(silu(v[k]) * up[k]);
+            amax = fmaxf(amax, fabsf(v[k]));
+        }
+        store_bf16<W>(row + ca + j, v);
+    }
+    const float s = e4m3_row_scale(block_max(amax));  // block_max's barriers also publish the shared row
+    if (threadIdx.x == 0) row_scales[r] = s;
+    for (int64_t j = threadIdx.x * W; j < width; j += step) {
+        float v[W];
+        load_bf16<W>(row + j, v);
+        store_e4m3<W>(q + r * width + j, v, s);
+    }
+}
+
+template <int W>
+void launch_swiglu_beside_fp8_width(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row, int64_t m,
+                                    uint8_t* q, float* row_scales, int64_t rows, cudaStream_t stream) {
+    static const bool opted_in = [] {  // dynamic shared memory above 48 KB needs the kernel's opt-in
+        FLUX2_CUDA_CHECK(cudaFuncSetAttribute(swiglu_beside_fp8_kernel<W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              static_cast<int>(kSwigluBesideMaxRowBytes)));
+        return true;
+    }();
+    (void)opted_in;
+    // Up to 512 threads a row (row_threads stops at 256): with four such CTAs an SM keeps enough loads in flight.
+    const size_t smem = static_cast<size_t>(ca + m) * sizeof(bf16);
+    const int threads = static_cast<int>(std::min<int64_t>(512, ((ca + m) / W + 31) / 32 * 32));
+    swiglu_beside_fp8_kernel<W><<<rows, threads, smem, stream>>>(a, a_row, ca, x, x_row, m, q, row_scales);
+}
 }  // namespace
+
+void launch_swiglu_beside_fp8(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row, int64_t m,
+                              uint8_t* q, float* row_scales, int64_t rows, cudaStream_t stream) {
+    check(static_cast<size_t>(ca + m) * sizeof(bf16) <= kSwigluBesideMaxRowBytes, "swiglu beside attention: rows of ",
+          ca + m, " values exceed the kernel's shared-memory row (", kSwigluBesideMaxRowBytes / sizeof(bf16), ")");
+    if (rows == 0) return;
+    const bool aligned = reinterpret_cast<uintptr_t>(a) % 16 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                         a_row % kVec == 0 && x_row % kVec == 0 && ca % kVec == 0 && m % kVec == 0;
+    if (aligned) {
+        launch_swiglu_beside_fp8_width<kVec>(a, a_row, ca, x, x_row, m, q, row_scales, rows, stream);
+    } else {
+        launch_swiglu_beside_fp8_width<1>(a, a_row, ca, x, x_row, m, q, row_scales, rows, stream);
+    }
+    FLUX2_CUDA_CHECK_LAUNCH("swiglu_beside_fp8_kernel");
+}
 
 void launch_swiglu_fp8(const bf16* x, int64_t x_row, uint8_t* q, float* row_scales, int64_t rows, int64_t m,
                        cudaStream_t stream) {
@@ -118,6 +190,29 @@ Tensor CudaBackend::swiglu_for(const LinearWeight& next, const Tensor& x) {
     const int64_t m = q.dim(-1), rows = parts.scales.numel();
     cuda::launch_swiglu_fp8(static_cast<const cuda::bf16*>(x.raw()), 2 * m, static_cast<uint8_t*>(parts.codes.raw()),
                             static_cast<float*>(parts.scales.raw()), rows, m, stream());
+    return q;
+}
+
+}  // namespace flux2
+
+namespace flux2 {
+
+Tensor CudaBackend::swiglu_beside_for(const LinearWeight& next, Tensor& out, const Tensor& x, int64_t col, int64_t m) {
+    const int64_t width = out.dim(-1), ca = width - m;
+    const bool fits = static_cast<size_t>(width) * sizeof(cuda::bf16) <= cuda::kSwigluBesideMaxRowBytes;
+    if (!takes_fp8_input(next) || !fits) return Backend::swiglu_beside_for(next, out, x, col, m);
+    FLUX2_PROFILE_OP("swiglu beside attention -> fp8");
+    expect_device_bf16(out, "swiglu_beside_for", "out");
+    expect_device_bf16(x, "swiglu_beside_for", "x");
+    const int64_t x_row = x.dim(-1), rows = width ? out.numel() / width : 0;
+    check(ca >= 0 && col >= 0 && col + 2 * m <= x_row && x.numel() / x_row == rows, "swiglu_beside_for: out ",
+          shape_str(out.shape()), " with an MLP part of ", m, " does not fit x ", shape_str(x.shape()), " at column ",
+          col);
+    Tensor q = quantized_activations(out.shape());
+    Fp8Activations parts = fp8_parts(q);
+    cuda::launch_swiglu_beside_fp8(
+        static_cast<const cuda::bf16*>(out.raw()), width, ca, static_cast<const cuda::bf16*>(x.raw()) + col, x_row, m,
+        static_cast<uint8_t*>(parts.codes.raw()), static_cast<float*>(parts.scales.raw()), rows, stream());
     return q;
 }
 

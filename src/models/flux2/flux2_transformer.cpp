@@ -276,7 +276,8 @@ void Flux2Transformer::double_block(const DoubleBlock& b, Tensor& img, Tensor& t
     Tensor cos_img = be.slice(cos, 0, Lt, Li), sin_img = be.slice(sin, 0, Lt, Li);
 
     // Joint attention over [text, image] tokens, text first: each stream writes its token range directly.
-    Tensor q = be.uninitialized({B, L, H, Dh}), k = be.uninitialized({B, L, H, Dh}), v = be.uninitialized({B, L, Da});
+    Tensor q = qk_buffer({B, L, H, Dh}, {&b.norm_added_q, &b.norm_q});
+    Tensor k = qk_buffer({B, L, H, Dh}, {&b.norm_added_k, &b.norm_k}), v = be.uninitialized({B, L, Da});
     Tensor nc = qkv_input(b.add_qkv, txt, chunk(mod_txt, 0), chunk(mod_txt, 1));
     project_qkv(b.add_qkv, nc, b.norm_added_q, b.norm_added_k, cos_txt, sin_txt, q, k, v, 0);
     Tensor nx = qkv_input(b.qkv, img, chunk(mod_img, 0), chunk(mod_img, 1));
@@ -305,14 +306,14 @@ void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tenso
     const float eps = config_.eps;
     Tensor n = be.layer_norm_modulate_for(b.to_qkv_mlp, h, be.slice(mod, 1, 0, D), be.slice(mod, 1, D, D), eps);
     Tensor p = be.linear(n, b.to_qkv_mlp);  // [B, L, 3Da + 2M] = [q | k | v | gate | up]
-    Tensor q = be.uninitialized({B, L, H, Dh}), k = be.uninitialized({B, L, H, Dh});
+    Tensor q = qk_buffer({B, L, H, Dh}, {&b.norm_q}), k = qk_buffer({B, L, H, Dh}, {&b.norm_k});
     be.rms_norm_rope_into(p, 0, b.norm_q, cos, sin, eps, q, 0);
     be.rms_norm_rope_into(p, Da, b.norm_k, cos, sin, eps, k, 0);
-    // to_out's input [attn | swiglu(mlp)] is filled in place: v and the MLP half are read straight from p.
+    // to_out's input [attn | swiglu(mlp)]: v and the MLP half are read straight from p, the attention lands in
+    // the first Da columns, and the MLP half is produced beside it in to_out's input form.
     Tensor o = be.uninitialized({B, L, Da + M});
     attend(q, k, p, 2 * Da, o, 0);
-    be.swiglu_into(p, 3 * Da, M, o, Da);
-    residual(h, be.slice(mod, 1, 2 * D, D), o, b.to_out);
+    residual(h, be.slice(mod, 1, 2 * D, D), be.swiglu_beside_for(b.to_out, o, p, 3 * Da, M), b.to_out);
 }
 
 void Flux2Transformer::run_step(const StepInputs& in, Tensor& out) const {
@@ -391,6 +392,11 @@ void Flux2Transformer::residual(Tensor& x, const Tensor& gate, const Tensor& in,
     Tensor y = backend_->linear(in, w);  // this rank's share of the sum over w's inputs
     tp_->all_reduce_sum(y);
     backend_->gated_residual(x, gate, y);
+}
+
+Tensor Flux2Transformer::qk_buffer(const Shape& shape, const std::vector<const Tensor*>& norm_weights) const {
+    // Ulysses exchanges q and k between ranks as BF16 heads before attention.
+    return ulysses_ ? backend_->uninitialized(shape) : backend_->attention_qk_buffer(shape, norm_weights);
 }
 
 void Flux2Transformer::attend(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out,

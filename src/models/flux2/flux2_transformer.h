@@ -168,6 +168,8 @@ private:
     int64_t tp_size() const { return tp_ ? tp_->size() : 1; }
     // Backend::attention_into, across the ranks under sequence parallelism.
     void attend(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out, int64_t out_col) const;
+    // The q or k buffer of one attention (Backend::attention_qk_buffer, BF16 under sequence parallelism).
+    Tensor qk_buffer(const Shape& shape, const std::vector<const Tensor*>& norm_weights) const;
     Tensor time_embedding(const StepInputs& in) const;
     void double_block(const DoubleBlock& blk, Tensor& img, Tensor& txt, const Tensor& mod_img, const Tensor& mod_txt,
                       const Tensor& cos, const Tensor& sin) const;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <map>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -182,21 +181,26 @@ Tensor TextEncoder::layer_forward(const Layer& l, const Tensor& x, const Tensor&
     return be.add(h, be.linear(mlp, l.down_proj));
 }
 
-std::vector<Tensor> TextEncoder::hidden_states(const TokenBatch& t) const {
-    // ids [B, L] -> hidden_states[k] [B, L, hidden] for every requested k
+Tensor TextEncoder::encode(const TokenBatch& t) const {
+    // ids [B, L] -> the requested hidden states side by side per token, stacked on the backend (one copy each into
+    // its column range) and downloaded once.
     validate(t);
     Backend& be = *backend_;
+    const int64_t D = config_.hidden_size;
     RopeTables rope = rope_tables(t.length, config_.head_dim, config_.rope_theta, options_.bf16_rope_frequencies);
     const Tensor cos = be.upload(rope.cos), sin = be.upload(rope.sin);
     std::vector<float> mask(t.attention_mask.begin(), t.attention_mask.end());
     const Tensor key_mask = be.upload(Tensor::from_f32({t.batch, t.length}, std::move(mask)));
 
-    std::map<int64_t, Tensor> taken;
+    Tensor stacked = be.uninitialized({t.batch, t.length, static_cast<int64_t>(layers_.size()) * D});
     auto keep = [&](int64_t k, const Tensor& h) {
-        if (std::find(layers_.begin(), layers_.end(), k) == layers_.end()) return;
-        // transformers replaces the last entry of hidden_states by the final-normed output.
-        const bool last = k == config_.num_hidden_layers;
-        taken[k] = be.download(last ? be.rms_norm(h, final_norm_, static_cast<float>(config_.rms_norm_eps)) : h);
+        for (size_t j = 0; j < layers_.size(); ++j) {
+            if (layers_[j] != k) continue;
+            // transformers replaces the last entry of hidden_states by the final-normed output.
+            const bool last = k == config_.num_hidden_layers;
+            be.copy_into(last ? be.rms_norm(h, final_norm_, static_cast<float>(config_.rms_norm_eps)) : h, 0, D,
+                         stacked, 0, static_cast<int64_t>(j) * D);
+        }
     };
     Tensor x = be.upload(embed(t));
     keep(0, x);
@@ -206,22 +210,7 @@ std::vector<Tensor> TextEncoder::hidden_states(const TokenBatch& t) const {
         if (layer_stream_) layer_stream_->leave(i);
         keep(static_cast<int64_t>(i) + 1, x);
     }
-    std::vector<Tensor> out;
-    for (int64_t k : layers_) out.push_back(taken.at(k));
-    return out;
-}
-
-Tensor TextEncoder::encode(const TokenBatch& t) const {
-    const std::vector<Tensor> hs = hidden_states(t);
-    const int64_t D = config_.hidden_size, n = static_cast<int64_t>(hs.size());
-    const int64_t tokens = t.batch * t.length;
-    Tensor out = Tensor::zeros({t.batch, t.length, n * D});
-    float* po = out.f32();
-    for (int64_t j = 0; j < n; ++j) {
-        const float* ph = hs[j].f32();
-        for (int64_t r = 0; r < tokens; ++r) std::copy_n(ph + r * D, D, po + (r * n + j) * D);
-    }
-    return out;
+    return be.download(stacked);
 }
 
 int TextEncoder::release_device_weights() const {

@@ -59,9 +59,8 @@ public:
     const DecoderConfig& config() const { return config_; }
     const std::vector<int64_t>& layers() const { return layers_; }
 
-    // hidden_states[k] for each requested k, in request order: host F32 [B, L, hidden_size] each.
-    std::vector<Tensor> hidden_states(const TokenBatch& tokens) const;
-    // The FLUX.2 prompt embedding: the requested hidden states side by side per token, [B, L, n * hidden_size]
+    // The FLUX.2 prompt embedding: the requested hidden states (hidden_states[k] for each k of layers(), in that
+    // order) side by side per token, host F32 [B, L, n * hidden_size]
     // (= torch.stack(dim=1).permute(0, 2, 1, 3).reshape(B, L, n * hidden)).
     Tensor encode(const TokenBatch& tokens) const;
     // Gives the device copies of the linear weights back (--offload model); the next encode prepares them again.
