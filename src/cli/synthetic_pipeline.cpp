@@ -104,7 +104,7 @@ SyntheticPipelineSpec tiny_dev_pipeline_spec() {
                               {"num_key_value_heads", 2},
                               {"head_dim", 16}})
         s.text_encoder[key] = value;
-    s.text_encoder_layers = {30};
+    s.text_encoder_layers = {flux2_hidden_layers(DecoderFamily::mistral).back()};
     s.text_encoder_nvfp4 = true;
     s.tokenizer = "mistral-tekken-tokenizer";
     s.transformer.guidance_embeds = true;
@@ -127,9 +127,11 @@ SyntheticPipelineSpec real_size_pipeline_spec(const std::string& preset, uint64_
         s.text_encoder = qwen3_config(2560, 36, 32, 8, 128, 9728);  // Qwen3-4B
     else
         s.text_encoder = qwen3_config(4096, 36, 32, 8, 128, 12288);  // Qwen3-8B
-    // The deepest hidden layer FLUX.2 reads (dev 30, klein 27), so the file holds the layers that run.
-    s.text_encoder_layers = {
-        preset == "dev" && !small_text_encoder ? int64_t{30} : s.text_encoder["num_hidden_layers"].get<int64_t>()};
+    // Mistral: up to the deepest hidden layer dev reads (30 of 40), so the file holds the layers that run; the
+    // Qwen3 encoders and the stand-in: every layer, as their files hold them.
+    s.text_encoder_layers = {preset == "dev" && !small_text_encoder
+                                 ? flux2_hidden_layers(DecoderFamily::mistral).back()
+                                 : s.text_encoder["num_hidden_layers"].get<int64_t>()};
     check(s.transformer.joint_attention_dim == 3 * s.text_encoder["hidden_size"].get<int64_t>(),
           "synthetic pipeline: text encoder width does not match the transformer's context");
     s.vae = vae_config({128, 256, 512, 512}, 2);  // the FLUX.2 VAE

@@ -179,6 +179,9 @@ private:
         size_t bytes;
     };
     std::vector<StreamSource> stream_sources(const LinearWeight& w, std::string& why) const;
+    // The host bytes of w's stored form, in that order (dense bytes; NVFP4 codes then block scales; FP8 codes):
+    // what preparing it on the device uploads, and what stream_sources streams when it can.
+    static std::vector<StreamSource> host_sources(const LinearWeight& w);
     // What w's device weight takes when it stays resident (the budget of LayerStream's resident groups).
     int64_t resident_bytes(const LinearWeight& w) const;
     // Views of a streamed linear's tensors in its buffer, one per shape, laid out as stream_sources.

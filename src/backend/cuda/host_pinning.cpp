@@ -16,28 +16,13 @@
 
 namespace flux2 {
 
-namespace {
-// The host ranges a linear's device preparation uploads (linear.cpp).
-std::vector<std::pair<const uint8_t*, size_t>> upload_ranges(const LinearWeight& w) {
-    switch (w.format) {
-        case WeightFormat::dense:
-            return {{w.dense.bytes.data(), w.dense.bytes.size()}};
-        case WeightFormat::nvfp4:
-            return {{w.nvfp4.codes.data(), w.nvfp4.codes.size()}, {w.nvfp4.scales.data(), w.nvfp4.scales.size()}};
-        case WeightFormat::fp8:
-            return {{w.fp8.codes.data(), w.fp8.codes.size()}};
-    }
-    return {};
-}
-}  // namespace
-
 class CudaHostPinning final : public HostPinning {
 public:
     CudaHostPinning(CudaBackend& backend, const std::vector<const LinearWeight*>& linears)
         : backend_(backend), pinned_("--offload model", "or use --offload none or layers"), linears_(linears.size()) {
         std::vector<const uint8_t*> starts;
         for (const LinearWeight* w : linears)
-            for (const auto& [data, bytes] : upload_ranges(*w)) {
+            for (const auto& [data, bytes] : CudaBackend::host_sources(*w)) {
                 if (bytes == 0 || backend_.pinned_uploads_.count(data)) continue;  // pinned by another already
                 pinned_.add(starts.size(), data, bytes, 0);
                 starts.push_back(data);

@@ -28,24 +28,34 @@ constexpr size_t kAlign = 256;  // the offset of every streamed tensor in its bu
 size_t aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 }  // namespace
 
-std::vector<CudaBackend::StreamSource> CudaBackend::stream_sources(const LinearWeight& w, std::string& why) const {
-    const int64_t in = w.in_features;
+std::vector<CudaBackend::StreamSource> CudaBackend::host_sources(const LinearWeight& w) {
     switch (w.format) {
         case WeightFormat::dense:
-            if (w.dense.dtype == DType::BF16) return {{w.dense.bytes.data(), w.dense.bytes.size()}};
+            return {{w.dense.bytes.data(), w.dense.bytes.size()}};
+        case WeightFormat::nvfp4:
+            return {{w.nvfp4.codes.data(), w.nvfp4.codes.size()}, {w.nvfp4.scales.data(), w.nvfp4.scales.size()}};
+        case WeightFormat::fp8:
+            return {{w.fp8.codes.data(), w.fp8.codes.size()}};
+    }
+    return {};
+}
+
+std::vector<CudaBackend::StreamSource> CudaBackend::stream_sources(const LinearWeight& w, std::string& why) const {
+    const bool fp8_path = precision_ == CudaLinearPrecision::fp8 && w.in_features % 16 == 0;
+    switch (w.format) {
+        case WeightFormat::dense:
+            if (w.dense.dtype == DType::BF16) return host_sources(w);
             why = "16/32-bit float weights are converted to BF16 at preparation";
             return {};
         case WeightFormat::nvfp4:
             // The fp8 path runs NVFP4 layers from their 4-bit form, converted before each GEMM (as fp4 residency).
-            if (precision_ == CudaLinearPrecision::fp8 && in % 16 == 0)
-                return {{w.nvfp4.codes.data(), w.nvfp4.codes.size()}, {w.nvfp4.scales.data(), w.nvfp4.scales.size()}};
+            if (fp8_path) return host_sources(w);
             why = precision_ == CudaLinearPrecision::fp4
                       ? "the native FP4 GEMM's weight layout is made at preparation"
                       : "NVFP4 weights on the bf16 path are converted to BF16 at preparation";
             return {};
         case WeightFormat::fp8:
-            if (precision_ == CudaLinearPrecision::fp8 && in % 16 == 0)
-                return {{w.fp8.codes.data(), w.fp8.codes.size()}};
+            if (fp8_path) return host_sources(w);
             why = "FP8 weights off the fp8 path are converted to BF16 at preparation";
             return {};
     }

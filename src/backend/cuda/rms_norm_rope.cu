@@ -43,6 +43,7 @@ __global__ void rms_norm_rope_kernel(const bf16* x, int64_t x_row, const bf16* w
     const int64_t out = ((b * Lo + tok + l) * H + h) * Dh;
     auto* yr = reinterpret_cast<__nv_bfloat162*>(y + out);
     auto* yr8 = reinterpret_cast<uint16_t*>(y8 + out);
+    const float inv_scale = y8 ? 1.0f / *descale : 0.0f;  // as store_e4m3: the codes of v * (1 / descale)
     for (int64_t p = lane; p < pairs; p += 32) {
         const float2 v = __bfloat1622float2(xr[p]), g = __bfloat1622float2(w2[p]);
         const float2 c = __bfloat1622float2(c2[p]), s = __bfloat1622float2(s2[p]);
@@ -50,7 +51,6 @@ __global__ void rms_norm_rope_kernel(const bf16* x, int64_t x_row, const bf16* w
         const __nv_bfloat162 r = __floats2bfloat162_rn(n0 * c.x - n1 * s.x, n1 * c.y + n0 * s.y);
         if (y8) {
             const float2 rf = __bfloat1622float2(r);
-            const float inv_scale = 1.0f / *descale;  // as store_e4m3: the codes of v * (1 / descale)
             yr8[p] = float2_to_e4m3x2(rf.x * inv_scale, rf.y * inv_scale);
         } else {
             yr[p] = r;
