@@ -1,8 +1,9 @@
 // The LoRA branch on the CUDA backend against the CPU backend (the fp32 reference, itself checked against PEFT in
 // lora_golden_test): single linears on the bf16 and fp8 paths (plain, fused gated residual, after a fused
 // producer, whose E4M3 output the fp8 branch reads), and the tiny transformers with combined LoRAs on bf16 and NVFP4
-// bases within the GPU bounds of the same cases without LoRA, switching adapters between CUDA-graph replays. Skipped
-// without a GPU.
+// bases within the GPU bounds of the same cases without LoRA, switching adapters between CUDA-graph replays (also
+// with NVFP4 codes resident), and branches of several ranks replacing each other on one linear. Skipped without a
+// GPU.
 #include <cstring>
 
 #include "cuda_test_util.h"
@@ -81,11 +82,35 @@ TEST_P(CudaLoraLinear, MatchesCpu) {
     EXPECT_NE(be->path_summary().find("+ lora r16"), std::string::npos) << be->path_summary();
 }
 
+// Branches of different ranks replace each other on one layer (each prepared anew, the base untouched), and without
+// a branch the layer gives its base output again: each step against the CPU, directly and after a fused producer.
+TEST_P(CudaLoraLinear, SwitchingAndDroppingBranchesKeepsTheBase) {
+    auto cpu = make_backend(BackendOptions{});
+    const int64_t m = 29, n = 80, k = 160;
+    LinearWeight w = weight(randn({n, k}, 1.0f / std::sqrt(float(k))), WeightFormat::nvfp4);
+    Tensor x = randn({1, m, k});
+    const std::vector<float> base = cpu->linear(x, w).to_vector();
+    for (int64_t rank : {5, 40, 16, 0, 16}) {
+        w.lora = rank ? branch(rank, k, n) : nullptr;
+        const std::vector<float> want = cpu->linear(x, w).to_vector();
+        EXPECT_LE(rel_error(down(be->linear(up(x), w)), want), tolerance()) << "rank " << rank;
+        Tensor shift = randn({1, k}, 0.3f), scale = randn({1, k}, 0.3f);
+        Tensor produced = be->layer_norm_modulate_for(w, up(x), up(shift), up(scale), 1e-6f);
+        EXPECT_LE(rel_error(down(be->linear(produced, w)),
+                            cpu->linear(cpu->layer_norm_modulate(x, shift, scale, 1e-6f), w).to_vector()),
+                  tolerance())
+            << "after a producer, rank " << rank;
+    }
+    w.lora = nullptr;
+    EXPECT_LE(rel_error(down(be->linear(up(x), w)), base), tolerance()) << "no branch after branches";
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, CudaLoraLinear, ::testing::Values("bf16", "fp8"));
 
 struct GpuLoraCase {
     std::string model, base, precision;
     double tolerance;  // the GPU bound of the same case without LoRA (cuda_transformer_test)
+    std::string residency = "";
 };
 
 class CudaLoraTransformer : public ::testing::TestWithParam<GpuLoraCase> {};
@@ -97,6 +122,7 @@ TEST_P(CudaLoraTransformer, MatchesCpuAndPeft) {
     BackendOptions options;
     options.device = "cuda";
     options.precision = c.precision;
+    if (!c.residency.empty()) options.residency = c.residency;
     auto gpu = make_cuda_backend(options);
     auto cpu = make_backend(BackendOptions{});
     const std::string ckpt = data_path("tiny-" + c.model + "-" + c.base + ".safetensors");
@@ -142,9 +168,12 @@ INSTANTIATE_TEST_SUITE_P(Bases, CudaLoraTransformer,
                                            GpuLoraCase{"klein", "bf16", "bf16", 1e-2},
                                            GpuLoraCase{"dev", "nvfp4", "bf16", 1e-2},
                                            GpuLoraCase{"dev", "nvfp4", "fp8", 3e-2},
-                                           GpuLoraCase{"klein", "nvfp4", "fp8", 3e-2}),
+                                           GpuLoraCase{"klein", "nvfp4", "fp8", 3e-2},
+                                           // NVFP4 codes resident, converted before each GEMM
+                                           GpuLoraCase{"dev", "nvfp4", "fp8", 3e-2, "fp4"}),
                          [](const ::testing::TestParamInfo<GpuLoraCase>& info) {
-                             return info.param.model + "_" + info.param.base + "_" + info.param.precision;
+                             return info.param.model + "_" + info.param.base + "_" + info.param.precision +
+                                    (info.param.residency.empty() ? "" : "_" + info.param.residency + "_resident");
                          });
 
 }  // namespace

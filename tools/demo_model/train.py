@@ -96,6 +96,16 @@ def parse_args(argv=None):
     ap.add_argument("--freeze-text-encoder", action="store_true",
                     help="keep the text encoder fixed (random, or as --resume left it); every caption is then "
                     "encoded once before training, and the steps run the transformer only")
+    ap.add_argument("--decoder-adapt", action="store_true",
+                    help="with --resume: keep the transformer and text encoder, and fine-tune the VAE decoder on the "
+                         "transformer's own samples for the budget (adapt_decoder)")
+    ap.add_argument("--decoder-lr", type=float, default=2e-4)
+    ap.add_argument("--decoder-batch", type=int, default=128)
+    ap.add_argument("--decoder-max-sigma", type=float, default=0.6,
+                    help="the samples start from the training latents noised up to this sigma")
+    ap.add_argument("--decoder-steps", type=int, default=4, help="Euler steps of those samples (true CFG 4)")
+    ap.add_argument("--decoder-clean-fraction", type=float, default=0.25,
+                    help="share of each batch decoded from the clean latents (keeps the reconstructions)")
     # preview
     ap.add_argument("--preview-prompts", type=int, default=40, help="eval prompts drawn into preview.png (0: none)")
     ap.add_argument("--preview-steps", type=int, default=50)
@@ -309,15 +319,7 @@ def train_vae(args, vae, images_u8, device, deadline, logd):
             z = z + 0.05 * z.detach().std() * torch.randn_like(z)
             rec = vae.decode(z).sample.float()
         kl = 0.5 * (post.mean.float() ** 2 + post.var.float() - 1.0 - post.logvar.float()).mean()
-        err = (rec - x).abs() + (rec - x) ** 2
-        if args.vae_shape_weight > 0:
-            # Shapes cover ~2-15% of an image, so a plain mean lets the decoder round their corners off; weight
-            # the pixels that differ from the background (a corner pixel: shapes never reach the corners) and a
-            # 2-pixel rim around them.
-            shape = ((x - x[:, :, :1, :1]).abs().amax(dim=1, keepdim=True) > 0.05).float()
-            rim = F.max_pool2d(shape, 5, stride=1, padding=2)
-            err = err * (1 + args.vae_shape_weight * rim)
-        loss = err.mean() + 1e-6 * kl
+        loss = image_loss(rec, x, args.vae_shape_weight) + 1e-6 * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -332,6 +334,87 @@ def train_vae(args, vae, images_u8, device, deadline, logd):
                    "seconds": time.time() - t_start}
     log(f"vae done: {step} steps, loss {logd['vae']['final_loss']}")
     vae.eval()
+
+
+def image_loss(rec, x, shape_weight):
+    """L1 + L2 per pixel, the shapes' pixels and a 2-pixel rim around them weighing 1 + shape_weight (train_vae)."""
+    err = (rec - x).abs() + (rec - x) ** 2
+    if shape_weight > 0:
+        # Shapes cover ~2-15% of an image, so a plain mean lets the decoder round their corners off; weight the
+        # pixels that differ from the background (a corner pixel: shapes never reach the corners) and a 2-pixel
+        # rim around them.
+        shape = ((x - x[:, :, :1, :1]).abs().amax(dim=1, keepdim=True) > 0.05).float()
+        rim = F.max_pool2d(shape, 5, stride=1, padding=2)
+        err = err * (1 + shape_weight * rim)
+    return err.mean()
+
+
+def decode_packed(vae, x, h, w):
+    """Normalized packed latents [B, h*w, 128] -> decoded images in [-1, 1] (the pipelines' decode)."""
+    z = unpack(x, h, w)
+    z = z * torch.sqrt(vae.bn.running_var.view(1, -1, 1, 1) + vae.config.batch_norm_eps) + vae.bn.running_mean.view(
+        1, -1, 1, 1)
+    return vae.decode(unpatchify(z)).sample
+
+
+def adapt_decoder(args, dit, te, vae, lat, images_u8, ids, mask, empty, device, deadline, logd):
+    """Fine-tunes the VAE decoder (the encoder, its latent space and the BatchNorm statistics stay) on latents the
+    frozen transformer drew, against the images they should show. Each sample starts from a training latent noised
+    to a random sigma up to --decoder-max-sigma and is integrated to sigma 0 in --decoder-steps Euler steps with true
+    CFG 4, as the sampler ends a generation; its target is that latent's own image. The transformer's latents are
+    a little off where it matters to the prompt checker (a square's corners come out rounded, docs/DEMO_MODEL.md),
+    and the decoder learns to draw what such latents stand for. A share of each batch decodes the clean latents."""
+    te.to(device).eval().requires_grad_(False)
+    ctx_all, ctx_empty = encode_captions(te, ids, mask, empty, device)
+    dit.to(device).eval().requires_grad_(False)
+    vae.to(device).train()
+    vae.bn.eval()  # the latent statistics stay those the transformer was trained on
+    vae.encoder.requires_grad_(False)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    opt = torch.optim.AdamW(params, lr=args.decoder_lr, betas=(0.9, 0.99), weight_decay=0.0)
+    g = torch.Generator(device="cpu").manual_seed(args.seed + 4)
+    gd = torch.Generator(device=device).manual_seed(args.seed + 5)
+    n, li, _ = lat.shape
+    side = int(round(math.sqrt(li)))
+    img_ids, txt_ids = image_ids(side, side, device), text_ids(ids.shape[1], device)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    b = args.decoder_batch
+    step, t_start, last, losses = 0, time.time(), 0.0, []
+    while time.time() < deadline:
+        idx = torch.randint(0, n, (b,), generator=g)
+        x0 = lat[idx].to(device).float()
+        s0 = args.decoder_max_sigma * torch.rand(b, device=device, generator=gd)
+        s0 = torch.where(torch.rand(b, device=device, generator=gd) < args.decoder_clean_fraction, 0.0, s0)
+        x = (1 - s0[:, None, None]) * x0 + s0[:, None, None] * torch.randn(x0.shape, device=device, generator=gd)
+        ctx = torch.cat([ctx_all[idx.to(device)], ctx_empty.expand(b, -1, -1)]).to(x.dtype)
+        with torch.no_grad(), amp:
+            for j in range(args.decoder_steps):
+                sj = s0 * (1 - j / args.decoder_steps)
+                sn = s0 * (1 - (j + 1) / args.decoder_steps)
+                v = dit(hidden_states=torch.cat([x, x]), encoder_hidden_states=ctx, timestep=torch.cat([sj, sj]),
+                        img_ids=img_ids, txt_ids=txt_ids, guidance=None, return_dict=False)[0].float()
+                vc, vn = v[:b], v[b:]
+                x = x + (sn - sj)[:, None, None] * (vn + 4.0 * (vc - vn))
+        frac = (time.time() - t_start) / max(1e-6, deadline - t_start)
+        lr = args.decoder_lr * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+        for grp in opt.param_groups:
+            grp["lr"] = lr
+        with amp:
+            rec = decode_packed(vae, x, side, side).float()
+        loss = image_loss(rec, to_unit(images_u8, idx, device), args.vae_shape_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(loss.item())
+        step += 1
+        if time.time() - last > 10 or step == 1:
+            last = time.time()
+            log(f"decoder step {step} loss {np.mean(losses[-50:]):.4f} lr {lr:.2e} ({step / (time.time() - t_start):.2f} it/s)")
+    logd["decoder_adapt"] = {"steps": step, "final_loss": float(np.mean(losses[-50:])) if losses else None,
+                             "seconds": time.time() - t_start, "samples_seen": step * b}
+    log(f"decoder adaptation done: {step} steps, loss {logd['decoder_adapt']['final_loss']}")
+    vae.eval().requires_grad_(True)
 
 
 @torch.no_grad()
@@ -509,10 +592,7 @@ def sample(dit, te, vae, tokenizer, prompts, seeds, args, device, steps, guidanc
                     img_ids=iid, txt_ids=tid, guidance=None, return_dict=False)[0].float()
         vc, vn = v[:n], v[n:]
         x = x + (sig[i + 1] - sig[i]) * (vn + guidance * (vc - vn))
-    z = unpack(x, h, w)
-    z = z * torch.sqrt(vae.bn.running_var.view(1, -1, 1, 1) + vae.config.batch_norm_eps) + vae.bn.running_mean.view(
-        1, -1, 1, 1)
-    img = vae.decode(unpatchify(z)).sample.float()
+    img = decode_packed(vae, x, h, w).float()
     return ((img * 0.5 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -843,7 +923,9 @@ def load_previous(args, folder, announce=True):
     args.te_hidden, args.te_layers = te.config.hidden_size, te.config.num_hidden_layers
     args.vae_channels = ",".join(str(x) for x in vae.config.block_out_channels)
     args.vae_layers = vae.config.layers_per_block
-    if announce:
+    if announce and args.decoder_adapt:
+        log(f"resuming from {folder}: transformer, text encoder and VAE encoder kept, VAE decoder adapted")
+    elif announce:
         log(f"resuming from {folder}: VAE kept, transformer " +
             ("trained further, text encoder kept" if args.freeze_text_encoder else "and text encoder trained further"))
     return vae, dit, te
@@ -901,7 +983,16 @@ def main(argv=None):
     lat = pack(lat).to(torch.bfloat16)
     log(f"latents {tuple(lat.shape)}; BatchNorm mean |{vae.bn.running_mean.abs().mean():.3f}| "
         f"var {vae.bn.running_var.mean():.3f}")
-    share = token_shape_share(images_t, device) if args.shape_weight > 0 else None
+    ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
+    if device.type == "cuda":
+        ids_t, mask_t = ids_t.to(device), mask_t.to(device)
+    empty = (torch.from_numpy(eids[0]), torch.from_numpy(emask[0]))
+    if args.decoder_adapt:
+        if not args.resume:
+            raise SystemExit("--decoder-adapt adapts the decoder of an earlier run: give it --resume FOLDER")
+        adapt_decoder(args, dit, te, vae, lat, images_t, ids_t, mask_t, empty, device,
+                      T0 + args.time_budget_s - reserve, logd)
+    share = token_shape_share(images_t, device) if args.shape_weight > 0 and not args.decoder_adapt else None
     if share is not None:
         log(f"tokens on or next to a shape: {(share > 0).float().mean():.1%}; their loss weighs up to "
             f"{1 + args.shape_weight:g}x")
@@ -913,12 +1004,9 @@ def main(argv=None):
         dit = build_transformer(args)
     log(f"transformer: {sum(p.numel() for p in dit.parameters()) / 1e6:.2f} M parameters; text encoder: "
         f"{sum(p.numel() for p in te.model.layers.parameters()) / 1e6:.3f} M in layers + embedding")
-    ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
-    if device.type == "cuda":
-        ids_t, mask_t = ids_t.to(device), mask_t.to(device)
-    empty = (torch.from_numpy(eids[0]), torch.from_numpy(emask[0]))
-    train_transformer(args, dit, te, lat, ids_t, mask_t, empty, device, T0 + args.time_budget_s - reserve, logd,
-                      token_share=share)
+    if not args.decoder_adapt:
+        train_transformer(args, dit, te, lat, ids_t, mask_t, empty, device, T0 + args.time_budget_s - reserve, logd,
+                          token_share=share)
 
     # 3. export
     if os.path.exists(args.out):
