@@ -297,6 +297,12 @@ def to_unit(images_u8, idx, device):
     return x / 127.5 - 1.0
 
 
+def scheduled_lr(base, step, warmup, frac, floor):
+    """The learning rate of every stage: linear warm-up over `warmup` steps, then a cosine from `base` down to
+    floor x base as `frac` (the share of the stage's time or steps gone) goes from 0 to 1."""
+    return base * min(1.0, (step + 1) / warmup) * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
 def train_vae(args, vae, images_u8, device, deadline, logd):
     vae.to(device).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, betas=(0.9, 0.99), weight_decay=0.0)
@@ -309,7 +315,7 @@ def train_vae(args, vae, images_u8, device, deadline, logd):
         idx = torch.randint(0, n, (args.vae_batch,), generator=g)
         x = to_unit(images_u8, idx, device)
         frac = (time.time() - t_start) / max(1e-6, deadline - t_start)
-        lr = args.vae_lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+        lr = scheduled_lr(args.vae_lr, step, 100, frac, 0.1)
         for grp in opt.param_groups:
             grp["lr"] = lr
         with amp:
@@ -396,7 +402,7 @@ def adapt_decoder(args, dit, te, vae, lat, images_u8, ids, mask, empty, device, 
                 vc, vn = v[:b], v[b:]
                 x = x + (sn - sj)[:, None, None] * (vn + 4.0 * (vc - vn))
         frac = (time.time() - t_start) / max(1e-6, deadline - t_start)
-        lr = args.decoder_lr * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+        lr = scheduled_lr(args.decoder_lr, step, 50, frac, 0.1)
         for grp in opt.param_groups:
             grp["lr"] = lr
         with amp:
@@ -527,7 +533,7 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
         frac = (time.time() - t_start) / max(1e-6, deadline - t_start)
         if args.max_steps > 0:
             frac = max(frac, step / args.max_steps)
-        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+        lr = scheduled_lr(args.lr, step, args.warmup, frac, 0.05)
         for grp in opt.param_groups:
             grp["lr"] = lr
         with amp:
@@ -936,6 +942,8 @@ def main(argv=None):
         write_nvfp4_selftest(sys.argv[2])
         return
     args = parse_args(argv)
+    if args.decoder_adapt and not args.resume:  # before the data and the VAE stage, not after them
+        raise SystemExit("--decoder-adapt adapts the decoder of an earlier run: give it --resume FOLDER")
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     workers = args.workers or os.cpu_count() or 1
@@ -988,8 +996,6 @@ def main(argv=None):
         ids_t, mask_t = ids_t.to(device), mask_t.to(device)
     empty = (torch.from_numpy(eids[0]), torch.from_numpy(emask[0]))
     if args.decoder_adapt:
-        if not args.resume:
-            raise SystemExit("--decoder-adapt adapts the decoder of an earlier run: give it --resume FOLDER")
         adapt_decoder(args, dit, te, vae, lat, images_t, ids_t, mask_t, empty, device,
                       T0 + args.time_budget_s - reserve, logd)
     share = token_shape_share(images_t, device) if args.shape_weight > 0 and not args.decoder_adapt else None
