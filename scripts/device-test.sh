@@ -127,6 +127,17 @@ for spec in ${FLUX2_STEP_BENCH:-}; do
   PYTHONUNBUFFERED=1 python3 bench/torch_flux2_step.py --model "$model" --res "$res" 2>&1 | tee -a "$out/step_bench.txt"
 done
 
+# LoRA on the GPU (issue 11, docs/PERFORMANCE.md): FLUX2_LORA_BENCH=dev times `flux2 bench` fp8 at 1024 with a
+# rank-32 and three rank-16 synthetic LoRAs, every branch beside its GEMM first (FLUX2_LORA_FP8_GEMM=0), then the
+# default (carried in the FP8 GEMM where the output is wider), in this call.
+for model in ${FLUX2_LORA_BENCH:-}; do
+  for mode in 0 default; do
+    echo "== LoRA benchmark $model, FLUX2_LORA_FP8_GEMM=$mode"
+    FLUX2_LORA_FP8_GEMM=$mode ./build-gpu/flux2 bench --model "$model" --device cuda --precision fp8 --resolutions 1024 \
+      --steps 5 --warmup 2 --lora-rank 32 --lora-rank 16,16,16 2>&1 | grep -v "^\[flux2 info\]" | tee -a "$out/lora_bench.txt"
+  done
+done
+
 # The server (docs/PERFORMANCE.md): FLUX2_SERVE_BENCH=dev writes a real-size synthetic pipeline, times
 # `flux2 bench` at 1024 (fp8) and then `flux2 serve` on the same weights (bench/serve_bench.py), in this call.
 # FLUX2_SYNTH_DIR (e.g. /dev/shm/x: no disk writes) and FLUX2_SYNTH_ARGS (e.g. --small-text-encoder) shape the

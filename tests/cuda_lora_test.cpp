@@ -1,6 +1,7 @@
 // The LoRA branch on the CUDA backend against the CPU backend (the fp32 reference, itself checked against PEFT in
 // lora_golden_test): single linears on the bf16 and fp8 paths (plain, fused gated residual, after a fused
-// producer, whose E4M3 output the fp8 branch reads), and the tiny transformers with combined LoRAs on bf16 and NVFP4
+// producer, whose E4M3 output the fp8 branch reads; carried inside the FP8 GEMM, also for tokens whose branch
+// dwarfs their values), and the tiny transformers with combined LoRAs on bf16 and NVFP4
 // bases within the GPU bounds of the same cases without LoRA, switching adapters between CUDA-graph replays (also
 // with NVFP4 codes resident), and branches of several ranks replacing each other on one linear. Skipped without a
 // GPU.
@@ -49,7 +50,7 @@ TEST_P(CudaLoraLinear, MatchesCpu) {
     auto cpu = make_backend(BackendOptions{});
     for (WeightFormat format : {WeightFormat::dense, WeightFormat::nvfp4}) {
         for (int64_t rank : {5, 16}) {
-            const int64_t m = 37, n = 96, k = 144;
+            const int64_t m = 37, n = 176, k = 144;  // n > k: the fp8 path carries the branch in its GEMM
             LinearWeight w = weight(randn({n, k}, 1.0f / std::sqrt(float(k))), format);
             Tensor x = randn({1, m, k});
             const std::vector<float> base = cpu->linear(x, w).to_vector();
@@ -80,13 +81,50 @@ TEST_P(CudaLoraLinear, MatchesCpu) {
         }
     }
     EXPECT_NE(be->path_summary().find("+ lora r16"), std::string::npos) << be->path_summary();
+    // fp8 layers with a resident E4M3 weight and an output wider than their input carry the branch in their GEMM
+    // (quant/lora_fp8_tail.h); the others run it beside.
+    if (GetParam() == "fp8") {
+        EXPECT_NE(be->path_summary().find("in the fp8 GEMM"), std::string::npos) << be->path_summary();
+        LinearWeight narrow = weight(randn({48, 144}, 1.0f / 12.0f), WeightFormat::nvfp4);
+        narrow.lora = branch(16, 144, 48);
+        Tensor x = randn({1, 9, 144});
+        EXPECT_LE(rel_error(down(be->linear(up(x), narrow)), cpu->linear(x, narrow).to_vector()), tolerance());
+        EXPECT_NE(be->path_summary().find("separate GEMMs: output not wider than input"), std::string::npos)
+            << be->path_summary();
+    }
+}
+
+// The branch carried in the FP8 GEMM for tokens whose branch dwarfs their own values (rows following the signs of a
+// row of A, then B 400 times stronger): their t codes do not fit the token's scale, so the scale grows and the row's
+// codes are rescaled on the GPU (lora_fp8_tail.h). Against the CPU, and the layer still carries its branch.
+TEST_P(CudaLoraLinear, CarriedBranchFitsTokensWhoseBranchDominates) {
+    auto cpu = make_backend(BackendOptions{});
+    const int64_t m = 24, n = 160, k = 128;
+    LinearWeight w = weight(randn({n, k}, 1.0f / std::sqrt(float(k))), WeightFormat::nvfp4);
+    auto l = branch(12, k, n);
+    Tensor x = randn({1, m, k});
+    for (int64_t row = 0; row < m; row += 2) {  // every other token aligned, the rest ordinary
+        const int64_t r = row % l->rank;
+        for (int64_t i = 0; i < k; ++i) x.f32()[row * k + i] = l->a[r * k + i] >= 0.0f ? 3.0f : -3.0f;
+    }
+    for (float strength : {1.0f, 400.0f}) {
+        auto b = std::make_shared<LoraBranch>(*l);
+        for (float& v : b->b) v *= strength;
+        b->prepared = nullptr;
+        w.lora = b;
+        EXPECT_LE(rel_error(down(be->linear(up(x), w)), cpu->linear(x, w).to_vector()), tolerance())
+            << "strength " << strength;
+    }
+    if (GetParam() == "fp8") {
+        EXPECT_NE(be->path_summary().find("+ lora r12 in the fp8 GEMM"), std::string::npos) << be->path_summary();
+    }
 }
 
 // Branches of different ranks replace each other on one layer (each prepared anew, the base untouched), and without
 // a branch the layer gives its base output again: each step against the CPU, directly and after a fused producer.
 TEST_P(CudaLoraLinear, SwitchingAndDroppingBranchesKeepsTheBase) {
     auto cpu = make_backend(BackendOptions{});
-    const int64_t m = 29, n = 80, k = 160;
+    const int64_t m = 29, n = 192, k = 160;
     LinearWeight w = weight(randn({n, k}, 1.0f / std::sqrt(float(k))), WeightFormat::nvfp4);
     Tensor x = randn({1, m, k});
     const std::vector<float> base = cpu->linear(x, w).to_vector();

@@ -25,6 +25,7 @@
 #include "backend/cuda/conv_cudnn.h"
 #include "backend/cuda/device_memory.h"
 #include "backend/cuda/fp4_linear.h"
+#include "backend/cuda/launchers.h"
 #include "backend/cuda/op_profiler.h"
 #include "backend/cuda/pinned_sources.h"
 #include "backend/op_shapes.h"
@@ -47,8 +48,8 @@ enum class CudaLinearPrecision { bf16, fp8, fp4 };
 // Activations quantized to E4M3 per row, the input form of the FP8 GEMM. A producer kernel (the standalone
 // quantizer today; a fused norm/SwiGLU epilogue later) fills both tensors.
 struct Fp8Activations {
-    Tensor codes;   // F8_E4M3 [rows, K]
-    Tensor scales;  // F32 [rows]: x[r, :] ~= codes[r, :] * scales[r]
+    Tensor codes;   // F8_E4M3 [rows, ld]: K codes, then (ld > K) the LoRA branch's that its GEMM carries
+    Tensor scales;  // F32 [rows]: x[r, :] ~= codes[r, :K] * scales[r]
 };
 
 // An FP8 q or k buffer of attention_qk_buffer: F8_E4M3 [B, L, H, Dh] codes, then (at a 16-byte boundary) the one
@@ -140,16 +141,23 @@ public:
     Tensor empty(const Shape& shape, DType dtype);  // uninitialized device tensor on this backend's stream
     // Tests: fill every new tensor with 0xFF bytes (NaN in BF16/F32), so an element an op fails to write shows.
     void set_poison_new_tensors(bool on) { poison_ = on; }
-    // Per-row E4M3 quantization of a BF16 tensor [..., K] viewed as [rows, K].
+    // Per-row E4M3 quantization of a BF16 tensor [..., K] viewed as [rows, K] (into rows of ld codes: the input of
+    // an FP8 layer carrying a LoRA branch, fp8_input_width).
     Fp8Activations quantize_fp8(const Tensor& x);
-    // The fused producers' result: one F8_E4M3 tensor [..., K] whose storage holds the codes and then (at a
-    // 16-byte boundary) the F32 scale of every row; linear() takes it as an input. fp8_parts splits it.
-    Tensor quantized_activations(const Shape& shape);
+    Fp8Activations quantize_fp8(const Tensor& x, int64_t ld);
+    // The fused producers' result for a layer taking rows of ld codes: one F8_E4M3 tensor [..., ld] (shape gives
+    // [..., K]) whose storage holds the codes and then (at a 16-byte boundary) the F32 scale of every row; linear()
+    // takes it as an input (and writes a carried LoRA branch's codes into it). fp8_parts splits it.
+    Tensor quantized_activations(const Shape& shape, int64_t ld);
     static Fp8Activations fp8_parts(const Tensor& quantized);
+    static cuda::E4m3Rows e4m3_rows(const Fp8Activations& a);  // where a producer writes a
     static Fp8Qk fp8_qk_parts(const Tensor& qk);
     // Whether linear(·, w) takes E4M3 activations from a fused producer: it runs the FP8 GEMM (prepares w if
     // needed); a LoRA branch on it reads the same E4M3 activations.
     bool takes_fp8_input(const LinearWeight& w);
+    // The row width of an FP8 layer's E4M3 input: in_features, plus the padded rank of a LoRA branch carried in its
+    // GEMM, whose codes the linear writes itself (lora_fp8_tail.h). Prepares w and its LoRA branch.
+    int64_t fp8_input_width(const LinearWeight& w);
     cuda::CublasLtGemm& gemm() { return *gemm_; }
     // Times the enclosing op while a profile runs: `name` is a callable returning its label (OpProfiler::scope).
     template <class NameFn>
@@ -192,16 +200,21 @@ private:
     };
     std::map<const LinearWeight*, StreamedPlace> streamed_;
     // The FP8 linear of w (its LoRA branch included) on quantized activations.
-    Tensor linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p, const LinearWeight& w);
+    Tensor linear_fp8(const Fp8Activations& x, const Shape& out_shape, const LinearWeight& w);
     // The FP8 GEMM into y: y = product (beta 0) or y + product (beta 1); w_scales replaces the layer's channel
-    // scales in the epilogue when given (the gate-folded scales of linear_gated_residual).
-    void gemm_fp8_into(const Fp8Activations& x, const PreparedLinear& p, Tensor& y, float beta, const float* w_scales);
+    // scales in the epilogue when given (the gate-folded scales of linear_gated_residual). A LoRA branch carried
+    // in the GEMM (lora_fp8_tail.h) is computed here: its codes go beside x's, its B beside the weight.
+    void gemm_fp8_into(const Fp8Activations& x, const LinearWeight& w, Tensor& y, float beta, const float* w_scales);
+    // w's FP8 weight laid out for its current LoRA branch: [out, in + rank] with B's codes beside W's when the
+    // branch is carried in the GEMM, [out, in] otherwise (re-laid out, outside a recording, when the branch changed).
+    const PreparedLinear& fp8_weight_for(const LinearWeight& w);
+    std::string lora_path(const LinearWeight& w);  // " + lora r.. (how)" for the layer's path, "" without LoRA
     std::shared_ptr<const Fp4PreparedWeight> prepare_fp4(const LinearWeight& w);
     // The LoRA branch (lora_branch.cpp) in two halves: t = x A^T from BF16 x [..., in] or from the E4M3
     // activations the base GEMM reads, then y = beta y + t (B diag-scaled by gate when given)^T, y BF16
     // [..., out], gate BF16 [1, out] (the fused gated residual of one sample).
     struct PreparedLora;
-    const PreparedLora& prepare_lora(const LoraBranch& lora);
+    const PreparedLora& prepare_lora(const LinearWeight& w);  // w.lora's device form, for w
     void check_lora(const LinearWeight& w, const Tensor& y) const;
     Tensor lora_down(const Tensor& x, const LinearWeight& w);
     Tensor lora_down(const Fp8Activations& x, const LinearWeight& w);

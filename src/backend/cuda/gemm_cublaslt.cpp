@@ -24,6 +24,10 @@ namespace {
 // candidates are therefore timed once, on the first call outside a CUDA-graph recording, and the fastest kept.
 // FLUX2_GEMM_AUTOTUNE=0 keeps the heuristic's first pick.
 constexpr int kCandidates = 8;
+// A LoRA down-projection (n = the rank) has too few output tiles for the SMs, and the heuristic's model ranks such
+// shapes poorly: they time more of its list (once per shape, at the first eager step).
+constexpr int kSkinnyCandidates = 32;
+constexpr int64_t kSkinnyN = 64;
 constexpr int kTimedRuns = 3;
 // A beta = 1 GEMM is timed into a scratch output (its C must survive); larger outputs keep the first pick.
 constexpr size_t kMaxScratchBytes = size_t{1} << 30;
@@ -50,9 +54,9 @@ CublasLtGemm::~CublasLtGemm() {
     if (handle_) cublasLtDestroy(lt(handle_));
 }
 
-CublasLtGemm::Plan& CublasLtGemm::plan(Kind kind, int64_t m, int64_t n, int64_t k, const float* w_scales,
+CublasLtGemm::Plan& CublasLtGemm::plan(Kind kind, int64_t m, int64_t n, int64_t k, int64_t ldx, const float* w_scales,
                                        const float* x_scales) {
-    auto key = std::make_tuple(kind, m, n, k);
+    auto key = std::make_tuple(kind, m, n, k, ldx);
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
 
@@ -73,12 +77,13 @@ CublasLtGemm::Plan& CublasLtGemm::plan(Kind kind, int64_t m, int64_t n, int64_t 
         set_attr(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(x_scales));
     }
     FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, in_type, k, n, k));
-    FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, in_type, k, m, k));
+    FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, in_type, k, m, ldx));
     FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->d, CUDA_R_16BF, n, m, n));
 
     bool found = false;
     const cublasStatus_t status =
-        p->choose_algorithm(lt(handle_), workspace_bytes_, &found, autotune_enabled() ? kCandidates : 1);
+        p->choose_algorithm(lt(handle_), workspace_bytes_, &found,
+                            autotune_enabled() ? (n <= kSkinnyN ? kSkinnyCandidates : kCandidates) : 1);
     p->tuned = p->candidates.size() < 2;
     check(found, "cuBLASLt has no ", fp8 ? "FP8" : "BF16", " GEMM algorithm for m=", m, " n=", n, " k=", k, " (",
           cublasLtGetStatusString(status), ")");
@@ -139,16 +144,18 @@ void CublasLtGemm::tune(Plan& p, const void* x, const void* w, void* y, float be
 void CublasLtGemm::bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y, int64_t m, int64_t n,
                         int64_t k, float beta) {
     if (m == 0 || n == 0) return;
-    run(plan(Kind::bf16, m, n, k), x, w, y, beta);
+    run(plan(Kind::bf16, m, n, k, k), x, w, y, beta);
 }
 
 void CublasLtGemm::fp8(const uint8_t* xq, const float* x_scales, const uint8_t* wq, const float* w_scales,
-                       __nv_bfloat16* y, int64_t m, int64_t n, int64_t k, float beta) {
+                       __nv_bfloat16* y, int64_t m, int64_t n, int64_t k, float beta, int64_t ldx) {
     if (m == 0 || n == 0) return;
-    check(k % 16 == 0, "FP8 GEMM needs k divisible by 16, got ", k);
+    if (ldx == 0) ldx = k;
+    check(k % 16 == 0 && ldx % 16 == 0 && ldx >= k, "FP8 GEMM needs k and the row stride divisible by 16, got k ", k,
+          ", stride ", ldx);
     check(reinterpret_cast<uintptr_t>(xq) % 16 == 0 && reinterpret_cast<uintptr_t>(wq) % 16 == 0,
           "FP8 GEMM operands must be 16-byte aligned");
-    Plan& p = plan(Kind::fp8, m, n, k, w_scales, x_scales);
+    Plan& p = plan(Kind::fp8, m, n, k, ldx, w_scales, x_scales);
     // The scale vectors are per call; cuBLASLt reads the descriptor when the GEMM is enqueued.
     set_attr(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(w_scales));
     set_attr(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(x_scales));

@@ -57,21 +57,32 @@ void launch_rms_norm_rope_strided(const bf16* x, int64_t x_row, const bf16* weig
 void launch_qk_fp8_descale(const bf16* w0, const bf16* w1, int64_t Dh, float* descale, cudaStream_t stream);
 
 // ---- FP8 ----
-// Per-row E4M3 quantization: scales[r] = amax(|x[r, :]|) / 448 (1 for an all-zero row), q = e4m3(x / scale).
-void launch_quantize_rows_fp8(const bf16* x, uint8_t* q, float* scales, int64_t rows, int64_t cols,
-                              cudaStream_t stream);
+// Where a per-row E4M3 producer writes: row r's codes at q + r * ld (ld >= the row's width: an FP8 GEMM carrying a
+// LoRA branch reads rows [x | t], lora_fp8_tail.h), its scale at scales[r] = amax(|row|) / 448 (1 for an all-zero
+// row).
+struct E4m3Rows {
+    uint8_t* q;
+    float* scales;
+    int64_t ld;
+};
+// Per-row E4M3 quantization: q = e4m3(x / scale) with E4m3Rows' scale.
+void launch_quantize_rows_fp8(const bf16* x, E4m3Rows out, int64_t rows, int64_t cols, cudaStream_t stream);
 // Producers fused with that quantization: the result equals launch_quantize_rows_fp8 of the BF16 output of
 // launch_layer_norm_modulate / launch_swiglu_strided (same rounding to BF16 first), without writing it.
-void launch_layer_norm_modulate_fp8(const bf16* x, const bf16* shift, const bf16* scale, uint8_t* q, float* row_scales,
-                                    int64_t rows, int64_t L, int64_t D, float eps, cudaStream_t stream);
-void launch_swiglu_fp8(const bf16* x, int64_t x_row, uint8_t* q, float* row_scales, int64_t rows, int64_t m,
-                       cudaStream_t stream);
+void launch_layer_norm_modulate_fp8(const bf16* x, const bf16* shift, const bf16* scale, E4m3Rows out, int64_t rows,
+                                    int64_t L, int64_t D, float eps, cudaStream_t stream);
+void launch_swiglu_fp8(const bf16* x, int64_t x_row, E4m3Rows out, int64_t rows, int64_t m, cudaStream_t stream);
 // Rows [a | swiglu(gate, up)] quantized as one: a has ca columns (rows a_row apart), gate and up are the m columns
-// at x and x + m (rows x_row apart); q [rows, ca + m]. The row is staged in shared memory, so ca + m is bounded by
-// kSwigluBesideMaxRowBytes / 2 (the single blocks of FLUX.2: 24576 for dev).
+// at x and x + m (rows x_row apart); out's rows hold ca + m codes. The row is staged in shared memory, so ca + m is
+// bounded by kSwigluBesideMaxRowBytes / 2 (the single blocks of FLUX.2: 24576 for dev).
 constexpr size_t kSwigluBesideMaxRowBytes = 96 * 1024;
 void launch_swiglu_beside_fp8(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row, int64_t m,
-                              uint8_t* q, float* row_scales, int64_t rows, cudaStream_t stream);
+                              E4m3Rows out, int64_t rows, cudaStream_t stream);
+// A LoRA branch's codes beside its layer's E4M3 activations x (rows of k codes, then r more): row m's scale grows
+// by the power of two p_m = lora_fp8_tail_rescale(max_c |t[m, c]| factor[c], scale) (its k codes divided by p_m),
+// then x.q[m * x.ld + k + c] = e4m3(t[m, c] * factor[c] / scale) for the r columns of t [rows, r].
+void launch_lora_tail_fp8(const bf16* t, const float* factor, E4m3Rows x, int64_t rows, int64_t k, int64_t r,
+                          cudaStream_t stream);
 
 // ---- weight preparation (once per layer) ----
 // NVFP4 (canonical: codes [rows, cols/2] hi-first, scales [rows, cols/16] E4M3 row-major) -> BF16 [rows, cols].

@@ -62,8 +62,8 @@ __global__ void layer_norm_modulate_kernel(const bf16* x, const bf16* shift, con
 // The same row quantized to E4M3 for the next FP8 GEMM: a pass for the amax of the BF16-rounded outputs, a pass
 // writing their codes (both recompute the outputs from x, cheaper than keeping them).
 template <int W>
-__global__ void layer_norm_modulate_fp8_kernel(const bf16* x, const bf16* shift, const bf16* scale, uint8_t* q,
-                                               float* row_scales, int64_t L, int64_t D, float eps) {
+__global__ void layer_norm_modulate_fp8_kernel(const bf16* x, const bf16* shift, const bf16* scale, E4m3Rows out,
+                                               int64_t L, int64_t D, float eps) {
     const int64_t r = blockIdx.x, b = r / L;
     const bf16* xr = x + r * D;
     const float2 moments = row_moments<W>(xr, D, eps);
@@ -76,13 +76,13 @@ __global__ void layer_norm_modulate_fp8_kernel(const bf16* x, const bf16* shift,
         for (int j = 0; j < W; ++j) amax = fmaxf(amax, fabsf(round_to_bf16(v[j])));
     }
     const float s = e4m3_row_scale(block_max(amax));
-    if (threadIdx.x == 0) row_scales[r] = s;
+    if (threadIdx.x == 0) out.scales[r] = s;
     for (int64_t i = threadIdx.x * W; i < D; i += step) {
         float v[W];
         modulated<W>(xr, shift + b * D, scale + b * D, i, moments, v);
 #pragma unroll
         for (int j = 0; j < W; ++j) v[j] = round_to_bf16(v[j]);
-        store_e4m3<W>(q + r * D + i, v, s);
+        store_e4m3<W>(out.q + r * out.ld + i, v, s);
     }
 }
 }  // namespace
@@ -98,15 +98,14 @@ void launch_layer_norm_modulate(const bf16* x, const bf16* shift, const bf16* sc
     FLUX2_CUDA_CHECK_LAUNCH("layer_norm_modulate_kernel");
 }
 
-void launch_layer_norm_modulate_fp8(const bf16* x, const bf16* shift, const bf16* scale, uint8_t* q,
-                                    float* row_scales, int64_t rows, int64_t L, int64_t D, float eps,
-                                    cudaStream_t stream) {
+void launch_layer_norm_modulate_fp8(const bf16* x, const bf16* shift, const bf16* scale, E4m3Rows out, int64_t rows,
+                                    int64_t L, int64_t D, float eps, cudaStream_t stream) {
     if (rows == 0 || D == 0) return;
-    if (D % kVec == 0) {
+    if (D % kVec == 0 && out.ld % kVec == 0) {
         layer_norm_modulate_fp8_kernel<kVec>
-            <<<rows, row_threads(D / kVec), 0, stream>>>(x, shift, scale, q, row_scales, L, D, eps);
+            <<<rows, row_threads(D / kVec), 0, stream>>>(x, shift, scale, out, L, D, eps);
     } else {
-        layer_norm_modulate_fp8_kernel<1><<<rows, row_threads(D), 0, stream>>>(x, shift, scale, q, row_scales, L, D, eps);
+        layer_norm_modulate_fp8_kernel<1><<<rows, row_threads(D), 0, stream>>>(x, shift, scale, out, L, D, eps);
     }
     FLUX2_CUDA_CHECK_LAUNCH("layer_norm_modulate_fp8_kernel");
 }
@@ -143,12 +142,12 @@ Tensor CudaBackend::layer_norm_modulate_for(const LinearWeight& next, const Tens
     if (!takes_fp8_input(next)) return layer_norm_modulate(x, shift, scale, eps);
     FLUX2_PROFILE_OP("layer_norm_modulate -> fp8");
     check_layer_norm_modulate(x, shift, scale);
-    Tensor q = quantized_activations(x.shape());
-    Fp8Activations parts = fp8_parts(q);
-    cuda::launch_layer_norm_modulate_fp8(
-        static_cast<const cuda::bf16*>(x.raw()), static_cast<const cuda::bf16*>(shift.raw()),
-        static_cast<const cuda::bf16*>(scale.raw()), static_cast<uint8_t*>(parts.codes.raw()),
-        static_cast<float*>(parts.scales.raw()), x.dim(0) * x.dim(1), x.dim(1), x.dim(2), eps, stream());
+    const int64_t ld = fp8_input_width(next);
+    Tensor q = quantized_activations(x.shape(), ld);
+    cuda::launch_layer_norm_modulate_fp8(static_cast<const cuda::bf16*>(x.raw()),
+                                         static_cast<const cuda::bf16*>(shift.raw()),
+                                         static_cast<const cuda::bf16*>(scale.raw()), e4m3_rows(fp8_parts(q)),
+                                         x.dim(0) * x.dim(1), x.dim(1), x.dim(2), eps, stream());
     return q;
 }
 

@@ -6,22 +6,10 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm_cublaslt.h"
 #include "backend/cuda/launchers.h"
+#include "backend/cuda/prepared_weights.h"
 #include "core/error.h"
 
 namespace flux2 {
-
-struct CudaBackend::PreparedLinear {
-    CudaLinearPrecision kind = CudaLinearPrecision::bf16;
-    Tensor weight;  // BF16 or F8_E4M3 [out, in]; undefined when fp4-resident
-    Tensor scales;  // F32 [out], fp8 only: W[j, :] ~= weight[j, :] * scales[j]
-    // fp4-resident NVFP4 layers keep their canonical codes [out, in/2] and block scales [out, in/16] instead of
-    // `weight`, converted into the backend's shared E4M3 buffer before each GEMM.
-    Tensor fp4_codes, fp4_block_scales;
-    float fp4_scale_2 = 1.0f;
-    int64_t out = 0, in = 0;
-    std::string path;
-    std::shared_ptr<const Fp4PreparedWeight> fp4;  // fp4 only (fp4_linear.cpp)
-};
 
 namespace {
 using cuda::bf16;
@@ -185,12 +173,57 @@ const CudaBackend::PreparedLinear& CudaBackend::prepare(const LinearWeight& w) {
 
 bool CudaBackend::takes_fp8_input(const LinearWeight& w) { return prepare(w).kind == CudaLinearPrecision::fp8; }
 
-void CudaBackend::gemm_fp8_into(const Fp8Activations& x, const PreparedLinear& p, Tensor& y, float beta,
+int64_t CudaBackend::fp8_input_width(const LinearWeight& w) {
+    check(takes_fp8_input(w), "linear ", w.name, " runs ", prepare(w).path, ", which takes no E4M3 input");
+    if (!w.lora) return w.in_features;
+    const PreparedLora& l = prepare_lora(w);
+    return l.in_gemm ? w.in_features + l.rank : w.in_features;
+}
+
+const CudaBackend::PreparedLinear& CudaBackend::fp8_weight_for(const LinearWeight& w) {
+    // prepare() hands out the shared prepared form as const; its layout is this function's to keep.
+    auto& p = const_cast<PreparedLinear&>(prepare(w));
+    std::shared_ptr<const void> want;
+    int64_t tail = 0;
+    if (w.lora && prepare_lora(w).in_gemm) {
+        want = w.lora->prepared;
+        tail = prepare_lora(w).rank;
+    }
+    if (p.tail_of == want) return p;
+    check(!recording(), "linear ", w.name, ": its LoRA branch changed while recording a CUDA graph");
+    // A new [out, in + tail] copy: W's codes as they are, then B's (on stream order, so the old buffer is released
+    // after the copy reads it); one layer's weight more at a time.
+    const int64_t n = p.out, k = p.in, old_ld = k + p.tail, ld = k + tail;
+    Tensor relaid = empty({n, ld}, DType::F8_E4M3);
+    FLUX2_CUDA_CHECK(
+        cudaMemcpy2DAsync(relaid.raw(), ld, p.weight.raw(), old_ld, k, n, cudaMemcpyDeviceToDevice, stream()));
+    if (tail) {
+        FLUX2_CUDA_CHECK(cudaMemcpy2DAsync(static_cast<uint8_t*>(relaid.raw()) + k, ld,
+                                           prepare_lora(w).tail_codes.raw(), tail, tail, n, cudaMemcpyDeviceToDevice,
+                                           stream()));
+    }
+    p.weight = relaid;
+    p.tail = tail;
+    p.tail_of = want;
+    return p;
+}
+
+void CudaBackend::gemm_fp8_into(const Fp8Activations& x, const LinearWeight& w, Tensor& y, float beta,
                                 const float* w_scales) {
-    const int64_t m = x.codes.dim(0), k = x.codes.dim(1), n = p.out;
-    check(p.kind == CudaLinearPrecision::fp8 && p.in == k, "linear_fp8: weight [", p.out, ", ", p.in,
-          "] does not take ", k, " input features");
+    const PreparedLinear& p = fp8_weight_for(w);
+    const int64_t m = x.codes.dim(0), k = p.in + p.tail, n = p.out;
+    check(p.kind == CudaLinearPrecision::fp8 && x.codes.dim(1) == k, "linear_fp8 ", w.name, ": weight [", p.out, ", ",
+          p.in, "] with ", p.tail, " LoRA columns does not take rows of ", x.codes.dim(1), " codes");
     const uint8_t* weight = static_cast<const uint8_t*>(p.weight.raw());
+    if (p.tail) {
+        // t = x A^T, then its codes beside x's (lora_fp8_tail.h; a token whose t codes would not fit gets a larger
+        // scale and its codes rescaled in place): the GEMM below runs the branch with the layer.
+        const PreparedLora& l = prepare_lora(w);
+        Tensor t = lora_down(x, w);
+        FLUX2_PROFILE_OP("lora codes beside the activations");
+        cuda::launch_lora_tail_fp8(static_cast<const bf16*>(t.raw()), static_cast<const float*>(l.tail_factor.raw()),
+                                   e4m3_rows(x), m, p.in, p.tail, stream());
+    }
     if (p.fp4_codes.defined()) {
         // One buffer serves every layer: the stream orders this conversion after the previous GEMM's reads.
         if (!fp4_scratch_.defined() || fp4_scratch_.numel() < n * k) fp4_scratch_ = empty({n * k}, DType::F8_E4M3);
@@ -208,16 +241,15 @@ void CudaBackend::gemm_fp8_into(const Fp8Activations& x, const PreparedLinear& p
                beta);
 }
 
-Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, const PreparedLinear& p,
-                               const LinearWeight& w) {
+Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, const LinearWeight& w) {
     Tensor y = empty(out_shape, DType::BF16);
     float beta = 0.0f;
-    if (w.lora) {
+    if (w.lora && !prepare_lora(w).in_gemm) {
         // The branch writes y first and the base GEMM accumulates onto it (lora_branch.cpp says why).
         lora_up(lora_down(x, w), w, y, 0.0f);
         beta = 1.0f;
     }
-    gemm_fp8_into(x, p, y, beta, nullptr);
+    gemm_fp8_into(x, w, y, beta, nullptr);
     return y;
 }
 
@@ -230,36 +262,39 @@ void CudaBackend::linear_gated_residual(Tensor& x, const Tensor& gate, const Ten
     }
     const char* op = "linear_gated_residual";
     check_gated_residual(x, gate, op);
+    const int64_t ld = fp8_input_width(w);
     check(x.dim(2) == w.out_features && in.ndim() == 3 && in.dim(0) == 1 && in.dim(1) == x.dim(1) &&
-              in.dim(2) == w.in_features,
+              in.dim(2) == (in.dtype() == DType::F8_E4M3 ? ld : w.in_features),
           op, " ", w.name, ": x ", shape_str(x.shape()), " and input ", shape_str(in.shape()), " do not fit a [",
           w.out_features, ", ", w.in_features, "] layer");
-    if (!recording()) record_path(w, w.lora ? str(p.path, " + lora r", w.lora->rank) : p.path);
-    const Fp8Activations a = in.dtype() == DType::F8_E4M3 ? fp8_parts(in) : quantize_fp8(in);
-    // x + gate * (s_x s_w acc) = x + s_x (s_w gate) acc: the gate joins the per-channel scale, x is C (beta 1).
+    if (!recording()) record_path(w, p.path + lora_path(w));
+    const Fp8Activations a = in.dtype() == DType::F8_E4M3 ? fp8_parts(in) : quantize_fp8(in, ld);
+    // x + gate * (s_x s_w acc) = x + s_x (s_w gate) acc: the gate joins the per-channel scale, x is C (beta 1). A
+    // branch carried in the GEMM shares those scales, so it is gated with the layer.
     Tensor gated_scales = empty({w.out_features}, DType::F32);
     cuda::launch_scale_by_gate(static_cast<const float*>(p.scales.raw()), static_cast<const bf16*>(gate.raw()),
                                static_cast<float*>(gated_scales.raw()), w.out_features, stream());
-    if (w.lora) lora_up(lora_down(a, w), w, x, 1.0f, &gate);
-    gemm_fp8_into(a, p, x, 1.0f, static_cast<const float*>(gated_scales.raw()));
+    if (w.lora && !prepare_lora(w).in_gemm) lora_up(lora_down(a, w), w, x, 1.0f, &gate);
+    gemm_fp8_into(a, w, x, 1.0f, static_cast<const float*>(gated_scales.raw()));
 }
 
 Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w) {
-    check(x.ndim() >= 1 && x.dim(-1) == w.in_features, "linear ", w.name, ": input ", shape_str(x.shape()),
-          " does not end in in_features ", w.in_features);
     const PreparedLinear& p = prepare(w);
+    // E4M3 rows from a fused producer hold the codes of a LoRA branch the layer's GEMM carries too.
+    const bool e4m3 = x.dtype() == DType::F8_E4M3;
+    check(!e4m3 || p.kind == CudaLinearPrecision::fp8, "linear ", w.name, " runs ", p.path,
+          " but got E4M3 activations made for an fp8 layer (a *_for producer named another layer)");
+    const int64_t width = e4m3 ? fp8_input_width(w) : w.in_features;
+    check(x.ndim() >= 1 && x.dim(-1) == width, "linear ", w.name, ": input ", shape_str(x.shape()), " does not end in ",
+          width, e4m3 ? " codes (in_features and the LoRA branch's)" : " (in_features)");
     // A recording runs nothing: path counts are of executed linears.
-    if (!recording()) record_path(w, w.lora ? str(p.path, " + lora r", w.lora->rank) : p.path);
+    if (!recording()) record_path(w, p.path + lora_path(w));
     Shape out_shape = x.shape();
     out_shape.back() = w.out_features;
-    if (x.dtype() == DType::F8_E4M3) {
-        // Already quantized by a fused producer (layer_norm_modulate_for / swiglu_for).
-        check(p.kind == CudaLinearPrecision::fp8, "linear ", w.name, " runs ", p.path,
-              " but got E4M3 activations made for an fp8 layer (a *_for producer named another layer)");
-        return linear_fp8(fp8_parts(x), out_shape, p, w);
-    }
+    // Already quantized by a fused producer (layer_norm_modulate_for / swiglu_for).
+    if (e4m3) return linear_fp8(fp8_parts(x), out_shape, w);
     expect_device_bf16(x, "linear", w.name.c_str());
-    if (p.kind == CudaLinearPrecision::fp8) return linear_fp8(quantize_fp8(x), out_shape, p, w);
+    if (p.kind == CudaLinearPrecision::fp8) return linear_fp8(quantize_fp8(x, fp8_input_width(w)), out_shape, w);
     if (p.kind == CudaLinearPrecision::fp4) {
         Tensor y = linear_fp4(x, out_shape, *p.fp4);
         // The fp4 GEMM takes no C operand: its branch accumulates afterwards.

@@ -1,53 +1,103 @@
-// The LoRA branch of a linear on the GPU: t = x A^T, then t B^T goes into the layer's output as a BF16 cuBLASLt
-// GEMM. The base weight's codes are untouched. Where the base GEMM can take a C operand (bf16 and fp8 paths) the
-// branch is written first and the base GEMM accumulates onto it (beta = 1), so the wide output is written once
-// by the branch and read inside the base GEMM's epilogue, not read and written again by a separate pass; the fp4
-// path accumulates the branch after its GEMM.
-//
-// On the fp8 path the branch reads the same E4M3 activations the base GEMM reads (a fused producer's output or
-// the quantized input) through an FP8 down-projection with A quantized per rank row, so a LoRA does not cost the
-// layer its fused producer or a second read of BF16 activations.
+// The LoRA branch of a linear on the GPU. The base weight's codes are untouched; three ways to run it:
+// * fp8 layers with a resident E4M3 weight carry the branch inside their GEMM (lora_fp8_tail.h): t = x A^T from the
+//   E4M3 activations the base GEMM reads, its codes written beside them, B's codes beside the weight's, one GEMM
+//   over in + rank columns. No second pass over the output.
+// * Otherwise t B^T goes into the layer's output as a BF16 cuBLASLt GEMM. Where the base GEMM can take a C operand
+//   (bf16 and fp8 paths) the branch is written first and the base GEMM accumulates onto it (beta = 1), so the wide
+//   output is written once by the branch and read inside the base GEMM's epilogue; the fp4 path accumulates the
+//   branch after its GEMM. On fp8 layers (fp4-resident or streamed weights) t still comes from the E4M3
+//   activations, so a LoRA never costs a layer its fused producer.
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/gemm_cublaslt.h"
 #include "backend/cuda/launchers.h"
+#include "backend/cuda/prepared_weights.h"
 #include "core/error.h"
+#include "quant/lora_fp8_tail.h"
 
 namespace flux2 {
 
 namespace {
 // The rank is padded with zero rows of A and zero columns of B, which add exact zeros: BF16 rows want 16-byte
-// alignment (8 values) and the FP8 down-projection's output dimension a multiple of 16.
+// alignment (8 values) and the FP8 down-projection's output dimension a multiple of 16. A branch carried in the FP8
+// GEMM pads to 64, so that the GEMM's rows of in + rank codes stay 64-byte aligned (cuBLASLt's faster kernels).
 constexpr int64_t kRankMultiple = 16;
+constexpr int64_t kCarriedRankMultiple = 64;
+
+// Which fp8 layers carry their branch in the GEMM. Carrying costs a pass over the layer's input codes where tokens
+// need a larger scale (lora_fp8_tail.h) and up to one more K tile of the GEMM; running it beside costs a pass over
+// the layer's output. So by default only layers whose output is wider than their input carry it.
+// FLUX2_LORA_FP8_GEMM=0: none (every branch beside its GEMM); =all: every layer that can.
+enum class Carry { none, wider_out, all };
+Carry carry_policy() {
+    static const Carry c = [] {
+        const char* v = std::getenv("FLUX2_LORA_FP8_GEMM");
+        if (v && std::strcmp(v, "0") == 0) return Carry::none;
+        if (v && std::strcmp(v, "all") == 0) return Carry::all;
+        return Carry::wider_out;
+    }();
+    return c;
+}
 }  // namespace
 
-struct CudaBackend::PreparedLora {
-    Tensor a;           // BF16 [rank, in]
-    Tensor b;           // BF16 [out, rank]
-    Fp8Activations a8;  // E4M3 [rank, in] with one scale per rank row (made on the first fp8 use)
-    int64_t rank = 0;   // padded
-};
-
-const CudaBackend::PreparedLora& CudaBackend::prepare_lora(const LoraBranch& l) {
+const CudaBackend::PreparedLora& CudaBackend::prepare_lora(const LinearWeight& w) {
+    const LoraBranch& l = *w.lora;
     if (l.prepared && l.prepared_owner == this) return *static_cast<const PreparedLora*>(l.prepared.get());
     check(l.rank > 0 && static_cast<int64_t>(l.a.size()) == l.rank * l.in_features &&
               static_cast<int64_t>(l.b.size()) == l.out_features * l.rank,
           "LoRA branch (", l.label, "): A holds ", l.a.size(), " and B ", l.b.size(), " values for rank ", l.rank,
           ", in ", l.in_features, ", out ", l.out_features);
+    check(l.in_features == w.in_features && l.out_features == w.out_features, "linear ", w.name, ": LoRA branch [",
+          l.out_features, ", ", l.in_features, "] does not match the layer [", w.out_features, ", ", w.in_features,
+          "]");
     auto p = std::make_shared<PreparedLora>();
-    p->rank = (l.rank + kRankMultiple - 1) / kRankMultiple * kRankMultiple;
-    Tensor a = Tensor::zeros({p->rank, l.in_features}), b = Tensor::zeros({l.out_features, p->rank});
-    std::copy(l.a.begin(), l.a.end(), a.f32());
-    for (int64_t j = 0; j < l.out_features; ++j) {
-        std::copy_n(l.b.data() + j * l.rank, l.rank, b.f32() + j * p->rank);
+    const PreparedLinear& base = prepare(w);
+    if (base.kind == CudaLinearPrecision::fp8) {
+        if (!base.weight.defined()) {
+            p->separate_why = "the weight is converted from NVFP4 before each GEMM";
+        } else if (streamed_.count(&w)) {
+            p->separate_why = "the weight is streamed";
+        } else if (carry_policy() == Carry::none) {
+            p->separate_why = "FLUX2_LORA_FP8_GEMM=0";
+        } else if (carry_policy() == Carry::wider_out && l.out_features <= l.in_features) {
+            p->separate_why = "output not wider than input";
+        }
     }
+    const bool carry = base.kind == CudaLinearPrecision::fp8 && p->separate_why.empty();
+    const int64_t multiple = carry ? kCarriedRankMultiple : kRankMultiple;
+    p->rank = (l.rank + multiple - 1) / multiple * multiple;
+    Tensor a = Tensor::zeros({p->rank, l.in_features});
+    std::copy(l.a.begin(), l.a.end(), a.f32());
     p->a = upload(a);
-    p->b = upload(b);
-    // The fp8 path's branch reads E4M3 activations (lora_down below); other paths never need the E4M3 copy.
-    if (precision_ == CudaLinearPrecision::fp8) p->a8 = quantize_fp8(p->a);
+    if (base.kind == CudaLinearPrecision::fp8) {
+        // The fp8 path's branch reads E4M3 activations (lora_down below); other paths never need the E4M3 copy.
+        p->a8 = quantize_fp8(p->a);
+        if (carry) {
+            check(!recording(), "linear ", w.name, ": a LoRA branch was first used while recording a CUDA graph");
+            const std::vector<float> w_scales = download(base.scales).to_vector();
+            LoraFp8Tail plan;
+            if (plan_lora_fp8_tail(l.b.data(), l.rank, p->rank, l.out_features, w_scales.data(), plan,
+                                   p->separate_why)) {
+                p->in_gemm = true;
+                p->tail_codes = empty({l.out_features, p->rank}, DType::F8_E4M3);
+                upload_host(p->tail_codes.raw(), plan.b_codes.data(), plan.b_codes.size());
+                p->tail_factor = empty({p->rank}, DType::F32);
+                upload_host(p->tail_factor.raw(), plan.t_factor.data(), plan.t_factor.size() * sizeof(float));
+            }
+        }
+    }
+    if (!p->in_gemm) {  // the separate up-projection's B
+        Tensor b = Tensor::zeros({l.out_features, p->rank});
+        for (int64_t j = 0; j < l.out_features; ++j) {
+            std::copy_n(l.b.data() + j * l.rank, l.rank, b.f32() + j * p->rank);
+        }
+        p->b = upload(b);
+    }
     l.prepared = p;
     l.prepared_owner = this;
     return *p;
@@ -61,7 +111,7 @@ void CudaBackend::check_lora(const LinearWeight& w, const Tensor& y) const {
 }
 
 Tensor CudaBackend::lora_down(const Tensor& x, const LinearWeight& w) {
-    const PreparedLora& p = prepare_lora(*w.lora);
+    const PreparedLora& p = prepare_lora(w);
     expect_device_bf16(x, "linear (LoRA branch)", w.name.c_str());
     const int64_t m = x.numel() / w.in_features, k = w.in_features, r = p.rank;
     auto scope = profile_op([&] { return str("lora down bf16 r", r, " ", m, "x", k); }, 2.0 * m * r * k);
@@ -72,23 +122,24 @@ Tensor CudaBackend::lora_down(const Tensor& x, const LinearWeight& w) {
 }
 
 Tensor CudaBackend::lora_down(const Fp8Activations& x, const LinearWeight& w) {
-    const PreparedLora& p = prepare_lora(*w.lora);
+    const PreparedLora& p = prepare_lora(w);
     check(p.a8.codes.defined(), "linear ", w.name, ": the LoRA branch was prepared without its E4M3 copy of A");
-    const int64_t m = x.codes.dim(0), k = w.in_features, r = p.rank;
-    check(x.codes.dim(1) == k, "linear ", w.name, ": LoRA branch takes ", k, " input features, got ", x.codes.dim(1));
+    const int64_t m = x.codes.dim(0), k = w.in_features, r = p.rank, ld = x.codes.dim(1);
+    check(ld >= k, "linear ", w.name, ": LoRA branch takes ", k, " input features, got ", ld);
     auto scope = profile_op([&] { return str("lora down fp8 r", r, " ", m, "x", k); }, 2.0 * m * r * k);
     Tensor t = empty({m, r}, DType::BF16);
     gemm_->fp8(static_cast<const uint8_t*>(x.codes.raw()), static_cast<const float*>(x.scales.raw()),
                static_cast<const uint8_t*>(p.a8.codes.raw()), static_cast<const float*>(p.a8.scales.raw()),
-               static_cast<cuda::bf16*>(t.raw()), m, r, k);
+               static_cast<cuda::bf16*>(t.raw()), m, r, k, 0.0f, ld);
     return t;
 }
 
 void CudaBackend::lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, float beta, const Tensor* gate) {
     check_lora(w, y);
-    const PreparedLora& p = prepare_lora(*w.lora);
+    const PreparedLora& p = prepare_lora(w);
     const int64_t m = t.dim(0), n = w.out_features, r = p.rank;
     check(m * n == y.numel(), "linear ", w.name, ": LoRA output holds ", y.numel(), " values, expected ", m * n);
+    check(p.b.defined(), "linear ", w.name, ": the LoRA branch is carried in the FP8 GEMM, not run beside it");
     const auto* b = static_cast<const cuda::bf16*>(p.b.raw());
     Tensor gated;
     if (gate) {
@@ -102,6 +153,14 @@ void CudaBackend::lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, flo
     auto scope =
         profile_op([&] { return str("lora up r", r, " ", m, "x", n, beta != 0.0f ? " +=" : ""); }, 2.0 * m * r * n);
     gemm_->bf16(static_cast<const cuda::bf16*>(t.raw()), b, static_cast<cuda::bf16*>(y.raw()), m, n, r, beta);
+}
+
+std::string CudaBackend::lora_path(const LinearWeight& w) {
+    if (!w.lora) return "";
+    const PreparedLora& p = prepare_lora(w);
+    if (p.in_gemm) return str(" + lora r", w.lora->rank, " in the fp8 GEMM");
+    if (!p.separate_why.empty()) return str(" + lora r", w.lora->rank, " (separate GEMMs: ", p.separate_why, ")");
+    return str(" + lora r", w.lora->rank);
 }
 
 }  // namespace flux2

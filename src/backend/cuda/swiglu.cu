@@ -33,7 +33,7 @@ __global__ void swiglu_kernel(const bf16* x, int64_t x_row, bf16* y, int64_t y_r
 // One CTA per row, E4M3 output for the next FP8 GEMM: a pass for the amax of the BF16-rounded products, a pass
 // writing their codes.
 template <int W>
-__global__ void swiglu_fp8_kernel(const bf16* x, int64_t x_row, uint8_t* q, float* row_scales, int64_t m) {
+__global__ void swiglu_fp8_kernel(const bf16* x, int64_t x_row, E4m3Rows out, int64_t m) {
     const int64_t r = blockIdx.x, step = int64_t(blockDim.x) * W;
     const bf16* xr = x + r * x_row;
     auto product = [&](int64_t j, float(&v)[W]) {
@@ -51,11 +51,11 @@ __global__ void swiglu_fp8_kernel(const bf16* x, int64_t x_row, uint8_t* q, floa
         for (int k = 0; k < W; ++k) amax = fmaxf(amax, fabsf(v[k]));
     }
     const float s = e4m3_row_scale(block_max(amax));
-    if (threadIdx.x == 0) row_scales[r] = s;
+    if (threadIdx.x == 0) out.scales[r] = s;
     for (int64_t j = threadIdx.x * W; j < m; j += step) {
         float v[W];
         product(j, v);
-        store_e4m3<W>(q + r * m + j, v, s);
+        store_e4m3<W>(out.q + r * out.ld + j, v, s);
     }
 }
 // One CTA per row of the single block's output-projection input [attn | swiglu(gate, up)], E4M3 per token: the
@@ -64,7 +64,7 @@ __global__ void swiglu_fp8_kernel(const bf16* x, int64_t x_row, uint8_t* q, floa
 // the standalone quantizer, without the BF16 MLP half going to memory and back.
 template <int W>
 __global__ void swiglu_beside_fp8_kernel(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row,
-                                         int64_t m, uint8_t* q, float* row_scales) {
+                                         int64_t m, E4m3Rows out) {
     extern __shared__ __align__(16) unsigned char swiglu_beside_smem[];
     bf16* row = reinterpret_cast<bf16*>(swiglu_beside_smem);
     const int64_t r = blockIdx.x, width = ca + m, step = int64_t(blockDim.x) * W;
@@ -89,18 +89,19 @@ __global__ void swiglu_beside_fp8_kernel(const bf16* a, int64_t a_row, int64_t c
         }
         store_bf16<W>(row + ca + j, v);
     }
-    const float s = e4m3_row_scale(block_max(amax));  // block_max's barriers also publish the shared row
-    if (threadIdx.x == 0) row_scales[r] = s;
+    // block_max's barriers also publish the shared row
+    const float s = e4m3_row_scale(block_max(amax));
+    if (threadIdx.x == 0) out.scales[r] = s;
     for (int64_t j = threadIdx.x * W; j < width; j += step) {
         float v[W];
         load_bf16<W>(row + j, v);
-        store_e4m3<W>(q + r * width + j, v, s);
+        store_e4m3<W>(out.q + r * out.ld + j, v, s);
     }
 }
 
 template <int W>
 void launch_swiglu_beside_fp8_width(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row, int64_t m,
-                                    uint8_t* q, float* row_scales, int64_t rows, cudaStream_t stream) {
+                                    E4m3Rows out, int64_t rows, cudaStream_t stream) {
     static const bool opted_in = [] {  // dynamic shared memory above 48 KB needs the kernel's opt-in
         FLUX2_CUDA_CHECK(cudaFuncSetAttribute(swiglu_beside_fp8_kernel<W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               static_cast<int>(kSwigluBesideMaxRowBytes)));
@@ -110,33 +111,33 @@ void launch_swiglu_beside_fp8_width(const bf16* a, int64_t a_row, int64_t ca, co
     // Up to 512 threads a row (row_threads stops at 256): with four such CTAs an SM keeps enough loads in flight.
     const size_t smem = static_cast<size_t>(ca + m) * sizeof(bf16);
     const int threads = static_cast<int>(std::min<int64_t>(512, ((ca + m) / W + 31) / 32 * 32));
-    swiglu_beside_fp8_kernel<W><<<rows, threads, smem, stream>>>(a, a_row, ca, x, x_row, m, q, row_scales);
+    swiglu_beside_fp8_kernel<W><<<rows, threads, smem, stream>>>(a, a_row, ca, x, x_row, m, out);
 }
 }  // namespace
 
 void launch_swiglu_beside_fp8(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row, int64_t m,
-                              uint8_t* q, float* row_scales, int64_t rows, cudaStream_t stream) {
+                              E4m3Rows out, int64_t rows, cudaStream_t stream) {
     check(static_cast<size_t>(ca + m) * sizeof(bf16) <= kSwigluBesideMaxRowBytes, "swiglu beside attention: rows of ",
           ca + m, " values exceed the kernel's shared-memory row (", kSwigluBesideMaxRowBytes / sizeof(bf16), ")");
     if (rows == 0) return;
     const bool aligned = reinterpret_cast<uintptr_t>(a) % 16 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                         a_row % kVec == 0 && x_row % kVec == 0 && ca % kVec == 0 && m % kVec == 0;
+                         a_row % kVec == 0 && x_row % kVec == 0 && ca % kVec == 0 && m % kVec == 0 &&
+                         out.ld % kVec == 0;
     if (aligned) {
-        launch_swiglu_beside_fp8_width<kVec>(a, a_row, ca, x, x_row, m, q, row_scales, rows, stream);
+        launch_swiglu_beside_fp8_width<kVec>(a, a_row, ca, x, x_row, m, out, rows, stream);
     } else {
-        launch_swiglu_beside_fp8_width<1>(a, a_row, ca, x, x_row, m, q, row_scales, rows, stream);
+        launch_swiglu_beside_fp8_width<1>(a, a_row, ca, x, x_row, m, out, rows, stream);
     }
     FLUX2_CUDA_CHECK_LAUNCH("swiglu_beside_fp8_kernel");
 }
 
-void launch_swiglu_fp8(const bf16* x, int64_t x_row, uint8_t* q, float* row_scales, int64_t rows, int64_t m,
-                       cudaStream_t stream) {
+void launch_swiglu_fp8(const bf16* x, int64_t x_row, E4m3Rows out, int64_t rows, int64_t m, cudaStream_t stream) {
     if (rows == 0 || m == 0) return;
-    const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && x_row % kVec == 0;
+    const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && x_row % kVec == 0 && out.ld % kVec == 0;
     if (m % kVec == 0 && aligned) {
-        swiglu_fp8_kernel<kVec><<<rows, row_threads(m / kVec), 0, stream>>>(x, x_row, q, row_scales, m);
+        swiglu_fp8_kernel<kVec><<<rows, row_threads(m / kVec), 0, stream>>>(x, x_row, out, m);
     } else {
-        swiglu_fp8_kernel<1><<<rows, row_threads(m), 0, stream>>>(x, x_row, q, row_scales, m);
+        swiglu_fp8_kernel<1><<<rows, row_threads(m), 0, stream>>>(x, x_row, out, m);
     }
     FLUX2_CUDA_CHECK_LAUNCH("swiglu_fp8_kernel");
 }
@@ -185,11 +186,11 @@ Tensor CudaBackend::swiglu(const Tensor& x) {
 Tensor CudaBackend::swiglu_for(const LinearWeight& next, const Tensor& x) {
     if (!takes_fp8_input(next)) return swiglu(x);
     FLUX2_PROFILE_OP("swiglu -> fp8");
-    Tensor q = quantized_activations(swiglu_shape(x));
-    Fp8Activations parts = fp8_parts(q);
-    const int64_t m = q.dim(-1), rows = parts.scales.numel();
-    cuda::launch_swiglu_fp8(static_cast<const cuda::bf16*>(x.raw()), 2 * m, static_cast<uint8_t*>(parts.codes.raw()),
-                            static_cast<float*>(parts.scales.raw()), rows, m, stream());
+    const Shape shape = swiglu_shape(x);
+    const int64_t ld = fp8_input_width(next);
+    Tensor q = quantized_activations(shape, ld);
+    const int64_t m = shape.back(), rows = m ? shape_numel(shape) / m : 0;
+    cuda::launch_swiglu_fp8(static_cast<const cuda::bf16*>(x.raw()), 2 * m, e4m3_rows(fp8_parts(q)), rows, m, stream());
     return q;
 }
 
@@ -208,11 +209,11 @@ Tensor CudaBackend::swiglu_beside_for(const LinearWeight& next, Tensor& out, con
     check(ca >= 0 && col >= 0 && col + 2 * m <= x_row && x.numel() / x_row == rows, "swiglu_beside_for: out ",
           shape_str(out.shape()), " with an MLP part of ", m, " does not fit x ", shape_str(x.shape()), " at column ",
           col);
-    Tensor q = quantized_activations(out.shape());
-    Fp8Activations parts = fp8_parts(q);
-    cuda::launch_swiglu_beside_fp8(
-        static_cast<const cuda::bf16*>(out.raw()), width, ca, static_cast<const cuda::bf16*>(x.raw()) + col, x_row, m,
-        static_cast<uint8_t*>(parts.codes.raw()), static_cast<float*>(parts.scales.raw()), rows, stream());
+    const int64_t ld = fp8_input_width(next);
+    Tensor q = quantized_activations(out.shape(), ld);
+    cuda::launch_swiglu_beside_fp8(static_cast<const cuda::bf16*>(out.raw()), width, ca,
+                                   static_cast<const cuda::bf16*>(x.raw()) + col, x_row, m, e4m3_rows(fp8_parts(q)),
+                                   rows, stream());
     return q;
 }
 
