@@ -89,6 +89,10 @@ httplib_flag=""
 if ! { command -v pkg-config >/dev/null && pkg-config --exists cpp-httplib; } && [ -f third_party/device/httplib/httplib.h ]; then
   httplib_flag="-DFLUX2_HTTPLIB_HEADER_DIR=$root/third_party/device/httplib"
   echo "cpp-httplib: header-only copy"
+elif ! { command -v pkg-config >/dev/null && pkg-config --exists cpp-httplib; }; then
+  echo "cpp-httplib: none here and none carried: run scripts/prepare-device-carry.sh with FLUX2_HTTPLIB_SOURCE set" \
+    "(a cpp-httplib checkout) and carry third_party/device-carry.tar.gz"
+  exit 2
 fi
 if ! command -v pkg-config >/dev/null; then
   ln -sf "$root/scripts/pkg-config-shim.py" "$shim/bin/pkg-config"

@@ -20,6 +20,11 @@ cp -L /usr/lib/x86_64-linux-gnu/libwebp.so.7 third_party/device/webp/lib/
 if [ -n "${FLUX2_HTTPLIB_SOURCE:-}" ]; then
   mkdir -p third_party/device/httplib
   git -C "$FLUX2_HTTPLIB_SOURCE" show v0.11.4:httplib.h > third_party/device/httplib/httplib.h
+elif [ ! -f third_party/device/httplib/httplib.h ]; then
+  # The GPU machine has no cpp-httplib package: without this header its CMake configure stops (the server is part
+  # of the build), and the whole device call is lost.
+  echo "warning: no third_party/device/httplib/httplib.h and FLUX2_HTTPLIB_SOURCE is unset: the GPU machine's" \
+    "build will not configure. Point FLUX2_HTTPLIB_SOURCE at a git checkout of yhirose/cpp-httplib (tag v0.11.4)." >&2
 fi
 tar czf third_party/device-carry.tar.gz third_party/cudnn_frontend third_party/device
 du -sh third_party third_party/device-carry.tar.gz
