@@ -33,8 +33,8 @@ __global__ void quantize_rows_fp8_kernel(const bf16* x, E4m3Rows out, int64_t co
 }
 
 // One CTA per row: the largest t code decides whether the row's scale must grow (lora_fp8_tail.h), then the row's
-// codes are rescaled if so (a token whose branch is large next to its own values: most tokens with the bench's
-// synthetic LoRAs, so the rescaling moves 16 codes a thread) and t's codes written.
+// codes are rescaled if so (a token whose branch is large next to its own values; with a strong LoRA that can be
+// most tokens, so the rescaling moves 16 codes a thread) and t's codes written.
 __global__ void lora_tail_fp8_kernel(const bf16* t, const float* factor, E4m3Rows x, int64_t k, int64_t r) {
     const int64_t m = blockIdx.x;
     const bf16* tm = t + m * r;
