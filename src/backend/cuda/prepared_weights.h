@@ -27,7 +27,7 @@ struct CudaBackend::PreparedLinear {
 
 struct CudaBackend::PreparedLora {
     Tensor a;           // BF16 [rank, in]
-    Tensor b;           // BF16 [out, rank]
+    Tensor b;           // BF16 [out, rank], for the up-projection beside the GEMM (undefined when carried)
     Fp8Activations a8;  // E4M3 [rank, in] with one scale per rank row (fp8 layers)
     int64_t rank = 0;   // padded
     // fp8 layers whose GEMM carries the branch (lora_fp8_tail.h): B's E4M3 codes [out, rank] of the layer's channel
