@@ -55,11 +55,4 @@ bool plan_lora_fp8_tail(const float* b, int64_t rank, int64_t rank_padded, int64
     return true;
 }
 
-float lora_fp8_tail_rescale(float largest, float s_x) {
-    float p = 1.0f;
-    // Bounded: a non-finite t leaves the scale as it is (and shows as NaN/Inf in the output).
-    for (int i = 0; i < 127 && largest / (s_x * p) > 448.0f; ++i) p *= 2.0f;
-    return p;
-}
-
 }  // namespace flux2

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "core/host_device.h"
+
 namespace flux2 {
 
 struct LoraFp8Tail {
@@ -29,8 +31,13 @@ bool plan_lora_fp8_tail(const float* b, int64_t rank, int64_t rank_padded, int64
                         LoraFp8Tail& plan, std::string& why);
 
 // The factor p >= 1 (a power of two) by which a token's scale s_x grows so that every one of its t codes,
-// |t_r| t_factor[r] / (s_x p), stays within 448 (largest = max_r |t_r| t_factor[r]). The device kernel computes the
-// same; here for the host emulation in tests.
-float lora_fp8_tail_rescale(float largest, float s_x);
+// |t_r| t_factor[r] / (s_x p), stays within 448 (largest = max_r |t_r| t_factor[r]). Shared by the kernel writing t's
+// codes and the host emulation in tests. Bounded: a non-finite t leaves the scale as it is (and shows as NaN/Inf in
+// the output).
+FLUX2_HOST_DEVICE inline float lora_fp8_tail_rescale(float largest, float s_x) {
+    float p = 1.0f;
+    for (int i = 0; i < 127 && largest / (s_x * p) > 448.0f; ++i) p *= 2.0f;
+    return p;
+}
 
 }  // namespace flux2

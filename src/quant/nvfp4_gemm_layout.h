@@ -11,13 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "core/host_device.h"
 #include "quant/linear_weight.h"
-
-#if defined(__CUDACC__)
-#define FLUX2_HOST_DEVICE __host__ __device__
-#else
-#define FLUX2_HOST_DEVICE
-#endif
 
 namespace flux2 {
 

@@ -183,12 +183,9 @@ int64_t CudaBackend::fp8_input_width(const LinearWeight& w) {
 const CudaBackend::PreparedLinear& CudaBackend::fp8_weight_for(const LinearWeight& w) {
     // prepare() hands out the shared prepared form as const; its layout is this function's to keep.
     auto& p = const_cast<PreparedLinear&>(prepare(w));
-    std::shared_ptr<const void> want;
-    int64_t tail = 0;
-    if (w.lora && prepare_lora(w).in_gemm) {
-        want = w.lora->prepared;
-        tail = prepare_lora(w).rank;
-    }
+    const PreparedLora* carried = w.lora && prepare_lora(w).in_gemm ? &prepare_lora(w) : nullptr;
+    const std::shared_ptr<const void> want = carried ? w.lora->prepared : nullptr;
+    const int64_t tail = carried ? carried->rank : 0;
     if (p.tail_of == want) return p;
     check(!recording(), "linear ", w.name, ": its LoRA branch changed while recording a CUDA graph");
     // A new [out, in + tail] copy: W's codes as they are, then B's (on stream order, so the old buffer is released
@@ -198,9 +195,8 @@ const CudaBackend::PreparedLinear& CudaBackend::fp8_weight_for(const LinearWeigh
     FLUX2_CUDA_CHECK(
         cudaMemcpy2DAsync(relaid.raw(), ld, p.weight.raw(), old_ld, k, n, cudaMemcpyDeviceToDevice, stream()));
     if (tail) {
-        FLUX2_CUDA_CHECK(cudaMemcpy2DAsync(static_cast<uint8_t*>(relaid.raw()) + k, ld,
-                                           prepare_lora(w).tail_codes.raw(), tail, tail, n, cudaMemcpyDeviceToDevice,
-                                           stream()));
+        FLUX2_CUDA_CHECK(cudaMemcpy2DAsync(static_cast<uint8_t*>(relaid.raw()) + k, ld, carried->tail_codes.raw(), tail,
+                                           tail, n, cudaMemcpyDeviceToDevice, stream()));
     }
     p.weight = relaid;
     p.tail = tail;

@@ -5,6 +5,7 @@
 #include "backend/cuda/fp8_utils.cuh"
 #include "backend/cuda/kernel_utils.cuh"
 #include "core/error.h"
+#include "quant/lora_fp8_tail.h"
 
 namespace flux2 {
 namespace cuda {
@@ -43,8 +44,7 @@ __global__ void lora_tail_fp8_kernel(const bf16* t, const float* factor, E4m3Row
     for (int64_t c = threadIdx.x; c < r; c += blockDim.x)
         largest = fmaxf(largest, fabsf(__bfloat162float(tm[c]) * factor[c]));
     largest = block_max(largest);  // its barriers also order every thread's read of s before the write below
-    float p = 1.0f;
-    for (int i = 0; i < 127 && largest / (s * p) > kE4m3MaxF; ++i) p *= 2.0f;
+    const float p = lora_fp8_tail_rescale(largest, s);
     uint8_t* row = x.q + m * x.ld;
     if (p > 1.0f) {
         const float inv_p = 1.0f / p;  // a power of two: exact
