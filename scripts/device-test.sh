@@ -133,12 +133,15 @@ done
 
 # LoRA on the GPU (issue 11, docs/PERFORMANCE.md): FLUX2_LORA_BENCH=dev times `flux2 bench` fp8 at 1024 with a
 # rank-32 and three rank-16 synthetic LoRAs, every branch beside its GEMM first (FLUX2_LORA_FP8_GEMM=0), then the
-# default (carried in the FP8 GEMM where the output is wider), in this call.
+# default, in this call; FLUX2_LORA_MODES lists other values of FLUX2_LORA_FP8_GEMM (e.g. "0 wider all"),
+# FLUX2_LORA_ARGS adds flags (e.g. --profile).
 for model in ${FLUX2_LORA_BENCH:-}; do
-  for mode in 0 default; do
+  for mode in ${FLUX2_LORA_MODES:-0 default}; do
     echo "== LoRA benchmark $model, FLUX2_LORA_FP8_GEMM=$mode"
     FLUX2_LORA_FP8_GEMM=$mode ./build-gpu/flux2 bench --model "$model" --device cuda --precision fp8 --resolutions 1024 \
-      --steps 5 --warmup 2 --lora-rank 32 --lora-rank 16,16,16 2>&1 | grep -v "^\[flux2 info\]" | tee -a "$out/lora_bench.txt"
+      --steps 5 --warmup 2 --lora-rank 32 --lora-rank 16,16,16 ${FLUX2_LORA_ARGS:-} 2>&1 | grep -v "^\[flux2 info\]" \
+      >>"$out/lora_bench.txt"
+    grep -E "^(dev|checkpoint) |switch" "$out/lora_bench.txt" | tail -6
   done
 done
 

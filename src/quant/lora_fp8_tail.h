@@ -19,6 +19,12 @@
 
 namespace flux2 {
 
+// The activations of a layer carrying a branch are quantized with this much headroom (scale amax / 448 times it, so
+// their largest code is 448 / 4): most tokens' t codes then fit without rescaling, which would cost a pass over the
+// token's codes. E4M3 keeps its relative precision under a power-of-two shift; only values below 2^-6 of a code,
+// i.e. under 1.4e-4 of the row's largest, fall into its subnormals.
+constexpr float kLoraFp8TailHeadroom = 4.0f;
+
 struct LoraFp8Tail {
     std::vector<float> t_factor;   // [rank_padded]: tq[m, r] = e4m3(t[m, r] * t_factor[r] / s_x[m]); f_r above
     std::vector<uint8_t> b_codes;  // E4M3 [out, rank_padded]: the GEMM's weight tail beside wq

@@ -4,8 +4,9 @@
 
 * beside: E4M3 activations (per-token scale) x E4M3 weight (per-channel scale), plus t B^T in BF16, t = x A^T from
   the same E4M3 activations and A's E4M3 rows;
-* carried: one GEMM over [x | t] [W | B] (src/quant/lora_fp8_tail.h): B's codes fill E4M3's range per column, t's
-  codes use the token's scale, grown by a power of two p where they would pass 448 (x's codes divided by p).
+* carried: one GEMM over [x | t] [W | B] (src/quant/lora_fp8_tail.h): x quantized with a headroom (scale times
+  --headroom), t = x A^T in float32 from those codes, B's codes fill E4M3's range per column, t's codes use the
+  token's scale, grown by a power of two p where they would pass 448 (x's codes divided by p).
 
 Also prints how many tokens needed which p. Synthetic data: x normal with 8 outlier features, W ~ N(0, 0.02^2),
 A ~ N(0, 1/K) and B ~ N(0, (0.1 / sqrt(r))^2) (flux2 bench's synthetic LoRA) times --b-scale.
@@ -28,6 +29,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--outlier", type=float, default=30.0, help="factor on 8 of x's features")
     ap.add_argument("--b-scale", type=float, default=1.0, help="factor on B (the LoRA's strength)")
+    ap.add_argument("--headroom", type=float, default=4.0, help="kLoraFp8TailHeadroom")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
@@ -39,9 +41,10 @@ def main():
     def bf16(v):
         return v.astype(bf).astype(np.float64)
 
-    def per_row(v):  # E4M3 codes with scale amax / 448 per row
+    def per_row(v, headroom=1.0):  # E4M3 codes with scale headroom * amax / 448 per row
         s = np.abs(v).max(axis=1, keepdims=True) / 448
         s[s == 0] = 1
+        s = s * headroom
         return e4m3(v / s), s
 
     K, N, r = a.k, a.n, a.rank
@@ -60,12 +63,14 @@ def main():
 
     f = (np.abs(B) / (448 * sw)).max(axis=0)  # t_factor
     bq = e4m3(B / (f[None, :] * sw))
-    largest = (np.abs(t) * f[None, :]).max(axis=1, keepdims=True)
+    xh, sxh = per_row(x, a.headroom)
+    th = ((xh @ aq.T) * sxh * sa.T).astype(np.float32).astype(np.float64)  # the kernel's float32 t
+    largest = (np.abs(th) * f[None, :]).max(axis=1, keepdims=True)
     p = np.ones_like(largest)
-    while (largest / (sx * p) > 448).any():
-        p[largest / (sx * p) > 448] *= 2
-    xq2, sx2 = e4m3(xq / p), sx * p
-    tq = e4m3(t * f[None, :] / sx2)
+    while (largest / (sxh * p) > 448).any():
+        p[largest / (sxh * p) > 448] *= 2
+    xq2, sx2 = e4m3(xh / p), sxh * p
+    tq = e4m3(th * f[None, :] / sx2)
     carried = bf16((xq2 @ wq.T + tq @ bq.T) * sx2 * sw.T)
 
     def rel(v):
@@ -73,7 +78,8 @@ def main():
 
     share = np.linalg.norm((x @ A.T) @ B.T) / np.linalg.norm(exact)
     ps = ", ".join(f"p={int(v)}: {int(c)}" for v, c in zip(*np.unique(p, return_counts=True)))
-    print(f"K {K} N {N} rank {r} outlier x{a.outlier:g} B x{a.b_scale:g}: branch {share:.1%} of the output; "
+    print(f"K {K} N {N} rank {r} outlier x{a.outlier:g} B x{a.b_scale:g} headroom {a.headroom:g}: "
+          f"branch {share:.1%} of the output; "
           f"tokens {ps}; error beside {rel(beside):.2%}, carried {rel(carried):.2%}")
 
 

@@ -119,6 +119,7 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
     FLUX2_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     device_name_ = prop.name;
     memory_capacity_ = static_cast<int64_t>(prop.totalGlobalMem);
+    sm_count_ = prop.multiProcessorCount;
     precision_ = choose_precision(options.precision, prop);
     check(options.residency.empty() || options.residency == "fp8" || options.residency == "fp4", "unknown residency '",
           options.residency, "' (expected fp8 or fp4)");

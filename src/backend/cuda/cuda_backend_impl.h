@@ -141,16 +141,20 @@ public:
     Tensor empty(const Shape& shape, DType dtype);  // uninitialized device tensor on this backend's stream
     // Tests: fill every new tensor with 0xFF bytes (NaN in BF16/F32), so an element an op fails to write shows.
     void set_poison_new_tensors(bool on) { poison_ = on; }
-    // Per-row E4M3 quantization of a BF16 tensor [..., K] viewed as [rows, K] (into rows of ld codes: the input of
-    // an FP8 layer carrying a LoRA branch, fp8_input_width).
+    // Per-row E4M3 quantization of a BF16 tensor [..., K] viewed as [rows, K]; _for: as the FP8 layer w takes it
+    // (rows of fp8_input_width(w) codes, with the headroom of a carried LoRA branch).
     Fp8Activations quantize_fp8(const Tensor& x);
-    Fp8Activations quantize_fp8(const Tensor& x, int64_t ld);
+    Fp8Activations quantize_fp8_for(const LinearWeight& w, const Tensor& x);
+    Fp8Activations quantize_rows(const Tensor& x, int64_t ld, float headroom);
     // The fused producers' result for a layer taking rows of ld codes: one F8_E4M3 tensor [..., ld] (shape gives
     // [..., K]) whose storage holds the codes and then (at a 16-byte boundary) the F32 scale of every row; linear()
     // takes it as an input (and writes a carried LoRA branch's codes into it). fp8_parts splits it.
     Tensor quantized_activations(const Shape& shape, int64_t ld);
     static Fp8Activations fp8_parts(const Tensor& quantized);
     static cuda::E4m3Rows e4m3_rows(const Fp8Activations& a);  // where a producer writes a
+    // Where a fused producer writes the E4M3 input q of the layer `next` (quantized_activations of its width), with
+    // that layer's headroom.
+    cuda::E4m3Rows input_rows(const LinearWeight& next, const Tensor& q);
     static Fp8Qk fp8_qk_parts(const Tensor& qk);
     // Whether linear(·, w) takes E4M3 activations from a fused producer: it runs the FP8 GEMM (prepares w if
     // needed); a LoRA branch on it reads the same E4M3 activations.
@@ -158,6 +162,8 @@ public:
     // The row width of an FP8 layer's E4M3 input: in_features, plus the padded rank of a LoRA branch carried in its
     // GEMM, whose codes the linear writes itself (lora_fp8_tail.h). Prepares w and its LoRA branch.
     int64_t fp8_input_width(const LinearWeight& w);
+    // The headroom of that input's scales: kLoraFp8TailHeadroom when the GEMM carries a LoRA branch, else 1.
+    float fp8_input_headroom(const LinearWeight& w);
     cuda::CublasLtGemm& gemm() { return *gemm_; }
     // Times the enclosing op while a profile runs: `name` is a callable returning its label (OpProfiler::scope).
     template <class NameFn>
@@ -218,6 +224,10 @@ private:
     void check_lora(const LinearWeight& w, const Tensor& y) const;
     Tensor lora_down(const Tensor& x, const LinearWeight& w);
     Tensor lora_down(const Fp8Activations& x, const LinearWeight& w);
+    // t = x A^T from E4M3 activations as fp32 partial sums over shares of k (lora_down_fp8.cu), sized in split.
+    Tensor lora_down_partials(const Fp8Activations& x, const LinearWeight& w, cuda::LoraDownSplit& split);
+    // For a branch carried in the GEMM: t's codes written beside x's (x's scales grow where they must).
+    void carry_lora_codes(const Fp8Activations& x, const LinearWeight& w);
     void lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, float beta, const Tensor* gate = nullptr);
     Tensor linear_fp4(const Tensor& x, const Shape& out_shape, const Fp4PreparedWeight& w);
     // Joint attention of BF16 [B, L, H, Dh] q/k and v/o with tokens v_row / o_row elements apart (attention.cpp):
@@ -237,6 +247,7 @@ private:
     bool fp4_resident_ = false;  // BackendOptions::residency == "fp4"
     Tensor fp4_scratch_;         // E4M3 weight of the layer being run (fp4-resident mode), grown to the largest
     std::string device_name_;
+    int sm_count_ = 1;             // sizes the split of skinny kernels (lora_down_fp8.cu)
     int64_t memory_capacity_ = 0;  // cudaDeviceProp::totalGlobalMem
     std::shared_ptr<cuda::Stream> stream_;
     std::unique_ptr<cuda::CublasLtGemm> gemm_;

@@ -24,8 +24,11 @@ __device__ __forceinline__ uint16_t float2_to_e4m3x2(float a, float b) {
     return __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
 }
 
-// Per-row scale of the FP8 activation quantizer: the row's amax maps to the top of the E4M3 range.
-__device__ __forceinline__ float e4m3_row_scale(float amax) { return amax > 0.0f ? amax / kE4m3MaxF : 1.0f; }
+// Per-row scale of the FP8 activation quantizer: the row's amax maps to the top of the E4M3 range (to 448 / headroom
+// where a producer leaves room, E4m3Rows).
+__device__ __forceinline__ float e4m3_row_scale(float amax, float headroom = 1.0f) {
+    return (amax > 0.0f ? amax / kE4m3MaxF : 1.0f) * headroom;
+}
 
 // W values times the reciprocal of the scale -> W E4M3 codes at q (8-byte store when W == 8). Every FP8 activation
 // producer uses this, so fused and standalone quantization give the same codes. One reciprocal, then products: an

@@ -148,14 +148,12 @@ void CublasLtGemm::bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfl
 }
 
 void CublasLtGemm::fp8(const uint8_t* xq, const float* x_scales, const uint8_t* wq, const float* w_scales,
-                       __nv_bfloat16* y, int64_t m, int64_t n, int64_t k, float beta, int64_t ldx) {
+                       __nv_bfloat16* y, int64_t m, int64_t n, int64_t k, float beta) {
     if (m == 0 || n == 0) return;
-    if (ldx == 0) ldx = k;
-    check(k % 16 == 0 && ldx % 16 == 0 && ldx >= k, "FP8 GEMM needs k and the row stride divisible by 16, got k ", k,
-          ", stride ", ldx);
+    check(k % 16 == 0, "FP8 GEMM needs k divisible by 16, got ", k);
     check(reinterpret_cast<uintptr_t>(xq) % 16 == 0 && reinterpret_cast<uintptr_t>(wq) % 16 == 0,
           "FP8 GEMM operands must be 16-byte aligned");
-    Plan& p = plan(Kind::fp8, m, n, k, ldx, w_scales, x_scales);
+    Plan& p = plan(Kind::fp8, m, n, k, k, w_scales, x_scales);
     // The scale vectors are per call; cuBLASLt reads the descriptor when the GEMM is enqueued.
     set_attr(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(w_scales));
     set_attr(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(x_scales));

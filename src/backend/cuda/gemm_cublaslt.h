@@ -28,10 +28,9 @@ public:
 
     // y[i, j] = x_scales[i] * w_scales[j] * sum_k xq[i, k] wq[j, k]. k must be a multiple of 16 and the code
     // pointers 16-byte aligned (cuBLASLt's FP8 requirements).
-    // With beta = 1 the product is added to y (y = product + y, one rounding to BF16). xq's rows are ldx codes apart
-    // (0: k; a LoRA down-projection reads the first k codes of rows that also hold the branch's).
+    // With beta = 1 the product is added to y (y = product + y, one rounding to BF16).
     void fp8(const uint8_t* xq, const float* x_scales, const uint8_t* wq, const float* w_scales, __nv_bfloat16* y,
-             int64_t m, int64_t n, int64_t k, float beta = 0.0f, int64_t ldx = 0);
+             int64_t m, int64_t n, int64_t k, float beta = 0.0f);
 
 private:
     enum class Kind { bf16, fp8 };

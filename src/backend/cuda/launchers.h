@@ -3,6 +3,7 @@
 // CudaBackend member functions check shapes and call these; benchmarks and fused paths may call them directly).
 // All BF16 tensors are contiguous row-major; statistics are accumulated in fp32.
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -58,12 +59,13 @@ void launch_qk_fp8_descale(const bf16* w0, const bf16* w1, int64_t Dh, float* de
 
 // ---- FP8 ----
 // Where a per-row E4M3 producer writes: row r's codes at q + r * ld (ld >= the row's width: an FP8 GEMM carrying a
-// LoRA branch reads rows [x | t], lora_fp8_tail.h), its scale at scales[r] = amax(|row|) / 448 (1 for an all-zero
-// row).
+// LoRA branch reads rows [x | t], lora_fp8_tail.h), its scale at scales[r] = headroom * amax(|row|) / 448 (headroom
+// for an all-zero row; headroom > 1 only for a layer carrying a LoRA branch, kLoraFp8TailHeadroom).
 struct E4m3Rows {
     uint8_t* q;
     float* scales;
     int64_t ld;
+    float headroom = 1.0f;
 };
 // Per-row E4M3 quantization: q = e4m3(x / scale) with E4m3Rows' scale.
 void launch_quantize_rows_fp8(const bf16* x, E4m3Rows out, int64_t rows, int64_t cols, cudaStream_t stream);
@@ -78,11 +80,31 @@ void launch_swiglu_fp8(const bf16* x, int64_t x_row, E4m3Rows out, int64_t rows,
 constexpr size_t kSwigluBesideMaxRowBytes = 96 * 1024;
 void launch_swiglu_beside_fp8(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row, int64_t m,
                               E4m3Rows out, int64_t rows, cudaStream_t stream);
-// A LoRA branch's codes beside its layer's E4M3 activations x (rows of k codes, then r more): row m's scale grows
-// by the power of two p_m = lora_fp8_tail_rescale(max_c |t[m, c]| factor[c], scale) (its k codes divided by p_m),
-// then x.q[m * x.ld + k + c] = e4m3(t[m, c] * factor[c] / scale) for the r columns of t [rows, r].
-void launch_lora_tail_fp8(const bf16* t, const float* factor, E4m3Rows x, int64_t rows, int64_t k, int64_t r,
-                          cudaStream_t stream);
+
+// ---- LoRA branches on E4M3 activations (lora_down_fp8.cu) ----
+// t = s_x s_a (xq aq^T) for x's rows of E4M3 codes (the first k of each row, rows ldx apart, scales s_x) and A's
+// a_rows rows of k codes (scales s_a; given decoded to FP16 by launch_e4m3_to_f16, with 16-byte aligned rows), in
+// two kernels: launch_lora_down_fp8 writes fp32 partial sums
+// [splits, rows, r_tot] over shares of k, then one of the two below adds them up. plan_lora_down_fp8 sizes the split
+// for r columns of t (columns past a_rows come out 0) on a GPU of sm_count SMs.
+struct LoraDownSplit {
+    int64_t splits = 1, chunks_per_split = 1;  // shares of k, in chunks of 128 codes
+    int64_t r_tot = 0;                         // columns of t computed (r rounded up to the tile)
+    int nb = 8;                                // tile: 8 nb columns of t (4, 6 or 8)
+};
+LoraDownSplit plan_lora_down_fp8(int64_t rows, int64_t k, int64_t r, int sm_count);
+void launch_lora_down_fp8(const uint8_t* xq, int64_t ldx, const __half* a, int64_t a_rows, int64_t rows, int64_t k,
+                          const LoraDownSplit& s, float* partials, cudaStream_t stream);
+// E4M3 codes -> their values in FP16 (exact: every E4M3 value is one), n of them.
+void launch_e4m3_to_f16(const uint8_t* q, __half* h, int64_t n, cudaStream_t stream);
+// t [rows, r] in BF16 (for an up-projection beside the GEMM).
+void launch_lora_down_bf16(const float* partials, const LoraDownSplit& s, const float* x_scales, const float* a_scales,
+                           bf16* t, int64_t rows, int64_t r, cudaStream_t stream);
+// t's codes beside its layer's E4M3 activations x (rows of k codes, then r more; lora_fp8_tail.h): row m's scale
+// grows by the power of two p_m = lora_fp8_tail_rescale(max_c |t[m, c]| factor[c], scale) (its k codes divided by
+// p_m), then x.q[m * x.ld + k + c] = e4m3(t[m, c] * factor[c] / scale) for c < r.
+void launch_lora_tail_fp8(const float* partials, const LoraDownSplit& s, const float* a_scales, const float* factor,
+                          E4m3Rows x, int64_t rows, int64_t k, int64_t r, cudaStream_t stream);
 
 // ---- weight preparation (once per layer) ----
 // NVFP4 (canonical: codes [rows, cols/2] hi-first, scales [rows, cols/16] E4M3 row-major) -> BF16 [rows, cols].

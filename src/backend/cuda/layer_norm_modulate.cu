@@ -75,7 +75,7 @@ __global__ void layer_norm_modulate_fp8_kernel(const bf16* x, const bf16* shift,
 #pragma unroll
         for (int j = 0; j < W; ++j) amax = fmaxf(amax, fabsf(round_to_bf16(v[j])));
     }
-    const float s = e4m3_row_scale(block_max(amax));
+    const float s = e4m3_row_scale(block_max(amax), out.headroom);
     if (threadIdx.x == 0) out.scales[r] = s;
     for (int64_t i = threadIdx.x * W; i < D; i += step) {
         float v[W];
@@ -146,7 +146,7 @@ Tensor CudaBackend::layer_norm_modulate_for(const LinearWeight& next, const Tens
     Tensor q = quantized_activations(x.shape(), ld);
     cuda::launch_layer_norm_modulate_fp8(static_cast<const cuda::bf16*>(x.raw()),
                                          static_cast<const cuda::bf16*>(shift.raw()),
-                                         static_cast<const cuda::bf16*>(scale.raw()), e4m3_rows(fp8_parts(q)),
+                                         static_cast<const cuda::bf16*>(scale.raw()), input_rows(next, q),
                                          x.dim(0) * x.dim(1), x.dim(1), x.dim(2), eps, stream());
     return q;
 }

@@ -8,6 +8,7 @@
 #include "backend/cuda/launchers.h"
 #include "backend/cuda/prepared_weights.h"
 #include "core/error.h"
+#include "quant/lora_fp8_tail.h"
 
 namespace flux2 {
 
@@ -180,6 +181,16 @@ int64_t CudaBackend::fp8_input_width(const LinearWeight& w) {
     return l.in_gemm ? w.in_features + l.rank : w.in_features;
 }
 
+float CudaBackend::fp8_input_headroom(const LinearWeight& w) {
+    return w.lora && prepare_lora(w).in_gemm ? kLoraFp8TailHeadroom : 1.0f;
+}
+
+cuda::E4m3Rows CudaBackend::input_rows(const LinearWeight& next, const Tensor& q) {
+    cuda::E4m3Rows rows = e4m3_rows(fp8_parts(q));
+    rows.headroom = fp8_input_headroom(next);
+    return rows;
+}
+
 const CudaBackend::PreparedLinear& CudaBackend::fp8_weight_for(const LinearWeight& w) {
     // prepare() hands out the shared prepared form as const; its layout is this function's to keep.
     auto& p = const_cast<PreparedLinear&>(prepare(w));
@@ -214,11 +225,7 @@ void CudaBackend::gemm_fp8_into(const Fp8Activations& x, const LinearWeight& w, 
     if (p.tail) {
         // t = x A^T, then its codes beside x's (lora_fp8_tail.h; a token whose t codes would not fit gets a larger
         // scale and its codes rescaled in place): the GEMM below runs the branch with the layer.
-        const PreparedLora& l = prepare_lora(w);
-        Tensor t = lora_down(x, w);
-        FLUX2_PROFILE_OP("lora codes beside the activations");
-        cuda::launch_lora_tail_fp8(static_cast<const bf16*>(t.raw()), static_cast<const float*>(l.tail_factor.raw()),
-                                   e4m3_rows(x), m, p.in, p.tail, stream());
+        carry_lora_codes(x, w);
     }
     if (p.fp4_codes.defined()) {
         // One buffer serves every layer: the stream orders this conversion after the previous GEMM's reads.
@@ -264,7 +271,7 @@ void CudaBackend::linear_gated_residual(Tensor& x, const Tensor& gate, const Ten
           op, " ", w.name, ": x ", shape_str(x.shape()), " and input ", shape_str(in.shape()), " do not fit a [",
           w.out_features, ", ", w.in_features, "] layer");
     if (!recording()) record_path(w, p.path + lora_path(w));
-    const Fp8Activations a = in.dtype() == DType::F8_E4M3 ? fp8_parts(in) : quantize_fp8(in, ld);
+    const Fp8Activations a = in.dtype() == DType::F8_E4M3 ? fp8_parts(in) : quantize_fp8_for(w, in);
     // x + gate * (s_x s_w acc) = x + s_x (s_w gate) acc: the gate joins the per-channel scale, x is C (beta 1). A
     // branch carried in the GEMM shares those scales, so it is gated with the layer.
     Tensor gated_scales = empty({w.out_features}, DType::F32);
@@ -290,7 +297,7 @@ Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w) {
     // Already quantized by a fused producer (layer_norm_modulate_for / swiglu_for).
     if (e4m3) return linear_fp8(fp8_parts(x), out_shape, w);
     expect_device_bf16(x, "linear", w.name.c_str());
-    if (p.kind == CudaLinearPrecision::fp8) return linear_fp8(quantize_fp8(x, fp8_input_width(w)), out_shape, w);
+    if (p.kind == CudaLinearPrecision::fp8) return linear_fp8(quantize_fp8_for(w, x), out_shape, w);
     if (p.kind == CudaLinearPrecision::fp4) {
         Tensor y = linear_fp4(x, out_shape, *p.fp4);
         // The fp4 GEMM takes no C operand: its branch accumulates afterwards.

@@ -1,7 +1,7 @@
 // The LoRA branch of a linear on the GPU. The base weight's codes are untouched; three ways to run it:
 // * fp8 layers with a resident E4M3 weight carry the branch inside their GEMM (lora_fp8_tail.h): t = x A^T from the
-//   E4M3 activations the base GEMM reads, its codes written beside them, B's codes beside the weight's, one GEMM
-//   over in + rank columns. No second pass over the output.
+//   E4M3 activations the base GEMM reads (lora_down_fp8.cu), its codes written beside them, B's codes beside the
+//   weight's, one GEMM over in + rank columns. No second pass over the output.
 // * Otherwise t B^T goes into the layer's output as a BF16 cuBLASLt GEMM. Where the base GEMM can take a C operand
 //   (bf16 and fp8 paths) the branch is written first and the base GEMM accumulates onto it (beta = 1), so the wide
 //   output is written once by the branch and read inside the base GEMM's epilogue; the fp4 path accumulates the
@@ -24,22 +24,25 @@ namespace flux2 {
 
 namespace {
 // The rank is padded with zero rows of A and zero columns of B, which add exact zeros: BF16 rows want 16-byte
-// alignment (8 values) and the FP8 down-projection's output dimension a multiple of 16. A branch carried in the FP8
-// GEMM pads to 64, so that the GEMM's rows of in + rank codes stay 64-byte aligned (cuBLASLt's faster kernels).
+// alignment (8 values). A branch carried in the FP8 GEMM pads to 64, so that the GEMM's rows of in + rank codes stay
+// 64-byte aligned (cuBLASLt's faster kernels).
 constexpr int64_t kRankMultiple = 16;
 constexpr int64_t kCarriedRankMultiple = 64;
 
-// Which fp8 layers carry their branch in the GEMM. Carrying costs a pass over the layer's input codes where tokens
-// need a larger scale (lora_fp8_tail.h) and up to one more K tile of the GEMM; running it beside costs a pass over
-// the layer's output. So by default only layers whose output is wider than their input carry it.
-// FLUX2_LORA_FP8_GEMM=0: none (every branch beside its GEMM); =all: every layer that can.
+// Which fp8 layers carry their branch in the GEMM. Carrying costs a kernel writing t's codes (and rescaling the
+// codes of the rare token whose branch does not fit the headroom, lora_fp8_tail.h) and up to one more K tile of the
+// GEMM; running it beside costs a GEMM reading and writing the layer's output. Carrying is cheaper on every layer
+// of FLUX.2 dev (docs/PERFORMANCE.md, "LoRA on the GPU"), so it is the default.
+// FLUX2_LORA_FP8_GEMM=0: none (every branch beside its GEMM); =wider: only layers whose output is wider than their
+// input; =all (default): every layer that can.
 enum class Carry { none, wider_out, all };
 Carry carry_policy() {
     static const Carry c = [] {
         const char* v = std::getenv("FLUX2_LORA_FP8_GEMM");
         if (v && std::strcmp(v, "0") == 0) return Carry::none;
         if (v && std::strcmp(v, "all") == 0) return Carry::all;
-        return Carry::wider_out;
+        if (v && std::strcmp(v, "wider") == 0) return Carry::wider_out;
+        return Carry::all;
     }();
     return c;
 }
@@ -75,8 +78,13 @@ const CudaBackend::PreparedLora& CudaBackend::prepare_lora(const LinearWeight& w
     std::copy(l.a.begin(), l.a.end(), a.f32());
     p->a = upload(a);
     if (base.kind == CudaLinearPrecision::fp8) {
-        // The fp8 path's branch reads E4M3 activations (lora_down below); other paths never need the E4M3 copy.
-        p->a8 = quantize_fp8(p->a);
+        // The fp8 path's branch reads E4M3 activations with A's E4M3 codes (lora_down_fp8.cu); BF16 A is not needed.
+        const Fp8Activations a8 = quantize_fp8(p->a);
+        p->a_codes = empty({p->rank, l.in_features}, DType::F16);
+        cuda::launch_e4m3_to_f16(static_cast<const uint8_t*>(a8.codes.raw()), static_cast<__half*>(p->a_codes.raw()),
+                                 p->rank * l.in_features, stream());
+        p->a_scales = a8.scales;
+        p->a = Tensor();
         if (carry) {
             check(!recording(), "linear ", w.name, ": a LoRA branch was first used while recording a CUDA graph");
             const std::vector<float> w_scales = download(base.scales).to_vector();
@@ -113,6 +121,7 @@ void CudaBackend::check_lora(const LinearWeight& w, const Tensor& y) const {
 Tensor CudaBackend::lora_down(const Tensor& x, const LinearWeight& w) {
     const PreparedLora& p = prepare_lora(w);
     expect_device_bf16(x, "linear (LoRA branch)", w.name.c_str());
+    check(p.a.defined(), "linear ", w.name, ": its LoRA branch was prepared for E4M3 activations, got BF16");
     const int64_t m = x.numel() / w.in_features, k = w.in_features, r = p.rank;
     auto scope = profile_op([&] { return str("lora down bf16 r", r, " ", m, "x", k); }, 2.0 * m * r * k);
     Tensor t = empty({m, r}, DType::BF16);
@@ -121,17 +130,45 @@ Tensor CudaBackend::lora_down(const Tensor& x, const LinearWeight& w) {
     return t;
 }
 
+Tensor CudaBackend::lora_down_partials(const Fp8Activations& x, const LinearWeight& w, cuda::LoraDownSplit& split) {
+    const PreparedLora& p = prepare_lora(w);
+    check(p.a_codes.defined(), "linear ", w.name, ": the LoRA branch was prepared without its E4M3 copy of A");
+    const int64_t m = x.codes.dim(0), k = w.in_features, ld = x.codes.dim(1);
+    check(ld >= k, "linear ", w.name, ": LoRA branch takes ", k, " input features, got ", ld);
+    // Only the branch's own rank is computed; the padding's columns of t are zeros (lora_down_fp8.cu).
+    split = cuda::plan_lora_down_fp8(m, k, w.lora->rank, sm_count_);
+    Tensor partials = empty({split.splits * m * split.r_tot}, DType::F32);
+    auto scope =
+        profile_op([&] { return str("lora down fp8 r", w.lora->rank, " ", m, "x", k, " split ", split.splits); },
+                   2.0 * m * split.r_tot * k);
+    cuda::launch_lora_down_fp8(static_cast<const uint8_t*>(x.codes.raw()), ld,
+                               static_cast<const __half*>(p.a_codes.raw()), p.rank, m, k, split,
+                               static_cast<float*>(partials.raw()), stream());
+    return partials;
+}
+
 Tensor CudaBackend::lora_down(const Fp8Activations& x, const LinearWeight& w) {
     const PreparedLora& p = prepare_lora(w);
-    check(p.a8.codes.defined(), "linear ", w.name, ": the LoRA branch was prepared without its E4M3 copy of A");
-    const int64_t m = x.codes.dim(0), k = w.in_features, r = p.rank, ld = x.codes.dim(1);
-    check(ld >= k, "linear ", w.name, ": LoRA branch takes ", k, " input features, got ", ld);
-    auto scope = profile_op([&] { return str("lora down fp8 r", r, " ", m, "x", k); }, 2.0 * m * r * k);
-    Tensor t = empty({m, r}, DType::BF16);
-    gemm_->fp8(static_cast<const uint8_t*>(x.codes.raw()), static_cast<const float*>(x.scales.raw()),
-               static_cast<const uint8_t*>(p.a8.codes.raw()), static_cast<const float*>(p.a8.scales.raw()),
-               static_cast<cuda::bf16*>(t.raw()), m, r, k, 0.0f, ld);
+    cuda::LoraDownSplit split;
+    const Tensor partials = lora_down_partials(x, w, split);
+    const int64_t m = x.codes.dim(0);
+    Tensor t = empty({m, p.rank}, DType::BF16);
+    FLUX2_PROFILE_OP("lora down fp8: sum of the splits");
+    cuda::launch_lora_down_bf16(static_cast<const float*>(partials.raw()), split,
+                                static_cast<const float*>(x.scales.raw()), static_cast<const float*>(p.a_scales.raw()),
+                                static_cast<cuda::bf16*>(t.raw()), m, p.rank, stream());
     return t;
+}
+
+void CudaBackend::carry_lora_codes(const Fp8Activations& x, const LinearWeight& w) {
+    const PreparedLora& p = prepare_lora(w);
+    check(p.in_gemm, "linear ", w.name, ": its LoRA branch runs beside the GEMM, not in it");
+    cuda::LoraDownSplit split;
+    const Tensor partials = lora_down_partials(x, w, split);
+    FLUX2_PROFILE_OP("lora codes beside the activations");
+    cuda::launch_lora_tail_fp8(
+        static_cast<const float*>(partials.raw()), split, static_cast<const float*>(p.a_scales.raw()),
+        static_cast<const float*>(p.tail_factor.raw()), e4m3_rows(x), x.codes.dim(0), w.in_features, p.rank, stream());
 }
 
 void CudaBackend::lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, float beta, const Tensor* gate) {

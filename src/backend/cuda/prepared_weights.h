@@ -26,10 +26,11 @@ struct CudaBackend::PreparedLinear {
 };
 
 struct CudaBackend::PreparedLora {
-    Tensor a;           // BF16 [rank, in]
-    Tensor b;           // BF16 [out, rank], for the up-projection beside the GEMM (undefined when carried)
-    Fp8Activations a8;  // E4M3 [rank, in] with one scale per rank row (fp8 layers)
-    int64_t rank = 0;   // padded
+    Tensor a;  // BF16 [rank, in] (bf16 and fp4 layers)
+    Tensor b;  // BF16 [out, rank], for the up-projection beside the GEMM (undefined when carried)
+    // fp8 layers: A's E4M3 codes (one scale per rank row) decoded to F16 [rank, in], as lora_down_fp8.cu reads them.
+    Tensor a_codes, a_scales;
+    int64_t rank = 0;  // padded
     // fp8 layers whose GEMM carries the branch (lora_fp8_tail.h): B's E4M3 codes [out, rank] of the layer's channel
     // scales and the factors [rank] taking t to its codes. Else why not (for the path).
     bool in_gemm = false;

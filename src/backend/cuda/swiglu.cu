@@ -50,7 +50,7 @@ __global__ void swiglu_fp8_kernel(const bf16* x, int64_t x_row, E4m3Rows out, in
 #pragma unroll
         for (int k = 0; k < W; ++k) amax = fmaxf(amax, fabsf(v[k]));
     }
-    const float s = e4m3_row_scale(block_max(amax));
+    const float s = e4m3_row_scale(block_max(amax), out.headroom);
     if (threadIdx.x == 0) out.scales[r] = s;
     for (int64_t j = threadIdx.x * W; j < m; j += step) {
         float v[W];
@@ -90,7 +90,7 @@ __global__ void swiglu_beside_fp8_kernel(const bf16* a, int64_t a_row, int64_t c
         store_bf16<W>(row + ca + j, v);
     }
     // block_max's barriers also publish the shared row
-    const float s = e4m3_row_scale(block_max(amax));
+    const float s = e4m3_row_scale(block_max(amax), out.headroom);
     if (threadIdx.x == 0) out.scales[r] = s;
     for (int64_t j = threadIdx.x * W; j < width; j += step) {
         float v[W];
@@ -190,7 +190,7 @@ Tensor CudaBackend::swiglu_for(const LinearWeight& next, const Tensor& x) {
     const int64_t ld = fp8_input_width(next);
     Tensor q = quantized_activations(shape, ld);
     const int64_t m = shape.back(), rows = m ? shape_numel(shape) / m : 0;
-    cuda::launch_swiglu_fp8(static_cast<const cuda::bf16*>(x.raw()), 2 * m, e4m3_rows(fp8_parts(q)), rows, m, stream());
+    cuda::launch_swiglu_fp8(static_cast<const cuda::bf16*>(x.raw()), 2 * m, input_rows(next, q), rows, m, stream());
     return q;
 }
 
@@ -212,8 +212,8 @@ Tensor CudaBackend::swiglu_beside_for(const LinearWeight& next, Tensor& out, con
     const int64_t ld = fp8_input_width(next);
     Tensor q = quantized_activations(out.shape(), ld);
     cuda::launch_swiglu_beside_fp8(static_cast<const cuda::bf16*>(out.raw()), width, ca,
-                                   static_cast<const cuda::bf16*>(x.raw()) + col, x_row, m, e4m3_rows(fp8_parts(q)),
-                                   rows, stream());
+                                   static_cast<const cuda::bf16*>(x.raw()) + col, x_row, m, input_rows(next, q), rows,
+                                   stream());
     return q;
 }
 
