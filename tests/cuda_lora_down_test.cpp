@@ -1,4 +1,5 @@
-// The LoRA down-projection on E4M3 activations (lora_down_fp8.cu) against plain loops on the host: t = s_x s_a
+// The LoRA down-projection on E4M3 activations (lora_down_fp8.cu): its split plan (host code, also without a GPU),
+// and the kernels against plain loops on the host: t = s_x s_a
 // (xq aq^T) summed over the splits of k, in BF16 for a branch beside its GEMM, and t's codes beside x's for a branch
 // carried in it (with tokens whose scale must grow). Shapes cover one token, rows and k that are not whole tiles,
 // ranks below, at and above one tile of t, A with fewer rows than the tile, rows wider than k, and many splits.
@@ -12,6 +13,28 @@ namespace flux2::test {
 namespace {
 
 #ifdef FLUX2_HAVE_CUDA
+// The split's sizing is host code: it runs without a GPU. Every chunk of k belongs to exactly one split, none is
+// empty, the tile covers the rank, and a few tokens get more splits than many.
+TEST(LoraDownSplitPlan, CoversKAndTheRank) {
+    for (int64_t rows : {0, 1, 37, 512, 4608, 20000}) {
+        for (int64_t k : {16, 144, 1040, 6144, 24576}) {
+            for (int64_t r : {1, 16, 32, 33, 48, 64, 100, 192}) {
+                const cuda::LoraDownSplit s = cuda::plan_lora_down_fp8(rows, k, r, 132);
+                const int64_t chunks = (k + 127) / 128;
+                EXPECT_GE(s.r_tot, r);
+                EXPECT_EQ(s.r_tot % (8 * s.nb), 0);
+                EXPECT_EQ(s.nb, r <= 32 ? 4 : r <= 48 ? 6 : 8);
+                EXPECT_GE(s.splits, 1);
+                EXPECT_GE(s.splits * s.chunks_per_split, chunks) << rows << " " << k << " " << r;
+                EXPECT_LT((s.splits - 1) * s.chunks_per_split, chunks) << "an empty split: " << rows << " " << k;
+            }
+        }
+    }
+    EXPECT_GT(cuda::plan_lora_down_fp8(64, 24576, 32, 132).splits,
+              cuda::plan_lora_down_fp8(4608, 24576, 32, 132).splits);
+    EXPECT_THROW(cuda::plan_lora_down_fp8(8, 100, 32, 132), Error) << "k not a multiple of 16";
+}
+
 class CudaLoraDown : public CudaTest {
 protected:
     std::string precision() const override { return "fp8"; }

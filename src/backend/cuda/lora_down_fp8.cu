@@ -247,14 +247,14 @@ __global__ void lora_tail_fp8_kernel(const float* partials, LoraDownSplit s, con
 }  // namespace
 
 LoraDownSplit plan_lora_down_fp8(int64_t rows, int64_t k, int64_t r, int sm_count) {
-    check(rows > 0 && k > 0 && k % 16 == 0 && r > 0, "LoRA down-projection: ", rows, " rows of ", k, " codes, rank ", r,
-          " (k must be a positive multiple of 16)");
+    check(rows >= 0 && k > 0 && k % 16 == 0 && r > 0, "LoRA down-projection: ", rows, " rows of ", k, " codes, rank ",
+          r, " (k must be a positive multiple of 16)");
     LoraDownSplit s;
     // The tile's width follows the rank: every column computed costs mma time, not just the padded ones' bytes.
     s.nb = r <= 32 ? 4 : r <= 48 ? 6 : 8;
     const int64_t n_tiles = (r + 8 * s.nb - 1) / (8 * s.nb);
     s.r_tot = n_tiles * 8 * s.nb;
-    const int64_t ctas = (rows + kBlockM - 1) / kBlockM * n_tiles;
+    const int64_t ctas = std::max<int64_t>(1, (rows + kBlockM - 1) / kBlockM * n_tiles);
     const int64_t n_chunks = (k + kBlockK - 1) / kBlockK;
     // A CTA for every slot of the GPU, each with at least a few stages of k.
     const int64_t want = std::max<int64_t>(1, ctas_per_sm(s.nb) * int64_t(sm_count) / ctas);
@@ -266,6 +266,7 @@ LoraDownSplit plan_lora_down_fp8(int64_t rows, int64_t k, int64_t r, int sm_coun
 
 void launch_lora_down_fp8(const uint8_t* xq, int64_t ldx, const __half* a, int64_t a_rows, int64_t rows, int64_t k,
                           const LoraDownSplit& s, float* partials, cudaStream_t stream) {
+    if (rows == 0) return;
     const dim3 grid(static_cast<unsigned>((rows + kBlockM - 1) / kBlockM), static_cast<unsigned>(s.r_tot / (8 * s.nb)),
                     static_cast<unsigned>(s.splits));
     auto run = [&](auto kernel, int nb) {
@@ -296,6 +297,7 @@ void launch_e4m3_to_f16(const uint8_t* q, __half* h, int64_t n, cudaStream_t str
 
 void launch_lora_down_bf16(const float* partials, const LoraDownSplit& s, const float* x_scales, const float* a_scales,
                            bf16* t, int64_t rows, int64_t r, cudaStream_t stream) {
+    if (rows == 0) return;
     lora_down_bf16_kernel<<<grid_for(rows * r, 256), 256, 0, stream>>>(partials, s, x_scales, a_scales, t, rows, r);
     FLUX2_CUDA_CHECK_LAUNCH("lora_down_bf16_kernel");
 }
