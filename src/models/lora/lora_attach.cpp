@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 namespace flux2 {
 
@@ -27,6 +28,34 @@ struct Chunk {
     };
     std::vector<Rows> rows;
 };
+
+// One layer's branch from its rank chunks (nothing when no adapter reaches it).
+void build_branch(const LinearWeight& w, const std::vector<Chunk>& chunks, const std::string& label,
+                  std::shared_ptr<const LoraBranch>& out) {
+    if (chunks.empty()) return;
+    auto br = std::make_shared<LoraBranch>();
+    br->in_features = w.in_features;
+    br->out_features = w.out_features;
+    br->label = label;
+    for (const Chunk& c : chunks) br->rank += c.rank;
+    br->a.reserve(static_cast<size_t>(br->rank * w.in_features));
+    br->b.assign(static_cast<size_t>(w.out_features * br->rank), 0.0f);
+    int64_t col = 0;
+    for (const Chunk& c : chunks) {
+        br->a.insert(br->a.end(), c.a->begin(), c.a->end());
+        for (const auto& r : c.rows) {
+            const LoraTerm& t = *r.term;
+            for (int64_t row = 0; row < t.out_features; ++row) {
+                for (int64_t j = 0; j < c.rank; ++j) {
+                    br->b[static_cast<size_t>((r.row_begin + row) * br->rank + col + j)] +=
+                        r.scale * t.b[static_cast<size_t>(row * c.rank + j)];
+                }
+            }
+        }
+        col += c.rank;
+    }
+    out = std::move(br);
+}
 
 }  // namespace
 
@@ -68,33 +97,12 @@ std::vector<std::shared_ptr<const LoraBranch>> build_lora_branches(const std::ve
         }
     }
 
+    // Each layer's branch on its own thread: switching adapters on dev builds about a gigabyte of them, and the time
+    // goes into first touching that memory (bench/lora_attach_bench.cpp).
     std::vector<std::shared_ptr<const LoraBranch>> branches(linears.size());
-    for (size_t i = 0; i < linears.size(); ++i) {
-        if (chunks[i].empty()) continue;
-        const LinearWeight& w = *linears[i];
-        auto br = std::make_shared<LoraBranch>();
-        br->in_features = w.in_features;
-        br->out_features = w.out_features;
-        br->label = labels[i];
-        for (const Chunk& c : chunks[i]) br->rank += c.rank;
-        br->a.reserve(static_cast<size_t>(br->rank * w.in_features));
-        br->b.assign(static_cast<size_t>(w.out_features * br->rank), 0.0f);
-        int64_t col = 0;
-        for (const Chunk& c : chunks[i]) {
-            br->a.insert(br->a.end(), c.a->begin(), c.a->end());
-            for (const auto& r : c.rows) {
-                const LoraTerm& t = *r.term;
-                for (int64_t row = 0; row < t.out_features; ++row) {
-                    for (int64_t j = 0; j < c.rank; ++j) {
-                        br->b[static_cast<size_t>((r.row_begin + row) * br->rank + col + j)] +=
-                            r.scale * t.b[static_cast<size_t>(row * c.rank + j)];
-                    }
-                }
-            }
-            col += c.rank;
-        }
-        branches[i] = std::move(br);
-    }
+    parallel_for(static_cast<int64_t>(linears.size()), 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) build_branch(*linears[i], chunks[i], labels[i], branches[i]);
+    });
     return branches;
 }
 
