@@ -36,6 +36,7 @@ TEST_F(Cli, BenchTimesLoraSetsAfterTheBaseStep) {
         ++switches;
     EXPECT_EQ(switches, 2u) << r.out;
     EXPECT_TRUE(contains(r.out, "reading the adapter file(s)")) << r.out;
+    EXPECT_TRUE(contains(r.out, "(building the branches ")) << r.out;
 
     const RunResult bad = flux2({"bench", "--model", test::data_path("tiny-klein-bf16.safetensors"), "--device", "cpu",
                                  "--resolutions", "64", "--lora-rank", "4,0"});
