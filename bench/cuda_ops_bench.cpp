@@ -1,8 +1,9 @@
 // CUDA kernel benchmarks at FLUX.2-dev 1024x1024 shapes (4096 image + 512 text tokens): the BF16 and FP8 cuBLASLt
 // GEMMs of the three largest linears, the full FP8 linear (per-token quantization + GEMM) on an NVFP4 weight, cuDNN
-// attention, and the memory-bound row kernels. Each iteration is timed with CUDA events on random (non-zero) data;
-// the counters report the median iteration: median_ms, TFLOP/s (GEMM/attention) or GB/s (bytes read + written once).
-// Run on the GPU machine by scripts/device-test.sh; compare with bench/torch_baseline.py from the same call.
+// attention, the memory-bound row kernels and a LoRA branch's down-projection. Each iteration is timed with CUDA events
+// on random (non-zero) data; the counters report the median iteration: median_ms, TFLOP/s (GEMM/attention) or GB/s
+// (bytes read + written once). Run on the GPU machine by scripts/device-test.sh; compare with bench/torch_baseline.py
+// from the same call.
 #ifdef FLUX2_HAVE_CUDA
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
@@ -212,6 +213,33 @@ void BM_QuantizeFp8(benchmark::State& st) {
         st, *be, [&] { be->quantize_fp8(x); }, 0, 3.0 * L * D);
 }
 
+// A LoRA branch's down-projection on E4M3 activations (lora_down_fp8.cu, split over k) with the sum of its splits
+// into BF16 t: rows of k codes, rank r. GB/s counts the activations' codes read once (the rest is small).
+void BM_LoraDownFp8(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    const int64_t m = st.range(0), k = st.range(1), r = st.range(2);
+    Tensor xq = random_bytes(*be, {m, k}, DType::F8_E4M3, 0xBF, 21),
+           aq = random_bytes(*be, {r, k}, DType::U8, 0xBF, 22);
+    Tensor xs = random_f32(*be, m, 0.5f, 2.0f, 23), as = random_f32(*be, r, 0.001f, 0.01f, 24);
+    Tensor a = be->empty({r, k}, DType::F16), t = be->empty({m, r}, DType::BF16);
+    cuda::launch_e4m3_to_f16(static_cast<const uint8_t*>(aq.raw()), static_cast<__half*>(a.raw()), r * k, be->stream());
+    int sms = 0;
+    FLUX2_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    const cuda::LoraDownSplit split = cuda::plan_lora_down_fp8(m, k, r, sms);
+    Tensor partials = be->empty({split.splits * m * split.r_tot}, DType::F32);
+    time_op(
+        st, *be,
+        [&] {
+            cuda::launch_lora_down_fp8(static_cast<const uint8_t*>(xq.raw()), k, static_cast<const __half*>(a.raw()), r,
+                                       m, k, split, static_cast<float*>(partials.raw()), be->stream());
+            cuda::launch_lora_down_bf16(static_cast<const float*>(partials.raw()), split,
+                                        static_cast<const float*>(xs.raw()), static_cast<const float*>(as.raw()),
+                                        static_cast<cuda::bf16*>(t.raw()), m, r, be->stream());
+        },
+        2.0 * m * split.r_tot * k, static_cast<double>(m) * k);
+    st.counters["splits"] = static_cast<double>(split.splits);
+}
+
 // FLUX.2-dev at 1024x1024: single-block linear1 and linear2, double-block MLP in (image tokens).
 void gemm_shapes(benchmark::internal::Benchmark* b) {
     b->Args({4608, 55296, 6144})->Args({4608, 6144, 24576})->Args({4096, 36864, 6144});
@@ -233,6 +261,16 @@ BENCHMARK(BM_LayerNormModulate)->UseManualTime()->Iterations(50)->Unit(benchmark
 BENCHMARK(BM_Swiglu)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_RmsNormRope)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_QuantizeFp8)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+// dev's single-block linear1 and linear2 inputs (4608 tokens) at ranks 32, 48 and 64; the text stream's 512 tokens.
+BENCHMARK(BM_LoraDownFp8)
+    ->Args({4608, 6144, 32})
+    ->Args({4608, 24576, 32})
+    ->Args({4608, 24576, 48})
+    ->Args({4608, 24576, 64})
+    ->Args({512, 6144, 32})
+    ->UseManualTime()
+    ->Iterations(50)
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace flux2

@@ -283,10 +283,18 @@ if [ -n "${FLUX2_DEMO_EVAL:-}" ]; then
   done
 fi
 
+# FLUX2_KERNEL_BENCH runs only the kernel benchmarks it matches (e.g. LoraDown: the LoRA down-projection alone,
+# build target flux2_bench), without the PyTorch baseline, even with FLUX2_SKIP_BENCH.
+if [ -n "${FLUX2_KERNEL_BENCH:-}" ] && [ -x build-gpu/flux2_bench ]; then
+  echo "== CUDA kernel benchmarks matching $FLUX2_KERNEL_BENCH"
+  ./build-gpu/flux2_bench --benchmark_filter="$FLUX2_KERNEL_BENCH" --benchmark_counters_tabular=true 2>&1 |
+    grep -vE "^\*\*\*|^-+$" | cut -c1-180 | tee "$out/kernel_bench.txt"
+fi
+
 [ -n "${FLUX2_SKIP_BENCH:-}" ] && exit $status
 echo "== CUDA kernel benchmarks"
 if [ -x build-gpu/flux2_bench ]; then
-  ./build-gpu/flux2_bench --benchmark_filter='BM_(Gemm|Linear|Attention|LayerNorm|Swiglu|RmsNorm|Quantize)' \
+  ./build-gpu/flux2_bench --benchmark_filter='BM_(Gemm|Linear|Attention|LayerNorm|Swiglu|RmsNorm|Quantize|LoraDown)' \
     --benchmark_counters_tabular=true --benchmark_out="$out/bench.json" --benchmark_out_format=json \
     >"$out/bench.txt" 2>&1
   grep -vE "^\*\*\*|^-+$" "$out/bench.txt" | cut -c1-160
