@@ -145,7 +145,6 @@ public:
     // (rows of fp8_input_width(w) codes, with the headroom of a carried LoRA branch).
     Fp8Activations quantize_fp8(const Tensor& x);
     Fp8Activations quantize_fp8_for(const LinearWeight& w, const Tensor& x);
-    Fp8Activations quantize_rows(const Tensor& x, int64_t ld, float headroom);
     // The fused producers' result for a layer taking rows of ld codes: one F8_E4M3 tensor [..., ld] (shape gives
     // [..., K]) whose storage holds the codes and then (at a 16-byte boundary) the F32 scale of every row; linear()
     // takes it as an input (and writes a carried LoRA branch's codes into it). fp8_parts splits it.
@@ -205,6 +204,8 @@ private:
         size_t offset = 0;
     };
     std::map<const LinearWeight*, StreamedPlace> streamed_;
+    // quantize_fp8 and quantize_fp8_for: rows of ld codes with a headroom (E4m3Rows).
+    Fp8Activations quantize_rows(const Tensor& x, int64_t ld, float headroom);
     // The FP8 linear of w (its LoRA branch included) on quantized activations.
     Tensor linear_fp8(const Fp8Activations& x, const Shape& out_shape, const LinearWeight& w);
     // The FP8 GEMM into y: y = product (beta 0) or y + product (beta 1); w_scales replaces the layer's channel

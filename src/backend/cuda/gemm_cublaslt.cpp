@@ -54,9 +54,9 @@ CublasLtGemm::~CublasLtGemm() {
     if (handle_) cublasLtDestroy(lt(handle_));
 }
 
-CublasLtGemm::Plan& CublasLtGemm::plan(Kind kind, int64_t m, int64_t n, int64_t k, int64_t ldx, const float* w_scales,
+CublasLtGemm::Plan& CublasLtGemm::plan(Kind kind, int64_t m, int64_t n, int64_t k, const float* w_scales,
                                        const float* x_scales) {
-    auto key = std::make_tuple(kind, m, n, k, ldx);
+    auto key = std::make_tuple(kind, m, n, k);
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
 
@@ -77,7 +77,7 @@ CublasLtGemm::Plan& CublasLtGemm::plan(Kind kind, int64_t m, int64_t n, int64_t 
         set_attr(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(x_scales));
     }
     FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, in_type, k, n, k));
-    FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, in_type, k, m, ldx));
+    FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, in_type, k, m, k));
     FLUX2_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->d, CUDA_R_16BF, n, m, n));
 
     bool found = false;
@@ -144,7 +144,7 @@ void CublasLtGemm::tune(Plan& p, const void* x, const void* w, void* y, float be
 void CublasLtGemm::bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y, int64_t m, int64_t n,
                         int64_t k, float beta) {
     if (m == 0 || n == 0) return;
-    run(plan(Kind::bf16, m, n, k, k), x, w, y, beta);
+    run(plan(Kind::bf16, m, n, k), x, w, y, beta);
 }
 
 void CublasLtGemm::fp8(const uint8_t* xq, const float* x_scales, const uint8_t* wq, const float* w_scales,
@@ -153,7 +153,7 @@ void CublasLtGemm::fp8(const uint8_t* xq, const float* x_scales, const uint8_t* 
     check(k % 16 == 0, "FP8 GEMM needs k divisible by 16, got ", k);
     check(reinterpret_cast<uintptr_t>(xq) % 16 == 0 && reinterpret_cast<uintptr_t>(wq) % 16 == 0,
           "FP8 GEMM operands must be 16-byte aligned");
-    Plan& p = plan(Kind::fp8, m, n, k, k, w_scales, x_scales);
+    Plan& p = plan(Kind::fp8, m, n, k, w_scales, x_scales);
     // The scale vectors are per call; cuBLASLt reads the descriptor when the GEMM is enqueued.
     set_attr(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(w_scales));
     set_attr(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(x_scales));

@@ -37,7 +37,7 @@ private:
     struct Plan;
     // For FP8 the scale vectors are part of the descriptor the heuristic validates, so the first call's pointers
     // are set before it runs; later calls replace them.
-    Plan& plan(Kind kind, int64_t m, int64_t n, int64_t k, int64_t ldx, const float* w_scales = nullptr,
+    Plan& plan(Kind kind, int64_t m, int64_t n, int64_t k, const float* w_scales = nullptr,
                const float* x_scales = nullptr);
     void run(Plan& p, const void* x, const void* w, void* y, float beta = 0.0f);
     // Times the plan's candidates on these operands once and keeps the fastest (gemm_cublaslt.cpp says why).
@@ -47,7 +47,7 @@ private:
     void* handle_ = nullptr;  // cublasLtHandle_t (kept out of this header)
     std::shared_ptr<void> workspace_;
     size_t workspace_bytes_ = 0;
-    std::map<std::tuple<Kind, int64_t, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;  // m, n, k, ldx
+    std::map<std::tuple<Kind, int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
 };
 
 }  // namespace flux2::cuda

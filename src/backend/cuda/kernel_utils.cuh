@@ -5,7 +5,11 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <mutex>
+#include <set>
+#include <utility>
 
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/launchers.h"
 
 namespace flux2::cuda {
@@ -96,6 +100,19 @@ inline unsigned grid_for(int64_t n, int threads) {
 inline int row_threads(int64_t vectors) {
     int64_t t = (vectors + 31) / 32 * 32;
     return static_cast<int>(t < 32 ? 32 : (t > 256 ? 256 : t));
+}
+
+// Lets `kernel` launch with up to `bytes` of dynamic shared memory (above the default 48 KB it must opt in). The
+// opt-in belongs to the current device, so it is made once per kernel and device; call it before the launch, outside
+// CUDA-graph recordings the first time (the kernels that need it first run in an eager step).
+inline void allow_dynamic_shared_memory(const void* kernel, int bytes) {
+    static std::mutex mutex;
+    static std::set<std::pair<const void*, int>> done;
+    int device = 0;
+    FLUX2_CUDA_CHECK(cudaGetDevice(&device));
+    const std::lock_guard<std::mutex> lock(mutex);
+    if (done.emplace(kernel, device).second)
+        FLUX2_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
 }
 
 }  // namespace flux2::cuda

@@ -10,9 +10,7 @@
 // which made the kernel conversion-bound. Here A comes already decoded to FP16 (launch_e4m3_to_f16, once per
 // branch) and each x code is converted once.
 #include <algorithm>
-#include <mutex>
-#include <set>
-#include <utility>
+#include <type_traits>
 
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
@@ -164,19 +162,6 @@ __global__ void e4m3_to_f16_kernel(const uint8_t* q, __half* h, int64_t n) {
         h[i] = __half(__nv_cvt_fp8_to_halfraw(q[i], __NV_E4M3));
 }
 
-// Dynamic shared memory above the default 48 KB is allowed per kernel and device, once (the first launch runs before
-// any graph recording: a branch is prepared outside recordings).
-template <typename Kernel>
-void allow_shared_memory(Kernel kernel, int bytes) {
-    static std::mutex mutex;
-    static std::set<std::pair<const void*, int>> done;
-    int device = 0;
-    FLUX2_CUDA_CHECK(cudaGetDevice(&device));
-    const std::lock_guard<std::mutex> lock(mutex);
-    if (done.emplace(reinterpret_cast<const void*>(kernel), device).second)
-        FLUX2_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-}
-
 // t[m, c] from the partial sums: s_x[m] s_a[c] times their sum in split order; columns past the computed ones are 0.
 __device__ __forceinline__ float lora_t(const float* partials, const LoraDownSplit& s, int64_t rows, int64_t m,
                                         int64_t c, float x_scale, const float* a_scales) {
@@ -269,21 +254,22 @@ void launch_lora_down_fp8(const uint8_t* xq, int64_t ldx, const __half* a, int64
     if (rows == 0) return;
     const dim3 grid(static_cast<unsigned>((rows + kBlockM - 1) / kBlockM), static_cast<unsigned>(s.r_tot / (8 * s.nb)),
                     static_cast<unsigned>(s.splits));
-    auto run = [&](auto kernel, int nb) {
-        const int bytes = kStages * (kBlockM + nb * 8 * 2) * kBlockK;  // x's codes and A's FP16
-        allow_shared_memory(kernel, bytes);
+    auto run = [&](auto nb) {
+        const auto kernel = lora_down_fp8_kernel<nb.value>;
+        const int bytes = kStages * (kBlockM + nb.value * 8 * 2) * kBlockK;  // x's codes and A's FP16
+        allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), bytes);
         kernel<<<grid, kWarps * 32, bytes, stream>>>(xq, ldx, a, a_rows, rows, k, s.chunks_per_split, s.r_tot,
                                                      partials);
     };
     switch (s.nb) {
         case 4:
-            run(lora_down_fp8_kernel<4>, 4);
+            run(std::integral_constant<int, 4>{});
             break;
         case 6:
-            run(lora_down_fp8_kernel<6>, 6);
+            run(std::integral_constant<int, 6>{});
             break;
         default:
-            run(lora_down_fp8_kernel<8>, 8);
+            run(std::integral_constant<int, 8>{});
             break;
     }
     FLUX2_CUDA_CHECK_LAUNCH("lora_down_fp8_kernel");

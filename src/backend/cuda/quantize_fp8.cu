@@ -31,7 +31,6 @@ __global__ void quantize_rows_fp8_kernel(const bf16* x, E4m3Rows out, int64_t co
         store_e4m3<W>(out.q + r * out.ld + i, v, scale);
     }
 }
-
 }  // namespace
 
 void launch_quantize_rows_fp8(const bf16* x, E4m3Rows out, int64_t rows, int64_t cols, cudaStream_t stream) {

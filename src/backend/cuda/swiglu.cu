@@ -102,12 +102,8 @@ __global__ void swiglu_beside_fp8_kernel(const bf16* a, int64_t a_row, int64_t c
 template <int W>
 void launch_swiglu_beside_fp8_width(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row, int64_t m,
                                     E4m3Rows out, int64_t rows, cudaStream_t stream) {
-    static const bool opted_in = [] {  // dynamic shared memory above 48 KB needs the kernel's opt-in
-        FLUX2_CUDA_CHECK(cudaFuncSetAttribute(swiglu_beside_fp8_kernel<W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              static_cast<int>(kSwigluBesideMaxRowBytes)));
-        return true;
-    }();
-    (void)opted_in;
+    allow_dynamic_shared_memory(reinterpret_cast<const void*>(swiglu_beside_fp8_kernel<W>),
+                                static_cast<int>(kSwigluBesideMaxRowBytes));
     // Up to 512 threads a row (row_threads stops at 256): with four such CTAs an SM keeps enough loads in flight.
     const size_t smem = static_cast<size_t>(ca + m) * sizeof(bf16);
     const int threads = static_cast<int>(std::min<int64_t>(512, ((ca + m) / W + 31) / 32 * 32));
