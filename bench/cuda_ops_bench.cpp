@@ -247,7 +247,14 @@ void gemm_shapes(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_GemmBf16)->Apply(gemm_shapes);
-BENCHMARK(BM_GemmFp8)->Apply(gemm_shapes);
+// linear1 and linear2 with a carried LoRA branch's codes: 64 columns (K not a whole number of 128-code tiles), 128
+// (lora_branch.cpp pads to whole tiles)
+BENCHMARK(BM_GemmFp8)
+    ->Apply(gemm_shapes)
+    ->Args({4608, 55296, 6208})
+    ->Args({4608, 55296, 6272})
+    ->Args({4608, 6144, 24640})
+    ->Args({4608, 6144, 24704});
 BENCHMARK(BM_LinearNvfp4Fp8Path)->Apply(gemm_shapes);
 BENCHMARK(BM_Attention)
     ->Args({4608, 48, 128, 0})

@@ -24,10 +24,11 @@ namespace flux2 {
 
 namespace {
 // The rank is padded with zero rows of A and zero columns of B, which add exact zeros: BF16 rows want 16-byte
-// alignment (8 values). A branch carried in the FP8 GEMM pads to 64, so that the GEMM's rows of in + rank codes stay
-// 64-byte aligned (cuBLASLt's faster kernels).
+// alignment (8 values). A branch carried in the FP8 GEMM pads so that the GEMM's rows of in + rank codes are whole
+// K tiles of 128 codes: cuBLASLt's kernels for the rest took longer than one more tile (single-block linear1 of dev,
+// K = 6144 + 64: 2.51 ms, K = 6144 + 128: 2.29 ms; BM_GemmFp8, docs/PERFORMANCE.md).
 constexpr int64_t kRankMultiple = 16;
-constexpr int64_t kCarriedRankMultiple = 64;
+constexpr int64_t kCarriedKTile = 128;
 
 // Which fp8 layers carry their branch in the GEMM. Carrying costs a kernel writing t's codes (and rescaling the
 // codes of the rare token whose branch does not fit the headroom, lora_fp8_tail.h) and up to one more K tile of the
@@ -72,8 +73,8 @@ const CudaBackend::PreparedLora& CudaBackend::prepare_lora(const LinearWeight& w
         }
     }
     const bool carry = base.kind == CudaLinearPrecision::fp8 && p->separate_why.empty();
-    const int64_t multiple = carry ? kCarriedRankMultiple : kRankMultiple;
-    p->rank = (l.rank + multiple - 1) / multiple * multiple;
+    p->rank = carry ? (l.in_features + l.rank + kCarriedKTile - 1) / kCarriedKTile * kCarriedKTile - l.in_features
+                    : (l.rank + kRankMultiple - 1) / kRankMultiple * kRankMultiple;
     Tensor a = Tensor::zeros({p->rank, l.in_features});
     std::copy(l.a.begin(), l.a.end(), a.f32());
     p->a = upload(a);

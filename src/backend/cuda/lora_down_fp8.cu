@@ -29,8 +29,9 @@ constexpr int kBlockK = 128;  // codes per row and stage: 8 chunks of 16 bytes
 constexpr int kStages = 3;
 // CTAs per SM: the stages' shared memory allows three (four column blocks: 60 KB), the wider tiles two.
 constexpr int ctas_per_sm(int nb) { return nb <= 4 ? 3 : 2; }
-constexpr int kMinChunksPerSplit = 4;             // enough stages for the pipeline to pay
-constexpr int kTailThreads = 128, kTailKept = 2;  // the codes kernel: a CTA per token, two columns of t a thread
+constexpr int kMinChunksPerSplit = 4;  // enough stages for the pipeline to pay
+constexpr int kTailWarps = 4;          // the codes kernel: a warp per token, four tokens a CTA ...
+constexpr int kTailKept = 2;           // ... two columns of t a lane kept between its passes
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
     const auto s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
@@ -89,32 +90,59 @@ __global__ void __launch_bounds__(kWarps * 32, ctas_per_sm(NB))
     const int64_t n_chunks = (k + kBlockK - 1) / kBlockK;
     const int steps = static_cast<int>(max(int64_t(0), min(n_chunks - first, chunks_per_split)));
 
-    auto load = [&](int stage, int64_t chunk) {
-        const int64_t k0 = chunk * kBlockK;
-        for (int i = threadIdx.x; i < kXChunks; i += blockDim.x) {
-            const int row = i / 8, c = i % 8;
-            const int64_t gr = m0 + row, gk = k0 + c * 16;
-            const bool ok = gr < rows && gk < k;  // rows past m and codes past k read as zeros
-            cp_async16(&xs[stage * kXChunks + x_chunk_at(row, c)], ok ? x + gr * ldx + gk : x, ok);
+    // Every stage, a thread copies the same 16-byte position of x's rows 16 apart and of A's rows 8 apart, one stage
+    // of k further on each time: its sources are pointers kept across stages, its destinations fixed offsets, and
+    // which of its rows exist is known up front (the copies' address arithmetic had been most of the kernel's
+    // instructions, and the kernel bound by issuing them). A copy that must read zeros keeps its in-bounds or unused
+    // source: cp.async with a source size of 0 reads nothing.
+    constexpr int kThreads = kWarps * 32, kXCopies = kXChunks / kThreads, kACopies = kAChunks / kThreads;
+    static_assert(kXChunks % kThreads == 0 && kAChunks % kThreads == 0);
+    const int xc = threadIdx.x % 8, xr = threadIdx.x / 8, ac = threadIdx.x % 16, ar = threadIdx.x / 16;
+    const uint8_t* x_src[kXCopies];
+    const __half* a_src[kACopies];
+    bool x_row[kXCopies], a_row[kACopies];
+#pragma unroll
+    for (int j = 0; j < kXCopies; ++j) {
+        const int64_t row = m0 + xr + j * (kThreads / 8);
+        x_row[j] = row < rows;
+        x_src[j] = x + (x_row[j] ? row : 0) * ldx + xc * 16 + first * kBlockK;
+    }
+#pragma unroll
+    for (int j = 0; j < kACopies; ++j) {
+        const int64_t row = n0 + ar + j * (kThreads / 16);
+        a_row[j] = row < a_rows;
+        a_src[j] = a + (a_row[j] ? row : 0) * k + ac * 8 + first * kBlockK;
+    }
+    uint4* x_dst = xs + x_chunk_at(xr, xc);  // row + 16 j: the same swizzle, 128 j chunks on
+    uint4* a_dst = as + a_chunk_at(ar, ac);  // row + 8 j: likewise
+    int64_t k_next = first * kBlockK;        // the next stage's first code
+    auto load = [&](int stage) {
+        const bool x_in = k_next + xc * 16 < k, a_in = k_next + ac * 8 < k;  // codes past k read as zeros
+#pragma unroll
+        for (int j = 0; j < kXCopies; ++j) {
+            const bool ok = x_in && x_row[j];  // as do missing rows
+            cp_async16(x_dst + stage * kXChunks + j * (kThreads / 8) * 8, x_src[j], ok);
+            x_src[j] += kBlockK;
         }
-        for (int i = threadIdx.x; i < kAChunks; i += blockDim.x) {
-            const int row = i / 16, c = i % 16;
-            const int64_t gn = n0 + row, gk = k0 + c * 8;
-            const bool ok = gn < a_rows && gk < k;
-            cp_async16(&as[stage * kAChunks + a_chunk_at(row, c)], ok ? a + gn * k + gk : a, ok);
+#pragma unroll
+        for (int j = 0; j < kACopies; ++j) {
+            const bool ok = a_in && a_row[j];
+            cp_async16(a_dst + stage * kAChunks + j * (kThreads / 16) * 16, a_src[j], ok);
+            a_src[j] += kBlockK;
         }
+        k_next += kBlockK;
     };
 
     float acc[2][NB][4] = {};
     for (int s = 0; s < kStages - 1; ++s) {
-        if (s < steps) load(s, first + s);
+        if (s < steps) load(s);
         cp_async_commit();  // empty groups keep the count the waits below rely on
     }
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     for (int step = 0; step < steps; ++step) {
         cp_async_wait<kStages - 2>();  // this step's stage has landed (for this thread) ...
         __syncthreads();               // ... for every thread, and every thread is done with the stage reloaded next
-        if (step + kStages - 1 < steps) load((step + kStages - 1) % kStages, first + step + kStages - 1);
+        if (step + kStages - 1 < steps) load((step + kStages - 1) % kStages);
         cp_async_commit();
         const uint4* xst = xs + (step % kStages) * kXChunks;
         const uint4* ast = as + (step % kStages) * kAChunks;
@@ -163,11 +191,22 @@ __global__ void e4m3_to_f16_kernel(const uint8_t* q, __half* h, int64_t n) {
 }
 
 // t[m, c] from the partial sums: s_x[m] s_a[c] times their sum in split order; columns past the computed ones are 0.
+// The loads go out eight at a time before any is added (the sum's order stays the same): a chain of one load per
+// split made these kernels wait on memory latency alone.
 __device__ __forceinline__ float lora_t(const float* partials, const LoraDownSplit& s, int64_t rows, int64_t m,
                                         int64_t c, float x_scale, const float* a_scales) {
     if (c >= s.r_tot) return 0.0f;
+    constexpr int kBatch = 8;
+    const float* p = partials + m * s.r_tot + c;
+    const int64_t stride = rows * s.r_tot;
     float sum = 0.0f;
-    for (int64_t i = 0; i < s.splits; ++i) sum += partials[(i * rows + m) * s.r_tot + c];
+    for (int64_t i0 = 0; i0 < s.splits; i0 += kBatch) {
+        float v[kBatch];
+#pragma unroll
+        for (int j = 0; j < kBatch; ++j) v[j] = i0 + j < s.splits ? p[(i0 + j) * stride] : 0.0f;
+#pragma unroll
+        for (int j = 0; j < kBatch; ++j) sum += v[j];
+    }
     return sum * x_scale * a_scales[c];
 }
 
@@ -180,12 +219,14 @@ __global__ void lora_down_bf16_kernel(const float* partials, LoraDownSplit s, co
     }
 }
 
-// One CTA per token: the largest t code decides whether the token's scale must grow (lora_fp8_tail.h), then its
-// codes are rescaled if so (a token whose branch is large next to its own values; with a strong LoRA that can be
-// most tokens, so the rescaling moves 16 codes a thread) and t's codes written.
+// A warp per token: the largest t code decides whether the token's scale must grow (lora_fp8_tail.h), then its codes
+// are rescaled if so (a token whose branch is large next to its own values; with a strong LoRA that can be most
+// tokens, so the rescaling moves 16 codes a lane) and t's codes written.
 __global__ void lora_tail_fp8_kernel(const float* partials, LoraDownSplit s, const float* a_scales, const float* factor,
                                      E4m3Rows x, int64_t rows, int64_t k, int64_t r) {
-    const int64_t m = blockIdx.x;
+    const int64_t m = int64_t(blockIdx.x) * kTailWarps + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (m >= rows) return;
     const float sx = x.scales[m];
     // t f of the row's first columns kept from the first pass (the partial sums are read once); any further
     // columns are summed again for the write.
@@ -194,20 +235,19 @@ __global__ void lora_tail_fp8_kernel(const float* partials, LoraDownSplit s, con
     float largest = 0.0f;
 #pragma unroll
     for (int j = 0; j < kTailKept; ++j) {
-        const int64_t c = threadIdx.x + int64_t(j) * kTailThreads;
+        const int64_t c = lane + int64_t(j) * 32;
         kept[j] = c < r ? scaled_t(c) : 0.0f;
         largest = fmaxf(largest, fabsf(kept[j]));
     }
-    for (int64_t c = threadIdx.x + int64_t(kTailKept) * kTailThreads; c < r; c += kTailThreads)
-        largest = fmaxf(largest, fabsf(scaled_t(c)));
-    largest = block_max(largest);  // its barriers also order every thread's read of sx before the write below
+    for (int64_t c = lane + int64_t(kTailKept) * 32; c < r; c += 32) largest = fmaxf(largest, fabsf(scaled_t(c)));
+    largest = warp_max(largest);  // every lane has read sx before lane 0 may write it below
     const float p = lora_fp8_tail_rescale(largest, sx);
     uint8_t* row = x.q + m * x.ld;
     if (p > 1.0f) {
         const float inv_p = 1.0f / p;  // a power of two: exact
         // 16-byte accesses where the row allows them (the GEMM's rows always do)
         const bool vec = k % 16 == 0 && reinterpret_cast<uintptr_t>(row) % 16 == 0;
-        for (int64_t i = threadIdx.x * (vec ? 16 : 1); i < k; i += int64_t(kTailThreads) * (vec ? 16 : 1)) {
+        for (int64_t i = lane * (vec ? 16 : 1); i < k; i += 32 * (vec ? 16 : 1)) {
             if (vec) {
                 uint4 v = *reinterpret_cast<const uint4*>(row + i);
                 uint8_t* b = reinterpret_cast<uint8_t*>(&v);
@@ -218,16 +258,15 @@ __global__ void lora_tail_fp8_kernel(const float* partials, LoraDownSplit s, con
                 row[i] = float_to_e4m3(e4m3_to_float(row[i]) * inv_p);
             }
         }
-        if (threadIdx.x == 0) x.scales[m] = sx * p;
+        if (lane == 0) x.scales[m] = sx * p;
     }
     const float inv = 1.0f / (sx * p);
 #pragma unroll
     for (int j = 0; j < kTailKept; ++j) {
-        const int64_t c = threadIdx.x + int64_t(j) * kTailThreads;
+        const int64_t c = lane + int64_t(j) * 32;
         if (c < r) row[k + c] = float_to_e4m3(kept[j] * inv);
     }
-    for (int64_t c = threadIdx.x + int64_t(kTailKept) * kTailThreads; c < r; c += kTailThreads)
-        row[k + c] = float_to_e4m3(scaled_t(c) * inv);
+    for (int64_t c = lane + int64_t(kTailKept) * 32; c < r; c += 32) row[k + c] = float_to_e4m3(scaled_t(c) * inv);
 }
 }  // namespace
 
@@ -291,7 +330,8 @@ void launch_lora_down_bf16(const float* partials, const LoraDownSplit& s, const 
 void launch_lora_tail_fp8(const float* partials, const LoraDownSplit& s, const float* a_scales, const float* factor,
                           E4m3Rows x, int64_t rows, int64_t k, int64_t r, cudaStream_t stream) {
     if (rows == 0 || r == 0) return;
-    lora_tail_fp8_kernel<<<rows, kTailThreads, 0, stream>>>(partials, s, a_scales, factor, x, rows, k, r);
+    lora_tail_fp8_kernel<<<static_cast<unsigned>((rows + kTailWarps - 1) / kTailWarps), kTailWarps * 32, 0, stream>>>(
+        partials, s, a_scales, factor, x, rows, k, r);
     FLUX2_CUDA_CHECK_LAUNCH("lora_tail_fp8_kernel");
 }
 
