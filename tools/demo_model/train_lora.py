@@ -24,12 +24,16 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import train as T  # noqa: E402  (the demo model's data, latent layout, training loop and sampler)
+from captions import load_tokenizer, make_dataset, tokenize  # noqa: E402
+from common import REPO, T0, log, select_device, write_json, write_sheet  # noqa: E402
+from latent_layout import pack  # noqa: E402
+from models import load_previous  # noqa: E402
+from stages import encode_dataset, normalize_latents, sample, train_transformer  # noqa: E402
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--base", default=os.path.join(T.REPO, "assets", "demo-model"), help="the demo model folder")
+    ap.add_argument("--base", default=os.path.join(REPO, "assets", "demo-model"), help="the demo model folder")
     ap.add_argument("--out", required=True, help="output folder (its LoRA files are replaced)")
     ap.add_argument("--time-budget-s", type=float, default=150, help="wall clock for everything, from the start")
     ap.add_argument("--rank", type=int, default=4)
@@ -160,24 +164,23 @@ def main(argv=None):
     args = parse_args(argv)
     torch.manual_seed(args.seed)
     workers = args.workers or os.cpu_count() or 1
-    log = T.log
     logd = {"args": vars(args), "command": " ".join(sys.argv)}
     log("settings:", json.dumps(vars(args)))
-    tokenizer_dir = os.path.join(T.REPO, "assets", "qwen3-tokenizer")
-    images, captions, ids, mask = T.make_dataset(args.num_scenes, args.seed, workers, tokenizer_dir, 512,
-                                                 stripes=True)
+    tokenizer_dir = os.path.join(REPO, "assets", "qwen3-tokenizer")
+    images, captions, ids, mask = make_dataset(args.num_scenes, args.seed, workers, tokenizer_dir, 512,
+                                               stripes=True)
     log(f"rendered {len(captions)} striped scenes with {workers} workers")
-    tokenizer = T.load_tokenizer(tokenizer_dir)
-    eids, emask = T.tokenize(tokenizer, [""], 512)
-    device = T.select_device(args.device)
+    tokenizer = load_tokenizer(tokenizer_dir)
+    eids, emask = tokenize(tokenizer, [""], 512)
+    device = select_device(args.device)
     base_args = argparse.Namespace(max_sequence_length=512, freeze_text_encoder=True, compile=False,
                                    batch=args.batch, lr=args.lr, warmup=args.warmup, ema=args.ema,
                                    caption_dropout=args.caption_dropout, max_steps=args.max_steps, seed=args.seed,
                                    low_noise_fraction=0.5)
-    vae, dit, te = T.load_previous(base_args, args.base, announce=False)
+    vae, dit, te = load_previous(base_args, args.base, announce=False)
     log(f"base model {args.base}: VAE, transformer and text encoder stay fixed")
     vae.to(device)
-    lat = T.pack(T.normalize_latents(vae, T.encode_dataset(vae, torch.from_numpy(images).to(device), device)))
+    lat = pack(normalize_latents(vae, encode_dataset(vae, torch.from_numpy(images).to(device), device)))
     lat = lat.to(torch.bfloat16)
     dit.requires_grad_(False)
     loras = attach(dit, args.rank, args.alpha, args.seed + 1)
@@ -185,8 +188,8 @@ def main(argv=None):
     log(f"LoRA rank {args.rank} on {len(loras)} linears: {sum(p.numel() for p in params) / 1e3:.1f} k parameters")
     empty = (torch.from_numpy(eids[0]), torch.from_numpy(emask[0]))
     reserve = max(10.0, 0.1 * args.time_budget_s)
-    T.train_transformer(base_args, dit, te, lat, torch.from_numpy(ids), torch.from_numpy(mask), empty, device,
-                        T.T0 + args.time_budget_s - reserve, logd, params=params, stage="lora")
+    train_transformer(base_args, dit, te, lat, torch.from_numpy(ids), torch.from_numpy(mask), empty, device,
+                      T0 + args.time_budget_s - reserve, logd, params=params, stage="lora")
 
     os.makedirs(os.path.join(args.out, "check"), exist_ok=True)
     for fmt, (tensors, metadata) in layouts(loras, args.rank, args.alpha).items():
@@ -194,7 +197,7 @@ def main(argv=None):
         save_file(tensors, path, metadata=metadata)
         log(f"wrote {path}: {len(tensors)} tensors, {os.path.getsize(path)} bytes")
     if args.preview_prompts:
-        evals = json.load(open(os.path.join(T.REPO, "assets", "demo_eval_prompts.json")))["prompts"]
+        evals = json.load(open(os.path.join(REPO, "assets", "demo_eval_prompts.json")))["prompts"]
         chosen = evals[:args.preview_prompts]
         prompts, seeds = [p["prompt"] for p in chosen], [p["seed"] for p in chosen]
         sample_args = argparse.Namespace(max_sequence_length=512)
@@ -202,11 +205,11 @@ def main(argv=None):
         for enabled in (False, True):
             for lo in loras.values():
                 lo.enabled = enabled
-            rows.append(T.sample(dit, te, vae, tokenizer, prompts, seeds, sample_args, device, args.preview_steps))
-        T.write_sheet(os.path.join(args.out, "check", "lora_preview.png"), np.concatenate(rows), cols=len(prompts))
+            rows.append(sample(dit, te, vae, tokenizer, prompts, seeds, sample_args, device, args.preview_steps))
+        write_sheet(os.path.join(args.out, "check", "lora_preview.png"), np.concatenate(rows), cols=len(prompts))
         log("wrote check/lora_preview.png (top: the base, bottom: with the LoRA)")
-    logd["total_seconds"] = time.time() - T.T0
-    T.write_json(os.path.join(args.out, "check", "lora_log.json"), logd)
+    logd["total_seconds"] = time.time() - T0
+    write_json(os.path.join(args.out, "check", "lora_log.json"), logd)
     log("done")
 
 
