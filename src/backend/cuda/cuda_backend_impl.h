@@ -222,6 +222,8 @@ private:
     // [..., out], gate BF16 [1, out] (the fused gated residual of one sample).
     struct PreparedLora;
     const PreparedLora& prepare_lora(const LinearWeight& w);  // w.lora's device form, for w
+    // w's LoRA branch when its FP8 GEMM carries it (prepared), else nullptr (no branch, or one beside the GEMM).
+    const PreparedLora* carried_lora(const LinearWeight& w);
     void check_lora(const LinearWeight& w, const Tensor& y) const;
     Tensor lora_down(const Tensor& x, const LinearWeight& w);
     Tensor lora_down(const Fp8Activations& x, const LinearWeight& w);

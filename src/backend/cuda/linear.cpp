@@ -176,14 +176,11 @@ bool CudaBackend::takes_fp8_input(const LinearWeight& w) { return prepare(w).kin
 
 int64_t CudaBackend::fp8_input_width(const LinearWeight& w) {
     check(takes_fp8_input(w), "linear ", w.name, " runs ", prepare(w).path, ", which takes no E4M3 input");
-    if (!w.lora) return w.in_features;
-    const PreparedLora& l = prepare_lora(w);
-    return l.in_gemm ? w.in_features + l.rank : w.in_features;
+    const PreparedLora* carried = carried_lora(w);
+    return carried ? w.in_features + carried->rank : w.in_features;
 }
 
-float CudaBackend::fp8_input_headroom(const LinearWeight& w) {
-    return w.lora && prepare_lora(w).in_gemm ? kLoraFp8TailHeadroom : 1.0f;
-}
+float CudaBackend::fp8_input_headroom(const LinearWeight& w) { return carried_lora(w) ? kLoraFp8TailHeadroom : 1.0f; }
 
 cuda::E4m3Rows CudaBackend::input_rows(const LinearWeight& next, const Tensor& q) {
     cuda::E4m3Rows rows = e4m3_rows(fp8_parts(q));
@@ -194,7 +191,7 @@ cuda::E4m3Rows CudaBackend::input_rows(const LinearWeight& next, const Tensor& q
 const CudaBackend::PreparedLinear& CudaBackend::fp8_weight_for(const LinearWeight& w) {
     // prepare() hands out the shared prepared form as const; its layout is this function's to keep.
     auto& p = const_cast<PreparedLinear&>(prepare(w));
-    const PreparedLora* carried = w.lora && prepare_lora(w).in_gemm ? &prepare_lora(w) : nullptr;
+    const PreparedLora* carried = carried_lora(w);
     const std::shared_ptr<const void> want = carried ? w.lora->prepared : nullptr;
     const int64_t tail = carried ? carried->rank : 0;
     if (p.tail_of == want) return p;
@@ -247,7 +244,7 @@ void CudaBackend::gemm_fp8_into(const Fp8Activations& x, const LinearWeight& w, 
 Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, const LinearWeight& w) {
     Tensor y = empty(out_shape, DType::BF16);
     float beta = 0.0f;
-    if (w.lora && !prepare_lora(w).in_gemm) {
+    if (w.lora && !carried_lora(w)) {
         // The branch writes y first and the base GEMM accumulates onto it (lora_branch.cpp says why).
         lora_up(lora_down(x, w), w, y, 0.0f);
         beta = 1.0f;
@@ -277,7 +274,7 @@ void CudaBackend::linear_gated_residual(Tensor& x, const Tensor& gate, const Ten
     Tensor gated_scales = empty({w.out_features}, DType::F32);
     cuda::launch_scale_by_gate(static_cast<const float*>(p.scales.raw()), static_cast<const bf16*>(gate.raw()),
                                static_cast<float*>(gated_scales.raw()), w.out_features, stream());
-    if (w.lora && !prepare_lora(w).in_gemm) lora_up(lora_down(a, w), w, x, 1.0f, &gate);
+    if (w.lora && !carried_lora(w)) lora_up(lora_down(a, w), w, x, 1.0f, &gate);
     gemm_fp8_into(a, w, x, 1.0f, static_cast<const float*>(gated_scales.raw()));
 }
 

@@ -112,6 +112,12 @@ const CudaBackend::PreparedLora& CudaBackend::prepare_lora(const LinearWeight& w
     return *p;
 }
 
+const CudaBackend::PreparedLora* CudaBackend::carried_lora(const LinearWeight& w) {
+    if (!w.lora) return nullptr;
+    const PreparedLora& p = prepare_lora(w);
+    return p.in_gemm ? &p : nullptr;
+}
+
 void CudaBackend::check_lora(const LinearWeight& w, const Tensor& y) const {
     const LoraBranch& l = *w.lora;
     check(l.in_features == w.in_features && l.out_features == w.out_features && y.dim(-1) == w.out_features, "linear ",
