@@ -22,6 +22,7 @@ TEST(LoraDownSplitPlan, CoversKAndTheRank) {
                 const cuda::LoraDownSplit s = cuda::plan_lora_down_fp8(rows, k, r, 132);
                 const int64_t chunks = (k + 127) / 128;
                 EXPECT_GE(s.r_tot, r);
+                EXPECT_EQ(s.r_tot, cuda::lora_down_fp8_columns(r)) << "A is prepared with this many rows";
                 EXPECT_EQ(s.r_tot % (8 * s.nb), 0);
                 EXPECT_EQ(s.nb, r <= 32 ? 4 : r <= 48 ? 6 : 8);
                 EXPECT_GE(s.splits, 1);

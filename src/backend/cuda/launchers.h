@@ -93,6 +93,8 @@ struct LoraDownSplit {
     int nb = 8;                                // tile: 8 nb columns of t (4, 6 or 8)
 };
 LoraDownSplit plan_lora_down_fp8(int64_t rows, int64_t k, int64_t r, int sm_count);
+// r_tot of that plan for rank r: the columns of t the kernels compute, and so the A scales the two below read.
+int64_t lora_down_fp8_columns(int64_t r);
 void launch_lora_down_fp8(const uint8_t* xq, int64_t ldx, const __half* a, int64_t a_rows, int64_t rows, int64_t k,
                           const LoraDownSplit& s, float* partials, cudaStream_t stream);
 // E4M3 codes -> their values in FP16 (exact: every E4M3 value is one), n of them.

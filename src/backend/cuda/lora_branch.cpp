@@ -73,17 +73,21 @@ const CudaBackend::PreparedLora& CudaBackend::prepare_lora(const LinearWeight& w
         }
     }
     const bool carry = base.kind == CudaLinearPrecision::fp8 && p->separate_why.empty();
-    p->rank = carry ? (l.in_features + l.rank + kCarriedKTile - 1) / kCarriedKTile * kCarriedKTile - l.in_features
-                    : (l.rank + kRankMultiple - 1) / kRankMultiple * kRankMultiple;
-    Tensor a = Tensor::zeros({p->rank, l.in_features});
+    // A's rows: on fp8 layers as many as the down-projection computes columns of t (lora_down_fp8.cu reads a scale
+    // for each; a multiple of 16), not the wider padding of a carried branch's B and t codes; else the rank padded.
+    const int64_t padded = (l.rank + kRankMultiple - 1) / kRankMultiple * kRankMultiple;
+    const int64_t a_rows = base.kind == CudaLinearPrecision::fp8 ? cuda::lora_down_fp8_columns(l.rank) : padded;
+    p->rank =
+        carry ? (l.in_features + l.rank + kCarriedKTile - 1) / kCarriedKTile * kCarriedKTile - l.in_features : padded;
+    Tensor a = Tensor::zeros({a_rows, l.in_features});
     std::copy(l.a.begin(), l.a.end(), a.f32());
     p->a = upload(a);
     if (base.kind == CudaLinearPrecision::fp8) {
         // The fp8 path's branch reads E4M3 activations with A's E4M3 codes (lora_down_fp8.cu); BF16 A is not needed.
         const Fp8Activations a8 = quantize_fp8(p->a);
-        p->a_codes = empty({p->rank, l.in_features}, DType::F16);
+        p->a_codes = empty({a_rows, l.in_features}, DType::F16);
         cuda::launch_e4m3_to_f16(static_cast<const uint8_t*>(a8.codes.raw()), static_cast<__half*>(p->a_codes.raw()),
-                                 p->rank * l.in_features, stream());
+                                 a_rows * l.in_features, stream());
         p->a_scales = a8.scales;
         p->a = Tensor();
         if (carry) {
@@ -144,12 +148,14 @@ Tensor CudaBackend::lora_down_partials(const Fp8Activations& x, const LinearWeig
     check(ld >= k, "linear ", w.name, ": LoRA branch takes ", k, " input features, got ", ld);
     // Only the branch's own rank is computed; the padding's columns of t are zeros (lora_down_fp8.cu).
     split = cuda::plan_lora_down_fp8(m, k, w.lora->rank, sm_count_);
+    check(p.a_codes.dim(0) >= split.r_tot, "linear ", w.name, ": the LoRA down-projection computes ", split.r_tot,
+          " columns but A was prepared with ", p.a_codes.dim(0), " rows");
     Tensor partials = empty({split.splits * m * split.r_tot}, DType::F32);
     auto scope =
         profile_op([&] { return str("lora down fp8 r", w.lora->rank, " ", m, "x", k, " split ", split.splits); },
                    2.0 * m * split.r_tot * k);
     cuda::launch_lora_down_fp8(static_cast<const uint8_t*>(x.codes.raw()), ld,
-                               static_cast<const __half*>(p.a_codes.raw()), p.rank, m, k, split,
+                               static_cast<const __half*>(p.a_codes.raw()), p.a_codes.dim(0), m, k, split,
                                static_cast<float*>(partials.raw()), stream());
     return partials;
 }

@@ -268,16 +268,23 @@ __global__ void lora_tail_fp8_kernel(const float* partials, LoraDownSplit s, con
     }
     for (int64_t c = lane + int64_t(kTailKept) * 32; c < r; c += 32) row[k + c] = float_to_e4m3(scaled_t(c) * inv);
 }
+
+// The tile's width follows the rank: every column computed costs mma time, not just the padded ones' bytes.
+int tile_blocks(int64_t r) { return r <= 32 ? 4 : r <= 48 ? 6 : 8; }
 }  // namespace
+
+int64_t lora_down_fp8_columns(int64_t r) {
+    const int64_t width = 8 * tile_blocks(r);
+    return (r + width - 1) / width * width;
+}
 
 LoraDownSplit plan_lora_down_fp8(int64_t rows, int64_t k, int64_t r, int sm_count) {
     check(rows >= 0 && k > 0 && k % 16 == 0 && r > 0, "LoRA down-projection: ", rows, " rows of ", k, " codes, rank ",
           r, " (k must be a positive multiple of 16)");
     LoraDownSplit s;
-    // The tile's width follows the rank: every column computed costs mma time, not just the padded ones' bytes.
-    s.nb = r <= 32 ? 4 : r <= 48 ? 6 : 8;
-    const int64_t n_tiles = (r + 8 * s.nb - 1) / (8 * s.nb);
-    s.r_tot = n_tiles * 8 * s.nb;
+    s.nb = tile_blocks(r);
+    s.r_tot = lora_down_fp8_columns(r);
+    const int64_t n_tiles = s.r_tot / (8 * s.nb);
     const int64_t ctas = std::max<int64_t>(1, (rows + kBlockM - 1) / kBlockM * n_tiles);
     const int64_t n_chunks = (k + kBlockK - 1) / kBlockK;
     // A CTA for every slot of the GPU, each with at least a few stages of k.

@@ -28,9 +28,10 @@ struct CudaBackend::PreparedLinear {
 struct CudaBackend::PreparedLora {
     Tensor a;  // BF16 [rank, in] (bf16 and fp4 layers)
     Tensor b;  // BF16 [out, rank], for the up-projection beside the GEMM (undefined when carried)
-    // fp8 layers: A's E4M3 codes (one scale per rank row) decoded to F16 [rank, in], as lora_down_fp8.cu reads them.
+    // fp8 layers: A's E4M3 codes (one scale per row) decoded to F16 [rows, in], as lora_down_fp8.cu reads them, with
+    // a row for every column of t it computes (lora_down_fp8_columns), which need not be `rank`.
     Tensor a_codes, a_scales;
-    int64_t rank = 0;  // padded
+    int64_t rank = 0;  // padded: B's columns and t's
     // fp8 layers whose GEMM carries the branch (lora_fp8_tail.h): B's E4M3 codes [out, rank] of the layer's channel
     // scales and the factors [rank] taking t to its codes. Else why not (for the path).
     bool in_gemm = false;
