@@ -131,6 +131,19 @@ for spec in ${FLUX2_STEP_BENCH:-}; do
   PYTHONUNBUFFERED=1 python3 bench/torch_flux2_step.py --model "$model" --res "$res" 2>&1 | tee -a "$out/step_bench.txt"
 done
 
+# Where the latents live (issue 13): FLUX2_LATENTS_BENCH="klein-4b:1024 dev:1024" times the fp8 step with the
+# latents on the device (the pipeline's way) and, in the same process, from the host (--host-latents: uploaded and
+# the velocity downloaded every step), FLUX2_LATENTS_ROUNDS invocations (default 2) in this call.
+for spec in ${FLUX2_LATENTS_BENCH:-}; do
+  model=${spec%%:*}
+  res=${spec#*:}
+  for round in $(seq "${FLUX2_LATENTS_ROUNDS:-2}"); do
+    echo "== latents benchmark $model at $res, round $round"
+    ./build-gpu/flux2 bench --model "$model" --device cuda --precision fp8 --resolutions "$res" --steps 10 \
+      --warmup 2 --host-latents 2>&1 | grep -v "^\[flux2 info\]" | tee -a "$out/latents_bench.txt"
+  done
+done
+
 # LoRA on the GPU (issue 11, docs/PERFORMANCE.md): FLUX2_LORA_BENCH=dev times `flux2 bench` fp8 at 1024 with a
 # rank-32 and three rank-16 synthetic LoRAs, every branch beside its GEMM first (FLUX2_LORA_FP8_GEMM=0), then the
 # default, in this call; FLUX2_LORA_MODES lists other values of FLUX2_LORA_FP8_GEMM (e.g. "0 wider all"),

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iterator>
 #include <sstream>
 
 #include "cli_runner.h"
@@ -42,6 +43,26 @@ TEST_F(Cli, BenchTimesLoraSetsAfterTheBaseStep) {
                                  "--resolutions", "64", "--lora-rank", "4,0"});
     EXPECT_NE(bad.exit_code, 0);
     EXPECT_TRUE(contains(bad.err, "--lora-rank: ranks must be positive, got 0")) << bad.err;
+}
+
+// --host-latents: after each row, the same step from the host in a row of its own, whose velocity equals the
+// first's (the rel column, 8th, is exactly 0).
+TEST_F(Cli, BenchHostLatentsRowsFollowEachRow) {
+    const RunResult r =
+        flux2({"bench", "--model", test::data_path("tiny-klein-bf16.safetensors"), "--device", "cpu", "--resolutions",
+               "64", "--steps", "1", "--warmup", "1", "--lora-rank", "4", "--host-latents"});
+    ASSERT_EQ(r.exit_code, 0) << r;
+    std::vector<std::string> labels;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("checkpoint", 0) != 0) continue;
+        std::istringstream fields(line);
+        std::vector<std::string> f{std::istream_iterator<std::string>(fields), std::istream_iterator<std::string>()};
+        ASSERT_GE(f.size(), 8u) << line;
+        labels.push_back(f[2]);
+        if (f[2].find("/host") != std::string::npos) EXPECT_EQ(f[7], "0") << line;
+    }
+    EXPECT_EQ(labels, (std::vector<std::string>{"cpu", "cpu/host", "cpu+lora4", "cpu/host+lora4"})) << r.out;
 }
 
 // --attention names a path per run; unknown ones are refused by bench and generate alike, and the CPU (which

@@ -2,6 +2,7 @@
 // scalar (non-vectorized) kernel paths.
 #include <cmath>
 
+#include "backend/cpu/cpu_backend.h"
 #include "cuda_test_util.h"
 
 namespace flux2::test {
@@ -116,6 +117,35 @@ TEST_F(CudaElementwise, ConcatAndSliceAreExactCopies) {
     }
     EXPECT_THROW(be->slice(dc, 1, 5, 3), Error);
     EXPECT_THROW(be->concat(dc, up(randn({5, 6, 8})), 1), Error);
+}
+
+// The sampler's state on the device: the Euler update (with and without true CFG) gives the CPU backend's bits, and
+// state_into rounds the F32 state to BF16 as an upload does. Odd sizes take the tail of the grid.
+TEST_F(CudaElementwise, EulerUpdateMatchesTheCpuBitForBit) {
+    CpuBackend cpu(BackendOptions{});
+    for (Shape s : {Shape{2, 64, 128}, Shape{1, 7, 3}}) {
+        Tensor x = randn(s, 1.0f), v = randn(s, 2.0f), v_neg = randn(s, 2.0f);
+        for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] += 1e-3f * static_cast<float>(i % 7);  // not BF16 values
+        for (bool guided : {false, true}) {
+            Tensor want = x.clone();
+            cpu.euler_update(want, v, guided ? &v_neg : nullptr, 4.0f, -0.0731f);
+            Tensor state = be->upload_state(x);
+            ASSERT_EQ(state.dtype(), DType::F32);
+            const Tensor dv = up(v), dn = up(v_neg);
+            be->euler_update(state, dv, guided ? &dn : nullptr, 4.0f, -0.0731f);
+            EXPECT_EQ(be->download(state).to_vector(), want.to_vector()) << shape_str(s) << (guided ? " CFG" : "");
+            Tensor activations = be->uninitialized(s);
+            be->state_into(state, activations);
+            const std::vector<float> got = down(activations), exact = want.to_vector();
+            for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], round_bf16(exact[i])) << i;
+        }
+    }
+    Tensor state = be->upload_state(randn({2, 8}));
+    EXPECT_THROW(be->euler_update(state, up(randn({2, 4})), nullptr, 1.0f, -0.5f), Error);  // shapes differ
+    Tensor bf16_state = up(randn({2, 8}));
+    EXPECT_THROW(be->euler_update(bf16_state, up(randn({2, 8})), nullptr, 1.0f, -0.5f), Error);  // not F32
+    Tensor host = randn({2, 8});
+    EXPECT_THROW(be->euler_update(host, up(randn({2, 8})), nullptr, 1.0f, -0.5f), Error);  // not on the device
 }
 
 TEST_F(CudaElementwise, RejectsHostTensors) {

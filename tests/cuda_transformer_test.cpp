@@ -95,6 +95,36 @@ TEST(CudaTransformerReplay, ReplayedStepsEqualStepsRunOpByOp) {
 #endif
 }
 
+// Latents kept on the device (Backend::upload_state, as the pipeline keeps them) give the host inputs' velocity, on
+// the device and owned by the caller: a later step (same replay, other inputs) leaves an earlier result alone.
+TEST(CudaTransformerReplay, StateOnTheDeviceGivesTheHostInputsVelocity) {
+#ifdef FLUX2_HAVE_CUDA
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible: runs on the GPU machine";
+    BackendOptions options;
+    options.device = "cuda";
+    options.precision = "fp8";
+    auto be = make_cuda_backend(options);
+    Flux2Transformer model = Flux2Transformer::load(data_path("tiny-klein-nvfp4-mixed.safetensors"), *be);
+    auto inputs = SafetensorsFile::open(data_path("tiny-klein-golden.safetensors"));
+    const Flux2Inputs host = golden_transformer_inputs(*inputs, "case0.", false);
+    Flux2Inputs moved = host;
+    moved.timestep[0] = moved.timestep[0] * 0.5f + 0.1f;
+    const std::vector<float> want = model.forward(host).to_vector(), want_moved = model.forward(moved).to_vector();
+    Flux2Inputs on_device = host, moved_on_device = moved;
+    on_device.hidden_states = be->upload_state(host.hidden_states);
+    moved_on_device.hidden_states = be->upload_state(moved.hidden_states);
+    for (int repeat = 0; repeat < 2; ++repeat) {  // the replay both times
+        const Tensor v = model.forward(on_device);
+        const Tensor v_moved = model.forward(moved_on_device);
+        ASSERT_NE(v.device(), Device::cpu);
+        EXPECT_EQ(be->download(v).to_vector(), want) << "repeat " << repeat;
+        EXPECT_EQ(be->download(v_moved).to_vector(), want_moved) << "repeat " << repeat;
+    }
+#else
+    GTEST_SKIP() << "this build has no CUDA backend";
+#endif
+}
+
 TEST(CudaTransformerReplay, CpuBackendRefusesRecording) {
     BackendOptions options;
     auto cpu = make_backend(options);

@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 
+#include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 
@@ -101,16 +102,29 @@ TEST(Scheduler, ShiftWithZeroMuIsIdentityOnFloat32Sigmas) {
 }
 
 TEST(Scheduler, EulerStep) {
+    CpuBackend be(BackendOptions{});
     const FlowMatchSchedule s = shift_sigmas({1.0, 0.5}, 0.0);
     Tensor x = Tensor::from_f32({2, 2}, {1, 2, 3, 4});
     const Tensor v = Tensor::from_f32({2, 2}, {2, -2, 0, 1});
-    euler_step(x, v, s, 0);  // dt = -0.5
+    euler_step(be, x, v, nullptr, 1.0f, s, 0);  // dt = -0.5
     EXPECT_EQ(x.to_vector(), (std::vector<float>{0, 3, 3, 3.5f}));
-    euler_step(x, v, s, 1);  // dt = -0.5 (0.5 -> 0)
+    euler_step(be, x, v, nullptr, 1.0f, s, 1);  // dt = -0.5 (0.5 -> 0)
     EXPECT_EQ(x.to_vector(), (std::vector<float>{-1, 4, 3, 3}));
-    EXPECT_THROW(euler_step(x, v, s, 2), Error);
+    EXPECT_THROW(euler_step(be, x, v, nullptr, 1.0f, s, 2), Error);
     Tensor wrong = Tensor::zeros({4});
-    EXPECT_THROW(euler_step(x, wrong, s, 0), Error);
+    EXPECT_THROW(euler_step(be, x, wrong, nullptr, 1.0f, s, 0), Error);
+}
+
+TEST(Scheduler, EulerStepWithGuidance) {
+    CpuBackend be(BackendOptions{});
+    const FlowMatchSchedule s = shift_sigmas({1.0, 0.5}, 0.0);
+    Tensor x = Tensor::from_f32({1, 3}, {1, 2, 3});
+    const Tensor v = Tensor::from_f32({1, 3}, {2, -2, 0});
+    const Tensor v_neg = Tensor::from_f32({1, 3}, {1, 0, 4});
+    euler_step(be, x, v, &v_neg, 4.0f, s, 0);  // v' = v_neg + 4 (v - v_neg) = {5, -8, -12}; dt = -0.5
+    EXPECT_EQ(x.to_vector(), (std::vector<float>{-1.5f, 6, 9}));
+    const Tensor wrong = Tensor::zeros({1, 2});
+    EXPECT_THROW(euler_step(be, x, v, &wrong, 4.0f, s, 0), Error);
 }
 
 }  // namespace

@@ -82,6 +82,15 @@ public:
     // ---- memory ----
     virtual Tensor upload(const Tensor& host_f32) = 0;  // host F32 -> backend tensor
     virtual Tensor download(const Tensor& t) = 0;       // backend tensor -> host F32
+    // The sampler's state (the latents between denoising steps): host F32 -> an F32 tensor on this backend. Unlike
+    // activations (BF16 on a GPU) it stays F32, so that a generation's Euler updates add up as they would on the
+    // host, and it never crosses the bus between steps.
+    virtual Tensor upload_state(const Tensor& host_f32) = 0;
+    // state (an upload_state tensor, or a concat of such) -> dst, an activation tensor of the same shape (BF16 on a
+    // GPU): what upload_into does from the host.
+    virtual void state_into(const Tensor& state, Tensor& dst) = 0;
+    // Waits for the work queued so far (a GPU's stream); the CPU runs every op as it is called.
+    virtual void synchronize() {}
     virtual Tensor zeros(const Shape& shape) = 0;
     // A tensor whose elements the caller overwrites before reading them (the destination of the *_into ops);
     // its contents are unspecified, so no fill pass is paid.
@@ -183,6 +192,12 @@ public:
     // out[b, tok + l, out_col + j] = x[b, l, col + j] for j < count; x [B, L, Cx], out [B, Lo, Co] (trailing
     // dims of out are flattened into Co).
     virtual void copy_into(const Tensor& x, int64_t col, int64_t count, Tensor& out, int64_t tok, int64_t out_col) = 0;
+
+    // ---- sampling ----
+    // One flow-matching Euler step on an upload_state tensor: x += dt * v, where under true CFG (v_neg given)
+    // v = v_neg + guidance * (v - v_neg). Float32, one rounding per operation in exactly this order (a GPU avoids
+    // fused multiply-adds, so its bits match the CPU's); v and v_neg as the transformer's forward leaves them here.
+    virtual void euler_update(Tensor& x, const Tensor& v, const Tensor* v_neg, float guidance, float dt) = 0;
 
     // ---- layout ----
     virtual Tensor concat(const Tensor& a, const Tensor& b, int axis) = 0;  // all other dims equal

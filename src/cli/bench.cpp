@@ -40,6 +40,7 @@ struct BenchArgs {
     double resident_budget_gb = -1.0;
     bool steps_given = false;
     bool profile = false, no_cuda_graphs = false, small_text_encoder = false, attention_error = false, cold = false;
+    bool host_latents = false;
     uint64_t seed = 0;
     ParallelOptions parallel;
 };
@@ -92,12 +93,21 @@ StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Input
             t.attention_errors = backend.attention_errors();
         }
     }
+    // A step as the pipeline runs it: with the latents on the device, the forward, the Euler update and the wait
+    // for both (into a state of its own, so that every step sees the same inputs); from the host, as a host-driven
+    // sampler runs it: the upload of the latents, the forward and the download of the velocity.
+    const bool on_device = in.hidden_states.device() != Device::cpu;
+    Tensor state = on_device ? backend.upload_state(Tensor::zeros(in.hidden_states.shape())) : Tensor();
     std::vector<double> times;
     for (int i = 0; i < a.steps; ++i) {
         auto t0 = std::chrono::steady_clock::now();
         Tensor out = model.forward(in);
+        if (on_device) {
+            backend.euler_update(state, out, nullptr, 1.0f, -0.02f);
+            backend.synchronize();
+        }
         times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        if (i == 0) t.output = out.to_vector();
+        if (i == 0) t.output = (on_device ? backend.download(out) : out).to_vector();
     }
     (void)backend.attention_errors();  // the later steps' checks: the first step's are reported
     std::sort(times.begin(), times.end());
@@ -293,20 +303,27 @@ void run_bench(const BenchArgs& a) {
         for (const std::string& res : split_list(a.resolutions)) {
             const int pixels = std::stoi(res);
             check(pixels % 16 == 0, "resolution ", pixels, " is not a multiple of 16");
-            Flux2Inputs in = benchmark_inputs(config, pixels / 16, a.text_tokens, 1);
-            // As in a generation: the prompt embeddings are uploaded once, the latents at every step.
-            in.encoder_hidden_states = backend->upload(in.encoder_hidden_states);
-            for (size_t set = 0; set < lora_sets.size(); ++set) {
+            Flux2Inputs host_in = benchmark_inputs(config, pixels / 16, a.text_tokens, 1);
+            // As in a generation: the prompt embeddings are uploaded once, the latents stay on the device.
+            host_in.encoder_hidden_states = backend->upload(host_in.encoder_hidden_states);
+            Flux2Inputs in = host_in;
+            in.hidden_states = backend->upload_state(host_in.hidden_states);
+            for (size_t row = 0; row < lora_sets.size() * (a.host_latents ? 2 : 1); ++row) {
+                // --host-latents: each set's step a second time from the host, in this process (same GEMM plans,
+                // same recorded step), its output compared with the first.
+                const size_t set = a.host_latents ? row / 2 : row;
+                const bool from_host = a.host_latents && row % 2 == 1;
                 const std::vector<ActiveLora>& loras = lora_sets[set];
-                if (lora_sets.size() > 1) model.set_loras(loras);
-                StepTimes t = time_steps(model, *backend, in, a);
+                if (lora_sets.size() > 1 && !from_host) model.set_loras(loras);
+                StepTimes t = time_steps(model, *backend, from_host ? host_in : in, a);
+                if (from_host) t.paths = "the step above, its latents from the host";
                 std::string rel = "-";
                 const std::string name =
                     str(precision.empty() ? "default" : precision, attention_label(attention), "@", pixels, "#", set);
-                if (!a.save_outputs.empty())
+                if (!a.save_outputs.empty() && !from_host)
                     saved.add_f32(name, {static_cast<int64_t>(t.output.size())}, t.output.data());
                 const auto key = std::make_pair(pixels, set);
-                if (reference) {
+                if (reference && !from_host) {
                     const TensorInfo* want = reference->find(name);
                     check(want != nullptr, "--compare-outputs: ", a.compare_outputs, " has no output ", name,
                           " (written by --save-outputs with the same --precision, --resolutions, --lora-rank)");
@@ -320,6 +337,7 @@ void run_bench(const BenchArgs& a) {
                 if (!options.residency.empty()) label += "/" + options.residency;
                 label += attention_label(attention);
                 if (a.offload == "layers") label += "/layers";
+                if (from_host) label += "/host";
                 if (a.parallel.gpus > 1) label += str("x", a.parallel.gpus);
                 if (set > 0) label += "+lora" + a.lora_ranks[set - 1];
                 const double tflops = step_flops(config, in.img_ids.dim(0), a.text_tokens) / t.median * 1e-12;
@@ -329,6 +347,7 @@ void run_bench(const BenchArgs& a) {
                             rel.c_str(), t.paths.c_str());
                 if (a.attention_error) print_attention_errors(t.attention_errors);
                 std::fflush(stdout);
+                if (from_host) continue;
                 if (!loras.empty()) time_lora_switch(model, in, loras, t.median);
                 if (a.profile) {
                     // One more step op by op (a replayed graph shows no ops), timed per op on the device.
@@ -386,6 +405,10 @@ void register_bench(CLI::App& app) {
         "--profile", a->profile,
         "after the timed steps (or --text-encoder's encodes), run one more op by op and print the device\ntime "
         "per op and GEMM shape");
+    cmd->add_flag("--host-latents", a->host_latents,
+                  "after each row, time the same step as a host-driven sampler runs it (upload the latents,\n"
+                  "download the velocity) in a row of its own; the rows time the latents on the device, as\ngenerate "
+                  "and serve keep them, with the Euler update");
     cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs,
                   "time steps op by op instead of replaying the recorded step (CUDA graphs)");
     cmd->add_flag("--small-text-encoder", a->small_text_encoder,

@@ -48,16 +48,7 @@ Tensor repeat_batch(const Tensor& x, int64_t batch) {
 }
 
 namespace {
-// Euler needs the latents of the target image only; references ride along at the end of the sequence.
-Tensor drop_reference_tokens(const Tensor& v, int64_t image_tokens) {
-    if (v.dim(1) == image_tokens) return v;
-    const int64_t B = v.dim(0), L = v.dim(1), C = v.dim(2);
-    Tensor out = Tensor::zeros({B, image_tokens, C});
-    for (int64_t b = 0; b < B; ++b)
-        std::memcpy(out.f32() + b * image_tokens * C, v.f32() + b * L * C, image_tokens * C * sizeof(float));
-    return out;
-}
-
+// Several reference images' tokens, one after the other (each image's own sequence of 2x2-patch tokens).
 Tensor concat_tokens(const Tensor& a, const Tensor& ref) {
     const int64_t B = a.dim(0), La = a.dim(1), Lr = ref.dim(1), C = a.dim(2);
     Tensor out = Tensor::zeros({B, La + Lr, C});
@@ -145,8 +136,12 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
     Tensor noise = p.initial_noise ? *p.initial_noise : seeded_noise(p, B, height, width);
     check(noise.shape() == Shape{B, 128, h, w}, "initial noise must be [", B, ", 128, ", h, ", ", w, "], got ",
           shape_str(noise.shape()));
-    Tensor latents = pack_latents(noise);
+    // The latents stay on the transformer's backend (F32) from here to the decode: a step uploads and downloads
+    // nothing, and the host waits only to report progress.
+    Backend& be = transformer_.backend();
+    Tensor latents = be.upload_state(pack_latents(noise));
     const Tensor latent_ids = image_position_ids(h, w);
+    const Tensor ref_tokens = refs ? be.upload_state(repeat_batch(refs->first, B)) : Tensor();
 
     // 4. Schedule over the target tokens only.
     const FlowMatchSchedule schedule =
@@ -156,7 +151,7 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
     // 5. Conditioning for every image of the batch.
     Flux2Inputs cond;
     // Uploaded once for all steps.
-    cond.encoder_hidden_states = transformer_.backend().upload(repeat_batch(prompt_embeds, B));
+    cond.encoder_hidden_states = be.upload(repeat_batch(prompt_embeds, B));
     cond.txt_ids = text_position_ids(prompt_embeds.dim(1));
     cond.img_ids = refs ? concat_rows(latent_ids, refs->second) : latent_ids;
     if (variant_ == Flux2Variant::dev) cond.guidance = std::vector<float>(B, out.guidance_scale);
@@ -165,7 +160,7 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
     if (cfg) {
         check(negative_prompt_embeds.has_value(), "klein base with guidance ", out.guidance_scale,
               " needs negative prompt embeddings (true CFG)");
-        uncond.encoder_hidden_states = transformer_.backend().upload(repeat_batch(*negative_prompt_embeds, B));
+        uncond.encoder_hidden_states = be.upload(repeat_batch(*negative_prompt_embeds, B));
         uncond.txt_ids = text_position_ids(negative_prompt_embeds->dim(1));
     }
     log_info(variant_name(variant_), ": ", width, "x", height, ", ", out.num_steps, " steps, guidance ",
@@ -179,22 +174,19 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
         // diffusers passes timestep = (sigma * 1000) / 1000 in float32; the model multiplies by 1000 again.
         const float t = schedule.timesteps[i] / 1000.0f;
         cond.timestep.assign(B, t);
-        cond.hidden_states = refs ? concat_tokens(latents, refs->first) : latents;
-        Tensor v;
+        cond.hidden_states = refs ? be.concat(latents, ref_tokens, 1) : latents;
+        auto image_tokens = [&](const Tensor& v) { return refs ? be.slice(v, 1, 0, Li) : v; };
         if (cfg) {
             uncond.timestep = cond.timestep;
             uncond.hidden_states = cond.hidden_states;
             // With CFG parallelism (--parallel cfg) the two forwards run on two devices at once.
             auto [v_cond, v_uncond] = transformer_.forward_guided(cond, uncond);
-            v = drop_reference_tokens(v_cond, Li);
-            Tensor v_neg = drop_reference_tokens(v_uncond, Li);
-            float* pv = v.f32();
-            const float* pn = v_neg.f32();
-            for (int64_t k = 0; k < v.numel(); ++k) pv[k] = pn[k] + out.guidance_scale * (pv[k] - pn[k]);
+            const Tensor v_neg = image_tokens(v_uncond);
+            euler_step(be, latents, image_tokens(v_cond), &v_neg, out.guidance_scale, schedule, i);
         } else {
-            v = drop_reference_tokens(transformer_.forward(cond), Li);
+            euler_step(be, latents, image_tokens(transformer_.forward(cond)), nullptr, 1.0f, schedule, i);
         }
-        euler_step(latents, v, schedule, i);
+        be.synchronize();  // the step's time is its work's, and a progress callback may stop the generation
         if (progress)
             progress(
                 {i + 1, out.num_steps, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
@@ -203,9 +195,9 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
     // 7. Decode.
     const auto decode_start = std::chrono::steady_clock::now();
     out.denoise_seconds = std::chrono::duration<double>(decode_start - denoise_start).count();
-    out.latents = latents;
+    out.latents = be.download(latents);
     if (p.before_decode) p.before_decode();
-    out.images = decode(latents, latent_ids, p.vae_tiling);
+    out.images = decode(out.latents, latent_ids, p.vae_tiling);
     out.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - decode_start).count();
     return out;
 }

@@ -63,16 +63,13 @@ FlowMatchSchedule flux2_schedule_from_sigmas(const std::vector<double>& sigmas, 
     return shift_sigmas(sigmas, compute_empirical_mu(image_seq_len, mu_num_steps));
 }
 
-void euler_step(Tensor& latents, const Tensor& velocity, const FlowMatchSchedule& schedule, int step) {
+void euler_step(Backend& be, Tensor& latents, const Tensor& velocity, const Tensor* v_neg, float guidance,
+                const FlowMatchSchedule& schedule, int step) {
     check(step >= 0 && step < schedule.num_steps(), "euler_step: step ", step, " outside the schedule of ",
           schedule.num_steps(), " steps");
     check(latents.shape() == velocity.shape(), "euler_step: latents ", shape_str(latents.shape()), " and velocity ",
           shape_str(velocity.shape()), " differ in shape");
-    const float dt = schedule.sigmas[step + 1] - schedule.sigmas[step];
-    float* x = latents.f32();
-    const float* v = velocity.f32();
-    const int64_t n = latents.numel();
-    for (int64_t i = 0; i < n; ++i) x[i] = x[i] + dt * v[i];
+    be.euler_update(latents, velocity, v_neg, guidance, schedule.sigmas[step + 1] - schedule.sigmas[step]);
 }
 
 }  // namespace flux2

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/backend.h"
 #include "tensor/tensor.h"
 
 namespace flux2 {
@@ -37,8 +38,11 @@ FlowMatchSchedule flux2_schedule(int num_steps, int64_t image_seq_len);
 FlowMatchSchedule flux2_schedule_from_sigmas(const std::vector<double>& sigmas, int64_t image_seq_len,
                                              int mu_num_steps);
 
-// Deterministic Euler update of step `step`: latents += (sigma[step+1] - sigma[step]) * velocity, in float32.
-// latents and velocity are host F32 tensors of the same shape.
-void euler_step(Tensor& latents, const Tensor& velocity, const FlowMatchSchedule& schedule, int step);
+// Deterministic Euler update of step `step` on the sampler's state (Backend::euler_update, in float32):
+// latents += (sigma[step+1] - sigma[step]) * velocity, where under true CFG (v_neg given) the velocity is
+// v_neg + guidance * (velocity - v_neg). latents: an upload_state tensor of `be`; the velocities as the
+// transformer's forward returned them there.
+void euler_step(Backend& be, Tensor& latents, const Tensor& velocity, const Tensor* v_neg, float guidance,
+                const FlowMatchSchedule& schedule, int step);
 
 }  // namespace flux2

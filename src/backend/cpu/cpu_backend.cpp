@@ -35,6 +35,10 @@ void CpuBackend::upload_into(const Tensor& host_f32, Tensor& dst) {
     if (host_f32.nbytes()) std::memcpy(dst.raw(), host_f32.raw(), host_f32.nbytes());
 }
 
+Tensor CpuBackend::upload_state(const Tensor& host_f32) { return upload(host_f32); }
+
+void CpuBackend::state_into(const Tensor& state, Tensor& dst) { upload_into(state, dst); }
+
 Tensor CpuBackend::zeros(const Shape& shape) { return Tensor::zeros(shape); }
 
 int64_t CpuBackend::peak_memory_bytes() const {

@@ -15,6 +15,8 @@ public:
     Tensor upload(const Tensor& host_f32) override;
     Tensor download(const Tensor& t) override;
     void upload_into(const Tensor& host_f32, Tensor& dst) override;
+    Tensor upload_state(const Tensor& host_f32) override;
+    void state_into(const Tensor& state, Tensor& dst) override;
     Tensor zeros(const Shape& shape) override;
     Tensor uninitialized(const Shape& shape) override;
     int64_t peak_memory_bytes() const override;  // VmHWM of /proc/self/status
@@ -28,6 +30,7 @@ public:
     Tensor swiglu(const Tensor& x) override;
     Tensor add(const Tensor& a, const Tensor& b) override;
     Tensor mul(const Tensor& a, const Tensor& b) override;
+    void euler_update(Tensor& x, const Tensor& v, const Tensor* v_neg, float guidance, float dt) override;
 
     Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps) override;
     void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;

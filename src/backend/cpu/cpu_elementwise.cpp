@@ -60,4 +60,16 @@ Tensor CpuBackend::mul(const Tensor& a, const Tensor& b) {
     return y;
 }
 
+void CpuBackend::euler_update(Tensor& x, const Tensor& v, const Tensor* v_neg, float guidance, float dt) {
+    check_same_shape(x, v, "euler_update");
+    if (v_neg) check_same_shape(x, *v_neg, "euler_update (unconditional velocity)");
+    float* px = x.f32();
+    const float* pv = v.f32();
+    const float* pn = v_neg ? v_neg->f32() : nullptr;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+        const float vi = pn ? pn[i] + guidance * (pv[i] - pn[i]) : pv[i];
+        px[i] = px[i] + dt * vi;
+    }
+}
+
 }  // namespace flux2

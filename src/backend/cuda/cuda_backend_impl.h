@@ -69,6 +69,9 @@ public:
     Tensor upload(const Tensor& host_f32) override;
     Tensor download(const Tensor& t) override;
     void upload_into(const Tensor& host_f32, Tensor& dst) override;
+    Tensor upload_state(const Tensor& host_f32) override;  // sampler_ops.cu, as euler_update
+    void state_into(const Tensor& state, Tensor& dst) override;
+    void synchronize() override;
     Tensor zeros(const Shape& shape) override;
     Tensor uninitialized(const Shape& shape) override;
     int64_t peak_memory_bytes() const override;  // high-water mark of the device memory pools since construction
@@ -82,6 +85,7 @@ public:
     Tensor swiglu(const Tensor& x) override;
     Tensor add(const Tensor& a, const Tensor& b) override;
     Tensor mul(const Tensor& a, const Tensor& b) override;
+    void euler_update(Tensor& x, const Tensor& v, const Tensor* v_neg, float guidance, float dt) override;
 
     Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps) override;
     Tensor layer_norm_modulate_for(const LinearWeight& next, const Tensor& x, const Tensor& shift, const Tensor& scale,
@@ -137,8 +141,7 @@ public:
     const std::string& device_name() const { return device_name_; }
     cudaStream_t stream() const { return stream_->get(); }
     bool recording() const { return stream_->recording(); }  // a CUDA graph is being recorded
-    void synchronize();
-    Tensor empty(const Shape& shape, DType dtype);  // uninitialized device tensor on this backend's stream
+    Tensor empty(const Shape& shape, DType dtype);           // uninitialized device tensor on this backend's stream
     // Tests: fill every new tensor with 0xFF bytes (NaN in BF16/F32), so an element an op fails to write shows.
     void set_poison_new_tensors(bool on) { poison_ = on; }
     // Per-row E4M3 quantization of a BF16 tensor [..., K] viewed as [rows, K]; _for: as the FP8 layer w takes it

@@ -169,7 +169,7 @@ void Flux2Transformer::validate(const Flux2Inputs& in) const {
 }
 
 struct Flux2Transformer::HostStepInputs {
-    const Tensor* hidden_states;
+    const Tensor* hidden_states;          // host F32 or an F32 state on the backend
     const Tensor* encoder_hidden_states;  // host F32 or on the backend
     Tensor timestep_proj, guidance_proj;
     Tensor ids;       // [Lt + Li, 4], text first (FLUX2_SPEC.md §1.3 step 6)
@@ -216,7 +216,11 @@ Flux2Transformer::StepInputs Flux2Transformer::allocate_inputs(const HostStepInp
 
 void Flux2Transformer::refill_inputs(const HostStepInputs& in, StepInputs& dst) const {
     Backend& be = *backend_;
-    be.upload_into(*in.hidden_states, dst.hidden_states);
+    if (on_backend(*in.hidden_states)) {
+        be.state_into(*in.hidden_states, dst.hidden_states);
+    } else {
+        be.upload_into(*in.hidden_states, dst.hidden_states);
+    }
     const Tensor& context = *in.encoder_hidden_states;
     if (on_backend(context)) {
         be.copy_into(context, 0, context.dim(2), dst.encoder_hidden_states, 0, 0);
@@ -408,8 +412,16 @@ void Flux2Transformer::attend(const Tensor& q, const Tensor& k, const Tensor& v,
     }
 }
 
+// Several devices exchange inputs and outputs through the host: a state kept on this backend goes there and back.
+Flux2Inputs Flux2Transformer::with_host_state(const Flux2Inputs& in) const {
+    Flux2Inputs host = in;
+    host.hidden_states = backend_->download(in.hidden_states);
+    return host;
+}
+
 Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
     validate(in);
+    if (on_backend(in.hidden_states) && (peers_ || ulysses_)) return backend_->upload(forward(with_host_state(in)));
     if (!peers_) return this_rank_forward(in);
     peers_->begin_forward(in);
     Tensor out;
@@ -432,7 +444,8 @@ Tensor Flux2Transformer::forward(const Flux2Inputs& in) const {
 std::pair<Tensor, Tensor> Flux2Transformer::forward_guided(const Flux2Inputs& cond, const Flux2Inputs& uncond) const {
     if (!guidance_peer_) return {forward(cond), forward(uncond)};
     validate(uncond);
-    guidance_peer_->begin_uncond(uncond);
+    const bool state_here = on_backend(uncond.hidden_states);
+    guidance_peer_->begin_uncond(state_here ? with_host_state(uncond) : uncond);
     Tensor v;
     try {
         v = forward(cond);
@@ -443,13 +456,20 @@ std::pair<Tensor, Tensor> Flux2Transformer::forward_guided(const Flux2Inputs& co
         }
         throw;
     }
-    return {v, guidance_peer_->end_uncond()};
+    Tensor v_uncond = guidance_peer_->end_uncond();
+    return {v, state_here ? backend_->upload(v_uncond) : v_uncond};
 }
 
 Tensor Flux2Transformer::this_rank_forward(const Flux2Inputs& in) const {
     const auto shape =
         std::make_tuple(in.hidden_states.dim(0), in.hidden_states.dim(1), in.encoder_hidden_states.dim(1));
-    if (!ulysses_) return backend_->download(step(in, shape));
+    if (!ulysses_) {
+        const Tensor out = step(in, shape);  // the replay's own buffer: the next step overwrites it
+        if (!on_backend(in.hidden_states)) return backend_->download(out);
+        Tensor own = backend_->uninitialized(out.shape());
+        backend_->copy_into(out, 0, out.dim(2), own, 0, 0);
+        return own;
+    }
     return ulysses_->gather_image(*backend_, step(ulysses_->shard_inputs(in, *backend_), shape));
 }
 

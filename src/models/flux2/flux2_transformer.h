@@ -21,7 +21,9 @@ namespace flux2 {
 class WeightSource;
 
 struct Flux2Inputs {
-    Tensor hidden_states;  // [B, Li, in_channels] host F32 (packed latents, then reference tokens)
+    // [B, Li, in_channels] (packed latents, then reference tokens): host F32, or an F32 state on the model's backend
+    // (Backend::upload_state), which the pipeline keeps there for a whole generation.
+    Tensor hidden_states;
     // [B, Lt, joint_attention_dim]: host F32, or already on the model's backend (Flux2Transformer::backend().upload),
     // which saves its upload at every step (the pipeline uploads the prompt embeddings once).
     Tensor encoder_hidden_states;
@@ -57,7 +59,8 @@ public:
     const Flux2Config& config() const { return config_; }
     Backend& backend() const { return *backend_; }
 
-    // Returns the velocity [B, Li, out_channels] as a host F32 tensor. On a backend that can record
+    // Returns the velocity [B, Li, out_channels] where the hidden states are: a host F32 tensor, or a tensor of the
+    // backend's activation type that the caller owns (its Euler update reads it there). On a backend that can record
     // (Backend::can_record, CUDA graphs), the first call of each input shape runs op by op and records the step;
     // later calls of that shape refill its inputs and replay it.
     Tensor forward(const Flux2Inputs& inputs) const;
@@ -160,6 +163,7 @@ private:
     void run_step(const StepInputs& in, Tensor& out) const;
     // forward without starting the peers: this rank's part (and, under Ulysses, the gathered velocity).
     Tensor this_rank_forward(const Flux2Inputs& in) const;
+    Flux2Inputs with_host_state(const Flux2Inputs& in) const;
     // run_step on these (validated) inputs, recorded and replayed per `shape` where the backend can: the velocity
     // [B, Li, out_channels] on the backend.
     Tensor step(const Flux2Inputs& in, const std::tuple<int64_t, int64_t, int64_t>& shape) const;
