@@ -100,6 +100,26 @@ TEST(ImagePng, RoundTripWithText) {
     EXPECT_EQ(back, text);
 }
 
+// Every zlib level stores the same pixels, each in fewer bytes than level 0 (stored, no compression) on a smooth
+// image, and a level outside 0-9 is refused by name.
+TEST(ImagePng, ZlibLevelsKeepThePixels) {
+    const Image img = gradient(64, 48);
+    size_t stored = 0;
+    for (int level : {0, 1, kPngZlibLevel, 9}) {
+        const auto bytes = encode_png(img, {}, level);
+        EXPECT_EQ(decode_png(bytes.data(), bytes.size(), "memory").rgb, img.rgb) << "level " << level;
+        if (level == 0) stored = bytes.size();
+        EXPECT_LE(bytes.size(), stored) << "level " << level;
+    }
+    EXPECT_LT(encode_png(img, {}, kPngZlibLevel).size(), stored);
+    try {
+        encode_png(img, {}, 10);
+        FAIL() << "level 10 was accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("zlib level must be 0-9, got 10"), std::string::npos) << e.what();
+    }
+}
+
 TEST(ImagePng, FileRoundTrip) {
     const test::TempDir tmp;
     const std::string path = tmp.file("image.png");

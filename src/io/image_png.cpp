@@ -8,8 +8,8 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "core/text_codec.h"
 #include "core/log.h"
+#include "core/text_codec.h"
 #include "io/exif.h"
 #include "io/image.h"
 
@@ -111,8 +111,9 @@ void write_to_memory(png_structp png, png_bytep data, size_t n) {
 void flush_nothing(png_structp) {}
 
 bool encode_core(png_structp png, png_infop info, const Image* image, std::vector<png_text>* text,
-                 std::vector<png_bytep>* rows) {
+                 std::vector<png_bytep>* rows, int zlib_level) {
     if (setjmp(png_jmpbuf(png))) return false;
+    png_set_compression_level(png, zlib_level);
     png_set_IHDR(png, info, static_cast<png_uint_32>(image->width), static_cast<png_uint_32>(image->height), 8,
                  PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     if (!text->empty()) png_set_text(png, info, text->data(), static_cast<int>(text->size()));
@@ -138,7 +139,8 @@ bool is_ascii(const std::string& s) {
 
 }  // namespace
 
-std::vector<uint8_t> encode_png(const Image& image, const ImageText& text) {
+std::vector<uint8_t> encode_png(const Image& image, const ImageText& text, int zlib_level) {
+    check(zlib_level >= 0 && zlib_level <= 9, "encode_png: zlib level must be 0-9, got ", zlib_level);
     check(
         image.width > 0 && image.height > 0 && image.rgb.size() == static_cast<size_t>(image.width) * image.height * 3,
         "encode_png: image of ", image.width, "x", image.height, " has ", image.rgb.size(), " bytes");
@@ -175,7 +177,7 @@ std::vector<uint8_t> encode_png(const Image& image, const ImageText& text) {
         fail("encode_png: libpng could not create an info struct");
     }
     png_set_write_fn(png, &writer, write_to_memory, flush_nothing);
-    const bool ok = encode_core(png, info, &image, &chunks, &rows);
+    const bool ok = encode_core(png, info, &image, &chunks, &rows, zlib_level);
     png_destroy_write_struct(&png, &info);
     check(ok, "encode_png: libpng failed: ", error.message);
     return bytes;
