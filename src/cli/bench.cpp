@@ -345,9 +345,10 @@ void run_bench(const BenchArgs& a) {
                             a.model.size() > 10 ? "checkpoint" : a.model.c_str(), pixels, label.c_str(), t.median,
                             tflops, backend->peak_memory_bytes() / 1e9, backend->memory_in_use_bytes() / 1e9,
                             rel.c_str(), t.paths.c_str());
-                if (a.attention_error) print_attention_errors(t.attention_errors);
                 std::fflush(stdout);
                 if (from_host) continue;
+                if (a.attention_error) print_attention_errors(t.attention_errors);
+                std::fflush(stdout);
                 if (!loras.empty()) time_lora_switch(model, in, loras, t.median);
                 if (a.profile) {
                     // One more step op by op (a replayed graph shows no ops), timed per op on the device.
