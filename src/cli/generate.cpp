@@ -196,10 +196,9 @@ void run_generate(GenerateArgs a) {
         w.write(a.save_latents);
         log_info("wrote latents ", shape_str(out.latents.shape()), " to ", a.save_latents);
     }
-    const auto files = output_files(a.output_path, static_cast<int>(out.images.dim(0)));
-    for (size_t i = 0; i < files.size(); ++i) {
+    auto write_image = [&](const std::string& file, int64_t i) {
         ImageText text{{"prompt", a.prompt},
-                       {"seed", std::to_string(a.seed + i)},
+                       {"seed", std::to_string(a.seed + static_cast<uint64_t>(i))},
                        {"steps", std::to_string(out.num_steps)},
                        {"guidance", str(out.guidance_scale)},
                        {"model", paths.transformer},
@@ -213,9 +212,14 @@ void run_generate(GenerateArgs a) {
             text["loras"] = used;
         }
         if (cfg) text["negative_prompt"] = a.negative_prompt;
-        write_png(files[i], unit_tensor_to_image(out.images, static_cast<int>(i)), text);
-        std::printf("%s\n", files[i].c_str());
-    }
+        write_png(file, unit_tensor_to_image(out.images, static_cast<int>(i)), text);
+    };
+    const auto files = output_files(a.output_path, static_cast<int>(out.images.dim(0)));
+    // The images are encoded at once (a 1024x1024 PNG takes 0.1-0.2 s of a core), their paths printed in order.
+    parallel_for(static_cast<int64_t>(files.size()), 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) write_image(files[i], i);
+    });
+    for (const std::string& file : files) std::printf("%s\n", file.c_str());
 }
 }  // namespace
 
