@@ -18,10 +18,12 @@ cudaError_t kernel_image_status();
 
 // ---- conversion ----
 void launch_f32_to_bf16(const float* in, bf16* out, int64_t n, cudaStream_t stream);
-// x += dt * v, v = v_neg + guidance * (v - v_neg) when v_neg is given (sampler_ops.cu).
+void launch_bf16_to_f32(const bf16* in, float* out, int64_t n, cudaStream_t stream);
+
+// ---- sampling (sampler_ops.cu) ----
+// x += dt * v, v = v_neg + guidance * (v - v_neg) when v_neg is given.
 void launch_euler_update(float* x, const bf16* v, const bf16* v_neg, float guidance, float dt, int64_t n,
                          cudaStream_t stream);
-void launch_bf16_to_f32(const bf16* in, float* out, int64_t n, cudaStream_t stream);
 
 // ---- elementwise ----
 void launch_silu(const bf16* x, bf16* y, int64_t n, cudaStream_t stream);
