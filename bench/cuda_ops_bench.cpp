@@ -76,6 +76,15 @@ Tensor random_f32(CudaBackend& be, int64_t n, float lo, float hi, uint64_t seed)
     return t;
 }
 
+// E4M3 codes [rows, k] with one F32 scale per row in [lo, hi), as the FP8 GEMM and the LoRA down-projection take
+// their operands. Clearing bit 6 keeps the exponent below the NaN encoding: finite codes of magnitude < 2.
+struct Fp8Rows {
+    Tensor codes, scales;
+};
+Fp8Rows random_fp8_rows(CudaBackend& be, int64_t rows, int64_t k, float lo, float hi, uint64_t seed) {
+    return {random_bytes(be, {rows, k}, DType::F8_E4M3, 0xBF, seed), random_f32(be, rows, lo, hi, seed + 2)};
+}
+
 // Times `op` per iteration with events on the backend stream; reports the median.
 void time_op(benchmark::State& st, CudaBackend& be, const std::function<void()>& op, double flops, double bytes) {
     cudaEvent_t start, stop;
@@ -128,10 +137,8 @@ void BM_GemmBf16(benchmark::State& st) {
 void BM_GemmFp8(benchmark::State& st) {
     FLUX2_NEED_GPU(st);
     const int64_t m = st.range(0), n = st.range(1), k = st.range(2);
-    // Clearing bit 6 keeps the exponent below the NaN encoding: finite codes of magnitude < 2.
-    Tensor xq = random_bytes(*be, {m, k}, DType::F8_E4M3, 0xBF, 3),
-           wq = random_bytes(*be, {n, k}, DType::F8_E4M3, 0xBF, 4);
-    Tensor xs = random_f32(*be, m, 0.5f, 2.0f, 5), ws = random_f32(*be, n, 0.001f, 0.01f, 6);
+    const auto [xq, xs] = random_fp8_rows(*be, m, k, 0.5f, 2.0f, 3);
+    const auto [wq, ws] = random_fp8_rows(*be, n, k, 0.001f, 0.01f, 4);
     Tensor y = be->empty({m, n}, DType::BF16);
     time_op(
         st, *be,
@@ -218,9 +225,8 @@ void BM_QuantizeFp8(benchmark::State& st) {
 void BM_LoraDownFp8(benchmark::State& st) {
     FLUX2_NEED_GPU(st);
     const int64_t m = st.range(0), k = st.range(1), r = st.range(2);
-    Tensor xq = random_bytes(*be, {m, k}, DType::F8_E4M3, 0xBF, 21),
-           aq = random_bytes(*be, {r, k}, DType::U8, 0xBF, 22);
-    Tensor xs = random_f32(*be, m, 0.5f, 2.0f, 23), as = random_f32(*be, r, 0.001f, 0.01f, 24);
+    const auto [xq, xs] = random_fp8_rows(*be, m, k, 0.5f, 2.0f, 21);
+    const auto [aq, as] = random_fp8_rows(*be, r, k, 0.001f, 0.01f, 22);
     Tensor a = be->empty({r, k}, DType::F16), t = be->empty({m, r}, DType::BF16);
     cuda::launch_e4m3_to_f16(static_cast<const uint8_t*>(aq.raw()), static_cast<__half*>(a.raw()), r * k, be->stream());
     int sms = 0;
