@@ -1,9 +1,9 @@
 // CUDA kernel benchmarks at FLUX.2-dev 1024x1024 shapes (4096 image + 512 text tokens): the BF16 and FP8 cuBLASLt
 // GEMMs of the three largest linears, the full FP8 linear (per-token quantization + GEMM) on an NVFP4 weight, cuDNN
-// attention, the memory-bound row kernels and a LoRA branch's down-projection. Each iteration is timed with CUDA events
-// on random (non-zero) data; the counters report the median iteration: median_ms, TFLOP/s (GEMM/attention) or GB/s
-// (bytes read + written once). Run on the GPU machine by scripts/device-test.sh; compare with bench/torch_baseline.py
-// from the same call.
+// attention, the memory-bound row kernels, the per-layer conversion of 4-bit weights and a LoRA branch's
+// down-projection. Each iteration is timed with CUDA events on random (non-zero) data; the counters report the median
+// iteration: median_ms, TFLOP/s (GEMM/attention) or GB/s (bytes read + written once). Run on the GPU machine by
+// scripts/device-test.sh; compare with bench/torch_baseline.py from the same call.
 #ifdef FLUX2_HAVE_CUDA
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
@@ -220,6 +220,24 @@ void BM_QuantizeFp8(benchmark::State& st) {
         st, *be, [&] { be->quantize_fp8(x); }, 0, 3.0 * L * D);
 }
 
+// The per-layer NVFP4 -> E4M3 conversion of fp4-resident and streamed weights [n, k] (codes, block scales and row
+// scales given): GB/s counts the 4-bit codes and block scales read and the E4M3 codes written.
+void BM_ConvertNvfp4Fp8(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    const int64_t n = st.range(0), k = st.range(1);
+    Tensor codes = random_bytes(*be, {n, k / 2}, DType::U8, 0xFF, 23);
+    Tensor scales = random_bytes(*be, {n, k / 16}, DType::U8, 0x7F, 24);  // positive E4M3 block scales
+    Tensor row_scales = random_f32(*be, n, 0.5f, 2.0f, 25), q = be->empty({n, k}, DType::F8_E4M3);
+    time_op(
+        st, *be,
+        [&] {
+            cuda::launch_nvfp4_to_fp8_scaled(
+                static_cast<const uint8_t*>(codes.raw()), static_cast<const uint8_t*>(scales.raw()), 0.01f,
+                static_cast<const float*>(row_scales.raw()), static_cast<uint8_t*>(q.raw()), n, k, be->stream());
+        },
+        0, static_cast<double>(n) * k * (0.5 + 1.0 / 16 + 1.0));
+}
+
 // A LoRA branch's down-projection on E4M3 activations (lora_down_fp8.cu, split over k) with the sum of its splits
 // into BF16 t: rows of k codes, rank r. GB/s counts the activations' codes read once (the rest is small).
 void BM_LoraDownFp8(benchmark::State& st) {
@@ -274,6 +292,13 @@ BENCHMARK(BM_LayerNormModulate)->UseManualTime()->Iterations(50)->Unit(benchmark
 BENCHMARK(BM_Swiglu)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_RmsNormRope)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_QuantizeFp8)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+// dev's single-block linear1 [55296, 6144] and linear2 [6144, 24576] weights.
+BENCHMARK(BM_ConvertNvfp4Fp8)
+    ->Args({55296, 6144})
+    ->Args({6144, 24576})
+    ->UseManualTime()
+    ->Iterations(50)
+    ->Unit(benchmark::kMicrosecond);
 // dev's single-block linear1 and linear2 inputs (4608 tokens) at ranks 32, 48 and 64; the text stream's 512 tokens.
 BENCHMARK(BM_LoraDownFp8)
     ->Args({4608, 6144, 32})

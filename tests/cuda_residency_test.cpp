@@ -24,6 +24,9 @@ protected:
         lw.nvfp4 = quantize_nvfp4_weight(w.f32(), out, in);
         return lw;
     }
+#ifdef FLUX2_HAVE_CUDA
+    void check_converters(int64_t cols);
+#endif
 };
 
 TEST_F(CudaResidencyTest, Fp4ResidentGivesTheSameOutputsAsFp8Resident) {
@@ -56,8 +59,16 @@ TEST_F(CudaResidencyTest, Fp4ResidentGivesTheSameOutputsAsFp8Resident) {
 #ifdef FLUX2_HAVE_CUDA
 // Both weight converters (once at load, and per layer for fp4-resident weights) against the scalar codec: every
 // code byte (both signs of zero included) under a spread of block scales, rows of different ranges.
+// Rows of 32 blocks (one pass of the per-layer converter's threads) and of 201 (several, the last partial).
 TEST_F(CudaResidencyTest, WeightConvertersMatchTheScalarCodec) {
-    const int64_t rows = 6, cols = 512, blocks = cols / 16;
+    for (const int64_t cols : {512, 3216}) {
+        SCOPED_TRACE(cols);
+        check_converters(cols);
+    }
+}
+
+void CudaResidencyTest::check_converters(int64_t cols) {
+    const int64_t rows = 6, blocks = cols / 16;
     const float scale_2 = 0.0123f;
     std::vector<uint8_t> codes(rows * cols / 2), block_scales(rows * blocks);
     for (size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<uint8_t>(i * 37 + i / 256);

@@ -32,14 +32,17 @@ __global__ void nvfp4_to_bf16_kernel(const uint8_t* codes, const uint8_t* block_
 
 // E4M3 code of each E2M1 magnitude {0, .5, 1, 1.5, 2, 3, 4, 6} of one NVFP4 block once dequantized (times the block
 // scale s) and divided by the row scale: codes 0-3 in the bytes of .x, 4-7 in .y. Every element of the block is one
-// of these eight values with a sign, and E4M3 rounding is symmetric, so 7 conversions serve the block's 16 elements.
+// of these eight values with a sign, and E4M3 rounding is symmetric, so the table serves the block's 16 elements.
+// The values are exactly fl(fl(m s) / row_scale) for each magnitude m, with two divisions instead of seven: scaling
+// by a power of two commutes with fp32 rounding (no value here comes near fp32's subnormals or its overflow), so
+// m = .5, 1, 2, 4 give powers of two times fl(s / row_scale), and m = 1.5, 3, 6 powers of two times
+// fl(fl(1.5 s) / row_scale). The per-layer conversion of fp4-resident and streamed weights is bound by this
+// arithmetic rather than by its bytes otherwise.
 __device__ __forceinline__ uint2 block_code_table(float s, float row_scale) {
-    uint32_t code[8];
-    code[0] = 0;
-#pragma unroll
-    for (uint32_t m = 1; m < 8; ++m) code[m] = float_to_e4m3(e2m1_to_float(m) * s / row_scale);
-    return make_uint2(code[0] | code[1] << 8 | code[2] << 16 | code[3] << 24,
-                      code[4] | code[5] << 8 | code[6] << 16 | code[7] << 24);
+    const float a = s / row_scale, b = (1.5f * s) / row_scale;
+    return make_uint2(float2_to_e4m3x2(0.0f, 0.5f * a) | static_cast<uint32_t>(float2_to_e4m3x2(a, b)) << 16,
+                      float2_to_e4m3x2(2.0f * a, 2.0f * b) | static_cast<uint32_t>(float2_to_e4m3x2(4.0f * a, 4.0f * b))
+                                                                 << 16);
 }
 
 // Four NVFP4 code bytes (8 elements, element 2i in the high nibble of byte i) -> eight E4M3 bytes in element order.
@@ -85,12 +88,16 @@ __global__ void nvfp4_to_fp8_rows_kernel(const uint8_t* codes, const uint8_t* bl
         out_blocks[b] = convert_block(code_blocks[b], sr[b], scale_2, scale);
 }
 
-// The same conversion with row_scales given (computed once by nvfp4_to_fp8_rows_kernel), one block per thread over
-// the whole matrix: the per-layer conversion of fp4-resident weights, so it must run near copy bandwidth.
-__global__ void nvfp4_to_fp8_scaled_kernel(const uint2* codes, const uint8_t* block_scales, float scale_2,
-                                           const float* row_scales, uint4* q, uint32_t n, uint32_t blocks) {
-    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
-        q[i] = convert_block(codes[i], block_scales[i], scale_2, row_scales[i / blocks]);
+// The same conversion with row_scales given (computed once by nvfp4_to_fp8_rows_kernel): the per-layer conversion of
+// fp4-resident and streamed weights, so it must run near copy bandwidth. One CTA per row (no index division), a
+// 16-element block per thread and step.
+__global__ void nvfp4_to_fp8_scaled_kernel(const uint2* __restrict__ codes, const uint8_t* __restrict__ block_scales,
+                                           float scale_2, const float* __restrict__ row_scales, uint4* __restrict__ q,
+                                           uint32_t blocks) {
+    const size_t row = static_cast<size_t>(blocks) * blockIdx.x;
+    const float row_scale = row_scales[blockIdx.x];
+    for (uint32_t b = threadIdx.x; b < blocks; b += blockDim.x)
+        q[row + b] = convert_block(codes[row + b], block_scales[row + b], scale_2, row_scale);
 }
 
 __global__ void fp8_to_bf16_kernel(const uint8_t* codes, float scale, bf16* w, int64_t n) {
@@ -130,12 +137,15 @@ void launch_nvfp4_to_fp8_rows(const uint8_t* codes, const uint8_t* block_scales,
 
 void launch_nvfp4_to_fp8_scaled(const uint8_t* codes, const uint8_t* block_scales, float scale_2,
                                 const float* row_scales, uint8_t* q, int64_t rows, int64_t cols, cudaStream_t stream) {
-    const int64_t blocks = cols / kBlock, n = rows * blocks;
-    if (n == 0) return;
-    check(n < (int64_t(1) << 32), "nvfp4_to_fp8_scaled: ", rows, " x ", cols, " weight is too large for 32-bit indexing");
-    nvfp4_to_fp8_scaled_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(
+    const int64_t blocks = cols / kBlock;
+    if (rows == 0 || blocks == 0) return;
+    check(rows < (int64_t(1) << 31), "nvfp4_to_fp8_scaled: ", rows, " rows exceed one grid");
+    // Threads that divide the row's blocks evenly where they can (dev's rows: 384 and 1536 blocks).
+    int threads = 128;
+    while (threads > 32 && blocks % threads != 0) threads /= 2;
+    nvfp4_to_fp8_scaled_kernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(
         reinterpret_cast<const uint2*>(codes), block_scales, scale_2, row_scales, reinterpret_cast<uint4*>(q),
-        static_cast<uint32_t>(n), static_cast<uint32_t>(blocks));
+        static_cast<uint32_t>(blocks));
     FLUX2_CUDA_CHECK_LAUNCH("nvfp4_to_fp8_scaled_kernel");
 }
 
