@@ -59,9 +59,10 @@ TEST_F(CudaResidencyTest, Fp4ResidentGivesTheSameOutputsAsFp8Resident) {
 #ifdef FLUX2_HAVE_CUDA
 // Both weight converters (once at load, and per layer for fp4-resident weights) against the scalar codec: every
 // code byte (both signs of zero included) under a spread of block scales, rows of different ranges.
-// Rows of 32 blocks (one pass of the per-layer converter's threads) and of 201 (several, the last partial).
+// Rows of 32, 201 and 2100 blocks: the per-layer converter covers them in one pass of its threads (some idle), one
+// partial pass, and three of 1024 blocks (the last partial).
 TEST_F(CudaResidencyTest, WeightConvertersMatchTheScalarCodec) {
-    for (const int64_t cols : {512, 3216}) {
+    for (const int64_t cols : {512, 3216, 33600}) {
         SCOPED_TRACE(cols);
         check_converters(cols);
     }

@@ -89,15 +89,32 @@ __global__ void nvfp4_to_fp8_rows_kernel(const uint8_t* codes, const uint8_t* bl
 }
 
 // The same conversion with row_scales given (computed once by nvfp4_to_fp8_rows_kernel): the per-layer conversion of
-// fp4-resident and streamed weights, so it must run near copy bandwidth. One CTA per row (no index division), a
-// 16-element block per thread and step.
+// fp4-resident and streamed weights, so it must run near copy bandwidth. One CTA per row (no index division); each
+// thread loads kInFlight blocks before converting any, since with one load at a time the loads in flight per SM are
+// too few to cover the memory latency (Little's law), and the rows are too short for more threads.
+constexpr int kInFlight = 4;
 __global__ void nvfp4_to_fp8_scaled_kernel(const uint2* __restrict__ codes, const uint8_t* __restrict__ block_scales,
                                            float scale_2, const float* __restrict__ row_scales, uint4* __restrict__ q,
                                            uint32_t blocks) {
     const size_t row = static_cast<size_t>(blocks) * blockIdx.x;
     const float row_scale = row_scales[blockIdx.x];
-    for (uint32_t b = threadIdx.x; b < blocks; b += blockDim.x)
-        q[row + b] = convert_block(codes[row + b], block_scales[row + b], scale_2, row_scale);
+    for (uint32_t first = threadIdx.x; first < blocks; first += kInFlight * blockDim.x) {
+        uint2 c[kInFlight];
+        uint8_t s[kInFlight];
+#pragma unroll
+        for (int u = 0; u < kInFlight; ++u) {
+            const uint32_t b = first + u * blockDim.x;
+            if (b < blocks) {
+                c[u] = codes[row + b];
+                s[u] = block_scales[row + b];
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < kInFlight; ++u) {
+            const uint32_t b = first + u * blockDim.x;
+            if (b < blocks) q[row + b] = convert_block(c[u], s[u], scale_2, row_scale);
+        }
+    }
 }
 
 __global__ void fp8_to_bf16_kernel(const uint8_t* codes, float scale, bf16* w, int64_t n) {
@@ -140,9 +157,9 @@ void launch_nvfp4_to_fp8_scaled(const uint8_t* codes, const uint8_t* block_scale
     const int64_t blocks = cols / kBlock;
     if (rows == 0 || blocks == 0) return;
     check(rows < (int64_t(1) << 31), "nvfp4_to_fp8_scaled: ", rows, " rows exceed one grid");
-    // Threads that divide the row's blocks evenly where they can (dev's rows: 384 and 1536 blocks).
-    int threads = 128;
-    while (threads > 32 && blocks % threads != 0) threads /= 2;
+    // Enough threads for one pass of kInFlight blocks each where a row allows (dev's rows: 384 and 1536 blocks),
+    // in whole warps, at most 256.
+    const int threads = row_threads((blocks + kInFlight - 1) / kInFlight);
     nvfp4_to_fp8_scaled_kernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(
         reinterpret_cast<const uint2*>(codes), block_scales, scale_2, row_scales, reinterpret_cast<uint4*>(q),
         static_cast<uint32_t>(blocks));
