@@ -307,7 +307,7 @@ fi
 [ -n "${FLUX2_SKIP_BENCH:-}" ] && exit $status
 echo "== CUDA kernel benchmarks"
 if [ -x build-gpu/flux2_bench ]; then
-  ./build-gpu/flux2_bench --benchmark_filter='BM_(Gemm|Linear|Attention|LayerNorm|Swiglu|RmsNorm|Quantize|LoraDown)' \
+  ./build-gpu/flux2_bench --benchmark_filter='BM_(Gemm|Linear|Attention|LayerNorm|Swiglu|RmsNorm|Quantize|ConvertNvfp4|LoraDown)' \
     --benchmark_counters_tabular=true --benchmark_out="$out/bench.json" --benchmark_out_format=json \
     >"$out/bench.txt" 2>&1
   grep -vE "^\*\*\*|^-+$" "$out/bench.txt" | cut -c1-160

@@ -36,13 +36,14 @@ __global__ void nvfp4_to_bf16_kernel(const uint8_t* codes, const uint8_t* block_
 // The values are exactly fl(fl(m s) / row_scale) for each magnitude m, with two divisions instead of seven: scaling
 // by a power of two commutes with fp32 rounding (no value here comes near fp32's subnormals or its overflow), so
 // m = .5, 1, 2, 4 give powers of two times fl(s / row_scale), and m = 1.5, 3, 6 powers of two times
-// fl(fl(1.5 s) / row_scale). The per-layer conversion of fp4-resident and streamed weights is bound by this
-// arithmetic rather than by its bytes otherwise.
+// fl(fl(1.5 s) / row_scale). With seven, the per-layer conversion of fp4-resident and streamed weights was bound by
+// this arithmetic rather than by its bytes.
 __device__ __forceinline__ uint2 block_code_table(float s, float row_scale) {
     const float a = s / row_scale, b = (1.5f * s) / row_scale;
-    return make_uint2(float2_to_e4m3x2(0.0f, 0.5f * a) | static_cast<uint32_t>(float2_to_e4m3x2(a, b)) << 16,
-                      float2_to_e4m3x2(2.0f * a, 2.0f * b) | static_cast<uint32_t>(float2_to_e4m3x2(4.0f * a, 4.0f * b))
-                                                                 << 16);
+    const uint32_t codes_0_3 = float2_to_e4m3x2(0.0f, 0.5f * a) | static_cast<uint32_t>(float2_to_e4m3x2(a, b)) << 16;
+    const uint32_t codes_4_7 =
+        float2_to_e4m3x2(2.0f * a, 2.0f * b) | static_cast<uint32_t>(float2_to_e4m3x2(4.0f * a, 4.0f * b)) << 16;
+    return make_uint2(codes_0_3, codes_4_7);
 }
 
 // Four NVFP4 code bytes (8 elements, element 2i in the high nibble of byte i) -> eight E4M3 bytes in element order.
