@@ -211,8 +211,10 @@ for spec in ${FLUX2_PARALLEL_BENCH:-}; do
 done
 
 # Offloading (issue 12): FLUX2_OFFLOAD_BENCH="dev:1024" times `flux2 bench` fp8 with the weights resident as fp8,
-# resident in 4 bits, and streamed per block (--offload layers, also with some blocks resident), in this call; the
-# bus the copies take is logged. FLUX2_OFFLOAD_RUNS replaces the list of flag sets ("|"-separated).
+# resident in 4 bits, and streamed per block (--offload layers, also with some blocks resident, and some streamed
+# as E4M3), in this call; the bus the copies take is logged. FLUX2_OFFLOAD_RUNS replaces the list of flag sets
+# ("|"-separated); FLUX2_OFFLOAD_ROUNDS=N runs the list N times over, alternating (differences of a few percent
+# need pairs within one call).
 if [ -n "${FLUX2_OFFLOAD_BENCH:-}" ]; then
   nvidia-smi --query-gpu=pcie.link.gen.max,pcie.link.gen.current,pcie.link.width.current --format=csv 2>&1 |
     tee -a "$out/offload_bench.txt"
@@ -220,11 +222,14 @@ fi
 for spec in ${FLUX2_OFFLOAD_BENCH:-}; do
   model=${spec%%:*}
   res=${spec#*:}
-  IFS='|' read -ra runs <<<"${FLUX2_OFFLOAD_RUNS:-|--residency fp4|--offload layers|--offload layers --resident-budget 6}"
-  for flags in "${runs[@]}"; do
-    echo "== offload benchmark $model at $res: ${flags:-resident}" | tee -a "$out/offload_bench.txt"
-    ./build-gpu/flux2 bench --model "$model" --device cuda --precision fp8 --resolutions "$res" --steps 5 --warmup 2 \
-      $flags ${FLUX2_OFFLOAD_ARGS:-} 2>&1 | grep -E "^[a-z0-9-]+ +[0-9]|offload|error|model " | tee -a "$out/offload_bench.txt"
+  IFS='|' read -ra runs <<<"${FLUX2_OFFLOAD_RUNS:-|--residency fp4|--offload layers|--offload layers --resident-budget 18|--offload layers --resident-budget 18 --stream-e4m3 8}"
+  for round in $(seq "${FLUX2_OFFLOAD_ROUNDS:-1}"); do
+    for flags in "${runs[@]}"; do
+      echo "== offload benchmark $model at $res, round $round: ${flags:-resident}" | tee -a "$out/offload_bench.txt"
+      ./build-gpu/flux2 bench --model "$model" --device cuda --precision fp8 --resolutions "$res" --steps 5 \
+        --warmup 2 $flags ${FLUX2_OFFLOAD_ARGS:-} 2>&1 | grep -E "^[a-z0-9-]+ +[0-9]|offload|error|model " |
+        tee -a "$out/offload_bench.txt"
+    done
   done
 done
 

@@ -1,7 +1,7 @@
 // --offload on the GPU. model: giving the device copies of the weights back (and the recorded steps with them) and
 // preparing them again at the next use changes nothing, on the fp8 path with NVFP4 weights resident as fp8 or in
 // 4 bits, for the transformer (replayed steps included) and the text encoder. layers: streaming the weights
-// through the device gives what residency gives.
+// through the device (as NVFP4 or as E4M3 made at load) gives what residency gives.
 #include <gtest/gtest.h>
 
 #include "backend/backend.h"
@@ -106,21 +106,29 @@ TEST(CudaOffload, StreamedLayersGiveTheResidentOutputs) {
     options.precision = "fp8";
     auto backend = make_backend(options);
     // Every block streamed, some kept resident within a budget (an odd or even number streamed: with and without
-    // the wrap-around copy), all resident.
-    bool mixed = false;
+    // the wrap-around copy), all resident; none, one or every streamed block carrying its weights as E4M3.
+    bool mixed = false, some_e4m3 = false;
     // (The tiny model's double blocks hold ~0.5 MB resident, its single blocks ~0.2 MB.)
     for (const int64_t budget : {int64_t{0}, int64_t{600} << 10, int64_t{1} << 20, int64_t{1} << 40}) {
-        Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-klein-nvfp4.safetensors"), *backend);
-        const std::string streams = model.stream_block_weights(budget);
-        EXPECT_NE(streams.find("linears in"), std::string::npos) << streams;
-        mixed =
-            mixed || (streams.find("stay resident") != std::string::npos && streams.find(" 0 of") == std::string::npos);
-        // Eager, recorded + the eager values, replayed twice.
-        for (int i = 0; i < 4; ++i)
-            EXPECT_EQ(model.forward(in).to_vector(), resident[std::min(i, 2)]) << "forward " << i << ": " << streams;
+        for (const int e4m3 : {0, 1, 100}) {
+            Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-klein-nvfp4.safetensors"), *backend);
+            const std::string streams = model.stream_block_weights({budget, e4m3});
+            EXPECT_NE(streams.find("linears in"), std::string::npos) << streams;
+            mixed = mixed ||
+                    (streams.find("stay resident") != std::string::npos && streams.find(" 0 of") == std::string::npos);
+            const bool as_e4m3 = streams.find("as E4M3") != std::string::npos;
+            EXPECT_EQ(as_e4m3, e4m3 > 0 && streams.find(" 0 of") == std::string::npos) << streams;
+            some_e4m3 = some_e4m3 || as_e4m3;
+            // Eager, recorded + the eager values, replayed twice.
+            for (int i = 0; i < 4; ++i)
+                EXPECT_EQ(model.forward(in).to_vector(), resident[std::min(i, 2)])
+                    << "forward " << i << ", --stream-e4m3 " << e4m3 << ": " << streams;
+        }
     }
     EXPECT_TRUE(mixed) << "no budget kept some blocks resident and streamed others";
+    EXPECT_TRUE(some_e4m3);
     EXPECT_NE(backend->path_summary().find("nvfp4(streamed)"), std::string::npos) << backend->path_summary();
+    EXPECT_NE(backend->path_summary().find("nvfp4(streamed as e4m3)"), std::string::npos) << backend->path_summary();
 
     TextEncoder te = TextEncoder::load(test::data_path("tiny-qwen3"), {1, 2, 3}, *backend);
     auto g = SafetensorsFile::open(test::data_path("text-encoder-golden.safetensors"));

@@ -32,13 +32,15 @@ class StreamRecordingBackend final : public CpuBackend {
 public:
     StreamRecordingBackend() : CpuBackend(BackendOptions{}) {}
     std::unique_ptr<LayerStream> stream_layers(const std::vector<std::vector<const LinearWeight*>>& g,
-                                               int64_t budget) override {
+                                               const LayerStreamOptions& options) override {
         groups = g;
-        resident_budget = budget;
+        resident_budget = options.resident_budget_bytes;
+        e4m3_groups = options.e4m3_groups;
         return std::make_unique<RecordingStream>(calls);
     }
     std::vector<std::vector<const LinearWeight*>> groups;
     int64_t resident_budget = -1;
+    int e4m3_groups = -1;
     std::vector<std::string> calls;
 };
 
@@ -65,8 +67,9 @@ TEST(LayerStreamContract, TheTransformerBracketsEveryBlock) {
     const std::vector<float> before = model.forward(in).to_vector();
     EXPECT_TRUE(be.calls.empty());
 
-    EXPECT_EQ(model.stream_block_weights(12345), "recording");
+    EXPECT_EQ(model.stream_block_weights({12345, 3}), "recording");
     EXPECT_EQ(be.resident_budget, 12345);
+    EXPECT_EQ(be.e4m3_groups, 3);
     const Flux2Config& c = model.config();
     ASSERT_EQ(be.groups.size(), static_cast<size_t>(c.num_layers + c.num_single_layers));
     size_t linears = 0;

@@ -51,6 +51,23 @@ TEST(Offload, AutoPicksTheLeastOffloadingThatFits) {
     } catch (const Error& e) {
         EXPECT_TRUE(contains(e.what(), "--resident-budget is for --offload layers")) << e.what();
     }
+
+    // --stream-e4m3 goes with layers mode as the budget does: passed on (and said) there, unused when auto picks
+    // another mode, refused with an explicit other one.
+    const OffloadChoice e4m3 = choose_offload("layers", 1, 1, 141 * gb, 18 * gb, 8);
+    EXPECT_EQ(e4m3.transformer_stream().resident_budget_bytes, 18 * gb);
+    EXPECT_EQ(e4m3.transformer_stream().e4m3_groups, 8);
+    EXPECT_TRUE(contains(e4m3.reason, "up to 8 streamed blocks as E4M3")) << e4m3.reason;
+    EXPECT_EQ(choose_offload("auto", 30 * gb, 27 * gb, 32 * gb, -1, 4).stream_e4m3_groups, 4);
+    EXPECT_EQ(choose_offload("auto", 30 * gb, 20 * gb, 141 * gb, -1, 4).stream_e4m3_groups, 0);  // none: unused
+    EXPECT_EQ(choose_offload("layers", 1, 1, 141 * gb).stream_e4m3_groups, 0);
+    try {
+        choose_offload("none", 1, 1, 141 * gb, -1, 8);
+        ADD_FAILURE() << "--stream-e4m3 with --offload none was accepted";
+    } catch (const Error& e) {
+        EXPECT_TRUE(contains(e.what(), "--stream-e4m3 is for --offload layers")) << e.what();
+    }
+    EXPECT_THROW(choose_offload("layers", 1, 1, 141 * gb, -1, -1), Error);
 }
 
 // Dev's 32B transformer and Mistral-Small's 24B (22B in the linears) per path.

@@ -23,7 +23,8 @@ std::string Backend::path_summary() const {
 void Backend::begin_recording() { fail("the ", name(), " backend cannot record ops for replay"); }
 std::shared_ptr<RecordedOps> Backend::end_recording() { fail("the ", name(), " backend cannot record ops for replay"); }
 void Backend::replay(const RecordedOps&) { fail("the ", name(), " backend cannot replay recorded ops"); }
-std::unique_ptr<LayerStream> Backend::stream_layers(const std::vector<std::vector<const LinearWeight*>>&, int64_t) {
+std::unique_ptr<LayerStream> Backend::stream_layers(const std::vector<std::vector<const LinearWeight*>>&,
+                                                    const LayerStreamOptions&) {
     return nullptr;
 }
 std::unique_ptr<HostPinning> Backend::pin_host_weights(const std::vector<const LinearWeight*>&) { return nullptr; }

@@ -55,6 +55,16 @@ public:
     virtual std::string describe() const = 0;
 };
 
+// How Backend::stream_layers streams (--resident-budget, --stream-e4m3).
+struct LayerStreamOptions {
+    int64_t resident_budget_bytes = 0;  // device memory whole groups may keep resident
+    // Streamed groups (at most every other one, spread evenly among those holding NVFP4 weights the fp8 path
+    // converts) whose NVFP4 weights travel as their E4M3 codes, converted once at load into page-locked host memory:
+    // twice the bytes on the bus, no conversion before each GEMM. Pays where the step's compute hides the bus, not
+    // where the bus binds.
+    int e4m3_groups = 0;
+};
+
 struct BackendOptions {
     std::string device = "cpu";  // "cpu", "cuda", "cuda:N", or "auto" (see resolve_device)
     Nvfp4Activations nvfp4_activations = Nvfp4Activations::w4a16;
@@ -250,13 +260,13 @@ public:
 
     // ---- layer streaming (--offload layers) ----
     // From now on the linears of `groups` keep only their scales on the device; their weights are copied in per
-    // group around LayerStream::enter / leave. Whole groups whose resident weights fit `resident_budget_bytes`
-    // stay resident instead (those that would stream the most bytes first), and so do linears the backend cannot
-    // stream (describe() names both). Null where there is nothing to stream: the CPU computes from host memory.
-    // The linears' host bytes must not change or move while the stream lives, and it must die before them and
-    // before the backend.
+    // group around LayerStream::enter / leave. Whole groups whose resident weights fit the options' budget stay
+    // resident instead (those that would stream the most bytes first, spread among the others), and so do
+    // linears the backend cannot stream (describe() names both). Null where there is nothing to stream: the CPU
+    // computes from host memory. The linears' host bytes must not change or move while the stream lives, and it
+    // must die before them and before the backend.
     virtual std::unique_ptr<LayerStream> stream_layers(const std::vector<std::vector<const LinearWeight*>>& groups,
-                                                       int64_t resident_budget_bytes);
+                                                       const LayerStreamOptions& options);
     // ---- page-locked uploads (--offload model) ----
     // Page-locks the host bytes of `linears` (null where nothing gains: the CPU; or when the host cannot lock that
     // much, said in a warning: uploads then stay pageable). The same lifetime rules as stream_layers.

@@ -38,6 +38,7 @@ struct BenchArgs {
     std::vector<std::string> lora_ranks;
     int steps = 5, warmup = 2, text_tokens = 512, repeats = 3;
     double resident_budget_gb = -1.0;
+    int stream_e4m3 = 0;
     bool steps_given = false;
     bool profile = false, no_cuda_graphs = false, small_text_encoder = false, attention_error = false, cold = false;
     bool host_latents = false;
@@ -242,6 +243,7 @@ void run_bench(const BenchArgs& a) {
         b.text_encoder_weights = parse_weight_precision(a.text_encoder_precision, "--text-encoder-precision");
         b.offload = a.offload;
         b.resident_budget_bytes = resident_budget_bytes(a.resident_budget_gb);
+        b.stream_e4m3 = a.stream_e4m3;
         b.cold = a.cold;
         run_pipeline_bench(b);
         return;
@@ -283,9 +285,11 @@ void run_bench(const BenchArgs& a) {
         weights.reset();  // the model holds what it needs
         check(a.parallel.gpus == 1 || a.offload != "layers", "--offload layers is for one device, not --gpus ",
               a.parallel.gpus);
+        check(a.stream_e4m3 == 0 || a.offload == "layers", "--stream-e4m3 is for --offload layers");
         if (a.offload == "layers")
-            log_layer_stream("transformer", model.stream_block_weights(
-                                                std::max<int64_t>(0, resident_budget_bytes(a.resident_budget_gb))));
+            log_layer_stream("transformer",
+                             model.stream_block_weights(
+                                 {std::max<int64_t>(0, resident_budget_bytes(a.resident_budget_gb)), a.stream_e4m3}));
         check(a.parallel.gpus == 1 || a.parallel.parallel != "cfg",
               "bench times one forward; --parallel cfg splits the two forwards of a CFG step (use generate or serve)");
         start_parallel(a.parallel, model, options, [&](Backend& rank_backend) {
@@ -448,6 +452,7 @@ void register_bench(CLI::App& app) {
                     "GB: with --offload layers, whole blocks stay resident up to this much device memory (as for "
                     "generate)")
         ->check(CLI::NonNegativeNumber);
+    add_stream_e4m3_option(cmd, a->stream_e4m3);
     cmd->add_option("--vae", a->vae,
                     "time the VAE decode alone instead, whole and in 512 px tiles, per resolution: a VAE folder or\n"
                     "ae.safetensors, or 'random' (the FLUX.2 VAE with random weights); prints time, peak memory and\n"

@@ -45,6 +45,7 @@ void run_pipeline_bench(const PipelineBench& b) {
         options.text_encoder_weights = b.text_encoder_weights;
         options.offload = b.offload;
         options.resident_budget_bytes = b.resident_budget_bytes;
+        options.stream_e4m3 = b.stream_e4m3;
         if (b.cold) {
             // A load from the disk, as after a reboot; the row then shows one from the page cache, as on the next
             // start.

@@ -19,6 +19,7 @@ struct PipelineBench {
     WeightPrecision text_encoder_weights = WeightPrecision::as_stored;
     std::string offload = "auto";        // --offload; rows of an offloading mode read "<path>/<mode>"
     int64_t resident_budget_bytes = -1;  // --resident-budget
+    int stream_e4m3 = 0;                 // --stream-e4m3
     bool cold = false;                   // --cold: drop the folder from the page cache and time that load first
 };
 

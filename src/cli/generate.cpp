@@ -115,11 +115,11 @@ void run_generate(GenerateArgs a) {
         a.model.out_layers.empty() ? defaults.text_encoder_out_layers : a.model.out_layers;
     std::optional<TextEncoderFootprint> text_encoder;
     if (encode) text_encoder = text_encoder_footprint(paths.text_encoder, out_layers, a.model.text_encoder_weights());
-    const OffloadChoice offload = a.parallel.gpus > 1
-                                      ? OffloadChoice{Offload::none, "--gpus: every rank keeps its weights"}
-                                      : choose_offload(a.model.offload, config, text_encoder ? &*text_encoder : nullptr,
-                                                       a.model.backend_options(), *backend,
-                                                       /*sequential=*/true, a.model.resident_budget_bytes());
+    const OffloadChoice offload =
+        a.parallel.gpus > 1 ? OffloadChoice{Offload::none, "--gpus: every rank keeps its weights"}
+                            : choose_offload(a.model.offload, config, text_encoder ? &*text_encoder : nullptr,
+                                             a.model.backend_options(), *backend,
+                                             /*sequential=*/true, a.model.resident_budget_bytes(), a.model.stream_e4m3);
     log_info("offload: ", offload_name(offload.mode), " (", offload.reason, ")");
 
     // 1. Prompt embeddings first, so the text encoder is gone before the transformer's weights are bound.
@@ -159,7 +159,7 @@ void run_generate(GenerateArgs a) {
         return Flux2Transformer::load(rank_ckpt, config, rank_backend);
     });
     if (offload.mode == Offload::layers)
-        log_layer_stream("transformer", transformer.stream_block_weights(offload.resident_budget_bytes));
+        log_layer_stream("transformer", transformer.stream_block_weights(offload.transformer_stream()));
     LoraRegistry loras;
     if (!a.model.loras.empty()) loras.set_active(transformer, loras.load_specs(a.model.loras));
     Flux2Vae vae = Flux2Vae::load(paths.vae, *backend);

@@ -36,6 +36,7 @@ EngineOptions ModelOptions::engine_options() const {
     eo.text_encoder_weights = text_encoder_weights();
     eo.offload = offload;
     eo.resident_budget_bytes = resident_budget_bytes();
+    eo.stream_e4m3 = stream_e4m3;
     return eo;
 }
 
@@ -107,8 +108,20 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
                     "and only the rest stream (fewer bytes on the bus, faster steps); default 0, or when auto\n"
                     "picks layers, what 80% of the device leaves beside ~8 GB of activations")
         ->check(CLI::NonNegativeNumber);
+    add_stream_e4m3_option(cmd, o.stream_e4m3);
     cmd->add_option("--threads", o.threads, "CPU threads");
     add_lora_option(cmd, o.loras);
+}
+
+void add_stream_e4m3_option(CLI::App* cmd, int& blocks) {
+    cmd->add_option("--stream-e4m3", blocks,
+                    "N: with --offload layers (fp8 path), N of the streamed blocks (at most every other one, spread\n"
+                    "evenly) carry their NVFP4 weights as E4M3 codes made once at load (page-locked host memory):\n"
+                    "twice their bytes on the bus, no conversion before each GEMM. Pays where the steps' compute\n"
+                    "hides the bus (dev at 1024x1024, --resident-budget 18, PCIe 5: 8 blocks), costs where\n"
+                    "the bus already binds (small images, small budgets); default 0 (docs/PIPELINE.md)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
 }
 
 void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras) {

@@ -22,6 +22,7 @@ struct ModelOptions {
     std::string text_encoder_precision = "bf16";  // bf16 (as stored), fp8 or fp4
     std::string offload = "auto";                 // none, model, layers or auto (pipeline/offload.h)
     double resident_budget_gb = -1.0;             // --resident-budget; negative: the mode's default
+    int stream_e4m3 = 0;                          // --stream-e4m3
     bool no_cuda_graphs = false;
     bool vae_tiling = false;         // --vae-tiling: always tile the VAE (it also tiles by itself above a size)
     std::vector<std::string> loras;  // --lora FILE[:STRENGTH], repeatable
@@ -56,6 +57,8 @@ void check_parallel_options(const ParallelOptions& o);
 // cuda:r (on the CPU: N CPU ranks with the in-process communicator, for testing); each rank loads with `load`.
 void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const BackendOptions& options,
                     const RankLoader& load);
+// --stream-e4m3 N (--offload layers), shared with `bench`.
+void add_stream_e4m3_option(CLI::App* cmd, int& blocks);
 // --lora FILE[:STRENGTH] (repeatable), shared with `forward`.
 void add_lora_option(CLI::App* cmd, std::vector<std::string>& loras);
 

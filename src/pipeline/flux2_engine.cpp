@@ -41,11 +41,11 @@ std::unique_ptr<Flux2Engine> Flux2Engine::load(const EngineOptions& options) {
     const TextEncoderFootprint footprint =
         text_encoder_footprint(e->paths_.text_encoder, out_layers, options.text_encoder_weights);
     e->offload_ = choose_offload(options.offload, e->config_, &footprint, options.backend, *e->backend_,
-                                 /*sequential=*/false, options.resident_budget_bytes);
+                                 /*sequential=*/false, options.resident_budget_bytes, options.stream_e4m3);
     log_info("offload: ", offload_name(e->offload_.mode), " (", e->offload_.reason, ")");
     if (e->offload_.mode == Offload::layers) {
         log_layer_stream("text encoder", e->prompt_encoder_->stream_layer_weights());
-        log_layer_stream("transformer", e->transformer_->stream_block_weights(e->offload_.resident_budget_bytes));
+        log_layer_stream("transformer", e->transformer_->stream_block_weights(e->offload_.transformer_stream()));
     }
     if (e->offload_.mode == Offload::model) {
         // Every request uploads both components again: from page-locked memory, at the bus's full speed.

@@ -29,6 +29,7 @@ struct EngineOptions {
     WeightPrecision text_encoder_weights = WeightPrecision::as_stored;  // --text-encoder-precision
     std::string offload = "auto";        // --offload none|model|layers|auto (pipeline/offload.h)
     int64_t resident_budget_bytes = -1;  // --resident-budget (layers); negative: the mode's default
+    int stream_e4m3 = 0;                 // --stream-e4m3 (layers)
 };
 
 struct EngineRequest {

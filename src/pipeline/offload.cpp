@@ -84,10 +84,13 @@ int64_t resident_weight_bytes(const Flux2Config& transformer, const TextEncoderF
 }
 
 OffloadChoice choose_offload(const std::string& flag, int64_t together_bytes, int64_t largest_component_bytes,
-                             int64_t device_bytes, int64_t requested_budget) {
+                             int64_t device_bytes, int64_t requested_budget, int stream_e4m3) {
     OffloadChoice c = pick_offload(flag, together_bytes, largest_component_bytes, device_bytes);
     check(requested_budget < 0 || c.mode == Offload::layers || flag == "auto",
           "--resident-budget is for --offload layers (or auto), not --offload ", flag);
+    check(stream_e4m3 >= 0, "--stream-e4m3 must be >= 0, got ", stream_e4m3);
+    check(stream_e4m3 == 0 || c.mode == Offload::layers || flag == "auto",
+          "--stream-e4m3 is for --offload layers (or auto), not --offload ", flag);
     if (c.mode != Offload::layers) return c;
     const double auto_budget = kAutoOffloadShare * static_cast<double>(device_bytes) - kActivationReserve;
     c.resident_budget_bytes = requested_budget >= 0 ? requested_budget
@@ -96,18 +99,20 @@ OffloadChoice choose_offload(const std::string& flag, int64_t together_bytes, in
     if (c.resident_budget_bytes > 0)
         c.reason += str("; blocks stay resident up to ", c.resident_budget_bytes / 1e9, " GB",
                         requested_budget >= 0 ? " (--resident-budget)" : "");
+    c.stream_e4m3_groups = stream_e4m3;
+    if (stream_e4m3 > 0) c.reason += str("; up to ", stream_e4m3, " streamed blocks as E4M3 (--stream-e4m3)");
     return c;
 }
 
 OffloadChoice choose_offload(const std::string& flag, const Flux2Config& transformer,
                              const TextEncoderFootprint* text_encoder, const BackendOptions& options,
-                             const Backend& backend, bool sequential, int64_t requested_budget) {
+                             const Backend& backend, bool sequential, int64_t requested_budget, int stream_e4m3) {
     const bool on_gpu = backend.name() != "cpu";
     const int64_t dit = resident_weight_bytes(transformer, nullptr, options, on_gpu);
     const int64_t te = resident_weight_bytes(transformer, text_encoder, options, on_gpu) - dit;
     const int64_t largest = std::max(dit, te);
     return choose_offload(flag, sequential ? largest : dit + te, largest, backend.memory_capacity_bytes(),
-                          requested_budget);
+                          requested_budget, stream_e4m3);
 }
 
 void log_layer_stream(const char* component, const std::string& description) {

@@ -28,6 +28,10 @@ struct OffloadChoice {
     std::string reason;  // for the log: the flag, or auto's estimate against the device's memory
     // layers: device memory whole transformer blocks may keep resident (Flux2Transformer::stream_block_weights).
     int64_t resident_budget_bytes = 0;
+    // layers: streamed transformer blocks whose NVFP4 weights travel as E4M3 (--stream-e4m3).
+    int stream_e4m3_groups = 0;
+    // How the transformer's blocks stream under layers.
+    LayerStreamOptions transformer_stream() const { return {resident_budget_bytes, stream_e4m3_groups}; }
 };
 
 // What the text encoder puts on the device: its shape, the decoder layers that run (up to the deepest hidden layer
@@ -54,18 +58,20 @@ int64_t resident_weight_bytes(const Flux2Config& transformer, const TextEncoderF
 // is for activations: dev at 1024² needs ~7 GB): none when what is resident at once without offloading
 // (`together_bytes`) fits there, model when the largest component alone does, layers otherwise.
 // The resident budget of layers mode is `requested_budget` when given (>= 0); else 0 for --offload layers, and
-// for auto what kAutoOffloadShare of the device leaves beside kActivationReserve.
+// for auto what kAutoOffloadShare of the device leaves beside kActivationReserve. `stream_e4m3` (--stream-e4m3,
+// layers or auto only) is passed on when layers is the mode.
 inline constexpr double kAutoOffloadShare = 0.8;
 inline constexpr int64_t kActivationReserve = int64_t{8} << 30;
 OffloadChoice choose_offload(const std::string& flag, int64_t together_bytes, int64_t largest_component_bytes,
-                             int64_t device_bytes, int64_t requested_budget = -1);
+                             int64_t device_bytes, int64_t requested_budget = -1, int stream_e4m3 = 0);
 
 // The choice for a pipeline on `backend`: the estimates above (on the GPU unless the backend is the CPU's) against
 // the backend's memory. `sequential`: the text encoder is gone before the transformer loads (`generate`), so only
 // the larger of the two is ever resident; otherwise (the engine) both are.
 OffloadChoice choose_offload(const std::string& flag, const Flux2Config& transformer,
                              const TextEncoderFootprint* text_encoder, const BackendOptions& options,
-                             const Backend& backend, bool sequential, int64_t requested_budget = -1);
+                             const Backend& backend, bool sequential, int64_t requested_budget = -1,
+                             int stream_e4m3 = 0);
 
 // Logs what a component streams under --offload layers (LayerStream::describe; empty: nothing to stream).
 void log_layer_stream(const char* component, const std::string& description);

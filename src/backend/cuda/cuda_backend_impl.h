@@ -130,7 +130,7 @@ public:
     void start_profile() override;
     std::string profile_report() override;
     std::unique_ptr<LayerStream> stream_layers(const std::vector<std::vector<const LinearWeight*>>& groups,
-                                               int64_t resident_budget_bytes) override;
+                                               const LayerStreamOptions& options) override;
     std::unique_ptr<HostPinning> pin_host_weights(const std::vector<const LinearWeight*>& linears) override;
     std::vector<AttentionError> attention_errors() override;
 
@@ -205,6 +205,9 @@ private:
     struct StreamedPlace {
         Tensor buffer;  // U8, the group's device buffer
         size_t offset = 0;
+        // An NVFP4 weight that streams as its E4M3 codes [out, in] (LayerStreamOptions::e4m3_groups): prepare_fp8
+        // converts it once and downloads the codes here, page-locked memory the LayerStream owns and copies from.
+        uint8_t* e4m3_host = nullptr;
     };
     std::map<const LinearWeight*, StreamedPlace> streamed_;
     // quantize_fp8 and quantize_fp8_for: rows of ld codes with a headroom (E4m3Rows).

@@ -10,6 +10,8 @@
 // buffers and a recorded step (a CUDA graph) replays the copies with the kernels. With an even number of streamed
 // groups the second-to-last one's leave() also copies the first one for the next run (buffer 0 is free by then),
 // hiding that copy too; the run ends by joining it.
+// With LayerStreamOptions::e4m3_groups, some streamed groups' NVFP4 weights travel as the E4M3 codes the GEMM reads
+// (made once at load into page-locked memory of the stream's own) instead of being converted before each GEMM.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -77,7 +79,7 @@ std::vector<Tensor> CudaBackend::streamed_views(const LinearWeight& w, const std
 class CudaLayerStream final : public LayerStream {
 public:
     CudaLayerStream(CudaBackend& backend, const std::vector<std::vector<const LinearWeight*>>& groups,
-                    int64_t resident_budget)
+                    const LayerStreamOptions& options)
         : backend_(backend),
           groups_(groups.size()),
           index_(groups.size(), kResident),
@@ -103,28 +105,43 @@ public:
                 plans[g].linears.emplace_back(w, std::move(sources));
             }
         }
-        // Within the budget, the groups that stream the most bytes stay resident (the fewest bytes on the bus).
+        // Within the budget, the groups that stream the most bytes stay resident (the fewest bytes on the bus),
+        // spread among the streamed ones of their kind.
         std::vector<int64_t> stream_bytes, resident_bytes;
         for (const Plan& p : plans) {
             stream_bytes.push_back(static_cast<int64_t>(p.stream_bytes));
             resident_bytes.push_back(p.resident_bytes);
         }
-        const std::vector<bool> resident = choose_resident_groups(stream_bytes, resident_bytes, resident_budget);
+        const std::vector<bool> resident =
+            spread_resident_groups(choose_resident_groups(stream_bytes, resident_bytes, options.resident_budget_bytes),
+                                   stream_bytes, resident_bytes);
         for (size_t g = 0; g < plans.size(); ++g) {
             if (!resident[g]) continue;
             resident_bytes_ += plans[g].resident_bytes;
             ++resident_groups_;
         }
+        const std::vector<bool> as_e4m3 = pick_e4m3_groups(plans, resident, options.e4m3_groups);
         // The streamed groups in order; the k-th uses buffer k % 2.
         std::vector<size_t> buffer_bytes(2, 0);
+        std::vector<std::pair<size_t, cuda::PinnedSources::Copy>> e4m3_copies;  // (streamed group, copy)
         for (size_t g = 0; g < groups.size(); ++g) {
             if (resident[g] || plans[g].linears.empty()) continue;
             const size_t k = streamed_groups_.size();
             index_[g] = k;
             streamed_groups_.push_back(g);
+            e4m3_groups_ += as_e4m3[g];
             size_t offset = 0;
             for (auto& [w, sources] : plans[g].linears) {
-                streamed_.push_back({w, k % 2, offset});
+                if (as_e4m3[g] && w->format == WeightFormat::nvfp4) {
+                    const size_t bytes = static_cast<size_t>(w->out_features * w->in_features);
+                    uint8_t* host = e4m3_host_.take(bytes);
+                    streamed_.push_back({w, k % 2, offset, host});
+                    e4m3_copies.push_back({k, {host, offset, bytes}});
+                    offset += aligned(bytes);
+                    streamed_bytes_ += bytes;
+                    continue;
+                }
+                streamed_.push_back({w, k % 2, offset, nullptr});
                 for (const auto& [data, bytes] : sources) {
                     pinned_.add(k, data, bytes, offset);
                     offset += aligned(bytes);
@@ -137,6 +154,7 @@ public:
         log_info("offload layers: page-locking ", streamed_bytes_ / 1e9, " GB of host memory for ",
                  streamed_groups_.size(), " streamed groups");
         copies_ = pinned_.pin(streamed_groups_.size());
+        for (const auto& [k, copy] : e4m3_copies) copies_[k].push_back(copy);
         for (int b = 0; b < 2; ++b)
             if (buffer_bytes[b] > 0) buffers_[b] = backend_.empty({static_cast<int64_t>(buffer_bytes[b])}, DType::U8);
         wrap_ = streamed_groups_.size() >= 2 && streamed_groups_.size() % 2 == 0;
@@ -148,7 +166,7 @@ public:
         // Prepared anew as views into the buffers (the per-channel scales are made now, once, and stay).
         for (const Streamed& s : streamed_) {
             release_prepared(*s.w);
-            backend_.streamed_[s.w] = {buffers_[s.buffer], s.offset};
+            backend_.streamed_[s.w] = {buffers_[s.buffer], s.offset, s.e4m3_host};
         }
         try {
             for (const Streamed& s : streamed_) backend_.prepare(*s.w);
@@ -228,6 +246,9 @@ public:
             str(streamed_.size(), " linears in ", streamed_groups_.size(), " of ", groups_, " groups stream ",
                 streamed_bytes_ / 1e9, " GB per pass from ", pinned_.pinned_bytes() / 1e9,
                 " GB of page-locked host memory through ", buffer_bytes_ / 1e9, " GB device buffers (2)");
+        if (e4m3_groups_ > 0)
+            s += str("; ", e4m3_groups_, " of the streamed groups carry their NVFP4 weights as E4M3 (",
+                     e4m3_host_.bytes() / 1e9, " GB of it, converted at load)");
         if (resident_groups_ > 0)
             s +=
                 str("; ", resident_groups_, " groups (", resident_bytes_ / 1e9, " GB) stay resident within the budget");
@@ -240,7 +261,67 @@ private:
     struct Streamed {
         const LinearWeight* w;
         size_t buffer, offset;
+        uint8_t* e4m3_host;  // streamed as E4M3 codes from here (null: from its own host bytes)
     };
+
+    // Page-locked host memory for the E4M3 codes of the streamed groups that carry them, handed out in order.
+    class E4m3Host {
+    public:
+        ~E4m3Host() {
+            if (base_) cudaFreeHost(base_);
+        }
+        // Allocates room for `bytes` in all, 256-aligned pieces; throws when it cannot be page-locked.
+        void reserve(size_t bytes) {
+            if (bytes == 0) return;
+            const cudaError_t e = cudaHostAlloc(&base_, bytes, cudaHostAllocDefault);
+            check(e == cudaSuccess, "--stream-e4m3: cannot allocate ", bytes / 1e9,
+                  " GB of page-locked host memory for the E4M3 copies (", cudaGetErrorString(e),
+                  "); stream fewer groups as E4M3");
+            capacity_ = bytes;
+        }
+        uint8_t* take(size_t bytes) {
+            check(used_ + bytes <= capacity_, "--stream-e4m3: E4M3 host copies overflow (internal)");
+            uint8_t* p = static_cast<uint8_t*>(base_) + used_;
+            used_ += aligned(bytes);
+            return p;
+        }
+        size_t bytes() const { return used_; }
+
+    private:
+        void* base_ = nullptr;
+        size_t capacity_ = 0, used_ = 0;
+    };
+
+    // Per group, whether its NVFP4 weights stream as E4M3: `count` of the streamed groups holding such weights,
+    // spread evenly among them; reserves their host memory. Only the even streamed groups (k = 0, 2, ...) are
+    // candidates: they all use buffer 0, so only that one grows to hold E4M3 codes (dev: by 0.21 GB, not twice that).
+    template <typename Plans>
+    std::vector<bool> pick_e4m3_groups(const Plans& plans, const std::vector<bool>& resident, int count) {
+        std::vector<size_t> candidates;
+        std::vector<size_t> bytes;
+        size_t k = 0;
+        for (size_t g = 0; g < plans.size(); ++g) {
+            if (resident[g] || plans[g].linears.empty()) continue;
+            if (k++ % 2 != 0) continue;
+            size_t b = 0;
+            for (const auto& [w, sources] : plans[g].linears)
+                if (w->format == WeightFormat::nvfp4)
+                    b += aligned(static_cast<size_t>(w->out_features * w->in_features));
+            if (b == 0) continue;
+            candidates.push_back(g);
+            bytes.push_back(b);
+        }
+        std::vector<bool> as_e4m3(plans.size(), false);
+        const std::vector<bool> pick = pick_evenly(candidates.size(), static_cast<size_t>(std::max(0, count)));
+        size_t total = 0;
+        for (size_t i = 0; i < candidates.size(); ++i) {
+            if (!pick[i]) continue;
+            as_e4m3[candidates[i]] = true;
+            total += bytes[i];
+        }
+        e4m3_host_.reserve(total);
+        return as_e4m3;
+    }
 
     // The streamed linears go back to being prepared resident at their next use.
     void forget_streamed() {
@@ -271,7 +352,8 @@ private:
     cuda::PinnedSources pinned_;
     std::vector<std::vector<cuda::PinnedSources::Copy>> copies_;  // per streamed group
     Tensor buffers_[2];
-    size_t buffer_bytes_ = 0, streamed_bytes_ = 0, resident_groups_ = 0;
+    E4m3Host e4m3_host_;
+    size_t buffer_bytes_ = 0, streamed_bytes_ = 0, resident_groups_ = 0, e4m3_groups_ = 0;
     int64_t resident_bytes_ = 0;
     std::string unstreamable_;
     bool wrap_ = false;          // the second-to-last streamed group's buffer takes the first one for the next run
@@ -283,9 +365,12 @@ private:
 };
 
 std::unique_ptr<LayerStream> CudaBackend::stream_layers(const std::vector<std::vector<const LinearWeight*>>& groups,
-                                                        int64_t resident_budget_bytes) {
+                                                        const LayerStreamOptions& options) {
     check(!recording(), "cuda backend: stream_layers while recording");
-    return std::make_unique<CudaLayerStream>(*this, groups, resident_budget_bytes);
+    check(options.e4m3_groups == 0 || precision_ == CudaLinearPrecision::fp8,
+          "--stream-e4m3 is for the fp8 linear path (NVFP4 weights converted to E4M3), not --precision ",
+          precision_ == CudaLinearPrecision::bf16 ? "bf16" : "fp4");
+    return std::make_unique<CudaLayerStream>(*this, groups, options);
 }
 
 int64_t CudaBackend::resident_bytes(const LinearWeight& w) const {

@@ -101,7 +101,16 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p, bool str
                                        static_cast<const uint8_t*>(scales.raw()), w.nvfp4.weight_scale_2, codes_out,
                                        scales_out, out, in, stream());
         p.path = "nvfp4->fp8(e4m3 per-channel x per-token)";
-        if (streamed || fp4_resident_) {
+        uint8_t* e4m3_host = streamed ? streamed_.at(&w).e4m3_host : nullptr;
+        if (e4m3_host) {
+            // Streamed as these E4M3 codes: their host copy is made now, once; the GEMM reads them from the stream
+            // buffer. The same codes and row scales as a resident layer's, so the same outputs.
+            FLUX2_CUDA_CHECK(
+                cudaMemcpyAsync(e4m3_host, codes_out, static_cast<size_t>(out * in), cudaMemcpyDeviceToHost, stream()));
+            FLUX2_CUDA_CHECK(cudaStreamSynchronize(stream()));
+            p.weight = streamed_views(w, {{out, in}}, DType::F8_E4M3)[0];
+            p.path = "nvfp4(streamed as e4m3)->fp8(e4m3 per-channel x per-token)";
+        } else if (streamed || fp4_resident_) {
             // Keep the 4-bit form and the row scales, converted before each GEMM; the E4M3 copy above only served to
             // compute those scales and is freed in stream order. A streamed layer's 4-bit form comes through its
             // stream buffer before each use instead of staying in the tensors uploaded here.

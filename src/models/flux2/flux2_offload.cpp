@@ -15,14 +15,14 @@ int Flux2Transformer::release_device_weights() {
     return released;
 }
 
-std::string Flux2Transformer::stream_block_weights(int64_t resident_budget_bytes) {
+std::string Flux2Transformer::stream_block_weights(const LayerStreamOptions& options) {
     check(!peers_ && !ulysses_ && !tp_ && !guidance_peer_,
           "streaming the transformer's weights (--offload layers) is for one device, not a rank group");
     replays_.clear();  // recordings hold the resident weights' buffers
     layer_stream_.reset();
     std::vector<std::vector<const LinearWeight*>> groups;
     for (const std::vector<LinearWeight*>& block : block_linears()) groups.emplace_back(block.begin(), block.end());
-    layer_stream_ = backend_->stream_layers(groups, resident_budget_bytes);
+    layer_stream_ = backend_->stream_layers(groups, options);
     return layer_stream_ ? layer_stream_->describe() : std::string();
 }
 

@@ -109,10 +109,10 @@ public:
     // linears held one. Refused in a rank group (the other ranks keep theirs).
     int release_device_weights();
     // --offload layers: from now on each block's weights reach the device only around that block's ops, copied in
-    // while the blocks before compute (Backend::stream_layers), except whole blocks that fit `resident_budget_bytes`
-    // of device memory; the recorded steps are dropped. Returns what streams for the log ("" where the backend has
-    // nothing to stream). Refused in a rank group.
-    std::string stream_block_weights(int64_t resident_budget_bytes = 0);
+    // while the blocks before compute (Backend::stream_layers), except whole blocks that fit the options' resident
+    // budget of device memory; the recorded steps are dropped. Returns what streams for the log ("" where the
+    // backend has nothing to stream). Refused in a rank group.
+    std::string stream_block_weights(const LayerStreamOptions& options = {});
     // --offload model: page-locks the weights' host bytes so that preparing them again after each release copies at
     // full bus speed (Backend::pin_host_weights). Returns what was locked, for the log ("" where nothing was).
     std::string pin_host_weights();

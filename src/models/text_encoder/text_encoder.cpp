@@ -233,7 +233,7 @@ std::string TextEncoder::stream_layer_weights() {
     layer_stream_.reset();
     std::vector<std::vector<const LinearWeight*>> groups;
     for (const Layer& l : decoder_layers_) groups.push_back(l.linears());
-    layer_stream_ = backend_->stream_layers(groups, /*resident_budget_bytes=*/0);
+    layer_stream_ = backend_->stream_layers(groups, LayerStreamOptions{});
     return layer_stream_ ? layer_stream_->describe() : std::string();
 }
 
