@@ -70,7 +70,32 @@ __device__ __forceinline__ uint4 convert_block(uint2 codes, uint8_t block_scale,
     return make_uint4(lo.x, lo.y, hi.x, hi.y);
 }
 
-// One CTA per row: amax of the dequantized row, then E4M3 codes of w / (amax / 448), a 16-element block per thread.
+// One row of `blocks` NVFP4 blocks -> E4M3 codes under row_scale, by the threads of one CTA. Each thread loads
+// kInFlight blocks before converting any: with one load at a time the loads in flight per SM are too few to cover
+// the memory latency (Little's law), and the rows are too short for more threads.
+constexpr int kInFlight = 4;
+__device__ __forceinline__ void convert_row(const uint2* __restrict__ codes, const uint8_t* __restrict__ block_scales,
+                                            float scale_2, float row_scale, uint4* __restrict__ q, uint32_t blocks) {
+    for (uint32_t first = threadIdx.x; first < blocks; first += kInFlight * blockDim.x) {
+        uint2 c[kInFlight];
+        uint8_t s[kInFlight];
+#pragma unroll
+        for (int u = 0; u < kInFlight; ++u) {
+            const uint32_t b = first + u * blockDim.x;
+            if (b < blocks) {
+                c[u] = codes[b];
+                s[u] = block_scales[b];
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < kInFlight; ++u) {
+            const uint32_t b = first + u * blockDim.x;
+            if (b < blocks) q[b] = convert_block(c[u], s[u], scale_2, row_scale);
+        }
+    }
+}
+
+// At load, one CTA per row: amax of the dequantized row, then E4M3 codes of w / (amax / 448).
 __global__ void nvfp4_to_fp8_rows_kernel(const uint8_t* codes, const uint8_t* block_scales, float scale_2, uint8_t* q,
                                          float* row_scales, int64_t cols) {
     const int64_t r = blockIdx.x, half = cols / 2, blocks = cols / kBlock;
@@ -83,39 +108,17 @@ __global__ void nvfp4_to_fp8_rows_kernel(const uint8_t* codes, const uint8_t* bl
     }
     const float scale = e4m3_row_scale(block_max(amax));
     if (threadIdx.x == 0) row_scales[r] = scale;
-    const auto* code_blocks = reinterpret_cast<const uint2*>(cr);
-    auto* out_blocks = reinterpret_cast<uint4*>(q + r * cols);
-    for (int64_t b = threadIdx.x; b < blocks; b += blockDim.x)
-        out_blocks[b] = convert_block(code_blocks[b], sr[b], scale_2, scale);
+    convert_row(reinterpret_cast<const uint2*>(cr), sr, scale_2, scale, reinterpret_cast<uint4*>(q + r * cols),
+                static_cast<uint32_t>(blocks));
 }
 
 // The same conversion with row_scales given (computed once by nvfp4_to_fp8_rows_kernel): the per-layer conversion of
-// fp4-resident and streamed weights, so it must run near copy bandwidth. One CTA per row (no index division); each
-// thread loads kInFlight blocks before converting any, since with one load at a time the loads in flight per SM are
-// too few to cover the memory latency (Little's law), and the rows are too short for more threads.
-constexpr int kInFlight = 4;
+// fp4-resident and streamed weights, so it must run near copy bandwidth. One CTA per row (no index division).
 __global__ void nvfp4_to_fp8_scaled_kernel(const uint2* __restrict__ codes, const uint8_t* __restrict__ block_scales,
                                            float scale_2, const float* __restrict__ row_scales, uint4* __restrict__ q,
                                            uint32_t blocks) {
     const size_t row = static_cast<size_t>(blocks) * blockIdx.x;
-    const float row_scale = row_scales[blockIdx.x];
-    for (uint32_t first = threadIdx.x; first < blocks; first += kInFlight * blockDim.x) {
-        uint2 c[kInFlight];
-        uint8_t s[kInFlight];
-#pragma unroll
-        for (int u = 0; u < kInFlight; ++u) {
-            const uint32_t b = first + u * blockDim.x;
-            if (b < blocks) {
-                c[u] = codes[row + b];
-                s[u] = block_scales[row + b];
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < kInFlight; ++u) {
-            const uint32_t b = first + u * blockDim.x;
-            if (b < blocks) q[row + b] = convert_block(c[u], s[u], scale_2, row_scale);
-        }
-    }
+    convert_row(codes + row, block_scales + row, scale_2, row_scales[blockIdx.x], q + row, blocks);
 }
 
 __global__ void fp8_to_bf16_kernel(const uint8_t* codes, float scale, bf16* w, int64_t n) {
