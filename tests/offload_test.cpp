@@ -173,6 +173,12 @@ TEST_F(Cli, OffloadModelChangesNoPixel) {
                                          "cpu", "--gpus", "2", "--offload", "layers", "--output-path", file("x.png")});
     EXPECT_NE(gpus_layers.exit_code, 0);
     EXPECT_TRUE(contains(gpus_layers.err, "--offload layers is for one device, not --gpus 2")) << gpus_layers.err;
+    // auto means none with several GPUs: the layer-streaming flags would be dropped, so they are refused.
+    const RunResult gpus_e4m3 = flux2({"generate", "--prompt", "x", "--width", "32", "--height", "32", "--device",
+                                       "cpu", "--gpus", "2", "--stream-e4m3", "4", "--output-path", file("x.png")});
+    EXPECT_NE(gpus_e4m3.exit_code, 0);
+    EXPECT_TRUE(contains(gpus_e4m3.err, "--resident-budget and --stream-e4m3 are for --offload layers on one device"))
+        << gpus_e4m3.err;
 }
 
 // The per-phase peaks of bench --pipeline and the server's responses: after reset_peak_memory the peak restarts

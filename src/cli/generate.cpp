@@ -106,8 +106,7 @@ void run_generate(GenerateArgs a) {
     check(a.parallel.gpus == 1 || a.parallel.parallel != "cfg" || cfg, "--parallel cfg runs the conditional and ",
           "unconditional forwards of true CFG on two GPUs, but this run has none to split (", variant_name(variant),
           ", guidance ", guidance, "): it needs klein base with --guidance-scale above 1");
-    check(a.parallel.gpus == 1 || a.model.offload == "none" || a.model.offload == "auto", "--offload ", a.model.offload,
-          " is for one device, not --gpus ", a.parallel.gpus);
+    check_offload_for_gpus(a.model, a.parallel);
 
     // What stays on the device. The text encoder is gone before the transformer loads, so only the larger of the
     // two is ever resident. Several ranks keep theirs (the other ranks hold their own copies).

@@ -156,6 +156,15 @@ void check_parallel_options(const ParallelOptions& o) {
           " GPUs: it needs --tp-size of at least 2 dividing --gpus into at least 2 rows");
 }
 
+void check_offload_for_gpus(const ModelOptions& m, const ParallelOptions& o) {
+    if (o.gpus == 1) return;
+    check(m.offload == "none" || m.offload == "auto", "--offload ", m.offload, " is for one device, not --gpus ",
+          o.gpus);
+    check(m.resident_budget_gb < 0 && m.stream_e4m3 == 0,
+          "--resident-budget and --stream-e4m3 are for --offload layers on one device; with --gpus ", o.gpus,
+          " every rank keeps its weights");
+}
+
 void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const BackendOptions& options,
                     const RankLoader& load) {
     check_parallel_options(o);

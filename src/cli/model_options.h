@@ -53,6 +53,8 @@ struct ParallelOptions {
 void add_parallel_options(CLI::App* cmd, ParallelOptions& o);
 // Checks --gpus / --parallel (start_parallel does too; `serve` calls it before loading anything).
 void check_parallel_options(const ParallelOptions& o);
+// With --gpus above 1 every rank keeps its weights: --offload none or auto only, and no layer-streaming flags.
+void check_offload_for_gpus(const ModelOptions& m, const ParallelOptions& o);
 // With --gpus N > 1, makes rank0 (loaded on a backend of `options`) drive N ranks, one thread per device, rank r on
 // cuda:r (on the CPU: N CPU ranks with the in-process communicator, for testing); each rank loads with `load`.
 void start_parallel(const ParallelOptions& o, Flux2Transformer& rank0, const BackendOptions& options,

@@ -64,8 +64,7 @@ void run_serve(ServeArgs a) {
     check(a.service.limits.max_images >= 1, "--max-images must be at least 1");
     check(a.shutdown_timeout >= 0 && a.url_ttl >= 0, "--shutdown-timeout and --url-ttl must be 0 or more");
     check_parallel_options(a.parallel);
-    check(a.parallel.gpus == 1 || a.model.offload == "none" || a.model.offload == "auto", "--offload ", a.model.offload,
-          " is for one device, not --gpus ", a.parallel.gpus);
+    check_offload_for_gpus(a.model, a.parallel);
     if (a.parallel.gpus > 1) a.model.offload = "none";  // every rank keeps its weights
     a.service.limits.max_body_bytes = a.max_body_mb << 20;
     a.service.url_ttl = std::chrono::seconds(a.url_ttl);

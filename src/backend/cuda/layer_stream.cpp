@@ -244,7 +244,7 @@ public:
     std::string describe() const override {
         std::string s =
             str(streamed_.size(), " linears in ", streamed_groups_.size(), " of ", groups_, " groups stream ",
-                streamed_bytes_ / 1e9, " GB per pass from ", pinned_.pinned_bytes() / 1e9,
+                streamed_bytes_ / 1e9, " GB per pass from ", (pinned_.pinned_bytes() + e4m3_host_.bytes()) / 1e9,
                 " GB of page-locked host memory through ", buffer_bytes_ / 1e9, " GB device buffers (2)");
         if (e4m3_groups_ > 0)
             s += str("; ", e4m3_groups_, " of the streamed groups carry their NVFP4 weights as E4M3 (",
