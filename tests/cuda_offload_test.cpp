@@ -1,8 +1,12 @@
 // --offload on the GPU. model: giving the device copies of the weights back (and the recorded steps with them) and
 // preparing them again at the next use changes nothing, on the fp8 path with NVFP4 weights resident as fp8 or in
-// 4 bits, for the transformer (replayed steps included) and the text encoder. layers: streaming the weights
-// through the device (as NVFP4 or as E4M3 made at load) gives what residency gives.
+// 4 bits, for the transformer (replayed steps included) and the text encoder, and a recorded step's own memory
+// counts toward the peak and goes back. layers: streaming the weights through the device (as NVFP4 or as E4M3 made
+// at load) gives what residency gives.
 #include <gtest/gtest.h>
+#ifdef FLUX2_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
 
 #include "backend/backend.h"
 #include "cuda_test_util.h"
@@ -41,6 +45,52 @@ TEST(CudaOffload, ReleasedWeightsComeBackTheSame) {
         EXPECT_GT(te.release_device_weights(), 0);
         EXPECT_EQ(te.encode(tokens).to_vector(), embeds);
     }
+#else
+    GTEST_SKIP() << "this build has no CUDA backend";
+#endif
+}
+
+#ifdef FLUX2_HAVE_CUDA
+uint64_t graph_memory_reserved() {
+    int device = 0;
+    uint64_t bytes = 0;
+    EXPECT_EQ(cudaGetDevice(&device), cudaSuccess);
+    EXPECT_EQ(cudaDeviceGetGraphMemAttribute(device, cudaGraphMemAttrReservedMemCurrent, &bytes), cudaSuccess);
+    return bytes;
+}
+#endif
+
+// A recorded step keeps its intermediates mapped in the CUDA graphs' pool between replays: the peak counts them on
+// top of the eager tensors (as during a VAE decode after the steps), release_cached_memory gives them back (and
+// the next replay maps them again, with the same outputs), and dropping the recordings gives them back too.
+TEST(CudaOffload, RecordedStepMemoryCountsAndGoesBack) {
+#ifdef FLUX2_HAVE_CUDA
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible (scripts/device-test.sh runs it)";
+    BackendOptions options;
+    options.device = "cuda";
+    options.precision = "fp8";
+    auto backend = make_backend(options);
+    Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-klein-nvfp4.safetensors"), *backend);
+    auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
+    const Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case0.", false);
+    std::vector<float> replayed;
+    for (int i = 0; i < 3; ++i) replayed = model.forward(in).to_vector();  // eager, recorded, replayed
+    backend->synchronize();
+    const uint64_t graph = graph_memory_reserved();
+    ASSERT_GT(graph, 0u) << "the recorded step holds no graph memory";
+
+    backend->reset_peak_memory();
+    EXPECT_GE(backend->peak_memory_bytes(), backend->memory_in_use_bytes() + static_cast<int64_t>(graph));
+    backend->release_cached_memory();
+    EXPECT_EQ(graph_memory_reserved(), 0u);
+    backend->reset_peak_memory();
+    EXPECT_LT(backend->peak_memory_bytes(), backend->memory_in_use_bytes() + static_cast<int64_t>(graph));
+
+    EXPECT_EQ(model.forward(in).to_vector(), replayed);
+    backend->synchronize();
+    EXPECT_GT(graph_memory_reserved(), 0u);
+    EXPECT_GT(model.release_device_weights(), 0);  // drops the recordings
+    EXPECT_EQ(graph_memory_reserved(), 0u);
 #else
     GTEST_SKIP() << "this build has no CUDA backend";
 #endif

@@ -114,6 +114,10 @@ public:
     // Memory held now (device memory of eager tensors on a GPU, resident set on the CPU), in bytes: between steps,
     // about the weights.
     virtual int64_t memory_in_use_bytes() const = 0;
+    // Gives back to the device what the backend keeps for reuse: on a GPU the recorded steps' intermediates (kept
+    // between replays, mapped again at the next one) and the allocator's freed blocks. Before the VAE decode under
+    // --offload, so that the decode's activations take the place of the step's rather than coming on top.
+    virtual void release_cached_memory() {}
     // All the memory of the device (GPU memory; the host's physical memory for the CPU), in bytes.
     virtual int64_t memory_capacity_bytes() const = 0;
 

@@ -179,8 +179,9 @@ void run_generate(GenerateArgs a) {
         check(l != nullptr, a.initial_noise, ": no 'latents' tensor (expected [B, 128, H/16, W/16])");
         params.initial_noise = load_f32(*l);
     }
-    // The text encoder is gone already; --offload model also gives the transformer's memory back before the decode.
-    if (offload.mode == Offload::model) params.before_decode = release_before_decode(transformer);
+    // The text encoder is gone already; --offload model also gives the transformer's weights back before the decode,
+    // and every offloading mode the recorded step's memory.
+    params.before_decode = release_before_decode(offload.mode, transformer, *backend);
     Flux2Pipeline pipeline(variant, transformer, vae);
     ProgressBar bar(isatty(STDERR_FILENO) && log_level() <= LogLevel::info);
     GenerateOutput out = pipeline.generate(params, prompt_embeds, negative_embeds,

@@ -90,8 +90,7 @@ EngineResult Flux2Engine::generate(const EngineRequest& r, const ProgressFn& pro
     params.num_images = r.num_images;
     params.reference_images = r.reference_images;
     params.vae_tiling = options_.vae_tiling;
-    const std::function<void()> release =
-        offload_.mode == Offload::model ? release_before_decode(*transformer_) : std::function<void()>();
+    const std::function<void()> release = release_before_decode(offload_.mode, *transformer_, *backend_);
     params.before_decode = [&] {
         out.denoise_peak_bytes = backend_->peak_memory_bytes();
         if (release) release();

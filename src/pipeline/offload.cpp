@@ -127,9 +127,12 @@ void log_host_pinning(const char* component, const std::string& description) {
     if (!description.empty()) log_info("offload model: ", component, ": page-locked ", description, " for the uploads");
 }
 
-std::function<void()> release_before_decode(Flux2Transformer& transformer) {
-    return [&transformer] {
-        log_debug("offload: transformer weights released (", transformer.release_device_weights(), " linears)");
+std::function<void()> release_before_decode(Offload mode, Flux2Transformer& transformer, Backend& backend) {
+    if (mode == Offload::none) return {};
+    return [mode, &transformer, &backend] {
+        if (mode == Offload::model)
+            log_debug("offload: transformer weights released (", transformer.release_device_weights(), " linears)");
+        backend.release_cached_memory();
     };
 }
 

@@ -78,8 +78,10 @@ void log_layer_stream(const char* component, const std::string& description);
 // Logs what a component page-locked for its uploads under --offload model (HostPinning::describe; empty: nothing).
 void log_host_pinning(const char* component, const std::string& description);
 
-// GenerateParams::before_decode under --offload model: the transformer's device weights go back before the decode.
-std::function<void()> release_before_decode(Flux2Transformer& transformer);
+// GenerateParams::before_decode under an offloading mode (empty for none): the transformer's device weights go back
+// (model), then the memory the backend keeps for reuse (Backend::release_cached_memory: the recorded step's
+// intermediates, mapped again at the next step), so that the decode's activations take their place.
+std::function<void()> release_before_decode(Offload mode, Flux2Transformer& transformer, Backend& backend);
 
 const char* offload_name(Offload mode);
 

@@ -201,26 +201,42 @@ Tensor CudaBackend::download(const Tensor& t) {
 }
 
 int64_t CudaBackend::peak_memory_bytes() const {
-    // Eager ops allocate from the device's default pool (device_memory.cpp).
+    // Two pools hold device memory: the default one, which eager tensors and the weights come from
+    // (device_memory.cpp), and the CUDA graphs' one, which keeps a recorded step's intermediates mapped between
+    // replays until it is trimmed (release_cached_memory) or the recording dies. Their high-water marks add up to the
+    // peak because one stays flat while the other moves (the weights during replays; the graphs' memory during
+    // eager ops such as the encoder and the decode), except across a recording, where the eager run before it is
+    // accounted apart (peak_before_recording_).
     cudaMemPool_t pool = nullptr;
-    uint64_t high = 0;
+    uint64_t high = 0, graph_high = 0;
     FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
     FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
-    // CUDA graphs allocate from their own pool, on top of what the default pool held when they were recorded.
-    uint64_t graph_high = 0;
-    FLUX2_CUDA_CHECK(cudaDeviceGetGraphMemAttribute(stream_->device(), cudaGraphMemAttrUsedMemHigh, &graph_high));
-    const int64_t with_graph =
-        graph_high && *live_graphs_ > 0 ? resident_at_recording_ + static_cast<int64_t>(graph_high) : 0;
-    return std::max(static_cast<int64_t>(high), with_graph);
+    FLUX2_CUDA_CHECK(cudaDeviceGetGraphMemAttribute(stream_->device(), cudaGraphMemAttrReservedMemHigh, &graph_high));
+    return std::max(peak_before_recording_, static_cast<int64_t>(high + graph_high));
 }
 
-void CudaBackend::reset_peak_memory() {
-    // A high-water mark can only be set to zero, which restarts it from the memory in use now.
+void CudaBackend::reset_pool_highs() {
+    // A high-water mark can only be set to zero, which restarts it from the memory held now.
     cudaMemPool_t pool = nullptr;
     uint64_t zero = 0;
     FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
     FLUX2_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
-    FLUX2_CUDA_CHECK(cudaDeviceSetGraphMemAttribute(stream_->device(), cudaGraphMemAttrUsedMemHigh, &zero));
+    FLUX2_CUDA_CHECK(cudaDeviceSetGraphMemAttribute(stream_->device(), cudaGraphMemAttrReservedMemHigh, &zero));
+}
+
+void CudaBackend::reset_peak_memory() {
+    reset_pool_highs();
+    peak_before_recording_ = 0;
+}
+
+void CudaBackend::release_cached_memory() {
+    check(!recording(), "cuda backend: release_cached_memory while recording");
+    synchronize();
+    // Blocks no queued graph uses go back to the driver; a recorded step maps its memory again when it next runs.
+    FLUX2_CUDA_CHECK(cudaDeviceGraphMemTrim(stream_->device()));
+    cudaMemPool_t pool = nullptr;
+    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
+    FLUX2_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
 }
 
 int64_t CudaBackend::memory_in_use_bytes() const {

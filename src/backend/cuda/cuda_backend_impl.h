@@ -76,6 +76,7 @@ public:
     Tensor uninitialized(const Shape& shape) override;
     int64_t peak_memory_bytes() const override;  // high-water mark of the device memory pools since construction
     void reset_peak_memory() override;           // or since this
+    void release_cached_memory() override;
     int64_t memory_in_use_bytes() const override;
     int64_t memory_capacity_bytes() const override { return memory_capacity_; }
 
@@ -271,10 +272,11 @@ private:
     // conv2d's path per shape, logged once each: cuDNN NCHW, cuDNN NHWC (with transposes) or im2col + GEMM.
     std::map<std::string, std::string> conv_paths_;
     cuda::OpProfiler profiler_;
-    int64_t resident_at_recording_ = 0;  // default-pool bytes in use when the last graph was recorded
-    // Recorded steps alive: once none is (--offload model drops them with the weights), the memory held when the
-    // last was recorded no longer counts toward the peak.
-    std::shared_ptr<std::atomic<int>> live_graphs_ = std::make_shared<std::atomic<int>>(0);
+    // The peak up to the last recording (peak_memory_bytes): the eager run before it and the graph's memory after
+    // it never coexist, so the two pools' high-water marks restart there instead of being added across it.
+    int64_t peak_before_recording_ = 0;
+    // Both pools' high-water marks restart from what they hold now.
+    void reset_pool_highs();
 };
 
 // Profiles the op of the enclosing CudaBackend member under a fixed label.

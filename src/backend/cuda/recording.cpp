@@ -13,11 +13,13 @@ namespace {
 struct CudaGraph final : RecordedOps {
     cudaGraph_t graph = nullptr;
     cudaGraphExec_t exec = nullptr;
-    std::shared_ptr<std::atomic<int>> live;  // the backend's count of recordings alive
+    int device = 0;
     ~CudaGraph() override {
         if (exec) cudaGraphExecDestroy(exec);
         if (graph) cudaGraphDestroy(graph);
-        if (live) --*live;
+        // The graphs' pool would keep this one's memory mapped for graphs to come (--offload model drops the
+        // recordings to free the device); only blocks no queued graph uses go. Destructors cannot throw.
+        if (exec && cudaDeviceGraphMemTrim(device) != cudaSuccess) log_warn("cuda: trimming graph memory failed");
     }
 };
 }  // namespace
@@ -38,6 +40,11 @@ std::shared_ptr<RecordedOps> CudaBackend::end_recording() {
     stream_->set_recording(false);
     check(status == cudaSuccess, "cuda backend: recording the CUDA graph failed: ", cudaGetErrorString(status),
           " (an op that cannot be captured, such as a host copy or a synchronization, ran while recording)");
+    g->device = stream_->device();
+    // The eager run before the recording peaked with its temporaries, which are gone; the graph's memory comes in
+    // their place at its first replay. Keep that peak apart and restart the pools' marks from here.
+    peak_before_recording_ = std::max(peak_before_recording_, peak_memory_bytes());
+    reset_pool_highs();
     check(stream_->recorded_live() == 0, "cuda backend: ", stream_->recorded_live().load(),
           " tensor(s) made while recording outlive the recording; outputs must be made before begin_recording");
     FLUX2_CUDA_CHECK(cudaGraphInstantiate(&g->exec, g->graph, 0));
@@ -49,11 +56,6 @@ std::shared_ptr<RecordedOps> CudaBackend::end_recording() {
     cudaMemPool_t pool = nullptr;
     FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
     FLUX2_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
-    uint64_t used = 0;
-    FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
-    resident_at_recording_ = static_cast<int64_t>(used);
-    g->live = live_graphs_;
-    ++*live_graphs_;
     log_debug("cuda: recorded a CUDA graph of ", nodes, " nodes");
     return g;
 }
