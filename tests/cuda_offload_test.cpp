@@ -22,14 +22,9 @@ TEST(CudaOffload, ReleasedWeightsComeBackTheSame) {
 #ifdef FLUX2_HAVE_CUDA
     if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible (scripts/device-test.sh runs it)";
     for (const std::string residency : {"", "fp4"}) {
-        BackendOptions options;
-        options.device = "cuda";
-        options.precision = "fp8";
-        options.residency = residency;
-        auto backend = make_backend(options);
+        auto backend = make_backend(test::cuda_options("fp8", residency));
         Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-klein-nvfp4.safetensors"), *backend);
-        auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
-        const Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case0.", false);
+        const Flux2Inputs in = test::tiny_klein_case0();
         const std::vector<float> first = model.forward(in).to_vector();
         const std::vector<float> replayed = model.forward(in).to_vector();
         const int64_t held = backend->memory_in_use_bytes();
@@ -66,13 +61,9 @@ uint64_t graph_memory_reserved() {
 TEST(CudaOffload, RecordedStepMemoryCountsAndGoesBack) {
 #ifdef FLUX2_HAVE_CUDA
     if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible (scripts/device-test.sh runs it)";
-    BackendOptions options;
-    options.device = "cuda";
-    options.precision = "fp8";
-    auto backend = make_backend(options);
+    auto backend = make_backend(test::cuda_options("fp8"));
     Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-klein-nvfp4.safetensors"), *backend);
-    auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
-    const Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case0.", false);
+    const Flux2Inputs in = test::tiny_klein_case0();
     std::vector<float> replayed;
     for (int i = 0; i < 3; ++i) replayed = model.forward(in).to_vector();  // eager, recorded, replayed
     backend->synchronize();
@@ -103,13 +94,9 @@ TEST(CudaOffload, RecordedStepMemoryCountsAndGoesBack) {
 TEST(CudaOffload, PinnedUploadsComeBackTheSame) {
 #ifdef FLUX2_HAVE_CUDA
     if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible (scripts/device-test.sh runs it)";
-    auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
-    const Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case0.", false);
+    const Flux2Inputs in = test::tiny_klein_case0();
     for (const std::string precision : {"fp8", "bf16"}) {
-        BackendOptions options;
-        options.device = "cuda";
-        options.precision = precision;
-        auto backend = make_backend(options);
+        auto backend = make_backend(test::cuda_options(precision));
         Flux2Transformer model =
             Flux2Transformer::load(test::data_path("tiny-klein-nvfp4-mixed.safetensors"), *backend);
         const std::vector<float> first = model.forward(in).to_vector();
@@ -139,22 +126,14 @@ TEST(CudaOffload, PinnedUploadsComeBackTheSame) {
 TEST(CudaOffload, StreamedLayersGiveTheResidentOutputs) {
 #ifdef FLUX2_HAVE_CUDA
     if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible (scripts/device-test.sh runs it)";
-    auto inputs = SafetensorsFile::open(test::data_path("tiny-klein-golden.safetensors"));
-    const Flux2Inputs in = test::golden_transformer_inputs(*inputs, "case0.", false);
+    const Flux2Inputs in = test::tiny_klein_case0();
     std::vector<std::vector<float>> resident;
     {
-        BackendOptions options;
-        options.device = "cuda";
-        options.precision = "fp8";
-        options.residency = "fp4";
-        auto backend = make_backend(options);
+        auto backend = make_backend(test::cuda_options("fp8", "fp4"));
         Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-klein-nvfp4.safetensors"), *backend);
         for (int i = 0; i < 3; ++i) resident.push_back(model.forward(in).to_vector());
     }
-    BackendOptions options;
-    options.device = "cuda";
-    options.precision = "fp8";
-    auto backend = make_backend(options);
+    auto backend = make_backend(test::cuda_options("fp8"));
     // Every block streamed, some kept resident within a budget (an odd or even number streamed: with and without
     // the wrap-around copy), all resident; none, one or every streamed block carrying its weights as E4M3.
     bool mixed = false, some_e4m3 = false;

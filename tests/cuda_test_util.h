@@ -24,6 +24,15 @@ namespace flux2::test {
 
 inline float round_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
 
+// Options for a backend on the first GPU on a linear path ("fp8", "bf16", "fp4"), NVFP4 weights kept as `residency`.
+inline BackendOptions cuda_options(const std::string& precision, const std::string& residency = "") {
+    BackendOptions options;
+    options.device = "cuda";
+    options.precision = precision;
+    options.residency = residency;
+    return options;
+}
+
 class CudaTest : public ::testing::Test {
 protected:
     void SetUp() override {

@@ -7,6 +7,7 @@
 #include "io/safetensors.h"
 #include "models/flux2/flux2_transformer.h"
 #include "models/text_encoder/text_encoder.h"
+#include "test_util.h"
 
 namespace flux2::test {
 
@@ -26,6 +27,12 @@ inline Flux2Inputs golden_transformer_inputs(const SafetensorsFile& g, const std
     in.img_ids = load_f32(golden_tensor(g, prefix + "img_ids"));
     in.txt_ids = load_f32(golden_tensor(g, prefix + "txt_ids"));
     return in;
+}
+
+// case0 of tiny-klein-golden without guidance: the inputs the GPU and contract tests run the tiny klein on.
+inline Flux2Inputs tiny_klein_case0() {
+    auto g = SafetensorsFile::open(data_path("tiny-klein-golden.safetensors"));
+    return golden_transformer_inputs(*g, "case0.", false);
 }
 
 // <family>.input_ids / .attention_mask of text-encoder-golden as a token batch.
