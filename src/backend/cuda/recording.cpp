@@ -18,8 +18,12 @@ struct CudaGraph final : RecordedOps {
         if (exec) cudaGraphExecDestroy(exec);
         if (graph) cudaGraphDestroy(graph);
         // The graphs' pool would keep this one's memory mapped for graphs to come (--offload model drops the
-        // recordings to free the device); only blocks no queued graph uses go. Destructors cannot throw.
-        if (exec && cudaDeviceGraphMemTrim(device) != cudaSuccess) log_warn("cuda: trimming graph memory failed");
+        // recordings to free the device); only blocks no queued graph uses go. Destructors cannot throw, and at exit
+        // the runtime may be gone already, which frees everything anyway.
+        if (!exec) return;
+        const cudaError_t e = cudaDeviceGraphMemTrim(device);
+        if (e != cudaSuccess && e != cudaErrorCudartUnloading)
+            log_warn("cuda: trimming the graphs' memory pool failed: ", cudaGetErrorString(e));
     }
 };
 }  // namespace
