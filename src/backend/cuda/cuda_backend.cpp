@@ -47,6 +47,8 @@ CudaLinearPrecision choose_precision(const std::string& requested, const cudaDev
     }
     fail("unknown precision '", requested, "' for the CUDA backend (expected fp8, bf16, fp4 or empty)");
 }
+}  // namespace
+
 const char* precision_name(CudaLinearPrecision p) {
     switch (p) {
         case CudaLinearPrecision::fp8:
@@ -58,7 +60,6 @@ const char* precision_name(CudaLinearPrecision p) {
     }
     return "bf16";
 }
-}  // namespace
 
 bool cuda_device_available() {
     int n = 0;

@@ -44,6 +44,8 @@ class CudnnCausalSdpa;
 }  // namespace cuda
 
 enum class CudaLinearPrecision { bf16, fp8, fp4 };
+// "bf16", "fp8" or "fp4": the --precision value that picks it.
+const char* precision_name(CudaLinearPrecision p);
 
 // Activations quantized to E4M3 per row, the input form of the FP8 GEMM. A producer kernel (the standalone
 // quantizer today; a fused norm/SwiGLU epilogue later) fills both tensors.

@@ -120,15 +120,17 @@ public:
             resident_bytes_ += plans[g].resident_bytes;
             ++resident_groups_;
         }
-        const std::vector<bool> as_e4m3 = pick_e4m3_groups(plans, resident, options.e4m3_groups);
         // The streamed groups in order; the k-th uses buffer k % 2.
-        std::vector<size_t> buffer_bytes(2, 0);
-        std::vector<std::pair<size_t, cuda::PinnedSources::Copy>> e4m3_copies;  // (streamed group, copy)
         for (size_t g = 0; g < groups.size(); ++g) {
             if (resident[g] || plans[g].linears.empty()) continue;
-            const size_t k = streamed_groups_.size();
-            index_[g] = k;
+            index_[g] = streamed_groups_.size();
             streamed_groups_.push_back(g);
+        }
+        const std::vector<bool> as_e4m3 = pick_e4m3_groups(plans, options.e4m3_groups);
+        std::vector<size_t> buffer_bytes(2, 0);
+        std::vector<std::pair<size_t, cuda::PinnedSources::Copy>> e4m3_copies;  // (streamed group, copy)
+        for (size_t k = 0; k < streamed_groups_.size(); ++k) {
+            const size_t g = streamed_groups_[k];
             e4m3_groups_ += as_e4m3[g];
             size_t offset = 0;
             for (auto& [w, sources] : plans[g].linears) {
@@ -292,17 +294,16 @@ private:
         size_t capacity_ = 0, used_ = 0;
     };
 
-    // Per group, whether its NVFP4 weights stream as E4M3: `count` of the streamed groups holding such weights,
-    // spread evenly among them; reserves their host memory. Only the even streamed groups (k = 0, 2, ...) are
-    // candidates: they all use buffer 0, so only that one grows to hold E4M3 codes (dev: by 0.21 GB, not twice that).
+    // Per group, whether its NVFP4 weights stream as E4M3: `count` of the streamed groups (streamed_groups_)
+    // holding such weights, spread evenly among them; reserves their host memory. Only the even streamed groups
+    // (k = 0, 2, ...) are candidates: they all use buffer 0, so only that one grows to hold E4M3 codes (dev: by
+    // 0.21 GB, not twice that).
     template <typename Plans>
-    std::vector<bool> pick_e4m3_groups(const Plans& plans, const std::vector<bool>& resident, int count) {
+    std::vector<bool> pick_e4m3_groups(const Plans& plans, int count) {
         std::vector<size_t> candidates;
         std::vector<size_t> bytes;
-        size_t k = 0;
-        for (size_t g = 0; g < plans.size(); ++g) {
-            if (resident[g] || plans[g].linears.empty()) continue;
-            if (k++ % 2 != 0) continue;
+        for (size_t k = 0; k < streamed_groups_.size(); k += 2) {
+            const size_t g = streamed_groups_[k];
             size_t b = 0;
             for (const auto& [w, sources] : plans[g].linears)
                 if (w->format == WeightFormat::nvfp4)
@@ -369,7 +370,7 @@ std::unique_ptr<LayerStream> CudaBackend::stream_layers(const std::vector<std::v
     check(!recording(), "cuda backend: stream_layers while recording");
     check(options.e4m3_groups == 0 || precision_ == CudaLinearPrecision::fp8,
           "--stream-e4m3 is for the fp8 linear path (NVFP4 weights converted to E4M3), not --precision ",
-          precision_ == CudaLinearPrecision::bf16 ? "bf16" : "fp4");
+          precision_name(precision_));
     return std::make_unique<CudaLayerStream>(*this, groups, options);
 }
 
