@@ -38,13 +38,15 @@ TEST(Offload, AutoPicksTheLeastOffloadingThatFits) {
 
     // Layers mode keeps whole blocks resident within a budget: the one asked for, 0 by default, and under auto what
     // 80% of the device leaves beside the activations' reserve.
-    EXPECT_EQ(small.resident_budget_bytes, static_cast<int64_t>(0.8 * 32 * gb) - kActivationReserve);
+    EXPECT_EQ(small.transformer_stream.resident_budget_bytes, static_cast<int64_t>(0.8 * 32 * gb) - kActivationReserve);
     EXPECT_TRUE(contains(small.reason, "blocks stay resident up to")) << small.reason;
-    EXPECT_EQ(choose_offload("layers", 1, 1, 141 * gb).resident_budget_bytes, 0);
-    EXPECT_EQ(choose_offload("layers", 1, 1, 141 * gb, 5 * gb).resident_budget_bytes, 5 * gb);
-    EXPECT_EQ(choose_offload("auto", 30 * gb, 27 * gb, 32 * gb, 3 * gb).resident_budget_bytes, 3 * gb);
-    EXPECT_EQ(choose_offload("auto", 30 * gb, 27 * gb, 8 * gb).resident_budget_bytes, 0);  // nothing left over
-    EXPECT_EQ(choose_offload("auto", 30 * gb, 20 * gb, 141 * gb, 3 * gb).resident_budget_bytes, 0);  // none: unused
+    EXPECT_EQ(choose_offload("layers", 1, 1, 141 * gb).transformer_stream.resident_budget_bytes, 0);
+    EXPECT_EQ(choose_offload("layers", 1, 1, 141 * gb, 5 * gb).transformer_stream.resident_budget_bytes, 5 * gb);
+    EXPECT_EQ(choose_offload("auto", 30 * gb, 27 * gb, 32 * gb, 3 * gb).transformer_stream.resident_budget_bytes,
+              3 * gb);
+    // Nothing left over; then none, which leaves the budget unused.
+    EXPECT_EQ(choose_offload("auto", 30 * gb, 27 * gb, 8 * gb).transformer_stream.resident_budget_bytes, 0);
+    EXPECT_EQ(choose_offload("auto", 30 * gb, 20 * gb, 141 * gb, 3 * gb).transformer_stream.resident_budget_bytes, 0);
     try {
         choose_offload("model", 1, 1, 141 * gb, 3 * gb);
         ADD_FAILURE() << "a budget with --offload model was accepted";
@@ -55,12 +57,12 @@ TEST(Offload, AutoPicksTheLeastOffloadingThatFits) {
     // --stream-e4m3 goes with layers mode as the budget does: passed on (and said) there, unused when auto picks
     // another mode, refused with an explicit other one.
     const OffloadChoice e4m3 = choose_offload("layers", 1, 1, 141 * gb, 18 * gb, 8);
-    EXPECT_EQ(e4m3.transformer_stream().resident_budget_bytes, 18 * gb);
-    EXPECT_EQ(e4m3.transformer_stream().e4m3_groups, 8);
+    EXPECT_EQ(e4m3.transformer_stream.resident_budget_bytes, 18 * gb);
+    EXPECT_EQ(e4m3.transformer_stream.e4m3_groups, 8);
     EXPECT_TRUE(contains(e4m3.reason, "up to 8 streamed blocks as E4M3")) << e4m3.reason;
-    EXPECT_EQ(choose_offload("auto", 30 * gb, 27 * gb, 32 * gb, -1, 4).stream_e4m3_groups, 4);
-    EXPECT_EQ(choose_offload("auto", 30 * gb, 20 * gb, 141 * gb, -1, 4).stream_e4m3_groups, 0);  // none: unused
-    EXPECT_EQ(choose_offload("layers", 1, 1, 141 * gb).stream_e4m3_groups, 0);
+    EXPECT_EQ(choose_offload("auto", 30 * gb, 27 * gb, 32 * gb, -1, 4).transformer_stream.e4m3_groups, 4);
+    EXPECT_EQ(choose_offload("auto", 30 * gb, 20 * gb, 141 * gb, -1, 4).transformer_stream.e4m3_groups, 0);  // none
+    EXPECT_EQ(choose_offload("layers", 1, 1, 141 * gb).transformer_stream.e4m3_groups, 0);
     try {
         choose_offload("none", 1, 1, 141 * gb, -1, 8);
         ADD_FAILURE() << "--stream-e4m3 with --offload none was accepted";

@@ -158,7 +158,7 @@ void run_generate(GenerateArgs a) {
         return Flux2Transformer::load(rank_ckpt, config, rank_backend);
     });
     if (offload.mode == Offload::layers)
-        log_layer_stream("transformer", transformer.stream_block_weights(offload.transformer_stream()));
+        log_layer_stream("transformer", transformer.stream_block_weights(offload.transformer_stream));
     LoraRegistry loras;
     if (!a.model.loras.empty()) loras.set_active(transformer, loras.load_specs(a.model.loras));
     Flux2Vae vae = Flux2Vae::load(paths.vae, *backend);

@@ -45,7 +45,7 @@ std::unique_ptr<Flux2Engine> Flux2Engine::load(const EngineOptions& options) {
     log_info("offload: ", offload_name(e->offload_.mode), " (", e->offload_.reason, ")");
     if (e->offload_.mode == Offload::layers) {
         log_layer_stream("text encoder", e->prompt_encoder_->stream_layer_weights());
-        log_layer_stream("transformer", e->transformer_->stream_block_weights(e->offload_.transformer_stream()));
+        log_layer_stream("transformer", e->transformer_->stream_block_weights(e->offload_.transformer_stream));
     }
     if (e->offload_.mode == Offload::model) {
         // Every request uploads both components again: from page-locked memory, at the bus's full speed.

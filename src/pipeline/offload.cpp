@@ -93,13 +93,14 @@ OffloadChoice choose_offload(const std::string& flag, int64_t together_bytes, in
           "--stream-e4m3 is for --offload layers (or auto), not --offload ", flag);
     if (c.mode != Offload::layers) return c;
     const double auto_budget = kAutoOffloadShare * static_cast<double>(device_bytes) - kActivationReserve;
-    c.resident_budget_bytes = requested_budget >= 0 ? requested_budget
-                              : flag == "auto"      ? std::max<int64_t>(0, static_cast<int64_t>(auto_budget))
-                                                    : 0;
-    if (c.resident_budget_bytes > 0)
-        c.reason += str("; blocks stay resident up to ", c.resident_budget_bytes / 1e9, " GB",
+    c.transformer_stream.resident_budget_bytes = requested_budget >= 0 ? requested_budget
+                                                 : flag == "auto"
+                                                     ? std::max<int64_t>(0, static_cast<int64_t>(auto_budget))
+                                                     : 0;
+    if (c.transformer_stream.resident_budget_bytes > 0)
+        c.reason += str("; blocks stay resident up to ", c.transformer_stream.resident_budget_bytes / 1e9, " GB",
                         requested_budget >= 0 ? " (--resident-budget)" : "");
-    c.stream_e4m3_groups = stream_e4m3;
+    c.transformer_stream.e4m3_groups = stream_e4m3;
     if (stream_e4m3 > 0) c.reason += str("; up to ", stream_e4m3, " streamed blocks as E4M3 (--stream-e4m3)");
     return c;
 }

@@ -26,12 +26,9 @@ enum class Offload {
 struct OffloadChoice {
     Offload mode = Offload::none;
     std::string reason;  // for the log: the flag, or auto's estimate against the device's memory
-    // layers: device memory whole transformer blocks may keep resident (Flux2Transformer::stream_block_weights).
-    int64_t resident_budget_bytes = 0;
-    // layers: streamed transformer blocks whose NVFP4 weights travel as E4M3 (--stream-e4m3).
-    int stream_e4m3_groups = 0;
-    // How the transformer's blocks stream under layers.
-    LayerStreamOptions transformer_stream() const { return {resident_budget_bytes, stream_e4m3_groups}; }
+    // layers: how the transformer's blocks stream (Flux2Transformer::stream_block_weights): the device memory
+    // whole blocks may keep resident, and the streamed blocks whose NVFP4 weights travel as E4M3 (--stream-e4m3).
+    LayerStreamOptions transformer_stream{};
 };
 
 // What the text encoder puts on the device: its shape, the decoder layers that run (up to the deepest hidden layer
