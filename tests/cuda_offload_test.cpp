@@ -123,6 +123,8 @@ TEST(CudaOffload, PinnedUploadsComeBackTheSame) {
 // --offload layers: the blocks' (decoder layers') weights come through the two rotating device buffers and give
 // exactly what 4-bit residency gives (the same per-layer conversion) op by op, recorded and replayed, with the
 // wrap-around copy of the first block (the tiny transformer has an even number of blocks, the encoder an odd one).
+// The buffers' memory goes back between runs (release_buffers: the transformer's before the decode, the encoder's
+// after each prompt) and the next run, replayed at the same addresses, still gives the same.
 TEST(CudaOffload, StreamedLayersGiveTheResidentOutputs) {
 #ifdef FLUX2_HAVE_CUDA
     if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible (scripts/device-test.sh runs it)";
@@ -152,6 +154,11 @@ TEST(CudaOffload, StreamedLayersGiveTheResidentOutputs) {
             for (int i = 0; i < 4; ++i)
                 EXPECT_EQ(model.forward(in).to_vector(), resident[std::min(i, 2)])
                     << "forward " << i << ", --stream-e4m3 " << e4m3 << ": " << streams;
+            const int64_t held = backend->memory_in_use_bytes();
+            model.release_stream_buffers();
+            if (streams.find(" 0 of") == std::string::npos) EXPECT_LT(backend->memory_in_use_bytes(), held) << streams;
+            EXPECT_EQ(model.forward(in).to_vector(), resident[2]) << "replayed after a release: " << streams;
+            EXPECT_EQ(backend->memory_in_use_bytes(), held) << streams;
         }
     }
     EXPECT_TRUE(mixed) << "no budget kept some blocks resident and streamed others";
@@ -164,7 +171,9 @@ TEST(CudaOffload, StreamedLayersGiveTheResidentOutputs) {
     const TokenBatch tokens = test::golden_tokens(*g, "qwen3");
     const std::vector<float> embeds = te.encode(tokens).to_vector();
     EXPECT_NE(te.stream_layer_weights().find("linears in"), std::string::npos);
+    const int64_t mapped = backend->memory_in_use_bytes();
     EXPECT_EQ(te.encode(tokens).to_vector(), embeds);
+    EXPECT_LT(backend->memory_in_use_bytes(), mapped) << "the encoder's buffers stay mapped after a prompt";
     EXPECT_EQ(te.encode(tokens).to_vector(), embeds);
 #else
     GTEST_SKIP() << "this build has no CUDA backend";

@@ -22,6 +22,7 @@ public:
     void enter(size_t group) override { calls_.push_back("enter " + std::to_string(group)); }
     void leave(size_t group) override { calls_.push_back("leave " + std::to_string(group)); }
     void before_replay() override { calls_.push_back("replay"); }
+    void release_buffers() override { calls_.push_back("release"); }
     std::string describe() const override { return "recording"; }
 
 private:
@@ -86,7 +87,14 @@ TEST(LayerStreamContract, TheTransformerBracketsEveryBlock) {
 
     EXPECT_EQ(model.forward(in).to_vector(), before);
     EXPECT_EQ(model.forward(in).to_vector(), before);
-    EXPECT_EQ(be.calls, brackets(be.groups.size(), 2));
+    std::vector<std::string> expected = brackets(be.groups.size(), 2);
+    EXPECT_EQ(be.calls, expected);
+    model.release_stream_buffers();  // before the decode; the next forward enters group 0 again
+    EXPECT_EQ(model.forward(in).to_vector(), before);
+    expected.push_back("release");
+    const std::vector<std::string> again = brackets(be.groups.size(), 1);
+    expected.insert(expected.end(), again.begin(), again.end());
+    EXPECT_EQ(be.calls, expected);
 }
 
 TEST(LayerStreamContract, TheTextEncoderBracketsEveryLayer) {
@@ -102,7 +110,13 @@ TEST(LayerStreamContract, TheTextEncoderBracketsEveryLayer) {
     for (const auto& group : be.groups) EXPECT_EQ(group.size(), 7u);  // q, k, v, o, gate, up, down
     EXPECT_EQ(distinct_linears(be.groups), 21u);
     EXPECT_EQ(te.encode(tokens).to_vector(), before);
-    EXPECT_EQ(be.calls, brackets(3, 1));
+    EXPECT_EQ(te.encode(tokens).to_vector(), before);
+    // Each prompt ends by giving the buffers back: the transformer runs next.
+    std::vector<std::string> one = brackets(3, 1);
+    one.push_back("release");
+    std::vector<std::string> expected = one;
+    expected.insert(expected.end(), one.begin(), one.end());
+    EXPECT_EQ(be.calls, expected);
 }
 
 }  // namespace

@@ -51,6 +51,10 @@ public:
     // Recorded ops begin at enter(0) and may rely on the end of the previous run having copied group 0 ahead;
     // this makes sure it did (a run that failed halfway did not).
     virtual void before_replay() = 0;
+    // Gives the buffers' device memory back (after the work queued on them) until the next enter(0) or
+    // before_replay() maps it again at the same addresses, so recorded ops stay valid. For components that do not
+    // run for a while: the text encoder after a prompt, the transformer during the VAE decode.
+    virtual void release_buffers() = 0;
     // For the log: how many linears and bytes stream, the device buffers, what stays resident and why.
     virtual std::string describe() const = 0;
 };

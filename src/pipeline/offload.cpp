@@ -133,6 +133,7 @@ std::function<void()> release_before_decode(Offload mode, Flux2Transformer& tran
     return [mode, &transformer, &backend] {
         if (mode == Offload::model)
             log_debug("offload: transformer weights released (", transformer.release_device_weights(), " linears)");
+        if (mode == Offload::layers) transformer.release_stream_buffers();
         backend.release_cached_memory();
     };
 }

@@ -76,8 +76,9 @@ void log_layer_stream(const char* component, const std::string& description);
 void log_host_pinning(const char* component, const std::string& description);
 
 // GenerateParams::before_decode under an offloading mode (empty for none): the transformer's device weights go back
-// (model), then the memory the backend keeps for reuse (Backend::release_cached_memory: the recorded step's
-// intermediates, mapped again at the next step), so that the decode's activations take their place.
+// (model) or its streaming buffers (layers), then the memory the backend keeps for reuse
+// (Backend::release_cached_memory: the recorded step's intermediates, mapped again at the next step), so that the
+// decode's activations take their place.
 std::function<void()> release_before_decode(Offload mode, Flux2Transformer& transformer, Backend& backend);
 
 const char* offload_name(Offload mode);

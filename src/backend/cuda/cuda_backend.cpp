@@ -207,13 +207,14 @@ int64_t CudaBackend::peak_memory_bytes() const {
     // replays until it is trimmed (release_cached_memory) or the recording dies. Their high-water marks add up to the
     // peak because one stays flat while the other moves (the weights during replays; the graphs' memory during
     // eager ops such as the encoder and the decode), except across a recording, where the eager run before it is
-    // accounted apart (peak_before_recording_).
+    // accounted apart (peak_before_recording_). The layer streams' buffers, mapped outside both, add theirs: they
+    // are mapped or not for whole phases of a request.
     cudaMemPool_t pool = nullptr;
     uint64_t high = 0, graph_high = 0;
     FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
     FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
     FLUX2_CUDA_CHECK(cudaDeviceGetGraphMemAttribute(stream_->device(), cudaGraphMemAttrReservedMemHigh, &graph_high));
-    return std::max(peak_before_recording_, static_cast<int64_t>(high + graph_high));
+    return std::max(peak_before_recording_, static_cast<int64_t>(high + graph_high) + parkable_bytes_->high());
 }
 
 void CudaBackend::reset_pool_highs() {
@@ -223,6 +224,7 @@ void CudaBackend::reset_pool_highs() {
     FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
     FLUX2_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
     FLUX2_CUDA_CHECK(cudaDeviceSetGraphMemAttribute(stream_->device(), cudaGraphMemAttrReservedMemHigh, &zero));
+    parkable_bytes_->reset_high();
 }
 
 void CudaBackend::reset_peak_memory() {
@@ -241,13 +243,13 @@ void CudaBackend::release_cached_memory() {
 }
 
 int64_t CudaBackend::memory_in_use_bytes() const {
-    // Eager tensors (weights among them) live in the default pool; a recorded step's intermediates in the graph
-    // pool are not counted.
+    // Eager tensors (weights among them) live in the default pool, the layer streams' mapped buffers apart; a
+    // recorded step's intermediates in the graph pool are not counted.
     cudaMemPool_t pool = nullptr;
     uint64_t used = 0;
     FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
     FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
-    return static_cast<int64_t>(used);
+    return static_cast<int64_t>(used) + parkable_bytes_->current();
 }
 
 Tensor CudaBackend::zeros(const Shape& shape) {

@@ -27,6 +27,7 @@
 #include "backend/cuda/fp4_linear.h"
 #include "backend/cuda/launchers.h"
 #include "backend/cuda/op_profiler.h"
+#include "backend/cuda/parkable_memory.h"
 #include "backend/cuda/pinned_sources.h"
 #include "backend/op_shapes.h"
 
@@ -277,7 +278,9 @@ private:
     // The peak up to the last recording (peak_memory_bytes): the eager run before it and the graph's memory after
     // it never coexist, so the two pools' high-water marks restart there instead of being added across it.
     int64_t peak_before_recording_ = 0;
-    // Both pools' high-water marks restart from what they hold now.
+    // The layer streams' buffers (parkable_memory.h), outside both pools.
+    std::shared_ptr<cuda::MappedBytes> parkable_bytes_ = std::make_shared<cuda::MappedBytes>();
+    // Both pools' high-water marks (and the parkable memory's) restart from what they hold now.
     void reset_pool_highs();
 };
 

@@ -12,6 +12,8 @@
 // hiding that copy too; the run ends by joining it.
 // With LayerStreamOptions::e4m3_groups, some streamed groups' NVFP4 weights travel as the E4M3 codes the GEMM reads
 // (made once at load into page-locked memory of the stream's own) instead of being converted before each GEMM.
+// The buffers are parkable memory (parkable_memory.h): release_buffers() unmaps them between runs of the component,
+// and the next run maps them again at the same addresses.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -157,8 +159,13 @@ public:
                  streamed_groups_.size(), " streamed groups");
         copies_ = pinned_.pin(streamed_groups_.size());
         for (const auto& [k, copy] : e4m3_copies) copies_[k].push_back(copy);
-        for (int b = 0; b < 2; ++b)
-            if (buffer_bytes[b] > 0) buffers_[b] = backend_.empty({static_cast<int64_t>(buffer_bytes[b])}, DType::U8);
+        for (int b = 0; b < 2; ++b) {
+            if (buffer_bytes[b] == 0) continue;
+            parkable_[b] = std::make_shared<cuda::ParkableMemory>(buffer_bytes[b], backend_.stream_->device(),
+                                                                  backend_.parkable_bytes_);
+            buffers_[b] = Tensor::wrap({static_cast<int64_t>(buffer_bytes[b])}, DType::U8, Device::cuda,
+                                       parkable_[b]->data(), parkable_[b]);
+        }
         wrap_ = streamed_groups_.size() >= 2 && streamed_groups_.size() % 2 == 0;
 
         FLUX2_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking));
@@ -195,6 +202,7 @@ public:
         const cudaStream_t compute = backend_.stream();
         const size_t n = streamed_groups_.size();
         if (group == 0 && n > 0) {
+            map_buffers();
             // The copy stream starts after everything queued so far (and joins a recording here): the first two
             // streamed groups, unless the previous run copied the first one ahead already.
             FLUX2_CUDA_CHECK(cudaEventRecord(fork_, compute));
@@ -233,6 +241,7 @@ public:
     }
 
     void before_replay() override {
+        map_buffers();
         // Every recorded run starts from a primed buffer 0 and ends by priming it again.
         if (!wrap_ || primed_) return;
         const cudaStream_t compute = backend_.stream();
@@ -241,6 +250,16 @@ public:
         enqueue_copies(0);
         FLUX2_CUDA_CHECK(cudaStreamWaitEvent(compute, loaded_[0]));
         primed_ = true;
+    }
+
+    void release_buffers() override {
+        check(!backend_.recording(), "LayerStream::release_buffers while recording");
+        // Queued copies and ops may still use them.
+        FLUX2_CUDA_CHECK(cudaStreamSynchronize(backend_.stream()));
+        FLUX2_CUDA_CHECK(cudaStreamSynchronize(copy_));
+        for (const auto& p : parkable_)
+            if (p) p->park();
+        primed_ = wrap_pending_ = false;  // buffer 0's copy ahead is gone with it
     }
 
     std::string describe() const override {
@@ -337,6 +356,16 @@ private:
         cudaStreamDestroy(copy_);
     }
 
+    // Maps the buffers again where release_buffers() gave them back. Between runs: a recording replays into
+    // them as they were when it was made, so it cannot be the first user after a release.
+    void map_buffers() {
+        for (const auto& p : parkable_) {
+            if (!p || !p->parked()) continue;
+            check(!backend_.recording(), "LayerStream: a recording began with the streamed buffers released");
+            p->unpark();
+        }
+    }
+
     // The k-th streamed group's copies into its buffer, then loaded[k % 2] on the copy stream.
     void enqueue_copies(size_t k) {
         auto* dst = static_cast<uint8_t*>(buffers_[k % 2].raw());
@@ -352,7 +381,8 @@ private:
     std::vector<Streamed> streamed_;
     cuda::PinnedSources pinned_;
     std::vector<std::vector<cuda::PinnedSources::Copy>> copies_;  // per streamed group
-    Tensor buffers_[2];
+    std::shared_ptr<cuda::ParkableMemory> parkable_[2];
+    Tensor buffers_[2];  // views of parkable_
     E4m3Host e4m3_host_;
     size_t buffer_bytes_ = 0, streamed_bytes_ = 0, resident_groups_ = 0, e4m3_groups_ = 0;
     int64_t resident_bytes_ = 0;

@@ -26,6 +26,10 @@ std::string Flux2Transformer::stream_block_weights(const LayerStreamOptions& opt
     return layer_stream_ ? layer_stream_->describe() : std::string();
 }
 
+void Flux2Transformer::release_stream_buffers() {
+    if (layer_stream_) layer_stream_->release_buffers();
+}
+
 std::string Flux2Transformer::pin_host_weights() {
     host_pinning_.reset();
     const std::vector<LinearWeight*> linears = all_linears();

@@ -113,6 +113,9 @@ public:
     // budget of device memory; the recorded steps are dropped. Returns what streams for the log ("" where the
     // backend has nothing to stream). Refused in a rank group.
     std::string stream_block_weights(const LayerStreamOptions& options = {});
+    // --offload layers: gives the streaming buffers' device memory back until the next forward maps it again
+    // (LayerStream::release_buffers): for the VAE decode and the next prompt's encoding. Nothing without a stream.
+    void release_stream_buffers();
     // --offload model: page-locks the weights' host bytes so that preparing them again after each release copies at
     // full bus speed (Backend::pin_host_weights). Returns what was locked, for the log ("" where nothing was).
     std::string pin_host_weights();

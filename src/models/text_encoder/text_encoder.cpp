@@ -210,7 +210,9 @@ Tensor TextEncoder::encode(const TokenBatch& t) const {
         if (layer_stream_) layer_stream_->leave(i);
         keep(static_cast<int64_t>(i) + 1, x);
     }
-    return be.download(stacked);
+    Tensor out = be.download(stacked);
+    if (layer_stream_) layer_stream_->release_buffers();
+    return out;
 }
 
 int TextEncoder::release_device_weights() const {

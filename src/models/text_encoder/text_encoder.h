@@ -67,7 +67,9 @@ public:
     // Returns how many linears held one.
     int release_device_weights() const;
     // --offload layers: from now on each decoder layer's weights reach the device only around that layer
-    // (Backend::stream_layers). Returns what streams, for the log ("" where the backend has nothing to stream).
+    // (Backend::stream_layers), through buffers held only while encode() runs (LayerStream::release_buffers: the
+    // transformer and the VAE get that memory). Returns what streams, for the log ("" where the backend has nothing
+    // to stream).
     std::string stream_layer_weights();
     // --offload model: page-locks the linears' host bytes for the uploads after each release
     // (Backend::pin_host_weights). Returns what was locked, for the log ("" where nothing was).

@@ -1,0 +1,150 @@
+#include "backend/cuda/parkable_memory.h"
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace flux2::cuda {
+
+namespace {
+
+// The driver's virtual-memory calls, looked up through the runtime: linking libcuda itself would keep the binary
+// from starting on machines without a GPU driver.
+struct Driver {
+    PFN_cuMemAddressReserve_v10020 reserve = nullptr;
+    PFN_cuMemAddressFree_v10020 free_address = nullptr;
+    PFN_cuMemCreate_v10020 create = nullptr;
+    PFN_cuMemRelease_v10020 release = nullptr;
+    PFN_cuMemMap_v10020 map = nullptr;
+    PFN_cuMemUnmap_v10020 unmap = nullptr;
+    PFN_cuMemSetAccess_v10020 set_access = nullptr;
+    PFN_cuMemGetAllocationGranularity_v10020 granularity = nullptr;
+    PFN_cuGetErrorString_v6000 error_string = nullptr;
+};
+
+template <typename F>
+void look_up(const char* name, unsigned version, F& fn) {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    FLUX2_CUDA_CHECK(cudaGetDriverEntryPointByVersion(name, &p, version, cudaEnableDefault, &found));
+    check(found == cudaDriverEntryPointSuccess && p != nullptr, "cuda: the driver has no ", name);
+    fn = reinterpret_cast<F>(p);
+}
+
+const Driver& driver() {
+    static const Driver d = [] {
+        Driver d;
+        look_up("cuMemAddressReserve", 10020, d.reserve);
+        look_up("cuMemAddressFree", 10020, d.free_address);
+        look_up("cuMemCreate", 10020, d.create);
+        look_up("cuMemRelease", 10020, d.release);
+        look_up("cuMemMap", 10020, d.map);
+        look_up("cuMemUnmap", 10020, d.unmap);
+        look_up("cuMemSetAccess", 10020, d.set_access);
+        look_up("cuMemGetAllocationGranularity", 10020, d.granularity);
+        look_up("cuGetErrorString", 6000, d.error_string);
+        return d;
+    }();
+    return d;
+}
+
+std::string driver_error(CUresult r) {
+    const char* s = nullptr;
+    if (driver().error_string(r, &s) != CUDA_SUCCESS || s == nullptr) return "CUresult " + std::to_string(r);
+    return s;
+}
+
+void check_driver(CUresult r, const char* call, const char* file, int line) {
+    if (r != CUDA_SUCCESS) fail_call("CUDA driver", call, file, line, driver_error(r));
+}
+#define FLUX2_CU_CHECK(expr) check_driver((expr), #expr, __FILE__, __LINE__)
+
+CUmemAllocationProp device_memory(int device) {
+    CUmemAllocationProp prop{};
+    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    prop.location.id = device;
+    return prop;
+}
+
+}  // namespace
+
+void MappedBytes::add(int64_t bytes) {
+    const int64_t now = current_.fetch_add(bytes) + bytes;
+    int64_t high = high_.load();
+    while (now > high && !high_.compare_exchange_weak(high, now)) {
+    }
+}
+
+ParkableMemory::ParkableMemory(size_t bytes, int device, std::shared_ptr<MappedBytes> counter)
+    : device_(device), counter_(std::move(counter)) {
+    const Driver& d = driver();
+    const CUmemAllocationProp prop = device_memory(device);
+    size_t granularity = 0;
+    FLUX2_CU_CHECK(d.granularity(&granularity, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED));
+    bytes_ = (std::max<size_t>(bytes, 1) + granularity - 1) / granularity * granularity;
+    CUdeviceptr address = 0;
+    FLUX2_CU_CHECK(d.reserve(&address, bytes_, granularity, 0, 0));
+    address_ = address;
+    try {
+        unpark();
+    } catch (...) {
+        d.free_address(address, bytes_);
+        throw;
+    }
+}
+
+ParkableMemory::~ParkableMemory() {
+    // Destructors cannot throw: report and go on.
+    const Driver& d = driver();
+    if (!parked()) {
+        const CUresult r = d.unmap(address_, bytes_);
+        if (r == CUDA_SUCCESS) d.release(handle_);
+        counter_->add(-static_cast<int64_t>(bytes_));
+    }
+    const CUresult r = d.free_address(address_, bytes_);
+    if (r != CUDA_SUCCESS && r != CUDA_ERROR_DEINITIALIZED)
+        log_error("cuda: freeing parkable device addresses failed: ", driver_error(r));
+}
+
+void ParkableMemory::park() {
+    if (parked()) return;
+    const Driver& d = driver();
+    FLUX2_CU_CHECK(d.unmap(address_, bytes_));
+    FLUX2_CU_CHECK(d.release(handle_));
+    handle_ = 0;
+    counter_->add(-static_cast<int64_t>(bytes_));
+}
+
+void ParkableMemory::unpark() {
+    if (!parked()) return;
+    const Driver& d = driver();
+    const CUmemAllocationProp prop = device_memory(device_);
+    CUmemGenericAllocationHandle handle = 0;
+    const CUresult created = d.create(&handle, bytes_, &prop, 0);
+    check(created == CUDA_SUCCESS, "cuda: cannot map ", bytes_ / 1e9, " GB of device memory for streamed weights (",
+          driver_error(created), ")");
+    CUmemAccessDesc access{};
+    access.location = prop.location;
+    access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    CUresult r = d.map(address_, bytes_, 0, handle, 0);
+    if (r == CUDA_SUCCESS) {
+        r = d.set_access(address_, bytes_, &access, 1);
+        if (r != CUDA_SUCCESS) d.unmap(address_, bytes_);
+    }
+    if (r != CUDA_SUCCESS) {
+        d.release(handle);
+        FLUX2_CU_CHECK(r);
+    }
+    handle_ = handle;
+    counter_->add(static_cast<int64_t>(bytes_));
+}
+
+}  // namespace flux2::cuda
