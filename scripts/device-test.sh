@@ -257,6 +257,8 @@ done
 # comes from wheels in third_party/whl-diffusers (carried) when the machine lacks it.
 # FLUX2_PIPELINE_RES sets the resolutions (default 1024), FLUX2_PIPELINE_ARGS adds flags to ours; several runs of
 # ours are separated by "|" (e.g. "--offload none|--offload layers"); FLUX2_PIPELINE_BASELINE=0 skips diffusers.
+# FLUX2_PIPELINE_FREE_GB=24 runs ours as on a card of that size: another process (PyTorch) holds all but that many
+# GB of the device meanwhile, so a run that needs more fails with out of memory.
 if [ -n "${FLUX2_PIPELINE_BENCH:-}" ] && ! python3 -c "import diffusers" 2>/dev/null &&
   ls third_party/whl-diffusers/*.whl >/dev/null 2>&1; then
   pip install -q --no-deps --target /tmp/flux2-whl third_party/whl-diffusers/*.whl >/dev/null 2>&1 &&
@@ -267,12 +269,27 @@ for model in ${FLUX2_PIPELINE_BENCH:-}; do
   synthetic_pipeline "$model"
   IFS='|' read -ra runs <<<"${FLUX2_PIPELINE_ARGS:-}"
   [ ${#runs[@]} -eq 0 ] && runs=("")
+  blocker=
+  if [ -n "${FLUX2_PIPELINE_FREE_GB:-}" ]; then
+    python3 - "$FLUX2_PIPELINE_FREE_GB" <<'PY' &
+import sys, time, torch
+free, total = torch.cuda.mem_get_info()
+x = torch.empty(free - int(float(sys.argv[1]) * 1e9), dtype=torch.uint8, device="cuda")
+print(f"device memory held by a blocker: {free / 1e9 - float(sys.argv[1]):.2f} GB; free now "
+      f"{torch.cuda.mem_get_info()[0] / 1e9:.2f} of {total / 1e9:.2f} GB", flush=True)
+time.sleep(100000)
+PY
+    blocker=$!
+    sleep 20  # PyTorch's start and the allocation
+  fi
   for args in "${runs[@]}"; do
-    echo "-- flux2 $args" | tee -a "$out/pipeline_bench.txt"
+    echo "-- flux2 $args${FLUX2_PIPELINE_FREE_GB:+ (${FLUX2_PIPELINE_FREE_GB} GB of the device free)}" |
+      tee -a "$out/pipeline_bench.txt"
     ./build-gpu/flux2 bench --pipeline "$dir" --device cuda --resolutions "${FLUX2_PIPELINE_RES:-1024}" \
       --repeat "${FLUX2_PIPELINE_REPEAT:-2}" $args 2>&1 | grep -vE "^\[flux2 (info|debug)\] (step|pipeline bench|loaded|components)" |
       tee -a "$out/pipeline_bench.txt"
   done
+  [ -n "$blocker" ] && kill "$blocker" && wait "$blocker" 2>/dev/null
   [ "${FLUX2_PIPELINE_BASELINE:-1}" = 0 ] && continue
   PYTHONUNBUFFERED=1 python3 bench/diffusers_flux2_pipeline.py --model "$model" \
     --resolutions "${FLUX2_PIPELINE_RES:-1024}" 2>&1 | grep -v Warning | tee -a "$out/pipeline_bench.txt"

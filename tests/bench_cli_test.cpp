@@ -176,7 +176,7 @@ TEST_F(Cli, BenchPipelineTimesEveryPhase) {
     ASSERT_EQ(r.exit_code, 0) << r;
     EXPECT_TRUE(contains(r.out,
                          "encode s denoise s    s/step  decode s    total s    peak GB     enc GB denoise GB "
-                         " decode GB"))
+                         " decode GB  device GB"))
         << r.out;
     EXPECT_TRUE(contains(r.out, "(after loading)")) << r.out;
     for (const char* row : {"cpu    32         2 ", "cpu    64         2 "}) {
@@ -184,12 +184,13 @@ TEST_F(Cli, BenchPipelineTimesEveryPhase) {
         // Every phase has its own peak (the process's resident set here), and the request's is their largest.
         const size_t at = r.out.find(row);
         std::istringstream line(r.out.substr(at, r.out.find('\n', at) - at));
-        std::string path, res, steps, load;
+        std::string path, res, steps, load, device;
         double encode = 0, denoise = 0, per_step = 0, decode = 0, total = 0, peak = 0, enc_gb = 0, den_gb = 0,
                dec_gb = 0;
         line >> path >> res >> steps >> load >> encode >> denoise >> per_step >> decode >> total >> peak >> enc_gb >>
-            den_gb >> dec_gb;
+            den_gb >> dec_gb >> device;
         ASSERT_FALSE(line.fail()) << r.out;
+        EXPECT_EQ(device, "-") << "the CPU has no device memory to report\n" << r.out;
         for (double gb : {enc_gb, den_gb, dec_gb}) {
             EXPECT_GT(gb, 0.0) << r.out;
             EXPECT_LE(gb, peak) << r.out;

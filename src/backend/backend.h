@@ -118,6 +118,9 @@ public:
     // Memory held now (device memory of eager tensors on a GPU, resident set on the CPU), in bytes: between steps,
     // about the weights.
     virtual int64_t memory_in_use_bytes() const = 0;
+    // The device's memory in use now as its driver sees it, in bytes: every process's, with the CUDA contexts, the
+    // libraries' kernels and the allocators' free reserves, which the figures above leave out. -1 without a device.
+    virtual int64_t device_memory_used_bytes() const { return -1; }
     // Gives back to the device what the backend keeps for reuse: on a GPU the recorded steps' intermediates (kept
     // between replays, mapped again at the next one) and the allocator's freed blocks. Before the VAE decode under
     // --offload, so that the decode's activations take the place of the step's rather than coming on top.

@@ -34,10 +34,11 @@ void run_pipeline_bench(const PipelineBench& b) {
     check(b.repeats >= 1, "--repeat must be at least 1, got ", b.repeats);
     for (const int r : b.resolutions)
         check(r >= 16 && r % 16 == 0, "--resolutions: sizes must be multiples of 16, got ", r);
-    // Peaks per phase (each counts what earlier phases left: weights, a recorded step's memory) and overall.
-    std::printf("%-6s %-6s %5s %9s %10s %9s %9s %9s %10s %10s %10s %10s %10s\n", "path", "res", "steps", "load s",
+    // Peaks per phase (each counts what earlier phases left: weights, a recorded step's memory) and overall; then
+    // the device's used memory as the driver sees it (EngineResult::device_used_bytes): what the card must hold.
+    std::printf("%-6s %-6s %5s %9s %10s %9s %9s %9s %10s %10s %10s %10s %10s %10s\n", "path", "res", "steps", "load s",
                 "encode s", "denoise s", "s/step", "decode s", "total s", "peak GB", "enc GB", "denoise GB",
-                "decode GB");
+                "decode GB", "device GB");
     for (const BackendOptions& path : b.paths) {
         EngineOptions options;
         options.components.model_path = b.folder;
@@ -64,8 +65,8 @@ void run_pipeline_bench(const PipelineBench& b) {
         std::string label = path.precision.empty() ? engine->backend().name() : path.precision;
         label += attention_label(path.attention);
         if (engine->offload() != Offload::none) label += str("/", offload_name(engine->offload()));
-        std::printf("%-6s %-6s %5s %9.2f %10s %9s %9s %9s %10s %10.2f %10s %10s %10s  (after loading)\n", label.c_str(),
-                    "-", "-", load, "-", "-", "-", "-", "-", loaded_gb, "-", "-", "-");
+        std::printf("%-6s %-6s %5s %9.2f %10s %9s %9s %9s %10s %10.2f %10s %10s %10s %10s  (after loading)\n",
+                    label.c_str(), "-", "-", load, "-", "-", "-", "-", "-", loaded_gb, "-", "-", "-", "-");
         std::fflush(stdout);
         for (const int res : b.resolutions) {
             EngineRequest request;
@@ -77,7 +78,7 @@ void run_pipeline_bench(const PipelineBench& b) {
             engine->generate(request);
             std::vector<double> encode, denoise, decode, total;
             int steps = 0;
-            int64_t peak = 0, encode_peak = 0, denoise_peak = 0, decode_peak = 0;
+            int64_t peak = 0, encode_peak = 0, denoise_peak = 0, decode_peak = 0, device_used = -1;
             for (int i = 0; i < b.repeats; ++i) {
                 const auto t = std::chrono::steady_clock::now();
                 const EngineResult r = engine->generate(request);
@@ -90,11 +91,14 @@ void run_pipeline_bench(const PipelineBench& b) {
                 encode_peak = std::max(encode_peak, r.encode_peak_bytes);
                 denoise_peak = std::max(denoise_peak, r.denoise_peak_bytes);
                 decode_peak = std::max(decode_peak, r.decode_peak_bytes);
+                device_used = std::max(device_used, r.device_used_bytes);
             }
             const double d = median(denoise);
-            std::printf("%-6s %-6d %5d %9s %10.3f %9.3f %9.4f %9.3f %10.3f %10.2f %10.2f %10.2f %10.2f\n",
+            char device[32] = "-";
+            if (device_used >= 0) std::snprintf(device, sizeof device, "%.2f", device_used / 1e9);
+            std::printf("%-6s %-6d %5d %9s %10.3f %9.3f %9.4f %9.3f %10.3f %10.2f %10.2f %10.2f %10.2f %10s\n",
                         label.c_str(), res, steps, "-", median(encode), d, d / std::max(1, steps), median(decode),
-                        median(total), peak / 1e9, encode_peak / 1e9, denoise_peak / 1e9, decode_peak / 1e9);
+                        median(total), peak / 1e9, encode_peak / 1e9, denoise_peak / 1e9, decode_peak / 1e9, device);
             std::fflush(stdout);
         }
     }

@@ -78,6 +78,7 @@ EngineResult Flux2Engine::generate(const EngineRequest& r, const ProgressFn& pro
         log_debug("offload: text encoder weights released (", prompt_encoder_->release_device_weights(), " linears)");
     out.text_encoder_seconds = seconds_since(t0);
     out.encode_peak_bytes = backend_->peak_memory_bytes();
+    out.device_used_bytes = backend_->device_memory_used_bytes();
     backend_->reset_peak_memory();
 
     GenerateParams params;
@@ -93,6 +94,7 @@ EngineResult Flux2Engine::generate(const EngineRequest& r, const ProgressFn& pro
     const std::function<void()> release = release_before_decode(offload_.mode, *transformer_, *backend_);
     params.before_decode = [&] {
         out.denoise_peak_bytes = backend_->peak_memory_bytes();
+        out.device_used_bytes = std::max(out.device_used_bytes, backend_->device_memory_used_bytes());
         if (release) release();
         backend_->reset_peak_memory();
     };
@@ -108,6 +110,7 @@ EngineResult Flux2Engine::generate(const EngineRequest& r, const ProgressFn& pro
     out.decode_seconds = g.decode_seconds;
     out.decode_peak_bytes = backend_->peak_memory_bytes();
     out.peak_memory_bytes = std::max({out.encode_peak_bytes, out.denoise_peak_bytes, out.decode_peak_bytes});
+    out.device_used_bytes = std::max(out.device_used_bytes, backend_->device_memory_used_bytes());
     return out;
 }
 

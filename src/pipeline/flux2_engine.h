@@ -55,6 +55,11 @@ struct EngineResult {
     // A phase's peak counts what stays from earlier ones (weights, a recorded step's memory).
     int64_t encode_peak_bytes = 0, denoise_peak_bytes = 0, decode_peak_bytes = 0;
     int64_t peak_memory_bytes = 0;
+    // The device's used memory as its driver sees it (Backend::device_memory_used_bytes: contexts, libraries and
+    // the allocators' reserves included, every process's) at the end of each phase, the highest; -1 without a
+    // device. The allocators keep what a phase reserved until a trim, so this is what a card of that size must
+    // hold, where the peaks above count only the tensors.
+    int64_t device_used_bytes = -1;
 };
 
 class PromptEncoder;

@@ -252,6 +252,12 @@ int64_t CudaBackend::memory_in_use_bytes() const {
     return static_cast<int64_t>(used) + parkable_bytes_->current();
 }
 
+int64_t CudaBackend::device_memory_used_bytes() const {
+    size_t free = 0, total = 0;
+    FLUX2_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    return static_cast<int64_t>(total - free);
+}
+
 Tensor CudaBackend::zeros(const Shape& shape) {
     Tensor t = empty(shape, DType::BF16);
     if (t.numel()) FLUX2_CUDA_CHECK(cudaMemsetAsync(t.raw(), 0, t.nbytes(), stream_->get()));

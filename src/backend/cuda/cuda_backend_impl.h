@@ -82,6 +82,7 @@ public:
     void release_cached_memory() override;
     int64_t memory_in_use_bytes() const override;
     int64_t memory_capacity_bytes() const override { return memory_capacity_; }
+    int64_t device_memory_used_bytes() const override;
 
     Tensor linear(const Tensor& x, const LinearWeight& w) override;
 

@@ -30,6 +30,14 @@ Stream::~Stream() {
 std::shared_ptr<void> allocate(size_t bytes, const std::shared_ptr<Stream>& stream) {
     void* p = nullptr;
     cudaError_t status = cudaMallocAsync(&p, bytes > 0 ? bytes : 1, stream->get());
+    if (status == cudaErrorMemoryAllocation) {
+        cudaGetLastError();  // not sticky: clear it so that the caller's next CUDA call does not report it
+        size_t free = 0, total = 0;
+        cudaMemGetInfo(&free, &total);
+        fail("cuda: out of memory allocating ", bytes / 1e9, " GB on the device (", free / 1e9, " of ", total / 1e9,
+             " GB free); lower --resident-budget, or use --offload layers, --offload model or --vae-tiling "
+             "(docs/CLI.md)");
+    }
     check(status == cudaSuccess, "cuda: cannot allocate ", bytes,
           " bytes of device memory: ", cudaGetErrorString(status));
     const bool recorded = stream->recording();
