@@ -6,6 +6,9 @@
 
 #include "cuda_test_util.h"
 #include "quant/float_codecs.h"
+#ifdef FLUX2_HAVE_CUDA
+#include "backend/cuda/attention_wide_head.h"
+#endif
 
 namespace flux2::test {
 namespace {
@@ -72,6 +75,28 @@ TEST_F(CudaAttention, WideHeadsMatchSoftmaxReference) {
         ASSERT_TRUE(all_finite(got));
         EXPECT_LE(rel_error(got, attention_ref(q, k, v)), kTol) << c.B << "x" << c.L << "x" << c.H << "x" << c.Dh;
     }
+}
+
+// The wide-head path holds its scores a chunk of queries at a time (the VAE at 1024² takes four chunks): chunks of
+// a few rows, the last one partial, give the same attention.
+TEST_F(CudaAttention, WideHeadChunksMatchSoftmaxReference) {
+#ifdef FLUX2_HAVE_CUDA
+    const int64_t B = 2, L = 45, H = 2, Dh = 320;
+    const Tensor q = randn({B, L, H, Dh}, 0.3f), k = randn({B, L, H, Dh}, 0.3f), v = randn({B, L, H, Dh});
+    const Tensor dq = up(q), dk = up(k), dv = up(v);
+    Tensor o = be->uninitialized({B, L, H, Dh});
+    be->synchronize();
+    int device = 0;
+    ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+    auto stream = std::make_shared<cuda::Stream>(device);
+    cuda::WideHeadAttention wide(stream, 8 * 4 * L * H);  // 8 query rows a chunk: 6 chunks, the last of 5 rows
+    wide.run(static_cast<const cuda::bf16*>(dq.raw()), static_cast<const cuda::bf16*>(dk.raw()),
+             static_cast<const cuda::bf16*>(dv.raw()), static_cast<cuda::bf16*>(o.raw()), B, L, H, Dh, H * Dh, H * Dh);
+    ASSERT_EQ(cudaStreamSynchronize(stream->get()), cudaSuccess);
+    const std::vector<float> got = down(o);
+    ASSERT_TRUE(all_finite(got));
+    EXPECT_LE(rel_error(got, attention_ref(q, k, v)), kTol);
+#endif
 }
 
 // FP8 attention: E4M3 Q, K, V (one scale each, from the tensor's amax), probabilities and output. E4M3 keeps 3

@@ -11,8 +11,6 @@
 namespace flux2::cuda {
 
 namespace {
-// Scores held at once: rows x L fp32, at most this many bytes (plus the same count of BF16 probabilities).
-constexpr int64_t kScoreBudgetBytes = int64_t{1} << 30;
 constexpr int kSoftmaxThreads = 256;
 
 void check_cublas(cublasStatus_t s, const char* what) {
@@ -43,7 +41,8 @@ __global__ void softmax_rows_kernel(const float* s, bf16* p, int64_t L, float sc
 }
 }  // namespace
 
-WideHeadAttention::WideHeadAttention(std::shared_ptr<Stream> stream) : stream_(std::move(stream)) {}
+WideHeadAttention::WideHeadAttention(std::shared_ptr<Stream> stream, int64_t score_budget_bytes)
+    : stream_(std::move(stream)), score_budget_bytes_(score_budget_bytes) {}
 
 WideHeadAttention::~WideHeadAttention() {
     if (handle_) cublasDestroy(static_cast<cublasHandle_t>(handle_));
@@ -60,7 +59,8 @@ void WideHeadAttention::run(const bf16* q, const bf16* k, const bf16* v, bf16* o
     auto* handle = static_cast<cublasHandle_t>(handle_);
     check_cublas(cublasSetStream(handle, stream_->get()), "set stream");
     const int64_t qk_row = H * Dh;
-    const int64_t rows = std::max<int64_t>(1, std::min(L, kScoreBudgetBytes / (4 * L * H)));
+    // Query rows per chunk: rows x L fp32 scores per head within the budget (plus as many BF16 probabilities).
+    const int64_t rows = std::max<int64_t>(1, std::min(L, score_budget_bytes_ / (4 * L * H)));
     std::shared_ptr<void> scores = allocate(static_cast<size_t>(H * rows * L) * sizeof(float), stream_);
     std::shared_ptr<void> probs = allocate(static_cast<size_t>(H * rows * L) * sizeof(bf16), stream_);
     auto* S = static_cast<float*>(scores.get());
