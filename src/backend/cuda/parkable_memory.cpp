@@ -85,6 +85,7 @@ void MappedBytes::add(int64_t bytes) {
 
 ParkableMemory::ParkableMemory(size_t bytes, int device, std::shared_ptr<MappedBytes> counter)
     : device_(device), counter_(std::move(counter)) {
+    FLUX2_CUDA_CHECK(cudaSetDevice(device_));
     const Driver& d = driver();
     const CUmemAllocationProp prop = device_memory(device);
     size_t granularity = 0;
@@ -116,6 +117,7 @@ ParkableMemory::~ParkableMemory() {
 
 void ParkableMemory::park() {
     if (parked()) return;
+    FLUX2_CUDA_CHECK(cudaSetDevice(device_));  // the driver calls act on the calling thread's current context
     const Driver& d = driver();
     FLUX2_CU_CHECK(d.unmap(address_, bytes_));
     FLUX2_CU_CHECK(d.release(handle_));
@@ -125,6 +127,7 @@ void ParkableMemory::park() {
 
 void ParkableMemory::unpark() {
     if (!parked()) return;
+    FLUX2_CUDA_CHECK(cudaSetDevice(device_));  // as in park(): a server's worker thread may call first
     const Driver& d = driver();
     const CUmemAllocationProp prop = device_memory(device_);
     CUmemGenericAllocationHandle handle = 0;
