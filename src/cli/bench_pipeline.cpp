@@ -27,6 +27,14 @@ double median(std::vector<double> v) {
 // A prompt of ordinary length (about 20 tokens); the text encoder runs over the padded 512 tokens anyway.
 constexpr const char* kPrompt = "a lighthouse on a rocky coast at dusk, waves breaking, warm light in the windows";
 
+// GB with two decimals, or "-" where the backend has no device figure (-1).
+std::string device_gb(int64_t bytes) {
+    if (bytes < 0) return "-";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2f", bytes / 1e9);
+    return text;
+}
+
 }  // namespace
 
 void run_pipeline_bench(const PipelineBench& b) {
@@ -62,11 +70,14 @@ void run_pipeline_bench(const PipelineBench& b) {
         const auto engine = Flux2Engine::load(options);
         const double load = seconds_since(t0);
         const double loaded_gb = engine->backend().peak_memory_bytes() / 1e9;
+        // The device's used memory now: the weights loaded so far plus the CUDA context and libraries.
+        const std::string loaded_device = device_gb(engine->backend().device_memory_used_bytes());
         std::string label = path.precision.empty() ? engine->backend().name() : path.precision;
         label += attention_label(path.attention);
         if (engine->offload() != Offload::none) label += str("/", offload_name(engine->offload()));
         std::printf("%-6s %-6s %5s %9.2f %10s %9s %9s %9s %10s %10.2f %10s %10s %10s %10s  (after loading)\n",
-                    label.c_str(), "-", "-", load, "-", "-", "-", "-", "-", loaded_gb, "-", "-", "-", "-");
+                    label.c_str(), "-", "-", load, "-", "-", "-", "-", "-", loaded_gb, "-", "-", "-",
+                    loaded_device.c_str());
         std::fflush(stdout);
         for (const int res : b.resolutions) {
             EngineRequest request;
@@ -94,11 +105,10 @@ void run_pipeline_bench(const PipelineBench& b) {
                 device_used = std::max(device_used, r.device_used_bytes);
             }
             const double d = median(denoise);
-            char device[32] = "-";
-            if (device_used >= 0) std::snprintf(device, sizeof device, "%.2f", device_used / 1e9);
             std::printf("%-6s %-6d %5d %9s %10.3f %9.3f %9.4f %9.3f %10.3f %10.2f %10.2f %10.2f %10.2f %10s\n",
                         label.c_str(), res, steps, "-", median(encode), d, d / std::max(1, steps), median(decode),
-                        median(total), peak / 1e9, encode_peak / 1e9, denoise_peak / 1e9, decode_peak / 1e9, device);
+                        median(total), peak / 1e9, encode_peak / 1e9, denoise_peak / 1e9, decode_peak / 1e9,
+                        device_gb(device_used).c_str());
             std::fflush(stdout);
         }
     }
