@@ -180,5 +180,37 @@ TEST(CudaOffload, StreamedLayersGiveTheResidentOutputs) {
 #endif
 }
 
+// Precomputed timestep conditioning (precompute_conditioning) on the GPU: the recorded step is made again with the
+// conditioning as its input and gives what the step computing it gave, eager and replayed; under --offload layers
+// the conditioning linears then leave the device, and the steps still give the same.
+TEST(CudaOffload, PrecomputedConditioningReplays) {
+#ifdef FLUX2_HAVE_CUDA
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible (scripts/device-test.sh runs it)";
+    Flux2Inputs in = test::tiny_klein_case0();
+    const int64_t B = in.hidden_states.dim(0);
+    const float t = in.timestep[0];
+    in.timestep.assign(B, t);
+    auto backend = make_backend(test::cuda_options("fp8"));
+    for (const bool layers : {false, true}) {
+        SCOPED_TRACE(layers ? "--offload layers" : "resident");
+        Flux2Transformer model = Flux2Transformer::load(test::data_path("tiny-klein-nvfp4.safetensors"), *backend);
+        if (layers) EXPECT_NE(model.stream_block_weights().find("linears in"), std::string::npos);
+        const std::vector<float> eager = model.forward(in).to_vector();
+        model.forward(in);  // recorded
+        const std::vector<float> replayed = model.forward(in).to_vector();
+        backend->synchronize();
+        const int64_t held = backend->memory_in_use_bytes();
+        model.precompute_conditioning({0.9f, t}, std::nullopt, B);
+        backend->synchronize();
+        if (layers) EXPECT_LT(backend->memory_in_use_bytes(), held) << "the conditioning linears stay on the device";
+        EXPECT_EQ(model.forward(in).to_vector(), eager);  // recorded anew, with the conditioning as an input
+        EXPECT_EQ(model.forward(in).to_vector(), replayed);
+        EXPECT_EQ(model.forward(in).to_vector(), replayed);
+    }
+#else
+    GTEST_SKIP() << "this build has no CUDA backend";
+#endif
+}
+
 }  // namespace
 }  // namespace flux2

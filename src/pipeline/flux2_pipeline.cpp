@@ -167,7 +167,14 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
              out.guidance_scale, cfg ? " (true CFG)" : "", ", batch ", B,
              refs ? str(", ", p.reference_images.size(), " reference image(s)") : std::string());
 
-    // 6. Denoising loop.
+    // 6. The timestep conditioning of every step, ahead of them: the steps copy theirs in, and under --offload
+    // layers the linears that make it leave the device meanwhile. Part of the request's time, not of the steps'.
+    std::vector<float> sigmas;
+    for (int i = 0; i < out.num_steps; ++i) sigmas.push_back(schedule.timesteps[i] / 1000.0f);
+    transformer_.precompute_conditioning(sigmas,
+                                         cond.guidance ? std::optional<float>(out.guidance_scale) : std::nullopt, B);
+
+    // 7. Denoising loop.
     const auto denoise_start = std::chrono::steady_clock::now();
     for (int i = 0; i < out.num_steps; ++i) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -192,7 +199,7 @@ GenerateOutput Flux2Pipeline::generate(const GenerateParams& p, const Tensor& pr
                 {i + 1, out.num_steps, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
     }
 
-    // 7. Decode.
+    // 8. Decode.
     const auto decode_start = std::chrono::steady_clock::now();
     out.denoise_seconds = std::chrono::duration<double>(decode_start - denoise_start).count();
     out.latents = be.download(latents);

@@ -10,6 +10,7 @@ int Flux2Transformer::release_device_weights() {
     check(!peers_ && !ulysses_ && !tp_ && !guidance_peer_,
           "releasing the transformer's device weights (--offload model) is for one device, not a rank group");
     replays_.clear();  // recordings hold the prepared buffers
+    conditioning_cache_.clear();
     int released = 0;
     for (LinearWeight* w : all_linears()) released += release_prepared(*w) > 0;
     return released;
@@ -19,11 +20,17 @@ std::string Flux2Transformer::stream_block_weights(const LayerStreamOptions& opt
     check(!peers_ && !ulysses_ && !tp_ && !guidance_peer_,
           "streaming the transformer's weights (--offload layers) is for one device, not a rank group");
     replays_.clear();  // recordings hold the resident weights' buffers
+    conditioning_cache_.clear();
+    conditioning_pinning_.reset();
     layer_stream_.reset();
     std::vector<std::vector<const LinearWeight*>> groups;
     for (const std::vector<LinearWeight*>& block : block_linears()) groups.emplace_back(block.begin(), block.end());
     layer_stream_ = backend_->stream_layers(groups, options);
-    return layer_stream_ ? layer_stream_->describe() : std::string();
+    if (!layer_stream_) return std::string();
+    // precompute_conditioning gives the conditioning linears' device copies back after each use: page-locked, they
+    // come back at the bus's full speed.
+    conditioning_pinning_ = backend_->pin_host_weights(conditioning_linears());
+    return layer_stream_->describe();
 }
 
 void Flux2Transformer::release_stream_buffers() {

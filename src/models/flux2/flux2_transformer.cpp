@@ -114,6 +114,7 @@ std::vector<std::vector<LinearWeight*>> Flux2Transformer::block_linears() {
 
 void Flux2Transformer::set_loras(const std::vector<ActiveLora>& loras) {
     attach_loras(loras);
+    conditioning_cache_.clear();  // made with the previous adapters
     if (peers_) peers_->set_loras(loras);
     if (guidance_peer_) guidance_peer_->set_loras(loras);
 }
@@ -171,9 +172,10 @@ void Flux2Transformer::validate(const Flux2Inputs& in) const {
 struct Flux2Transformer::HostStepInputs {
     const Tensor* hidden_states;          // host F32 or an F32 state on the backend
     const Tensor* encoder_hidden_states;  // host F32 or on the backend
-    Tensor timestep_proj, guidance_proj;
-    Tensor ids;       // [Lt + Li, 4], text first (FLUX2_SPEC.md §1.3 step 6)
-    Tensor cos, sin;  // RoPE tables of ids, once compute_rope ran
+    Tensor timestep_proj, guidance_proj;  // unless precomputed
+    const Conditioning* conditioning;     // precomputed (precompute_conditioning), or null
+    Tensor ids;                           // [Lt + Li, 4], text first (FLUX2_SPEC.md §1.3 step 6)
+    Tensor cos, sin;                      // RoPE tables of ids, once compute_rope ran
 };
 
 namespace {
@@ -181,14 +183,11 @@ bool on_backend(const Tensor& t) { return t.device() != Device::cpu; }
 }  // namespace
 
 Flux2Transformer::HostStepInputs Flux2Transformer::host_inputs(const Flux2Inputs& in) const {
-    HostStepInputs h{&in.hidden_states, &in.encoder_hidden_states, {}, {}, {}, {}, {}};
-    auto projection = [&](const std::vector<float>& values) {
-        std::vector<float> scaled(values.size());
-        for (size_t i = 0; i < values.size(); ++i) scaled[i] = values[i] * 1000.0f;
-        return timestep_projection(scaled, config_.timestep_guidance_channels);
-    };
-    h.timestep_proj = projection(in.timestep);
-    if (config_.guidance_embeds) h.guidance_proj = projection(*in.guidance);
+    HostStepInputs h{&in.hidden_states, &in.encoder_hidden_states, {}, {}, precomputed_conditioning(in), {}, {}, {}};
+    if (!h.conditioning) {
+        h.timestep_proj = projection(in.timestep);
+        if (config_.guidance_embeds) h.guidance_proj = projection(*in.guidance);
+    }
     const int64_t Lt = in.txt_ids.dim(0), Li = in.img_ids.dim(0);
     h.ids = Tensor::zeros({Lt + Li, 4});
     std::copy_n(in.txt_ids.f32(), Lt * 4, h.ids.f32());
@@ -207,8 +206,14 @@ Flux2Transformer::StepInputs Flux2Transformer::allocate_inputs(const HostStepInp
     StepInputs d;
     d.hidden_states = be.uninitialized(in.hidden_states->shape());
     d.encoder_hidden_states = be.uninitialized(in.encoder_hidden_states->shape());
-    d.timestep_proj = be.uninitialized(in.timestep_proj.shape());
-    if (in.guidance_proj.defined()) d.guidance_proj = be.uninitialized(in.guidance_proj.shape());
+    if (in.conditioning) {
+        const Conditioning& c = *in.conditioning;
+        d.conditioning = {be.uninitialized(c.mod_img.shape()), be.uninitialized(c.mod_txt.shape()),
+                          be.uninitialized(c.mod_single.shape()), be.uninitialized(c.mod_out.shape())};
+    } else {
+        d.timestep_proj = be.uninitialized(in.timestep_proj.shape());
+        if (in.guidance_proj.defined()) d.guidance_proj = be.uninitialized(in.guidance_proj.shape());
+    }
     d.cos = be.uninitialized(in.cos.shape());
     d.sin = be.uninitialized(in.sin.shape());
     return d;
@@ -227,22 +232,16 @@ void Flux2Transformer::refill_inputs(const HostStepInputs& in, StepInputs& dst) 
     } else {
         be.upload_into(context, dst.encoder_hidden_states);
     }
-    be.upload_into(in.timestep_proj, dst.timestep_proj);
-    if (in.guidance_proj.defined()) be.upload_into(in.guidance_proj, dst.guidance_proj);
+    if (in.conditioning) {
+        copy_conditioning(*in.conditioning, dst.conditioning);
+    } else {
+        be.upload_into(in.timestep_proj, dst.timestep_proj);
+        if (in.guidance_proj.defined()) be.upload_into(in.guidance_proj, dst.guidance_proj);
+    }
     if (in.cos.defined()) {
         be.upload_into(in.cos, dst.cos);
         be.upload_into(in.sin, dst.sin);
     }
-}
-
-Tensor Flux2Transformer::time_embedding(const StepInputs& in) const {
-    Backend& be = *backend_;
-    auto embed = [&](const Tensor& proj, const LinearWeight& l1, const LinearWeight& l2) {
-        return be.linear(be.silu(be.linear(proj, l1)), l2);
-    };
-    Tensor temb = embed(in.timestep_proj, time_linear_1_, time_linear_2_);
-    if (config_.guidance_embeds) temb = be.add(temb, embed(in.guidance_proj, guidance_linear_1_, guidance_linear_2_));
-    return temb;  // [B, D]
 }
 
 void Flux2Transformer::project_qkv(const std::vector<LinearWeight>& qkv, const Tensor& x, const Tensor& norm_q,
@@ -325,10 +324,8 @@ void Flux2Transformer::run_step(const StepInputs& in, Tensor& out) const {
     const int64_t D = config_.inner_dim();
     const int64_t Li = in.hidden_states.dim(1), Lt = in.encoder_hidden_states.dim(1);
 
-    Tensor temb = time_embedding(in);
-    Tensor act = be.silu(temb);
-    Tensor mod_img = be.linear(act, mod_img_), mod_txt = be.linear(act, mod_txt_);
-    Tensor mod_single = be.linear(act, mod_single_);
+    const Conditioning c = in.conditioning.defined() ? in.conditioning : conditioning(in);
+    const Tensor &mod_img = c.mod_img, &mod_txt = c.mod_txt, &mod_single = c.mod_single;
 
     Tensor img = be.linear(in.hidden_states, x_embedder_);
     Tensor txt = be.linear(in.encoder_hidden_states, context_embedder_);
@@ -350,7 +347,7 @@ void Flux2Transformer::run_step(const StepInputs& in, Tensor& out) const {
     h = be.slice(h, kSeq, Lt, Li);
 
     // Final AdaLN: diffusers order (scale, shift) — BFL checkpoints were swapped when bound.
-    Tensor e = be.linear(act, norm_out_);
+    const Tensor& e = c.mod_out;
     h = be.layer_norm_modulate_for(proj_out_, h, be.slice(e, 1, D, D), be.slice(e, 1, 0, D), config_.eps);
     Tensor v = be.linear(h, proj_out_);
     be.copy_into(v, 0, config_.out_channels, out, 0, 0);
@@ -486,6 +483,12 @@ Tensor Flux2Transformer::step(const Flux2Inputs& in, const std::tuple<int64_t, i
         return out;
     }
     auto [it, first] = replays_.try_emplace(shape);
+    if (!first && it->second.inputs.conditioning.defined() != (host.conditioning != nullptr)) {
+        // Recorded with the conditioning computed in the step and now precomputed, or the other way round: the
+        // recording's inputs differ, so it is made again.
+        replays_.erase(it);
+        return step(in, shape);
+    }
     Replay& r = it->second;
     if (first) {
         // The first step of a shape runs op by op (weights are prepared, GEMM and attention plans chosen), then the

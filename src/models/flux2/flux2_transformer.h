@@ -120,6 +120,16 @@ public:
     // full bus speed (Backend::pin_host_weights). Returns what was locked, for the log ("" where nothing was).
     std::string pin_host_weights();
 
+    // The steps' timestep conditioning, computed ahead: for each of `timesteps` (sigmas, as Flux2Inputs::timestep)
+    // with a batch of `batch` and, for dev, `guidance`, the timestep (and guidance) embedding and the modulation made
+    // from it, by the ops a step runs, so with the same values, kept on the device. A later forward whose timestep
+    // and guidance match one of them uses it instead of computing it. Under --offload layers the conditioning
+    // linears then give their device copies back (dev: ~1.4 GB of BF16 weights that a step no longer needs) until
+    // the next call uploads them again. Each call replaces the previous one's; set_loras, release_device_weights and
+    // stream_block_weights drop them. Nothing in a rank group (every rank computes its own).
+    void precompute_conditioning(const std::vector<float>& timesteps, const std::optional<float>& guidance,
+                                 int64_t batch) const;
+
     // The velocities for the conditional and the unconditional inputs of true CFG (klein base): at the same time on
     // two devices when a guidance peer is set (set_guidance_peer), else one after the other on this one.
     std::pair<Tensor, Tensor> forward_guided(const Flux2Inputs& cond, const Flux2Inputs& uncond) const;
@@ -141,11 +151,18 @@ private:
         Tensor norm_q, norm_k;
     };
 
+    // What a step's timestep (and guidance) make: the modulation of the double blocks' image and text streams
+    // [B, 6D], of the single blocks [B, 3D] and of the final norm [B, 2D].
+    struct Conditioning {
+        Tensor mod_img, mod_txt, mod_single, mod_out;
+        bool defined() const { return mod_img.defined(); }
+    };
     // A step's inputs on the backend: everything the host computes (embeddings of the timestep and guidance, RoPE
     // tables) is uploaded before the first op, so a recorded step has no host work inside.
     struct StepInputs {
         Tensor hidden_states, encoder_hidden_states;  // [B, Li, in_channels], [B, Lt, joint_attention_dim]
         Tensor timestep_proj, guidance_proj;          // [B, timestep_guidance_channels]; guidance: dev only
+        Conditioning conditioning;                    // instead of the projections: copied from precomputed ones
         Tensor cos, sin;                              // [Lt + Li, head_dim], text first
     };
     // A recorded step for one input shape: its input and output tensors and the recording.
@@ -177,7 +194,14 @@ private:
     void attend(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out, int64_t out_col) const;
     // The q or k buffer of one attention (Backend::attention_qk_buffer, BF16 under sequence parallelism).
     Tensor qk_buffer(const Shape& shape, const std::vector<const Tensor*>& norm_weights) const;
-    Tensor time_embedding(const StepInputs& in) const;
+    // The host projection [B, timestep_guidance_channels] of sigmas (or guidance scales), scaled by 1000.
+    Tensor projection(const std::vector<float>& values) const;
+    // The conditioning of a step from its projections, or its precomputed one (flux2_conditioning.cpp).
+    Conditioning conditioning(const StepInputs& in) const;
+    const Conditioning* precomputed_conditioning(const Flux2Inputs& in) const;
+    void copy_conditioning(const Conditioning& src, Conditioning& dst) const;
+    // The linears only the conditioning uses: the timestep and guidance embedders and the modulation linears.
+    std::vector<const LinearWeight*> conditioning_linears() const;
     void double_block(const DoubleBlock& blk, Tensor& img, Tensor& txt, const Tensor& mod_img, const Tensor& mod_txt,
                       const Tensor& cos, const Tensor& sin) const;
     void single_block(const SingleBlock& blk, Tensor& h, const Tensor& mod, const Tensor& cos, const Tensor& sin) const;
@@ -216,6 +240,8 @@ private:
     // By (B, Li, Lt) of the whole sequence: under sequence parallelism a rank's share alone does not fix the sizes
     // its recorded exchanges move.
     mutable std::map<std::tuple<int64_t, int64_t, int64_t>, Replay> replays_;
+    // precompute_conditioning's, by a step's timestep values followed by its guidance values.
+    mutable std::map<std::vector<float>, Conditioning> conditioning_cache_;
     std::shared_ptr<UlyssesAttention> ulysses_;
     std::shared_ptr<ForwardPeers> peers_;
     std::shared_ptr<Communicator> tp_;
@@ -223,6 +249,7 @@ private:
     // Last, so that they go first: they hold host weights page-locked.
     std::unique_ptr<LayerStream> layer_stream_;
     std::unique_ptr<HostPinning> host_pinning_;
+    std::unique_ptr<HostPinning> conditioning_pinning_;  // --offload layers: conditioning_linears(), for the uploads
 };
 
 }  // namespace flux2
