@@ -64,7 +64,7 @@ std::vector<const LinearWeight*> Flux2Transformer::conditioning_linears() const 
 void Flux2Transformer::precompute_conditioning(const std::vector<float>& timesteps,
                                                const std::optional<float>& guidance, int64_t batch) const {
     conditioning_cache_.clear();
-    if (peers_ || ulysses_ || tp_ || guidance_peer_) return;
+    if (in_rank_group()) return;
     check(batch >= 1, "precompute_conditioning: batch must be at least 1, got ", batch);
     check(guidance.has_value() == config_.guidance_embeds, "precompute_conditioning: this model ",
           config_.guidance_embeds ? "has a guidance embedding: guidance is required"
@@ -85,8 +85,7 @@ void Flux2Transformer::precompute_conditioning(const std::vector<float>& timeste
     if (!layer_stream_) return;
     // --offload layers: the steps read the cache, so the linears' device copies go until the next generation. A
     // recorded step that computes its conditioning reads them: it goes too (the next such step records anew).
-    for (auto it = replays_.begin(); it != replays_.end();)
-        it = it->second.inputs.conditioning.defined() ? std::next(it) : replays_.erase(it);
+    std::erase_if(replays_, [](const auto& entry) { return !entry.second.inputs.conditioning.defined(); });
     int released = 0;
     for (const LinearWeight* w : conditioning_linears()) released += release_prepared(*w) > 0;
     be.release_cached_memory();

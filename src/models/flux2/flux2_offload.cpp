@@ -7,7 +7,7 @@
 namespace flux2 {
 
 int Flux2Transformer::release_device_weights() {
-    check(!peers_ && !ulysses_ && !tp_ && !guidance_peer_,
+    check(!in_rank_group(),
           "releasing the transformer's device weights (--offload model) is for one device, not a rank group");
     replays_.clear();  // recordings hold the prepared buffers
     conditioning_cache_.clear();
@@ -17,7 +17,7 @@ int Flux2Transformer::release_device_weights() {
 }
 
 std::string Flux2Transformer::stream_block_weights(const LayerStreamOptions& options) {
-    check(!peers_ && !ulysses_ && !tp_ && !guidance_peer_,
+    check(!in_rank_group(),
           "streaming the transformer's weights (--offload layers) is for one device, not a rank group");
     replays_.clear();  // recordings hold the resident weights' buffers
     conditioning_cache_.clear();

@@ -190,6 +190,8 @@ private:
     // x += gate * linear(in, w), summed across the ranks under tensor parallelism (w row-parallel).
     void residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) const;
     int64_t tp_size() const { return tp_ ? tp_->size() : 1; }
+    // One rank of a sequence-, tensor- or CFG-parallel group (the offloading modes are for one device).
+    bool in_rank_group() const { return peers_ || ulysses_ || tp_ || guidance_peer_; }
     // Backend::attention_into, across the ranks under sequence parallelism.
     void attend(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out, int64_t out_col) const;
     // The q or k buffer of one attention (Backend::attention_qk_buffer, BF16 under sequence parallelism).
