@@ -201,6 +201,12 @@ Tensor CudaBackend::download(const Tensor& t) {
     return host;
 }
 
+cudaMemPool_t CudaBackend::default_pool() const {
+    cudaMemPool_t pool = nullptr;
+    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
+    return pool;
+}
+
 int64_t CudaBackend::peak_memory_bytes() const {
     // Two pools hold device memory: the default one, which eager tensors and the weights come from
     // (device_memory.cpp), and the CUDA graphs' one, which keeps a recorded step's intermediates mapped between
@@ -209,20 +215,16 @@ int64_t CudaBackend::peak_memory_bytes() const {
     // eager ops such as the encoder and the decode), except across a recording, where the eager run before it is
     // accounted apart (peak_before_recording_). The layer streams' buffers, mapped outside both, add theirs: they
     // are mapped or not for whole phases of a request.
-    cudaMemPool_t pool = nullptr;
     uint64_t high = 0, graph_high = 0;
-    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
-    FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
+    FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(default_pool(), cudaMemPoolAttrUsedMemHigh, &high));
     FLUX2_CUDA_CHECK(cudaDeviceGetGraphMemAttribute(stream_->device(), cudaGraphMemAttrReservedMemHigh, &graph_high));
     return std::max(peak_before_recording_, static_cast<int64_t>(high + graph_high) + parkable_bytes_->high());
 }
 
 void CudaBackend::reset_pool_highs() {
     // A high-water mark can only be set to zero, which restarts it from the memory held now.
-    cudaMemPool_t pool = nullptr;
     uint64_t zero = 0;
-    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
-    FLUX2_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+    FLUX2_CUDA_CHECK(cudaMemPoolSetAttribute(default_pool(), cudaMemPoolAttrUsedMemHigh, &zero));
     FLUX2_CUDA_CHECK(cudaDeviceSetGraphMemAttribute(stream_->device(), cudaGraphMemAttrReservedMemHigh, &zero));
     parkable_bytes_->reset_high();
 }
@@ -237,18 +239,14 @@ void CudaBackend::release_cached_memory() {
     synchronize();
     // Blocks no queued graph uses go back to the driver; a recorded step maps its memory again when it next runs.
     FLUX2_CUDA_CHECK(cudaDeviceGraphMemTrim(stream_->device()));
-    cudaMemPool_t pool = nullptr;
-    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
-    FLUX2_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+    FLUX2_CUDA_CHECK(cudaMemPoolTrimTo(default_pool(), 0));
 }
 
 int64_t CudaBackend::memory_in_use_bytes() const {
     // Eager tensors (weights among them) live in the default pool, the layer streams' mapped buffers apart; a
     // recorded step's intermediates in the graph pool are not counted.
-    cudaMemPool_t pool = nullptr;
     uint64_t used = 0;
-    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
-    FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
+    FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(default_pool(), cudaMemPoolAttrUsedMemCurrent, &used));
     return static_cast<int64_t>(used) + parkable_bytes_->current();
 }
 

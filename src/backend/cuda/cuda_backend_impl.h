@@ -283,6 +283,8 @@ private:
     std::shared_ptr<cuda::MappedBytes> parkable_bytes_ = std::make_shared<cuda::MappedBytes>();
     // Both pools' high-water marks (and the parkable memory's) restart from what they hold now.
     void reset_pool_highs();
+    // The device's default memory pool, which every eager allocation comes from (device_memory.cpp).
+    cudaMemPool_t default_pool() const;
 };
 
 // Profiles the op of the enclosing CudaBackend member under a fixed label.

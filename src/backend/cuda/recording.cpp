@@ -57,9 +57,7 @@ std::shared_ptr<RecordedOps> CudaBackend::end_recording() {
     // The eager run before the recording left its temporaries in the default pool (kept reserved on purpose);
     // the graph has its own memory, so hand those back rather than holding both.
     synchronize();
-    cudaMemPool_t pool = nullptr;
-    FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
-    FLUX2_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+    FLUX2_CUDA_CHECK(cudaMemPoolTrimTo(default_pool(), 0));
     log_debug("cuda: recorded a CUDA graph of ", nodes, " nodes");
     return g;
 }
