@@ -87,6 +87,68 @@ TEST(CudaOffload, RecordedStepMemoryCountsAndGoesBack) {
 #endif
 }
 
+// What --offload auto sizes by (Backend::memory_available_bytes): the driver's free memory plus what the backend
+// holds, so a tensor of its own (and the freed block its pool keeps) moves memory from one to the other and leaves
+// the sum where it was, while the driver's free memory drops.
+TEST(CudaOffload, AvailableMemoryCountsWhatTheBackendHolds) {
+#ifdef FLUX2_HAVE_CUDA
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible (scripts/device-test.sh runs it)";
+    auto backend = make_backend(test::cuda_options("fp8"));
+    auto driver_free = [] {
+        size_t free = 0, total = 0;
+        EXPECT_EQ(cudaMemGetInfo(&free, &total), cudaSuccess);
+        return static_cast<int64_t>(free);
+    };
+    const int64_t slack = int64_t{64} << 20, gib = int64_t{1} << 30;
+    const int64_t before = backend->memory_available_bytes(), free_before = driver_free();
+    EXPECT_LE(before, backend->memory_capacity_bytes());
+    EXPECT_GE(before, free_before - slack);
+    {
+        Tensor held = backend->zeros(Shape{gib / 2});  // BF16
+        backend->synchronize();
+        EXPECT_LE(driver_free(), free_before - gib + slack);
+        EXPECT_NEAR(static_cast<double>(backend->memory_available_bytes()), static_cast<double>(before),
+                    static_cast<double>(slack));
+    }
+    backend->synchronize();
+    EXPECT_NEAR(static_cast<double>(backend->memory_available_bytes()), static_cast<double>(before),
+                static_cast<double>(slack));
+#else
+    GTEST_SKIP() << "this build has no CUDA backend";
+#endif
+}
+
+// The peak adds the two pools' high-water marks, which must not be added across a release of cached memory: the
+// conditioning linears (--offload layers) are uploaded and given back before the steps map their graph memory.
+// Here a 256 MiB block comes and goes, the cache is released, then a recorded op maps its 128 MiB: the peak is
+// the block's, not the block's and the graph's together.
+TEST(CudaOffload, PeakDoesNotAddWhatWasGivenBackToWhatCameAfter) {
+#ifdef FLUX2_HAVE_CUDA
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible (scripts/device-test.sh runs it)";
+    auto backend = make_backend(test::cuda_options("fp8"));
+    const int64_t mib = int64_t{1} << 20;
+    Tensor x = backend->zeros(Shape{1, 8192, 8192}), out = backend->zeros(Shape{1, 8192, 8192});  // BF16, 128 MiB
+    backend->begin_recording();
+    {
+        const Tensor doubled = backend->add(x, x);  // the graph's own 128 MiB
+        backend->copy_into(doubled, 0, 8192, out, 0, 0);
+    }
+    const std::shared_ptr<RecordedOps> ops = backend->end_recording();
+    backend->replay(*ops);
+    backend->release_cached_memory();  // the graph's memory goes until the next replay
+    backend->reset_peak_memory();
+    const int64_t base = backend->memory_in_use_bytes();
+    { const Tensor block = backend->zeros(Shape{128 * mib}); }
+    backend->release_cached_memory();
+    backend->replay(*ops);
+    backend->synchronize();
+    EXPECT_GE(backend->peak_memory_bytes(), base + 256 * mib);
+    EXPECT_LT(backend->peak_memory_bytes(), base + 256 * mib + 64 * mib) << "the graph's 128 MiB counted on top";
+#else
+    GTEST_SKIP() << "this build has no CUDA backend";
+#endif
+}
+
 // --offload model's page-locked uploads (host_pinning.cpp): the weights prepared again after a release come through
 // the pinned pieces (whole pages in place, the partial pages at each end from a copy) and give the same outputs, on
 // the fp8 path (NVFP4 codes and scales, BF16 layers of the mixed file) and the bf16 path; pinning anew (the old

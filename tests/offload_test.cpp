@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "backend/cpu/cpu_backend.h"
 #include "cli_runner.h"
 #include "io/image.h"
 #include "models/flux2/flux2_config.h"
@@ -23,7 +24,7 @@ TEST(Offload, AutoPicksTheLeastOffloadingThatFits) {
     const int64_t gb = int64_t{1} << 30;
     const OffloadChoice fits = choose_offload("auto", 30 * gb, 20 * gb, 141 * gb);
     EXPECT_EQ(fits.mode, Offload::none);
-    EXPECT_TRUE(contains(fits.reason, "fit the device's")) << fits.reason;
+    EXPECT_TRUE(contains(fits.reason, "GB available on the device")) << fits.reason;
     // Both together are too much for 80% of 32 GB, the larger alone (20 GB) is not.
     const OffloadChoice tight = choose_offload("auto", 30 * gb, 20 * gb, 32 * gb);
     EXPECT_EQ(tight.mode, Offload::model);
@@ -123,6 +124,40 @@ TEST(Offload, ResidentEstimateAtRealSize) {
     EXPECT_EQ(tiny.stored, WeightFormat::dense);
     EXPECT_EQ(tiny.layers_run, 3);
     EXPECT_EQ(tiny.config.family, DecoderFamily::mistral);
+}
+
+// A device shared with another process: auto sizes by what is available, not by the capacity (an H200 with all
+// but 24 GB held elsewhere is a 24 GB card to dev's pipeline; sizing by its 141 GB picked none, which ran out of
+// memory at the first request).
+class SharedDeviceBackend final : public CpuBackend {
+public:
+    explicit SharedDeviceBackend(int64_t available) : CpuBackend(BackendOptions{}), available_(available) {}
+    std::string name() const override { return "shared-device"; }  // not "cpu": the GPU's bytes per weight
+    int64_t memory_capacity_bytes() const override { return int64_t{141} << 30; }
+    int64_t memory_available_bytes() const override { return available_; }
+
+private:
+    int64_t available_;
+};
+
+TEST(Offload, AutoSizesByTheMemoryAvailable) {
+    const int64_t gb = int64_t{1} << 30;
+    const Flux2Config dev = Flux2Config::preset("dev");
+    TextEncoderFootprint mistral;
+    mistral.config = DecoderConfig::preset("mistral-small-3");
+    mistral.layers_run = 30;
+    mistral.stored = WeightFormat::nvfp4;
+    BackendOptions fp8;
+    fp8.precision = "fp8";
+    const OffloadChoice whole =
+        choose_offload("auto", dev, &mistral, fp8, SharedDeviceBackend(141 * gb), /*sequential=*/false);
+    EXPECT_EQ(whole.mode, Offload::none) << whole.reason;
+    const OffloadChoice shared =
+        choose_offload("auto", dev, &mistral, fp8, SharedDeviceBackend(24 * gb), /*sequential=*/false);
+    EXPECT_EQ(shared.mode, Offload::layers) << shared.reason;
+    EXPECT_TRUE(contains(shared.reason, "25.7698 GB available on the device")) << shared.reason;
+    EXPECT_EQ(shared.transformer_stream.resident_budget_bytes,
+              static_cast<int64_t>(0.8 * static_cast<double>(24 * gb)) - kActivationReserve);
 }
 
 TEST_F(Cli, OffloadModelChangesNoPixel) {

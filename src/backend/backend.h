@@ -127,6 +127,10 @@ public:
     virtual void release_cached_memory() {}
     // All the memory of the device (GPU memory; the host's physical memory for the CPU), in bytes.
     virtual int64_t memory_capacity_bytes() const = 0;
+    // What this backend could hold now, in bytes: on a GPU the driver's free memory plus what this backend's pools
+    // and buffers hold already, so other processes' memory is left out (--offload auto sizes by this, not by the
+    // capacity); the capacity where nothing else competes for it.
+    virtual int64_t memory_available_bytes() const { return memory_capacity_bytes(); }
 
     // ---- linear ----
     // y[..., out] = x[..., in] W^T (no bias). The kernel follows w.format; each layer's path is logged at debug

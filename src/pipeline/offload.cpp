@@ -45,14 +45,16 @@ OffloadChoice pick_offload(const std::string& flag, int64_t together_bytes, int6
     const double have = static_cast<double>(device_bytes) / 1e9;
     const int share = static_cast<int>(kAutoOffloadShare * 100);
     if (static_cast<double>(together_bytes) <= budget)
-        return {Offload::none,
-                str("auto: the resident weights (~", together_bytes / 1e9, " GB) fit the device's ", have, " GB")};
+        return {Offload::none, str("auto: the resident weights (~", together_bytes / 1e9, " GB) fit the ", have,
+                                   " GB available on the device")};
     if (static_cast<double>(largest_component_bytes) <= budget)
-        return {Offload::model, str("auto: the resident weights (~", together_bytes / 1e9, " GB) would take more than ",
-                                    share, "% of the device's ", have, " GB; --offload none keeps them")};
-    return {Offload::layers, str("auto: even the largest component's weights (~", largest_component_bytes / 1e9,
-                                 " GB) would take more than ", share, "% of the device's ", have,
-                                 " GB, so layers stream from host memory; --offload model keeps each whole")};
+        return {Offload::model,
+                str("auto: the resident weights (~", together_bytes / 1e9, " GB) would take more than ", share,
+                    "% of the ", have, " GB available on the device; --offload none keeps them")};
+    return {Offload::layers,
+            str("auto: even the largest component's weights (~", largest_component_bytes / 1e9,
+                " GB) would take more than ", share, "% of the ", have,
+                " GB available on the device, so layers stream from host memory; --offload model keeps each whole")};
 }
 }  // namespace
 
@@ -112,7 +114,7 @@ OffloadChoice choose_offload(const std::string& flag, const Flux2Config& transfo
     const int64_t dit = resident_weight_bytes(transformer, nullptr, options, on_gpu);
     const int64_t te = resident_weight_bytes(transformer, text_encoder, options, on_gpu) - dit;
     const int64_t largest = std::max(dit, te);
-    return choose_offload(flag, sequential ? largest : dit + te, largest, backend.memory_capacity_bytes(),
+    return choose_offload(flag, sequential ? largest : dit + te, largest, backend.memory_available_bytes(),
                           requested_budget, stream_e4m3);
 }
 

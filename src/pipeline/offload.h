@@ -51,9 +51,10 @@ TextEncoderFootprint text_encoder_footprint(const std::string& path, const std::
 int64_t resident_weight_bytes(const Flux2Config& transformer, const TextEncoderFootprint* text_encoder,
                               const BackendOptions& backend, bool on_gpu);
 
-// "none", "model", "layers" or "auto". auto keeps kAutoOffloadShare of the device's memory for weights (the rest
-// is for activations: dev at 1024² needs ~7 GB): none when what is resident at once without offloading
-// (`together_bytes`) fits there, model when the largest component alone does, layers otherwise.
+// "none", "model", "layers" or "auto". auto keeps kAutoOffloadShare of the device's available memory
+// (`device_bytes`) for weights (the rest is for activations: dev's whole pipeline at 1024² needs 5.4-6.4 GB beside
+// the resident blocks, PERFORMANCE.md): none when what is resident at once without offloading (`together_bytes`)
+// fits there, model when the largest component alone does, layers otherwise.
 // The resident budget of layers mode is `requested_budget` when given (>= 0); else 0 for --offload layers, and
 // for auto what kAutoOffloadShare of the device leaves beside kActivationReserve. `stream_e4m3` (--stream-e4m3,
 // layers or auto only) is passed on when layers is the mode.
@@ -63,8 +64,9 @@ OffloadChoice choose_offload(const std::string& flag, int64_t together_bytes, in
                              int64_t device_bytes, int64_t requested_budget = -1, int stream_e4m3 = 0);
 
 // The choice for a pipeline on `backend`: the estimates above (on the GPU unless the backend is the CPU's) against
-// the backend's memory. `sequential`: the text encoder is gone before the transformer loads (`generate`), so only
-// the larger of the two is ever resident; otherwise (the engine) both are.
+// the memory available to it (Backend::memory_available_bytes: other processes' use left out). `sequential`: the
+// text encoder is gone before the transformer loads (`generate`), so only the larger of the two is ever resident;
+// otherwise (the engine) both are.
 OffloadChoice choose_offload(const std::string& flag, const Flux2Config& transformer,
                              const TextEncoderFootprint* text_encoder, const BackendOptions& options,
                              const Backend& backend, bool sequential, int64_t requested_budget = -1,

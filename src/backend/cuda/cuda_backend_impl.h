@@ -83,6 +83,7 @@ public:
     int64_t memory_in_use_bytes() const override;
     int64_t memory_capacity_bytes() const override { return memory_capacity_; }
     int64_t device_memory_used_bytes() const override;
+    int64_t memory_available_bytes() const override;
 
     Tensor linear(const Tensor& x, const LinearWeight& w) override;
 
@@ -276,9 +277,10 @@ private:
     // conv2d's path per shape, logged once each: cuDNN NCHW, cuDNN NHWC (with transposes) or im2col + GEMM.
     std::map<std::string, std::string> conv_paths_;
     cuda::OpProfiler profiler_;
-    // The peak up to the last recording (peak_memory_bytes): the eager run before it and the graph's memory after
-    // it never coexist, so the two pools' high-water marks restart there instead of being added across it.
-    int64_t peak_before_recording_ = 0;
+    // The peak up to the last recording or release_cached_memory (peak_memory_bytes): what was held before either
+    // (the eager run before a recording, the blocks given back) and the graph's memory after it never coexist, so
+    // the two pools' high-water marks restart there instead of being added across it.
+    int64_t peak_folded_ = 0;
     // The layer streams' buffers (parkable_memory.h), outside both pools.
     std::shared_ptr<cuda::MappedBytes> parkable_bytes_ = std::make_shared<cuda::MappedBytes>();
     // Both pools' high-water marks (and the parkable memory's) restart from what they hold now.

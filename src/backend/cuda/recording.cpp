@@ -47,7 +47,7 @@ std::shared_ptr<RecordedOps> CudaBackend::end_recording() {
     g->device = stream_->device();
     // The eager run before the recording peaked with its temporaries, which are gone; the graph's memory comes in
     // their place at its first replay. Keep that peak apart and restart the pools' marks from here.
-    peak_before_recording_ = std::max(peak_before_recording_, peak_memory_bytes());
+    peak_folded_ = std::max(peak_folded_, peak_memory_bytes());
     reset_pool_highs();
     check(stream_->recorded_live() == 0, "cuda backend: ", stream_->recorded_live().load(),
           " tensor(s) made while recording outlive the recording; outputs must be made before begin_recording");
