@@ -61,8 +61,8 @@ TEST_F(Cli, VaeTilingFlagTilesTheDecode) {
     ASSERT_EQ(tiled.exit_code, 0) << tiled;
     EXPECT_FALSE(contains(plain.err, "VAE decode in")) << plain.err;
     EXPECT_TRUE(contains(tiled.err,
-                         "VAE decode in 1x1 tiles of 512 px, overlap >= 128 px, the mid block on the whole "
-                         "latent (--vae-tiling)"))
+                         "VAE decode in 1x1 tiles of 512 px, overlap >= 160 px, the mid block on the whole "
+                         "latent, the tiles in lockstep and stitched (--vae-tiling)"))
         << tiled.err;
     EXPECT_EQ(read_image(file("plain.png")).rgb, read_image(file("tiled.png")).rgb);
 

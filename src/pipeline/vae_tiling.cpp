@@ -1,6 +1,7 @@
 #include "pipeline/vae_tiling.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
@@ -131,35 +132,61 @@ Tensor run_tiled(const Tensor& x, int64_t grid_h, int64_t grid_w, int64_t in_sca
 
 namespace {
 // Crops of x [B, C, grid_h * in_scale, grid_w * in_scale] at the tile layout, with the part of each that counts
-// toward whole-image statistics (Flux2Vae's lockstep passes), in run_tiled's row-by-row order.
+// toward whole-image statistics (Flux2Vae's lockstep passes), in row-by-row order.
 struct LockstepTiles {
+    std::vector<int64_t> ys, xs;  // tile starts, latent pixels
     std::vector<Tensor> crops;
     std::vector<OwnedRegion> owned;
 };
 LockstepTiles lockstep_tiles(const Tensor& x, int64_t grid_h, int64_t grid_w, int64_t in_scale,
                              const VaeTiling& tiling) {
     tiling.validate();
-    const std::vector<int64_t> ys = tile_starts(grid_h, tiling.tile, tiling.overlap);
-    const std::vector<int64_t> xs = tile_starts(grid_w, tiling.tile, tiling.overlap);
-    const int64_t th = std::min(grid_h, tiling.tile), tw = std::min(grid_w, tiling.tile);
-    const std::vector<std::pair<int64_t, int64_t>> rows = owned_spans(ys, th, grid_h),
-                                                   cols = owned_spans(xs, tw, grid_w);
     LockstepTiles t;
-    for (size_t i = 0; i < ys.size(); ++i)
-        for (size_t j = 0; j < xs.size(); ++j) {
-            t.crops.push_back(crop(x, ys[i] * in_scale, xs[j] * in_scale, th * in_scale, tw * in_scale));
+    t.ys = tile_starts(grid_h, tiling.tile, tiling.overlap);
+    t.xs = tile_starts(grid_w, tiling.tile, tiling.overlap);
+    const int64_t th = std::min(grid_h, tiling.tile), tw = std::min(grid_w, tiling.tile);
+    const std::vector<std::pair<int64_t, int64_t>> rows = owned_spans(t.ys, th, grid_h),
+                                                   cols = owned_spans(t.xs, tw, grid_w);
+    for (size_t i = 0; i < t.ys.size(); ++i)
+        for (size_t j = 0; j < t.xs.size(); ++j) {
+            t.crops.push_back(crop(x, t.ys[i] * in_scale, t.xs[j] * in_scale, th * in_scale, tw * in_scale));
             t.owned.push_back({rows[i].first, rows[i].second, cols[j].first, cols[j].second});
         }
     return t;
 }
 
-// run_tiled's blend of outputs computed beforehand (one per tile, in its visiting order).
-Tensor blend(const Tensor& x, int64_t grid_h, int64_t grid_w, int64_t in_scale, int64_t out_scale,
-             const VaeTiling& tiling, const std::vector<Tensor>& outs) {
-    size_t next = 0;
-    return run_tiled(x, grid_h, grid_w, in_scale, out_scale, tiling, [&](const Tensor&) { return outs.at(next++); });
+// The lockstep passes' outputs put together: each tile gives its owned region (out_scale pixels per latent pixel),
+// which lockstep_layout keeps at least the passes' reach from the tile's inner edges, so every pixel comes from a
+// tile that computed it as the untiled pass does; no blend is needed, and none would help.
+Tensor stitch(const LockstepTiles& t, const std::vector<Tensor>& outs, int64_t grid_h, int64_t grid_w,
+              int64_t out_scale) {
+    check(outs.size() == t.owned.size(), "VAE tiling: ", outs.size(), " outputs for ", t.owned.size(), " tiles");
+    const int64_t B = outs[0].dim(0), C = outs[0].dim(1), H = grid_h * out_scale, W = grid_w * out_scale;
+    Tensor out = Tensor::zeros({B, C, H, W});
+    for (size_t k = 0; k < outs.size(); ++k) {
+        const Tensor& o = outs[k];
+        const OwnedRegion& r = t.owned[k];
+        const int64_t oh = o.dim(2), ow = o.dim(3), y0 = t.ys[k / t.xs.size()] * out_scale,
+                      x0 = t.xs[k % t.xs.size()] * out_scale;
+        check(o.dim(0) == B && o.dim(1) == C && r.y1 * out_scale <= oh && r.x1 * out_scale <= ow, "VAE tiling: tile ",
+              k, "'s output is ", shape_str(o.shape()));
+        const int64_t width = (r.x1 - r.x0) * out_scale;
+        for (int64_t p = 0; p < B * C; ++p)
+            for (int64_t y = r.y0 * out_scale; y < r.y1 * out_scale; ++y)
+                std::memcpy(out.f32() + (p * H + y0 + y) * W + x0 + r.x0 * out_scale,
+                            o.f32() + (p * oh + y) * ow + r.x0 * out_scale, width * sizeof(float));
+    }
+    return out;
 }
 }  // namespace
+
+VaeTiling lockstep_layout(const VaeTiling& tiling, double reach) {
+    VaeTiling t = tiling;
+    // Neighbours split their overlap at its middle: half of it must cover the reach, and a pixel more for rounding.
+    t.overlap = std::max(tiling.overlap, 2 * (static_cast<int64_t>(std::ceil(reach)) + 1));
+    t.tile = std::max(tiling.tile, 2 * t.overlap);
+    return t;
+}
 
 Tensor decode_tiled(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling) {
     check(z.ndim() == 4, "VAE decode: expected latents [B, C, h, w], got ", shape_str(z.shape()));
@@ -168,8 +195,9 @@ Tensor decode_tiled(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tilin
         // The head whole: the mid block's attention and GroupNorms see the whole latent, as untiled. The tail's
         // tiles then run together, each GroupNorm with the whole image's statistics (decode_up_together).
         const Tensor mid = vae.decode_mid(z);
-        const LockstepTiles t = lockstep_tiles(mid, z.dim(2), z.dim(3), 1, tiling);
-        return blend(mid, z.dim(2), z.dim(3), 1, f, tiling, vae.decode_up_together(t.crops, t.owned));
+        const LockstepTiles t =
+            lockstep_tiles(mid, z.dim(2), z.dim(3), 1, lockstep_layout(tiling, vae.decode_tail_reach()));
+        return stitch(t, vae.decode_up_together(t.crops, t.owned), z.dim(2), z.dim(3), f);
     }
     return run_tiled(z, z.dim(2), z.dim(3), 1, f, tiling, [&](const Tensor& tile) { return vae.decode(tile); });
 }
@@ -180,11 +208,10 @@ Tensor encode_mean_tiled(const Flux2Vae& vae, const Tensor& image, const VaeTili
           "VAE encode: expected images [B, C, H, W] with H and W multiples of ", f, ", got ", shape_str(image.shape()));
     const int64_t h = image.dim(2) / f, w = image.dim(3) / f;
     if (tiling.lockstep(h, w)) {
-        // The down path's tiles together, each GroupNorm with the whole image's statistics; their features blended
+        // The down path's tiles together, each GroupNorm with the whole image's statistics; their features stitched
         // on the latent grid; the mid block (attention over every position) and the rest on the whole of them.
-        const LockstepTiles t = lockstep_tiles(image, h, w, f, tiling);
-        return vae.encode_mean_from_features(
-            blend(image, h, w, f, 1, tiling, vae.encode_down_together(t.crops, t.owned)));
+        const LockstepTiles t = lockstep_tiles(image, h, w, f, lockstep_layout(tiling, vae.encode_down_reach()));
+        return vae.encode_mean_from_features(stitch(t, vae.encode_down_together(t.crops, t.owned), h, w, 1));
     }
     return run_tiled(image, h, w, f, 1, tiling, [&](const Tensor& tile) { return vae.encode_mean(tile); });
 }
@@ -193,11 +220,13 @@ Tensor vae_decode(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling)
     const int64_t f = vae.config().scale_factor();
     if (z.ndim() != 4 || !tiling.applies(z.dim(2) * f, z.dim(3) * f)) return vae.decode(z);
     if (whole_on_device(vae, tiling, z.dim(2), z.dim(3), "decode")) return vae.decode(z);
-    log_info("VAE decode in ",
-             layout(tile_starts(z.dim(2), tiling.tile, tiling.overlap),
-                    tile_starts(z.dim(3), tiling.tile, tiling.overlap), tiling, f),
-             tiling.lockstep(z.dim(2), z.dim(3)) ? ", the mid block on the whole latent" : "", " (",
-             reason(tiling, z.dim(2) * f, z.dim(3) * f), ")");
+    const bool lockstep = tiling.lockstep(z.dim(2), z.dim(3));
+    const VaeTiling used = lockstep ? lockstep_layout(tiling, vae.decode_tail_reach()) : tiling;
+    log_info(
+        "VAE decode in ",
+        layout(tile_starts(z.dim(2), used.tile, used.overlap), tile_starts(z.dim(3), used.tile, used.overlap), used, f),
+        lockstep ? ", the mid block on the whole latent, the tiles in lockstep and stitched" : "", " (",
+        reason(tiling, z.dim(2) * f, z.dim(3) * f), ")");
     return decode_tiled(vae, z, tiling);
 }
 
@@ -207,10 +236,12 @@ Tensor vae_encode_mean(const Flux2Vae& vae, const Tensor& image, const VaeTiling
         !tiling.applies(image.dim(2), image.dim(3)))
         return vae.encode_mean(image);  // encode_mean reports a malformed image
     if (whole_on_device(vae, tiling, image.dim(2) / f, image.dim(3) / f, "encode")) return vae.encode_mean(image);
+    const bool lockstep = tiling.lockstep(image.dim(2) / f, image.dim(3) / f);
+    const VaeTiling used = lockstep ? lockstep_layout(tiling, vae.encode_down_reach()) : tiling;
     log_info("VAE encode in ",
-             layout(tile_starts(image.dim(2) / f, tiling.tile, tiling.overlap),
-                    tile_starts(image.dim(3) / f, tiling.tile, tiling.overlap), tiling, f),
-             tiling.lockstep(image.dim(2) / f, image.dim(3) / f) ? ", the mid block on the whole latent" : "", " (",
+             layout(tile_starts(image.dim(2) / f, used.tile, used.overlap),
+                    tile_starts(image.dim(3) / f, used.tile, used.overlap), used, f),
+             lockstep ? ", the tiles in lockstep and stitched, the mid block on the whole latent" : "", " (",
              reason(tiling, image.dim(2), image.dim(3)), ")");
     return encode_mean_tiled(vae, image, tiling);
 }

@@ -4,10 +4,13 @@
 // not the image: untiled, the decoder's mid-block attention over every latent position and its full-resolution
 // feature maps grow with the image area (2048² is 65,536 latent positions and 128-channel maps of 2 GB in fp32).
 //
-// Tiling is not exact, for three reasons, all local to a tile: GroupNorm statistics are taken over the tile instead
-// of the image, the mid-block attention sees only the tile (up to whole_head_max_positions the decoder's head runs
-// on the whole latent instead), and 3x3 convolutions zero-pad at the tile's inner edges. The overlap hides the
-// last; the first two shrink as tiles grow. docs/PIPELINE.md gives the measured bound.
+// Up to whole_head_max_positions tiling is exact up to float rounding: the decoder's head (with the mid-block
+// attention) runs on the whole latent, the tiles run in lockstep with every GroupNorm taking the whole image's
+// statistics, and each tile gives only the part farther than its convolutions' reach from its inner edges, where
+// their zero padding cannot be seen (lockstep_layout). Above it each tile runs the whole pass, which is not exact,
+// for three reasons, all local to a tile: GroupNorm statistics are taken over the tile instead of the image, the
+// mid-block attention sees only the tile, and 3x3 convolutions zero-pad at the tile's inner edges. The blended
+// overlap hides the last; the first two shrink as tiles grow. docs/PIPELINE.md gives the measured bounds.
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -58,7 +61,14 @@ std::vector<int64_t> tile_starts(int64_t n, int64_t tile, int64_t overlap);
 Tensor run_tiled(const Tensor& x, int64_t grid_h, int64_t grid_w, int64_t in_scale, int64_t out_scale,
                  const VaeTiling& tiling, const std::function<Tensor(const Tensor&)>& fn);
 
-// Flux2Vae::decode / encode_mean over tiles (whatever the size; use VaeTiling::applies to decide).
+// The layout of lockstep tiles for passes that read `reach` latent pixels around a position
+// (Flux2Vae::decode_tail_reach, encode_down_reach): the overlap grown to twice the reach and a pixel each side, the
+// tile to twice that where it was smaller, so the part of each tile that is kept is computed as untiled.
+VaeTiling lockstep_layout(const VaeTiling& tiling, double reach);
+
+// Flux2Vae::decode / encode_mean over tiles (whatever the size; use VaeTiling::applies to decide). Up to
+// VaeTiling::lockstep sizes the tiles run in lockstep and are stitched (exact up to float rounding); above it each
+// tile runs the whole pass and the overlaps are blended (run_tiled).
 Tensor decode_tiled(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling);
 Tensor encode_mean_tiled(const Flux2Vae& vae, const Tensor& image, const VaeTiling& tiling);
 

@@ -57,6 +57,11 @@ public:
     std::vector<Tensor> encode_down_together(const std::vector<Tensor>& crops,
                                              const std::vector<OwnedRegion>& owned) const;
     Tensor encode_mean_from_features(const Tensor& features) const;
+    // How far, in latent pixels, decode_up_together and encode_down_together read around a position: the reach of
+    // their convolutions, summed over the resolutions they run at (GroupNorm statistics are the whole image's, so
+    // they add none). A crop's output farther than this from its inner edges is the untiled pass's, exactly.
+    double decode_tail_reach() const;
+    double encode_down_reach() const;
     // image [B, in_channels, H, W] in [-1, 1], H and W multiples of scale_factor() -> the mean (mode) of the latent
     // distribution [B, latent_channels, H/f, W/f], which is what the pipelines use.
     Tensor encode_mean(const Tensor& image) const;
