@@ -77,15 +77,17 @@ std::string reason(const VaeTiling& t, int64_t height, int64_t width) {
     return t.force ? std::string("--vae-tiling")
                    : str("automatic: ", width, "x", height, " is above ", t.auto_above_pixels, " pixels");
 }
-// Up to the lockstep size on a device, whole instead of tiled: the lockstep passes move every crop through host
-// memory at each GroupNorm (vae_lockstep.cpp), 28.6 s at 1024² on an H200 against 0.05 s whole, to save a quarter
-// of a peak that is ~3 GB there (PERFORMANCE.md "VAE decode whole and tiled"). Said in the log.
-bool whole_on_device(const Flux2Vae& vae, const VaeTiling& tiling, int64_t h, int64_t w, const char* what) {
-    if (!tiling.lockstep(h, w) || vae.computes_on_host()) return false;
+// Up to the lockstep size, whole instead of tiled, on every backend. Tiles there must run in lockstep, every crop
+// held in host memory at each GroupNorm (vae_lockstep.cpp), which costs more than it saves: on an H200 37 s at
+// 1024² against 0.05 s whole, to save a quarter of a ~3 GB peak; on the CPU 299 s against 75 s and a 7.5 GB peak
+// against 3.7 GB (PERFORMANCE.md "VAE decode whole and tiled"). Said in the log.
+bool whole_at_lockstep_size(const Flux2Vae& vae, const VaeTiling& tiling, int64_t h, int64_t w, const char* what) {
+    if (!tiling.lockstep(h, w)) return false;
     const int64_t f = vae.config().scale_factor();
     log_info("VAE ", what, " whole, not tiled: at ", w * f, "x", h * f, " (up to ", tiling.whole_head_max_positions,
-             " latent positions) tiles need the whole image's GroupNorm statistics, which on a GPU cost seconds for a "
-             "quarter less memory (docs/PIPELINE.md, \"VAE tiling\")");
+             " latent positions) tiles must share the whole image's GroupNorm statistics, holding every crop at once, "
+             "which takes more time than the whole pass and, on the CPU, more memory (docs/PIPELINE.md, \"VAE "
+             "tiling\")");
     return true;
 }
 }  // namespace
@@ -219,14 +221,11 @@ Tensor encode_mean_tiled(const Flux2Vae& vae, const Tensor& image, const VaeTili
 Tensor vae_decode(const Flux2Vae& vae, const Tensor& z, const VaeTiling& tiling) {
     const int64_t f = vae.config().scale_factor();
     if (z.ndim() != 4 || !tiling.applies(z.dim(2) * f, z.dim(3) * f)) return vae.decode(z);
-    if (whole_on_device(vae, tiling, z.dim(2), z.dim(3), "decode")) return vae.decode(z);
-    const bool lockstep = tiling.lockstep(z.dim(2), z.dim(3));
-    const VaeTiling used = lockstep ? lockstep_layout(tiling, vae.decode_tail_reach()) : tiling;
-    log_info(
-        "VAE decode in ",
-        layout(tile_starts(z.dim(2), used.tile, used.overlap), tile_starts(z.dim(3), used.tile, used.overlap), used, f),
-        lockstep ? ", the mid block on the whole latent, the tiles in lockstep and stitched" : "", " (",
-        reason(tiling, z.dim(2) * f, z.dim(3) * f), ")");
+    if (whole_at_lockstep_size(vae, tiling, z.dim(2), z.dim(3), "decode")) return vae.decode(z);
+    log_info("VAE decode in ",
+             layout(tile_starts(z.dim(2), tiling.tile, tiling.overlap),
+                    tile_starts(z.dim(3), tiling.tile, tiling.overlap), tiling, f),
+             ", each tile through the whole decoder (", reason(tiling, z.dim(2) * f, z.dim(3) * f), ")");
     return decode_tiled(vae, z, tiling);
 }
 
@@ -235,14 +234,12 @@ Tensor vae_encode_mean(const Flux2Vae& vae, const Tensor& image, const VaeTiling
     if (image.ndim() != 4 || image.dim(2) % f != 0 || image.dim(3) % f != 0 ||
         !tiling.applies(image.dim(2), image.dim(3)))
         return vae.encode_mean(image);  // encode_mean reports a malformed image
-    if (whole_on_device(vae, tiling, image.dim(2) / f, image.dim(3) / f, "encode")) return vae.encode_mean(image);
-    const bool lockstep = tiling.lockstep(image.dim(2) / f, image.dim(3) / f);
-    const VaeTiling used = lockstep ? lockstep_layout(tiling, vae.encode_down_reach()) : tiling;
+    if (whole_at_lockstep_size(vae, tiling, image.dim(2) / f, image.dim(3) / f, "encode"))
+        return vae.encode_mean(image);
     log_info("VAE encode in ",
-             layout(tile_starts(image.dim(2) / f, used.tile, used.overlap),
-                    tile_starts(image.dim(3) / f, used.tile, used.overlap), used, f),
-             lockstep ? ", the tiles in lockstep and stitched, the mid block on the whole latent" : "", " (",
-             reason(tiling, image.dim(2), image.dim(3)), ")");
+             layout(tile_starts(image.dim(2) / f, tiling.tile, tiling.overlap),
+                    tile_starts(image.dim(3) / f, tiling.tile, tiling.overlap), tiling, f),
+             ", each tile through the whole encoder (", reason(tiling, image.dim(2), image.dim(3)), ")");
     return encode_mean_tiled(vae, image, tiling);
 }
 

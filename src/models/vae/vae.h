@@ -46,8 +46,6 @@ public:
     // the statistics of the whole image (each crop contributing its owned positions) instead of its crop's: tiles
     // then differ from the untiled decode only by the zero padding at their inner edges. The crops stay in host
     // memory between GroupNorms, which run on the host (vae_lockstep.cpp); one crop at a time is on the backend.
-    // Whether the backend computes from host memory (the CPU), where those crops never cross a bus.
-    bool computes_on_host() const;
     std::vector<Tensor> decode_up_together(const std::vector<Tensor>& crops,
                                            const std::vector<OwnedRegion>& owned) const;
     // The encoder likewise in two parts: the down path (conv_in and the down blocks) over overlapping image crops

@@ -70,8 +70,6 @@ std::vector<Tensor> host_group_norm_together(const std::vector<Tensor>& xs, cons
 
 }  // namespace
 
-bool Flux2Vae::computes_on_host() const { return backend_->name() == "cpu"; }
-
 void Flux2Vae::check_crops(const std::vector<Tensor>& crops, const std::vector<OwnedRegion>& owned, int64_t channels,
                            int64_t scale) const {
     check(!crops.empty() && crops.size() == owned.size(), "VAE lockstep: ", crops.size(), " crops and ", owned.size(),
