@@ -93,6 +93,11 @@ CudnnConv::Plan& CudnnConv::plan(const ConvShape& s, Layout layout) {
 
 bool CudnnConv::supports(const ConvShape& s, Layout layout) { return plan(s, layout).graph != nullptr; }
 
+void CudnnConv::release_workspace() {
+    workspace_.reset();
+    workspace_bytes_ = 0;
+}
+
 void CudnnConv::run(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y, const ConvShape& s,
                     Layout layout) {
     if (s.B == 0 || s.cout == 0 || s.Ho() <= 0 || s.Wo() <= 0) return;

@@ -36,6 +36,10 @@ public:
     bool supports(const ConvShape& s, Layout layout);
     // y = conv(x, w); fails with the shape in the message where cuDNN has no engine (ask supports() first).
     void run(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y, const ConvShape& s, Layout layout);
+    // Frees the workspace, the largest any plan run so far asked for (freed in stream order); the next run
+    // allocates what it needs again. The VAE's convolutions at 1024² may ask for a GB, which would otherwise stay
+    // held through the next request's encode and steps (CudaBackend::release_cached_memory).
+    void release_workspace();
 
 private:
     struct Plan;

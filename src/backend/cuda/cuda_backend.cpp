@@ -236,6 +236,7 @@ void CudaBackend::reset_peak_memory() {
 
 void CudaBackend::release_cached_memory() {
     check(!recording(), "cuda backend: release_cached_memory while recording");
+    conv_->release_workspace();  // freed in stream order, so before the synchronization that the trims need
     synchronize();
     // Blocks no queued graph uses go back to the driver; a recorded step maps its memory again when it next runs.
     FLUX2_CUDA_CHECK(cudaDeviceGraphMemTrim(stream_->device()));
