@@ -93,8 +93,8 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
                   "cuda: run every denoising step op by op instead of replaying the first one as a CUDA graph");
     cmd->add_flag("--vae-tiling", o.vae_tiling,
                   "decode (and encode references) in overlapping 512 px tiles blended linearly, to bound memory; "
-                  "automatic above 1536x1536 pixels; on a GPU, images up to 1024x1024 still run whole "
-                  "(docs/PIPELINE.md)");
+                  "automatic above 1536x1536 pixels; images up to 1024x1024 still run whole, where tiles would cost "
+                  "more than they save (docs/PIPELINE.md)");
     cmd->add_option("--offload", o.offload,
                     "none: the text encoder and transformer stay on the device once used (fastest); model: each is\n"
                     "there only while it runs (every image uploads them again); layers: their weights stay in\n"
