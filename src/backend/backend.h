@@ -122,8 +122,9 @@ public:
     // libraries' kernels and the allocators' free reserves, which the figures above leave out. -1 without a device.
     virtual int64_t device_memory_used_bytes() const { return -1; }
     // Gives back to the device what the backend keeps for reuse: on a GPU the recorded steps' intermediates (kept
-    // between replays, mapped again at the next one), the convolutions' workspace and the allocator's freed blocks. Before the VAE decode under
-    // --offload, so that the decode's activations take the place of the step's rather than coming on top.
+    // between replays, mapped again at the next one), the convolutions' workspace and the allocator's freed
+    // blocks. Before the VAE decode under --offload, so that the decode's activations take the place of the step's
+    // rather than coming on top.
     virtual void release_cached_memory() {}
     // All the memory of the device (GPU memory; the host's physical memory for the CPU), in bytes.
     virtual int64_t memory_capacity_bytes() const = 0;

@@ -107,6 +107,9 @@ private:
                                         const std::vector<OwnedRegion>& owned, int64_t scale) const;
     std::vector<Tensor> group_norm_together(const std::vector<Tensor>& xs, const Norm& n,
                                             const std::vector<OwnedRegion>& owned, int64_t scale) const;
+    // Rows beyond a position that a convolution reads, at its input's resolution (decode_tail_reach,
+    // encode_down_reach).
+    static double conv_reach(const Conv& c);
     // The two halves of the decoder on device tensors.
     Tensor decoder_head(const Tensor& z_device) const;
     Tensor decoder_tail(const Tensor& mid_device) const;

@@ -118,36 +118,32 @@ std::vector<Tensor> Flux2Vae::resnet_together(const Resnet& r, const std::vector
     return t;
 }
 
-namespace {
-// Image rows beyond a position that a convolution reads: half its kernel at stride 1 (zero padding on both sides),
-// the whole kernel less one at stride 2 (Downsample2D pads one side only).
-double conv_reach(const Tensor& weight, int stride) {
-    const double k = static_cast<double>(weight.dim(2));
-    return stride == 1 ? (k - 1) / 2 : k - 1;
+double Flux2Vae::conv_reach(const Conv& c) {
+    // Half the kernel at stride 1 (zero padding on both sides), the whole kernel less one at stride 2
+    // (Downsample2D pads one side only).
+    const double k = static_cast<double>(c.weight.dim(2));
+    return c.stride == 1 ? (k - 1) / 2 : k - 1;
 }
-}  // namespace
 
 double Flux2Vae::decode_tail_reach() const {
     double reach = 0, scale = 1;  // latent pixels; pixels per latent pixel at the current resolution
     for (const Stage& s : up_) {
-        for (const Resnet& r : s.resnets)
-            reach += (conv_reach(r.conv1.weight, r.conv1.stride) + conv_reach(r.conv2.weight, r.conv2.stride)) / scale;
+        for (const Resnet& r : s.resnets) reach += (conv_reach(r.conv1) + conv_reach(r.conv2)) / scale;
         if (s.resample) {
             scale *= 2;  // nearest upsampling reads the position it copies; then the convolution at the new scale
-            reach += conv_reach(s.resample->weight, s.resample->stride) / scale;
+            reach += conv_reach(*s.resample) / scale;
         }
     }
-    return reach + conv_reach(dec_conv_out_.weight, dec_conv_out_.stride) / scale;
+    return reach + conv_reach(dec_conv_out_) / scale;
 }
 
 double Flux2Vae::encode_down_reach() const {
     double scale = static_cast<double>(config_.scale_factor());
-    double reach = conv_reach(enc_conv_in_.weight, enc_conv_in_.stride) / scale;
+    double reach = conv_reach(enc_conv_in_) / scale;
     for (const Stage& s : down_) {
-        for (const Resnet& r : s.resnets)
-            reach += (conv_reach(r.conv1.weight, r.conv1.stride) + conv_reach(r.conv2.weight, r.conv2.stride)) / scale;
+        for (const Resnet& r : s.resnets) reach += (conv_reach(r.conv1) + conv_reach(r.conv2)) / scale;
         if (s.resample) {
-            reach += conv_reach(s.resample->weight, s.resample->stride) / scale;
+            reach += conv_reach(*s.resample) / scale;
             scale /= 2;
         }
     }
