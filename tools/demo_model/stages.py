@@ -85,15 +85,16 @@ def decode_packed(vae, x, h, w):
     return vae.decode(unpatchify(z)).sample
 
 
-def adapt_decoder(args, dit, te, vae, lat, images_u8, ids, mask, empty, device, deadline, logd):
+def adapt_decoder(args, dit, te, vae, lat, images_u8, ids, mask, empty, device, deadline, logd, contexts=None):
     """Fine-tunes the VAE decoder (the encoder, its latent space and the BatchNorm statistics stay) on latents the
     frozen transformer drew, against the images they should show. Each sample starts from a training latent noised
     to a random sigma up to --decoder-max-sigma and is integrated to sigma 0 in --decoder-steps Euler steps with true
     CFG 4, as the sampler ends a generation; its target is that latent's own image. The transformer's latents are
     a little off where it matters to the prompt checker (a square's corners come out rounded, docs/DEMO_MODEL.md),
-    and the decoder learns to draw what such latents stand for. A share of each batch decodes the clean latents."""
+    and the decoder learns to draw what such latents stand for. A share of each batch decodes the clean latents.
+    `contexts`: the captions' embeddings as train_transformer returned them, if it froze the text encoder."""
     te.to(device).eval().requires_grad_(False)
-    ctx_all, ctx_empty = encode_captions(te, ids, mask, empty, device)
+    ctx_all, ctx_empty = contexts or encode_captions(te, ids, mask, empty, device)
     dit.to(device).eval().requires_grad_(False)
     vae.to(device).train()
     vae.bn.eval()  # the latent statistics stay those the transformer was trained on
@@ -204,19 +205,25 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
     """lat: normalized packed latents [N, Li, 128]; ids/mask: [N, L] token ids; empty: (ids, mask) of "".
     `params`: what to train (default the transformer, and the text encoder unless it is frozen); they end as their
     EMA. `stage` names the log lines and the entry of `logd`. `token_share` ([N, Li], token_shape_share) weighs the
-    loss per token by 1 + args.shape_weight x share."""
+    loss per token by 1 + args.shape_weight x share.
+    The text encoder trains with the transformer for the first args.text_encoder_fraction of the stage's time (none
+    with args.freeze_text_encoder), then takes its EMA and stays fixed. Returns the captions' embeddings under the
+    fixed encoder (ctx_all, ctx_empty), or None when it trained to the end."""
     dit.to(device).train()
     te.to(device).train()
+    te_trains = params is None and not args.freeze_text_encoder
     if params is None:
-        params = list(dit.parameters()) + ([] if args.freeze_text_encoder else list(te.parameters()))
+        params = list(dit.parameters()) + (list(te.parameters()) if te_trains else [])
     ctx_all = ctx_empty = None
-    if args.freeze_text_encoder:
+    if not te_trains:
         # A fixed encoder gives every caption the same embedding in every step: encode each once (bf16, 49 KB a
         # caption). Its 28 narrow layers over 512 tokens cost about as much per step as the transformer.
         te.requires_grad_(False)
         ctx_all, ctx_empty = encode_captions(te, ids, mask, empty, device)
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0, eps=1e-8)
     ema = [p.detach().clone() for p in params]
+    te_ema = ema[-len(list(te.parameters())):] if te_trains else []
+    te_until = time.time() + getattr(args, "text_encoder_fraction", 1.0) * (deadline - time.time())
     g = torch.Generator(device="cpu").manual_seed(args.seed + 2)
     gd = torch.Generator(device=device).manual_seed(args.seed + 3)
     n, li, _ = lat.shape
@@ -230,6 +237,17 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
     step, t_start, last = 0, time.time(), 0.0
     losses = []
     while time.time() < deadline and (args.max_steps <= 0 or step < args.max_steps):
+        if ctx_all is None and time.time() >= te_until:
+            # The encoder's share is over: it keeps its EMA from here on (a frozen parameter has no gradient, so
+            # AdamW and the clipping pass it by, and its EMA stays equal to it) and every caption is encoded once,
+            # so that the remaining steps run the transformer alone, about twice as many a second.
+            with torch.no_grad():
+                for p, e in zip(te.parameters(), te_ema):
+                    p.copy_(e)
+            te.requires_grad_(False)
+            ctx_all, ctx_empty = encode_captions(te, ids, mask, empty, device)
+            logd[f"{stage}_text_encoder_frozen_at_step"] = step
+            log(f"{stage} step {step}: the text encoder stops training")
         idx = torch.randint(0, n, (args.batch,), generator=g)
         drop = (torch.rand(args.batch, generator=g) < args.caption_dropout).to(device)
         if ctx_all is None:
@@ -284,6 +302,7 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
     log(f"{stage} done: {step} steps, loss {logd[stage]['final_loss']}")
     dit.eval()
     te.eval()
+    return None if ctx_all is None else (ctx_all, ctx_empty)
 
 
 # Sampling (klein base: true CFG, FlowMatchEuler with the pipeline's shifted schedule)

@@ -10,8 +10,9 @@ Stages (one process, one GPU):
      pipelines use to normalize latents;
   2. transformer: Flux2Transformer2DModel, klein style (no guidance embedding), rectified flow (x_s = (1-s) x0 + s e,
      target e - x0, s from a logit-normal shifted like the 128x128 inference schedule), 10% caption dropout for true
-     CFG, trained together with a small Qwen3ForCausalLM text encoder (hidden layers 9, 18, 27 stacked, as the
-     klein pipeline does); EMA weights are exported;
+     CFG, with a small Qwen3ForCausalLM text encoder (hidden layers 9, 18, 27 stacked, as the klein pipeline
+     does) that trains with it for --text-encoder-fraction of the stage and then stays fixed; EMA weights;
+  2b. with --decoder-fraction: the VAE decoder adapted to what the transformer draws (stages.adapt_decoder);
   3. export: a diffusers folder (model_index.json, transformer/, vae/, text_encoder/, tokenizer/, scheduler/), the
      transformer also as a BFL NVFP4-mixed file with calibrated input scales, a preview sheet and train_log.json.
 
@@ -90,12 +91,19 @@ def parse_args(argv=None):
     # text encoder
     ap.add_argument("--te-hidden", type=int, default=16)
     ap.add_argument("--te-layers", type=int, default=28)
+    ap.add_argument("--text-encoder-fraction", type=float, default=1.0,
+                    help="share of the transformer stage's time in which the text encoder trains with it; then it "
+                    "takes its EMA and stays fixed, every caption is encoded once, and the steps run the "
+                    "transformer alone (about twice as many a second)")
     ap.add_argument("--freeze-text-encoder", action="store_true",
-                    help="keep the text encoder fixed (random, or as --resume left it); every caption is then "
-                    "encoded once before training, and the steps run the transformer only")
+                    help="keep the text encoder fixed from the start (random, or as --resume left it): "
+                    "--text-encoder-fraction 0")
     ap.add_argument("--decoder-adapt", action="store_true",
                     help="with --resume: keep the transformer and text encoder, and fine-tune the VAE decoder on the "
                          "transformer's own samples for the budget (adapt_decoder)")
+    ap.add_argument("--decoder-fraction", type=float, default=0.0,
+                    help="share of the budget, after the transformer stage, in which the VAE decoder adapts to the "
+                    "transformer's own samples as --decoder-adapt does (0: none)")
     ap.add_argument("--decoder-lr", type=float, default=2e-4)
     ap.add_argument("--decoder-batch", type=int, default=128)
     ap.add_argument("--decoder-max-sigma", type=float, default=0.6,
@@ -220,10 +228,13 @@ def main(argv=None):
     args = parse_args(argv)
     if args.decoder_adapt and not args.resume:  # before the data and the VAE stage, not after them
         raise SystemExit("--decoder-adapt adapts the decoder of an earlier run: give it --resume FOLDER")
+    if args.text_encoder_fraction <= 0:
+        args.freeze_text_encoder = True
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     workers = args.workers or os.cpu_count() or 1
     reserve = args.reserve_s or max(15.0, 0.08 * args.time_budget_s)
+    adapt_s = 0.0 if args.decoder_adapt else args.decoder_fraction * args.time_budget_s  # after the transformer
     logd = {"args": vars(args), "command": " ".join(sys.argv)}
     log("settings:", json.dumps(vars(args)))
 
@@ -278,7 +289,8 @@ def main(argv=None):
     if share is not None:
         log(f"tokens on or next to a shape: {(share > 0).float().mean():.1%}; their loss weighs up to "
             f"{1 + args.shape_weight:g}x")
-    del images_t
+    if not adapt_s:
+        del images_t
 
     # 2. transformer + text encoder
     if not args.resume:
@@ -287,8 +299,12 @@ def main(argv=None):
     log(f"transformer: {sum(p.numel() for p in dit.parameters()) / 1e6:.2f} M parameters; text encoder: "
         f"{sum(p.numel() for p in te.model.layers.parameters()) / 1e6:.3f} M in layers + embedding")
     if not args.decoder_adapt:
-        train_transformer(args, dit, te, lat, ids_t, mask_t, empty, device, T0 + args.time_budget_s - reserve, logd,
-                          token_share=share)
+        contexts = train_transformer(args, dit, te, lat, ids_t, mask_t, empty, device,
+                                     T0 + args.time_budget_s - reserve - adapt_s, logd, token_share=share)
+        if adapt_s:
+            adapt_decoder(args, dit, te, vae, lat, images_t, ids_t, mask_t, empty, device,
+                          T0 + args.time_budget_s - reserve, logd, contexts)
+            del images_t
 
     # 3. export
     if os.path.exists(args.out):
