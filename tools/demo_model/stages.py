@@ -223,7 +223,7 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0, eps=1e-8)
     ema = [p.detach().clone() for p in params]
     te_ema = ema[-len(list(te.parameters())):] if te_trains else []
-    te_until = time.time() + getattr(args, "text_encoder_fraction", 1.0) * (deadline - time.time())
+    te_until = time.time() + args.text_encoder_fraction * (deadline - time.time()) if te_trains else None
     g = torch.Generator(device="cpu").manual_seed(args.seed + 2)
     gd = torch.Generator(device=device).manual_seed(args.seed + 3)
     n, li, _ = lat.shape
@@ -237,7 +237,7 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
     step, t_start, last = 0, time.time(), 0.0
     losses = []
     while time.time() < deadline and (args.max_steps <= 0 or step < args.max_steps):
-        if ctx_all is None and time.time() >= te_until:
+        if te_until is not None and ctx_all is None and time.time() >= te_until:
             # The encoder's share is over: it keeps its EMA from here on (a frozen parameter has no gradient, so
             # AdamW and the clipping pass it by, and its EMA stays equal to it) and every caption is encoded once,
             # so that the remaining steps run the transformer alone, about twice as many a second.
