@@ -175,6 +175,23 @@ TEST(ImagePng, RejectsCorruptData) {
     EXPECT_THROW(decode_image(junk, sizeof junk, "junk"), Error);
 }
 
+// A chunk declaring more data than the file holds is refused before libpng reads it: libpng would allocate and
+// clear the declared length (1.9 GB for this iTXt chunk, from a 268-byte file found by fuzz/image_decode_fuzz.cpp).
+TEST(ImagePng, RefusesChunksLongerThanTheFile) {
+    std::vector<uint8_t> bytes = encode_png(gradient(20, 20));
+    const uint8_t itxt[] = {0x70, 0x73, 0x6D, 0x16, 'i', 'T', 'X', 't', 'n', 'e', 'g', 0, 0, 0};
+    bytes.insert(bytes.begin() + 33, itxt, itxt + sizeof itxt);  // after the signature and IHDR
+    try {
+        decode_png(bytes.data(), bytes.size(), "upload");
+        FAIL() << "decoded";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("chunk 'iTXt' at byte 33 declares 1886612758 bytes"), std::string::npos)
+            << e.what();
+    }
+    // The same with the file cut inside a chunk's length field: libpng reports the early end.
+    EXPECT_THROW(decode_png(bytes.data(), 36, "cut"), Error);
+}
+
 TEST(ImageJpeg, DecodesColourAndGrey) {
     Image img = gradient(40, 24);
     for (int y = 0; y < img.height; ++y)

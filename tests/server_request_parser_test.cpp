@@ -2,6 +2,8 @@
 // input, without sockets or a model.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "core/text_codec.h"
 #include "io/image.h"
 #include "server/request_parser.h"
@@ -129,6 +131,12 @@ TEST(RequestParser, SizesAre422) {
     EXPECT_NO_THROW(gen(R"({"prompt": "x", "size": "128x128"})", limits));
     const ApiError e = expect_error([&] { gen(R"({"prompt": "x", "size": "256x128"})", limits); }, 422, "size");
     EXPECT_EQ(e.code, "invalid_size");
+    // Sides beyond 2^20 (found by fuzz/image_request_fuzz.cpp: this one's product with 48 overflowed, wrapped below
+    // the pixel limit and gave a negative width).
+    const ApiError huge =
+        expect_error([] { gen(R"({"prompt": "x", "size": "8446744718661184464x48"})"); }, 422, "size");
+    EXPECT_NE(std::string(huge.what()).find("at most 1048576"), std::string::npos) << huge.what();
+    expect_error([] { gen(R"({"prompt": "x", "size": "1048592x16"})"); }, 422, "size");
 }
 
 TEST(RequestParser, TrueCfgFieldsOnlyForKleinBase) {
@@ -244,6 +252,12 @@ TEST(RequestParser, HugeDeclaredReferenceIsRefusedBeforeDecoding) {
     form.files.push_back({"image", "big.png", std::string(png.begin(), png.end())});
     const ApiError e = expect_error([&] { parse_edit_form(form, {}, demo_facts()); }, 400, "image");
     EXPECT_NE(std::string(e.what()).find("30000x30000"), std::string::npos) << e.what();
+
+    // Sides beyond PNG's 2^31 - 1: an invalid header, refused without multiplying them.
+    std::fill(png.begin() + 16, png.begin() + 24, 0xFF);
+    form.files[0].content = std::string(png.begin(), png.end());
+    const ApiError huge = expect_error([&] { parse_edit_form(form, {}, demo_facts()); }, 400, "image");
+    EXPECT_NE(std::string(huge.what()).find("valid size"), std::string::npos) << huge.what();
 }
 
 }  // namespace

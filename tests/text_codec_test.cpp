@@ -116,5 +116,20 @@ TEST(ImageProbe, ReadsDeclaredSizeWithoutDecoding) {
     EXPECT_FALSE(probe_image_size(text, sizeof text).has_value());
 }
 
+// PNG sides are 1 .. 2^31 - 1; a header outside that is invalid, so that width * height always fits int64_t (found
+// by fuzz/image_decode_fuzz.cpp: 2^32 - 1 squared overflowed).
+TEST(ImageProbe, PngSidesOutsideTheSpecificationAreInvalid) {
+    std::vector<uint8_t> png = encode_png(gradient(40, 24));
+    auto with_width = [&](uint32_t w) {
+        for (int i = 0; i < 4; ++i) png[16 + i] = static_cast<uint8_t>(w >> (24 - 8 * i));
+        return probe_image_size(png.data(), png.size());
+    };
+    ASSERT_TRUE(with_width(0x7FFFFFFF).has_value());
+    EXPECT_EQ(with_width(0x7FFFFFFF)->width, 0x7FFFFFFF);
+    EXPECT_FALSE(with_width(0x80000000).has_value());
+    EXPECT_FALSE(with_width(0xFFFFFFFF).has_value());
+    EXPECT_FALSE(with_width(0).has_value());
+}
+
 }  // namespace
 }  // namespace flux2

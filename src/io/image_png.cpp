@@ -3,6 +3,7 @@
 // caller's frame, so a longjmp never skips a C++ destructor. The caller turns a failure into flux2::Error.
 #include <png.h>
 
+#include <cctype>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -33,6 +34,27 @@ void on_png_warning(png_structp png, png_const_charp message) {
 }
 
 // ---- decoding ----
+
+// Every chunk must lie inside the file. libpng 1.6.39 only warns about an ancillary chunk longer than its 8 MB
+// chunk limit, then allocates and clears the declared length anyway: a 268-byte upload declaring a 1.9 GB iTXt
+// chunk cost 1.8 GB of memory and a second before the read failed (found by fuzz/image_decode_fuzz.cpp). The whole
+// file is in memory here, so checking each declared length against the bytes that follow bounds every chunk buffer
+// by the file's size. A file that ends before IEND is left to libpng, which reports where it ends.
+void check_chunk_lengths(const uint8_t* data, size_t size, const std::string& origin) {
+    size_t pos = 8;  // after the signature
+    while (size - pos >= 8) {
+        const uint32_t length = (uint32_t{data[pos]} << 24) | (uint32_t{data[pos + 1]} << 16) |
+                                (uint32_t{data[pos + 2]} << 8) | data[pos + 3];
+        std::string type(reinterpret_cast<const char*>(data + pos + 4), 4);
+        for (char& c : type)
+            if (!std::isalpha(static_cast<unsigned char>(c))) c = '?';
+        const size_t room = size - pos - 8;  // data and CRC
+        check(room >= 4 && length <= room - 4, origin, ": invalid PNG: chunk '", type, "' at byte ", pos, " declares ",
+              length, " bytes of data, but the file has ", room >= 4 ? room - 4 : 0, " left for it");
+        if (type == "IEND") return;
+        pos += 12 + length;
+    }
+}
 
 struct MemoryReader {
     const uint8_t* data;
@@ -185,6 +207,7 @@ std::vector<uint8_t> encode_png(const Image& image, const ImageText& text, int z
 
 Image decode_png(const uint8_t* data, size_t size, const std::string& origin, ImageText* text) {
     check(size >= 8 && png_sig_cmp(data, 0, 8) == 0, origin, ": not a PNG file (bad signature)");
+    check_chunk_lengths(data, size, origin);
     MemoryReader reader{data, size, 0};
     PngErrorState error;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &error, on_png_error, on_png_warning);

@@ -13,7 +13,12 @@ uint32_t be16(const uint8_t* p) { return (uint32_t{p[0]} << 8) | p[1]; }
 std::optional<ImageSize> probe_png(const uint8_t* data, size_t size) {
     // Signature (8), then the IHDR chunk: length (4), "IHDR" (4), width (4), height (4).
     if (size < 24 || data[12] != 'I' || data[13] != 'H' || data[14] != 'D' || data[15] != 'R') return std::nullopt;
-    return ImageSize{be32(data + 16), be32(data + 20)};
+    // The PNG specification allows sides of 1 .. 2^31 - 1; outside it the header is invalid, and callers may
+    // multiply the sides in int64_t without overflow (a fuzzed 2^32 - 1 squared overflowed the server's budget check).
+    const uint32_t width = be32(data + 16), height = be32(data + 20);
+    constexpr uint32_t kMaxSide = 0x7FFFFFFF;
+    if (width == 0 || height == 0 || width > kMaxSide || height > kMaxSide) return std::nullopt;
+    return ImageSize{width, height};
 }
 
 std::optional<ImageSize> probe_jpeg(const uint8_t* data, size_t size) {

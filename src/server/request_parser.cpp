@@ -127,7 +127,10 @@ private:
     bool form_;
 };
 
-// "WxH" or "auto" (0 x 0).
+// "WxH" or "auto" (0 x 0). Each side at most kMaxSide, as the width and height fields, so that their product cannot
+// overflow (a fuzzed "8446744718661184464x48" wrapped past the pixel limit to a negative width).
+constexpr int64_t kMaxSide = 1 << 20;
+
 std::pair<int64_t, int64_t> parse_size(const std::string& s) {
     if (s == "auto") return {0, 0};
     const size_t x = s.find('x');
@@ -138,6 +141,8 @@ std::pair<int64_t, int64_t> parse_size(const std::string& s) {
             throw bad_request("size", "invalid_value",
                               "'size' must be \"WIDTHxHEIGHT\" (e.g. \"1024x768\") or \"auto\", got \"",
                               s.substr(0, 64), "\"");
+        if (n > kMaxSide)
+            throw bad_size("size", "'size' sides are at most ", kMaxSide, " pixels, got \"", s.substr(0, 64), "\"");
         return n;
     };
     if (x == std::string::npos) number("");
@@ -158,7 +163,9 @@ struct References {
 void add_reference(References& refs, const uint8_t* data, size_t size, const std::string& param,
                    const ServerLimits& limits) {
     const std::optional<ImageSize> dims = probe_image_size(data, size);
-    if (!dims) throw bad_request(param, "invalid_image", "'", param, "' is not a PNG or JPEG image");
+    if (!dims)
+        throw bad_request(param, "invalid_image", "'", param,
+                          "' is not a PNG or JPEG image whose header declares a valid size");
     if (dims->width * dims->height > limits.max_reference_pixels)
         throw bad_request(param, "invalid_image", "'", param, "' is ", dims->width, "x", dims->height,
                           "; reference images are at most ", limits.max_reference_pixels, " pixels");
@@ -262,8 +269,8 @@ ImageRequest parse_fields(RequestKind kind, const Fields& f, References referenc
     // Size: "size" first, then width/height (sglang's extensions) override its sides.
     auto [w, h] = parse_size(f.text("size", 64).value_or("auto"));
     std::string w_param = "size", h_param = "size";
-    if (auto v = f.integer("width", 1, 1 << 20)) w = *v, w_param = "width";
-    if (auto v = f.integer("height", 1, 1 << 20)) h = *v, h_param = "height";
+    if (auto v = f.integer("width", 1, kMaxSide)) w = *v, w_param = "width";
+    if (auto v = f.integer("height", 1, kMaxSide)) h = *v, h_param = "height";
     if ((w == 0) != (h == 0))
         throw bad_size(w == 0 ? (h_param == "height" ? "width" : "size") : (w_param == "width" ? "height" : "size"),
                        "give both width and height, or neither");
