@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <png.h>
+#include <zlib.h>
 
 #include <cstring>
 #include <filesystem>
@@ -190,6 +191,41 @@ TEST(ImagePng, RefusesChunksLongerThanTheFile) {
     }
     // The same with the file cut inside a chunk's length field: libpng reports the early end.
     EXPECT_THROW(decode_png(bytes.data(), 36, "cut"), Error);
+}
+
+// A zTXt chunk whose text inflates beyond libpng's 8 MB chunk limit is dropped (libpng: "zTXt: truncated"), not
+// inflated into memory: decode_png relies on that limit for compressed text, so this pins it against the libpng in
+// use. A small one is read, so the chunk itself is well formed.
+TEST(ImagePng, CompressedTextBeyondTheChunkLimitIsDropped) {
+    auto ztxt = [](const std::string& key, size_t text_bytes) {
+        const std::string text(text_bytes, 'a');
+        uLongf packed_size = compressBound(text.size());
+        std::vector<uint8_t> packed(packed_size);
+        EXPECT_EQ(compress2(packed.data(), &packed_size, reinterpret_cast<const Bytef*>(text.data()), text.size(), 9),
+                  Z_OK);
+        std::vector<uint8_t> body(key.begin(), key.end());
+        body.push_back(0);  // end of the keyword
+        body.push_back(0);  // compression method: deflate
+        body.insert(body.end(), packed.begin(), packed.begin() + static_cast<long>(packed_size));
+        std::vector<uint8_t> chunk;
+        for (int i = 3; i >= 0; --i) chunk.push_back(static_cast<uint8_t>(body.size() >> (8 * i)));
+        const char type[4] = {'z', 'T', 'X', 't'};
+        chunk.insert(chunk.end(), type, type + 4);
+        chunk.insert(chunk.end(), body.begin(), body.end());
+        const uLong crc = crc32(crc32(0, reinterpret_cast<const Bytef*>(type), 4), body.data(), body.size());
+        for (int i = 3; i >= 0; --i) chunk.push_back(static_cast<uint8_t>(crc >> (8 * i)));
+        return chunk;
+    };
+    std::vector<uint8_t> bytes = encode_png(gradient(20, 20));
+    const std::vector<uint8_t> small = ztxt("small", 1000), big = ztxt("big", 20'000'000);
+    bytes.insert(bytes.begin() + 33, big.begin(), big.end());  // after the signature and IHDR
+    bytes.insert(bytes.begin() + 33, small.begin(), small.end());
+    ImageText text;
+    const Image img = decode_png(bytes.data(), bytes.size(), "bomb", &text);
+    EXPECT_EQ(img.width, 20);
+    EXPECT_EQ(text.count("big"), 0u);
+    ASSERT_EQ(text.count("small"), 1u);
+    EXPECT_EQ(text.at("small"), std::string(1000, 'a'));
 }
 
 TEST(ImageJpeg, DecodesColourAndGrey) {
