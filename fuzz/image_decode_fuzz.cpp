@@ -11,10 +11,12 @@
 #include "core/error.h"
 #include "io/image.h"
 #include "io/image_probe.h"
+#include "server/image_request.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::optional<flux2::ImageSize> dims = flux2::probe_image_size(data, size);
-    if (!dims || dims->width * dims->height > int64_t{4096} * 4096) return 0;  // refused before decoding
+    if (!dims || dims->width * dims->height > flux2::server::ServerLimits{}.max_reference_pixels)
+        return 0;  // refused before decoding
     try {
         flux2::ImageText text;
         const flux2::Image img = flux2::decode_image(data, size, "fuzz-input", &text);

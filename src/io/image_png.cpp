@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/text_codec.h"
+#include "io/byte_order.h"
 #include "io/exif.h"
 #include "io/image.h"
 
@@ -43,8 +44,7 @@ void on_png_warning(png_structp png, png_const_charp message) {
 void check_chunk_lengths(const uint8_t* data, size_t size, const std::string& origin) {
     size_t pos = 8;  // after the signature
     while (size - pos >= 8) {
-        const uint32_t length = (uint32_t{data[pos]} << 24) | (uint32_t{data[pos + 1]} << 16) |
-                                (uint32_t{data[pos + 2]} << 8) | data[pos + 3];
+        const uint32_t length = read_be32(data + pos);
         std::string type(reinterpret_cast<const char*>(data + pos + 4), 4);
         for (char& c : type)
             if (!std::isalpha(static_cast<unsigned char>(c))) c = '?';

@@ -2,20 +2,18 @@
 
 #include <algorithm>
 
+#include "io/byte_order.h"
+
 namespace flux2 {
 
 namespace {
-uint32_t be32(const uint8_t* p) {
-    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-uint32_t be16(const uint8_t* p) { return (uint32_t{p[0]} << 8) | p[1]; }
 
 std::optional<ImageSize> probe_png(const uint8_t* data, size_t size) {
     // Signature (8), then the IHDR chunk: length (4), "IHDR" (4), width (4), height (4).
     if (size < 24 || data[12] != 'I' || data[13] != 'H' || data[14] != 'D' || data[15] != 'R') return std::nullopt;
     // The PNG specification allows sides of 1 .. 2^31 - 1; outside it the header is invalid, and callers may
     // multiply the sides in int64_t without overflow (a fuzzed 2^32 - 1 squared overflowed the server's budget check).
-    const uint32_t width = be32(data + 16), height = be32(data + 20);
+    const uint32_t width = read_be32(data + 16), height = read_be32(data + 20);
     constexpr uint32_t kMaxSide = 0x7FFFFFFF;
     if (width == 0 || height == 0 || width > kMaxSide || height > kMaxSide) return std::nullopt;
     return ImageSize{width, height};
@@ -34,12 +32,12 @@ std::optional<ImageSize> probe_jpeg(const uint8_t* data, size_t size) {
             i += 2;
             continue;
         }
-        const size_t length = be16(data + i + 2);
+        const size_t length = read_be16(data + i + 2);
         if (length < 2) return std::nullopt;
         // SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but are not frames.
         if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) {
             if (i + 9 > size) return std::nullopt;
-            return ImageSize{be16(data + i + 7), be16(data + i + 5)};
+            return ImageSize{read_be16(data + i + 7), read_be16(data + i + 5)};
         }
         if (marker == 0xDA || marker == 0xD9) return std::nullopt;  // scan data or end before any frame header
         i += 2 + length;
