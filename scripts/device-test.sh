@@ -115,6 +115,8 @@ if [ -n "${FLUX2_DEMO_TRAIN:-}" ]; then
   echo "== demo training started: $FLUX2_DEMO_TRAIN"
   for _ in $(seq 90); do grep -q "rendered and tokenized" "$demo_run.out" 2>/dev/null && break; sleep 2; done
   tail -2 "$demo_run.out"
+  # The training loop is one Python thread feeding the GPU: keep two cores out of the build for it.
+  jobs=$((jobs > 4 ? jobs - 2 : jobs))
 fi
 
 echo "== build (sm_90a)"

@@ -208,18 +208,32 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
     loss per token by 1 + args.shape_weight x share.
     The text encoder trains with the transformer for the first args.text_encoder_fraction of the stage's time (none
     with args.freeze_text_encoder), then takes its EMA and stays fixed. Returns the captions' embeddings under the
-    fixed encoder (ctx_all, ctx_empty), or None when it trained to the end."""
+    fixed encoder (ctx_all, ctx_empty), or None when it trained to the end.
+    For the first args.short_text_fraction of the stage the captions are cut to args.short_text_tokens tokens (every
+    caption fits, with padding after it): the transformer's sequence is 64 image tokens and the padded text, so the
+    512 text tokens the pipelines use make about 8 of every 9 tokens it sees. The steps on short captions are several
+    times faster; the rest of the stage, at the full length, teaches it the pipelines' padding. The text encoder is
+    causal, so a caption's own tokens come out the same at either length."""
     dit.to(device).train()
     te.to(device).train()
     te_trains = params is None and not args.freeze_text_encoder
     if params is None:
         params = list(dit.parameters()) + (list(te.parameters()) if te_trains else [])
+    full = ids.shape[1]
+    short = args.short_text_tokens if args.short_text_fraction > 0 else full
+    t_start = time.time()
+    short_until = t_start + args.short_text_fraction * (deadline - t_start)
+    length = short
+
+    def encoded(length):
+        return encode_captions(te, ids[:, :length], mask[:, :length], (empty[0][:length], empty[1][:length]), device)
+
     ctx_all = ctx_empty = None
     if not te_trains:
         # A fixed encoder gives every caption the same embedding in every step: encode each once (bf16, 49 KB a
-        # caption). Its 28 narrow layers over 512 tokens cost about as much per step as the transformer.
+        # caption at 512 tokens). Its 28 narrow layers cost about as much per step as the transformer.
         te.requires_grad_(False)
-        ctx_all, ctx_empty = encode_captions(te, ids, mask, empty, device)
+        ctx_all, ctx_empty = encoded(length)
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0, eps=1e-8)
     ema = [p.detach().clone() for p in params]
     te_ema = ema[-len(list(te.parameters())):] if te_trains else []
@@ -229,14 +243,26 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
     n, li, _ = lat.shape
     side = int(round(math.sqrt(li)))
     img_ids = image_ids(side, side, device)
-    txt_ids = text_ids(ids.shape[1], device)
+    txt_ids = text_ids(length, device)
     mu = empirical_mu(li, 50)
     shift = math.exp(mu)
     forward = torch.compile(dit) if args.compile else dit
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    step, t_start, last = 0, time.time(), 0.0
+    step, last = 0, 0.0
     losses = []
+    if length < full:
+        log(f"{stage}: captions cut to {length} of {full} tokens for the first {args.short_text_fraction:.0%} "
+            f"of the stage")
     while time.time() < deadline and (args.max_steps <= 0 or step < args.max_steps):
+        if length < full and time.time() >= short_until:
+            length = full
+            txt_ids = text_ids(length, device)
+            logd[f"{stage}_full_text_from_step"] = step
+            log(f"{stage} step {step}: captions padded to all {full} tokens from here on "
+                f"({step / (time.time() - t_start):.2f} it/s on short ones)")
+            if ctx_all is not None:
+                ctx_all = ctx_empty = None  # free the short embeddings before encoding the long ones
+                ctx_all, ctx_empty = encoded(length)
         if te_until is not None and ctx_all is None and time.time() >= te_until:
             # The encoder's share is over: it keeps its EMA from here on (a frozen parameter has no gradient, so
             # AdamW and the clipping pass it by, and its EMA stays equal to it) and every caption is encoded once,
@@ -245,16 +271,16 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
                 for p, e in zip(te.parameters(), te_ema):
                     p.copy_(e)
             te.requires_grad_(False)
-            ctx_all, ctx_empty = encode_captions(te, ids, mask, empty, device)
+            ctx_all, ctx_empty = encoded(length)
             logd[f"{stage}_text_encoder_frozen_at_step"] = step
             log(f"{stage} step {step}: the text encoder stops training")
         idx = torch.randint(0, n, (args.batch,), generator=g)
         drop = (torch.rand(args.batch, generator=g) < args.caption_dropout).to(device)
         if ctx_all is None:
-            b_ids = ids[idx].to(device, non_blocking=True).long()
-            b_mask = mask[idx].to(device, non_blocking=True).long()
-            b_ids = torch.where(drop[:, None], empty[0].to(device).long(), b_ids)
-            b_mask = torch.where(drop[:, None], empty[1].to(device).long(), b_mask)
+            b_ids = ids[idx, :length].to(device, non_blocking=True).long()
+            b_mask = mask[idx, :length].to(device, non_blocking=True).long()
+            b_ids = torch.where(drop[:, None], empty[0][:length].to(device).long(), b_ids)
+            b_mask = torch.where(drop[:, None], empty[1][:length].to(device).long(), b_mask)
         x0 = lat[idx].to(device, non_blocking=True).float()
         u = torch.sigmoid(torch.randn(args.batch, device=device, generator=gd))
         sigma = shift * u / (1 + (shift - 1) * u)
@@ -302,7 +328,9 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
     log(f"{stage} done: {step} steps, loss {logd[stage]['final_loss']}")
     dit.eval()
     te.eval()
-    return None if ctx_all is None else (ctx_all, ctx_empty)
+    if ctx_all is None:
+        return None
+    return (ctx_all, ctx_empty) if length == full else encoded(full)
 
 
 # Sampling (klein base: true CFG, FlowMatchEuler with the pipeline's shifted schedule)

@@ -85,6 +85,10 @@ def parse_args(argv=None):
     ap.add_argument("--shape-weight", type=float, default=4.0,
                     help="the transformer's loss on a latent token weighs 1 + this x the share of its pixels on or "
                     "next to a shape (0: a plain mean)")
+    ap.add_argument("--short-text-fraction", type=float, default=0.0,
+                    help="share of the transformer stage trained on captions cut to --short-text-tokens (several "
+                    "times faster steps); the rest pads them to --max-sequence-length, as the pipelines do")
+    ap.add_argument("--short-text-tokens", type=int, default=64)
     ap.add_argument("--max-steps", type=int, default=0, help="stop the transformer stage after this many steps")
     ap.add_argument("--resume", help="an earlier output folder: keep its VAE, train its transformer and text "
                     "encoder further for the whole budget (architecture flags come from it)")
@@ -251,6 +255,9 @@ def main(argv=None):
     longest = int(mask.sum(1).max())
     if longest >= args.max_sequence_length:
         raise SystemExit(f"a caption fills all {args.max_sequence_length} tokens")
+    if args.short_text_fraction > 0 and not longest < args.short_text_tokens <= args.max_sequence_length:
+        raise SystemExit(f"--short-text-tokens {args.short_text_tokens} must hold the longest caption ({longest} "
+                         f"tokens) and padding after it, within --max-sequence-length {args.max_sequence_length}")
     used = np.unique(np.concatenate([ids.reshape(-1), eids.reshape(-1), vids.reshape(-1)]))
     log(f"tokenized: longest caption {longest} tokens, {len(used)} distinct token ids")
     logd["data"] = {"scenes": len(captions), "longest_tokens": longest, "distinct_tokens": int(len(used))}
