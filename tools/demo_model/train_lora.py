@@ -176,7 +176,7 @@ def main(argv=None):
     base_args = argparse.Namespace(max_sequence_length=512, freeze_text_encoder=True, compile=False,
                                    batch=args.batch, lr=args.lr, warmup=args.warmup, ema=args.ema,
                                    caption_dropout=args.caption_dropout, max_steps=args.max_steps, seed=args.seed,
-                                   low_noise_fraction=0.5)
+                                   low_noise_fraction=0.5, short_text_fraction=0.0, short_text_tokens=512)
     vae, dit, te = load_previous(base_args, args.base, announce=False)
     log(f"base model {args.base}: VAE, transformer and text encoder stay fixed")
     vae.to(device)
