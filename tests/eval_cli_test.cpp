@@ -4,6 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#ifdef FLUX2_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 namespace flux2::test {
 namespace {
@@ -12,17 +15,20 @@ class CliEval : public Cli {
 protected:
     // `flux2 eval` of the committed demo model at 10 steps (about 2 minutes here);
     // extra "NVFP4" stands for its NVFP4-mixed file.
-    nlohmann::json demo_model_scores(const std::vector<std::string>& extra) {
+    // `label` names the run in the printed lines.
+    nlohmann::json demo_model_scores(const std::vector<std::string>& extra, const std::string& label = "") {
         const std::string model = std::string(FLUX2_ASSETS_DIR) + "/demo-model";
         std::vector<std::string> args = {"eval", "--model-path", model, "--num-inference-steps", "10", "--json"};
         for (const std::string& e : extra)
             args.push_back(e == "NVFP4" ? model + "/flux2-klein-base-demo-nvfp4-mixed.safetensors" : e);
         const RunResult r = flux2(args);
         EXPECT_EQ(r.exit_code, 0) << r;
+        if (r.exit_code != 0) return nullptr;
         const nlohmann::json scores = nlohmann::json::parse(r.out)["scores"];
-        for (const char* split : {"seen", "heldout"})
-            std::printf("demo model%s, %s: %.1f%% of prompts pass, %.1f%% of checks\n", extra.empty() ? "" : " (NVFP4)",
-                        split, scores[split]["pass_rate"].get<double>(), scores[split]["check_rate"].get<double>());
+        for (const char* split : {"seen", "heldout", "all"})
+            if (scores.contains(split))
+                std::printf("demo model%s, %s: %.1f%% of prompts pass, %.1f%% of checks\n", label.c_str(), split,
+                            scores[split]["pass_rate"].get<double>(), scores[split]["check_rate"].get<double>());
         return scores;
     }
 };
@@ -68,9 +74,9 @@ TEST_F(CliEval, GeneratesWithThePipeline) {
 
 // The demo model at 10 steps, from its bf16 diffusers transformer and, in a second test, from its NVFP4-mixed file:
 // a faster guard than the 50-step score targets (ctest's demo_score_targets, CMakeLists.txt). The floors sit a little
-// under what the bf16 transformer scored when run G was committed (CPU, 10 steps: 87.5% of the prompts, 98.4% of the
-// checks, in both splits); the NVFP4 path must stay within 5 points of those bf16 check rates.
-constexpr double kBf16SeenChecks = 98.4, kBf16HeldoutChecks = 98.4;
+// under what the bf16 transformer scored when run H was committed (CPU, 10 steps: 85.0% of the prompts; 98.4% of the
+// seen and 97.6% of the held-out checks); the NVFP4 path must stay within 5 points of those bf16 check rates.
+constexpr double kBf16SeenChecks = 98.4, kBf16HeldoutChecks = 97.6;
 
 TEST_F(CliEval, TrainedDemoModelScoresBf16) {
     const nlohmann::json s = demo_model_scores({});
@@ -80,9 +86,53 @@ TEST_F(CliEval, TrainedDemoModelScoresBf16) {
 }
 
 TEST_F(CliEval, TrainedDemoModelScoresNvfp4) {
-    const nlohmann::json s = demo_model_scores({"--transformer-weights-path", "NVFP4"});
+    const nlohmann::json s = demo_model_scores({"--transformer-weights-path", "NVFP4"}, " (NVFP4)");
     EXPECT_NEAR(s["seen"]["check_rate"].get<double>(), kBf16SeenChecks, 5.0);
     EXPECT_NEAR(s["heldout"]["check_rate"].get<double>(), kBf16HeldoutChecks, 5.0);
+}
+
+// Issue 16: every GPU path of the demo model scores within 5 points of the CPU, on the 200-prompt list (one prompt is
+// half a point there; on the fixed 40, 2.5) at the test suite's 10 steps. The CPU's score is taken in the same test,
+// from the same binary: the bf16 diffusers transformer in f32, the suite's reference.
+class CudaDemoEval : public CliEval {
+protected:
+    void SetUp() override {
+#ifdef FLUX2_HAVE_CUDA
+        if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible: runs on the GPU machine";
+#else
+        GTEST_SKIP() << "this build has no CUDA backend (nvcc not found or FLUX2_CUDA=OFF)";
+#endif
+    }
+};
+
+TEST_F(CudaDemoEval, EveryGpuPathScoresWithinFivePointsOfTheCpu) {
+    const std::vector<std::string> list = {"--prompts", std::string(FLUX2_ASSETS_DIR) + "/demo_eval_prompts_long.json"};
+    auto with = [&](std::vector<std::string> args) {
+        args.insert(args.end(), list.begin(), list.end());
+        return args;
+    };
+    const nlohmann::json cpu = demo_model_scores(with({"--device", "cpu"}), " (CPU)");
+    ASSERT_FALSE(cpu.is_null());
+    const std::string lora = std::string(FLUX2_ASSETS_DIR) + "/demo-lora/demo-stripes-lora-kohya.safetensors:0";
+    const std::vector<std::pair<std::string, std::vector<std::string>>> paths = {
+        {"bf16", {"--precision", "bf16"}},
+        {"fp8, FP8 attention", {"--precision", "fp8", "--attention", "fp8"}},
+        {"fp8, bf16 attention", {"--precision", "fp8", "--attention", "bf16"}},
+        {"NVFP4 file, fp8", {"--transformer-weights-path", "NVFP4", "--precision", "fp8"}},
+        {"NVFP4 file, fp8, fp4 residency",
+         {"--transformer-weights-path", "NVFP4", "--precision", "fp8", "--residency", "fp4"}},
+        {"NVFP4 file, bf16", {"--transformer-weights-path", "NVFP4", "--precision", "bf16"}},
+        {"fp8, demo LoRA at strength 0", {"--precision", "fp8", "--lora", lora}},
+    };
+    for (const auto& [name, flags] : paths) {
+        std::vector<std::string> args = with({"--device", "cuda"});
+        args.insert(args.end(), flags.begin(), flags.end());
+        const nlohmann::json gpu = demo_model_scores(args, " (GPU " + name + ")");
+        ASSERT_FALSE(gpu.is_null()) << name;
+        for (const char* split : {"seen", "heldout", "all"})
+            EXPECT_NEAR(gpu[split]["pass_rate"].get<double>(), cpu[split]["pass_rate"].get<double>(), 5.0)
+                << name << ", " << split;
+    }
 }
 
 }  // namespace
