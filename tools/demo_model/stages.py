@@ -225,8 +225,8 @@ def train_transformer(args, dit, te, lat, ids, mask, empty, device, deadline, lo
     short_until = t_start + args.short_text_fraction * (deadline - t_start)
     length = short
 
-    def encoded(length):
-        return encode_captions(te, ids[:, :length], mask[:, :length], (empty[0][:length], empty[1][:length]), device)
+    def encoded(tokens):  # every caption's embedding, and the empty prompt's, at `tokens` tokens
+        return encode_captions(te, ids[:, :tokens], mask[:, :tokens], (empty[0][:tokens], empty[1][:tokens]), device)
 
     ctx_all = ctx_empty = None
     if not te_trains:
