@@ -338,6 +338,7 @@ if [ -n "${FLUX2_DEMO_EVAL:-}" ]; then
     "fp8 (FP8 attention)|--model-path $d --precision fp8"
     "fp8, --attention bf16|--model-path $d --precision fp8 --attention bf16"
     "NVFP4 file, fp8|$nvfp4 --precision fp8"
+    "NVFP4 file, fp8, --attention bf16|$nvfp4 --precision fp8 --attention bf16"
     "NVFP4 file, fp8, --residency fp4|$nvfp4 --precision fp8 --residency fp4"
     "NVFP4 file, bf16|$nvfp4 --precision bf16"
     "bf16, --text-encoder-precision fp8|--model-path $d --precision bf16 --text-encoder-precision fp8")
