@@ -9,69 +9,43 @@ run H), per NVFP4 layer, emulated with torch's float8_e4m3fn:
     python3 tools/demo_model/fp8_conversion_error.py assets/demo-model/flux2-klein-base-demo-nvfp4-mixed.safetensors
 
 Prints the relative L2 error of the converted weights against the NVFP4 values they come from, and the share of
-elements converted exactly. Reads BFL NVFP4 layouts (element 2i in the high nibble, block scales in the 128x4
-swizzled order of NVFP4_CHECKPOINTS.md 1.5).
+elements converted exactly (in float32, the NVFP4 values computed as the GPU does: block scale x weight_scale_2,
+then x the E2M1 magnitude). Reads the BFL NVFP4 layout that nvfp4_export.py writes.
 """
-import json
-import struct
+import os
 import sys
 
-import numpy as np
 import torch
+from safetensors.torch import load_file
 
-E2M1 = np.array([0, .5, 1, 1.5, 2, 3, 4, 6, -0., -.5, -1, -1.5, -2, -3, -4, -6], np.float32)
-
-
-def e4m3(x):
-    return torch.from_numpy(np.ascontiguousarray(x)).to(torch.float8_e4m3fn).to(torch.float32).numpy()
-
-
-def read(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-
-    def tensor(name):
-        a, b = header[name]["data_offsets"]
-        return header[name], raw[8 + n + a:8 + n + b]
-    return header, tensor
-
-
-def nvfp4_values(tensor, stem):
-    info, codes = tensor(stem + ".weight")
-    rows, half = info["shape"]
-    c = np.frombuffer(codes, np.uint8).reshape(rows, half)
-    vals = np.empty((rows, half * 2), np.float32)
-    vals[:, 0::2], vals[:, 1::2] = E2M1[c >> 4], E2M1[c & 15]
-    _, scales = tensor(stem + ".weight_scale")
-    flat = torch.frombuffer(bytearray(scales), dtype=torch.float8_e4m3fn).to(torch.float32).numpy()
-    cols = half * 2 // 16
-    padded = -(-cols // 4) * 4
-    r, k = np.arange(rows)[:, None], np.arange(cols)[None, :]
-    block = flat[(((r // 128) * (padded // 4) + k // 4) * 32 + r % 32) * 16 + ((r % 128) // 32) * 4 + k % 4]
-    _, s2 = tensor(stem + ".weight_scale_2")
-    return vals * np.repeat(block, 16, axis=1) * np.frombuffer(s2, np.float32)[0], float(np.frombuffer(s2, np.float32)[0])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fp8_path_emulation import e4m3_rows, e4m3_scaled  # noqa: E402
+from nvfp4_export import E4M3_MAX, dequantize_nvfp4  # noqa: E402
 
 
 def main():
-    header, tensor = read(sys.argv[1])
-    totals = {"today": [0.0, 0.0], "aligned": [0.0, 0.0]}
-    for name in sorted(header):
-        if not name.endswith(".weight") or header[name].get("dtype") != "U8":
+    tensors = load_file(sys.argv[1])
+    totals = {"today": [0.0, 0.0, 0, 0], "aligned": [0.0, 0.0, 0, 0]}  # squared error, squared norm, exact, all
+    for name in sorted(tensors):
+        if not name.endswith(".weight") or tensors[name].dtype != torch.uint8:
             continue
         stem = name[:-len(".weight")]
-        w, s2 = nvfp4_values(tensor, stem)
-        amax = np.abs(w).max(1, keepdims=True)
-        amax[amax == 0] = 1
-        row = {"today": amax / 448, "aligned": s2 * np.exp2(np.ceil(np.log2(amax / (448 * s2))))}
-        line = f"{stem:40s} {w.shape[0]}x{w.shape[1]}:"
-        for key, scale in row.items():
-            q = e4m3(w / scale) * scale
+        packed, s2 = tensors[name], tensors[stem + ".weight_scale_2"].float()
+        out, inn = packed.shape[0], packed.shape[1] * 2
+        w = dequantize_nvfp4(packed, tensors[stem + ".weight_scale"], s2, out, inn)
+        amax = w.abs().amax(1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
+        converted = {"today": e4m3_rows(w),
+                     "aligned": e4m3_scaled(w, s2 * torch.exp2(torch.ceil(torch.log2(amax / (E4M3_MAX * s2)))))}
+        line = f"{stem:40s} {out}x{inn}:"
+        for key, q in converted.items():
             totals[key][0] += float(((q - w) ** 2).sum())
             totals[key][1] += float((w ** 2).sum())
-            line += f"  {key} {np.linalg.norm(q - w) / np.linalg.norm(w):.4f} ({(q == w).mean():.0%} exact)"
+            totals[key][2] += int((q == w).sum())
+            totals[key][3] += w.numel()
+            line += f"  {key} {float((q - w).norm() / w.norm()):.4f} ({float((q == w).float().mean()):.0%} exact)"
         print(line)
-    print("all layers:", ", ".join(f"{k} {(t[0] / t[1]) ** 0.5:.4f}" for k, t in totals.items()))
+    print("all layers:",
+          ", ".join(f"{k} {(t[0] / t[1]) ** 0.5:.4f} ({t[2] / t[3]:.0%} exact)" for k, t in totals.items()))
 
 
 if __name__ == "__main__":

@@ -28,18 +28,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from captions import load_tokenizer  # noqa: E402
 from common import REPO, log, select_device, write_sheet  # noqa: E402
 from models import load_previous  # noqa: E402
-from nvfp4_export import dequantize_nvfp4, nvfp4_layers, quantize_nvfp4  # noqa: E402
+from nvfp4_export import E4M3_MAX, dequantize_nvfp4, nvfp4_layers, quantize_nvfp4  # noqa: E402
 from stages import sample  # noqa: E402
 
-E4M3_MAX = 448.0
 STAGES = ["bf16", "nvfp4", "e4m3-w", "e4m3-wa"]
 
 
-def e4m3_rows(x):
-    """x [..., K] rounded to E4M3 with one scale per row (amax / 448), back in float32."""
-    amax = x.abs().amax(-1, keepdim=True)
-    scale = torch.where(amax > 0, amax / E4M3_MAX, torch.ones_like(amax))
+def e4m3_scaled(x, scale):
+    """x rounded to E4M3 under `scale` (broadcast against x), back in float32."""
     return (x / scale).to(torch.float8_e4m3fn).float() * scale
+
+
+def e4m3_rows(x):
+    """x [..., K] rounded to E4M3 with one scale per row (amax / 448), as the GPU's fp8 path scales weights and
+    activations."""
+    amax = x.abs().amax(-1, keepdim=True)
+    return e4m3_scaled(x, torch.where(amax > 0, amax / E4M3_MAX, torch.ones_like(amax)))
 
 
 def emulate(dit, stage):
