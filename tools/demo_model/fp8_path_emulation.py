@@ -51,7 +51,8 @@ def emulate(dit, stage):
     if level < 0:
         return
     modules = dict(dit.named_modules())
-    for name, _ in nvfp4_layers(dit.config.num_layers, dit.config.num_single_layers).values():
+    layers = nvfp4_layers(dit.config.num_layers, dit.config.num_single_layers)
+    for name, _ in layers.values():
         lin = modules[name]
         w = lin.weight.data.to(torch.bfloat16).float()
         out, inn = w.shape
@@ -62,7 +63,7 @@ def emulate(dit, stage):
         lin.weight.data.copy_(w)
         if level >= 2:
             lin.register_forward_pre_hook(lambda _m, args: (e4m3_rows(args[0].to(torch.bfloat16).float()),))
-    log(f"{stage}: {len(nvfp4_layers(dit.config.num_layers, dit.config.num_single_layers))} NVFP4 layers emulated")
+    log(f"{stage}: {len(layers)} NVFP4 layers emulated")
 
 
 def main():
