@@ -330,7 +330,8 @@ done
 # The demo model's prompt-following score (issue 16, docs/DEMO_MODEL.md) on every GPU path: FLUX2_DEMO_EVAL=DIR (a
 # demo model folder with its NVFP4-mixed file, e.g. assets/demo-model) runs `flux2 eval` per path at
 # FLUX2_DEMO_EVAL_STEPS steps (default 10, the test suite's CPU setting) and prints each path's scores;
-# FLUX2_DEMO_EVAL_PROMPTS=FILE scores another prompt list (assets/demo_eval_prompts_long.json: 200 prompts).
+# FLUX2_DEMO_EVAL_PROMPTS=FILE scores another prompt list (assets/demo_eval_prompts_long.json: 200 prompts);
+# FLUX2_DEMO_EVAL_PATHS=REGEX keeps only the paths whose name it matches (grep -E, e.g. "^NVFP4 file, fp8").
 if [ -n "${FLUX2_DEMO_EVAL:-}" ]; then
   d=$FLUX2_DEMO_EVAL
   nvfp4="--transformer-weights-path $d/flux2-klein-base-demo-nvfp4-mixed.safetensors --base-model-path $d --klein-mode base"
@@ -343,6 +344,7 @@ if [ -n "${FLUX2_DEMO_EVAL:-}" ]; then
     "NVFP4 file, bf16|$nvfp4 --precision bf16"
     "bf16, --text-encoder-precision fp8|--model-path $d --precision bf16 --text-encoder-precision fp8")
   for p in "${paths[@]}"; do
+    [ -n "${FLUX2_DEMO_EVAL_PATHS:-}" ] && ! grep -qE "$FLUX2_DEMO_EVAL_PATHS" <<<"${p%%|*}" && continue
     echo "-- demo eval: ${p%%|*}" | tee -a "$out/demo_eval.txt"
     # shellcheck disable=SC2086
     ./build-gpu/flux2 eval --device cuda --num-inference-steps "${FLUX2_DEMO_EVAL_STEPS:-10}" \
