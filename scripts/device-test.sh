@@ -151,6 +151,14 @@ if [ -x build-gpu/flux2_tests ] && [ "${FLUX2_TEST_FILTER:-}" != none ]; then
   tail -3 "$out/tests.txt"
 fi
 
+# compute-sanitizer memcheck on the tests FLUX2_SANITIZE_FILTER names (a gtest filter), e.g. a new kernel's.
+if [ -n "${FLUX2_SANITIZE_FILTER:-}" ] && [ -x build-gpu/flux2_tests ]; then
+  echo "== compute-sanitizer memcheck: $FLUX2_SANITIZE_FILTER" | tee -a "$out/sanitizer.txt"
+  compute-sanitizer --tool memcheck --error-exitcode 1 ./build-gpu/flux2_tests --gtest_filter="$FLUX2_SANITIZE_FILTER" \
+    >>"$out/sanitizer.txt" 2>&1 || status=1
+  grep -E "ERROR SUMMARY|PASSED|FAILED" "$out/sanitizer.txt" | tail -5
+fi
+
 # Whole denoising steps: FLUX2_STEP_BENCH="klein-4b:512,1024 dev:1024" runs `flux2 bench` (fp8 and bf16) and the
 # PyTorch BF16 step (bench/torch_flux2_step.py) for each model, in this same call, on this same card.
 # FLUX2_STEP_ARGS adds flags to `flux2 bench` (e.g. --profile, --no-cuda-graphs, --residency fp4).
@@ -245,8 +253,9 @@ done
 # Offloading (issue 12): FLUX2_OFFLOAD_BENCH="dev:1024" times `flux2 bench` fp8 with the weights resident as fp8,
 # resident in 4 bits, and streamed per block (--offload layers, also with some blocks resident, and some streamed
 # as E4M3), in this call; the bus the copies take is logged. FLUX2_OFFLOAD_RUNS replaces the list of flag sets
-# ("|"-separated); FLUX2_OFFLOAD_ROUNDS=N runs the list N times over, alternating (differences of a few percent
-# need pairs within one call).
+# ("|"-separated; a set's leading NAME=VALUE words are set in the environment, e.g. "FLUX2_FP4_AHEAD=0 --residency
+# fp4"); FLUX2_OFFLOAD_ROUNDS=N runs the list N times over, alternating (differences of a few percent need pairs
+# within one call).
 if [ -n "${FLUX2_OFFLOAD_BENCH:-}" ]; then
   nvidia-smi --query-gpu=pcie.link.gen.max,pcie.link.gen.current,pcie.link.width.current --format=csv 2>&1 |
     tee -a "$out/offload_bench.txt"
@@ -258,8 +267,13 @@ for spec in ${FLUX2_OFFLOAD_BENCH:-}; do
   for round in $(seq "${FLUX2_OFFLOAD_ROUNDS:-1}"); do
     for flags in "${runs[@]}"; do
       echo "== offload benchmark $model at $res, round $round: ${flags:-resident}" | tee -a "$out/offload_bench.txt"
-      ./build-gpu/flux2 bench --model "$model" --device cuda --precision fp8 --resolutions "$res" --steps 5 \
-        --warmup 2 $flags ${FLUX2_OFFLOAD_ARGS:-} 2>&1 | grep -E "^[a-z0-9-]+ +[0-9]|offload|error|model " |
+      envs=()
+      args=()
+      for word in $flags; do
+        if [ ${#args[@]} -eq 0 ] && [[ $word =~ ^[A-Z0-9_]+= ]]; then envs+=("$word"); else args+=("$word"); fi
+      done
+      env "${envs[@]}" ./build-gpu/flux2 bench --model "$model" --device cuda --precision fp8 --resolutions "$res" \
+        --steps 5 --warmup 2 "${args[@]}" ${FLUX2_OFFLOAD_ARGS:-} 2>&1 | grep -E "^[a-z0-9-]+ +[0-9]|offload|converted|error|model " |
         tee -a "$out/offload_bench.txt"
     done
   done

@@ -2,6 +2,8 @@
 // NVFP4 -> E4M3 conversion must give the very same GEMM operands, so the outputs are bit-identical, also when
 // layers of different sizes take turns in the shared conversion buffer.
 #include "cuda_test_util.h"
+#include "golden_data.h"
+#include "models/flux2/flux2_transformer.h"
 #include "quant/nvfp4_quantizer.h"
 #ifdef FLUX2_HAVE_CUDA
 #include "backend/cuda/launchers.h"
@@ -53,6 +55,34 @@ TEST_F(CudaResidencyTest, Fp4ResidentGivesTheSameOutputsAsFp8Resident) {
     ASSERT_TRUE(all_finite(got));
     EXPECT_EQ(got, ref);
     EXPECT_NE(resident->path_summary().find("nvfp4(resident)"), std::string::npos) << resident->path_summary();
+#endif
+}
+
+// The shared conversion buffer grows when a larger layer comes; a recorded step converts into the buffer it was
+// recorded with, which must stay allocated: its replays would otherwise write weight codes into memory the pool has
+// since given to other tensors. Tensors of many sizes made after the growth must come through a replay unchanged,
+// and the replay must still give the recorded outputs.
+TEST_F(CudaResidencyTest, AReplayAfterTheBufferGrewWritesOnlyItsOwnMemory) {
+#ifdef FLUX2_HAVE_CUDA
+    auto backend = make_backend(cuda_options("fp8", "fp4"));
+    Flux2Transformer model = Flux2Transformer::load(data_path("tiny-klein-nvfp4.safetensors"), *backend);
+    const Flux2Inputs in = tiny_klein_case0();
+    std::vector<float> want;
+    for (int i = 0; i < 3; ++i) want = model.forward(in).to_vector();  // eager, recorded, replayed
+    // Wider than every layer of the tiny model: the buffer grows (the old one goes back to the pool, or is kept).
+    const LinearWeight big = nvfp4(1024, 1024, "big");
+    Tensor y = backend->linear(backend->upload(randn({1, 3, 1024})), big);
+    std::vector<Tensor> host, live;
+    for (int64_t n = 256; n <= (int64_t{1} << 20); n *= 2) {
+        for (int copy = 0; copy < 2; ++copy) {
+            host.push_back(randn({n}));
+            live.push_back(backend->upload(host.back()));
+        }
+    }
+    EXPECT_EQ(model.forward(in).to_vector(), want);
+    for (size_t i = 0; i < live.size(); ++i)
+        EXPECT_EQ(backend->download(live[i]).to_vector(), host[i].to_vector()) << host[i].numel() << " floats";
+    EXPECT_TRUE(all_finite(backend->download(y).to_vector()));
 #endif
 }
 

@@ -259,8 +259,10 @@ private:
     BackendOptions options_;
     CudaLinearPrecision precision_ = CudaLinearPrecision::bf16;
     bool poison_ = false;
-    bool fp4_resident_ = false;  // BackendOptions::residency == "fp4"
-    Tensor fp4_scratch_;         // E4M3 weight of the layer being run (fp4-resident mode), grown to the largest
+    bool fp4_resident_ = false;          // BackendOptions::residency == "fp4"
+    Tensor fp4_scratch_;                 // E4M3 weight of the layer being run (fp4-resident mode), grown to the largest
+    bool fp4_scratch_recorded_ = false;  // a recording began with fp4_scratch_ (its graph may convert into it)
+    std::vector<Tensor> fp4_scratch_retired_;  // scratch buffers outgrown after a recording: kept for its replays
     std::string device_name_;
     int sm_count_ = 1;             // sizes the split of skinny kernels (lora_down_fp8.cu)
     int64_t memory_capacity_ = 0;  // cudaDeviceProp::totalGlobalMem

@@ -234,8 +234,14 @@ void CudaBackend::gemm_fp8_into(const Fp8Activations& x, const LinearWeight& w, 
         carry_lora_codes(x, w);
     }
     if (p.fp4_codes.defined()) {
-        // One buffer serves every layer: the stream orders this conversion after the previous GEMM's reads.
-        if (!fp4_scratch_.defined() || fp4_scratch_.numel() < n * k) fp4_scratch_ = empty({n * k}, DType::F8_E4M3);
+        // One buffer serves every layer: the stream orders this conversion after the previous GEMM's reads. A
+        // recorded graph keeps the buffer's address, so one it recorded is kept, not freed, when a larger layer
+        // comes after the recording (it would otherwise write into whatever the pool gave that memory to).
+        if (!fp4_scratch_.defined() || fp4_scratch_.numel() < n * k) {
+            if (fp4_scratch_recorded_) fp4_scratch_retired_.push_back(fp4_scratch_);
+            fp4_scratch_recorded_ = false;
+            fp4_scratch_ = empty({n * k}, DType::F8_E4M3);
+        }
         FLUX2_PROFILE_OP("convert weight nvfp4->e4m3 (fp4-resident)");
         cuda::launch_nvfp4_to_fp8_scaled(static_cast<const uint8_t*>(p.fp4_codes.raw()),
                                          static_cast<const uint8_t*>(p.fp4_block_scales.raw()), p.fp4_scale_2,

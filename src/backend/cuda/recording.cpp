@@ -32,6 +32,7 @@ void CudaBackend::begin_recording() {
     check(can_record(), "cuda backend: recording is off (BackendOptions::cuda_graphs)");
     check(!recording(), "cuda backend: begin_recording while already recording");
     check(!profiler_.active(), "cuda backend: cannot record a CUDA graph while the op profiler runs");
+    if (fp4_scratch_.defined()) fp4_scratch_recorded_ = true;
     // Thread-local capture: another thread's CUDA calls (none today) cannot invalidate this one.
     FLUX2_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));
     stream_->set_recording(true);
