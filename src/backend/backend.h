@@ -176,6 +176,16 @@ public:
         return out;
     }
 
+    // The single block's attention and to_out's input in one: attention_into(q, k, v, v_col, out, 0) into out's
+    // first columns, then swiglu_beside_for(next, out, x, col, m). CUDA with FP8 attention on FP8 q/k buffers and an
+    // FP8 `next` hands the attention's E4M3 output straight to the row quantizer: no BF16 copy of it in between.
+    virtual Tensor attention_swiglu_beside_for(const LinearWeight& next, const Tensor& q, const Tensor& k,
+                                               const Tensor& v, int64_t v_col, Tensor& out, const Tensor& x,
+                                               int64_t col, int64_t m) {
+        attention_into(q, k, v, v_col, out, 0);
+        return swiglu_beside_for(next, out, x, col, m);
+    }
+
     // x += gate * linear(in, w): a block's gated residual update from its output projection. x [B, L, out], gate
     // [B, out]; `in` may come from a *_for producer of w. The CUDA fp8 path folds the gate into the GEMM's
     // per-channel scales and accumulates into x in the epilogue (B = 1); elsewhere it is the two ops.

@@ -55,6 +55,34 @@ void CudaBackend::run_attention_fp8_qk(const Fp8Qk& q, const Fp8Qk& k, const cud
     sdpa_fp8_->run_fp8_qk(q.codes, q.descale, k.codes, k.descale, v, o, B, L, H, Dh, v_row, o_row);
 }
 
+Tensor CudaBackend::attention_swiglu_beside_for(const LinearWeight& next, const Tensor& q, const Tensor& k,
+                                                const Tensor& v, int64_t v_col, Tensor& out, const Tensor& x,
+                                                int64_t col, int64_t m) {
+    const int64_t width = out.dim(-1), ca = width - m;
+    // FP8 q/k buffers exist only where FP8 attention has a plan for the shape (attention_qk_buffer).
+    const bool direct = attention_e4m3_out_ && q.dtype() == DType::F8_E4M3 && takes_fp8_input(next) &&
+                        static_cast<size_t>(width) * sizeof(cuda::bf16) <= cuda::kSwigluBesideMaxRowBytes;
+    if (!direct) return Backend::attention_swiglu_beside_for(next, q, k, v, v_col, out, x, col, m);
+    expect_device_bf16(out, "attention_swiglu_beside_for", "out");
+    const auto [B, L, H, Dh] = attention_into_dims(q, k, v, v_col, out, 0);
+    check(ca == H * Dh, "attention_swiglu_beside_for: out ", shape_str(out.shape()), " holds ", ca,
+          " attention columns beside the MLP part of ", m, ", but q has H * Dh = ", H * Dh);
+    const int64_t rows = swiglu_beside_rows(out, x, col, m);
+    cuda::CudnnSdpaFp8::E4m3Output o;  // `out` itself is not written: the E4M3 output stands in for its first columns
+    {
+        FLUX2_PROFILE_OP("attention");
+        if (!recording()) count_path("attention->fp8");
+        const Fp8Qk qp = fp8_qk_parts(q), kp = fp8_qk_parts(k);
+        o = sdpa_fp8_->run_fp8_qk_e4m3_out(qp.codes, qp.descale, kp.codes, kp.descale,
+                                           static_cast<const cuda::bf16*>(v.raw()) + v_col, B, L, H, Dh, v.dim(2));
+    }
+    FLUX2_PROFILE_OP("swiglu beside attention (e4m3) -> fp8");
+    Tensor quantized = quantized_activations(out.shape(), fp8_input_width(next));
+    cuda::launch_swiglu_beside_fp8_e4m3(o.codes, o.descale, ca, static_cast<const cuda::bf16*>(x.raw()) + col,
+                                        x.dim(-1), m, input_rows(next, quantized), rows, stream());
+    return quantized;
+}
+
 namespace {
 size_t qk_descale_offset(int64_t elements) { return (static_cast<size_t>(elements) + 15) / 16 * 16; }
 }  // namespace

@@ -100,10 +100,17 @@ void CudnnSdpaFp8::run_fp8_qk(const uint8_t* q8, const float* q_descale, const u
     execute(nullptr, q8, q_descale, nullptr, k8, k_descale, v, o, B, L, H, Dh, v_row, o_row);
 }
 
-void CudnnSdpaFp8::execute(const __nv_bfloat16* q, const uint8_t* q8_in, const float* q_descale, const __nv_bfloat16* k,
-                           const uint8_t* k8_in, const float* k_descale, const __nv_bfloat16* v, __nv_bfloat16* o,
-                           int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
-    if (B == 0 || L == 0 || H == 0) return;
+CudnnSdpaFp8::E4m3Output CudnnSdpaFp8::run_fp8_qk_e4m3_out(const uint8_t* q8, const float* q_descale, const uint8_t* k8,
+                                                           const float* k_descale, const __nv_bfloat16* v, int64_t B,
+                                                           int64_t L, int64_t H, int64_t Dh, int64_t v_row) {
+    return execute(nullptr, q8, q_descale, nullptr, k8, k_descale, v, nullptr, B, L, H, Dh, v_row, 0);
+}
+
+CudnnSdpaFp8::E4m3Output CudnnSdpaFp8::execute(const __nv_bfloat16* q, const uint8_t* q8_in, const float* q_descale,
+                                               const __nv_bfloat16* k, const uint8_t* k8_in, const float* k_descale,
+                                               const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B, int64_t L,
+                                               int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
+    if (B == 0 || L == 0 || H == 0) return {};
     const int64_t width = H * Dh, rows = B * L;
     if (v_row == 0) v_row = width;
     if (o_row == 0) o_row = width;
@@ -142,7 +149,9 @@ void CudnnSdpaFp8::execute(const __nv_bfloat16* q, const uint8_t* q8_in, const f
         pack[kFirstScale + int64_t{kDescaleK}] = const_cast<float*>(k_descale);
     }
     graphs_.execute({B, L, H, Dh}, pack);
+    if (!o) return {block, o8, scales + kDescaleO};
     launch_attention_fp8_dequantize(o8, scales, o, o_row, rows, width, stream_->get());
+    return {};
 }
 
 }  // namespace flux2::cuda

@@ -2,8 +2,8 @@
 // Joint attention in FP8 through cuDNN's FP8 SDPA (Hopper and newer): Q, K and V quantized to E4M3 with one scale
 // per tensor (computed on the device from each tensor's amax; or Q and K given as E4M3 by the norm kernel), the softmax
 // probabilities in E4M3 (1 -> 448), the output in E4M3 with V's scale (|O| <= amax(V)) and dequantized into the BF16
-// destination. Same contract as CudnnSdpa::run for the head dims it supports; one execution plan per shape, built on
-// first use and cached.
+// destination (or left in E4M3 for a consumer that reads it so). Same contract as CudnnSdpa::run for the head dims it
+// supports; one execution plan per shape, built on first use and cached.
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -40,13 +40,27 @@ public:
                     const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B, int64_t L, int64_t H, int64_t Dh,
                     int64_t v_row = 0, int64_t o_row = 0);
 
+    // O as cuDNN leaves it: packed E4M3 codes [B, L, H, Dh] and the device scalar that turns them into values, in a
+    // stream-ordered block that is freed (in stream order) when the last copy of `block` goes.
+    struct E4m3Output {
+        std::shared_ptr<void> block;
+        const uint8_t* codes = nullptr;
+        const float* descale = nullptr;
+    };
+    // run_fp8_qk without the conversion of O to BF16: for a consumer that reads the codes itself (the single
+    // block's row quantizer, launch_swiglu_beside_fp8_e4m3).
+    E4m3Output run_fp8_qk_e4m3_out(const uint8_t* q8, const float* q_descale, const uint8_t* k8, const float* k_descale,
+                                   const __nv_bfloat16* v, int64_t B, int64_t L, int64_t H, int64_t Dh,
+                                   int64_t v_row = 0);
+
 private:
     // Builds the plan of this shape (or throws why not).
     void ensure_plan(int64_t B, int64_t L, int64_t H, int64_t Dh);
-    // run / run_fp8_qk: Q and K as BF16 (q, k) to quantize here, or as E4M3 codes with their descales.
-    void execute(const __nv_bfloat16* q, const uint8_t* q8, const float* q_descale, const __nv_bfloat16* k,
-                 const uint8_t* k8, const float* k_descale, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
-                 int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
+    // run / run_fp8_qk: Q and K as BF16 (q, k) to quantize here, or as E4M3 codes with their descales. O goes to o
+    // in BF16, or with o null stays E4M3 in the returned block.
+    E4m3Output execute(const __nv_bfloat16* q, const uint8_t* q8, const float* q_descale, const __nv_bfloat16* k,
+                       const uint8_t* k8, const float* k_descale, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
+                       int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
 
     std::shared_ptr<Stream> stream_;
     SdpaGraphs graphs_;                                                 // one per (B, L, H, Dh)

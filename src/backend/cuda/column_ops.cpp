@@ -82,9 +82,8 @@ void CudaBackend::swiglu_into(const Tensor& x, int64_t col, int64_t m, Tensor& o
     cuda::launch_swiglu_strided(at(x, col), x.dim(2), at(out, out_col), out.dim(2), x.dim(0) * x.dim(1), m, stream());
 }
 
-void CudaBackend::attention_into(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out,
-                                 int64_t out_col) {
-    FLUX2_PROFILE_OP("attention");
+std::array<int64_t, 4> CudaBackend::attention_into_dims(const Tensor& q, const Tensor& k, const Tensor& v,
+                                                        int64_t v_col, const Tensor& out, int64_t out_col) {
     const char* op = "attention_into";
     const bool fp8_qk = q.dtype() == DType::F8_E4M3;  // FP8 attention_qk_buffers, filled by rms_norm_rope_into
     check(k.dtype() == q.dtype(), op, ": q and k must both be BF16 or both FP8 q/k buffers, got ",
@@ -103,7 +102,14 @@ void CudaBackend::attention_into(const Tensor& q, const Tensor& k, const Tensor&
     // cuDNN wants 16-byte aligned tensors: column ranges must start on a multiple of 8.
     check(v_col % 8 == 0 && out_col % 8 == 0, op, ": v column ", v_col, " and out column ", out_col,
           " must be multiples of 8");
-    if (fp8_qk) {
+    return {B, L, H, Dh};
+}
+
+void CudaBackend::attention_into(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out,
+                                 int64_t out_col) {
+    FLUX2_PROFILE_OP("attention");
+    const auto [B, L, H, Dh] = attention_into_dims(q, k, v, v_col, out, out_col);
+    if (q.dtype() == DType::F8_E4M3) {
         run_attention_fp8_qk(fp8_qk_parts(q), fp8_qk_parts(k), at(v, v_col), at(out, out_col), B, L, H, Dh, v.dim(2),
                              out.dim(2));
         return;

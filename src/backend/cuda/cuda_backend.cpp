@@ -2,6 +2,7 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "backend/cuda/attention_cudnn.h"
@@ -142,6 +143,9 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
           "(compute 9.0) or newer GPU; ", device_name_, " is compute ", prop.major, ".", prop.minor);
     fp8_attention_ = attention == "fp8" || (auto_attention && has_fp8_sdpa && precision_ != CudaLinearPrecision::bf16);
     if (fp8_attention_) sdpa_fp8_ = std::make_unique<cuda::CudnnSdpaFp8>(stream_);
+    // FLUX2_ATTENTION_E4M3_OUT=0: the single block's FP8 attention output goes through BF16 as before (comparisons).
+    const char* e4m3_out = std::getenv("FLUX2_ATTENTION_E4M3_OUT");
+    attention_e4m3_out_ = !(e4m3_out && std::string(e4m3_out) == "0");
     conv_ = std::make_unique<cuda::CudnnConv>(stream_);
     log_info("cuda backend: ", device_name_, " (compute ", prop.major, ".", prop.minor, ", ", prop.totalGlobalMem >> 20,
              " MiB), NVFP4/FP8 linears in ", precision_name(precision_),

@@ -15,6 +15,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -98,6 +99,8 @@ public:
                                    float eps) override;
     Tensor swiglu_for(const LinearWeight& next, const Tensor& x) override;
     Tensor swiglu_beside_for(const LinearWeight& next, Tensor& out, const Tensor& x, int64_t col, int64_t m) override;
+    Tensor attention_swiglu_beside_for(const LinearWeight& next, const Tensor& q, const Tensor& k, const Tensor& v,
+                                       int64_t v_col, Tensor& out, const Tensor& x, int64_t col, int64_t m) override;
     void linear_gated_residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) override;
     void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;
     Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
@@ -252,6 +255,11 @@ private:
     // The same with q and k from FP8 attention_qk_buffers (always FP8 attention).
     void run_attention_fp8_qk(const Fp8Qk& q, const Fp8Qk& k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
                               int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
+    // attention_into's checks of q, k, v and out; returns {B, L, H, Dh}.
+    std::array<int64_t, 4> attention_into_dims(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col,
+                                               const Tensor& out, int64_t out_col);
+    // swiglu_beside_for's checks of out and x (out holds ca + m columns, x the MLP half at col); returns out's rows.
+    int64_t swiglu_beside_rows(const Tensor& out, const Tensor& x, int64_t col, int64_t m);
     // conv2d where cuDNN has no engine for the shape: im2col + GEMM into y [B, Cout, Ho, Wo] (conv2d.cu).
     void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dShape& s, int stride,
                        int padding, Tensor& y);
@@ -273,6 +281,7 @@ private:
     std::unique_ptr<cuda::CudnnSdpaFp8> sdpa_fp8_;        // when fp8_attention_
     std::unique_ptr<cuda::CudnnCausalSdpa> causal_sdpa_;  // the text encoders', created by their first call
     bool fp8_attention_ = false;
+    bool attention_e4m3_out_ = true;  // attention_swiglu_beside_for may keep FP8 attention's output in E4M3
     // --attention-error: every FP8 attention call's error sums against the BF16 one (F32 [2] each) and its shape.
     std::vector<std::pair<std::string, Tensor>> attention_checks_;
     std::unique_ptr<cuda::CudnnConv> conv_;

@@ -47,7 +47,12 @@ void SdpaGraphs::ensure(const std::vector<int64_t>& key,
 void SdpaGraphs::execute(const std::vector<int64_t>& key, std::unordered_map<int64_t, void*>& pack) {
     const Plan& p = *plans_.at(key);
     if (p.workspace_bytes > workspace_bytes_) {
-        workspace_ = allocate(static_cast<size_t>(p.workspace_bytes), stream_);  // old one is freed in stream order
+        // A recorded step (a CUDA graph) keeps the workspace it was recorded with: an outgrown one stays allocated
+        // for its replays, which would otherwise write into memory the pool had given to other tensors (a step
+        // recorded at one resolution, replayed after a larger one grew the workspace). cuDNN 9.19 asks 256 bytes for
+        // every FLUX.2 shape on an H200 (klein-4B 256²-2048², dev 512²-1024², BF16 and FP8), so today it never grows.
+        if (workspace_) outgrown_.push_back(std::move(workspace_));
+        workspace_ = allocate(static_cast<size_t>(p.workspace_bytes), stream_);
         workspace_bytes_ = p.workspace_bytes;
     }
     fe::error_t e = p.graph->execute(static_cast<cudnnHandle_t>(handle_.get()), pack,

@@ -1,7 +1,8 @@
 #pragma once
 // What the BF16 and FP8 cuDNN SDPA wrappers share: one cudnn-frontend graph per shape (and layout), described by the
 // wrapper, built (validate ... build_plans) on first use and cached, executed on the backend's stream with one
-// workspace that grows to the largest plan's. Errors name the op, the shape and the step that failed.
+// workspace that grows to the largest plan's (outgrown ones are kept: recorded steps hold their addresses). Errors
+// name the op, the shape and the step that failed.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -43,6 +44,7 @@ private:
     CudnnHandle handle_;
     std::shared_ptr<void> workspace_;
     int64_t workspace_bytes_ = 0;
+    std::vector<std::shared_ptr<void>> outgrown_;  // earlier workspaces, kept for the recorded steps that use them
     std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;
 };
 

@@ -85,6 +85,11 @@ void launch_swiglu_fp8(const bf16* x, int64_t x_row, E4m3Rows out, int64_t rows,
 constexpr size_t kSwigluBesideMaxRowBytes = 96 * 1024;
 void launch_swiglu_beside_fp8(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row, int64_t m,
                               E4m3Rows out, int64_t rows, cudaStream_t stream);
+// The same with the attention part as FP8 attention leaves it: packed E4M3 codes [rows, ca] and the device scalar
+// *descale that turns them into values (rounded to BF16, as launch_attention_fp8_dequantize stores them: the same
+// row, codes and scale as dequantizing first).
+void launch_swiglu_beside_fp8_e4m3(const uint8_t* a8, const float* descale, int64_t ca, const bf16* x, int64_t x_row,
+                                   int64_t m, E4m3Rows out, int64_t rows, cudaStream_t stream);
 
 // ---- LoRA branches on E4M3 activations (lora_down_fp8.cu) ----
 // t = s_x s_a (xq aq^T) for x's rows of E4M3 codes (the first k of each row, rows ldx apart, scales s_x) and A's

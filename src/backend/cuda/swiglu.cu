@@ -58,21 +58,50 @@ __global__ void swiglu_fp8_kernel(const bf16* x, int64_t x_row, E4m3Rows out, in
         store_e4m3<W>(out.q + r * out.ld + j, v, s);
     }
 }
+// Where the attention part of the single block's row comes from: the BF16 output as stored, or (FP8 attention) its
+// E4M3 codes times the output's descale, rounded to BF16 as the BF16 copy would hold them, so both give the same row.
+struct Bf16Attention {
+    const bf16* a;
+    int64_t a_row;
+    template <int W>
+    __device__ void load(int64_t r, int64_t j, float (&v)[W]) const {
+        load_bf16<W>(a + r * a_row + j, v);
+    }
+};
+struct E4m3Attention {
+    const uint8_t* a8;  // packed rows of ca codes
+    const float* descale;
+    int64_t a_row;
+    template <int W>
+    __device__ void load(int64_t r, int64_t j, float (&v)[W]) const {
+        alignas(8) uint8_t c[W];
+        if constexpr (W == 8) {
+            *reinterpret_cast<uint2*>(c) = *reinterpret_cast<const uint2*>(a8 + r * a_row + j);
+        } else {
+#pragma unroll
+            for (int k = 0; k < W; ++k) c[k] = a8[r * a_row + j + k];
+        }
+        const float d = *descale;
+#pragma unroll
+        for (int k = 0; k < W; ++k) v[k] = round_to_bf16(e4m3_to_float(c[k]) * d);
+    }
+};
+
 // One CTA per row of the single block's output-projection input [attn | swiglu(gate, up)], E4M3 per token: the
 // row's BF16 values (the attention output as stored, the products rounded as swiglu stores them) are gathered in
 // shared memory while its amax is found, then written as codes. Same codes and scale as swiglu_into followed by
 // the standalone quantizer, without the BF16 MLP half going to memory and back.
-template <int W>
-__global__ void swiglu_beside_fp8_kernel(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row,
-                                         int64_t m, E4m3Rows out) {
+template <int W, class Attention>
+__global__ void swiglu_beside_fp8_kernel(Attention attn, int64_t ca, const bf16* x, int64_t x_row, int64_t m,
+                                         E4m3Rows out) {
     extern __shared__ __align__(16) unsigned char swiglu_beside_smem[];
     bf16* row = reinterpret_cast<bf16*>(swiglu_beside_smem);
     const int64_t r = blockIdx.x, width = ca + m, step = int64_t(blockDim.x) * W;
-    const bf16 *ar = a + r * a_row, *xr = x + r * x_row;
+    const bf16* xr = x + r * x_row;
     float amax = 0.0f;
     for (int64_t j = threadIdx.x * W; j < ca; j += step) {
         float v[W];
-        load_bf16<W>(ar + j, v);
+        attn.template load<W>(r, j, v);
 #pragma unroll
         for (int k = 0; k < W; ++k) amax = fmaxf(amax, fabsf(v[k]));
         store_bf16<W>(row + j, v);
@@ -99,32 +128,45 @@ __global__ void swiglu_beside_fp8_kernel(const bf16* a, int64_t a_row, int64_t c
     }
 }
 
-template <int W>
-void launch_swiglu_beside_fp8_width(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row, int64_t m,
-                                    E4m3Rows out, int64_t rows, cudaStream_t stream) {
-    allow_dynamic_shared_memory(reinterpret_cast<const void*>(swiglu_beside_fp8_kernel<W>),
+template <int W, class Attention>
+void launch_swiglu_beside_fp8_width(Attention attn, int64_t ca, const bf16* x, int64_t x_row, int64_t m, E4m3Rows out,
+                                    int64_t rows, cudaStream_t stream) {
+    allow_dynamic_shared_memory(reinterpret_cast<const void*>(swiglu_beside_fp8_kernel<W, Attention>),
                                 static_cast<int>(kSwigluBesideMaxRowBytes));
     // Up to 512 threads a row (row_threads stops at 256): with four such CTAs an SM keeps enough loads in flight.
     const size_t smem = static_cast<size_t>(ca + m) * sizeof(bf16);
     const int threads = static_cast<int>(std::min<int64_t>(512, ((ca + m) / W + 31) / 32 * 32));
-    swiglu_beside_fp8_kernel<W><<<rows, threads, smem, stream>>>(a, a_row, ca, x, x_row, m, out);
+    swiglu_beside_fp8_kernel<W><<<rows, threads, smem, stream>>>(attn, ca, x, x_row, m, out);
+}
+
+// Checks the row fits and picks 16-byte vectors where every row, both parts and the attention source allow.
+template <class Attention>
+void launch_swiglu_beside(Attention attn, bool attention_aligned, int64_t ca, const bf16* x, int64_t x_row, int64_t m,
+                          E4m3Rows out, int64_t rows, cudaStream_t stream) {
+    check(static_cast<size_t>(ca + m) * sizeof(bf16) <= kSwigluBesideMaxRowBytes, "swiglu beside attention: rows of ",
+          ca + m, " values exceed the kernel's shared-memory row (", kSwigluBesideMaxRowBytes / sizeof(bf16), ")");
+    if (rows == 0) return;
+    const bool aligned = attention_aligned && reinterpret_cast<uintptr_t>(x) % 16 == 0 && x_row % kVec == 0 &&
+                         ca % kVec == 0 && m % kVec == 0 && out.ld % kVec == 0;
+    if (aligned) {
+        launch_swiglu_beside_fp8_width<kVec>(attn, ca, x, x_row, m, out, rows, stream);
+    } else {
+        launch_swiglu_beside_fp8_width<1>(attn, ca, x, x_row, m, out, rows, stream);
+    }
+    FLUX2_CUDA_CHECK_LAUNCH("swiglu_beside_fp8_kernel");
 }
 }  // namespace
 
 void launch_swiglu_beside_fp8(const bf16* a, int64_t a_row, int64_t ca, const bf16* x, int64_t x_row, int64_t m,
                               E4m3Rows out, int64_t rows, cudaStream_t stream) {
-    check(static_cast<size_t>(ca + m) * sizeof(bf16) <= kSwigluBesideMaxRowBytes, "swiglu beside attention: rows of ",
-          ca + m, " values exceed the kernel's shared-memory row (", kSwigluBesideMaxRowBytes / sizeof(bf16), ")");
-    if (rows == 0) return;
-    const bool aligned = reinterpret_cast<uintptr_t>(a) % 16 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                         a_row % kVec == 0 && x_row % kVec == 0 && ca % kVec == 0 && m % kVec == 0 &&
-                         out.ld % kVec == 0;
-    if (aligned) {
-        launch_swiglu_beside_fp8_width<kVec>(a, a_row, ca, x, x_row, m, out, rows, stream);
-    } else {
-        launch_swiglu_beside_fp8_width<1>(a, a_row, ca, x, x_row, m, out, rows, stream);
-    }
-    FLUX2_CUDA_CHECK_LAUNCH("swiglu_beside_fp8_kernel");
+    const bool aligned = reinterpret_cast<uintptr_t>(a) % 16 == 0 && a_row % kVec == 0;
+    launch_swiglu_beside(Bf16Attention{a, a_row}, aligned, ca, x, x_row, m, out, rows, stream);
+}
+
+void launch_swiglu_beside_fp8_e4m3(const uint8_t* a8, const float* descale, int64_t ca, const bf16* x, int64_t x_row,
+                                   int64_t m, E4m3Rows out, int64_t rows, cudaStream_t stream) {
+    launch_swiglu_beside(E4m3Attention{a8, descale, ca}, reinterpret_cast<uintptr_t>(a8) % 8 == 0, ca, x, x_row, m, out,
+                         rows, stream);
 }
 
 void launch_swiglu_fp8(const bf16* x, int64_t x_row, E4m3Rows out, int64_t rows, int64_t m, cudaStream_t stream) {
@@ -200,17 +242,22 @@ Tensor CudaBackend::swiglu_beside_for(const LinearWeight& next, Tensor& out, con
     if (!takes_fp8_input(next) || !fits) return Backend::swiglu_beside_for(next, out, x, col, m);
     FLUX2_PROFILE_OP("swiglu beside attention -> fp8");
     expect_device_bf16(out, "swiglu_beside_for", "out");
-    expect_device_bf16(x, "swiglu_beside_for", "x");
-    const int64_t x_row = x.dim(-1), rows = width ? out.numel() / width : 0;
-    check(ca >= 0 && col >= 0 && col + 2 * m <= x_row && x.numel() / x_row == rows, "swiglu_beside_for: out ",
-          shape_str(out.shape()), " with an MLP part of ", m, " does not fit x ", shape_str(x.shape()), " at column ",
-          col);
+    const int64_t rows = swiglu_beside_rows(out, x, col, m);
     const int64_t ld = fp8_input_width(next);
     Tensor q = quantized_activations(out.shape(), ld);
     cuda::launch_swiglu_beside_fp8(static_cast<const cuda::bf16*>(out.raw()), width, ca,
-                                   static_cast<const cuda::bf16*>(x.raw()) + col, x_row, m, input_rows(next, q), rows,
-                                   stream());
+                                   static_cast<const cuda::bf16*>(x.raw()) + col, x.dim(-1), m, input_rows(next, q),
+                                   rows, stream());
     return q;
+}
+
+int64_t CudaBackend::swiglu_beside_rows(const Tensor& out, const Tensor& x, int64_t col, int64_t m) {
+    expect_device_bf16(x, "swiglu_beside_for", "x");
+    const int64_t width = out.dim(-1), ca = width - m, x_row = x.dim(-1), rows = width ? out.numel() / width : 0;
+    check(ca >= 0 && col >= 0 && col + 2 * m <= x_row && x.numel() / x_row == rows, "swiglu_beside_for: out ",
+          shape_str(out.shape()), " with an MLP part of ", m, " does not fit x ", shape_str(x.shape()), " at column ",
+          col);
+    return rows;
 }
 
 }  // namespace flux2

@@ -313,10 +313,13 @@ void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tenso
     be.rms_norm_rope_into(p, 0, b.norm_q, cos, sin, eps, q, 0);
     be.rms_norm_rope_into(p, Da, b.norm_k, cos, sin, eps, k, 0);
     // to_out's input [attn | swiglu(mlp)]: v and the MLP half are read straight from p, the attention lands in
-    // the first Da columns, and the MLP half is produced beside it in to_out's input form.
+    // the first Da columns, and the MLP half is produced beside it in to_out's input form (one backend op that
+    // can keep the attention in its FP8 form, where Ulysses does not exchange it between ranks first).
     Tensor o = be.uninitialized({B, L, Da + M});
-    attend(q, k, p, 2 * Da, o, 0);
-    residual(h, be.slice(mod, 1, 2 * D, D), be.swiglu_beside_for(b.to_out, o, p, 3 * Da, M), b.to_out);
+    if (ulysses_) attend(q, k, p, 2 * Da, o, 0);
+    Tensor in = ulysses_ ? be.swiglu_beside_for(b.to_out, o, p, 3 * Da, M)
+                         : be.attention_swiglu_beside_for(b.to_out, q, k, p, 2 * Da, o, p, 3 * Da, M);
+    residual(h, be.slice(mod, 1, 2 * D, D), in, b.to_out);
 }
 
 void Flux2Transformer::run_step(const StepInputs& in, Tensor& out) const {
