@@ -241,13 +241,13 @@ TEST_F(CudaLinearFp8, SwigluBesideAttentionEqualsQuantizingTheRow) {
 
 // The single block's attention and to_out's input in one op (attention_swiglu_beside_for): from FP8 q/k buffers the
 // attention's E4M3 output goes straight into the row quantizer, and the codes and scales are byte for byte those of
-// FP8 attention into BF16 followed by swiglu_beside_for (with 16-byte vectors and without); a layer that does not
+// FP8 attention into BF16 followed by swiglu_beside_for, for two MLP widths; a layer that does not
 // run in FP8 gets the two ops, the BF16 row filled in place.
 TEST_F(CudaLinearFp8, AttentionAndSwigluBesideInOneOpEqualTheTwo) {
     const int64_t B = 1, L = 77, H = 2, Dh = 64, Da = H * Dh;
     Tensor cos = up(randn({L, Dh}, 0.7f)), sin = up(randn({L, Dh}, 0.7f));
     Tensor wq = up(randn({Dh}, 0.3f, 1.0f)), wk = up(randn({Dh}, 0.3f, 1.0f));
-    for (const int64_t m : {int64_t{144}, int64_t{20}}) {
+    for (const int64_t m : {int64_t{144}, int64_t{48}}) {
         Tensor p = up(randn({B, L, 3 * Da + 2 * m}, 1.5f));  // [q | k | v | gate | up]
         auto qk = [&](int64_t col, const Tensor& w) {
             Tensor t = be->attention_qk_buffer({B, L, H, Dh}, {&w});
