@@ -253,8 +253,8 @@ done
 # Offloading (issue 12): FLUX2_OFFLOAD_BENCH="dev:1024" times `flux2 bench` fp8 with the weights resident as fp8,
 # resident in 4 bits, and streamed per block (--offload layers, also with some blocks resident, and some streamed
 # as E4M3), in this call; the bus the copies take is logged. FLUX2_OFFLOAD_RUNS replaces the list of flag sets
-# ("|"-separated; a set's leading NAME=VALUE words are set in the environment, e.g. "FLUX2_FP4_AHEAD=0 --residency
-# fp4"); FLUX2_OFFLOAD_ROUNDS=N runs the list N times over, alternating (differences of a few percent need pairs
+# ("|"-separated; a set's leading NAME=VALUE words are set in the environment, e.g.
+# "FLUX2_ATTENTION_E4M3_OUT=0"); FLUX2_OFFLOAD_ROUNDS=N runs the list N times over, alternating (differences of a few percent need pairs
 # within one call).
 if [ -n "${FLUX2_OFFLOAD_BENCH:-}" ]; then
   nvidia-smi --query-gpu=pcie.link.gen.max,pcie.link.gen.current,pcie.link.width.current --format=csv 2>&1 |
@@ -273,7 +273,7 @@ for spec in ${FLUX2_OFFLOAD_BENCH:-}; do
         if [ ${#args[@]} -eq 0 ] && [[ $word =~ ^[A-Z0-9_]+= ]]; then envs+=("$word"); else args+=("$word"); fi
       done
       env "${envs[@]}" ./build-gpu/flux2 bench --model "$model" --device cuda --precision fp8 --resolutions "$res" \
-        --steps 5 --warmup 2 "${args[@]}" ${FLUX2_OFFLOAD_ARGS:-} 2>&1 | grep -E "^[a-z0-9-]+ +[0-9]|offload|converted|error|model " |
+        --steps 5 --warmup 2 "${args[@]}" ${FLUX2_OFFLOAD_ARGS:-} 2>&1 | grep -E "^[a-z0-9-]+ +[0-9]|offload|error|model " |
         tee -a "$out/offload_bench.txt"
     done
   done

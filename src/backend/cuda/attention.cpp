@@ -58,12 +58,10 @@ void CudaBackend::run_attention_fp8_qk(const Fp8Qk& q, const Fp8Qk& k, const cud
 Tensor CudaBackend::attention_swiglu_beside_for(const LinearWeight& next, const Tensor& q, const Tensor& k,
                                                 const Tensor& v, int64_t v_col, Tensor& out, const Tensor& x,
                                                 int64_t col, int64_t m) {
-    const int64_t width = out.dim(-1), ca = width - m;
     // FP8 q/k buffers exist only where FP8 attention has a plan for the shape (attention_qk_buffer).
-    const bool direct = attention_e4m3_out_ && q.dtype() == DType::F8_E4M3 && takes_fp8_input(next) &&
-                        static_cast<size_t>(width) * sizeof(cuda::bf16) <= cuda::kSwigluBesideMaxRowBytes;
+    const bool direct = attention_e4m3_out_ && q.dtype() == DType::F8_E4M3 && quantizes_beside(next, out);
     if (!direct) return Backend::attention_swiglu_beside_for(next, q, k, v, v_col, out, x, col, m);
-    expect_device_bf16(out, "attention_swiglu_beside_for", "out");
+    const int64_t ca = out.dim(-1) - m;
     const auto [B, L, H, Dh] = attention_into_dims(q, k, v, v_col, out, 0);
     check(ca == H * Dh, "attention_swiglu_beside_for: out ", shape_str(out.shape()), " holds ", ca,
           " attention columns beside the MLP part of ", m, ", but q has H * Dh = ", H * Dh);

@@ -258,6 +258,9 @@ private:
     // attention_into's checks of q, k, v and out; returns {B, L, H, Dh}.
     std::array<int64_t, 4> attention_into_dims(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col,
                                                const Tensor& out, int64_t out_col);
+    // Whether swiglu_beside_for quantizes out's [attn | mlp] rows for `next` itself: an FP8 layer, rows that fit the
+    // kernel's shared-memory row.
+    bool quantizes_beside(const LinearWeight& next, const Tensor& out);
     // swiglu_beside_for's checks of out and x (out holds ca + m columns, x the MLP half at col); returns out's rows.
     int64_t swiglu_beside_rows(const Tensor& out, const Tensor& x, int64_t col, int64_t m);
     // conv2d where cuDNN has no engine for the shape: im2col + GEMM into y [B, Cout, Ho, Wo] (conv2d.cu).

@@ -18,10 +18,6 @@ struct Flux2Transformer::HostStepInputs {
     Tensor cos, sin;                      // RoPE tables of ids, once compute_rope ran
 };
 
-namespace {
-bool on_backend(const Tensor& t) { return t.device() != Device::cpu; }
-}  // namespace
-
 Flux2Transformer::HostStepInputs Flux2Transformer::host_inputs(const Flux2Inputs& in) const {
     HostStepInputs h{&in.hidden_states, &in.encoder_hidden_states, {}, {}, precomputed_conditioning(in), {}, {}, {}};
     if (!h.conditioning) {

@@ -168,10 +168,6 @@ void Flux2Transformer::validate(const Flux2Inputs& in) const {
     check(in.txt_ids.shape() == Shape{Lt, 4}, "txt_ids must be [", Lt, ", 4], got ", shape_str(in.txt_ids.shape()));
 }
 
-namespace {
-bool on_backend(const Tensor& t) { return t.device() != Device::cpu; }
-}  // namespace
-
 void Flux2Transformer::project_qkv(const std::vector<LinearWeight>& qkv, const Tensor& x, const Tensor& norm_q,
                                    const Tensor& norm_k, const Tensor& cos, const Tensor& sin, Tensor& q, Tensor& k,
                                    Tensor& v, int64_t tok) const {

@@ -173,6 +173,8 @@ private:
         Tensor ids;  // host [Lt + Li, 4] position ids of the RoPE tables in `inputs` (refilled only when they change)
     };
     struct HostStepInputs;
+    // Whether t lives on a backend (the pipeline's latents state, the prompt embeddings) rather than on the host.
+    static bool on_backend(const Tensor& t) { return t.device() != Device::cpu; }
     HostStepInputs host_inputs(const Flux2Inputs& in) const;
     void compute_rope(HostStepInputs& in) const;
     // Backend tensors of the shapes of `in` (after compute_rope), filled by refill_inputs.
