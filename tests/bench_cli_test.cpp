@@ -81,6 +81,21 @@ TEST_F(Cli, AttentionFlagRefusesUnknownAndGpuOnlyPaths) {
     EXPECT_TRUE(contains(generate.err, "--attention")) << generate.err;
 }
 
+// --fp8-accumulation likewise: unknown modes refused by bench and generate, and the CPU refuses the GPU-only choice.
+TEST_F(Cli, Fp8AccumulationFlagRefusesUnknownModesAndTheCpu) {
+    const std::string model = test::data_path("tiny-klein-bf16.safetensors");
+    const RunResult bench = flux2({"bench", "--model", model, "--device", "cpu", "--fp8-accumulation", "fast,fp16"});
+    EXPECT_NE(bench.exit_code, 0);
+    EXPECT_TRUE(contains(bench.err, "--fp8-accumulation: expected fast or precise, got 'fp16'")) << bench.err;
+    const RunResult cpu = flux2({"bench", "--model", model, "--device", "cpu", "--fp8-accumulation", "precise",
+                                 "--resolutions", "32", "--steps", "1", "--warmup", "1"});
+    EXPECT_NE(cpu.exit_code, 0);
+    EXPECT_TRUE(contains(cpu.err, "fp8 accumulation 'precise' applies to the CUDA fp8 path")) << cpu.err;
+    const RunResult generate = flux2({"generate", "--fp8-accumulation", "fp16", "--prompt", "x"});
+    EXPECT_NE(generate.exit_code, 0);
+    EXPECT_TRUE(contains(generate.err, "--fp8-accumulation")) << generate.err;
+}
+
 // The relative-difference column of one row ("checkpoint <res> <label> s/step TFLOP/s peak held rel ...").
 double rel_column(const std::string& out, const std::string& row_start) {
     const size_t at = out.find(row_start);

@@ -242,7 +242,7 @@ TEST_F(CudaLinearFp8, SwigluBesideAttentionEqualsQuantizingTheRow) {
 // The single block's attention and to_out's input in one op (attention_swiglu_beside_for): from FP8 q/k buffers the
 // attention's E4M3 output goes straight into the row quantizer, and the codes and scales are byte for byte those of
 // FP8 attention into BF16 followed by swiglu_beside_for, for two MLP widths; a layer that does not
-// run in FP8 gets the two ops, the BF16 row filled in place.
+// run in FP8 gets the two ops into a BF16 row of its own.
 TEST_F(CudaLinearFp8, AttentionAndSwigluBesideInOneOpEqualTheTwo) {
     const int64_t B = 1, L = 77, H = 2, Dh = 64, Da = H * Dh;
     Tensor cos = up(randn({L, Dh}, 0.7f)), sin = up(randn({L, Dh}, 0.7f));
@@ -261,8 +261,7 @@ TEST_F(CudaLinearFp8, AttentionAndSwigluBesideInOneOpEqualTheTwo) {
         be->attention_into(q, k, p, 2 * Da, o_two, 0);
         Tensor want = be->swiglu_beside_for(w, o_two, p, 3 * Da, m);
         be->reset_path_counts();
-        Tensor o = be->uninitialized({B, L, Da + m});
-        Tensor got = be->attention_swiglu_beside_for(w, q, k, p, 2 * Da, o, p, 3 * Da, m);
+        Tensor got = be->attention_swiglu_beside_for(w, q, k, p, 2 * Da, p, 3 * Da, m);
         ASSERT_EQ(got.dtype(), DType::F8_E4M3) << "m " << m;
         EXPECT_NE(be->path_summary().find("attention->fp8 x1"), std::string::npos) << be->path_summary();
         const Fp8Activations g = CudaBackend::fp8_parts(got), ref = CudaBackend::fp8_parts(want);
@@ -270,9 +269,10 @@ TEST_F(CudaLinearFp8, AttentionAndSwigluBesideInOneOpEqualTheTwo) {
         EXPECT_EQ(bytes(g.scales), bytes(ref.scales)) << "m " << m;
 
         LinearWeight dense = dense_bf16_weight(randn({16, Da + m}, 0.1f));
-        Tensor o_dense = be->uninitialized({B, L, Da + m}), o_plain = be->uninitialized({B, L, Da + m});
-        Tensor in_place = be->attention_swiglu_beside_for(dense, q, k, p, 2 * Da, o_dense, p, 3 * Da, m);
+        Tensor o_plain = be->uninitialized({B, L, Da + m});
+        Tensor in_place = be->attention_swiglu_beside_for(dense, q, k, p, 2 * Da, p, 3 * Da, m);
         EXPECT_EQ(in_place.dtype(), DType::BF16);
+        EXPECT_EQ(in_place.shape(), (Shape{B, L, Da + m}));
         be->attention_into(q, k, p, 2 * Da, o_plain, 0);
         be->swiglu_into(p, 3 * Da, m, o_plain, Da);
         EXPECT_EQ(down(in_place), down(o_plain)) << "m " << m;

@@ -58,6 +58,44 @@ TEST_F(CudaResidencyTest, Fp4ResidentGivesTheSameOutputsAsFp8Resident) {
 #endif
 }
 
+// A layer wider than one conversion chunk (128 MiB of E4M3: here [24576, 6144], as dev's single-block linear2
+// transposed) is converted and multiplied chunk of output channels by chunk into the columns of one output: the
+// same products as the whole layer's GEMM, up to the accumulation order a GEMM of another width may take.
+TEST_F(CudaResidencyTest, ALayerWiderThanAChunkIsMultipliedChunkByChunk) {
+#ifdef FLUX2_HAVE_CUDA
+    const int64_t out = 24576, in = 6144;
+    LinearWeight w;
+    w.name = "wide";
+    w.out_features = out;
+    w.in_features = in;
+    w.format = WeightFormat::nvfp4;
+    std::uniform_int_distribution<int> byte(0, 255), scale_code(0x30, 0x48);  // finite E4M3 block scales
+    w.nvfp4.codes.resize(out * in / 2);
+    for (auto& c : w.nvfp4.codes) c = static_cast<uint8_t>(byte(rng));
+    w.nvfp4.scales.resize(out * in / 16);
+    for (auto& c : w.nvfp4.scales) c = static_cast<uint8_t>(scale_code(rng));
+    w.nvfp4.weight_scale_2 = 0.01f;
+    LinearWeight w4 = w;
+    auto resident = make_backend(cuda_options("fp8", "fp4"));
+    Tensor x = randn({1, 64, in});
+    const std::vector<float> want = down(be->linear(up(x), w));
+    const std::vector<float> got = resident->download(resident->linear(resident->upload(x), w4)).to_vector();
+    ASSERT_TRUE(all_finite(got));
+    EXPECT_LE(rel_error(got, want), 2e-3);
+    // Each chunk's columns on their own: a chunk written at the wrong offset would leave others' columns unset.
+    for (const int64_t col : {int64_t{0}, out / 2 - 1, out / 2, out - 1}) {
+        double num = 0, den = 0;
+        for (int64_t r = 0; r < 64; ++r) {
+            const double d = got[r * out + col] - want[r * out + col];
+            num += d * d;
+            den += double(want[r * out + col]) * want[r * out + col];
+        }
+        EXPECT_LE(std::sqrt(num / den), 5e-3) << "column " << col;
+    }
+    EXPECT_NE(resident->path_summary().find("nvfp4(resident)"), std::string::npos) << resident->path_summary();
+#endif
+}
+
 // The shared conversion buffer grows when a larger layer comes; a recorded step converts into the buffer it was
 // recorded with, which must stay allocated: its replays would otherwise write weight codes into memory the pool has
 // since given to other tensors. Tensors of many sizes made after the growth must come through a replay unchanged,

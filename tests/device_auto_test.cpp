@@ -55,6 +55,9 @@ TEST(DeviceAuto, GpuOnlyOptionOnTheCpuFallbackSaysWhy) {
     options.precision.clear();
     options.attention = "fp8";
     test::expect_error([&] { make_backend(options); }, {"attention 'fp8' is a GPU path", "--device auto"});
+    options.attention.clear();
+    options.fp8_accumulation = "precise";
+    test::expect_error([&] { make_backend(options); }, {"fp8 accumulation 'precise' applies to the CUDA fp8 path"});
 }
 
 class DeviceAutoCli : public test::CliForward {};

@@ -83,6 +83,11 @@ struct BackendOptions {
     // probabilities and output, one scale per tensor), or empty / "auto": fp8 on the fp8 and fp4 linear paths
     // where the GPU has it, bf16 on the bf16 path. Head dims FP8 SDPA does not take run in BF16 (logged).
     std::string attention;
+    // How the fp8 path's GEMMs (Hopper) add up their products: "fast" (empty = default) keeps a GEMM's partial sums
+    // in the tensor cores' own accumulator throughout (cuBLASLt's FAST_ACCUM: ~10% faster GEMMs, error at dev's
+    // widths measured in docs/CUDA.md); "precise" promotes them to fp32 registers at intervals. Logged in each
+    // layer's path.
+    std::string fp8_accumulation;
     // flux2 bench --attention-error: every FP8 attention call is also run in BF16 and their difference kept for
     // attention_errors() (slower; for measuring).
     bool check_attention = false;
@@ -176,12 +181,14 @@ public:
         return out;
     }
 
-    // The single block's attention and to_out's input in one: attention_into(q, k, v, v_col, out, 0) into out's
-    // first columns, then swiglu_beside_for(next, out, x, col, m). CUDA with FP8 attention on FP8 q/k buffers and an
-    // FP8 `next` hands the attention's E4M3 output straight to the row quantizer: no BF16 copy of it in between.
+    // The single block's attention and to_out's input in one: attention_into(q, k, v, v_col, out, 0) into the first
+    // H * Dh columns of a new [B, L, H * Dh + m] row, then swiglu_beside_for(next, out, x, col, m). CUDA with FP8
+    // attention on FP8 q/k buffers and an FP8 `next` hands the attention's E4M3 output straight to the row
+    // quantizer: no BF16 row is made at all (dev 1024²: 226 MB less at the step's peak).
     virtual Tensor attention_swiglu_beside_for(const LinearWeight& next, const Tensor& q, const Tensor& k,
-                                               const Tensor& v, int64_t v_col, Tensor& out, const Tensor& x,
-                                               int64_t col, int64_t m) {
+                                               const Tensor& v, int64_t v_col, const Tensor& x, int64_t col,
+                                               int64_t m) {
+        Tensor out = uninitialized({q.dim(0), q.dim(1), q.dim(2) * q.dim(3) + m});
         attention_into(q, k, v, v_col, out, 0);
         return swiglu_beside_for(next, out, x, col, m);
     }

@@ -45,6 +45,8 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& requested) {
               "' is a GPU path; the CPU backend computes in f32", why_cpu);
         check(options.residency.empty(), "residency '", options.residency,
               "' applies to the CUDA fp8 path; the CPU backend keeps checkpoint weights as loaded", why_cpu);
+        check(options.fp8_accumulation.empty(), "fp8 accumulation '", options.fp8_accumulation,
+              "' applies to the CUDA fp8 path; the CPU backend computes in f32", why_cpu);
         check(options.attention.empty() || options.attention == "auto", "attention '", options.attention,
               "' is a GPU path; the CPU backend computes attention in f32", why_cpu);
         return std::make_unique<CpuBackend>(options);

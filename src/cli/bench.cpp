@@ -35,6 +35,7 @@ struct BenchArgs {
     std::string pipeline, text_encoder_precision = "bf16", save_outputs, compare_outputs, offload = "auto", vae;
     std::string text_encoder;
     std::string attentions = "auto";
+    std::string accumulations;  // --fp8-accumulation: a comma list for the fp8 runs; empty = the default
     std::vector<std::string> lora_ranks;
     int steps = 5, warmup = 2, text_tokens = 512, repeats = 3;
     double resident_budget_gb = -1.0;
@@ -195,6 +196,10 @@ void run_bench(const BenchArgs& a) {
     check(!attentions.empty(), "--attention needs at least one of auto, bf16, fp8");
     for (const std::string& at : attentions)
         check(at == "auto" || at == "bf16" || at == "fp8", "--attention: expected auto, bf16 or fp8, got '", at, "'");
+    std::vector<std::string> accumulations = split_list(a.accumulations);
+    for (const std::string& acc : accumulations)
+        check(acc == "fast" || acc == "precise", "--fp8-accumulation: expected fast or precise, got '", acc, "'");
+    if (accumulations.empty()) accumulations = {""};
     if (!a.text_encoder.empty()) {
         TextEncoderBench b;
         b.preset = a.text_encoder;
@@ -202,6 +207,8 @@ void run_bench(const BenchArgs& a) {
         b.backend.device = device;
         check(precisions.size() <= 1 || device == "cpu", "--text-encoder times one linear path: give one --precision");
         if (!precisions.empty()) b.backend.precision = precisions[0];
+        check(accumulations.size() == 1, "--text-encoder takes one --fp8-accumulation");
+        if (b.backend.precision != "bf16" && device != "cpu") b.backend.fp8_accumulation = accumulations.front();
         b.tokens = a.text_tokens;
         b.repeats = a.repeats;
         b.seed = a.seed;
@@ -221,6 +228,7 @@ void run_bench(const BenchArgs& a) {
         return;
     }
     if (!a.pipeline.empty()) {
+        check(accumulations.size() == 1, "--pipeline takes one --fp8-accumulation");
         check(a.lora_ranks.empty() && !a.profile && a.parallel.gpus == 1 && !a.attention_error,
               "--pipeline times the whole pipeline on one device: --lora-rank, --profile, --attention-error and ",
               "--gpus are for the transformer step alone");
@@ -233,6 +241,7 @@ void run_bench(const BenchArgs& a) {
                 options.precision = precision;
                 options.residency = precision != "bf16" ? a.residency : "";
                 options.attention = attention;
+                options.fp8_accumulation = precision != "bf16" ? accumulations.front() : "";
                 options.cuda_graphs = !a.no_cuda_graphs;
                 b.paths.push_back(options);
             }
@@ -258,15 +267,24 @@ void run_bench(const BenchArgs& a) {
     std::shared_ptr<SafetensorsFile> reference;
     if (!a.compare_outputs.empty()) reference = SafetensorsFile::open(a.compare_outputs);
     SafetensorsWriter saved;
-    std::vector<std::pair<std::string, std::string>> runs;  // (precision, attention), precision-major
+    struct Run {
+        std::string precision, attention, accumulation;
+    };
+    std::vector<Run> runs;  // precision-major; the accumulation modes only for the fp8 path's GEMMs
     for (const std::string& precision : precisions)
-        for (const std::string& attention : attentions) runs.emplace_back(precision, attention);
-    for (const auto& [precision, attention] : runs) {
+        for (const std::string& attention : attentions)
+            for (const std::string& accumulation : accumulations) {
+                const bool fp8 = precision != "bf16";  // the CPU refuses an explicit mode by name
+                if (!fp8 && accumulation != accumulations.front()) continue;
+                runs.push_back({precision, attention, fp8 ? accumulation : ""});
+            }
+    for (const auto& [precision, attention, accumulation] : runs) {
         BackendOptions options;
         options.device = device;
         options.precision = precision;
         options.residency = precision == "fp8" ? a.residency : "";  // residency only concerns the fp8 path
         options.attention = attention;
+        options.fp8_accumulation = accumulation;
         // The BF16 reference attention and the error sums run beside each FP8 call: op by op, not recorded.
         options.check_attention = a.attention_error;
         options.cuda_graphs = !a.no_cuda_graphs && !a.attention_error;
@@ -322,8 +340,8 @@ void run_bench(const BenchArgs& a) {
                 StepTimes t = time_steps(model, *backend, from_host ? host_in : in, a);
                 if (from_host) t.paths = "the step above, its latents from the host";
                 std::string rel = "-";
-                const std::string name =
-                    str(precision.empty() ? "default" : precision, attention_label(attention), "@", pixels, "#", set);
+                const std::string name = str(precision.empty() ? "default" : precision, attention_label(attention),
+                                             accumulation.empty() ? "" : "/" + accumulation, "@", pixels, "#", set);
                 if (!a.save_outputs.empty() && !from_host)
                     saved.add_f32(name, {static_cast<int64_t>(t.output.size())}, t.output.data());
                 const auto key = std::make_pair(pixels, set);
@@ -340,6 +358,7 @@ void run_bench(const BenchArgs& a) {
                 std::string label = precision.empty() ? backend->name() : precision;
                 if (!options.residency.empty()) label += "/" + options.residency;
                 label += attention_label(attention);
+                if (!accumulation.empty()) label += "/" + accumulation;
                 if (a.offload == "layers") label += "/layers";
                 if (from_host) label += "/host";
                 if (a.parallel.gpus > 1) label += str("x", a.parallel.gpus);
@@ -387,6 +406,10 @@ void register_bench(CLI::App& app) {
                     "comma list of attention paths timed with each --precision: auto (fp8 with the fp8 linears, bf16\n"
                     "with bf16), bf16, fp8 (cuDNN's FP8 SDPA); an explicit one shows in the precision column")
         ->capture_default_str();
+    cmd->add_option("--fp8-accumulation", a->accumulations,
+                    "comma list for the fp8 runs: fast (the default: partial sums stay in the tensor cores'\n"
+                    "accumulator) and/or precise (promoted to fp32 registers at intervals); an explicit one shows in\n"
+                    "the precision column");
     cmd->add_flag("--attention-error", a->attention_error,
                   "also run every FP8 attention call in BF16 and print each call's relative L2 difference (the\n"
                   "first step's: one line per block) and their min/median/max; steps then run op by op");

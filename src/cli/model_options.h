@@ -19,6 +19,7 @@ struct ModelOptions {
     std::vector<int> out_layers;
     std::string device = "auto", precision, activations = "w4a16", residency;
     std::string attention = "auto";               // auto, bf16 or fp8 (BackendOptions::attention)
+    std::string fp8_accumulation = "fast";        // fast or precise (BackendOptions::fp8_accumulation)
     std::string text_encoder_precision = "bf16";  // bf16 (as stored), fp8 or fp4
     std::string offload = "auto";                 // none, model, layers or auto (pipeline/offload.h)
     double resident_budget_gb = -1.0;             // --resident-budget; negative: the mode's default

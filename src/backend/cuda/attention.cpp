@@ -56,17 +56,16 @@ void CudaBackend::run_attention_fp8_qk(const Fp8Qk& q, const Fp8Qk& k, const cud
 }
 
 Tensor CudaBackend::attention_swiglu_beside_for(const LinearWeight& next, const Tensor& q, const Tensor& k,
-                                                const Tensor& v, int64_t v_col, Tensor& out, const Tensor& x,
-                                                int64_t col, int64_t m) {
+                                                const Tensor& v, int64_t v_col, const Tensor& x, int64_t col,
+                                                int64_t m) {
     // FP8 q/k buffers exist only where FP8 attention has a plan for the shape (attention_qk_buffer).
-    const bool direct = attention_e4m3_out_ && q.dtype() == DType::F8_E4M3 && quantizes_beside(next, out);
-    if (!direct) return Backend::attention_swiglu_beside_for(next, q, k, v, v_col, out, x, col, m);
-    const int64_t ca = out.dim(-1) - m;
-    const auto [B, L, H, Dh] = attention_into_dims(q, k, v, v_col, out, 0);
-    check(ca == H * Dh, "attention_swiglu_beside_for: out ", shape_str(out.shape()), " holds ", ca,
-          " attention columns beside the MLP part of ", m, ", but q has H * Dh = ", H * Dh);
-    const int64_t rows = swiglu_beside_rows(out, x, col, m);
-    cuda::CudnnSdpaFp8::E4m3Output o;  // `out` itself is not written: the E4M3 output stands in for its first columns
+    const bool fp8_qk = q.dtype() == DType::F8_E4M3 && q.ndim() == 4;
+    const bool direct = attention_e4m3_out_ && fp8_qk && quantizes_beside(next, q.dim(2) * q.dim(3) + m);
+    if (!direct) return Backend::attention_swiglu_beside_for(next, q, k, v, v_col, x, col, m);
+    const auto [B, L, H, Dh] = attention_into_dims(q, k, v, v_col, nullptr, 0);
+    const int64_t ca = H * Dh, rows = B * L;
+    check_swiglu_source(x, rows, col, m);
+    cuda::CudnnSdpaFp8::E4m3Output o;  // the attention stays E4M3: no BF16 [attn | mlp] row is made
     {
         FLUX2_PROFILE_OP("attention");
         if (!recording()) count_path("attention->fp8");
@@ -75,7 +74,7 @@ Tensor CudaBackend::attention_swiglu_beside_for(const LinearWeight& next, const 
                                            static_cast<const cuda::bf16*>(v.raw()) + v_col, B, L, H, Dh, v.dim(2));
     }
     FLUX2_PROFILE_OP("swiglu beside attention (e4m3) -> fp8");
-    Tensor quantized = quantized_activations(out.shape(), fp8_input_width(next));
+    Tensor quantized = quantized_activations({B, L, ca + m}, fp8_input_width(next));
     cuda::launch_swiglu_beside_fp8_e4m3(o.codes, o.descale, ca, static_cast<const cuda::bf16*>(x.raw()) + col,
                                         x.dim(-1), m, input_rows(next, quantized), rows, stream());
     return quantized;

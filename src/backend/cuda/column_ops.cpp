@@ -83,7 +83,7 @@ void CudaBackend::swiglu_into(const Tensor& x, int64_t col, int64_t m, Tensor& o
 }
 
 std::array<int64_t, 4> CudaBackend::attention_into_dims(const Tensor& q, const Tensor& k, const Tensor& v,
-                                                        int64_t v_col, const Tensor& out, int64_t out_col) {
+                                                        int64_t v_col, const Tensor* out, int64_t out_col) {
     const char* op = "attention_into";
     const bool fp8_qk = q.dtype() == DType::F8_E4M3;  // FP8 attention_qk_buffers, filled by rms_norm_rope_into
     check(k.dtype() == q.dtype(), op, ": q and k must both be BF16 or both FP8 q/k buffers, got ",
@@ -96,9 +96,13 @@ std::array<int64_t, 4> CudaBackend::attention_into_dims(const Tensor& q, const T
           shape_str(q.shape()), ", ", shape_str(k.shape()));
     const int64_t B = q.dim(0), L = q.dim(1), H = q.dim(2), Dh = q.dim(3);
     check_columns(v, v_col, H * Dh, op, "v");
-    check_columns(out, out_col, H * Dh, op, "out");
-    check(v.dim(0) == B && v.dim(1) == L && out.dim(0) == B && out.dim(1) == L, op, ": v ", shape_str(v.shape()),
-          " and out ", shape_str(out.shape()), " must have q's [B, L] = [", B, ", ", L, "]");
+    check(v.dim(0) == B && v.dim(1) == L, op, ": v ", shape_str(v.shape()), " must have q's [B, L] = [", B, ", ", L,
+          "]");
+    if (out) {
+        check_columns(*out, out_col, H * Dh, op, "out");
+        check(out->dim(0) == B && out->dim(1) == L, op, ": out ", shape_str(out->shape()), " must have q's [B, L] = [",
+              B, ", ", L, "]");
+    }
     // cuDNN wants 16-byte aligned tensors: column ranges must start on a multiple of 8.
     check(v_col % 8 == 0 && out_col % 8 == 0, op, ": v column ", v_col, " and out column ", out_col,
           " must be multiples of 8");
@@ -108,7 +112,7 @@ std::array<int64_t, 4> CudaBackend::attention_into_dims(const Tensor& q, const T
 void CudaBackend::attention_into(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col, Tensor& out,
                                  int64_t out_col) {
     FLUX2_PROFILE_OP("attention");
-    const auto [B, L, H, Dh] = attention_into_dims(q, k, v, v_col, out, out_col);
+    const auto [B, L, H, Dh] = attention_into_dims(q, k, v, v_col, &out, out_col);
     if (q.dtype() == DType::F8_E4M3) {
         run_attention_fp8_qk(fp8_qk_parts(q), fp8_qk_parts(k), at(v, v_col), at(out, out_col), B, L, H, Dh, v.dim(2),
                              out.dim(2));

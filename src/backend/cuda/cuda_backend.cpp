@@ -132,7 +132,11 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
     // The pools are per device: start this backend's peak (peak_memory_bytes) from what is in use now, not from
     // the high-water mark of an earlier backend in the same process.
     reset_peak_memory();
-    gemm_ = std::make_unique<cuda::CublasLtGemm>(stream_);
+    const std::string& accumulation = options.fp8_accumulation;
+    check(accumulation.empty() || accumulation == "fast" || accumulation == "precise", "unknown fp8 accumulation '",
+          accumulation, "' (expected fast or precise)");
+    fast_fp8_accumulation_ = accumulation != "precise";
+    gemm_ = std::make_unique<cuda::CublasLtGemm>(stream_, fast_fp8_accumulation_);
     sdpa_ = std::make_unique<cuda::CudnnSdpa>(stream_);
     const std::string& attention = options.attention;
     const bool auto_attention = attention.empty() || attention == "auto";

@@ -100,7 +100,7 @@ public:
     Tensor swiglu_for(const LinearWeight& next, const Tensor& x) override;
     Tensor swiglu_beside_for(const LinearWeight& next, Tensor& out, const Tensor& x, int64_t col, int64_t m) override;
     Tensor attention_swiglu_beside_for(const LinearWeight& next, const Tensor& q, const Tensor& k, const Tensor& v,
-                                       int64_t v_col, Tensor& out, const Tensor& x, int64_t col, int64_t m) override;
+                                       int64_t v_col, const Tensor& x, int64_t col, int64_t m) override;
     void linear_gated_residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) override;
     void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;
     Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
@@ -197,6 +197,8 @@ private:
     // `streamed`: the weight lives in a LayerStream's device buffer (views from streamed_views), not in its own.
     void prepare_bf16(const LinearWeight& w, PreparedLinear& p, bool streamed);
     void prepare_fp8(const LinearWeight& w, PreparedLinear& p, bool streamed);
+    // A fp8 layer's path label: "fp8(e4m3 <weight_scaling> x per-token[, fast accumulation])".
+    std::string fp8_label(const char* weight_scaling) const;
     // --offload layers (layer_stream.cpp): the host bytes a linear's device weight is copied from, in the order
     // they sit in its stream buffer; empty when it stays resident (`why` says why).
     struct StreamSource {
@@ -227,6 +229,10 @@ private:
     // scales in the epilogue when given (the gate-folded scales of linear_gated_residual). A LoRA branch carried
     // in the GEMM (lora_fp8_tail.h) is computed here: its codes go beside x's, its B beside the weight.
     void gemm_fp8_into(const Fp8Activations& x, const LinearWeight& w, Tensor& y, float beta, const float* w_scales);
+    // gemm_fp8_into for a layer kept as NVFP4 (fp4-resident or streamed): converted to E4M3 into fp4_scratch_ and
+    // multiplied, chunk of output channels by chunk.
+    void gemm_fp4_resident(const Fp8Activations& x, const PreparedLinear& p, Tensor& y, float beta,
+                           const float* w_scales);
     // w's FP8 weight laid out for its current LoRA branch: [out, in + rank] with B's codes beside W's when the
     // branch is carried in the GEMM, [out, in] otherwise (re-laid out, outside a recording, when the branch changed).
     const PreparedLinear& fp8_weight_for(const LinearWeight& w);
@@ -255,14 +261,15 @@ private:
     // The same with q and k from FP8 attention_qk_buffers (always FP8 attention).
     void run_attention_fp8_qk(const Fp8Qk& q, const Fp8Qk& k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
                               int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
-    // attention_into's checks of q, k, v and out; returns {B, L, H, Dh}.
+    // attention_into's checks of q, k, v and out (none without one: attention_swiglu_beside_for's E4M3 output);
+    // returns {B, L, H, Dh}.
     std::array<int64_t, 4> attention_into_dims(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col,
-                                               const Tensor& out, int64_t out_col);
-    // Whether swiglu_beside_for quantizes out's [attn | mlp] rows for `next` itself: an FP8 layer, rows that fit the
-    // kernel's shared-memory row.
-    bool quantizes_beside(const LinearWeight& next, const Tensor& out);
-    // swiglu_beside_for's checks of out and x (out holds ca + m columns, x the MLP half at col); returns out's rows.
-    int64_t swiglu_beside_rows(const Tensor& out, const Tensor& x, int64_t col, int64_t m);
+                                               const Tensor* out, int64_t out_col);
+    // Whether swiglu_beside_for quantizes [attn | mlp] rows of `width` columns for `next` itself: an FP8 layer, rows
+    // that fit the kernel's shared-memory row.
+    bool quantizes_beside(const LinearWeight& next, int64_t width);
+    // swiglu_beside_for's checks of x: `rows` rows holding the MLP half's gate and up (2m columns) at col.
+    void check_swiglu_source(const Tensor& x, int64_t rows, int64_t col, int64_t m);
     // conv2d where cuDNN has no engine for the shape: im2col + GEMM into y [B, Cout, Ho, Wo] (conv2d.cu).
     void conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dShape& s, int stride,
                        int padding, Tensor& y);
@@ -271,6 +278,7 @@ private:
     CudaLinearPrecision precision_ = CudaLinearPrecision::bf16;
     bool poison_ = false;
     bool fp4_resident_ = false;          // BackendOptions::residency == "fp4"
+    bool fast_fp8_accumulation_ = true;  // BackendOptions::fp8_accumulation != "precise"
     Tensor fp4_scratch_;                 // E4M3 weight of the layer being run (fp4-resident mode), grown to the largest
     bool fp4_scratch_recorded_ = false;  // a recording began with fp4_scratch_ (its graph may convert into it)
     std::vector<Tensor> fp4_scratch_retired_;  // scratch buffers outgrown after a recording: kept for its replays

@@ -2,6 +2,8 @@
 // the BF16 or FP8 cuBLASLt GEMM. The path taken is recorded per layer (Backend::record_path).
 #include <cuda_bf16.h>
 
+#include <algorithm>
+
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm_cublaslt.h"
@@ -14,6 +16,9 @@ namespace flux2 {
 
 namespace {
 using cuda::bf16;
+
+// The largest E4M3 chunk of a weight kept as NVFP4 (gemm_fp4_resident).
+constexpr int64_t kFp4ChunkBytes = int64_t{128} << 20;
 
 void check_bytes(const LinearWeight& w, const char* what, size_t have, size_t want) {
     check(have == want, "linear ", w.name, ": ", what, " holds ", have, " bytes, expected ", want, " for [",
@@ -85,6 +90,10 @@ void CudaBackend::prepare_bf16(const LinearWeight& w, PreparedLinear& p, bool st
     }
 }
 
+std::string CudaBackend::fp8_label(const char* weight_scaling) const {
+    return str("fp8(e4m3 ", weight_scaling, " x per-token", fast_fp8_accumulation_ ? ", fast accumulation" : "", ")");
+}
+
 void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p, bool streamed) {
     const int64_t out = w.out_features, in = w.in_features;
     p.kind = CudaLinearPrecision::fp8;
@@ -100,7 +109,7 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p, bool str
         cuda::launch_nvfp4_to_fp8_rows(static_cast<const uint8_t*>(codes.raw()),
                                        static_cast<const uint8_t*>(scales.raw()), w.nvfp4.weight_scale_2, codes_out,
                                        scales_out, out, in, stream());
-        p.path = "nvfp4->fp8(e4m3 per-channel x per-token)";
+        p.path = "nvfp4->" + fp8_label("per-channel");
         uint8_t* e4m3_host = streamed ? streamed_.at(&w).e4m3_host : nullptr;
         if (e4m3_host) {
             // Streamed as these E4M3 codes: their host copy is made now, once; the GEMM reads them from the stream
@@ -109,7 +118,7 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p, bool str
                 cudaMemcpyAsync(e4m3_host, codes_out, static_cast<size_t>(out * in), cudaMemcpyDeviceToHost, stream()));
             FLUX2_CUDA_CHECK(cudaStreamSynchronize(stream()));
             p.weight = streamed_views(w, {{out, in}}, DType::F8_E4M3)[0];
-            p.path = "nvfp4(streamed as e4m3)->fp8(e4m3 per-channel x per-token)";
+            p.path = "nvfp4(streamed as e4m3)->" + fp8_label("per-channel");
         } else if (streamed || fp4_resident_) {
             // Keep the 4-bit form and the row scales, converted before each GEMM; the E4M3 copy above only served to
             // compute those scales and is freed in stream order. A streamed layer's 4-bit form comes through its
@@ -123,7 +132,7 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p, bool str
             p.fp4_block_scales = scales;
             p.fp4_scale_2 = w.nvfp4.weight_scale_2;
             p.weight = Tensor();
-            p.path = str("nvfp4(", streamed ? "streamed" : "resident", ")->fp8(e4m3 per-channel x per-token)");
+            p.path = str("nvfp4(", streamed ? "streamed" : "resident", ")->", fp8_label("per-channel"));
         }
     } else {
         // FP8 weights keep their codes (streamed ones get them through the buffer); a per-tensor scale becomes a
@@ -132,11 +141,11 @@ void CudaBackend::prepare_fp8(const LinearWeight& w, PreparedLinear& p, bool str
         const char* from = streamed ? "fp8(streamed)" : "fp8";
         if (w.fp8.row_scales.empty()) {
             cuda::launch_fill_f32(scales_out, w.fp8.scale, out, stream());
-            p.path = str(from, "->fp8(e4m3 per-tensor x per-token)");
+            p.path = str(from, "->", fp8_label("per-tensor"));
         } else {
             FLUX2_CUDA_CHECK(cudaMemcpyAsync(scales_out, w.fp8.row_scales.data(), out * sizeof(float),
                                              cudaMemcpyHostToDevice, stream()));
-            p.path = str(from, "->fp8(e4m3 per-channel x per-token)");
+            p.path = str(from, "->", fp8_label("per-channel"));
         }
     }
 }
@@ -233,27 +242,52 @@ void CudaBackend::gemm_fp8_into(const Fp8Activations& x, const LinearWeight& w, 
         // scale and its codes rescaled in place): the GEMM below runs the branch with the layer.
         carry_lora_codes(x, w);
     }
+    const float* scales = w_scales ? w_scales : static_cast<const float*>(p.scales.raw());
     if (p.fp4_codes.defined()) {
-        // One buffer serves every layer: the stream orders this conversion after the previous GEMM's reads. A
-        // recorded graph keeps the buffer's address, so one it recorded is kept, not freed, when a larger layer
-        // comes after the recording (it would otherwise write into whatever the pool gave that memory to).
-        if (!fp4_scratch_.defined() || fp4_scratch_.numel() < n * k) {
-            if (fp4_scratch_recorded_) fp4_scratch_retired_.push_back(fp4_scratch_);
-            fp4_scratch_recorded_ = false;
-            fp4_scratch_ = empty({n * k}, DType::F8_E4M3);
-        }
-        FLUX2_PROFILE_OP("convert weight nvfp4->e4m3 (fp4-resident)");
-        cuda::launch_nvfp4_to_fp8_scaled(static_cast<const uint8_t*>(p.fp4_codes.raw()),
-                                         static_cast<const uint8_t*>(p.fp4_block_scales.raw()), p.fp4_scale_2,
-                                         static_cast<const float*>(p.scales.raw()),
-                                         static_cast<uint8_t*>(fp4_scratch_.raw()), n, k, stream());
-        weight = static_cast<const uint8_t*>(fp4_scratch_.raw());
+        gemm_fp4_resident(x, p, y, beta, scales);
+        return;
     }
     auto scope = profile_op([&] { return str("gemm fp8 ", m, "x", n, "x", k, beta != 0.0f ? " +residual" : ""); },
                             2.0 * m * n * k);
-    gemm_->fp8(static_cast<const uint8_t*>(x.codes.raw()), static_cast<const float*>(x.scales.raw()), weight,
-               w_scales ? w_scales : static_cast<const float*>(p.scales.raw()), static_cast<bf16*>(y.raw()), m, n, k,
-               beta);
+    gemm_->fp8(static_cast<const uint8_t*>(x.codes.raw()), static_cast<const float*>(x.scales.raw()), weight, scales,
+               static_cast<bf16*>(y.raw()), m, n, k, beta);
+}
+
+void CudaBackend::gemm_fp4_resident(const Fp8Activations& x, const PreparedLinear& p, Tensor& y, float beta,
+                                    const float* w_scales) {
+    const int64_t m = x.codes.dim(0), k = p.in, n = p.out;
+    // Converted and multiplied in chunks of output channels, so that the E4M3 buffer, held for the whole run, is a
+    // third of dev's largest layer (its single blocks' linear1, 340 MB in E4M3) rather than all of it. The chunks
+    // are as even as 256-row multiples allow: GEMMs of 18432 channels lose nothing measurable against one of 55296.
+    const int64_t chunks = std::max<int64_t>(1, (n * k + kFp4ChunkBytes - 1) / kFp4ChunkBytes);
+    const int64_t rows = std::min(n, ((n + chunks - 1) / chunks + 255) / 256 * 256);
+    // One buffer serves every layer: the stream orders each conversion after the previous GEMM's reads. A recorded
+    // graph keeps the buffer's address, so one it recorded is kept, not freed, when a larger layer comes after the
+    // recording (it would otherwise write into whatever the pool gave that memory to).
+    if (!fp4_scratch_.defined() || fp4_scratch_.numel() < rows * k) {
+        if (fp4_scratch_recorded_) fp4_scratch_retired_.push_back(fp4_scratch_);
+        fp4_scratch_recorded_ = false;
+        fp4_scratch_ = empty({rows * k}, DType::F8_E4M3);
+    }
+    auto* scratch = static_cast<uint8_t*>(fp4_scratch_.raw());
+    const auto* codes = static_cast<const uint8_t*>(p.fp4_codes.raw());
+    const auto* block_scales = static_cast<const uint8_t*>(p.fp4_block_scales.raw());
+    const auto* row_scales = static_cast<const float*>(p.scales.raw());
+    for (int64_t n0 = 0; n0 < n; n0 += rows) {
+        const int64_t nc = std::min(rows, n - n0);
+        {
+            FLUX2_PROFILE_OP("convert weight nvfp4->e4m3 (fp4-resident)");
+            cuda::launch_nvfp4_to_fp8_scaled(codes + n0 * (k / 2), block_scales + n0 * (k / 16), p.fp4_scale_2,
+                                             row_scales + n0, scratch, nc, k, stream());
+        }
+        auto scope = profile_op(
+            [&] {
+                return str("gemm fp8 ", m, "x", nc, "x", k, nc < n ? " (chunk)" : "", beta != 0.0f ? " +residual" : "");
+            },
+            2.0 * m * nc * k);
+        gemm_->fp8(static_cast<const uint8_t*>(x.codes.raw()), static_cast<const float*>(x.scales.raw()), scratch,
+                   w_scales + n0, static_cast<bf16*>(y.raw()) + n0, m, nc, k, beta, n);
+    }
 }
 
 Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, const LinearWeight& w) {

@@ -237,10 +237,12 @@ Tensor CudaBackend::swiglu_for(const LinearWeight& next, const Tensor& x) {
 namespace flux2 {
 
 Tensor CudaBackend::swiglu_beside_for(const LinearWeight& next, Tensor& out, const Tensor& x, int64_t col, int64_t m) {
-    if (!quantizes_beside(next, out)) return Backend::swiglu_beside_for(next, out, x, col, m);
+    if (!quantizes_beside(next, out.dim(-1))) return Backend::swiglu_beside_for(next, out, x, col, m);
     FLUX2_PROFILE_OP("swiglu beside attention -> fp8");
-    const int64_t width = out.dim(-1), ca = width - m;
-    const int64_t rows = swiglu_beside_rows(out, x, col, m);
+    expect_device_bf16(out, "swiglu_beside_for", "out");
+    const int64_t width = out.dim(-1), ca = width - m, rows = width ? out.numel() / width : 0;
+    check(ca >= 0, "swiglu_beside_for: out ", shape_str(out.shape()), " is narrower than its MLP part of ", m);
+    check_swiglu_source(x, rows, col, m);
     const int64_t ld = fp8_input_width(next);
     Tensor q = quantized_activations(out.shape(), ld);
     cuda::launch_swiglu_beside_fp8(static_cast<const cuda::bf16*>(out.raw()), width, ca,
@@ -249,19 +251,15 @@ Tensor CudaBackend::swiglu_beside_for(const LinearWeight& next, Tensor& out, con
     return q;
 }
 
-bool CudaBackend::quantizes_beside(const LinearWeight& next, const Tensor& out) {
-    return takes_fp8_input(next) &&
-           static_cast<size_t>(out.dim(-1)) * sizeof(cuda::bf16) <= cuda::kSwigluBesideMaxRowBytes;
+bool CudaBackend::quantizes_beside(const LinearWeight& next, int64_t width) {
+    return takes_fp8_input(next) && static_cast<size_t>(width) * sizeof(cuda::bf16) <= cuda::kSwigluBesideMaxRowBytes;
 }
 
-int64_t CudaBackend::swiglu_beside_rows(const Tensor& out, const Tensor& x, int64_t col, int64_t m) {
-    expect_device_bf16(out, "swiglu_beside_for", "out");
+void CudaBackend::check_swiglu_source(const Tensor& x, int64_t rows, int64_t col, int64_t m) {
     expect_device_bf16(x, "swiglu_beside_for", "x");
-    const int64_t width = out.dim(-1), ca = width - m, x_row = x.dim(-1), rows = width ? out.numel() / width : 0;
-    check(ca >= 0 && col >= 0 && col + 2 * m <= x_row && x.numel() / x_row == rows, "swiglu_beside_for: out ",
-          shape_str(out.shape()), " with an MLP part of ", m, " does not fit x ", shape_str(x.shape()), " at column ",
-          col);
-    return rows;
+    const int64_t x_row = x.dim(-1);
+    check(col >= 0 && col + 2 * m <= x_row && x.numel() / x_row == rows, "swiglu_beside_for: ", rows,
+          " rows with an MLP part of ", m, " do not fit x ", shape_str(x.shape()), " at column ", col);
 }
 
 }  // namespace flux2

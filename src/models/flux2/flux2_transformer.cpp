@@ -231,18 +231,24 @@ void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tenso
     const int64_t H = config_.num_attention_heads / tp_size(), Dh = config_.attention_head_dim, Da = H * Dh;
     const int64_t M = config_.mlp_hidden() / tp_size();
     const float eps = config_.eps;
-    Tensor n = be.layer_norm_modulate_for(b.to_qkv_mlp, h, be.slice(mod, 1, 0, D), be.slice(mod, 1, D, D), eps);
-    Tensor p = be.linear(n, b.to_qkv_mlp);  // [B, L, 3Da + 2M] = [q | k | v | gate | up]
+    // The normalized input is a temporary: it is gone before attention, where the step's memory peaks.
+    Tensor p =
+        be.linear(be.layer_norm_modulate_for(b.to_qkv_mlp, h, be.slice(mod, 1, 0, D), be.slice(mod, 1, D, D), eps),
+                  b.to_qkv_mlp);  // [B, L, 3Da + 2M] = [q | k | v | gate | up]
     Tensor q = qk_buffer({B, L, H, Dh}, {&b.norm_q}), k = qk_buffer({B, L, H, Dh}, {&b.norm_k});
     be.rms_norm_rope_into(p, 0, b.norm_q, cos, sin, eps, q, 0);
     be.rms_norm_rope_into(p, Da, b.norm_k, cos, sin, eps, k, 0);
     // to_out's input [attn | swiglu(mlp)]: v and the MLP half are read straight from p, the attention lands in
     // the first Da columns, and the MLP half is produced beside it in to_out's input form (one backend op that
     // can keep the attention in its FP8 form, where Ulysses does not exchange it between ranks first).
-    Tensor o = be.uninitialized({B, L, Da + M});
-    if (ulysses_) attend(q, k, p, 2 * Da, o, 0);
-    Tensor in = ulysses_ ? be.swiglu_beside_for(b.to_out, o, p, 3 * Da, M)
-                         : be.attention_swiglu_beside_for(b.to_out, q, k, p, 2 * Da, o, p, 3 * Da, M);
+    Tensor in;
+    if (ulysses_) {
+        Tensor o = be.uninitialized({B, L, Da + M});
+        attend(q, k, p, 2 * Da, o, 0);
+        in = be.swiglu_beside_for(b.to_out, o, p, 3 * Da, M);
+    } else {
+        in = be.attention_swiglu_beside_for(b.to_out, q, k, p, 2 * Da, p, 3 * Da, M);
+    }
     residual(h, be.slice(mod, 1, 2 * D, D), in, b.to_out);
 }
 
@@ -266,6 +272,8 @@ void Flux2Transformer::run_step(const StepInputs& in, Tensor& out) const {
         if (ls) ls->leave(group++);
     }
     Tensor h = be.concat(txt, img, kSeq);
+    img = Tensor();  // the single blocks hold the step's memory peak: only h carries the streams on
+    txt = Tensor();
     for (const SingleBlock& b : single_blocks_) {
         if (ls) ls->enter(group);
         single_block(b, h, mod_single, in.cos, in.sin);
