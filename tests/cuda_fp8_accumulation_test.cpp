@@ -47,15 +47,6 @@ std::vector<double> fp8_rows(const std::vector<float>& x, int64_t rows, int64_t 
     return out;
 }
 
-double rel_l2(const std::vector<float>& got, const std::vector<double>& want) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-        num += (got[i] - want[i]) * (got[i] - want[i]);
-        den += want[i] * want[i];
-    }
-    return std::sqrt(num / den);
-}
-
 TEST(CudaFp8Accumulation, BothModesStayNearTheExactProductOfTheE4m3Operands) {
 #ifdef FLUX2_HAVE_CUDA
     if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible";
@@ -69,22 +60,21 @@ TEST(CudaFp8Accumulation, BothModesStayNearTheExactProductOfTheE4m3Operands) {
         const std::vector<double> xq = fp8_rows(x.to_vector(), m, k);
         std::vector<double> wq(static_cast<size_t>(n * k));
         for (size_t i = 0; i < wq.size(); ++i) wq[i] = double(e4m3_to_f32(w.fp8.codes[i])) * w.fp8.scale;
-        std::vector<double> want(static_cast<size_t>(m * n));
+        std::vector<float> want(static_cast<size_t>(m * n));  // summed in fp64
         for (int64_t i = 0; i < m; ++i)
             for (int64_t j = 0; j < n; ++j) {
                 double acc = 0;
                 for (int64_t l = 0; l < k; ++l) acc += xq[i * k + l] * wq[j * k + l];
-                want[i * n + j] = acc;
+                want[i * n + j] = static_cast<float>(acc);
             }
         for (const std::string mode : {"precise", "fast"}) {
             BackendOptions o = cuda_options("fp8");
             o.fp8_accumulation = mode;
             std::unique_ptr<Backend> be = make_cuda_backend(o);
-            // A copy per backend: a prepared weight is cached in the LinearWeight for the backend that made it, and
-            // the next backend may be constructed at the address of the one just destroyed.
-            const LinearWeight wm = w;
-            const std::vector<float> got = be->download(be->linear(be->upload(x), wm)).to_vector();
-            const double err = rel_l2(got, want);
+            // The second backend may live where the first did: it must prepare w again (Backend::instance_id), or
+            // it would run the first one's GEMM plan and path.
+            const std::vector<float> got = be->download(be->linear(be->upload(x), w)).to_vector();
+            const double err = rel_error(got, want);
             std::printf("fp8 GEMM m%ld n%ld k%ld, %s accumulation: rel L2 error vs the exact product %.2e\n", long(m),
                         long(n), long(k), mode.c_str(), err);
             EXPECT_LE(err, mode == "fast" ? kFastTol : kPreciseTol) << mode << " k " << k;
@@ -92,17 +82,6 @@ TEST(CudaFp8Accumulation, BothModesStayNearTheExactProductOfTheE4m3Operands) {
             EXPECT_EQ(labelled, mode == "fast") << be->path_summary();
         }
     }
-#else
-    GTEST_SKIP() << "this build has no CUDA backend";
-#endif
-}
-
-TEST(CudaFp8Accumulation, UnknownModesAreRefused) {
-#ifdef FLUX2_HAVE_CUDA
-    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible";
-    BackendOptions o = cuda_options("fp8");
-    o.fp8_accumulation = "fp16";
-    EXPECT_THROW(make_cuda_backend(o), Error);
 #else
     GTEST_SKIP() << "this build has no CUDA backend";
 #endif

@@ -321,6 +321,9 @@ TEST(CudaBackendOptions, RejectsUnsupportedRequests) {
     o.nvfp4_activations = Nvfp4Activations::w4a16;
     o.device = "cuda:99";
     EXPECT_THROW(make_cuda_backend(o), Error);
+    o.device = "cuda";
+    o.fp8_accumulation = "fp16";  // fast or precise
+    EXPECT_THROW(make_cuda_backend(o), Error);
 #else
     GTEST_SKIP() << "this build has no CUDA backend";
 #endif

@@ -1,9 +1,17 @@
 #include "backend/backend.h"
 
+#include <atomic>
+
 #include "core/error.h"
 #include "core/log.h"
 
 namespace flux2 {
+
+namespace {
+std::atomic<uint64_t> next_backend_id{1};  // 0 is "prepared by no backend"
+}  // namespace
+
+Backend::Backend() : instance_id_(next_backend_id.fetch_add(1)) {}
 
 void Backend::record_path(const LinearWeight& w, const std::string& path) {
     int64_t& n = path_counts_[path];

@@ -95,8 +95,13 @@ struct BackendOptions {
 
 class Backend {
 public:
+    Backend();
     virtual ~Backend() = default;
     virtual std::string name() const = 0;
+    // Names this backend in LinearWeight::prepared_owner. Unlike its address, which a backend made after this one is
+    // destroyed may get again, it is never reused in the process: a weight prepared by a backend that is gone (for
+    // another precision, on another stream) is never taken for the new one's.
+    uint64_t instance_id() const { return instance_id_; }
 
     // ---- memory ----
     virtual Tensor upload(const Tensor& host_f32) = 0;  // host F32 -> backend tensor
@@ -333,6 +338,7 @@ protected:
     int64_t count_path(const std::string& path) { return ++path_counts_[path]; }
 
 private:
+    const uint64_t instance_id_;
     std::map<std::string, int64_t> path_counts_;
 };
 

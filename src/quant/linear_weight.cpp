@@ -129,11 +129,11 @@ int release_prepared(const LinearWeight& w) {
     int dropped = 0;
     if (w.prepared) ++dropped;
     w.prepared.reset();
-    w.prepared_owner = nullptr;
+    w.prepared_owner = 0;
     if (w.lora && w.lora->prepared) {
         ++dropped;
         w.lora->prepared.reset();
-        w.lora->prepared_owner = nullptr;
+        w.lora->prepared_owner = 0;
     }
     return dropped;
 }
@@ -324,7 +324,7 @@ LinearWeight swap_row_halves(const LinearWeight& w) {
           ")");
     LinearWeight s = w;
     s.prepared.reset();
-    s.prepared_owner = nullptr;
+    s.prepared_owner = 0;
     switch (w.format) {
         case WeightFormat::dense:
             s.dense.bytes = swap_halves(w.dense.bytes);

@@ -62,9 +62,10 @@ struct LinearWeight {
     std::shared_ptr<const LoraBranch> lora;
 
     // Backend-private prepared form (a dequantized copy, device buffers, ...), created lazily by the backend
-    // named in prepared_owner; another backend replaces it with its own.
+    // named in prepared_owner (its instance_id, never reused: a backend's address can be); another backend replaces
+    // it with its own.
     mutable std::shared_ptr<void> prepared;
-    mutable const void* prepared_owner = nullptr;
+    mutable uint64_t prepared_owner = 0;  // Backend::instance_id() of the backend that made `prepared`; 0: none
 
     std::string format_label() const;        // "bf16", "f32", "nvfp4", "fp8", ...
     std::vector<RowPart> row_parts() const;  // `parts`, or one part covering every row

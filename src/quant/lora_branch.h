@@ -20,7 +20,7 @@ struct LoraBranch {
     // Backend-private prepared form (device copies), like LinearWeight::prepared. A new set of adapters is a new
     // LoraBranch object, so a prepared copy never outlives the values it was made from.
     mutable std::shared_ptr<void> prepared;
-    mutable const void* prepared_owner = nullptr;
+    mutable uint64_t prepared_owner = 0;  // Backend::instance_id() of the backend that made `prepared`; 0: none
 };
 
 }  // namespace flux2

@@ -53,7 +53,7 @@ LinearWeight convert_weight(LinearWeight w, WeightPrecision p, bool* converted) 
     }
     w.dense = DenseWeight{};
     w.prepared.reset();
-    w.prepared_owner = nullptr;
+    w.prepared_owner = 0;
     if (converted) *converted = true;
     return w;
 }

@@ -9,7 +9,7 @@
 namespace flux2 {
 
 namespace {
-const std::vector<float>& prepared_f32(const LinearWeight& w, const void* owner) {
+const std::vector<float>& prepared_f32(const LinearWeight& w, uint64_t owner) {
     if (w.prepared_owner != owner || !w.prepared) {
         w.prepared = std::make_shared<std::vector<float>>(dequantize(w));
         w.prepared_owner = owner;
@@ -35,14 +35,18 @@ Tensor CpuBackend::linear(const Tensor& x, const LinearWeight& w) {
     Shape out_shape = x.shape();
     out_shape.back() = w.out_features;
     Tensor y = Tensor::zeros(out_shape);
-    const std::vector<float>& weight = prepared_f32(w, this);
+    const std::vector<float>& weight = prepared_f32(w, instance_id());
 
     const float* input = x.f32();
     Tensor quantized_input;
     std::string path;
     switch (w.format) {
-        case WeightFormat::dense: path = str(w.format_label(), "->f32"); break;
-        case WeightFormat::fp8: path = "fp8->w8a16(f32)"; break;
+        case WeightFormat::dense:
+            path = str(w.format_label(), "->f32");
+            break;
+        case WeightFormat::fp8:
+            path = "fp8->w8a16(f32)";
+            break;
         case WeightFormat::nvfp4:
             if (options_.nvfp4_activations == Nvfp4Activations::w4a4) {
                 quantized_input = x.clone();

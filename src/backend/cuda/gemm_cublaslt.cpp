@@ -157,8 +157,10 @@ void CublasLtGemm::fp8(const uint8_t* xq, const float* x_scales, const uint8_t* 
     if (m == 0 || n == 0) return;
     if (ldy == 0) ldy = n;
     check(k % 16 == 0, "FP8 GEMM needs k divisible by 16, got ", k);
-    check(ldy >= n && ldy % 8 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0, "FP8 GEMM output: a row stride of ",
-          ldy, " for ", n, " columns (a multiple of 8, 16-byte aligned)");
+    // A product into columns of a wider output (a chunk of a layer's channels) starts on a 16-byte boundary and
+    // steps by whole 16-byte units, as the output of a whole layer does.
+    check(ldy == n || (ldy > n && ldy % 8 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0),
+          "FP8 GEMM output: a row stride of ", ldy, " for ", n, " columns (a multiple of 8, 16-byte aligned)");
     check(reinterpret_cast<uintptr_t>(xq) % 16 == 0 && reinterpret_cast<uintptr_t>(wq) % 16 == 0,
           "FP8 GEMM operands must be 16-byte aligned");
     Plan& p = plan(Kind::fp8, m, n, k, ldy, w_scales, x_scales);

@@ -51,7 +51,7 @@ Carry carry_policy() {
 
 const CudaBackend::PreparedLora& CudaBackend::prepare_lora(const LinearWeight& w) {
     const LoraBranch& l = *w.lora;
-    if (l.prepared && l.prepared_owner == this) return *static_cast<const PreparedLora*>(l.prepared.get());
+    if (l.prepared && l.prepared_owner == instance_id()) return *static_cast<const PreparedLora*>(l.prepared.get());
     check(l.rank > 0 && static_cast<int64_t>(l.a.size()) == l.rank * l.in_features &&
               static_cast<int64_t>(l.b.size()) == l.out_features * l.rank,
           "LoRA branch (", l.label, "): A holds ", l.a.size(), " and B ", l.b.size(), " values for rank ", l.rank,
@@ -112,7 +112,7 @@ const CudaBackend::PreparedLora& CudaBackend::prepare_lora(const LinearWeight& w
         p->b = upload(b);
     }
     l.prepared = p;
-    l.prepared_owner = this;
+    l.prepared_owner = instance_id();
     return *p;
 }
 
