@@ -239,11 +239,11 @@ TEST_F(CudaLinearFp8, SwigluBesideAttentionEqualsQuantizingTheRow) {
     }
 }
 
-// The single block's attention and to_out's input in one op (attention_swiglu_beside_for): from FP8 q/k buffers the
-// attention's E4M3 output goes straight into the row quantizer, and the codes and scales are byte for byte those of
-// FP8 attention into BF16 followed by swiglu_beside_for, for two MLP widths; a layer that does not
-// run in FP8 gets the two ops into a BF16 row of its own.
-TEST_F(CudaLinearFp8, AttentionAndSwigluBesideInOneOpEqualTheTwo) {
+// The single block's attention kept for to_out's input (attention_beside_for): from FP8 q/k buffers the attention's
+// E4M3 output goes straight into the row quantizer (swiglu_beside_for), and the codes and scales are byte for byte
+// those of FP8 attention into BF16 followed by swiglu_beside_for, for two MLP widths, with the MLP half from its own
+// tensor; a layer that does not run in FP8 gets the attention in a BF16 row of its own.
+TEST_F(CudaLinearFp8, AttentionBesideInE4m3EqualsAttentionIntoTheRow) {
     const int64_t B = 1, L = 77, H = 2, Dh = 64, Da = H * Dh;
     Tensor cos = up(randn({L, Dh}, 0.7f)), sin = up(randn({L, Dh}, 0.7f));
     Tensor wq = up(randn({Dh}, 0.3f, 1.0f)), wk = up(randn({Dh}, 0.3f, 1.0f));
@@ -261,8 +261,11 @@ TEST_F(CudaLinearFp8, AttentionAndSwigluBesideInOneOpEqualTheTwo) {
         be->attention_into(q, k, p, 2 * Da, o_two, 0);
         Tensor want = be->swiglu_beside_for(w, o_two, p, 3 * Da, m);
         be->reset_path_counts();
-        Tensor got = be->attention_swiglu_beside_for(w, q, k, p, 2 * Da, p, 3 * Da, m);
-        ASSERT_EQ(got.dtype(), DType::F8_E4M3) << "m " << m;
+        Tensor attn = be->attention_beside_for(w, q, k, p, 2 * Da, m);
+        ASSERT_EQ(attn.dtype(), DType::F8_E4M3) << "m " << m;
+        Tensor mlp = be->uninitialized({B, L, 2 * m});
+        be->copy_into(p, 3 * Da, 2 * m, mlp, 0, 0);
+        Tensor got = be->swiglu_beside_for(w, attn, mlp, 0, m);
         EXPECT_NE(be->path_summary().find("attention->fp8 x1"), std::string::npos) << be->path_summary();
         const Fp8Activations g = CudaBackend::fp8_parts(got), ref = CudaBackend::fp8_parts(want);
         EXPECT_EQ(bytes(g.codes), bytes(ref.codes)) << "m " << m;
@@ -270,8 +273,9 @@ TEST_F(CudaLinearFp8, AttentionAndSwigluBesideInOneOpEqualTheTwo) {
 
         LinearWeight dense = dense_bf16_weight(randn({16, Da + m}, 0.1f));
         Tensor o_plain = be->uninitialized({B, L, Da + m});
-        Tensor in_place = be->attention_swiglu_beside_for(dense, q, k, p, 2 * Da, p, 3 * Da, m);
-        EXPECT_EQ(in_place.dtype(), DType::BF16);
+        Tensor row = be->attention_beside_for(dense, q, k, p, 2 * Da, m);
+        EXPECT_EQ(row.dtype(), DType::BF16);
+        Tensor in_place = be->swiglu_beside_for(dense, row, mlp, 0, m);
         EXPECT_EQ(in_place.shape(), (Shape{B, L, Da + m}));
         be->attention_into(q, k, p, 2 * Da, o_plain, 0);
         be->swiglu_into(p, 3 * Da, m, o_plain, Da);

@@ -1,6 +1,6 @@
 // The fp4-resident fp8 path (BackendOptions::residency = "fp4") against the default fp8 residency: the per-call
 // NVFP4 -> E4M3 conversion must give the very same GEMM operands, so the outputs are bit-identical, also when
-// layers of different sizes take turns in the shared conversion buffer.
+// layers of different sizes take turns converting.
 #include "cuda_test_util.h"
 #include "golden_data.h"
 #include "models/flux2/flux2_transformer.h"
@@ -42,7 +42,7 @@ TEST_F(CudaResidencyTest, Fp4ResidentGivesTheSameOutputsAsFp8Resident) {
     LinearWeight big = nvfp4(384, 256, "big"), small = nvfp4(96, 384, "small");
     LinearWeight big4 = big, small4 = small;  // each backend prepares its own copy
     Tensor x = randn({3, 37, 256});
-    // big then small then big again: the shared buffer is overwritten between the two uses of `big`.
+    // big then small then big again: `small` converts between the two uses of `big`.
     auto run = [&](Backend& b, const LinearWeight& w1, const LinearWeight& w2) {
         Tensor h = b.linear(b.upload(x), w1);
         Tensor y = b.linear(h, w2);
@@ -93,13 +93,22 @@ TEST_F(CudaResidencyTest, ALayerWiderThanAChunkIsMultipliedChunkByChunk) {
         EXPECT_LE(std::sqrt(num / den), 5e-3) << "column " << col;
     }
     EXPECT_NE(resident->path_summary().find("nvfp4(resident)"), std::string::npos) << resident->path_summary();
+    // A part of the layer (linear_rows) across two chunks, from an offset that is no chunk boundary.
+    const int64_t begin = 1024, count = 23040;
+    const std::vector<float> part =
+        resident->download(resident->linear_rows(resident->upload(x), w4, begin, count)).to_vector();
+    std::vector<float> want_part;
+    for (int64_t r = 0; r < 64; ++r)
+        want_part.insert(want_part.end(), want.begin() + r * out + begin, want.begin() + r * out + begin + count);
+    ASSERT_EQ(part.size(), want_part.size());
+    EXPECT_LE(rel_error(part, want_part), 2e-3);
 #endif
 }
 
-// The shared conversion buffer grows when a larger layer comes; a recorded step converts into the buffer it was
-// recorded with, which must stay allocated: its replays would otherwise write weight codes into memory the pool has
-// since given to other tensors. Tensors of many sizes made after the growth must come through a replay unchanged,
-// and the replay must still give the recorded outputs.
+// A recorded step converts each layer into a buffer of the graph's: a larger layer converted after the recording
+// (which grew the one buffer shared by all layers, when there was one) must not make a replay write weight codes
+// into memory the pool has since given to other tensors. Tensors of many sizes made after it must come through a
+// replay unchanged, and the replay must still give the recorded outputs.
 TEST_F(CudaResidencyTest, AReplayAfterTheBufferGrewWritesOnlyItsOwnMemory) {
 #ifdef FLUX2_HAVE_CUDA
     auto backend = make_backend(cuda_options("fp8", "fp4"));
@@ -107,7 +116,7 @@ TEST_F(CudaResidencyTest, AReplayAfterTheBufferGrewWritesOnlyItsOwnMemory) {
     const Flux2Inputs in = tiny_klein_case0();
     std::vector<float> want;
     for (int i = 0; i < 3; ++i) want = model.forward(in).to_vector();  // eager, recorded, replayed
-    // Wider than every layer of the tiny model: the buffer grows (the old one goes back to the pool, or is kept).
+    // Wider than every layer of the tiny model.
     const LinearWeight big = nvfp4(1024, 1024, "big");
     Tensor y = backend->linear(backend->upload(randn({1, 3, 1024})), big);
     std::vector<Tensor> host, live;

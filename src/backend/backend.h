@@ -75,7 +75,7 @@ struct BackendOptions {
     std::string precision;  // GPU path: "fp8", "bf16", "fp4"; empty = the device's default
     // Where the fp8 path keeps NVFP4 weights: "fp8" (empty = default; converted once to E4M3, 1 byte per weight)
     // or "fp4" (the NVFP4 codes and block scales stay resident, ~0.56 bytes per weight, and each layer is
-    // converted to E4M3 into one shared buffer just before its GEMM: same numbers, less memory, a little slower).
+    // converted to E4M3 into a buffer of its GEMM call just before it: same numbers, less memory, a little slower).
     std::string residency;
     // CUDA: record the transformer step as a CUDA graph after its first run and replay it (no per-op host work).
     bool cuda_graphs = true;
@@ -147,6 +147,11 @@ public:
     // y[..., out] = x[..., in] W^T (no bias). The kernel follows w.format; each layer's path is logged at debug
     // level the first time it runs and counted in path_summary().
     virtual Tensor linear(const Tensor& x, const LinearWeight& w) = 0;
+    // Output columns [begin, begin + count) of linear(x, w), from w's rows [begin, begin + count) alone: a packed
+    // projection run in parts, so that one part's output is gone before the next is made (the single block's
+    // [q | k | v] before its MLP half). x may come from a *_for producer of w. A layer run in parts is counted
+    // once in path_summary(), by the part that begins at row 0.
+    virtual Tensor linear_rows(const Tensor& x, const LinearWeight& w, int64_t begin, int64_t count) = 0;
 
     // ---- elementwise ----
     virtual Tensor silu(const Tensor& x) = 0;
@@ -176,26 +181,29 @@ public:
         (void)next;
         return swiglu(x);
     }
-    // The single block's output-projection input [attn | swiglu(mlp)]: out [B, L, Ca + m] holds the attention
-    // output in its first Ca columns; this fills the other m with swiglu of x's gate and up halves at col (as
-    // swiglu_into) and returns what linear(·, next) takes: out itself, or (CUDA fp8) the whole row quantized per
-    // token to E4M3 in the same pass, so the BF16 MLP half never goes to memory and back.
+    // The single block's output-projection input [attn | swiglu(mlp)]: out [B, L, Ca + m] (or, on CUDA, the E4M3
+    // form attention_beside_for may return) holds the attention output in its first Ca columns; this fills the other m
+    // with swiglu of x's gate and up halves at col (as swiglu_into) and returns what linear(·, next) takes: out itself,
+    // or (CUDA fp8) the whole row quantized per token to E4M3 in the same pass, so the BF16 MLP half never goes to
+    // memory and back.
     virtual Tensor swiglu_beside_for(const LinearWeight& next, Tensor& out, const Tensor& x, int64_t col, int64_t m) {
         (void)next;
         swiglu_into(x, col, m, out, out.dim(-1) - m);
         return out;
     }
 
-    // The single block's attention and to_out's input in one: attention_into(q, k, v, v_col, out, 0) into the first
-    // H * Dh columns of a new [B, L, H * Dh + m] row, then swiglu_beside_for(next, out, x, col, m). CUDA with FP8
-    // attention on FP8 q/k buffers and an FP8 `next` hands the attention's E4M3 output straight to the row
-    // quantizer: no BF16 row is made at all (dev 1024²: 226 MB less at the step's peak).
-    virtual Tensor attention_swiglu_beside_for(const LinearWeight& next, const Tensor& q, const Tensor& k,
-                                               const Tensor& v, int64_t v_col, const Tensor& x, int64_t col,
-                                               int64_t m) {
+    // The single block's attention as its output projection's input takes it: a new [B, L, H * Dh + m] row whose
+    // first H * Dh columns hold attention_into(q, k, v, v_col, ·, 0), for swiglu_beside_for(next, row, x, col, m) to
+    // fill the rest. CUDA with FP8 attention on FP8 q/k buffers and an FP8 `next` returns the attention's E4M3
+    // output instead ([B, L, H, Dh] codes and their scale), which that swiglu_beside_for quantizes with the MLP half:
+    // no BF16 row is made at all (dev 1024²: 226 MB less at the step's peak). q and k are taken (move them in) and
+    // let go once the attention has read them.
+    virtual Tensor attention_beside_for(const LinearWeight& next, Tensor q, Tensor k, const Tensor& v, int64_t v_col,
+                                        int64_t m) {
+        (void)next;
         Tensor out = uninitialized({q.dim(0), q.dim(1), q.dim(2) * q.dim(3) + m});
         attention_into(q, k, v, v_col, out, 0);
-        return swiglu_beside_for(next, out, x, col, m);
+        return out;
     }
 
     // x += gate * linear(in, w): a block's gated residual update from its output projection. x [B, L, out], gate

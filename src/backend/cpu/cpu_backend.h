@@ -25,6 +25,7 @@ public:
     int64_t memory_capacity_bytes() const override;
 
     Tensor linear(const Tensor& x, const LinearWeight& w) override;
+    Tensor linear_rows(const Tensor& x, const LinearWeight& w, int64_t begin, int64_t count) override;
 
     Tensor silu(const Tensor& x) override;
     Tensor swiglu(const Tensor& x) override;

@@ -16,16 +16,22 @@ const std::vector<float>& prepared_f32(const LinearWeight& w, uint64_t owner) {
     }
     return *static_cast<const std::vector<float>*>(w.prepared.get());
 }
-// y += (x A^T) B^T in fp32, from the layer's unquantized input: the branch is a float GEMM pair beside whatever
-// the base weight's format is (a W4A4 base quantizes only its own GEMM's input).
-void add_lora_branch(const float* x, const LoraBranch& lora, int64_t m, float* y) {
+
+// y [m, count] += (x A^T) B^T for the branch's outputs [begin, begin + count), in fp32, from the layer's unquantized
+// input: the branch is a float GEMM pair beside whatever the base weight's format is (a W4A4 base quantizes only its
+// own GEMM's input).
+void add_lora_branch(const float* x, const LoraBranch& lora, int64_t m, int64_t begin, int64_t count, float* y) {
     std::vector<float> t(static_cast<size_t>(m * lora.rank));
     cpu_gemm_nt(x, lora.a.data(), t.data(), m, lora.rank, lora.in_features);
-    cpu_gemm_nt(t.data(), lora.b.data(), y, m, lora.out_features, lora.rank, /*accumulate=*/true);
+    cpu_gemm_nt(t.data(), lora.b.data() + begin * lora.rank, y, m, count, lora.rank, /*accumulate=*/true);
 }
 }  // namespace
 
-Tensor CpuBackend::linear(const Tensor& x, const LinearWeight& w) {
+Tensor CpuBackend::linear(const Tensor& x, const LinearWeight& w) { return linear_rows(x, w, 0, w.out_features); }
+
+Tensor CpuBackend::linear_rows(const Tensor& x, const LinearWeight& w, int64_t begin, int64_t count) {
+    check(begin >= 0 && count >= 0 && begin + count <= w.out_features, "linear ", w.name, ": rows [", begin, ", ",
+          begin + count, ") of a layer of ", w.out_features);
     check(x.ndim() >= 1 && x.dim(-1) == w.in_features, "linear ", w.name, ": input ", shape_str(x.shape()),
           " does not end in in_features ", w.in_features);
     check(!w.lora || (w.lora->in_features == w.in_features && w.lora->out_features == w.out_features), "linear ",
@@ -33,7 +39,7 @@ Tensor CpuBackend::linear(const Tensor& x, const LinearWeight& w) {
           "] does not match the layer [", w.out_features, ", ", w.in_features, "]");
     const int64_t m = x.numel() / w.in_features;
     Shape out_shape = x.shape();
-    out_shape.back() = w.out_features;
+    out_shape.back() = count;
     Tensor y = Tensor::zeros(out_shape);
     const std::vector<float>& weight = prepared_f32(w, instance_id());
 
@@ -61,9 +67,9 @@ Tensor CpuBackend::linear(const Tensor& x, const LinearWeight& w) {
             break;
     }
     if (w.lora) path += str(" + lora r", w.lora->rank);
-    record_path(w, path);
-    cpu_gemm_nt(input, weight.data(), y.f32(), m, w.out_features, w.in_features);
-    if (w.lora) add_lora_branch(x.f32(), *w.lora, m, y.f32());
+    if (begin == 0) record_path(w, path);
+    cpu_gemm_nt(input, weight.data() + begin * w.in_features, y.f32(), m, count, w.in_features);
+    if (w.lora) add_lora_branch(x.f32(), *w.lora, m, begin, count, y.f32());
     return y;
 }
 

@@ -1,6 +1,7 @@
 // CudaBackend::attention: shape checks, then cuDNN SDPA in BF16 (attention_cudnn.cpp) or FP8 (attention_fp8.cpp);
 // and the FP8 q/k buffers that rms_norm_rope_into fills for it.
 #include <cmath>
+#include <utility>
 
 #include "backend/cuda/attention_cudnn.h"
 #include "backend/cuda/attention_fp8.h"
@@ -55,29 +56,21 @@ void CudaBackend::run_attention_fp8_qk(const Fp8Qk& q, const Fp8Qk& k, const cud
     sdpa_fp8_->run_fp8_qk(q.codes, q.descale, k.codes, k.descale, v, o, B, L, H, Dh, v_row, o_row);
 }
 
-Tensor CudaBackend::attention_swiglu_beside_for(const LinearWeight& next, const Tensor& q, const Tensor& k,
-                                                const Tensor& v, int64_t v_col, const Tensor& x, int64_t col,
-                                                int64_t m) {
+Tensor CudaBackend::attention_beside_for(const LinearWeight& next, Tensor q, Tensor k, const Tensor& v, int64_t v_col,
+                                         int64_t m) {
     // FP8 q/k buffers exist only where FP8 attention has a plan for the shape (attention_qk_buffer).
     const bool fp8_qk = q.dtype() == DType::F8_E4M3 && q.ndim() == 4;
     const bool direct = attention_e4m3_out_ && fp8_qk && quantizes_beside(next, q.dim(2) * q.dim(3) + m);
-    if (!direct) return Backend::attention_swiglu_beside_for(next, q, k, v, v_col, x, col, m);
+    if (!direct) return Backend::attention_beside_for(next, std::move(q), std::move(k), v, v_col, m);
     const auto [B, L, H, Dh] = attention_into_dims(q, k, v, v_col, nullptr, 0);
-    const int64_t ca = H * Dh, rows = B * L;
-    check_swiglu_source(x, rows, col, m);
-    cuda::CudnnSdpaFp8::E4m3Output o;  // the attention stays E4M3: no BF16 [attn | mlp] row is made
-    {
-        FLUX2_PROFILE_OP("attention");
-        if (!recording()) count_path("attention->fp8");
-        const Fp8Qk qp = fp8_qk_parts(q), kp = fp8_qk_parts(k);
-        o = sdpa_fp8_->run_fp8_qk_e4m3_out(qp.codes, qp.descale, kp.codes, kp.descale,
-                                           static_cast<const cuda::bf16*>(v.raw()) + v_col, B, L, H, Dh, v.dim(2));
-    }
-    FLUX2_PROFILE_OP("swiglu beside attention (e4m3) -> fp8");
-    Tensor quantized = quantized_activations({B, L, ca + m}, fp8_input_width(next));
-    cuda::launch_swiglu_beside_fp8_e4m3(o.codes, o.descale, ca, static_cast<const cuda::bf16*>(x.raw()) + col,
-                                        x.dim(-1), m, input_rows(next, quantized), rows, stream());
-    return quantized;
+    FLUX2_PROFILE_OP("attention");
+    if (!recording()) count_path("attention->fp8");
+    const Fp8Qk qp = fp8_qk_parts(q), kp = fp8_qk_parts(k);
+    // The attention stays E4M3 (swiglu_beside_for reads its codes): no BF16 [attn | mlp] row is made.
+    cuda::CudnnSdpaFp8::E4m3Output o =
+        sdpa_fp8_->run_fp8_qk_e4m3_out(qp.codes, qp.descale, kp.codes, kp.descale,
+                                       static_cast<const cuda::bf16*>(v.raw()) + v_col, B, L, H, Dh, v.dim(2));
+    return Tensor::wrap({B, L, H, Dh}, DType::F8_E4M3, Device::cuda, const_cast<uint8_t*>(o.codes), o.block);
 }
 
 namespace {

@@ -106,6 +106,10 @@ CudnnSdpaFp8::E4m3Output CudnnSdpaFp8::run_fp8_qk_e4m3_out(const uint8_t* q8, co
     return execute(nullptr, q8, q_descale, nullptr, k8, k_descale, v, nullptr, B, L, H, Dh, v_row, 0);
 }
 
+const float* CudnnSdpaFp8::e4m3_output_descale(const uint8_t* codes, int64_t elements) {
+    return reinterpret_cast<const float*>(codes + aligned(static_cast<size_t>(elements))) + kDescaleO;
+}
+
 CudnnSdpaFp8::E4m3Output CudnnSdpaFp8::execute(const __nv_bfloat16* q, const uint8_t* q8_in, const float* q_descale,
                                                const __nv_bfloat16* k, const uint8_t* k8_in, const float* k_descale,
                                                const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B, int64_t L,
@@ -118,24 +122,25 @@ CudnnSdpaFp8::E4m3Output CudnnSdpaFp8::execute(const __nv_bfloat16* q, const uin
     check(v_row % 8 == 0 && o_row % 8 == 0 && v_row >= width && o_row >= width, "cuDNN FP8 SDPA: token strides of V (",
           v_row, ") and O (", o_row, ") must be multiples of 8 and at least H * Dh = ", width);
     ensure_plan(B, L, H, Dh);
-    // One stream-ordered block per call for the E4M3 copies, the scales and the amax partials: freed (in stream
-    // order) when this call returns, so recorded steps allocate it inside their graph like any op output.
+    // Stream-ordered blocks of the call, so recorded steps allocate them inside their graph like any op output: the
+    // E4M3 copies of the inputs go when this call returns; O's codes, the scales and the amax partials in another
+    // block, which the returned output keeps for a consumer of O's codes (the single block's row quantizer) while
+    // the inputs' copies are gone already: that consumer runs where the step's memory peaks.
     const bool given_qk = q8_in != nullptr;
     const size_t codes = aligned(static_cast<size_t>(rows * width));
     const size_t scales_bytes = aligned(kAttentionFp8ScaleCount * sizeof(float));
-    const size_t copies = given_qk ? 2 : 4;  // V and O, or Q, K, V and O
-    std::shared_ptr<void> block =
-        allocate(copies * codes + scales_bytes + 3 * kAttentionFp8AmaxBlocks * sizeof(float), stream_);
+    const std::shared_ptr<void> inputs = allocate((given_qk ? 1 : 3) * codes, stream_);  // V, or Q, K and V
+    std::shared_ptr<void> block = allocate(codes + scales_bytes + 3 * kAttentionFp8AmaxBlocks * sizeof(float), stream_);
     auto* base = static_cast<uint8_t*>(block.get());
-    uint8_t *v8 = base, *o8 = base + codes;
-    auto* scales = reinterpret_cast<float*>(base + copies * codes);
-    auto* partials = reinterpret_cast<float*>(base + copies * codes + scales_bytes);
+    uint8_t *v8 = static_cast<uint8_t*>(inputs.get()), *o8 = base;
+    auto* scales = reinterpret_cast<float*>(base + codes);
+    auto* partials = reinterpret_cast<float*>(base + codes + scales_bytes);
     const uint8_t *q8 = q8_in, *k8 = k8_in;
     if (given_qk) {
         launch_attention_fp8_quantize_v(v, v_row, v8, partials, scales, rows, width, stream_->get());
     } else {
-        auto* q_codes = base + 2 * codes;
-        auto* k_codes = base + 3 * codes;
+        auto* q_codes = v8 + codes;
+        auto* k_codes = v8 + 2 * codes;
         launch_attention_fp8_quantize(q, k, v, v_row, q_codes, k_codes, v8, partials, scales, rows, width,
                                       stream_->get());
         q8 = q_codes;
@@ -149,7 +154,10 @@ CudnnSdpaFp8::E4m3Output CudnnSdpaFp8::execute(const __nv_bfloat16* q, const uin
         pack[kFirstScale + int64_t{kDescaleK}] = const_cast<float*>(k_descale);
     }
     graphs_.execute({B, L, H, Dh}, pack);
-    if (!o) return {block, o8, scales + kDescaleO};
+    if (!o) {
+        check(e4m3_output_descale(o8, rows * width) == scales + kDescaleO, "cuDNN FP8 SDPA: O's scale moved");
+        return {block, o8, scales + kDescaleO};
+    }
     launch_attention_fp8_dequantize(o8, scales, o, o_row, rows, width, stream_->get());
     return {};
 }

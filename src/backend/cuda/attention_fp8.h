@@ -52,6 +52,9 @@ public:
     E4m3Output run_fp8_qk_e4m3_out(const uint8_t* q8, const float* q_descale, const uint8_t* k8, const float* k_descale,
                                    const __nv_bfloat16* v, int64_t B, int64_t L, int64_t H, int64_t Dh,
                                    int64_t v_row = 0);
+    // Where the scale of such an output lies, from its codes (`elements` of them): it travels as a tensor of its
+    // codes (CudaBackend::attention_beside_for), and its block keeps the scales at a fixed place after them.
+    static const float* e4m3_output_descale(const uint8_t* codes, int64_t elements);
 
 private:
     // Builds the plan of this shape (or throws why not).

@@ -216,24 +216,22 @@ cudaMemPool_t CudaBackend::default_pool() const {
 }
 
 int64_t CudaBackend::peak_memory_bytes() const {
-    // Two pools hold device memory: the default one, which eager tensors and the weights come from
-    // (device_memory.cpp), and the CUDA graphs' one, which keeps a recorded step's intermediates mapped between
-    // replays until it is trimmed (release_cached_memory) or the recording dies. Their high-water marks add up to the
-    // peak because one stays flat while the other moves (the weights during replays; the graphs' memory during
-    // eager ops such as the encoder and the decode), except across a recording or a release of cached memory, where
-    // what came before is accounted apart (peak_folded_). The layer streams' buffers, mapped outside both, add
-    // theirs: they are mapped or not for whole phases of a request.
-    uint64_t high = 0, graph_high = 0;
+    // Device memory comes from the default pool, which eager tensors and the weights come from (device_memory.cpp),
+    // and from mapped ranges outside it: the graph arena, which keeps a recorded step's intermediates between replays
+    // until release_cached_memory, and the layer streams' buffers, mapped or not for whole phases of a request. The
+    // high-water marks add up to the peak because one stays flat while another moves (the weights during replays,
+    // the arena during eager ops such as the encoder and the decode), except across a recording or a release of
+    // cached memory, where what came before is accounted apart (peak_folded_).
+    uint64_t high = 0;
     FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(default_pool(), cudaMemPoolAttrUsedMemHigh, &high));
-    FLUX2_CUDA_CHECK(cudaDeviceGetGraphMemAttribute(stream_->device(), cudaGraphMemAttrReservedMemHigh, &graph_high));
-    return std::max(peak_folded_, static_cast<int64_t>(high + graph_high) + parkable_bytes_->high());
+    return std::max(peak_folded_, static_cast<int64_t>(high) + graph_arena_bytes_->high() + parkable_bytes_->high());
 }
 
 void CudaBackend::reset_pool_highs() {
     // A high-water mark can only be set to zero, which restarts it from the memory held now.
     uint64_t zero = 0;
     FLUX2_CUDA_CHECK(cudaMemPoolSetAttribute(default_pool(), cudaMemPoolAttrUsedMemHigh, &zero));
-    FLUX2_CUDA_CHECK(cudaDeviceSetGraphMemAttribute(stream_->device(), cudaGraphMemAttrReservedMemHigh, &zero));
+    graph_arena_bytes_->reset_high();
     parkable_bytes_->reset_high();
 }
 
@@ -246,19 +244,19 @@ void CudaBackend::release_cached_memory() {
     check(!recording(), "cuda backend: release_cached_memory while recording");
     conv_->release_workspace();  // freed in stream order, so before the synchronization that the trims need
     synchronize();
-    // Blocks no queued graph uses go back to the driver; a recorded step maps its memory again when it next runs.
-    FLUX2_CUDA_CHECK(cudaDeviceGraphMemTrim(stream_->device()));
+    // The recorded steps' arena maps its memory again at the next replay.
+    if (graph_arena_) graph_arena_->park();
     FLUX2_CUDA_CHECK(cudaMemPoolTrimTo(default_pool(), 0));
-    // What was just given back raised a pool's mark that the other pool's later mark must not be added to: the
-    // conditioning linears (--offload layers) are uploaded, used and released before the steps map their graph
-    // memory, and the two marks summed counted dev's 1.44 GB of them as if held during the steps.
+    // What was just given back raised a mark that another one's later mark must not be added to: the conditioning
+    // linears (--offload layers) are uploaded, used and released before the steps map their arena, and the two marks
+    // summed counted dev's 1.44 GB of them as if held during the steps.
     peak_folded_ = std::max(peak_folded_, peak_memory_bytes());
     reset_pool_highs();
 }
 
 int64_t CudaBackend::memory_in_use_bytes() const {
     // Eager tensors (weights among them) live in the default pool, the layer streams' mapped buffers apart; a
-    // recorded step's intermediates in the graph pool are not counted.
+    // recorded step's intermediates in the graph arena are not counted.
     uint64_t used = 0;
     FLUX2_CUDA_CHECK(cudaMemPoolGetAttribute(default_pool(), cudaMemPoolAttrUsedMemCurrent, &used));
     return static_cast<int64_t>(used) + parkable_bytes_->current();

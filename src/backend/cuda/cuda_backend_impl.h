@@ -26,6 +26,7 @@
 #include "backend/cuda/conv_cudnn.h"
 #include "backend/cuda/device_memory.h"
 #include "backend/cuda/fp4_linear.h"
+#include "backend/cuda/graph_arena.h"
 #include "backend/cuda/launchers.h"
 #include "backend/cuda/op_profiler.h"
 #include "backend/cuda/parkable_memory.h"
@@ -87,6 +88,7 @@ public:
     int64_t memory_available_bytes() const override;
 
     Tensor linear(const Tensor& x, const LinearWeight& w) override;
+    Tensor linear_rows(const Tensor& x, const LinearWeight& w, int64_t begin, int64_t count) override;
 
     Tensor silu(const Tensor& x) override;
     Tensor swiglu(const Tensor& x) override;
@@ -99,8 +101,8 @@ public:
                                    float eps) override;
     Tensor swiglu_for(const LinearWeight& next, const Tensor& x) override;
     Tensor swiglu_beside_for(const LinearWeight& next, Tensor& out, const Tensor& x, int64_t col, int64_t m) override;
-    Tensor attention_swiglu_beside_for(const LinearWeight& next, const Tensor& q, const Tensor& k, const Tensor& v,
-                                       int64_t v_col, const Tensor& x, int64_t col, int64_t m) override;
+    Tensor attention_beside_for(const LinearWeight& next, Tensor q, Tensor k, const Tensor& v, int64_t v_col,
+                                int64_t m) override;
     void linear_gated_residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) override;
     void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;
     Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
@@ -223,16 +225,19 @@ private:
     std::map<const LinearWeight*, StreamedPlace> streamed_;
     // quantize_fp8 and quantize_fp8_for: rows of ld codes with a headroom (E4m3Rows).
     Fp8Activations quantize_rows(const Tensor& x, int64_t ld, float headroom);
-    // The FP8 linear of w (its LoRA branch included) on quantized activations.
-    Tensor linear_fp8(const Fp8Activations& x, const Shape& out_shape, const LinearWeight& w);
-    // The FP8 GEMM into y: y = product (beta 0) or y + product (beta 1); w_scales replaces the layer's channel
-    // scales in the epilogue when given (the gate-folded scales of linear_gated_residual). A LoRA branch carried
-    // in the GEMM (lora_fp8_tail.h) is computed here: its codes go beside x's, its B beside the weight.
-    void gemm_fp8_into(const Fp8Activations& x, const LinearWeight& w, Tensor& y, float beta, const float* w_scales);
-    // gemm_fp8_into for a layer kept as NVFP4 (fp4-resident or streamed): converted to E4M3 into fp4_scratch_ and
-    // multiplied, chunk of output channels by chunk.
+    // The FP8 linear of w's rows [begin, begin + out_shape.back()) (its LoRA branch included) on quantized
+    // activations.
+    Tensor linear_fp8(const Fp8Activations& x, const Shape& out_shape, const LinearWeight& w, int64_t begin);
+    // The FP8 GEMM of w's rows [begin, begin + y.dim(-1)) into y: y = product (beta 0) or y + product (beta 1);
+    // w_scales replaces those rows' channel scales in the epilogue when given (the gate-folded scales of
+    // linear_gated_residual). A LoRA branch carried in the GEMM (lora_fp8_tail.h) is computed here: its codes go
+    // beside x's, its B beside the weight.
+    void gemm_fp8_into(const Fp8Activations& x, const LinearWeight& w, Tensor& y, float beta, const float* w_scales,
+                       int64_t begin = 0);
+    // gemm_fp8_into for a layer kept as NVFP4 (fp4-resident or streamed): its rows converted to E4M3 into a buffer
+    // of the call's and multiplied, chunk of output channels by chunk. w_scales: those rows' channel scales.
     void gemm_fp4_resident(const Fp8Activations& x, const PreparedLinear& p, Tensor& y, float beta,
-                           const float* w_scales);
+                           const float* w_scales, int64_t begin);
     // w's FP8 weight laid out for its current LoRA branch: [out, in + rank] with B's codes beside W's when the
     // branch is carried in the GEMM, [out, in] otherwise (re-laid out, outside a recording, when the branch changed).
     const PreparedLinear& fp8_weight_for(const LinearWeight& w);
@@ -245,14 +250,16 @@ private:
     const PreparedLora& prepare_lora(const LinearWeight& w);  // w.lora's device form, for w
     // w's LoRA branch when its FP8 GEMM carries it (prepared), else nullptr (no branch, or one beside the GEMM).
     const PreparedLora* carried_lora(const LinearWeight& w);
-    void check_lora(const LinearWeight& w, const Tensor& y) const;
+    void check_lora(const LinearWeight& w, const Tensor& y, int64_t begin) const;
     Tensor lora_down(const Tensor& x, const LinearWeight& w);
     Tensor lora_down(const Fp8Activations& x, const LinearWeight& w);
     // t = x A^T from E4M3 activations as fp32 partial sums over shares of k (lora_down_fp8.cu), sized in split.
     Tensor lora_down_partials(const Fp8Activations& x, const LinearWeight& w, cuda::LoraDownSplit& split);
     // For a branch carried in the GEMM: t's codes written beside x's (x's scales grow where they must).
     void carry_lora_codes(const Fp8Activations& x, const LinearWeight& w);
-    void lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, float beta, const Tensor* gate = nullptr);
+    // y [..., n] takes the branch's outputs [begin, begin + n).
+    void lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, float beta, const Tensor* gate = nullptr,
+                 int64_t begin = 0);
     Tensor linear_fp4(const Tensor& x, const Shape& out_shape, const Fp4PreparedWeight& w);
     // Joint attention of BF16 [B, L, H, Dh] q/k and v/o with tokens v_row / o_row elements apart (attention.cpp):
     // FP8 (cuDNN FP8 SDPA) when fp8_attention_ and the head dim allows, else BF16; the path is counted and logged.
@@ -261,7 +268,7 @@ private:
     // The same with q and k from FP8 attention_qk_buffers (always FP8 attention).
     void run_attention_fp8_qk(const Fp8Qk& q, const Fp8Qk& k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
                               int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
-    // attention_into's checks of q, k, v and out (none without one: attention_swiglu_beside_for's E4M3 output);
+    // attention_into's checks of q, k, v and out (none without one: attention_beside_for's E4M3 output);
     // returns {B, L, H, Dh}.
     std::array<int64_t, 4> attention_into_dims(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col,
                                                const Tensor* out, int64_t out_col);
@@ -279,9 +286,7 @@ private:
     bool poison_ = false;
     bool fp4_resident_ = false;          // BackendOptions::residency == "fp4"
     bool fast_fp8_accumulation_ = true;  // BackendOptions::fp8_accumulation != "precise"
-    Tensor fp4_scratch_;                 // E4M3 weight of the layer being run (fp4-resident mode), grown to the largest
-    bool fp4_scratch_recorded_ = false;  // a recording began with fp4_scratch_ (its graph may convert into it)
-    std::vector<Tensor> fp4_scratch_retired_;  // scratch buffers outgrown after a recording: kept for its replays
+    int64_t fp4_scratch_elements_ = 0;   // gemm_fp4_resident's buffer size: the largest chunk so far
     std::string device_name_;
     int sm_count_ = 1;             // sizes the split of skinny kernels (lora_down_fp8.cu)
     int64_t memory_capacity_ = 0;  // cudaDeviceProp::totalGlobalMem
@@ -292,7 +297,7 @@ private:
     std::unique_ptr<cuda::CudnnSdpaFp8> sdpa_fp8_;        // when fp8_attention_
     std::unique_ptr<cuda::CudnnCausalSdpa> causal_sdpa_;  // the text encoders', created by their first call
     bool fp8_attention_ = false;
-    bool attention_e4m3_out_ = true;  // attention_swiglu_beside_for may keep FP8 attention's output in E4M3
+    bool attention_e4m3_out_ = true;  // attention_beside_for may keep FP8 attention's output in E4M3
     // --attention-error: every FP8 attention call's error sums against the BF16 one (F32 [2] each) and its shape.
     std::vector<std::pair<std::string, Tensor>> attention_checks_;
     std::unique_ptr<cuda::CudnnConv> conv_;
@@ -300,12 +305,17 @@ private:
     std::map<std::string, std::string> conv_paths_;
     cuda::OpProfiler profiler_;
     // The peak up to the last recording or release_cached_memory (peak_memory_bytes): what was held before either
-    // (the eager run before a recording, the blocks given back) and the graph's memory after it never coexist, so
-    // the two pools' high-water marks restart there instead of being added across it.
+    // (the eager run before a recording, the blocks given back) and the graph arena after it never coexist, so the
+    // high-water marks restart there instead of being added across it.
     int64_t peak_folded_ = 0;
-    // The layer streams' buffers (parkable_memory.h), outside both pools.
+    // The layer streams' buffers (parkable_memory.h), outside the pool.
     std::shared_ptr<cuda::MappedBytes> parkable_bytes_ = std::make_shared<cuda::MappedBytes>();
-    // Both pools' high-water marks (and the parkable memory's) restart from what they hold now.
+    // The intermediates of every recorded step (graph_arena.h), made at the first recording; release_cached_memory
+    // unmaps it and the next replay maps it again.
+    std::shared_ptr<cuda::GraphArena> graph_arena_;
+    std::shared_ptr<void> recording_lease_;  // GraphArena::record, while recording
+    std::shared_ptr<cuda::MappedBytes> graph_arena_bytes_ = std::make_shared<cuda::MappedBytes>();
+    // The pool's high-water mark (and the mapped memory's) restart from what they hold now.
     void reset_pool_highs();
     // The device's default memory pool, which every eager allocation comes from (device_memory.cpp).
     cudaMemPool_t default_pool() const;

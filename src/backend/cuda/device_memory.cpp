@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 #include "backend/cuda/cuda_check.h"
 #include "core/error.h"
@@ -27,7 +28,40 @@ Stream::~Stream() {
     if (status != cudaSuccess) log_error("cuda: releasing the backend stream failed: ", cudaGetErrorString(status));
 }
 
+void Stream::start_recording(void* arena, std::function<void(size_t)> cover) {
+    check(arena != nullptr, "cuda: recording needs an arena");
+    arena_ = static_cast<char*>(arena);
+    cover_ = std::move(cover);
+    plan_ = ArenaPlan();
+    ++recording_number_;
+}
+
+ArenaPlan Stream::stop_recording() {
+    arena_ = nullptr;
+    cover_ = nullptr;
+    return std::move(plan_);
+}
+
 std::shared_ptr<void> allocate(size_t bytes, const std::shared_ptr<Stream>& stream) {
+    if (stream->recording()) {
+        // No device call: the recording runs in the order it was recorded, so the plan's reuse of a block given
+        // back earlier is ordered after that block's last use.
+        const size_t high = stream->plan_.high();
+        const size_t offset = stream->plan_.take(bytes);
+        if (stream->plan_.high() > high) {
+            try {
+                stream->cover_(stream->plan_.high());
+            } catch (...) {
+                stream->plan_.give(offset);
+                throw;
+            }
+        }
+        ++stream->recorded_live_;
+        return std::shared_ptr<void>(stream->arena_ + offset, [stream, offset, n = stream->recording_number_](void*) {
+            --stream->recorded_live_;
+            if (stream->recording() && stream->recording_number_ == n) stream->plan_.give(offset);
+        });
+    }
     void* p = nullptr;
     cudaError_t status = cudaMallocAsync(&p, bytes > 0 ? bytes : 1, stream->get());
     if (status == cudaErrorMemoryAllocation) {
@@ -40,10 +74,7 @@ std::shared_ptr<void> allocate(size_t bytes, const std::shared_ptr<Stream>& stre
     }
     check(status == cudaSuccess, "cuda: cannot allocate ", bytes,
           " bytes of device memory: ", cudaGetErrorString(status));
-    const bool recorded = stream->recording();
-    if (recorded) ++stream->recorded_live();
-    return std::shared_ptr<void>(p, [stream, recorded](void* q) {
-        if (recorded) --stream->recorded_live();
+    return std::shared_ptr<void>(p, [stream](void* q) {
         cudaError_t s = cudaFreeAsync(q, stream->get());
         if (s != cudaSuccess) log_error("cuda: cudaFreeAsync failed: ", cudaGetErrorString(s));
     });

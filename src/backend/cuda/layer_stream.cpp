@@ -162,7 +162,7 @@ public:
         for (int b = 0; b < 2; ++b) {
             if (buffer_bytes[b] == 0) continue;
             parkable_[b] = std::make_shared<cuda::ParkableMemory>(buffer_bytes[b], backend_.stream_->device(),
-                                                                  backend_.parkable_bytes_);
+                                                                  backend_.parkable_bytes_, "streamed weights");
             buffers_[b] = Tensor::wrap({static_cast<int64_t>(buffer_bytes[b])}, DType::U8, Device::cuda,
                                        parkable_[b]->data(), parkable_[b]);
         }

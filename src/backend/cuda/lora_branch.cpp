@@ -122,11 +122,13 @@ const CudaBackend::PreparedLora* CudaBackend::carried_lora(const LinearWeight& w
     return p.in_gemm ? &p : nullptr;
 }
 
-void CudaBackend::check_lora(const LinearWeight& w, const Tensor& y) const {
+void CudaBackend::check_lora(const LinearWeight& w, const Tensor& y, int64_t begin) const {
     const LoraBranch& l = *w.lora;
-    check(l.in_features == w.in_features && l.out_features == w.out_features && y.dim(-1) == w.out_features, "linear ",
-          w.name, ": LoRA branch [", l.out_features, ", ", l.in_features, "] does not match the layer [",
-          w.out_features, ", ", w.in_features, "]");
+    check(l.in_features == w.in_features && l.out_features == w.out_features, "linear ", w.name, ": LoRA branch [",
+          l.out_features, ", ", l.in_features, "] does not match the layer [", w.out_features, ", ", w.in_features,
+          "]");
+    check(begin >= 0 && begin + y.dim(-1) <= w.out_features, "linear ", w.name, ": LoRA outputs [", begin, ", ",
+          begin + y.dim(-1), ") of a layer of ", w.out_features);
 }
 
 Tensor CudaBackend::lora_down(const Tensor& x, const LinearWeight& w) {
@@ -184,13 +186,14 @@ void CudaBackend::carry_lora_codes(const Fp8Activations& x, const LinearWeight& 
         static_cast<const float*>(p.tail_factor.raw()), e4m3_rows(x), x.codes.dim(0), w.in_features, p.rank, stream());
 }
 
-void CudaBackend::lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, float beta, const Tensor* gate) {
-    check_lora(w, y);
+void CudaBackend::lora_up(const Tensor& t, const LinearWeight& w, Tensor& y, float beta, const Tensor* gate,
+                          int64_t begin) {
+    check_lora(w, y, begin);
     const PreparedLora& p = prepare_lora(w);
-    const int64_t m = t.dim(0), n = w.out_features, r = p.rank;
+    const int64_t m = t.dim(0), n = y.dim(-1), r = p.rank;
     check(m * n == y.numel(), "linear ", w.name, ": LoRA output holds ", y.numel(), " values, expected ", m * n);
     check(p.b.defined(), "linear ", w.name, ": the LoRA branch is carried in the FP8 GEMM, not run beside it");
-    const auto* b = static_cast<const cuda::bf16*>(p.b.raw());
+    const auto* b = static_cast<const cuda::bf16*>(p.b.raw()) + begin * r;
     Tensor gated;
     if (gate) {
         // gate * (t B^T) = t (diag(gate) B)^T: the gate goes into B's rows (n x r values, not m x n).

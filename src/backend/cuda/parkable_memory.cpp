@@ -83,21 +83,22 @@ void MappedBytes::add(int64_t bytes) {
     }
 }
 
-ParkableMemory::ParkableMemory(size_t bytes, int device, std::shared_ptr<MappedBytes> counter)
-    : device_(device), counter_(std::move(counter)) {
+ParkableMemory::ParkableMemory(size_t bytes, int device, std::shared_ptr<MappedBytes> counter, const char* what,
+                               size_t capacity)
+    : device_(device), what_(what), counter_(std::move(counter)) {
     FLUX2_CUDA_CHECK(cudaSetDevice(device_));
     const Driver& d = driver();
     const CUmemAllocationProp prop = device_memory(device);
-    size_t granularity = 0;
-    FLUX2_CU_CHECK(d.granularity(&granularity, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED));
-    bytes_ = (std::max<size_t>(bytes, 1) + granularity - 1) / granularity * granularity;
+    FLUX2_CU_CHECK(d.granularity(&granularity_, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED));
+    bytes_ = round_up(bytes);
+    capacity_ = std::max(round_up(std::max<size_t>(capacity, 1)), bytes_);
     CUdeviceptr address = 0;
-    FLUX2_CU_CHECK(d.reserve(&address, bytes_, granularity, 0, 0));
+    FLUX2_CU_CHECK(d.reserve(&address, capacity_, granularity_, 0, 0));
     address_ = address;
     try {
         unpark();
     } catch (...) {
-        d.free_address(address, bytes_);
+        d.free_address(address, capacity_);
         throw;
     }
 }
@@ -105,12 +106,11 @@ ParkableMemory::ParkableMemory(size_t bytes, int device, std::shared_ptr<MappedB
 ParkableMemory::~ParkableMemory() {
     // Destructors cannot throw: report and go on.
     const Driver& d = driver();
-    if (!parked()) {
-        const CUresult r = d.unmap(address_, bytes_);
-        if (r == CUDA_SUCCESS) d.release(handle_);
-        counter_->add(-static_cast<int64_t>(bytes_));
+    for (const Piece& p : pieces_) {
+        if (d.unmap(address_ + p.offset, p.bytes) == CUDA_SUCCESS) d.release(p.handle);
+        counter_->add(-static_cast<int64_t>(p.bytes));
     }
-    const CUresult r = d.free_address(address_, bytes_);
+    const CUresult r = d.free_address(address_, capacity_);
     if (r != CUDA_SUCCESS && r != CUDA_ERROR_DEINITIALIZED)
         log_error("cuda: freeing parkable device addresses failed: ", driver_error(r));
 }
@@ -119,35 +119,63 @@ void ParkableMemory::park() {
     if (parked()) return;
     FLUX2_CUDA_CHECK(cudaSetDevice(device_));  // the driver calls act on the calling thread's current context
     const Driver& d = driver();
-    FLUX2_CU_CHECK(d.unmap(address_, bytes_));
-    FLUX2_CU_CHECK(d.release(handle_));
-    handle_ = 0;
-    counter_->add(-static_cast<int64_t>(bytes_));
+    while (!pieces_.empty()) {
+        const Piece p = pieces_.back();
+        FLUX2_CU_CHECK(d.unmap(address_ + p.offset, p.bytes));
+        FLUX2_CU_CHECK(d.release(p.handle));
+        pieces_.pop_back();
+        counter_->add(-static_cast<int64_t>(p.bytes));
+    }
 }
 
 void ParkableMemory::unpark() {
-    if (!parked()) return;
+    if (!parked() || bytes_ == 0) return;
+    map_piece(0, bytes_);
+}
+
+void ParkableMemory::map_piece(size_t offset, size_t bytes) {
     FLUX2_CUDA_CHECK(cudaSetDevice(device_));  // as in park(): a server's worker thread may call first
     const Driver& d = driver();
     const CUmemAllocationProp prop = device_memory(device_);
     CUmemGenericAllocationHandle handle = 0;
-    const CUresult created = d.create(&handle, bytes_, &prop, 0);
-    check(created == CUDA_SUCCESS, "cuda: cannot map ", bytes_ / 1e9, " GB of device memory for streamed weights (",
+    const CUresult created = d.create(&handle, bytes, &prop, 0);
+    check(created == CUDA_SUCCESS, "cuda: cannot map ", bytes / 1e9, " GB of device memory for ", what_, " (",
           driver_error(created), ")");
     CUmemAccessDesc access{};
     access.location = prop.location;
     access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-    CUresult r = d.map(address_, bytes_, 0, handle, 0);
+    const CUdeviceptr at = address_ + offset;
+    CUresult r = d.map(at, bytes, 0, handle, 0);
     if (r == CUDA_SUCCESS) {
-        r = d.set_access(address_, bytes_, &access, 1);
-        if (r != CUDA_SUCCESS) d.unmap(address_, bytes_);
+        r = d.set_access(at, bytes, &access, 1);
+        if (r != CUDA_SUCCESS) d.unmap(at, bytes);
     }
     if (r != CUDA_SUCCESS) {
         d.release(handle);
         FLUX2_CU_CHECK(r);
     }
-    handle_ = handle;
-    counter_->add(static_cast<int64_t>(bytes_));
+    pieces_.push_back({offset, bytes, handle});
+    counter_->add(static_cast<int64_t>(bytes));
+}
+
+void ParkableMemory::resize(size_t bytes) {
+    bytes = round_up(bytes);
+    check(bytes <= capacity_, "cuda: ", bytes / 1e9, " GB of ", what_, " exceed the ", capacity_ / 1e9,
+          " GB reserved for them");
+    if (bytes == bytes_ && pieces_.size() <= 1) return;
+    const bool mapped = !parked();
+    park();
+    bytes_ = bytes;
+    if (mapped) unpark();
+}
+
+void ParkableMemory::grow(size_t bytes) {
+    bytes = round_up(bytes);
+    check(bytes <= capacity_, "cuda: ", bytes / 1e9, " GB of ", what_, " exceed the ", capacity_ / 1e9,
+          " GB reserved for them");
+    if (bytes <= bytes_) return;
+    if (!parked()) map_piece(bytes_, bytes - bytes_);
+    bytes_ = bytes;
 }
 
 }  // namespace flux2::cuda

@@ -13,7 +13,7 @@ struct CudaBackend::PreparedLinear {
     Tensor weight;  // BF16 or F8_E4M3 [out, in + tail]; undefined when fp4-resident
     Tensor scales;  // F32 [out], fp8 only: W[j, :] ~= weight[j, :in] * scales[j]
     // fp4-resident NVFP4 layers keep their canonical codes [out, in/2] and block scales [out, in/16] instead of
-    // `weight`, converted into the backend's shared E4M3 buffer before each GEMM.
+    // `weight`, converted into an E4M3 buffer of the GEMM's call (gemm_fp4_resident).
     Tensor fp4_codes, fp4_block_scales;
     float fp4_scale_2 = 1.0f;
     int64_t out = 0, in = 0;

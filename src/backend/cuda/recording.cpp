@@ -13,17 +13,10 @@ namespace {
 struct CudaGraph final : RecordedOps {
     cudaGraph_t graph = nullptr;
     cudaGraphExec_t exec = nullptr;
-    int device = 0;
+    std::shared_ptr<void> arena_lease;  // GraphArena::hold; goes after the graph
     ~CudaGraph() override {
         if (exec) cudaGraphExecDestroy(exec);
         if (graph) cudaGraphDestroy(graph);
-        // The graphs' pool would keep this one's memory mapped for graphs to come (--offload model drops the
-        // recordings to free the device); only blocks no queued graph uses go. Destructors cannot throw, and at exit
-        // the runtime may be gone already, which frees everything anyway.
-        if (!exec) return;
-        const cudaError_t e = cudaDeviceGraphMemTrim(device);
-        if (e != cudaSuccess && e != cudaErrorCudartUnloading)
-            log_warn("cuda: trimming the graphs' memory pool failed: ", cudaGetErrorString(e));
     }
 };
 }  // namespace
@@ -32,22 +25,30 @@ void CudaBackend::begin_recording() {
     check(can_record(), "cuda backend: recording is off (BackendOptions::cuda_graphs)");
     check(!recording(), "cuda backend: begin_recording while already recording");
     check(!profiler_.active(), "cuda backend: cannot record a CUDA graph while the op profiler runs");
-    if (fp4_scratch_.defined()) fp4_scratch_recorded_ = true;
+    if (!graph_arena_) graph_arena_ = std::make_shared<cuda::GraphArena>(stream_, memory_capacity_, graph_arena_bytes_);
+    // The eager run before the recording left its temporaries in the default pool (kept reserved on purpose); the
+    // recording's go to the arena, so hand those back before it maps any.
+    synchronize();
+    FLUX2_CUDA_CHECK(cudaMemPoolTrimTo(default_pool(), 0));
+    // That run peaked with those temporaries, which never coexist with the arena: keep that peak apart and restart
+    // the marks from here.
+    peak_folded_ = std::max(peak_folded_, peak_memory_bytes());
+    reset_pool_highs();
+    recording_lease_ = graph_arena_->record();
     // Thread-local capture: another thread's CUDA calls (none today) cannot invalidate this one.
     FLUX2_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));
-    stream_->set_recording(true);
+    stream_->start_recording(graph_arena_->base(), [arena = graph_arena_.get()](size_t high) { arena->cover(high); });
 }
 
 std::shared_ptr<RecordedOps> CudaBackend::end_recording() {
     check(recording(), "cuda backend: end_recording without begin_recording");
+    const auto recording_lease = std::move(recording_lease_);  // given back however this ends, after hold() below
     auto g = std::make_shared<CudaGraph>();
     const cudaError_t status = cudaStreamEndCapture(stream(), &g->graph);
-    stream_->set_recording(false);
+    const ArenaPlan plan = stream_->stop_recording();
     check(status == cudaSuccess, "cuda backend: recording the CUDA graph failed: ", cudaGetErrorString(status),
           " (an op that cannot be captured, such as a host copy or a synchronization, ran while recording)");
-    g->device = stream_->device();
-    // The eager run before the recording peaked with its temporaries, which are gone; the graph's memory comes in
-    // their place at its first replay. Keep that peak apart and restart the pools' marks from here.
+    // The arena was mapped in strides while recording and is mapped to the plan's size below: keep that peak too.
     peak_folded_ = std::max(peak_folded_, peak_memory_bytes());
     reset_pool_highs();
     check(stream_->recorded_live() == 0, "cuda backend: ", stream_->recorded_live().load(),
@@ -55,11 +56,11 @@ std::shared_ptr<RecordedOps> CudaBackend::end_recording() {
     FLUX2_CUDA_CHECK(cudaGraphInstantiate(&g->exec, g->graph, 0));
     size_t nodes = 0;
     FLUX2_CUDA_CHECK(cudaGraphGetNodes(g->graph, nullptr, &nodes));
-    // The eager run before the recording left its temporaries in the default pool (kept reserved on purpose);
-    // the graph has its own memory, so hand those back rather than holding both.
-    synchronize();
-    FLUX2_CUDA_CHECK(cudaMemPoolTrimTo(default_pool(), 0));
-    log_debug("cuda: recorded a CUDA graph of ", nodes, " nodes");
+    // Nothing is queued since begin_recording synchronized, so the arena may be mapped anew in one piece.
+    g->arena_lease = graph_arena_->hold(plan.high());
+    log_debug("cuda: recorded a CUDA graph of ", nodes, " nodes; its intermediates take ", plan.high() / 1e9,
+              " GB of the graph arena (", plan.live_high() / 1e9, " GB live at most), which maps ",
+              graph_arena_->mapped_bytes() / 1e9, " GB");
     return g;
 }
 
@@ -67,6 +68,7 @@ void CudaBackend::replay(const RecordedOps& ops) {
     const auto* g = dynamic_cast<const CudaGraph*>(&ops);
     check(g != nullptr, "cuda backend: replay of ops recorded by another backend");
     check(!recording(), "cuda backend: replay while recording");
+    graph_arena_->map();  // after release_cached_memory
     FLUX2_CUDA_CHECK(cudaGraphLaunch(g->exec, stream()));
 }
 

@@ -3,6 +3,7 @@
 // block's [attn | mlp] rows, whose per-token scale spans both parts.
 #include <algorithm>
 
+#include "backend/cuda/attention_fp8.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_utils.cuh"
@@ -237,6 +238,22 @@ Tensor CudaBackend::swiglu_for(const LinearWeight& next, const Tensor& x) {
 namespace flux2 {
 
 Tensor CudaBackend::swiglu_beside_for(const LinearWeight& next, Tensor& out, const Tensor& x, int64_t col, int64_t m) {
+    if (out.dtype() == DType::F8_E4M3) {
+        // attention_beside_for's E4M3 attention output [B, L, H, Dh]: the row quantizer reads its codes.
+        check(out.ndim() == 4 && out.device() == Device::cuda, "swiglu_beside_for: E4M3 attention ",
+              shape_str(out.shape()), " is not attention_beside_for's");
+        const int64_t ca = out.dim(2) * out.dim(3), rows = out.dim(0) * out.dim(1);
+        check(quantizes_beside(next, ca + m), "swiglu_beside_for: E4M3 attention made for another layer than ",
+              next.name);
+        check_swiglu_source(x, rows, col, m);
+        FLUX2_PROFILE_OP("swiglu beside attention (e4m3) -> fp8");
+        const auto* codes = static_cast<const uint8_t*>(out.raw());
+        Tensor q = quantized_activations({out.dim(0), out.dim(1), ca + m}, fp8_input_width(next));
+        cuda::launch_swiglu_beside_fp8_e4m3(codes, cuda::CudnnSdpaFp8::e4m3_output_descale(codes, out.numel()), ca,
+                                            static_cast<const cuda::bf16*>(x.raw()) + col, x.dim(-1), m,
+                                            input_rows(next, q), rows, stream());
+        return q;
+    }
     if (!quantizes_beside(next, out.dim(-1))) return Backend::swiglu_beside_for(next, out, x, col, m);
     FLUX2_PROFILE_OP("swiglu beside attention -> fp8");
     expect_device_bf16(out, "swiglu_beside_for", "out");

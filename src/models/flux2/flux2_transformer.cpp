@@ -1,6 +1,7 @@
 #include "models/flux2/flux2_transformer.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -205,21 +206,30 @@ void Flux2Transformer::double_block(const DoubleBlock& b, Tensor& img, Tensor& t
     // Joint attention over [text, image] tokens, text first: each stream writes its token range directly.
     Tensor q = qk_buffer({B, L, H, Dh}, {&b.norm_added_q, &b.norm_q});
     Tensor k = qk_buffer({B, L, H, Dh}, {&b.norm_added_k, &b.norm_k}), v = be.uninitialized({B, L, Da});
-    Tensor nc = qkv_input(b.add_qkv, txt, chunk(mod_txt, 0), chunk(mod_txt, 1));
-    project_qkv(b.add_qkv, nc, b.norm_added_q, b.norm_added_k, cos_txt, sin_txt, q, k, v, 0);
-    Tensor nx = qkv_input(b.qkv, img, chunk(mod_img, 0), chunk(mod_img, 1));
-    project_qkv(b.qkv, nx, b.norm_q, b.norm_k, cos_img, sin_img, q, k, v, Lt);
+    project_qkv(b.add_qkv, qkv_input(b.add_qkv, txt, chunk(mod_txt, 0), chunk(mod_txt, 1)), b.norm_added_q,
+                b.norm_added_k, cos_txt, sin_txt, q, k, v, 0);
+    project_qkv(b.qkv, qkv_input(b.qkv, img, chunk(mod_img, 0), chunk(mod_img, 1)), b.norm_q, b.norm_k, cos_img,
+                sin_img, q, k, v, Lt);
     Tensor o = be.uninitialized({B, L, Da});
     attend(q, k, v, 0, o, 0);
-    Tensor o_txt = be.slice(o, kSeq, 0, Lt), o_img = be.slice(o, kSeq, Lt, Li);
+    q = k = v = Tensor();
+    // Both streams' attention residuals before either MLP (the streams are independent from here on), so that the
+    // attention's buffers are gone before the MLPs' wide activations come; each MLP's hidden activation goes before
+    // its output projection's GEMM.
+    residual(img, chunk(mod_img, 2), be.slice(o, kSeq, Lt, Li), b.to_out);
+    residual(txt, chunk(mod_txt, 2), be.slice(o, kSeq, 0, Lt), b.to_add_out);
+    o = Tensor();
 
-    residual(img, chunk(mod_img, 2), o_img, b.to_out);
-    Tensor mx = be.layer_norm_modulate_for(b.ff_in, img, chunk(mod_img, 3), chunk(mod_img, 4), eps);
-    residual(img, chunk(mod_img, 5), be.swiglu_for(b.ff_out, be.linear(mx, b.ff_in)), b.ff_out);
-
-    residual(txt, chunk(mod_txt, 2), o_txt, b.to_add_out);
-    Tensor mc = be.layer_norm_modulate_for(b.ff_context_in, txt, chunk(mod_txt, 3), chunk(mod_txt, 4), eps);
-    residual(txt, chunk(mod_txt, 5), be.swiglu_for(b.ff_context_out, be.linear(mc, b.ff_context_in)), b.ff_context_out);
+    Tensor hx = be.swiglu_for(
+        b.ff_out,
+        be.linear(be.layer_norm_modulate_for(b.ff_in, img, chunk(mod_img, 3), chunk(mod_img, 4), eps), b.ff_in));
+    residual(img, chunk(mod_img, 5), hx, b.ff_out);
+    hx = Tensor();
+    Tensor hc = be.swiglu_for(
+        b.ff_context_out,
+        be.linear(be.layer_norm_modulate_for(b.ff_context_in, txt, chunk(mod_txt, 3), chunk(mod_txt, 4), eps),
+                  b.ff_context_in));
+    residual(txt, chunk(mod_txt, 5), hc, b.ff_context_out);
 }
 
 void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tensor& mod, const Tensor& cos,
@@ -231,24 +241,28 @@ void Flux2Transformer::single_block(const SingleBlock& b, Tensor& h, const Tenso
     const int64_t H = config_.num_attention_heads / tp_size(), Dh = config_.attention_head_dim, Da = H * Dh;
     const int64_t M = config_.mlp_hidden() / tp_size();
     const float eps = config_.eps;
-    // The normalized input is a temporary: it is gone before attention, where the step's memory peaks.
-    Tensor p =
-        be.linear(be.layer_norm_modulate_for(b.to_qkv_mlp, h, be.slice(mod, 1, 0, D), be.slice(mod, 1, D, D), eps),
-                  b.to_qkv_mlp);  // [B, L, 3Da + 2M] = [q | k | v | gate | up]
+    // The packed projection [q | k | v | gate | up] runs in two parts from one normalized input: [q | k | v], gone
+    // once the attention has read it, then the MLP half, so the step's memory peak (here) holds one part at a time.
+    Tensor nx = be.layer_norm_modulate_for(b.to_qkv_mlp, h, be.slice(mod, 1, 0, D), be.slice(mod, 1, D, D), eps);
+    Tensor qkv = be.linear_rows(nx, b.to_qkv_mlp, 0, 3 * Da);
     Tensor q = qk_buffer({B, L, H, Dh}, {&b.norm_q}), k = qk_buffer({B, L, H, Dh}, {&b.norm_k});
-    be.rms_norm_rope_into(p, 0, b.norm_q, cos, sin, eps, q, 0);
-    be.rms_norm_rope_into(p, Da, b.norm_k, cos, sin, eps, k, 0);
-    // to_out's input [attn | swiglu(mlp)]: v and the MLP half are read straight from p, the attention lands in
-    // the first Da columns, and the MLP half is produced beside it in to_out's input form (one backend op that
-    // can keep the attention in its FP8 form, where Ulysses does not exchange it between ranks first).
-    Tensor in;
+    be.rms_norm_rope_into(qkv, 0, b.norm_q, cos, sin, eps, q, 0);
+    be.rms_norm_rope_into(qkv, Da, b.norm_k, cos, sin, eps, k, 0);
+    // to_out's input [attn | swiglu(mlp)]: the attention lands in the first Da columns (or stays in the FP8 form
+    // the backend's row quantizer reads, where Ulysses does not exchange it between ranks first), and the MLP half
+    // is produced beside it in to_out's input form.
+    Tensor attn;
     if (ulysses_) {
-        Tensor o = be.uninitialized({B, L, Da + M});
-        attend(q, k, p, 2 * Da, o, 0);
-        in = be.swiglu_beside_for(b.to_out, o, p, 3 * Da, M);
+        attn = be.uninitialized({B, L, Da + M});
+        attend(q, k, qkv, 2 * Da, attn, 0);
     } else {
-        in = be.attention_swiglu_beside_for(b.to_out, q, k, p, 2 * Da, p, 3 * Da, M);
+        attn = be.attention_beside_for(b.to_out, std::move(q), std::move(k), qkv, 2 * Da, M);
     }
+    q = k = qkv = Tensor();
+    Tensor mlp = be.linear_rows(nx, b.to_qkv_mlp, 3 * Da, 2 * M);  // [gate | up]
+    nx = Tensor();
+    Tensor in = be.swiglu_beside_for(b.to_out, attn, mlp, 0, M);
+    attn = mlp = Tensor();
     residual(h, be.slice(mod, 1, 2 * D, D), in, b.to_out);
 }
 
