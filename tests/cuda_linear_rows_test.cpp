@@ -36,16 +36,7 @@ TEST_P(CudaLinearRows, PartsEqualTheWholeLayersColumns) {
         w.in_features = k;
         w.format = WeightFormat::nvfp4;
         w.nvfp4 = quantize_nvfp4_weight(randn({n, k}, 1.0f / std::sqrt(float(k))).f32(), n, k);
-        if (rank) {  // n > k: the fp8 path carries the branch in its GEMM
-            auto l = std::make_shared<LoraBranch>();
-            l->rank = rank;
-            l->in_features = k;
-            l->out_features = n;
-            l->a = randn({rank, k}, 1.0f / std::sqrt(float(k))).to_vector();
-            l->b = randn({n, rank}, 0.5f / std::sqrt(float(rank))).to_vector();
-            l->label = "test";
-            w.lora = l;
-        }
+        if (rank) w.lora = random_lora(rank, k, n);  // n > k: the fp8 path carries the branch in its GEMM
         Tensor x = randn({1, m, k}), shift = randn({1, k}, 0.5f), scale = randn({1, k}, 0.5f);
         Tensor gx = gpu->upload(x);
         const std::vector<float> whole = gpu->download(gpu->linear(gx, w)).to_vector();

@@ -32,18 +32,6 @@ class CudaLoraLinear : public CudaTest, public ::testing::WithParamInterface<std
 protected:
     std::string precision() const override { return GetParam(); }
     double tolerance() const { return GetParam() == "fp8" ? 8e-2 : 1e-2; }
-
-    // A branch large enough to change the output by tens of percent, so a missing or misplaced branch shows.
-    std::shared_ptr<const LoraBranch> branch(int64_t rank, int64_t in, int64_t out) {
-        auto l = std::make_shared<LoraBranch>();
-        l->rank = rank;
-        l->in_features = in;
-        l->out_features = out;
-        l->a = randn({rank, in}, 1.0f / std::sqrt(float(in))).to_vector();
-        l->b = randn({out, rank}, 0.5f / std::sqrt(float(rank))).to_vector();
-        l->label = "test";
-        return l;
-    }
 };
 
 TEST_P(CudaLoraLinear, MatchesCpu) {
@@ -54,7 +42,7 @@ TEST_P(CudaLoraLinear, MatchesCpu) {
             LinearWeight w = weight(randn({n, k}, 1.0f / std::sqrt(float(k))), format);
             Tensor x = randn({1, m, k});
             const std::vector<float> base = cpu->linear(x, w).to_vector();
-            w.lora = branch(rank, k, n);
+            w.lora = random_lora(rank, k, n);
             const std::vector<float> want = cpu->linear(x, w).to_vector();
             ASSERT_GT(rel_error(want, base), 0.2);
             const std::vector<float> got = down(be->linear(up(x), w));
@@ -86,7 +74,7 @@ TEST_P(CudaLoraLinear, MatchesCpu) {
     if (GetParam() == "fp8") {
         EXPECT_NE(be->path_summary().find("+ lora r16 in the fp8 GEMM"), std::string::npos) << be->path_summary();
         LinearWeight narrow = weight(randn({48, 144}, 1.0f / 12.0f), WeightFormat::nvfp4);
-        narrow.lora = branch(7, 144, 48);
+        narrow.lora = random_lora(7, 144, 48);
         Tensor x = randn({1, 9, 144});
         EXPECT_LE(rel_error(down(be->linear(up(x), narrow)), cpu->linear(x, narrow).to_vector()), tolerance());
         EXPECT_NE(be->path_summary().find("+ lora r7 in the fp8 GEMM"), std::string::npos) << be->path_summary();
@@ -100,7 +88,7 @@ TEST_P(CudaLoraLinear, CarriedBranchFitsTokensWhoseBranchDominates) {
     auto cpu = make_backend(BackendOptions{});
     const int64_t m = 24, n = 160, k = 128;
     LinearWeight w = weight(randn({n, k}, 1.0f / std::sqrt(float(k))), WeightFormat::nvfp4);
-    auto l = branch(12, k, n);
+    auto l = random_lora(12, k, n);
     Tensor x = randn({1, m, k});
     for (int64_t row = 0; row < m; row += 2) {  // every other token aligned, the rest ordinary
         const int64_t r = row % l->rank;
@@ -128,7 +116,7 @@ TEST_P(CudaLoraLinear, SwitchingAndDroppingBranchesKeepsTheBase) {
     Tensor x = randn({1, m, k});
     const std::vector<float> base = cpu->linear(x, w).to_vector();
     for (int64_t rank : {5, 40, 16, 0, 16}) {
-        w.lora = rank ? branch(rank, k, n) : nullptr;
+        w.lora = rank ? random_lora(rank, k, n) : nullptr;
         const std::vector<float> want = cpu->linear(x, w).to_vector();
         EXPECT_LE(rel_error(down(be->linear(up(x), w)), want), tolerance()) << "rank " << rank;
         Tensor shift = randn({1, k}, 0.3f), scale = randn({1, k}, 0.3f);

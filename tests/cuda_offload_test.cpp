@@ -82,6 +82,16 @@ TEST(CudaOffload, RecordedStepMemoryCountsAndGoesBack) {
 #endif
 }
 
+// Recorded ops that write 2 * x into out through a temporary of x's size, the recording's own memory.
+std::shared_ptr<RecordedOps> record_doubling(Backend& backend, const Tensor& x, Tensor& out) {
+    backend.begin_recording();
+    {
+        const Tensor doubled = backend.add(x, x);
+        backend.copy_into(doubled, 0, x.dim(-1), out, 0, 0);
+    }
+    return backend.end_recording();
+}
+
 // Recordings share the graph arena: two recorded ops with temporaries of 64 and 128 MiB map 128 MiB, not 192, and
 // both replay right (the smaller one after the larger, over the same memory); dropping the larger leaves the memory
 // mapped until it is released, and the next replay maps only what the smaller needs.
@@ -90,21 +100,13 @@ TEST(CudaOffload, RecordingsShareTheGraphArena) {
     if (!cuda_device_available()) GTEST_SKIP() << "no CUDA GPU visible (scripts/device-test.sh runs it)";
     auto backend = make_backend(test::cuda_options("fp8"));
     const int64_t mib = int64_t{1} << 20;
-    auto record_doubling = [&](const Tensor& x, Tensor& out) {
-        backend->begin_recording();
-        {
-            const Tensor doubled = backend->add(x, x);  // the graph's own temporary
-            backend->copy_into(doubled, 0, x.dim(-1), out, 0, 0);
-        }
-        return backend->end_recording();
-    };
     auto filled = [&](int64_t rows, float value) {
         return backend->upload(Tensor::from_f32(Shape{1, rows, 8192}, std::vector<float>(rows * 8192, value)));
     };
     Tensor small = filled(4096, 1.5f), big = filled(8192, -2.0f);
     Tensor small_out = backend->zeros(small.shape()), big_out = backend->zeros(big.shape());
-    std::shared_ptr<RecordedOps> small_ops = record_doubling(small, small_out);
-    std::shared_ptr<RecordedOps> big_ops = record_doubling(big, big_out);
+    std::shared_ptr<RecordedOps> small_ops = record_doubling(*backend, small, small_out);
+    std::shared_ptr<RecordedOps> big_ops = record_doubling(*backend, big, big_out);
     EXPECT_EQ(mapped_beyond_tensors(*backend), 128 * mib);
     backend->replay(*big_ops);
     backend->replay(*small_ops);
@@ -168,12 +170,7 @@ TEST(CudaOffload, PeakDoesNotAddWhatWasGivenBackToWhatCameAfter) {
     auto backend = make_backend(test::cuda_options("fp8"));
     const int64_t mib = int64_t{1} << 20;
     Tensor x = backend->zeros(Shape{1, 8192, 8192}), out = backend->zeros(Shape{1, 8192, 8192});  // BF16, 128 MiB
-    backend->begin_recording();
-    {
-        const Tensor doubled = backend->add(x, x);  // the graph's own 128 MiB
-        backend->copy_into(doubled, 0, 8192, out, 0, 0);
-    }
-    const std::shared_ptr<RecordedOps> ops = backend->end_recording();
+    const std::shared_ptr<RecordedOps> ops = record_doubling(*backend, x, out);  // the graph's own 128 MiB
     backend->replay(*ops);
     backend->release_cached_memory();  // the graph's memory goes until the next replay
     backend->reset_peak_memory();

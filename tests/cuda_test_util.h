@@ -60,6 +60,19 @@ protected:
         return t;
     }
 
+    // A LoRA branch of BF16-rounded random factors large enough to change a layer's output by tens of percent, so
+    // that a missing or misplaced branch shows.
+    std::shared_ptr<const LoraBranch> random_lora(int64_t rank, int64_t in, int64_t out) {
+        auto l = std::make_shared<LoraBranch>();
+        l->rank = rank;
+        l->in_features = in;
+        l->out_features = out;
+        l->a = randn({rank, in}, 1.0f / std::sqrt(float(in))).to_vector();
+        l->b = randn({out, rank}, 0.5f / std::sqrt(float(rank))).to_vector();
+        l->label = "test";
+        return l;
+    }
+
     Tensor up(const Tensor& host) { return be->upload(host); }
     std::vector<float> down(const Tensor& device) { return be->download(device).to_vector(); }
 

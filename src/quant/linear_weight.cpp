@@ -262,6 +262,11 @@ LinearWeight select_columns(const LinearWeight& w, const std::vector<ColumnRange
     return s;
 }
 
+void LinearWeight::check_rows(int64_t begin, int64_t count) const {
+    check(begin >= 0 && count >= 0 && begin + count <= out_features, "linear ", name, ": rows [", begin, ", ",
+          begin + count, ") of a layer of ", out_features);
+}
+
 std::vector<RowPart> LinearWeight::row_parts() const {
     if (!parts.empty()) return parts;
     return {RowPart{name, 0, out_features}};

@@ -69,6 +69,8 @@ struct LinearWeight {
 
     std::string format_label() const;        // "bf16", "f32", "nvfp4", "fp8", ...
     std::vector<RowPart> row_parts() const;  // `parts`, or one part covering every row
+    // Fails, naming the layer, unless its rows [begin, begin + count) exist (Backend::linear_rows).
+    void check_rows(int64_t begin, int64_t count) const;
 };
 
 // Drops the backend's prepared form of w and of its LoRA branch (device copies), so that the memory goes back now;

@@ -30,8 +30,7 @@ void add_lora_branch(const float* x, const LoraBranch& lora, int64_t m, int64_t 
 Tensor CpuBackend::linear(const Tensor& x, const LinearWeight& w) { return linear_rows(x, w, 0, w.out_features); }
 
 Tensor CpuBackend::linear_rows(const Tensor& x, const LinearWeight& w, int64_t begin, int64_t count) {
-    check(begin >= 0 && count >= 0 && begin + count <= w.out_features, "linear ", w.name, ": rows [", begin, ", ",
-          begin + count, ") of a layer of ", w.out_features);
+    w.check_rows(begin, count);
     check(x.ndim() >= 1 && x.dim(-1) == w.in_features, "linear ", w.name, ": input ", shape_str(x.shape()),
           " does not end in in_features ", w.in_features);
     check(!w.lora || (w.lora->in_features == w.in_features && w.lora->out_features == w.out_features), "linear ",

@@ -227,6 +227,11 @@ int64_t CudaBackend::peak_memory_bytes() const {
     return std::max(peak_folded_, static_cast<int64_t>(high) + graph_arena_bytes_->high() + parkable_bytes_->high());
 }
 
+void CudaBackend::fold_peak() {
+    peak_folded_ = std::max(peak_folded_, peak_memory_bytes());
+    reset_pool_highs();
+}
+
 void CudaBackend::reset_pool_highs() {
     // A high-water mark can only be set to zero, which restarts it from the memory held now.
     uint64_t zero = 0;
@@ -250,8 +255,7 @@ void CudaBackend::release_cached_memory() {
     // What was just given back raised a mark that another one's later mark must not be added to: the conditioning
     // linears (--offload layers) are uploaded, used and released before the steps map their arena, and the two marks
     // summed counted dev's 1.44 GB of them as if held during the steps.
-    peak_folded_ = std::max(peak_folded_, peak_memory_bytes());
-    reset_pool_highs();
+    fold_peak();
 }
 
 int64_t CudaBackend::memory_in_use_bytes() const {

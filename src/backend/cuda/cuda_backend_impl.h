@@ -317,6 +317,8 @@ private:
     std::shared_ptr<cuda::MappedBytes> graph_arena_bytes_ = std::make_shared<cuda::MappedBytes>();
     // The pool's high-water mark (and the mapped memory's) restart from what they hold now.
     void reset_pool_highs();
+    // Keeps the peak so far apart (peak_folded_) and restarts the marks from what is held now.
+    void fold_peak();
     // The device's default memory pool, which every eager allocation comes from (device_memory.cpp).
     cudaMemPool_t default_pool() const;
 };

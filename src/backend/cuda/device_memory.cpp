@@ -56,9 +56,7 @@ std::shared_ptr<void> allocate(size_t bytes, const std::shared_ptr<Stream>& stre
                 throw;
             }
         }
-        ++stream->recorded_live_;
         return std::shared_ptr<void>(stream->arena_ + offset, [stream, offset, n = stream->recording_number_](void*) {
-            --stream->recorded_live_;
             if (stream->recording() && stream->recording_number_ == n) stream->plan_.give(offset);
         });
     }

@@ -4,7 +4,6 @@
 // while a CUDA graph records, blocks of the backend's graph arena instead (ArenaPlan).
 #include <cuda_runtime.h>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -29,11 +28,11 @@ public:
 
     // While the backend records a CUDA graph, allocations are blocks of the arena at `arena` (placed by a fresh
     // ArenaPlan), which must be freed inside the same recording; `cover` is called with the plan's high-water mark
-    // whenever it rises, before the block is used. stop_recording returns the plan.
+    // whenever it rises, before the block is used. stop_recording returns the plan; blocks() it still holds outlive
+    // the recording.
     void start_recording(void* arena, std::function<void(size_t)> cover);
     ArenaPlan stop_recording();
     bool recording() const { return arena_ != nullptr; }
-    std::atomic<int64_t>& recorded_live() { return recorded_live_; }
 
 private:
     friend std::shared_ptr<void> allocate(size_t bytes, const std::shared_ptr<Stream>& stream);
@@ -46,7 +45,6 @@ private:
     // Counts recordings, so that a block outliving its recording (an error left it behind) is not given back to a
     // later recording's plan.
     uint64_t recording_number_ = 0;
-    std::atomic<int64_t> recorded_live_{0};
 };
 
 // `bytes` of device memory (at least one byte is reserved), released on `stream` with the last owner.

@@ -263,11 +263,11 @@ void CudaBackend::gemm_fp4_resident(const Fp8Activations& x, const PreparedLinea
     // multiples allow (linear1: three of 18432 channels), wide enough to fill the SMs.
     const int64_t chunks = std::max<int64_t>(1, (n * k + kFp4ChunkBytes - 1) / kFp4ChunkBytes);
     const int64_t rows = std::min(n, ((n + chunks - 1) / chunks + 255) / 256 * 256);
-    // The buffer lives for this layer only (stream-ordered, like any op's temporary; a graph node when recorded):
-    // a buffer held across layers would sit beside the single block's attention, where the step's memory peaks.
-    // Of one size whatever the layer (the largest chunk so far), so that the recorded step's graph reuses one freed
-    // buffer for the next layer's: buffers of each layer's own size left the graph holding more (dev --residency
-    // fp4: 22.34 GB at the peak against 22.07 GB).
+    // The buffer lives for this layer only (stream-ordered, like any op's temporary; a block of the graph arena when
+    // recorded): a buffer held across layers would sit beside the single block's attention, where the step's memory
+    // peaks. Of one size whatever the layer (the largest chunk so far), so that one freed buffer fits the next
+    // layer's: buffers of each layer's own size left the recorded step holding more (dev --residency fp4, under
+    // CUDA's graph allocator then: 22.34 GB at the peak against 22.07 GB).
     fp4_scratch_elements_ = std::max(fp4_scratch_elements_, rows * k);
     Tensor scratch_buffer = empty({fp4_scratch_elements_}, DType::F8_E4M3);
     auto* scratch = static_cast<uint8_t*>(scratch_buffer.raw());
@@ -332,8 +332,7 @@ Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w) { return line
 
 Tensor CudaBackend::linear_rows(const Tensor& x, const LinearWeight& w, int64_t begin, int64_t count) {
     const PreparedLinear& p = prepare(w);
-    check(begin >= 0 && count >= 0 && begin + count <= w.out_features, "linear ", w.name, ": rows [", begin, ", ",
-          begin + count, ") of a layer of ", w.out_features);
+    w.check_rows(begin, count);
     // E4M3 rows from a fused producer hold the codes of a LoRA branch the layer's GEMM carries too.
     const bool e4m3 = x.dtype() == DType::F8_E4M3;
     check(!e4m3 || p.kind == CudaLinearPrecision::fp8, "linear ", w.name, " runs ", p.path,

@@ -158,10 +158,15 @@ void ParkableMemory::map_piece(size_t offset, size_t bytes) {
     counter_->add(static_cast<int64_t>(bytes));
 }
 
-void ParkableMemory::resize(size_t bytes) {
+size_t ParkableMemory::within_capacity(size_t bytes) const {
     bytes = round_up(bytes);
     check(bytes <= capacity_, "cuda: ", bytes / 1e9, " GB of ", what_, " exceed the ", capacity_ / 1e9,
           " GB reserved for them");
+    return bytes;
+}
+
+void ParkableMemory::resize(size_t bytes) {
+    bytes = within_capacity(bytes);
     if (bytes == bytes_ && pieces_.size() <= 1) return;
     const bool mapped = !parked();
     park();
@@ -170,9 +175,7 @@ void ParkableMemory::resize(size_t bytes) {
 }
 
 void ParkableMemory::grow(size_t bytes) {
-    bytes = round_up(bytes);
-    check(bytes <= capacity_, "cuda: ", bytes / 1e9, " GB of ", what_, " exceed the ", capacity_ / 1e9,
-          " GB reserved for them");
+    bytes = within_capacity(bytes);
     if (bytes <= bytes_) return;
     if (!parked()) map_piece(bytes_, bytes - bytes_);
     bytes_ = bytes;

@@ -58,6 +58,8 @@ private:
         unsigned long long handle = 0;  // CUmemGenericAllocationHandle
     };
     size_t round_up(size_t bytes) const { return (bytes + granularity_ - 1) / granularity_ * granularity_; }
+    // `bytes` rounded up, checked against the reserved addresses.
+    size_t within_capacity(size_t bytes) const;
     void map_piece(size_t offset, size_t bytes);
 
     int device_ = 0;

@@ -32,8 +32,7 @@ void CudaBackend::begin_recording() {
     FLUX2_CUDA_CHECK(cudaMemPoolTrimTo(default_pool(), 0));
     // That run peaked with those temporaries, which never coexist with the arena: keep that peak apart and restart
     // the marks from here.
-    peak_folded_ = std::max(peak_folded_, peak_memory_bytes());
-    reset_pool_highs();
+    fold_peak();
     recording_lease_ = graph_arena_->record();
     // Thread-local capture: another thread's CUDA calls (none today) cannot invalidate this one.
     FLUX2_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));
@@ -49,9 +48,8 @@ std::shared_ptr<RecordedOps> CudaBackend::end_recording() {
     check(status == cudaSuccess, "cuda backend: recording the CUDA graph failed: ", cudaGetErrorString(status),
           " (an op that cannot be captured, such as a host copy or a synchronization, ran while recording)");
     // The arena was mapped in strides while recording and is mapped to the plan's size below: keep that peak too.
-    peak_folded_ = std::max(peak_folded_, peak_memory_bytes());
-    reset_pool_highs();
-    check(stream_->recorded_live() == 0, "cuda backend: ", stream_->recorded_live().load(),
+    fold_peak();
+    check(plan.blocks() == 0, "cuda backend: ", plan.blocks(),
           " tensor(s) made while recording outlive the recording; outputs must be made before begin_recording");
     FLUX2_CUDA_CHECK(cudaGraphInstantiate(&g->exec, g->graph, 0));
     size_t nodes = 0;
