@@ -236,8 +236,9 @@ void CudaBackend::gemm_fp8_into(const Fp8Activations& x, const LinearWeight& w, 
     const int64_t m = x.codes.dim(0), k = p.in + p.tail, n = y.dim(-1);
     check(p.kind == CudaLinearPrecision::fp8 && x.codes.dim(1) == k, "linear_fp8 ", w.name, ": weight [", p.out, ", ",
           p.in, "] with ", p.tail, " LoRA columns does not take rows of ", x.codes.dim(1), " codes");
-    check(begin >= 0 && begin + n <= p.out && y.numel() == m * n, "linear_fp8 ", w.name, ": rows [", begin, ", ",
-          begin + n, ") of ", p.out, " into ", shape_str(y.shape()), " for ", m, " tokens");
+    w.check_rows(begin, n);
+    check(y.numel() == m * n, "linear_fp8 ", w.name, ": ", n, " output columns into ", shape_str(y.shape()), " for ", m,
+          " tokens");
     const uint8_t* weight = static_cast<const uint8_t*>(p.weight.raw()) + begin * k;
     if (p.tail) {
         // t = x A^T, then its codes beside x's (lora_fp8_tail.h; a token whose t codes would not fit gets a larger

@@ -127,8 +127,7 @@ void CudaBackend::check_lora(const LinearWeight& w, const Tensor& y, int64_t beg
     check(l.in_features == w.in_features && l.out_features == w.out_features, "linear ", w.name, ": LoRA branch [",
           l.out_features, ", ", l.in_features, "] does not match the layer [", w.out_features, ", ", w.in_features,
           "]");
-    check(begin >= 0 && begin + y.dim(-1) <= w.out_features, "linear ", w.name, ": LoRA outputs [", begin, ", ",
-          begin + y.dim(-1), ") of a layer of ", w.out_features);
+    w.check_rows(begin, y.dim(-1));
 }
 
 Tensor CudaBackend::lora_down(const Tensor& x, const LinearWeight& w) {
