@@ -42,6 +42,10 @@ CudaBackend* fp8_attention_backend() {
     static CudaBackend* be = make_bench_backend("fp8");
     return be;
 }
+CudaBackend* fp8_flux2_attention_backend() {
+    static CudaBackend* be = make_bench_backend("fp8-flux2");
+    return be;
+}
 
 uint64_t next(uint64_t& s) {  // xorshift64*: fast enough for a few hundred million values
     s ^= s >> 12;
@@ -174,10 +178,12 @@ void BM_LinearNvfp4Fp8Path(benchmark::State& st) {
         st, *be, [&] { be->linear(x, w); }, 2.0 * m * n * k, 0);
 }
 
-// st.range(3): 0 = BF16 attention (cuDNN SDPA), 1 = FP8 (cuDNN FP8 SDPA with our quantize/dequantize passes).
+// st.range(3): 0 = BF16 attention (cuDNN SDPA), 1 = FP8 (cuDNN's FP8 SDPA with our quantize and dequantize passes),
+// 2 = FP8 from flux2's sm_90a kernel (with Q's and K's quantize pass and V's transposing quantizer).
 void BM_Attention(benchmark::State& st) {
     FLUX2_NEED_GPU(st);
     if (st.range(3) == 1) be = fp8_attention_backend();
+    if (st.range(3) == 2) be = fp8_flux2_attention_backend();
     const int64_t B = 1, L = st.range(0), H = st.range(1), Dh = st.range(2);
     Tensor q = random_bf16(*be, {B, L, H, Dh}, 2.0f, 9), k = random_bf16(*be, {B, L, H, Dh}, 2.0f, 10);
     Tensor v = random_bf16(*be, {B, L, H, Dh}, 1.0f, 11);
@@ -283,8 +289,10 @@ BENCHMARK(BM_LinearNvfp4Fp8Path)->Apply(gemm_shapes);
 BENCHMARK(BM_Attention)
     ->Args({4608, 48, 128, 0})
     ->Args({4608, 48, 128, 1})
-    ->Args({17408, 48, 128, 0})
-    ->Args({17408, 48, 128, 1})
+    ->Args({4608, 48, 128, 2})
+    ->Args({16896, 48, 128, 0})
+    ->Args({16896, 48, 128, 1})
+    ->Args({16896, 48, 128, 2})
     ->UseManualTime()
     ->Iterations(20)
     ->Unit(benchmark::kMillisecond);

@@ -376,14 +376,14 @@ if [ -n "${FLUX2_KERNEL_BENCH:-}" ] && [ -x build-gpu/flux2_bench ]; then
 fi
 
 # The FP8 attention lab (bench/attention_fp8_lab/, docs/PERFORMANCE.md "An FP8 attention kernel of our own"):
-# FLUX2_ATTENTION_LAB="nvcc flags" (e.g. "-DPINGPONG=2", or " " for none) builds and runs it, after the kernel
-# benchmarks above, so that FLUX2_KERNEL_BENCH=BM_Attention (target flux2_bench) times cuDNN's FP8 SDPA in the
-# same call.
+# FLUX2_ATTENTION_LAB="nvcc flags" (e.g. "-DBN_TILE=128", or " " for none) builds and runs the FP8 attention lab
+# (bench/attention_fp8_lab/: our kernel alone), after the kernel benchmarks above, so that
+# FLUX2_KERNEL_BENCH=BM_Attention (target flux2_bench) times both FP8 paths in the engine in the same call.
 if [ -n "${FLUX2_ATTENTION_LAB:-}" ]; then
   echo "== FP8 attention lab ($FLUX2_ATTENTION_LAB)"
   mkdir -p build-gpu
   # shellcheck disable=SC2086
-  nvcc -gencode=arch=compute_90a,code=sm_90a -O3 -std=c++17 $FLUX2_ATTENTION_LAB bench/attention_fp8_lab/main.cu \
+  nvcc -gencode=arch=compute_90a,code=sm_90a -O3 -std=c++17 -Isrc $FLUX2_ATTENTION_LAB bench/attention_fp8_lab/main.cu \
     -o build-gpu/attention_fp8_lab && timeout 120 ./build-gpu/attention_fp8_lab | tee "$out/attention_lab.txt"
 fi
 

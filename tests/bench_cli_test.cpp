@@ -71,7 +71,7 @@ TEST_F(Cli, AttentionFlagRefusesUnknownAndGpuOnlyPaths) {
     const std::string model = test::data_path("tiny-klein-bf16.safetensors");
     const RunResult bench = flux2({"bench", "--model", model, "--device", "cpu", "--attention", "auto,fp16"});
     EXPECT_NE(bench.exit_code, 0);
-    EXPECT_TRUE(contains(bench.err, "--attention: expected auto, bf16 or fp8, got 'fp16'")) << bench.err;
+    EXPECT_TRUE(contains(bench.err, "--attention: expected auto, bf16, fp8 or fp8-flux2, got 'fp16'")) << bench.err;
     const RunResult cpu = flux2({"bench", "--model", model, "--device", "cpu", "--attention", "fp8", "--resolutions",
                                  "32", "--steps", "1", "--warmup", "1"});
     EXPECT_NE(cpu.exit_code, 0);

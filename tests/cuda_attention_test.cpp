@@ -1,5 +1,5 @@
-// CUDA attention (cuDNN SDPA, BF16 and FP8) against an fp64 softmax(Q K^T / sqrt(Dh)) V on the CPU, including
-// sequence lengths that are not multiples of any tile size.
+// CUDA attention (cuDNN SDPA in BF16; FP8 through flux2's sm_90a kernel and cuDNN's FP8 SDPA) against an fp64
+// softmax(Q K^T / sqrt(Dh)) V on the CPU, including sequence lengths that are not multiples of any tile size.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -7,6 +7,9 @@
 #include "cuda_test_util.h"
 #include "quant/float_codecs.h"
 #ifdef FLUX2_HAVE_CUDA
+#include "backend/cuda/attention_fp8.h"
+#include "backend/cuda/attention_fp8_kernels.h"
+#include "backend/cuda/attention_fp8_sm90.h"
 #include "backend/cuda/attention_wide_head.h"
 #endif
 
@@ -106,17 +109,31 @@ TEST_F(CudaAttention, WideHeadChunksMatchSoftmaxReference) {
 // data, so inputs far from 1 in magnitude fare the same.
 constexpr double kFp8Tol = 0.1;
 
-class CudaAttentionFp8 : public CudaTest {
+// How many calls a path summary counts for one path ("attention->fp8(sm90)"), 0 when it has none.
+int64_t path_count(const std::string& summary, const std::string& path) {
+    const std::string key = path + " x";
+    const size_t at = summary.find(key);
+    return at == std::string::npos ? 0 : std::stoll(summary.substr(at + key.size()));
+}
+int64_t fp8_calls(const std::string& summary) {
+    return path_count(summary, "attention->fp8(sm90)") + path_count(summary, "attention->fp8(cudnn)");
+}
+
+// Run with --attention fp8 (cuDNN's FP8 SDPA) and fp8-flux2 (flux2's kernel for head dim 128 on sm_90, cuDNN's for
+// the rest; skipped where the kernel cannot run).
+class CudaAttentionFp8 : public CudaTest, public ::testing::WithParamInterface<std::string> {
 protected:
     void SetUp() override {
         CudaTest::SetUp();
         if (IsSkipped()) return;
 #ifdef FLUX2_HAVE_CUDA
         if (!fp8_sdpa_device()) GTEST_SKIP() << "FP8 attention needs a Hopper (compute 9.0) or newer GPU";
+        if (GetParam() == "fp8-flux2" && !cuda::attention_fp8_sm90_available())
+            GTEST_SKIP() << "flux2's FP8 attention kernel needs an sm_90 GPU and a build for sm_90a";
         BackendOptions options;
         options.device = "cuda";
         options.precision = "fp8";
-        options.attention = "fp8";
+        options.attention = GetParam();
         options.check_attention = check_attention();
         be = make_cuda_backend(options);
         cuda = static_cast<CudaBackend*>(be.get());
@@ -125,6 +142,14 @@ protected:
 #endif
     }
     virtual bool check_attention() const { return false; }
+    // Whether head dim Dh runs on flux2's kernel here.
+    bool own_kernel(int64_t Dh) const {
+#ifdef FLUX2_HAVE_CUDA
+        return GetParam() == "fp8-flux2" && Dh == 128;
+#else
+        return false;
+#endif
+    }
 
     static bool fp8_sdpa_device() {
 #ifdef FLUX2_HAVE_CUDA
@@ -137,13 +162,20 @@ protected:
     }
 };
 
-TEST_F(CudaAttentionFp8, MatchesSoftmaxReference) {
+// Head dim 128 on flux2's kernel: a partial query tile, a partial KV tile, two batches (tiles reaching into the next
+// batch's rows), more KV tiles than pipeline stages.
+TEST_P(CudaAttentionFp8, MatchesSoftmaxReference) {
     struct Case {
         int64_t B, L, H, Dh;
         float magnitude;  // of V (Q and K scaled so that the softmax is neither flat nor one-hot)
     };
-    for (Case c : {Case{1, 24, 2, 32, 1.0f}, Case{2, 21, 4, 32, 1.0f}, Case{1, 333, 3, 128, 1.0f},
-                   Case{2, 130, 2, 64, 1.0f}, Case{1, 200, 2, 128, 300.0f}, Case{1, 200, 2, 128, 1e-3f}}) {
+    const std::vector<Case> cases = {Case{1, 24, 2, 32, 1.0f},     Case{2, 21, 4, 32, 1.0f},
+                                     Case{1, 333, 3, 128, 1.0f},   Case{2, 130, 2, 64, 1.0f},
+                                     Case{1, 200, 2, 128, 300.0f}, Case{1, 200, 2, 128, 1e-3f},
+                                     Case{2, 333, 3, 128, 1.0f},   Case{1, 1000, 2, 128, 1.0f}};
+    int64_t own = 0;
+    for (Case c : cases) {
+        own += own_kernel(c.Dh);
         Tensor q = randn({c.B, c.L, c.H, c.Dh}, 1.5f), k = randn({c.B, c.L, c.H, c.Dh}, 1.5f);
         Tensor v = randn({c.B, c.L, c.H, c.Dh}, c.magnitude);
         std::vector<float> got = down(be->attention(up(q), up(k), up(v)));
@@ -152,35 +184,39 @@ TEST_F(CudaAttentionFp8, MatchesSoftmaxReference) {
         EXPECT_LE(err, kFp8Tol) << c.B << "x" << c.L << "x" << c.H << "x" << c.Dh << " |v| ~" << c.magnitude;
         EXPECT_GT(err, 1e-4) << "no E4M3 rounding visible: did the BF16 path run?";
     }
-    EXPECT_NE(be->path_summary().find("attention->fp8 x6"), std::string::npos) << be->path_summary();
+    const std::string paths = be->path_summary();
+    EXPECT_EQ(fp8_calls(paths), static_cast<int64_t>(cases.size())) << paths;
+    EXPECT_EQ(path_count(paths, "attention->fp8(sm90)"), own) << paths;
 }
 
 // The transformer's form: v a column range of the fused projection, the output written into a column range of a
 // wider tensor (the single block's [attn | mlp]); the columns around it stay as they were.
-TEST_F(CudaAttentionFp8, ColumnRangesMatchThePackedCall) {
-    const int64_t B = 1, L = 150, H = 2, Dh = 64, D = H * Dh;
-    Tensor q = randn({B, L, H, Dh}, 1.5f), k = randn({B, L, H, Dh}, 1.5f), vwide = randn({B, L, 3 * D});
-    Tensor v = Tensor::zeros({B, L, H, Dh});
-    for (int64_t t = 0; t < B * L; ++t)
-        for (int64_t j = 0; j < D; ++j) v.f32()[t * D + j] = vwide.f32()[t * 3 * D + D + j];
-    Tensor out = cuda->zeros({B, L, D + 16 + 32});
-    be->attention_into(up(q), up(k), up(vwide), D, out, 16);
-    std::vector<float> wide = down(out), got;
-    for (int64_t t = 0; t < B * L; ++t)
-        for (int64_t j = 0; j < D + 48; ++j) {
-            const float x = wide[t * (D + 48) + j];
-            if (j >= 16 && j < 16 + D) {
-                got.push_back(x);
-            } else {
-                ASSERT_EQ(x, 0.0f) << "column " << j << " outside the output range was written";
+TEST_P(CudaAttentionFp8, ColumnRangesMatchThePackedCall) {
+    for (const int64_t Dh : {int64_t{64}, int64_t{128}}) {
+        const int64_t B = 1, L = 150, H = 2, D = H * Dh;
+        Tensor q = randn({B, L, H, Dh}, 1.5f), k = randn({B, L, H, Dh}, 1.5f), vwide = randn({B, L, 3 * D});
+        Tensor v = Tensor::zeros({B, L, H, Dh});
+        for (int64_t t = 0; t < B * L; ++t)
+            for (int64_t j = 0; j < D; ++j) v.f32()[t * D + j] = vwide.f32()[t * 3 * D + D + j];
+        Tensor out = cuda->zeros({B, L, D + 16 + 32});
+        be->attention_into(up(q), up(k), up(vwide), D, out, 16);
+        std::vector<float> wide = down(out), got;
+        for (int64_t t = 0; t < B * L; ++t)
+            for (int64_t j = 0; j < D + 48; ++j) {
+                const float x = wide[t * (D + 48) + j];
+                if (j >= 16 && j < 16 + D) {
+                    got.push_back(x);
+                } else {
+                    ASSERT_EQ(x, 0.0f) << "column " << j << " outside the output range was written";
+                }
             }
-        }
-    EXPECT_LE(rel_error(got, attention_ref(q, k, v)), kFp8Tol);
-    EXPECT_EQ(got, down(be->attention(up(q), up(k), up(v)))) << "the column-range call differs from the packed one";
+        EXPECT_LE(rel_error(got, attention_ref(q, k, v)), kFp8Tol) << "Dh " << Dh;
+        EXPECT_EQ(got, down(be->attention(up(q), up(k), up(v)))) << "the column-range call differs from the packed one";
+    }
 }
 
 // Head dims FP8 SDPA does not take (a multiple of 16 up to 256) run in BF16, counted as such.
-TEST_F(CudaAttentionFp8, OtherHeadDimsRunInBf16) {
+TEST_P(CudaAttentionFp8, OtherHeadDimsRunInBf16) {
     Tensor q = randn({1, 40, 2, 24}, 1.5f), k = randn({1, 40, 2, 24}, 1.5f), v = randn({1, 40, 2, 24});
     std::vector<float> got = down(be->attention(up(q), up(k), up(v)));
     EXPECT_LE(rel_error(got, attention_ref(q, k, v)), kTol);
@@ -192,7 +228,7 @@ TEST_F(CudaAttentionFp8, OtherHeadDimsRunInBf16) {
 // max|w| / 448 (over both streams' gains), each code is the BF16 result of rms_norm_rope divided by it, and the
 // attention of such buffers (V a column range, as in the single block) is as close to the fp64 reference as the
 // attention of BF16 q and k.
-TEST_F(CudaAttentionFp8, QkFromTheNormKernel) {
+TEST_P(CudaAttentionFp8, QkFromTheNormKernel) {
     const int64_t B = 1, Lt = 40, Li = 161, L = Lt + Li, H = 2, Dh = 128, D = H * Dh;
     Tensor x_txt = randn({B, Lt, D}, 2.0f), x_img = randn({B, Li, D}, 2.0f), vwide = randn({B, L, 2 * D});
     Tensor w_txt = randn({Dh}, 0.8f, 1.0f), w_img = randn({Dh}, 0.5f, 0.3f);
@@ -254,7 +290,8 @@ TEST_F(CudaAttentionFp8, QkFromTheNormKernel) {
     be->reset_path_counts();
     Tensor o = cuda->zeros({B, L, D});
     be->attention_into(q8, k8, up(vwide), D, o, 0);
-    EXPECT_NE(be->path_summary().find("attention->fp8 x1"), std::string::npos) << be->path_summary();
+    EXPECT_EQ(path_count(be->path_summary(), own_kernel(Dh) ? "attention->fp8(sm90)" : "attention->fp8(cudnn)"), 1)
+        << be->path_summary();
     Tensor v = Tensor::zeros({B, L, H, Dh});
     for (int64_t t = 0; t < B * L; ++t)
         for (int64_t j = 0; j < D; ++j) v.f32()[t * D + j] = vwide.f32()[t * 2 * D + D + j];
@@ -273,12 +310,12 @@ class CudaAttentionFp8Check : public CudaAttentionFp8 {
 // --attention-error: every FP8 call in order with its difference to the BF16 attention of the same inputs, which is
 // what the test's own reference sees too.
 // --attention-error compares with the BF16 attention of the same BF16 q and k: the q/k buffers stay BF16.
-TEST_F(CudaAttentionFp8Check, KeepsBf16QkBuffers) {
+TEST_P(CudaAttentionFp8Check, KeepsBf16QkBuffers) {
     Tensor w = up(randn({128}, 0.5f, 1.0f));
     EXPECT_EQ(be->attention_qk_buffer({1, 64, 2, 128}, {&w}).dtype(), DType::BF16);
 }
 
-TEST_F(CudaAttentionFp8Check, ReportsEachCallAgainstBf16) {
+TEST_P(CudaAttentionFp8Check, ReportsEachCallAgainstBf16) {
     std::vector<double> want;
     for (int64_t L : {64, 257}) {
         Tensor q = randn({1, L, 2, 128}, 1.5f), k = randn({1, L, 2, 128}, 1.5f), v = randn({1, L, 2, 128});
@@ -297,10 +334,84 @@ TEST_F(CudaAttentionFp8Check, ReportsEachCallAgainstBf16) {
     EXPECT_TRUE(be->attention_errors().empty()) << "the list starts anew after each call";
 }
 
+// flux2's kernel and cuDNN's FP8 SDPA quantize Q, K, V and the probabilities alike, so they agree far more closely
+// than either agrees with the fp64 reference; and the E4M3 output (O / V's descale, what the single block's row
+// quantizer reads) is the BF16 one within E4M3's rounding.
+TEST_P(CudaAttentionFp8, OwnKernelAgreesWithCudnnAndKeepsE4m3Output) {
+#ifdef FLUX2_HAVE_CUDA
+    if (!own_kernel(128)) GTEST_SKIP() << "flux2's FP8 attention kernel runs with --attention fp8-flux2 only";
+    const int64_t B = 2, L = 777, H = 3, Dh = 128, n = B * L * H * Dh;
+    Tensor q = randn({B, L, H, Dh}, 1.5f), k = randn({B, L, H, Dh}, 1.5f), v = randn({B, L, H, Dh});
+    BackendOptions options;
+    options.device = "cuda";
+    options.precision = "fp8";
+    options.attention = "fp8";
+    auto cudnn = make_cuda_backend(options);
+    const std::vector<float> ours = down(be->attention(up(q), up(k), up(v)));
+    const std::vector<float> theirs =
+        cudnn->download(cudnn->attention(cudnn->upload(q), cudnn->upload(k), cudnn->upload(v))).to_vector();
+    EXPECT_EQ(path_count(cudnn->path_summary(), "attention->fp8(cudnn)"), 1) << cudnn->path_summary();
+    const std::vector<float> ref = attention_ref(q, k, v);
+    const double ours_err = rel_error(ours, ref), cudnn_err = rel_error(theirs, ref), apart = rel_error(ours, theirs);
+    EXPECT_LE(ours_err, kFp8Tol);
+    // cuDNN's output also goes through E4M3 (dequantized by our pass), ours goes to BF16 directly.
+    EXPECT_LE(apart, 0.6 * cudnn_err) << "ours " << ours_err << ", cuDNN's " << cudnn_err << ", apart " << apart;
+
+    // E4M3 codes of Q and K with one scale each (what the norm kernel writes), the output in BF16 and in E4M3.
+    auto codes_of = [&](const Tensor& x, float& descale) {
+        float amax = 0.0f;
+        for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x.f32()[i]));
+        descale = amax / 448.0f;
+        std::vector<uint8_t> c(n);
+        for (int64_t i = 0; i < n; ++i) c[i] = f32_to_e4m3(x.f32()[i] / descale);
+        return c;
+    };
+    float scales[2];
+    const std::vector<uint8_t> qc = codes_of(q, scales[0]), kc = codes_of(k, scales[1]);
+    Tensor dev = be->uninitialized({2 * n + 16});  // BF16 elements: 4 n bytes, enough for both codes and scales
+    auto* bytes = static_cast<uint8_t*>(dev.raw());
+    ASSERT_EQ(cudaMemcpy(bytes, qc.data(), n, cudaMemcpyHostToDevice), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(bytes + n, kc.data(), n, cudaMemcpyHostToDevice), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(bytes + 2 * n, scales, sizeof(scales), cudaMemcpyHostToDevice), cudaSuccess);
+    const auto* descales = reinterpret_cast<const float*>(bytes + 2 * n);
+    int device = 0;
+    ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+    auto stream = std::make_shared<cuda::Stream>(device);
+    cuda::Fp8Attention attention(stream, true);
+    Tensor vd = up(v), o = be->uninitialized({B, L, H, Dh});
+    be->synchronize();
+    attention.run_fp8_qk(bytes, descales, bytes + n, descales + 1, static_cast<const cuda::bf16*>(vd.raw()),
+                         static_cast<cuda::bf16*>(o.raw()), B, L, H, Dh);
+    const cuda::Fp8Attention::E4m3Output o8 = attention.run_fp8_qk_e4m3_out(
+        bytes, descales, bytes + n, descales + 1, static_cast<const cuda::bf16*>(vd.raw()), B, L, H, Dh);
+    ASSERT_EQ(cudaStreamSynchronize(stream->get()), cudaSuccess);
+    EXPECT_EQ(o8.descale, cuda::Fp8Attention::e4m3_output_descale(o8.codes, n));
+    std::vector<uint8_t> oc(n);
+    float o_descale = 0.0f;
+    ASSERT_EQ(cudaMemcpy(oc.data(), o8.codes, n, cudaMemcpyDeviceToHost), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(&o_descale, o8.descale, 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    float v_amax = 0.0f;
+    for (int64_t i = 0; i < n; ++i) v_amax = std::max(v_amax, std::fabs(v.f32()[i]));
+    EXPECT_FLOAT_EQ(o_descale, v_amax / 448.0f) << "O in E4M3 takes V's scale";
+    const std::vector<float> o_bf16 = down(o);
+    std::vector<float> o_e4m3(n);
+    for (int64_t i = 0; i < n; ++i) o_e4m3[i] = e4m3_to_f32(oc[i]) * o_descale;
+    EXPECT_LE(rel_error(o_bf16, ref), kFp8Tol);
+    EXPECT_LE(rel_error(o_e4m3, o_bf16), 0.04) << "E4M3 keeps 3 mantissa bits: ~2.5% rms";
+    EXPECT_GT(rel_error(o_e4m3, o_bf16), 1e-3) << "the E4M3 output looks unrounded";
+#endif
+}
+
+std::string kernel_name(const ::testing::TestParamInfo<std::string>& p) { return p.param == "fp8" ? "Cudnn" : "Flux2"; }
+INSTANTIATE_TEST_SUITE_P(Kernels, CudaAttentionFp8, ::testing::Values("fp8", "fp8-flux2"), kernel_name);
+INSTANTIATE_TEST_SUITE_P(Kernels, CudaAttentionFp8Check, ::testing::Values("fp8", "fp8-flux2"), kernel_name);
+
 TEST(CudaAttentionOptions, FollowThePrecisionAndRefuseUnknownValues) {
     BackendOptions cpu;
     cpu.device = "cpu";
     cpu.attention = "fp8";
+    EXPECT_THROW(make_backend(cpu), Error);
+    cpu.attention = "fp8-flux2";
     EXPECT_THROW(make_backend(cpu), Error);
     cpu.attention = "auto";
     EXPECT_NO_THROW(make_backend(cpu));
@@ -321,6 +432,11 @@ TEST(CudaAttentionOptions, FollowThePrecisionAndRefuseUnknownValues) {
     EXPECT_FALSE(resolved("fp8", "bf16"));
     EXPECT_EQ(resolved("fp8", "auto"), major >= 9);
     if (major >= 9) EXPECT_TRUE(resolved("bf16", "fp8"));
+    if (cuda::attention_fp8_sm90_available()) {
+        EXPECT_TRUE(resolved("bf16", "fp8-flux2"));
+    } else {
+        EXPECT_THROW(resolved("fp8", "fp8-flux2"), Error);
+    }
     EXPECT_THROW(resolved("fp8", "fp16"), Error);
 #endif
 }

@@ -266,7 +266,7 @@ TEST_F(CudaLinearFp8, AttentionBesideInE4m3EqualsAttentionIntoTheRow) {
         Tensor mlp = be->uninitialized({B, L, 2 * m});
         be->copy_into(p, 3 * Da, 2 * m, mlp, 0, 0);
         Tensor got = be->swiglu_beside_for(w, attn, mlp, 0, m);
-        EXPECT_NE(be->path_summary().find("attention->fp8 x1"), std::string::npos) << be->path_summary();
+        EXPECT_NE(be->path_summary().find("attention->fp8(cudnn) x1"), std::string::npos) << be->path_summary();
         const Fp8Activations g = CudaBackend::fp8_parts(got), ref = CudaBackend::fp8_parts(want);
         EXPECT_EQ(bytes(g.codes), bytes(ref.codes)) << "m " << m;
         EXPECT_EQ(bytes(g.scales), bytes(ref.scales)) << "m " << m;

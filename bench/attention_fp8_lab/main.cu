@@ -1,21 +1,12 @@
-// Lab (issue 13, "FP8 attention"): a FlashAttention-style FP8 (E4M3) attention forward of our own for head dim 128
-// on Hopper, to see whether it beats cuDNN's FP8 SDPA (780-880 TFLOP/s in the model, docs/PERFORMANCE.md). Not part
-// of the build and not used by the engine; the findings are in docs/PERFORMANCE.md ("An FP8 attention kernel of our
-// own, tried").
+// Lab (issue 13, "FP8 attention"): flux2's FP8 (E4M3) attention for head dim 128 on Hopper
+// (src/backend/cuda/attention_fp8_sm90.cuh, which says how it works) checked and timed alone: the relative L2 error
+// of its BF16 and E4M3 outputs against an fp32 attention of the same codes (sampled rows), and the time of the
+// attention kernel and of V's transposing quantizer, per shape. -DBN_TILE=128|192|224 picks the KV tile (the engine
+// uses 192). The findings are in docs/PERFORMANCE.md ("An FP8 attention kernel of our own").
 //
-// Design: one CTA per (128 query rows, head, batch); warpgroup 2 issues TMA copies (Q, then per stage K_{j+1} and
-// V_j, three stages, mbarriers full/empty), warpgroups 0 and 1 own 64 query rows each. Per KV tile of 128 tokens a
-// consumer issues S = Q K^T (wgmma SS) and O += P V (wgmma RS, P in registers) together, runs the online softmax
-// of S (log2 domain, P scaled to 448 like cuDNN's) while P V is still on the tensor cores, then rescales O and
-// packs the next P. FP8 wgmma wants both operands K-major, so V goes in transposed, [B, H, D, L] per head, by
-// v_transpose_kernel (both in fp8_attention.cuh), which also orders the tokens of every 32 so that the S accumulator's
-// registers are P's A fragment without shuffles (vt_pos). -DPINGPONG=1 / =2 make the consumers take turns issuing
-// (named barriers), passing the turn after issuing / after their S is done.
-//
-// On the device machine:
-//   nvcc -gencode=arch=compute_90a,code=sm_90a -O3 -std=c++17 bench/attention_fp8_lab/main.cu -o /tmp/fa8 && /tmp/fa8
-// Prints, per shape, the relative L2 error of the BF16 and E4M3 outputs against an fp32 attention of the same codes
-// (sampled rows) and the time of the attention kernel and of the V transposition.
+// On the device machine (scripts/device-test.sh does this with FLUX2_ATTENTION_LAB):
+//   nvcc -gencode=arch=compute_90a,code=sm_90a -O3 -std=c++17 -Isrc bench/attention_fp8_lab/main.cu -o /tmp/fa8
+//   /tmp/fa8 [case index]
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
@@ -25,7 +16,24 @@
 #include <random>
 #include <vector>
 
-#include "fp8_attention.cuh"
+#include "backend/cuda/attention_fp8_sm90.cuh"
+
+#ifndef BN_TILE
+#define BN_TILE 192
+#endif
+using namespace flux2::cuda;
+using namespace flux2::cuda::fa8;
+constexpr int BN = BN_TILE, D = kD, BM = kBM, THREADS = kThreads, SMEM = kSmemBytes<BN>;
+
+// The reference's inputs: the codes and their descales.
+struct RefInputs {
+    const uint8_t* q8;   // [B, L, H, D]
+    const uint8_t* k8;   // [B, L, H, D]
+    const uint8_t* vt8;  // [B, H, Lp / 32, D, 32]
+    const float *q_descale, *k_descale, *v_descale;
+    int L, H, Lp;
+    float softmax_scale;
+};
 
 #define CK(x)                                                                              \
     do {                                                                                   \
@@ -37,7 +45,7 @@
     } while (0)
 
 // Reference: fp32 attention from the codes, for selected query rows.
-__global__ void ref_kernel(Params p, const int* rows, int nrows, float* out) {
+__global__ void ref_kernel(RefInputs p, const int* rows, int nrows, float* out) {
     const int idx = blockIdx.x, h = blockIdx.y, b = 0;
     if (idx >= nrows) return;
     const int row = rows[idx], L = p.L, H = p.H;
@@ -83,7 +91,8 @@ __global__ void ref_kernel(Params p, const int* rows, int nrows, float* out) {
             float a = 0;
             for (int kv = k0; kv < min(L, k0 + 1024); ++kv) {
                 const int pos = (kv & ~31) | vt_pos(kv & 31);
-                a += w[kv - k0] * dec(p.vt8[((int64_t(b) * H + h) * D + tid) * p.Lp + pos]) * p.v_descale[0];
+                const int64_t chunk = (int64_t(b) * H + h) * (p.Lp / 32) + pos / 32;
+                a += w[kv - k0] * dec(p.vt8[(chunk * D + tid) * 32 + pos % 32]) * p.v_descale[0];
             }
             o[tid] += a;
         }
@@ -110,21 +119,32 @@ static PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
     }
     return fn;
 }
-// A [rows, cols] byte matrix (rows `pitch` bytes apart) read in 128 x 128 boxes with the 128-byte swizzle.
-static CUtensorMap tile_map(const void* base, uint64_t cols, uint64_t rows, uint64_t pitch) {
+static CUtensorMap encode(const void* base, int rank, const cuuint64_t* dims, const cuuint64_t* strides,
+                          const cuuint32_t* box, CUtensorMapSwizzle swizzle) {
     CUtensorMap m;
-    cuuint64_t dims[2] = {cols, rows};
-    cuuint64_t strides[1] = {pitch};
-    cuuint32_t box[2] = {128, 128};
-    cuuint32_t estr[2] = {1, 1};
-    CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides, box, estr,
-                             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    const cuuint32_t estr[4] = {1, 1, 1, 1};
+    CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_UINT8, rank, const_cast<void*>(base), dims, strides, box, estr,
+                             CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS) {
         printf("tensor map error %d\n", int(r));
         exit(1);
     }
     return m;
+}
+// A [rows, cols] byte matrix (rows `pitch` bytes apart) read in boxes of 128 columns x box_rows rows with the
+// 128-byte swizzle (Q and K).
+static CUtensorMap tile_map(const void* base, uint64_t cols, uint64_t rows, uint64_t pitch, uint32_t box_rows) {
+    const cuuint64_t dims[2] = {cols, rows}, strides[1] = {pitch};
+    const cuuint32_t box[2] = {128, box_rows};
+    return encode(base, 2, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B);
+}
+// vt8 [B * H, Lp / 32, D, 32] read in boxes of BN / 32 chunks of one head with the 32-byte swizzle; chunks past
+// Lp / 32 read as zeros.
+static CUtensorMap vt_map(const void* base, uint64_t heads, uint64_t Lp) {
+    const cuuint64_t dims[4] = {32, D, Lp / 32, heads}, strides[3] = {32, 32 * D, 32 * D * (Lp / 32)};
+    const cuuint32_t box[4] = {32, D, BN / 32, 1};
+    return encode(base, 4, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_32B);
 }
 
 int main(int argc, char** argv) {
@@ -137,11 +157,15 @@ int main(int argc, char** argv) {
     const int only = argc > 1 ? atoi(argv[1]) : -1;  // one case by index
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
-    printf("device %s, %d SMs\n", prop.name, prop.multiProcessorCount);
-    CK(cudaFuncSetAttribute(fa8_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM));
+    printf("device %s, %d SMs; KV tile %d\n", prop.name, prop.multiProcessorCount, BN);
+    CK(cudaFuncSetAttribute(attention_kernel<BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM));
+    CK(cudaFuncSetAttribute(attention_kernel<BN>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    int per_sm = 0;
+    CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attention_kernel<BN>, THREADS, SMEM));
+    printf("%d CTAs of %d threads and %d bytes of shared memory per SM\n", per_sm, THREADS, SMEM);
     for (int ci = 0; ci < int(cases.size()); ++ci) {
         if (only >= 0 && ci != only) continue;
-        const int L = cases[ci].L, H = cases[ci].H, iters = cases[ci].iters, B = 1, Lp = (L + BN - 1) / BN * BN;
+        const int L = cases[ci].L, H = cases[ci].H, iters = cases[ci].iters, B = 1, Lp = (L + 63) / 64 * 64;
         const size_t n = size_t(B) * L * H * D;
         // Q and K as E4M3 codes with descale 0.05 (logits of a few units: a peaked softmax), V as BF16 ~ N(0, 1).
         std::mt19937 rng(42);
@@ -155,10 +179,11 @@ int main(int argc, char** argv) {
             hv[i] = __float2bfloat16(nd(rng));
             amax = fmaxf(amax, fabsf(bf2f(hv[i])));
         }
-        const float hs[3] = {0.05f, 0.05f, amax / 448.f};
+        // Q's and K's descales, V's amax (the transposing quantizer's one partial), the scale slots it fills.
+        const float hs[3] = {0.05f, 0.05f, amax};
         uint8_t *q8, *k8, *vt8, *o8;
         __nv_bfloat16 *v, *o;
-        float* sc;
+        float *sc, *scales;
         CK(cudaMalloc(&q8, n));
         CK(cudaMalloc(&k8, n));
         CK(cudaMalloc(&o8, n));
@@ -166,17 +191,23 @@ int main(int argc, char** argv) {
         CK(cudaMalloc(&v, n * 2));
         CK(cudaMalloc(&o, n * 2));
         CK(cudaMalloc(&sc, sizeof(hs)));
+        CK(cudaMalloc(&scales, kAttentionFp8ScaleCount * sizeof(float)));
         CK(cudaMemcpy(q8, hq.data(), n, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(k8, hk.data(), n, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(v, hv.data(), n * 2, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(sc, hs, sizeof(hs), cudaMemcpyHostToDevice));
-        Params p{q8, k8, vt8, sc, sc + 1, sc + 2, o, int64_t(H) * D, nullptr, L, H, Lp, 1.0f / sqrtf(float(D))};
+        const float softmax_scale = 1.0f / sqrtf(float(D)), v_descale = amax / 448.f;
+        Params p{sc, sc + 1, scales + kDescaleV, o, int64_t(H) * D, nullptr, L, H, softmax_scale};
+        const RefInputs ref_in{q8, k8, vt8, sc, sc + 1, scales + kDescaleV, L, H, Lp, softmax_scale};
         const dim3 tgrid(Lp / 64, H, B), grid((L + BM - 1) / BM, H, B);
-        const CUtensorMap tq = tile_map(q8, uint64_t(H) * D, uint64_t(B) * L, uint64_t(H) * D);
-        const CUtensorMap tk = tile_map(k8, uint64_t(H) * D, uint64_t(B) * L, uint64_t(H) * D);
-        const CUtensorMap tv = tile_map(vt8, Lp, uint64_t(B) * H * D, Lp);
-        v_transpose_kernel<<<tgrid, 256>>>(v, int64_t(H) * D, sc + 2, vt8, L, H, Lp);
-        fa8_kernel<<<grid, THREADS, SMEM>>>(tq, tk, tv, p);
+        const CUtensorMap tq = tile_map(q8, uint64_t(H) * D, uint64_t(B) * L, uint64_t(H) * D, BM);
+        const CUtensorMap tk = tile_map(k8, uint64_t(H) * D, uint64_t(B) * L, uint64_t(H) * D, BN);
+        const CUtensorMap tv = vt_map(vt8, uint64_t(B) * H, Lp);
+        auto transpose = [&] {
+            v_transpose_kernel<<<tgrid, 256>>>(v, int64_t(H) * D, sc + 2, 1, scales, vt8, L, H, Lp);
+        };
+        transpose();
+        attention_kernel<BN><<<grid, THREADS, SMEM>>>(tq, tk, tv, p);
         CK(cudaGetLastError());
         CK(cudaDeviceSynchronize());
 
@@ -188,7 +219,7 @@ int main(int argc, char** argv) {
         CK(cudaMalloc(&drows, rows.size() * sizeof(int)));
         CK(cudaMalloc(&dref, rows.size() * H * D * sizeof(float)));
         CK(cudaMemcpy(drows, rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice));
-        ref_kernel<<<dim3(rows.size(), H), 256>>>(p, drows, rows.size(), dref);
+        ref_kernel<<<dim3(rows.size(), H), 256>>>(ref_in, drows, rows.size(), dref);
         CK(cudaDeviceSynchronize());
         std::vector<float> ref(rows.size() * H * D);
         std::vector<__nv_bfloat16> ho(n);
@@ -196,7 +227,7 @@ int main(int argc, char** argv) {
         CK(cudaMemcpy(ho.data(), o, n * 2, cudaMemcpyDeviceToHost));
         p.o = nullptr;  // the same with an E4M3 output (V's scale)
         p.o8 = o8;
-        fa8_kernel<<<grid, THREADS, SMEM>>>(tq, tk, tv, p);
+        attention_kernel<BN><<<grid, THREADS, SMEM>>>(tq, tk, tv, p);
         CK(cudaDeviceSynchronize());
         std::vector<uint8_t> ho8(n);
         CK(cudaMemcpy(ho8.data(), o8, n, cudaMemcpyDeviceToHost));
@@ -211,7 +242,7 @@ int main(int argc, char** argv) {
                     __nv_fp8_e4m3 c;
                     c.__x = ho8[at];
                     err += (g - r) * (g - r);
-                    err8 += (float(c) * hs[2] - r) * (float(c) * hs[2] - r);
+                    err8 += (float(c) * v_descale - r) * (float(c) * v_descale - r);
                     den += r * r;
                 }
         printf("L=%d H=%d: relative L2 error, BF16 output %.3e, E4M3 output %.3e\n", L, H, sqrt(err / den),
@@ -230,16 +261,15 @@ int main(int argc, char** argv) {
                 CK(cudaEventElapsedTime(&ms, e0, e1));
                 return ms * 1000.0 / iters;
             };
-            const double us = time_us([&] { fa8_kernel<<<grid, THREADS, SMEM>>>(tq, tk, tv, p); });
-            const double vus =
-                time_us([&] { v_transpose_kernel<<<tgrid, 256>>>(v, int64_t(H) * D, sc + 2, vt8, L, H, Lp); });
+            const double us = time_us([&] { attention_kernel<BN><<<grid, THREADS, SMEM>>>(tq, tk, tv, p); });
+            const double vus = time_us(transpose);
             printf("   attention %.1f us = %.0f TFLOP/s; V transposition %.1f us\n", us,
                    4.0 * B * H * double(L) * L * D / us * 1e-6, vus);
             CK(cudaEventDestroy(e0));
             CK(cudaEventDestroy(e1));
         }
-        for (void* ptr :
-             {(void*)q8, (void*)k8, (void*)o8, (void*)vt8, (void*)v, (void*)o, (void*)sc, (void*)drows, (void*)dref})
+        for (void* ptr : {(void*)q8, (void*)k8, (void*)o8, (void*)vt8, (void*)v, (void*)o, (void*)sc, (void*)scales,
+                          (void*)drows, (void*)dref})
             CK(cudaFree(ptr));
     }
     return 0;

@@ -79,9 +79,11 @@ struct BackendOptions {
     std::string residency;
     // CUDA: record the transformer step as a CUDA graph after its first run and replay it (no per-op host work).
     bool cuda_graphs = true;
-    // Joint attention on a GPU: "bf16" (cuDNN SDPA), "fp8" (cuDNN FP8 SDPA, Hopper and newer: E4M3 Q, K, V,
-    // probabilities and output, one scale per tensor), or empty / "auto": fp8 on the fp8 and fp4 linear paths
-    // where the GPU has it, bf16 on the bf16 path. Head dims FP8 SDPA does not take run in BF16 (logged).
+    // Joint attention on a GPU: "bf16" (cuDNN SDPA), "fp8" (cuDNN's FP8 SDPA, Hopper and newer: E4M3 Q, K, V,
+    // probabilities and output, one scale per tensor), "fp8-flux2" (the same numbers from flux2's own kernel for
+    // head dim 128 on sm_90, cuDNN's for other head dims; slower than cuDNN's today, for kernel work), or empty /
+    // "auto": fp8 on the fp8 and fp4 linear paths where the GPU has it, bf16 on the bf16 path. Head dims FP8 SDPA
+    // does not take run in BF16 (logged).
     std::string attention;
     // How the fp8 path's GEMMs (Hopper) add up their products: "fast" (empty = default) keeps a GEMM's partial sums
     // in the tensor cores' own accumulator throughout (cuBLASLt's FAST_ACCUM: ~10% faster GEMMs, error at dev's
@@ -335,7 +337,7 @@ public:
     virtual std::vector<AttentionError> attention_errors() { return {}; }
 
     // One line: how many linear (and, on a GPU, attention) calls took which path ("nvfp4->w4a16 x12, bf16->f32 x20",
-    // "attention->fp8 x56").
+    // "attention->fp8(cudnn) x56").
     std::string path_summary() const;
     void reset_path_counts() { path_counts_.clear(); }
 

@@ -193,9 +193,10 @@ void run_bench(const BenchArgs& a) {
     if (precisions.empty())
         precisions = device == "cpu" ? std::vector<std::string>{""} : std::vector<std::string>{"bf16", "fp8"};
     const std::vector<std::string> attentions = split_list(a.attentions);
-    check(!attentions.empty(), "--attention needs at least one of auto, bf16, fp8");
+    check(!attentions.empty(), "--attention needs at least one of auto, bf16, fp8, fp8-flux2");
     for (const std::string& at : attentions)
-        check(at == "auto" || at == "bf16" || at == "fp8", "--attention: expected auto, bf16 or fp8, got '", at, "'");
+        check(at == "auto" || at == "bf16" || at == "fp8" || at == "fp8-flux2",
+              "--attention: expected auto, bf16, fp8 or fp8-flux2, got '", at, "'");
     std::vector<std::string> accumulations = split_list(a.accumulations);
     for (const std::string& acc : accumulations)
         check(acc == "fast" || acc == "precise", "--fp8-accumulation: expected fast or precise, got '", acc, "'");
@@ -404,7 +405,8 @@ void register_bench(CLI::App& app) {
                     "fp8 path: keep NVFP4 weights as fp8 (default) or fp4 (4-bit resident, converted per layer)");
     cmd->add_option("--attention", a->attentions,
                     "comma list of attention paths timed with each --precision: auto (fp8 with the fp8 linears, bf16\n"
-                    "with bf16), bf16, fp8 (cuDNN's FP8 SDPA); an explicit one shows in the precision column")
+                    "with bf16), bf16, fp8 (cuDNN's FP8 SDPA), fp8-flux2 (flux2's own FP8 kernel on H100/H200); an\n"
+                    "explicit one shows in the precision column")
         ->capture_default_str();
     cmd->add_option("--fp8-accumulation", a->accumulations,
                     "comma list for the fp8 runs: fast (the default: partial sums stay in the tensor cores'\n"

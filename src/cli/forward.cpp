@@ -3,12 +3,12 @@
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/model_options.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/parallel.h"
 #include "io/safetensors.h"
 #include "models/flux2/flux2_embeddings.h"
-#include "cli/model_options.h"
 #include "models/flux2/flux2_transformer.h"
 #include "models/lora/lora_registry.h"
 

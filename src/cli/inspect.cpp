@@ -123,7 +123,8 @@ void print_tensor_table(const Checkpoint& ckpt) {
 }  // namespace
 
 void register_inspect(CLI::App& app) {
-    auto* cmd = app.add_subcommand("inspect", "Show what a safetensors checkpoint or LoRA holds (checkpoints: headers only)");
+    auto* cmd =
+        app.add_subcommand("inspect", "Show what a safetensors checkpoint or LoRA holds (checkpoints: headers only)");
     auto opts = std::make_shared<InspectOptions>();
     cmd->add_option("path", opts->path, "a .safetensors file, a *.safetensors.index.json or a folder")->required();
     cmd->add_flag("--summary", opts->summary, "metadata and totals only, no tensor list");

@@ -52,13 +52,14 @@ WeightPrecision ModelOptions::text_encoder_weights() const {
 }
 
 namespace {
-// --attention auto|bf16|fp8 (bench takes a list of them instead).
+// --attention auto|bf16|fp8|fp8-flux2 (bench takes a list of them instead).
 void add_attention_option(CLI::App* cmd, std::string& attention) {
     cmd->add_option("--attention", attention,
                     "GPU joint attention: fp8 (cuDNN's FP8 SDPA on Hopper and newer: Q, K, V, the probabilities and\n"
                     "the output in E4M3 with one scale per tensor; faster, ~3% error per call), bf16, or auto: fp8\n"
-                    "with the fp8/fp4 linear paths, bf16 with --precision bf16 (docs/CUDA.md)")
-        ->check(CLI::IsMember({"auto", "bf16", "fp8"}))
+                    "with the fp8/fp4 linear paths, bf16 with --precision bf16; fp8-flux2: the same from flux2's own\n"
+                    "kernel on H100/H200 (slower than cuDNN's today; for kernel work; docs/CUDA.md)")
+        ->check(CLI::IsMember({"auto", "bf16", "fp8", "fp8-flux2"}))
         ->capture_default_str();
 }
 }  // namespace

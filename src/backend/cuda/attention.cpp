@@ -1,4 +1,5 @@
-// CudaBackend::attention: shape checks, then cuDNN SDPA in BF16 (attention_cudnn.cpp) or FP8 (attention_fp8.cpp);
+// CudaBackend::attention: shape checks, then cuDNN SDPA in BF16 (attention_cudnn.cpp) or FP8 (attention_fp8.cpp:
+// flux2's sm_90a kernel or cuDNN's);
 // and the FP8 q/k buffers that rms_norm_rope_into fills for it.
 #include <cmath>
 #include <utility>
@@ -35,7 +36,8 @@ void CudaBackend::run_attention(const cuda::bf16* q, const cuda::bf16* k, const 
     // A shape FP8 attention cannot take runs in BF16; has_plan says so once per shape.
     const bool fp8 = fp8_attention_ && sdpa_fp8_->has_plan(B, L, H, Dh);
     // Counted beside the linear paths.
-    if (!recording()) count_path(fp8 ? "attention->fp8" : "attention->bf16");  // as linear(): calls that ran
+    if (!recording())
+        count_path(str("attention->", fp8 ? sdpa_fp8_->path(Dh) : "bf16"));  // as linear(): calls that ran
     if (!fp8) {
         sdpa_->run(q, k, v, o, B, L, H, Dh, v_row, o_row);
         return;
@@ -52,7 +54,7 @@ void CudaBackend::run_attention(const cuda::bf16* q, const cuda::bf16* k, const 
 
 void CudaBackend::run_attention_fp8_qk(const Fp8Qk& q, const Fp8Qk& k, const cuda::bf16* v, cuda::bf16* o, int64_t B,
                                        int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
-    if (!recording()) count_path("attention->fp8");
+    if (!recording()) count_path(str("attention->", sdpa_fp8_->path(Dh)));
     sdpa_fp8_->run_fp8_qk(q.codes, q.descale, k.codes, k.descale, v, o, B, L, H, Dh, v_row, o_row);
 }
 
@@ -64,10 +66,10 @@ Tensor CudaBackend::attention_beside_for(const LinearWeight& next, Tensor q, Ten
     if (!direct) return Backend::attention_beside_for(next, std::move(q), std::move(k), v, v_col, m);
     const auto [B, L, H, Dh] = attention_into_dims(q, k, v, v_col, nullptr, 0);
     FLUX2_PROFILE_OP("attention");
-    if (!recording()) count_path("attention->fp8");
+    if (!recording()) count_path(str("attention->", sdpa_fp8_->path(Dh)));
     const Fp8Qk qp = fp8_qk_parts(q), kp = fp8_qk_parts(k);
     // The attention stays E4M3 (swiglu_beside_for reads its codes): no BF16 [attn | mlp] row is made.
-    cuda::CudnnSdpaFp8::E4m3Output o =
+    cuda::Fp8Attention::E4m3Output o =
         sdpa_fp8_->run_fp8_qk_e4m3_out(qp.codes, qp.descale, kp.codes, kp.descale,
                                        static_cast<const cuda::bf16*>(v.raw()) + v_col, B, L, H, Dh, v.dim(2));
     return Tensor::wrap({B, L, H, Dh}, DType::F8_E4M3, Device::cuda, const_cast<uint8_t*>(o.codes), o.block);

@@ -127,6 +127,24 @@ void launch_attention_fp8_quantize_v(const bf16* v, int64_t v_row, uint8_t* v8, 
     FLUX2_CUDA_CHECK(cudaGetLastError());
 }
 
+void launch_attention_fp8_quantize_qk(const bf16* q, const bf16* k, uint8_t* q8, uint8_t* k8, float* partials,
+                                      float* scales, int64_t rows, int64_t width, cudaStream_t stream) {
+    if (rows == 0) return;
+    const QkvSources s{{q, k, nullptr}, {width, width, 0}, {q8, k8, nullptr}};
+    qkv_amax_kernel<<<dim3(kAmaxBlocks, 2), kThreads, 0, stream>>>(s, partials, rows, width);
+    FLUX2_CUDA_CHECK(cudaGetLastError());
+    const unsigned blocks = std::min<unsigned>(grid_vectors(rows, width), 4 * kAmaxBlocks);
+    qkv_quantize_kernel<<<dim3(blocks, 2), kThreads, 0, stream>>>(s, partials, scales, rows, width);
+    FLUX2_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_attention_fp8_amax_v(const bf16* v, int64_t v_row, float* partials, int64_t rows, int64_t width,
+                                 cudaStream_t stream) {
+    const QkvSources s{{nullptr, nullptr, v}, {0, 0, v_row}, {nullptr, nullptr, nullptr}, 2};
+    qkv_amax_kernel<<<dim3(kAmaxBlocks, 1), kThreads, 0, stream>>>(s, partials, rows, width);
+    FLUX2_CUDA_CHECK(cudaGetLastError());
+}
+
 void launch_attention_fp8_dequantize(const uint8_t* o8, const float* scales, bf16* o, int64_t o_row, int64_t rows,
                                      int64_t width, cudaStream_t stream) {
     if (rows == 0) return;

@@ -39,6 +39,15 @@ void launch_attention_fp8_quantize(const bf16* q, const bf16* k, const bf16* v, 
 void launch_attention_fp8_quantize_v(const bf16* v, int64_t v_row, uint8_t* v8, float* partials, float* scales,
                                      int64_t rows, int64_t width, cudaStream_t stream);
 
+// Q and K alone (packed), for an attention that takes V in another form: fills scales[kDescaleQ], [kDescaleK];
+// partials needs 2 x kAttentionFp8AmaxBlocks floats.
+void launch_attention_fp8_quantize_qk(const bf16* q, const bf16* k, uint8_t* q8, uint8_t* k8, float* partials,
+                                      float* scales, int64_t rows, int64_t width, cudaStream_t stream);
+
+// The amax partials of v alone (kAttentionFp8AmaxBlocks floats), for a quantizer of its own.
+void launch_attention_fp8_amax_v(const bf16* v, int64_t v_row, float* partials, int64_t rows, int64_t width,
+                                 cudaStream_t stream);
+
 // o (rows o_row apart) = o8 [rows, width] (packed E4M3) * scales[kDescaleO], rounded to BF16.
 void launch_attention_fp8_dequantize(const uint8_t* o8, const float* scales, bf16* o, int64_t o_row, int64_t rows,
                                      int64_t width, cudaStream_t stream);

@@ -7,6 +7,7 @@
 
 #include "backend/cuda/attention_cudnn.h"
 #include "backend/cuda/attention_fp8.h"
+#include "backend/cuda/attention_fp8_sm90.h"
 #include "backend/cuda/causal_attention_cudnn.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
@@ -140,13 +141,18 @@ CudaBackend::CudaBackend(const BackendOptions& options) : options_(options) {
     sdpa_ = std::make_unique<cuda::CudnnSdpa>(stream_);
     const std::string& attention = options.attention;
     const bool auto_attention = attention.empty() || attention == "auto";
-    check(auto_attention || attention == "bf16" || attention == "fp8", "unknown attention '", attention,
-          "' (expected auto, bf16 or fp8)");
+    const bool own_fp8 = attention == "fp8-flux2";
+    check(auto_attention || attention == "bf16" || attention == "fp8" || own_fp8, "unknown attention '", attention,
+          "' (expected auto, bf16, fp8 or fp8-flux2)");
     const bool has_fp8_sdpa = prop.major >= 9;  // cuDNN's FP8 SDPA needs Hopper or newer
     check(attention != "fp8" || has_fp8_sdpa, "attention fp8 runs on cuDNN's FP8 SDPA, which needs a Hopper ",
           "(compute 9.0) or newer GPU; ", device_name_, " is compute ", prop.major, ".", prop.minor);
-    fp8_attention_ = attention == "fp8" || (auto_attention && has_fp8_sdpa && precision_ != CudaLinearPrecision::bf16);
-    if (fp8_attention_) sdpa_fp8_ = std::make_unique<cuda::CudnnSdpaFp8>(stream_);
+    check(!own_fp8 || cuda::attention_fp8_sm90_available(), "attention fp8-flux2 runs flux2's own FP8 attention ",
+          "kernel, which needs an sm_90 GPU (H100/H200) and a build for sm_90a; ", device_name_, " is compute ",
+          prop.major, ".", prop.minor);
+    fp8_attention_ =
+        attention == "fp8" || own_fp8 || (auto_attention && has_fp8_sdpa && precision_ != CudaLinearPrecision::bf16);
+    if (fp8_attention_) sdpa_fp8_ = std::make_unique<cuda::Fp8Attention>(stream_, own_fp8);
     // FLUX2_ATTENTION_E4M3_OUT=0: the single block's FP8 attention output goes through BF16 as before (comparisons).
     const char* e4m3_out = std::getenv("FLUX2_ATTENTION_E4M3_OUT");
     attention_e4m3_out_ = !(e4m3_out && std::string(e4m3_out) == "0");

@@ -42,7 +42,7 @@ namespace cuda {
 class CublasLtGemm;
 class CublasLtFp4Gemm;
 class CudnnSdpa;
-class CudnnSdpaFp8;
+class Fp8Attention;
 class CudnnCausalSdpa;
 }  // namespace cuda
 
@@ -262,7 +262,8 @@ private:
                  int64_t begin = 0);
     Tensor linear_fp4(const Tensor& x, const Shape& out_shape, const Fp4PreparedWeight& w);
     // Joint attention of BF16 [B, L, H, Dh] q/k and v/o with tokens v_row / o_row elements apart (attention.cpp):
-    // FP8 (cuDNN FP8 SDPA) when fp8_attention_ and the head dim allows, else BF16; the path is counted and logged.
+    // FP8 (Fp8Attention: ours or cuDNN's) when fp8_attention_ and the head dim allows, else BF16; the path is
+    // counted and logged.
     void run_attention(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* o,
                        int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
     // The same with q and k from FP8 attention_qk_buffers (always FP8 attention).
@@ -294,7 +295,7 @@ private:
     std::unique_ptr<cuda::CublasLtGemm> gemm_;
     std::unique_ptr<cuda::CublasLtFp4Gemm> fp4_gemm_;  // created by the first fp4 linear
     std::unique_ptr<cuda::CudnnSdpa> sdpa_;
-    std::unique_ptr<cuda::CudnnSdpaFp8> sdpa_fp8_;        // when fp8_attention_
+    std::unique_ptr<cuda::Fp8Attention> sdpa_fp8_;        // when fp8_attention_
     std::unique_ptr<cuda::CudnnCausalSdpa> causal_sdpa_;  // the text encoders', created by their first call
     bool fp8_attention_ = false;
     bool attention_e4m3_out_ = true;  // attention_beside_for may keep FP8 attention's output in E4M3

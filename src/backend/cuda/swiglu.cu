@@ -249,7 +249,7 @@ Tensor CudaBackend::swiglu_beside_for(const LinearWeight& next, Tensor& out, con
         FLUX2_PROFILE_OP("swiglu beside attention (e4m3) -> fp8");
         const auto* codes = static_cast<const uint8_t*>(out.raw());
         Tensor q = quantized_activations({out.dim(0), out.dim(1), ca + m}, fp8_input_width(next));
-        cuda::launch_swiglu_beside_fp8_e4m3(codes, cuda::CudnnSdpaFp8::e4m3_output_descale(codes, out.numel()), ca,
+        cuda::launch_swiglu_beside_fp8_e4m3(codes, cuda::Fp8Attention::e4m3_output_descale(codes, out.numel()), ca,
                                             static_cast<const cuda::bf16*>(x.raw()) + col, x.dim(-1), m,
                                             input_rows(next, q), rows, stream());
         return q;
