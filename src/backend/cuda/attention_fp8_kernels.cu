@@ -102,47 +102,42 @@ __global__ void error_sums_kernel(const bf16* a, int64_t a_row, const bf16* b, i
 }
 
 unsigned grid_vectors(int64_t rows, int64_t width) { return grid_for(rows * (width / kVec), kThreads); }
+
+// The amax partials of `tensors` of s's inputs from s.first on, then (with `scales`) their conversion.
+void amax(const QkvSources& s, int tensors, float* partials, int64_t rows, int64_t width, cudaStream_t stream) {
+    qkv_amax_kernel<<<dim3(kAmaxBlocks, tensors), kThreads, 0, stream>>>(s, partials, rows, width);
+    FLUX2_CUDA_CHECK(cudaGetLastError());
+}
+void quantize(const QkvSources& s, int tensors, float* partials, float* scales, int64_t rows, int64_t width,
+              cudaStream_t stream) {
+    if (rows == 0) return;
+    amax(s, tensors, partials, rows, width, stream);
+    const unsigned blocks = std::min<unsigned>(grid_vectors(rows, width), 4 * kAmaxBlocks);
+    qkv_quantize_kernel<<<dim3(blocks, tensors), kThreads, 0, stream>>>(s, partials, scales, rows, width);
+    FLUX2_CUDA_CHECK(cudaGetLastError());
+}
 }  // namespace
 
 void launch_attention_fp8_quantize(const bf16* q, const bf16* k, const bf16* v, int64_t v_row, uint8_t* q8, uint8_t* k8,
                                    uint8_t* v8, float* partials, float* scales, int64_t rows, int64_t width,
                                    cudaStream_t stream) {
-    if (rows == 0) return;
-    const QkvSources s{{q, k, v}, {width, width, v_row}, {q8, k8, v8}};
-    qkv_amax_kernel<<<dim3(kAmaxBlocks, 3), kThreads, 0, stream>>>(s, partials, rows, width);
-    FLUX2_CUDA_CHECK(cudaGetLastError());
-    const unsigned blocks = std::min<unsigned>(grid_vectors(rows, width), 4 * kAmaxBlocks);
-    qkv_quantize_kernel<<<dim3(blocks, 3), kThreads, 0, stream>>>(s, partials, scales, rows, width);
-    FLUX2_CUDA_CHECK(cudaGetLastError());
+    quantize({{q, k, v}, {width, width, v_row}, {q8, k8, v8}}, 3, partials, scales, rows, width, stream);
 }
 
 void launch_attention_fp8_quantize_v(const bf16* v, int64_t v_row, uint8_t* v8, float* partials, float* scales,
                                      int64_t rows, int64_t width, cudaStream_t stream) {
-    if (rows == 0) return;
-    const QkvSources s{{nullptr, nullptr, v}, {0, 0, v_row}, {nullptr, nullptr, v8}, 2};
-    qkv_amax_kernel<<<dim3(kAmaxBlocks, 1), kThreads, 0, stream>>>(s, partials, rows, width);
-    FLUX2_CUDA_CHECK(cudaGetLastError());
-    const unsigned blocks = std::min<unsigned>(grid_vectors(rows, width), 4 * kAmaxBlocks);
-    qkv_quantize_kernel<<<dim3(blocks, 1), kThreads, 0, stream>>>(s, partials, scales, rows, width);
-    FLUX2_CUDA_CHECK(cudaGetLastError());
+    quantize({{nullptr, nullptr, v}, {0, 0, v_row}, {nullptr, nullptr, v8}, 2}, 1, partials, scales, rows, width,
+             stream);
 }
 
 void launch_attention_fp8_quantize_qk(const bf16* q, const bf16* k, uint8_t* q8, uint8_t* k8, float* partials,
                                       float* scales, int64_t rows, int64_t width, cudaStream_t stream) {
-    if (rows == 0) return;
-    const QkvSources s{{q, k, nullptr}, {width, width, 0}, {q8, k8, nullptr}};
-    qkv_amax_kernel<<<dim3(kAmaxBlocks, 2), kThreads, 0, stream>>>(s, partials, rows, width);
-    FLUX2_CUDA_CHECK(cudaGetLastError());
-    const unsigned blocks = std::min<unsigned>(grid_vectors(rows, width), 4 * kAmaxBlocks);
-    qkv_quantize_kernel<<<dim3(blocks, 2), kThreads, 0, stream>>>(s, partials, scales, rows, width);
-    FLUX2_CUDA_CHECK(cudaGetLastError());
+    quantize({{q, k, nullptr}, {width, width, 0}, {q8, k8, nullptr}}, 2, partials, scales, rows, width, stream);
 }
 
 void launch_attention_fp8_amax_v(const bf16* v, int64_t v_row, float* partials, int64_t rows, int64_t width,
                                  cudaStream_t stream) {
-    const QkvSources s{{nullptr, nullptr, v}, {0, 0, v_row}, {nullptr, nullptr, nullptr}, 2};
-    qkv_amax_kernel<<<dim3(kAmaxBlocks, 1), kThreads, 0, stream>>>(s, partials, rows, width);
-    FLUX2_CUDA_CHECK(cudaGetLastError());
+    amax({{nullptr, nullptr, v}, {0, 0, v_row}, {nullptr, nullptr, nullptr}, 2}, 1, partials, rows, width, stream);
 }
 
 void launch_attention_fp8_dequantize(const uint8_t* o8, const float* scales, bf16* o, int64_t o_row, int64_t rows,

@@ -22,12 +22,9 @@ int64_t padded_length(int64_t L) { return (L + kVtChunk - 1) / kVtChunk * kVtChu
 
 PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
     static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-        void* p = nullptr;
-        cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
-        FLUX2_CUDA_CHECK(
-            cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &found));
-        check(found == cudaDriverEntryPointSuccess && p != nullptr, "cuda: the driver has no cuTensorMapEncodeTiled");
-        return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+        PFN_cuTensorMapEncodeTiled_v12000 f = nullptr;
+        look_up_driver("cuTensorMapEncodeTiled", 12000, f);
+        return f;
     }();
     return fn;
 }
@@ -59,9 +56,6 @@ bool attention_fp8_sm90_available() {
         const cudaError_t launched = cudaGetLastError();
         if (launched == cudaSuccess) FLUX2_CUDA_CHECK(cudaMemcpy(&host, flag, sizeof(int), cudaMemcpyDeviceToHost));
         FLUX2_CUDA_CHECK(cudaFree(flag));
-        if (host == 1)
-            FLUX2_CUDA_CHECK(cudaFuncSetAttribute(fa8::attention_kernel<kBN>,
-                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, fa8::kSmemBytes<kBN>));
         return host == 1;
     }();
     return available;
@@ -104,6 +98,7 @@ void launch_attention_fp8_sm90(const uint8_t* q8, const float* q_descale, const 
                         1.0f / std::sqrt(static_cast<float>(Dh))};
     const dim3 grid(static_cast<unsigned>((L + fa8::kBM - 1) / fa8::kBM), static_cast<unsigned>(H),
                     static_cast<unsigned>(B));
+    allow_dynamic_shared_memory(reinterpret_cast<const void*>(fa8::attention_kernel<kBN>), fa8::kSmemBytes<kBN>);
     fa8::attention_kernel<kBN><<<grid, fa8::kThreads, fa8::kSmemBytes<kBN>, stream>>>(tm_q, tm_k, tm_v, p);
     FLUX2_CUDA_CHECK_LAUNCH("fa8::attention_kernel");
 }

@@ -9,7 +9,7 @@
 // FP8 wgmma takes both operands K-major, so V arrives transposed: vt8 [B, H, Lp / 32, 128, 32], V^T in chunks of 32
 // tokens (a KV tile is whole chunks, which TMA lays out as the wgmma's 32-byte-swizzled operand), the tokens of a
 // chunk in vt_pos order, so that the S accumulator's registers are P's A fragment with no shuffles.
-// Self-contained (CUDA headers and the scale slots only), so that the lab compiles it on its own.
+// Device code and headers only, so that the lab compiles it without the library.
 #include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
@@ -18,6 +18,8 @@
 #include <cstdint>
 
 #include "backend/cuda/attention_fp8_kernels.h"
+#include "backend/cuda/fp8_utils.cuh"
+#include "backend/cuda/kernel_utils.cuh"
 
 namespace flux2::cuda::fa8 {
 
@@ -205,10 +207,8 @@ __device__ __forceinline__ void pack_p(const float (&s)[BN / 2], uint32_t (&p)[B
             const int j = 4 * kk + 2 * h;
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
-                const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]),
-                                                             __NV_SATFINITE, __NV_E4M3);
-                const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(s[4 * j + 4 + 2 * r], s[4 * j + 5 + 2 * r]),
-                                                             __NV_SATFINITE, __NV_E4M3);
+                const uint32_t lo = float2_to_e4m3x2(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]);
+                const uint32_t hi = float2_to_e4m3x2(s[4 * j + 4 + 2 * r], s[4 * j + 5 + 2 * r]);
                 p[4 * kk + 2 * h + r] = lo | (hi << 16);
             }
         }
@@ -346,11 +346,9 @@ __device__ __forceinline__ void consumer(const Params& p, Smem<BN> sm, int wg, i
         } else {
             uint8_t* dst = p.o8 + (int64_t(b) * L + row) * row_stride + h * kD + 2 * quad;
 #pragma unroll
-            for (int j = 0; j < 16; ++j) {
-                const float2 f = make_float2(o[4 * j + 2 * r] * inv[r], o[4 * j + 2 * r + 1] * inv[r]);
-                *reinterpret_cast<__nv_fp8x2_storage_t*>(dst + 8 * j) =
-                    __nv_cvt_float2_to_fp8x2(f, __NV_SATFINITE, __NV_E4M3);
-            }
+            for (int j = 0; j < 16; ++j)
+                *reinterpret_cast<uint16_t*>(dst + 8 * j) =
+                    float2_to_e4m3x2(o[4 * j + 2 * r] * inv[r], o[4 * j + 2 * r + 1] * inv[r]);
         }
     }
 }
@@ -418,17 +416,8 @@ __global__ void __launch_bounds__(256)
     v_transpose_kernel(const __nv_bfloat16* v, int64_t v_row, const float* partials, int n_partials, float* scales,
                        uint8_t* vt8, int L, int H, int Lp) {
     __shared__ uint32_t tile[kD][18];  // 16 words a dim, padded so that the two dim chunks of a warp miss each other
-    __shared__ float amax_warp[8];
     const int tok0 = blockIdx.x * 64, h = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
-    float amax = tid < n_partials ? partials[tid] : 0.0f;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffff, amax, o));
-    if ((tid & 31) == 0) amax_warp[tid >> 5] = amax;
-    __syncthreads();
-    amax = 0.0f;
-#pragma unroll
-    for (int w = 0; w < 8; ++w) amax = fmaxf(amax, amax_warp[w]);
-    const float descale = amax > 0.0f ? amax / 448.0f : 1.0f, inv = 1.0f / descale;
+    const float descale = e4m3_row_scale(block_max(tid < n_partials ? partials[tid] : 0.0f)), inv = 1.0f / descale;
     if (blockIdx.x == 0 && h == 0 && b == 0 && tid == 0) {
         scales[kDescaleV] = descale;
         scales[kScaleO] = inv;
@@ -452,8 +441,8 @@ __global__ void __launch_bounds__(256)
     }
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
-        const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(f[0][e], f[1][e]), __NV_SATFINITE, __NV_E4M3);
-        const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(f[2][e], f[3][e]), __NV_SATFINITE, __NV_E4M3);
+        const uint32_t lo = float2_to_e4m3x2(f[0][e], f[1][e]);
+        const uint32_t hi = float2_to_e4m3x2(f[2][e], f[3][e]);
         tile[c * 8 + e][w] = lo | (hi << 16);
     }
     __syncthreads();

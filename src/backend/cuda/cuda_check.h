@@ -14,6 +14,14 @@ inline void check_cuda(cudaError_t status, const char* expr, const char* file, i
     if (status != cudaSuccess) fail_call("CUDA", expr, file, line, cudaGetErrorString(status));
 }
 
+// A driver API function (`version` as in its PFN_..._v<version> type), looked up through the runtime: linking libcuda
+// itself would keep the binary from starting on machines without a GPU driver. Throws when the driver lacks it.
+void* driver_entry_point(const char* name, unsigned version);
+template <typename F>
+void look_up_driver(const char* name, unsigned version, F& fn) {
+    fn = reinterpret_cast<F>(driver_entry_point(name, version));
+}
+
 }  // namespace flux2::cuda
 
 // Macros only to capture the call text and its location.

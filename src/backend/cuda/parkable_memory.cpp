@@ -29,27 +29,18 @@ struct Driver {
     PFN_cuGetErrorString_v6000 error_string = nullptr;
 };
 
-template <typename F>
-void look_up(const char* name, unsigned version, F& fn) {
-    void* p = nullptr;
-    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
-    FLUX2_CUDA_CHECK(cudaGetDriverEntryPointByVersion(name, &p, version, cudaEnableDefault, &found));
-    check(found == cudaDriverEntryPointSuccess && p != nullptr, "cuda: the driver has no ", name);
-    fn = reinterpret_cast<F>(p);
-}
-
 const Driver& driver() {
     static const Driver d = [] {
         Driver d;
-        look_up("cuMemAddressReserve", 10020, d.reserve);
-        look_up("cuMemAddressFree", 10020, d.free_address);
-        look_up("cuMemCreate", 10020, d.create);
-        look_up("cuMemRelease", 10020, d.release);
-        look_up("cuMemMap", 10020, d.map);
-        look_up("cuMemUnmap", 10020, d.unmap);
-        look_up("cuMemSetAccess", 10020, d.set_access);
-        look_up("cuMemGetAllocationGranularity", 10020, d.granularity);
-        look_up("cuGetErrorString", 6000, d.error_string);
+        look_up_driver("cuMemAddressReserve", 10020, d.reserve);
+        look_up_driver("cuMemAddressFree", 10020, d.free_address);
+        look_up_driver("cuMemCreate", 10020, d.create);
+        look_up_driver("cuMemRelease", 10020, d.release);
+        look_up_driver("cuMemMap", 10020, d.map);
+        look_up_driver("cuMemUnmap", 10020, d.unmap);
+        look_up_driver("cuMemSetAccess", 10020, d.set_access);
+        look_up_driver("cuMemGetAllocationGranularity", 10020, d.granularity);
+        look_up_driver("cuGetErrorString", 6000, d.error_string);
         return d;
     }();
     return d;
