@@ -3,11 +3,13 @@
 // scales, fast accumulation, BF16 output; beta 1 for the gated-residual shapes). For that form the heuristic offers
 // a single algorithm, so the backend's autotune has nothing to choose; this file varies that algorithm's
 // configuration (tile, stages, cluster shape, custom option, split-K, CTA swizzle), keeps what cublasLtMatmulAlgoCheck
-// accepts, times an even sample of it and prints the fastest next to the heuristic's pick.
+// accepts, times an even sample of it and prints the fastest next to the heuristic's pick, then the five fastest
+// again, each right after the heuristic's pick (PERFORMANCE.md "The step at the power limit" has the results).
 // Not part of the build; on the device machine:
-//   nvcc -arch=sm_90a -O2 -std=c++17 bench/cublaslt_fp8_configs.cu -lcublasLt -o /tmp/fp8_configs
-//   /tmp/fp8_configs [shape index ...]     (no index: every shape below; checking all configurations of one shape
-//                                          takes minutes of CPU time)
+//   nvcc -arch=sm_90a -O2 -std=c++17 bench/cublaslt_fp8_configs.cu -lcublasLt -lpthread -o /tmp/fp8_configs
+//   [QUICK=1] [RUNS=100] /tmp/fp8_configs [shape index ...]
+// No index: every shape below. Checking all configurations of one shape takes minutes even on all cores; QUICK=1
+// (tiles, stages, split-K) seconds. RUNS=100 times each configuration held at the card's power limit.
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -15,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -35,8 +38,10 @@ const Shape kShapes[] = {{4608, 36864, 6144, false}, {4608, 6144, 24576, true}, 
                          {4096, 36864, 6144, false}, {4096, 6144, 18432, true}, {4608, 18432, 3072, false},
                          {4608, 3072, 12288, true},  {4608, 9216, 3072, false}, {4608, 24576, 4096, false},
                          {4608, 4096, 16384, true},  {4608, 12288, 4096, false}};
-constexpr int kTimedRuns = 10;
-constexpr size_t kTimedSample = 200;  // configurations timed per shape, evenly spread over the accepted ones
+// RUNS=N: launches per timing (default 10). Hundreds hold the card at its power limit, as a step does: a
+// configuration that draws less power can then win although it is slower at the top clock.
+const int kTimedRuns = std::getenv("RUNS") ? std::max(1, std::atoi(std::getenv("RUNS"))) : 10;
+constexpr size_t kTimedSample = 800;  // configurations timed per shape, evenly spread over the accepted ones
 constexpr size_t kWorkspace = 32u << 20;
 
 uint32_t config(const cublasLtMatmulAlgo_t& a, cublasLtMatmulAlgoConfigAttributes_t attr) {
@@ -76,6 +81,7 @@ void print(const char* label, const cublasLtMatmulAlgo_t& a, float us, const Sha
 }  // namespace
 
 int main(int argc, char** argv) {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // whole lines through a pipe, even when a timeout ends the run
     std::vector<Shape> shapes;
     for (int i = 1; i < argc; ++i) shapes.push_back(kShapes[std::atoi(argv[i])]);
     if (shapes.empty()) shapes.assign(std::begin(kShapes), std::end(kShapes));
@@ -169,19 +175,26 @@ int main(int argc, char** argv) {
         const std::vector<uint32_t> tiles = cap_list(heuristic, CUBLASLT_ALGO_CAP_TILE_IDS);
         const uint32_t heuristic_stages = config(heuristic, CUBLASLT_ALGO_CONFIG_STAGES_ID);
         const int32_t custom_max = cap_int(heuristic, CUBLASLT_ALGO_CAP_CUSTOM_OPTION_MAX);
+        const uint32_t heuristic_custom = config(heuristic, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION);
         const bool split_k = cap_int(heuristic, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT) != 0;
         const uint32_t clusters[] = {CUBLASLT_CLUSTER_SHAPE_AUTO,  CUBLASLT_CLUSTER_SHAPE_1x1x1,
                                      CUBLASLT_CLUSTER_SHAPE_2x1x1, CUBLASLT_CLUSTER_SHAPE_4x1x1,
                                      CUBLASLT_CLUSTER_SHAPE_1x2x1, CUBLASLT_CLUSTER_SHAPE_2x2x1,
                                      CUBLASLT_CLUSTER_SHAPE_1x4x1};
-        std::vector<cublasLtMatmulAlgo_t> accepted;
-        long checked = 0;
+        // Every combination, checked on all CPU cores (one handle each): a shape has over half a million.
+        std::vector<cublasLtMatmulAlgo_t> combos;
+        // QUICK=1: tiles, stages and split-K only (the cluster shape left to the library, the heuristic's custom
+        // option or none, no swizzle): a few hundred combinations instead of half a million.
+        const bool quick = std::getenv("QUICK") != nullptr;
         for (uint32_t tile : tiles)
             for (uint32_t stages : {heuristic_stages, 0u})
                 for (uint32_t cluster : clusters)
                     for (int32_t custom = 0; custom <= custom_max; ++custom)
                         for (uint32_t splits = 1; splits <= (split_k ? 4u : 1u); ++splits)
                             for (uint32_t swizzle : {0u, 1u}) {
+                                if (quick && (cluster != CUBLASLT_CLUSTER_SHAPE_AUTO || swizzle != 0 ||
+                                              (custom != 0 && static_cast<uint32_t>(custom) != heuristic_custom)))
+                                    continue;
                                 cublasLtMatmulAlgo_t a = heuristic;
                                 set(a, CUBLASLT_ALGO_CONFIG_TILE_ID, tile);
                                 set(a, CUBLASLT_ALGO_CONFIG_STAGES_ID, stages);
@@ -192,13 +205,28 @@ int main(int argc, char** argv) {
                                 set(a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
                                     splits > 1 ? CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE
                                                : CUBLASLT_REDUCTION_SCHEME_NONE);
-                                cublasLtMatmulHeuristicResult_t result;
-                                ++checked;
-                                if (cublasLtMatmulAlgoCheck(handle, desc, la, lb, ld, ld, &a, &result) ==
-                                        CUBLAS_STATUS_SUCCESS &&
-                                    result.workspaceSize <= kWorkspace)
-                                    accepted.push_back(a);
+                                combos.push_back(a);
                             }
+        const unsigned workers = std::max(1u, std::thread::hardware_concurrency());
+        std::vector<std::vector<cublasLtMatmulAlgo_t>> found(workers);
+        std::vector<std::thread> pool;
+        for (unsigned w = 0; w < workers; ++w)
+            pool.emplace_back([&, w] {
+                cublasLtHandle_t own = nullptr;
+                check(cublasLtCreate(&own), "cublasLtCreate");
+                for (size_t i = w; i < combos.size(); i += workers) {
+                    cublasLtMatmulHeuristicResult_t result;
+                    if (cublasLtMatmulAlgoCheck(own, desc, la, lb, ld, ld, &combos[i], &result) ==
+                            CUBLAS_STATUS_SUCCESS &&
+                        result.workspaceSize <= kWorkspace)
+                        found[w].push_back(combos[i]);
+                }
+                cublasLtDestroy(own);
+            });
+        for (std::thread& t : pool) t.join();
+        std::vector<cublasLtMatmulAlgo_t> accepted;
+        for (const auto& f : found) accepted.insert(accepted.end(), f.begin(), f.end());
+        const long checked = static_cast<long>(combos.size());
         std::vector<std::pair<float, cublasLtMatmulAlgo_t>> timed;
         const size_t stride = std::max<size_t>(1, accepted.size() / kTimedSample);
         for (size_t i = 0; i < accepted.size(); i += stride) {
@@ -209,6 +237,12 @@ int main(int argc, char** argv) {
         std::printf(" %ld configurations checked, %zu accepted, %zu timed\n", checked, accepted.size(), timed.size());
         print("heuristic", heuristic, heuristic_us, s);
         for (size_t i = 0; i < timed.size() && i < 10; ++i) print("", timed[i].second, timed[i].first, s);
+        // The five fastest again, each right after the heuristic's pick, three rounds: the card's clock drifts.
+        for (int round = 0; round < 3; ++round)
+            for (size_t i = 0; i < timed.size() && i < 5; ++i) {
+                print("heuristic", heuristic, time(heuristic), s);
+                print("again", timed[i].second, time(timed[i].second), s);
+            }
         std::fflush(stdout);
         cublasLtMatmulPreferenceDestroy(pref);
         cublasLtMatrixLayoutDestroy(ld);

@@ -161,7 +161,8 @@ fi
 
 # Whole denoising steps: FLUX2_STEP_BENCH="klein-4b:512,1024 dev:1024" runs `flux2 bench` (fp8 and bf16) and the
 # PyTorch BF16 step (bench/torch_flux2_step.py) for each model, in this same call, on this same card.
-# FLUX2_STEP_ARGS adds flags to `flux2 bench` (e.g. --profile, --no-cuda-graphs, --residency fp4).
+# FLUX2_STEP_ARGS adds flags to `flux2 bench` (e.g. --profile, --no-cuda-graphs, --residency fp4). Each row's
+# "device over the 5 timed steps" line gives the clock, power and energy per step: compare cards by them.
 for spec in ${FLUX2_STEP_BENCH:-}; do
   model=${spec%%:*}
   res=${spec#*:}

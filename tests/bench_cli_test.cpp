@@ -38,6 +38,7 @@ TEST_F(Cli, BenchTimesLoraSetsAfterTheBaseStep) {
     EXPECT_EQ(switches, 2u) << r.out;
     EXPECT_TRUE(contains(r.out, "reading the adapter file(s)")) << r.out;
     EXPECT_TRUE(contains(r.out, "(building the branches ")) << r.out;
+    EXPECT_FALSE(contains(r.out, "device over the")) << r.out;  // the clock and power lines are a GPU's
 
     const RunResult bad = flux2({"bench", "--model", test::data_path("tiny-klein-bf16.safetensors"), "--device", "cpu",
                                  "--resolutions", "64", "--lora-rank", "4,0"});
@@ -194,6 +195,7 @@ TEST_F(Cli, BenchPipelineTimesEveryPhase) {
                          " decode GB  device GB"))
         << r.out;
     EXPECT_TRUE(contains(r.out, "(after loading)")) << r.out;
+    EXPECT_FALSE(contains(r.out, "device over the")) << r.out;  // clock and power are read on a GPU only
     for (const char* row : {"cpu    32         2 ", "cpu    64         2 "}) {
         ASSERT_TRUE(contains(r.out, row)) << row << "\n" << r.out;
         // Every phase has its own peak (the process's resident set here), and the request's is their largest.

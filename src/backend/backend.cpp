@@ -38,5 +38,9 @@ std::unique_ptr<LayerStream> Backend::stream_layers(const std::vector<std::vecto
 std::unique_ptr<HostPinning> Backend::pin_host_weights(const std::vector<const LinearWeight*>&) { return nullptr; }
 void Backend::start_profile() { fail("the ", name(), " backend has no op profiler (it exists for cuda)"); }
 std::string Backend::profile_report() { fail("the ", name(), " backend has no op profiler (it exists for cuda)"); }
+std::unique_ptr<ActivityMonitor> Backend::monitor_activity(std::string& why_not) {
+    why_not = str("the ", name(), " backend reads no device clock or power");
+    return nullptr;
+}
 
 }  // namespace flux2

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/device_activity.h"
 #include "quant/linear_weight.h"
 #include "tensor/tensor.h"
 
@@ -326,6 +327,10 @@ public:
     // --profile. Backends without a profiler refuse.
     virtual void start_profile();
     virtual std::string profile_report();
+
+    // Starts watching the device's clock, power and energy until the monitor's stop() (flux2 bench: the timed
+    // steps). Null where the backend has no such readings (the CPU) or cannot get them; `why_not` then says why.
+    virtual std::unique_ptr<ActivityMonitor> monitor_activity(std::string& why_not);
 
     // One FP8 attention call checked against the BF16 attention of the same inputs.
     struct AttentionError {

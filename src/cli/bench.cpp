@@ -82,6 +82,7 @@ struct StepTimes {
     std::vector<float> output;                              // of the first timed step
     std::string paths;                                      // linear paths of the first warm-up step
     std::vector<Backend::AttentionError> attention_errors;  // --attention-error: the first warm-up step's calls
+    std::string device;  // the device's clock, power and energy over the timed steps; empty on the CPU
 };
 
 StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Inputs& in, const BenchArgs& a) {
@@ -101,6 +102,10 @@ StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Input
     const bool on_device = in.hidden_states.device() != Device::cpu;
     Tensor state = on_device ? backend.upload_state(Tensor::zeros(in.hidden_states.shape())) : Tensor();
     std::vector<double> times;
+    // Under its power limit a GPU runs a step below its top clock: the clock and energy make rows comparable across
+    // cards (docs/PERFORMANCE.md).
+    std::string why_not;
+    std::unique_ptr<ActivityMonitor> monitor = backend.monitor_activity(why_not);
     for (int i = 0; i < a.steps; ++i) {
         auto t0 = std::chrono::steady_clock::now();
         Tensor out = model.forward(in);
@@ -111,6 +116,10 @@ StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Input
         times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         if (i == 0) t.output = (on_device ? backend.download(out) : out).to_vector();
     }
+    if (monitor)
+        t.device = monitor->stop().describe(a.steps, "step");
+    else if (backend.name() != "cpu")
+        t.device = "clock and power not read: " + why_not;
     (void)backend.attention_errors();  // the later steps' checks: the first step's are reported
     std::sort(times.begin(), times.end());
     t.median = times[times.size() / 2];
@@ -369,6 +378,7 @@ void run_bench(const BenchArgs& a) {
                             a.model.size() > 10 ? "checkpoint" : a.model.c_str(), pixels, label.c_str(), t.median,
                             tflops, backend->peak_memory_bytes() / 1e9, backend->memory_in_use_bytes() / 1e9,
                             rel.c_str(), t.paths.c_str());
+                if (!t.device.empty()) std::printf("  device over the %d timed steps: %s\n", a.steps, t.device.c_str());
                 std::fflush(stdout);
                 if (from_host) continue;
                 if (a.attention_error) print_attention_errors(t.attention_errors);
@@ -394,7 +404,9 @@ void register_bench(CLI::App& app) {
     auto* cmd = app.add_subcommand(
         "bench",
         "Time denoising steps of the transformer: random NVFP4 weights at real dimensions (dev, klein-4b, klein-9b)\n"
-        "or a checkpoint, per precision path and resolution. Prints s/step, TFLOP/s, peak memory, linear paths.");
+        "or a checkpoint, per precision path and resolution. Prints s/step, TFLOP/s, peak memory, linear paths,\n"
+        "and on a GPU its SM clock, power and energy over the timed steps (a GPU at its power limit lowers its clock,\n"
+        "so compare rows by both).");
     auto a = std::make_shared<BenchArgs>();
     cmd->add_option("--model", a->model, "dev, klein-4b, klein-9b, or a checkpoint path")->capture_default_str();
     cmd->add_option("--device", a->device, "auto (a usable GPU, else cpu), cuda, cuda:N or cpu")->capture_default_str();

@@ -88,6 +88,8 @@ void run_pipeline_bench(const PipelineBench& b) {
             log_info("pipeline bench: ", res, "x", res, ", one untimed image, then ", b.repeats, " timed");
             engine->generate(request);
             std::vector<double> encode, denoise, decode, total;
+            std::string why_not;
+            std::unique_ptr<ActivityMonitor> monitor = engine->backend().monitor_activity(why_not);
             int steps = 0;
             int64_t peak = 0, encode_peak = 0, denoise_peak = 0, decode_peak = 0, device_used = -1;
             for (int i = 0; i < b.repeats; ++i) {
@@ -109,6 +111,11 @@ void run_pipeline_bench(const PipelineBench& b) {
                         label.c_str(), res, steps, "-", median(encode), d, d / std::max(1, steps), median(decode),
                         median(total), peak / 1e9, encode_peak / 1e9, denoise_peak / 1e9, decode_peak / 1e9,
                         device_gb(device_used).c_str());
+            // The clock and energy over the timed images (flux2 bench's step rows print the same); none on the CPU.
+            const std::string device = monitor ? monitor->stop().describe(b.repeats, "image")
+                                       : engine->backend().name() != "cpu" ? "clock and power not read: " + why_not
+                                                                           : "";
+            if (!device.empty()) std::printf("  device over the %d timed images: %s\n", b.repeats, device.c_str());
             std::fflush(stdout);
         }
     }

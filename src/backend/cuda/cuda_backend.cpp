@@ -14,6 +14,7 @@
 #include "backend/cuda/gemm_cublaslt.h"
 #include "backend/cuda/gemm_fp4_cublaslt.h"
 #include "backend/cuda/launchers.h"
+#include "backend/cuda/nvml_monitor.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -219,6 +220,10 @@ cudaMemPool_t CudaBackend::default_pool() const {
     cudaMemPool_t pool = nullptr;
     FLUX2_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, stream_->device()));
     return pool;
+}
+
+std::unique_ptr<ActivityMonitor> CudaBackend::monitor_activity(std::string& why_not) {
+    return cuda::start_nvml_monitor(stream_->device(), why_not);
 }
 
 int64_t CudaBackend::peak_memory_bytes() const {

@@ -144,6 +144,7 @@ public:
                                                const LayerStreamOptions& options) override;
     std::unique_ptr<HostPinning> pin_host_weights(const std::vector<const LinearWeight*>& linears) override;
     std::vector<AttentionError> attention_errors() override;
+    std::unique_ptr<ActivityMonitor> monitor_activity(std::string& why_not) override;
 
     // ---- beyond the Backend interface (tests, benchmarks, fused producers) ----
     CudaLinearPrecision linear_precision() const { return precision_; }
