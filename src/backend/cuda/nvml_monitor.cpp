@@ -53,7 +53,7 @@ const Nvml& nvml() {
         find(n.max_clock, "nvmlDeviceGetMaxClockInfo");
         find(n.energy, "nvmlDeviceGetTotalEnergyConsumption");
         find(n.power_limit, "nvmlDeviceGetEnforcedPowerLimit");
-        // Renamed in CUDA 12.2's NVML; drivers keep the older name as well.
+        // The newer name of the same call; drivers keep the older one as well.
         n.reasons = reinterpret_cast<decltype(n.reasons)>(dlsym(lib, "nvmlDeviceGetCurrentClocksEventReasons"));
         if (!n.reasons) find(n.reasons, "nvmlDeviceGetCurrentClocksThrottleReasons");
         if (n.error.empty() && n.init() != kNvmlSuccess) n.error = "nvmlInit_v2 failed";
