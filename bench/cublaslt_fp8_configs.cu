@@ -7,7 +7,7 @@
 // again, each right after the heuristic's pick (PERFORMANCE.md "The step at the power limit" has the results).
 // Not part of the build; on the device machine:
 //   nvcc -arch=sm_90a -O2 -std=c++17 bench/cublaslt_fp8_configs.cu -lcublasLt -lpthread -o /tmp/fp8_configs
-//   [QUICK=1] [RUNS=100] /tmp/fp8_configs [shape index ...]
+//   [QUICK=1 [CLUSTERS=1]] [RUNS=100] /tmp/fp8_configs [shape index ...]
 // No index: every shape below. Checking all configurations of one shape takes minutes even on all cores; QUICK=1
 // (tiles, stages, split-K) seconds. RUNS=100 times each configuration held at the card's power limit.
 #include <cublasLt.h>
@@ -184,16 +184,18 @@ int main(int argc, char** argv) {
         // Every combination, checked on all CPU cores (one handle each): a shape has over half a million.
         std::vector<cublasLtMatmulAlgo_t> combos;
         // QUICK=1: tiles, stages and split-K only (the cluster shape left to the library, the heuristic's custom
-        // option or none, no swizzle): a few hundred combinations instead of half a million.
-        const bool quick = std::getenv("QUICK") != nullptr;
+        // option or none, no swizzle): a few hundred combinations instead of half a million. CLUSTERS=1 adds the
+        // cluster shapes to that (a cluster shares operand tiles between its CTAs: less traffic, less power).
+        const bool quick = std::getenv("QUICK") != nullptr, any_cluster = std::getenv("CLUSTERS") != nullptr;
         for (uint32_t tile : tiles)
             for (uint32_t stages : {heuristic_stages, 0u})
                 for (uint32_t cluster : clusters)
                     for (int32_t custom = 0; custom <= custom_max; ++custom)
                         for (uint32_t splits = 1; splits <= (split_k ? 4u : 1u); ++splits)
                             for (uint32_t swizzle : {0u, 1u}) {
-                                if (quick && (cluster != CUBLASLT_CLUSTER_SHAPE_AUTO || swizzle != 0 ||
-                                              (custom != 0 && static_cast<uint32_t>(custom) != heuristic_custom)))
+                                if (quick &&
+                                    ((!any_cluster && cluster != CUBLASLT_CLUSTER_SHAPE_AUTO) || swizzle != 0 ||
+                                     (custom != 0 && static_cast<uint32_t>(custom) != heuristic_custom)))
                                     continue;
                                 cublasLtMatmulAlgo_t a = heuristic;
                                 set(a, CUBLASLT_ALGO_CONFIG_TILE_ID, tile);
