@@ -3,6 +3,8 @@
 #include <cudaTypedefs.h>
 
 #include <cmath>
+#include <map>
+#include <mutex>
 
 #include "backend/cuda/attention_fp8_kernels.h"
 #include "backend/cuda/attention_fp8_sm90.cuh"
@@ -42,23 +44,26 @@ CUtensorMap byte_map(const void* base, int rank, const cuuint64_t* dims, const c
 }  // namespace
 
 bool attention_fp8_sm90_available() {
-    static const bool available = [] {
-        int device = 0, major = 0, minor = 0;
-        if (cudaGetDevice(&device) != cudaSuccess ||
-            cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-            cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess || major != 9 ||
-            minor != 0)
-            return false;
+    // Per device: a process may drive GPUs of different architectures (--gpus), and a build holding sm_90a next to
+    // other architectures runs the kernel's empty body on those.
+    static std::mutex mutex;
+    static std::map<int, bool> probed;
+    int device = 0;
+    FLUX2_CUDA_CHECK(cudaGetDevice(&device));
+    const std::lock_guard<std::mutex> lock(mutex);
+    if (const auto it = probed.find(device); it != probed.end()) return it->second;
+    int major = 0, minor = 0, host = 0;
+    FLUX2_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    FLUX2_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    if (major == 9 && minor == 0) {
         int* flag = nullptr;
-        int host = 0;
         FLUX2_CUDA_CHECK(cudaMalloc(&flag, sizeof(int)));
         fa8::compiled_in_kernel<<<1, 1>>>(flag);
         const cudaError_t launched = cudaGetLastError();
         if (launched == cudaSuccess) FLUX2_CUDA_CHECK(cudaMemcpy(&host, flag, sizeof(int), cudaMemcpyDeviceToHost));
         FLUX2_CUDA_CHECK(cudaFree(flag));
-        return host == 1;
-    }();
-    return available;
+    }
+    return probed[device] = host == 1;
 }
 
 int64_t attention_fp8_vt_bytes(int64_t B, int64_t L, int64_t H) {

@@ -14,7 +14,7 @@ namespace flux2::cuda {
 constexpr int64_t kAttentionFp8Sm90HeadDim = 128;
 
 // Whether this build holds the kernel for the current GPU: an sm_90 GPU and sm_90a among the compiled architectures
-// (probed on the device once per process; another architecture's build of the kernel does nothing).
+// (probed once per device; another architecture's build of the kernel does nothing).
 bool attention_fp8_sm90_available();
 
 // Bytes of V's transposed codes for [B, L, H, 128]: L padded to a multiple of 64 tokens per head.
