@@ -229,14 +229,16 @@ int main(int argc, char** argv) {
         std::vector<cublasLtMatmulAlgo_t> accepted;
         for (const auto& f : found) accepted.insert(accepted.end(), f.begin(), f.end());
         const long checked = static_cast<long>(combos.size());
-        std::vector<std::pair<float, cublasLtMatmulAlgo_t>> timed;
         const size_t stride = std::max<size_t>(1, accepted.size() / kTimedSample);
+        // Before the timing, which takes minutes at RUNS=100: a run that a timeout ends still says how far it got.
+        std::printf(" %ld configurations checked, %zu accepted, %zu to time\n", checked, accepted.size(),
+                    (accepted.size() + stride - 1) / stride);
+        std::vector<std::pair<float, cublasLtMatmulAlgo_t>> timed;
         for (size_t i = 0; i < accepted.size(); i += stride) {
             const float us = time(accepted[i]);
             if (us > 0.0f) timed.emplace_back(us, accepted[i]);
         }
         std::sort(timed.begin(), timed.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
-        std::printf(" %ld configurations checked, %zu accepted, %zu timed\n", checked, accepted.size(), timed.size());
         print("heuristic", heuristic, heuristic_us, s);
         for (size_t i = 0; i < timed.size() && i < 10; ++i) print("", timed[i].second, timed[i].first, s);
         // The five fastest again, each right after the heuristic's pick, three rounds: the card's clock drifts.

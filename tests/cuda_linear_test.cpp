@@ -191,7 +191,8 @@ TEST_F(CudaLinearFp8, FusedProducersEqualQuantizingTheBf16Output) {
         EXPECT_EQ(bytes(got.codes), bytes(want.codes)) << what;
         EXPECT_EQ(bytes(got.scales), bytes(want.scales)) << what;
     };
-    for (int64_t D : {64, 144}) {
+    // Widths held in registers by the LayerNorm (64, 144, 2064, 6144) and one re-read for every pass (8208).
+    for (int64_t D : {64, 144, 2064, 6144, 8208}) {
         LinearWeight w = nvfp4_weight(randn({32, D}, 0.1f));
         Tensor x = up(randn({2, 7, D}, 2.0f, 0.3f)), shift = up(randn({2, D}, 0.5f)), scale = up(randn({2, D}, 0.5f));
         Tensor fused = be->layer_norm_modulate_for(w, x, shift, scale, 1e-6f);

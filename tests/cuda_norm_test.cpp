@@ -11,8 +11,11 @@ constexpr double kTol = 5e-3;
 class CudaNorm : public CudaTest {};
 
 TEST_F(CudaNorm, LayerNormModulate) {
-    // FLUX.2-dev width, a tiny-model width and an odd width (scalar path); offset inputs test the variance pass.
-    for (Shape s : {Shape{1, 3, 6144}, Shape{2, 7, 64}, Shape{2, 5, 37}}) {
+    // The widths of FLUX.2 dev (six vectors of 8 a thread held in registers), klein-4B (three) and klein-9B (four),
+    // 8192 (eight), 2064 (a third vector on some threads only), a tiny-model width (one), 8208 (too wide for
+    // registers: the row re-read for every pass) and an odd width (scalar path); offset inputs test the variance pass.
+    for (Shape s : {Shape{1, 3, 6144}, Shape{2, 3, 3072}, Shape{1, 2, 4096}, Shape{1, 2, 8192}, Shape{2, 2, 2064},
+                    Shape{2, 7, 64}, Shape{1, 2, 8208}, Shape{2, 5, 37}}) {
         const int64_t B = s[0], L = s[1], D = s[2];
         Tensor x = randn(s, 2.0f, 0.7f), shift = randn({B, D}, 0.3f), scale = randn({B, D}, 0.3f);
         const float eps = 1e-6f;

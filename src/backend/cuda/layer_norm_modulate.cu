@@ -1,6 +1,12 @@
 // LayerNorm over the last dim (no affine) followed by adaLN modulation: y = norm(x) * (1 + scale[b]) + shift[b].
-// One CTA per row; mean and variance in fp32 by two passes over the row (it stays in L1/L2 between passes).
+// One CTA per row; mean and variance in fp32 by two passes over the row. A row of up to kMaxRowVectors vectors of 8
+// a thread (every FLUX.2 width) is held in registers: x is read from memory once, all its loads in flight together,
+// and the statistics, the amax and the output come from registers. The general kernels below re-read the row from
+// L1/L2 for every pass, each pass waiting on the one before: the dev step's LayerNorms ran that way at about a
+// third of the HBM's rate (PERFORMANCE.md).
 // layer_norm_modulate_for writes the E4M3 input of an FP8 GEMM instead (fused per-token quantization).
+#include <type_traits>
+
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_utils.cuh"
@@ -45,7 +51,121 @@ __device__ __forceinline__ void modulated(const bf16* xr, const bf16* shift, con
     for (int j = 0; j < W; ++j) v[j] = (v[j] - moments.x) * moments.y * (1.0f + sc[j]) + sh[j];
 }
 
-// One CTA per row.
+// ---- The row in registers: thread t holds the V vectors at columns t * kVec + j * blockDim.x * kVec, as BF16
+// (16 bytes a vector, half the registers of fp32). At most 128 threads a row, so that dev's 6144 columns take six
+// vectors a thread: fewer threads and registers per row leave room for more rows in flight on an SM (measured
+// against 192 and 256 threads a row). ----
+constexpr int kMaxRowVectors = 8;
+constexpr int kMaxRowThreads = 128;
+
+// The first column of this thread's j-th vector.
+__device__ __forceinline__ int64_t row_column(int j) { return (threadIdx.x + int64_t(j) * blockDim.x) * kVec; }
+
+__device__ __forceinline__ void unpack(const uint4& raw, float (&v)[kVec]) {
+    load_bf16<kVec>(reinterpret_cast<const bf16*>(&raw), v);
+}
+
+// Loads the row into raw and returns its mean and 1 / std, in two passes as row_moments.
+template <int V>
+__device__ __forceinline__ float2 load_row(const bf16* xr, int64_t D, float eps, uint4 (&raw)[V]) {
+    // Every load is issued before the first sum uses one: summing each vector as it arrives would wait out the
+    // memory's latency V times in a row.
+#pragma unroll
+    for (int j = 0; j < V; ++j)
+        if (row_column(j) < D) raw[j] = *reinterpret_cast<const uint4*>(xr + row_column(j));
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+        if (row_column(j) >= D) continue;
+        float v[kVec];
+        unpack(raw[j], v);
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) sum += v[e];
+    }
+    const float mean = block_sum(sum) / static_cast<float>(D);
+    float sq = 0.0f;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+        if (row_column(j) >= D) continue;
+        float v[kVec];
+        unpack(raw[j], v);
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) sq += (v[e] - mean) * (v[e] - mean);
+    }
+    return make_float2(mean, rsqrtf(block_sum(sq) / static_cast<float>(D) + eps));
+}
+
+// raw = BF16(norm(x) * (1 + scale) + shift), in place; returns this thread's largest magnitude of it.
+template <int V>
+__device__ __forceinline__ float modulate_row(const bf16* shift, const bf16* scale, int64_t D, float2 moments,
+                                              uint4 (&raw)[V]) {
+    float amax = 0.0f;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+        if (row_column(j) >= D) continue;
+        const int64_t i = row_column(j);
+        float v[kVec], sh[kVec], sc[kVec];
+        unpack(raw[j], v);
+        load_bf16<kVec>(shift + i, sh);
+        load_bf16<kVec>(scale + i, sc);
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) {
+            v[e] = round_to_bf16((v[e] - moments.x) * moments.y * (1.0f + sc[e]) + sh[e]);
+            amax = fmaxf(amax, fabsf(v[e]));
+        }
+        store_bf16<kVec>(reinterpret_cast<bf16*>(&raw[j]), v);
+    }
+    return amax;
+}
+
+template <int V>
+__global__ void layer_norm_modulate_row_kernel(const bf16* x, const bf16* shift, const bf16* scale, bf16* y, int64_t L,
+                                               int64_t D, float eps) {
+    const int64_t r = blockIdx.x, b = r / L;
+    uint4 raw[V];
+    modulate_row<V>(shift + b * D, scale + b * D, D, load_row<V>(x + r * D, D, eps, raw), raw);
+#pragma unroll
+    for (int j = 0; j < V; ++j)
+        if (row_column(j) < D) *reinterpret_cast<uint4*>(y + r * D + row_column(j)) = raw[j];
+}
+
+template <int V>
+__global__ void layer_norm_modulate_fp8_row_kernel(const bf16* x, const bf16* shift, const bf16* scale, E4m3Rows out,
+                                                   int64_t L, int64_t D, float eps) {
+    const int64_t r = blockIdx.x, b = r / L;
+    uint4 raw[V];
+    const float amax = modulate_row<V>(shift + b * D, scale + b * D, D, load_row<V>(x + r * D, D, eps, raw), raw);
+    const float s = e4m3_row_scale(block_max(amax), out.headroom);
+    if (threadIdx.x == 0) out.scales[r] = s;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+        if (row_column(j) >= D) continue;
+        float v[kVec];
+        unpack(raw[j], v);
+        store_e4m3<kVec>(out.q + r * out.ld + row_column(j), v, s);
+    }
+}
+
+// Calls launch(integral_constant<V>, threads) for the smallest V >= v.
+template <int V = 1, class Launch>
+void dispatch_row_vectors(int64_t v, int threads, Launch&& launch) {
+    if constexpr (V < kMaxRowVectors) {
+        if (v > V) return dispatch_row_vectors<V + 1>(v, threads, launch);
+    }
+    launch(std::integral_constant<int, V>{}, threads);
+}
+
+// Launches kernel<V> with V vectors a thread for a row of `vectors` (the fewest V that fits kMaxRowThreads threads);
+// false if the row is wider than kMaxRowVectors * kMaxRowThreads vectors.
+template <class Launch>
+bool launch_row_in_registers(int64_t vectors, Launch&& launch) {
+    const int64_t v = (vectors + kMaxRowThreads - 1) / kMaxRowThreads;
+    if (v > kMaxRowVectors) return false;
+    dispatch_row_vectors(v, row_threads((vectors + v - 1) / v), launch);
+    return true;
+}
+
+// ---- Rows too wide for registers, or widths not a multiple of kVec: the row re-read for every pass. ----
 template <int W>
 __global__ void layer_norm_modulate_kernel(const bf16* x, const bf16* shift, const bf16* scale, bf16* y, int64_t L,
                                            int64_t D, float eps) {
@@ -90,10 +210,13 @@ __global__ void layer_norm_modulate_fp8_kernel(const bf16* x, const bf16* shift,
 void launch_layer_norm_modulate(const bf16* x, const bf16* shift, const bf16* scale, bf16* y, int64_t rows, int64_t L,
                                 int64_t D, float eps, cudaStream_t stream) {
     if (rows == 0 || D == 0) return;
-    if (D % kVec == 0) {
-        layer_norm_modulate_kernel<kVec><<<rows, row_threads(D / kVec), 0, stream>>>(x, shift, scale, y, L, D, eps);
-    } else {
+    auto in_registers = [&](auto v, int threads) {
+        layer_norm_modulate_row_kernel<decltype(v)::value><<<rows, threads, 0, stream>>>(x, shift, scale, y, L, D, eps);
+    };
+    if (D % kVec != 0) {
         layer_norm_modulate_kernel<1><<<rows, row_threads(D), 0, stream>>>(x, shift, scale, y, L, D, eps);
+    } else if (!launch_row_in_registers(D / kVec, in_registers)) {
+        layer_norm_modulate_kernel<kVec><<<rows, row_threads(D / kVec), 0, stream>>>(x, shift, scale, y, L, D, eps);
     }
     FLUX2_CUDA_CHECK_LAUNCH("layer_norm_modulate_kernel");
 }
@@ -101,11 +224,15 @@ void launch_layer_norm_modulate(const bf16* x, const bf16* shift, const bf16* sc
 void launch_layer_norm_modulate_fp8(const bf16* x, const bf16* shift, const bf16* scale, E4m3Rows out, int64_t rows,
                                     int64_t L, int64_t D, float eps, cudaStream_t stream) {
     if (rows == 0 || D == 0) return;
-    if (D % kVec == 0 && out.ld % kVec == 0) {
+    auto in_registers = [&](auto v, int threads) {
+        layer_norm_modulate_fp8_row_kernel<decltype(v)::value>
+            <<<rows, threads, 0, stream>>>(x, shift, scale, out, L, D, eps);
+    };
+    if (D % kVec != 0 || out.ld % kVec != 0) {
+        layer_norm_modulate_fp8_kernel<1><<<rows, row_threads(D), 0, stream>>>(x, shift, scale, out, L, D, eps);
+    } else if (!launch_row_in_registers(D / kVec, in_registers)) {
         layer_norm_modulate_fp8_kernel<kVec>
             <<<rows, row_threads(D / kVec), 0, stream>>>(x, shift, scale, out, L, D, eps);
-    } else {
-        layer_norm_modulate_fp8_kernel<1><<<rows, row_threads(D), 0, stream>>>(x, shift, scale, out, L, D, eps);
     }
     FLUX2_CUDA_CHECK_LAUNCH("layer_norm_modulate_fp8_kernel");
 }

@@ -61,16 +61,21 @@ __global__ void rms_norm_rope_kernel(const bf16* x, int64_t x_row, const bf16* w
 // The fast form for Dh % 8 == 0 with 16-byte aligned heads: G = Dh / 8 lanes per head, each holding 8 elements in
 // registers (one 16-byte load of x, weight, cos and sin, one store), so x is read once and a warp covers 32 / G
 // heads. Lanes past the last row still join the shuffles (with zeros) before they leave.
+// The head, token and sample of a row are found in 32-bit arithmetic (the launcher checks that the rows fit): with
+// 16 bytes of x a thread, software 64-bit divisions took issue slots the loads and stores needed (the dev step's
+// calls ran at about 1.5 TB/s). Loading the gains and tables together with x, or two or four heads a thread, was
+// slower: the registers they hold cost more occupancy than the overlap gives (PERFORMANCE.md).
 template <int G>
 __global__ void rms_norm_rope_vec_kernel(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos,
-                                         const bf16* sin, bf16* y, uint8_t* y8, const float* descale, int64_t rows,
-                                         int64_t L, int64_t H, int64_t Dh, int64_t Lo, int64_t tok, float eps) {
-    const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, r = tid / G;
+                                         const bf16* sin, bf16* y, uint8_t* y8, const float* descale, uint32_t rows,
+                                         uint32_t L, uint32_t H, int64_t Dh, int64_t Lo, int64_t tok, float eps) {
+    const uint32_t tid = blockIdx.x * blockDim.x + threadIdx.x, r = tid / G;
     const int lane = static_cast<int>(tid % G);
     const bool valid = r < rows;
-    const int64_t h = r % H, t = r / H, l = t % L, b = t / L, e0 = int64_t(lane) * 8;
+    const uint32_t h = r % H, t = r / H, l = t % L, b = t / L;
+    const int64_t e0 = int64_t(lane) * 8;
     float v[8] = {};
-    if (valid) load_bf16<8>(x + t * x_row + h * Dh + e0, v);
+    if (valid) load_bf16<8>(x + int64_t(t) * x_row + int64_t(h) * Dh + e0, v);
     float sq = 0.0f;
 #pragma unroll
     for (int i = 0; i < 8; ++i) sq += v[i] * v[i];
@@ -80,15 +85,15 @@ __global__ void rms_norm_rope_vec_kernel(const bf16* x, int64_t x_row, const bf1
     const float inv = rsqrtf(sq / static_cast<float>(Dh) + eps);
     float g[8], c[8], s[8], out[8];
     load_bf16<8>(weight + e0, g);
-    load_bf16<8>(cos + l * Dh + e0, c);
-    load_bf16<8>(sin + l * Dh + e0, s);
+    load_bf16<8>(cos + int64_t(l) * Dh + e0, c);
+    load_bf16<8>(sin + int64_t(l) * Dh + e0, s);
 #pragma unroll
     for (int i = 0; i < 8; i += 2) {
         const float n0 = v[i] * inv * g[i], n1 = v[i + 1] * inv * g[i + 1];
         out[i] = n0 * c[i] - n1 * s[i];
         out[i + 1] = n1 * c[i + 1] + n0 * s[i + 1];
     }
-    const int64_t at = ((b * Lo + tok + l) * H + h) * Dh + e0;
+    const int64_t at = ((int64_t(b) * Lo + tok + l) * H + h) * Dh + e0;
     if (y8) {
 #pragma unroll
         for (int i = 0; i < 8; ++i) out[i] = round_to_bf16(out[i]);
@@ -116,9 +121,12 @@ void launch_vec(const bf16* x, int64_t x_row, const bf16* weight, const bf16* co
                 uint8_t* y8, const float* descale, int64_t rows, int64_t L, int64_t H, int64_t Dh, int64_t Lo,
                 int64_t tok, float eps, cudaStream_t stream) {
     constexpr int kThreads = 256;
+    check(rows * G <= (int64_t{1} << 32) - kThreads, "rms_norm_rope: ", rows, " heads of ", Dh,
+          " are more than its 32-bit thread index covers");
     const unsigned blocks = static_cast<unsigned>((rows * G + kThreads - 1) / kThreads);
-    rms_norm_rope_vec_kernel<G>
-        <<<blocks, kThreads, 0, stream>>>(x, x_row, weight, cos, sin, y, y8, descale, rows, L, H, Dh, Lo, tok, eps);
+    rms_norm_rope_vec_kernel<G><<<blocks, kThreads, 0, stream>>>(x, x_row, weight, cos, sin, y, y8, descale,
+                                                                 static_cast<uint32_t>(rows), static_cast<uint32_t>(L),
+                                                                 static_cast<uint32_t>(H), Dh, Lo, tok, eps);
     FLUX2_CUDA_CHECK_LAUNCH("rms_norm_rope_vec_kernel");
 }
 
