@@ -65,6 +65,21 @@ __device__ __forceinline__ void unpack(const uint4& raw, float (&v)[kVec]) {
     load_bf16<kVec>(reinterpret_cast<const bf16*>(&raw), v);
 }
 
+// This thread's sum of f(element) over its vectors of the row.
+template <int V, class F>
+__device__ __forceinline__ float sum_row(const uint4 (&raw)[V], int64_t D, F f) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+        if (row_column(j) >= D) continue;
+        float v[kVec];
+        unpack(raw[j], v);
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) sum += f(v[e]);
+    }
+    return sum;
+}
+
 // Loads the row into raw and returns its mean and 1 / std, in two passes as row_moments.
 template <int V>
 __device__ __forceinline__ float2 load_row(const bf16* xr, int64_t D, float eps, uint4 (&raw)[V]) {
@@ -73,25 +88,8 @@ __device__ __forceinline__ float2 load_row(const bf16* xr, int64_t D, float eps,
 #pragma unroll
     for (int j = 0; j < V; ++j)
         if (row_column(j) < D) raw[j] = *reinterpret_cast<const uint4*>(xr + row_column(j));
-    float sum = 0.0f;
-#pragma unroll
-    for (int j = 0; j < V; ++j) {
-        if (row_column(j) >= D) continue;
-        float v[kVec];
-        unpack(raw[j], v);
-#pragma unroll
-        for (int e = 0; e < kVec; ++e) sum += v[e];
-    }
-    const float mean = block_sum(sum) / static_cast<float>(D);
-    float sq = 0.0f;
-#pragma unroll
-    for (int j = 0; j < V; ++j) {
-        if (row_column(j) >= D) continue;
-        float v[kVec];
-        unpack(raw[j], v);
-#pragma unroll
-        for (int e = 0; e < kVec; ++e) sq += (v[e] - mean) * (v[e] - mean);
-    }
+    const float mean = block_sum(sum_row(raw, D, [](float v) { return v; })) / static_cast<float>(D);
+    const float sq = sum_row(raw, D, [mean](float v) { return (v - mean) * (v - mean); });
     return make_float2(mean, rsqrtf(block_sum(sq) / static_cast<float>(D) + eps));
 }
 
