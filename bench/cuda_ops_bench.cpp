@@ -218,6 +218,44 @@ void BM_RmsNormRope(benchmark::State& st) {
         st, *be, [&] { be->rms_norm_rope(x, w, c, s, 1e-6f); }, 0, 2.0 * 2 * L * H * Dh);
 }
 
+// The forms dev's single block runs (issue 13): LayerNorm-modulate writing E4M3 codes and per-token scales, and the
+// per-head RMSNorm + RoPE reading q out of the packed [q | k | v] projection (rows of 3 x 6144) and writing E4M3 under
+// one scale. GB/s counts x read and the codes written once.
+void BM_LayerNormModulateFp8(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    const int64_t L = 4608, D = 6144;
+    Tensor x = random_bf16(*be, {1, L, D}, 2.0f, 12), sh = random_bf16(*be, {1, D}, 0.5f, 13);
+    Tensor sc = random_bf16(*be, {1, D}, 0.5f, 14);
+    Tensor q = be->empty({L, D}, DType::F8_E4M3), scales = be->empty({L}, DType::F32);
+    const cuda::E4m3Rows out{static_cast<uint8_t*>(q.raw()), static_cast<float*>(scales.raw()), D};
+    time_op(
+        st, *be,
+        [&] {
+            cuda::launch_layer_norm_modulate_fp8(
+                static_cast<const cuda::bf16*>(x.raw()), static_cast<const cuda::bf16*>(sh.raw()),
+                static_cast<const cuda::bf16*>(sc.raw()), out, L, L, D, 1e-6f, be->stream());
+        },
+        0, 3.0 * L * D);
+}
+
+void BM_RmsNormRopeFp8(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    const int64_t L = 4608, H = 48, Dh = 128, D = H * Dh;
+    Tensor qkv = random_bf16(*be, {L, 3 * D}, 2.0f, 16), w = random_bf16(*be, {Dh}, 1.0f, 17);
+    Tensor c = random_bf16(*be, {L, Dh}, 1.0f, 18), s = random_bf16(*be, {L, Dh}, 1.0f, 19);
+    Tensor y8 = be->empty({L, D}, DType::F8_E4M3), descale = random_f32(*be, 1, 0.05f, 0.05f, 20);
+    time_op(
+        st, *be,
+        [&] {
+            cuda::launch_rms_norm_rope_strided(
+                static_cast<const cuda::bf16*>(qkv.raw()), 3 * D, static_cast<const cuda::bf16*>(w.raw()),
+                static_cast<const cuda::bf16*>(c.raw()), static_cast<const cuda::bf16*>(s.raw()), nullptr,
+                static_cast<uint8_t*>(y8.raw()), static_cast<const float*>(descale.raw()), 1, L, H, Dh, L, 0, 1e-6f,
+                be->stream());
+        },
+        0, 3.0 * L * D);
+}
+
 void BM_QuantizeFp8(benchmark::State& st) {
     FLUX2_NEED_GPU(st);
     const int64_t L = 4608, D = 6144;
@@ -299,6 +337,8 @@ BENCHMARK(BM_Attention)
 BENCHMARK(BM_LayerNormModulate)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Swiglu)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_RmsNormRope)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_LayerNormModulateFp8)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RmsNormRopeFp8)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_QuantizeFp8)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 // dev's single-block linear1 [55296, 6144] and linear2 [6144, 24576] weights.
 BENCHMARK(BM_ConvertNvfp4Fp8)
