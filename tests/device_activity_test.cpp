@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "backend/backend.h"
+
 namespace flux2 {
 namespace {
 
@@ -54,6 +56,23 @@ TEST(DeviceActivity, SaysWhatIsMissing) {
     DeviceActivity b = summarize_activity({{1500.0, 0}}, 2.0);
     b.joules = 1000.0;
     EXPECT_TRUE(contains(b.describe(), "500 W, 1000.0 J;")) << b.describe();
+}
+
+// What a bench row prints under it: the monitor's summary, why a device was not read, or nothing without a device.
+TEST(DeviceActivity, LineForABenchRow) {
+    struct Fixed final : ActivityMonitor {
+        DeviceActivity stop() override { return summarize_activity({{1500.0, clock_reason::power_cap}}, 1.0); }
+    } monitor;
+    EXPECT_EQ(activity_line(&monitor, "", 4, "step"), monitor.stop().describe(4, "step"));
+    EXPECT_EQ(activity_line(nullptr, "cannot open libnvidia-ml.so.1", 4, "step"),
+              "clock and power not read: cannot open libnvidia-ml.so.1");
+    EXPECT_EQ(activity_line(nullptr, "", 4, "step"), "");
+    // The CPU backend has no device: no monitor, and nothing said to be missing.
+    BackendOptions cpu;
+    cpu.device = "cpu";
+    std::string why_not = "stale";
+    EXPECT_EQ(make_backend(cpu)->monitor_activity(why_not), nullptr);
+    EXPECT_EQ(why_not, "");
 }
 
 }  // namespace

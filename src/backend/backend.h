@@ -329,7 +329,8 @@ public:
     virtual std::string profile_report();
 
     // Starts watching the device's clock, power and energy until the monitor's stop() (flux2 bench: the timed
-    // steps). Null where the backend has no such readings (the CPU) or cannot get them; `why_not` then says why.
+    // steps). Null with `why_not` empty where there is no device to read (the CPU, this default); null with `why_not`
+    // saying why where a device's readings cannot be had.
     virtual std::unique_ptr<ActivityMonitor> monitor_activity(std::string& why_not);
 
     // One FP8 attention call checked against the BF16 attention of the same inputs.

@@ -51,4 +51,9 @@ std::string DeviceActivity::describe(int per, const std::string& unit) const {
     return out;
 }
 
+std::string activity_line(ActivityMonitor* monitor, const std::string& why_not, int per, const std::string& unit) {
+    if (monitor) return monitor->stop().describe(per, unit);
+    return why_not.empty() ? "" : "clock and power not read: " + why_not;
+}
+
 }  // namespace flux2

@@ -51,4 +51,9 @@ public:
     virtual DeviceActivity stop() = 0;
 };
 
+// The device line of a bench row (flux2 bench's steps, --pipeline's images): what `monitor` saw, its energy divided
+// among `per` units named `unit`; without a monitor, why the readings are missing (`why_not`, as
+// Backend::monitor_activity gave it), or nothing where there is no device to read (why_not empty).
+std::string activity_line(ActivityMonitor* monitor, const std::string& why_not, int per, const std::string& unit);
+
 }  // namespace flux2

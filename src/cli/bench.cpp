@@ -116,10 +116,7 @@ StepTimes time_steps(Flux2Transformer& model, Backend& backend, const Flux2Input
         times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         if (i == 0) t.output = (on_device ? backend.download(out) : out).to_vector();
     }
-    if (monitor)
-        t.device = monitor->stop().describe(a.steps, "step");
-    else if (backend.name() != "cpu")
-        t.device = "clock and power not read: " + why_not;
+    t.device = activity_line(monitor.get(), why_not, a.steps, "step");
     (void)backend.attention_errors();  // the later steps' checks: the first step's are reported
     std::sort(times.begin(), times.end());
     t.median = times[times.size() / 2];

@@ -107,9 +107,7 @@ void run_pipeline_bench(const PipelineBench& b) {
                 device_used = std::max(device_used, r.device_used_bytes);
             }
             // The clock and energy over the timed images (flux2 bench's step rows print the same); none on the CPU.
-            const std::string device = monitor ? monitor->stop().describe(b.repeats, "image")
-                                       : engine->backend().name() != "cpu" ? "clock and power not read: " + why_not
-                                                                           : "";
+            const std::string device = activity_line(monitor.get(), why_not, b.repeats, "image");
             const double d = median(denoise);
             std::printf("%-6s %-6d %5d %9s %10.3f %9.3f %9.4f %9.3f %10.3f %10.2f %10.2f %10.2f %10.2f %10s\n",
                         label.c_str(), res, steps, "-", median(encode), d, d / std::max(1, steps), median(decode),
