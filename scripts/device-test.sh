@@ -11,8 +11,8 @@ export PATH=$PATH:/usr/local/cuda/bin
 cd "$(dirname "$0")/.."
 out=${OUT:-${1:-/tmp/flux2-device}}
 mkdir -p "$out"
-# The carried headers, packed by scripts/prepare-device-carry.sh (carry just third_party/device-carry.tar.gz).
-[ -f third_party/device-carry.tar.gz ] && tar xzf third_party/device-carry.tar.gz
+# The carried headers, packed by scripts/prepare-device-carry.sh (carry just third_party/device-carry.tar.xz).
+[ -f third_party/device-carry.tar.xz ] && tar xJf third_party/device-carry.tar.xz
 root=$(pwd)
 jobs=$(nproc)
 
@@ -91,7 +91,7 @@ if ! { command -v pkg-config >/dev/null && pkg-config --exists cpp-httplib; } &&
   echo "cpp-httplib: header-only copy"
 elif ! { command -v pkg-config >/dev/null && pkg-config --exists cpp-httplib; }; then
   echo "cpp-httplib: none here and none carried: run scripts/prepare-device-carry.sh with FLUX2_HTTPLIB_SOURCE set" \
-    "(a cpp-httplib checkout) and carry third_party/device-carry.tar.gz"
+    "(a cpp-httplib checkout) and carry third_party/device-carry.tar.xz"
   exit 2
 fi
 if ! command -v pkg-config >/dev/null; then
@@ -386,6 +386,19 @@ if [ -n "${FLUX2_ATTENTION_LAB:-}" ]; then
   # shellcheck disable=SC2086
   nvcc -gencode=arch=compute_90a,code=sm_90a -O3 -std=c++17 -Isrc $FLUX2_ATTENTION_LAB bench/attention_fp8_lab/main.cu \
     -o build-gpu/attention_fp8_lab && timeout 120 ./build-gpu/attention_fp8_lab | tee "$out/attention_lab.txt"
+fi
+
+# The FP8 GEMM lab (bench/fp8_gemm_lab/: CUTLASS configurations against cuBLASLt's pick, held at the power limit):
+# FLUX2_GEMM_LAB="shape indices" (" " for all of them) builds it from the carried CUTLASS headers
+# (FLUX2_CARRY_CUTLASS=1 scripts/prepare-device-carry.sh) and runs it with the settings in FLUX2_GEMM_LAB_ENV (e.g.
+# "RUNS=100 ROUNDS=3"), for at most FLUX2_GEMM_LAB_TIMEOUT seconds (300).
+if [ -n "${FLUX2_GEMM_LAB:-}" ]; then
+  echo "== FP8 GEMM lab ($FLUX2_GEMM_LAB)"
+  mkdir -p build-gpu
+  # shellcheck disable=SC2086
+  CUTLASS_INCLUDE=$root/third_party/cutlass bash bench/fp8_gemm_lab/build.sh build-gpu/fp8_gemm_lab &&
+    env ${FLUX2_GEMM_LAB_ENV:-} timeout "${FLUX2_GEMM_LAB_TIMEOUT:-300}" ./build-gpu/fp8_gemm_lab $FLUX2_GEMM_LAB |
+    tee "$out/gemm_lab.txt"
 fi
 
 [ -n "${FLUX2_SKIP_BENCH:-}" ] && exit $status

@@ -2,14 +2,14 @@
 # Run here (the development machine) before a device run: puts what the GPU machine lacks into third_party/,
 # which the device tool's `carry` then takes along: the cuDNN frontend headers, copies of this machine's PCRE2, ICU
 # and libwebp headers (the GPU machine has only their runtime libraries, if that; docs/CUDA.md), this machine's
-# libwebp for where it has none, and a header-only cpp-httplib of the Debian package's version (0.11.4) from
-# $FLUX2_HTTPLIB_SOURCE (a checkout of cpp-httplib at v0.11.4) for the server there. All of it is also packed into
-# third_party/device-carry.tar.gz (about 1.7 MB instead of 9 MB): the repository with its test data and the demo
-# model is about 59 MiB of the 64 MiB a device call may carry, so carry that one file; scripts/device-test.sh
-# unpacks it.
+# libwebp for where it has none, a header-only cpp-httplib of the Debian package's version (0.11.4) from
+# $FLUX2_HTTPLIB_SOURCE (a checkout of cpp-httplib at v0.11.4) for the server there, and with FLUX2_CARRY_CUTLASS=1
+# the CUTLASS headers for the FP8 GEMM lab. All of it is packed into third_party/device-carry.tar.xz (about 1.2 MB,
+# 2.3 MB with CUTLASS, instead of 9 or 37 MB): the repository with its test data and the demo model is about 61 MiB
+# of the 64 MiB a device call may carry, so carry that one file; scripts/device-test.sh unpacks it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/fetch-cuda-headers.sh
+scripts/fetch-cuda-headers.sh ${FLUX2_CARRY_CUTLASS:+--cutlass}
 mkdir -p third_party/device/pcre2 third_party/device/icu
 cp /usr/include/pcre2.h third_party/device/pcre2/
 rm -rf third_party/device/icu/unicode
@@ -26,5 +26,6 @@ elif [ ! -f third_party/device/httplib/httplib.h ]; then
   echo "warning: no third_party/device/httplib/httplib.h and FLUX2_HTTPLIB_SOURCE is unset: the GPU machine's" \
     "build will not configure. Point FLUX2_HTTPLIB_SOURCE at a git checkout of yhirose/cpp-httplib (tag v0.11.4)." >&2
 fi
-tar czf third_party/device-carry.tar.gz third_party/cudnn_frontend third_party/device
-du -sh third_party third_party/device-carry.tar.gz
+tar cJf third_party/device-carry.tar.xz third_party/cudnn_frontend third_party/device \
+  ${FLUX2_CARRY_CUTLASS:+third_party/cutlass}
+du -sh third_party third_party/device-carry.tar.xz

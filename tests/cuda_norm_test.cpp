@@ -61,8 +61,12 @@ TEST_F(CudaNorm, RmsNormRope) {
     struct Case {
         int64_t B, L, H, Dh;
     };
-    // FLUX.2 heads (Dh 128), tiny-model heads (Dh 32), and Dh 100 (pairs not a multiple of the warp width).
-    for (Case c : {Case{1, 33, 3, 128}, Case{2, 7, 2, 32}, Case{1, 5, 1, 100}}) {
+    // FLUX.2 heads (Dh 128), tiny-model heads (Dh 32), and Dh 100 (pairs not a multiple of the warp width). The
+    // head counts of dev (48), klein-4B (24) and klein-9B (32), and 4 heads of 64, take whole tokens through the
+    // streamed kernel (6, 3, 4 and 1 vectors a thread); 4500 tokens are more than its persistent grid holds at
+    // once, so its CTAs stream several tokens each and their buffers wrap around.
+    for (Case c : {Case{1, 33, 3, 128}, Case{2, 7, 2, 32}, Case{1, 5, 1, 100}, Case{1, 37, 48, 128},
+                   Case{2, 9, 24, 128}, Case{1, 5, 32, 128}, Case{2, 3, 4, 64}, Case{1, 4500, 24, 128}}) {
         Tensor x = randn({c.B, c.L, c.H, c.Dh}, 2.0f), w = randn({c.Dh}, 0.2f, 1.0f);
         Tensor cos = Tensor::zeros({c.L, c.Dh}), sin = Tensor::zeros({c.L, c.Dh});
         std::uniform_real_distribution<float> angle(-3.14f, 3.14f);

@@ -20,6 +20,7 @@
 #include "backend/cuda/attention_fp8_kernels.h"
 #include "backend/cuda/fp8_utils.cuh"
 #include "backend/cuda/kernel_utils.cuh"
+#include "backend/cuda/mbarrier.cuh"
 
 namespace flux2::cuda::fa8 {
 
@@ -215,23 +216,6 @@ __device__ __forceinline__ void pack_p(const float (&s)[BN / 2], uint32_t (&p)[B
     }
 }
 
-__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count));
-}
-__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, int bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint32_t bar, int parity) {
-    asm volatile(
-        "{\n.reg .pred P1;\nFA8_WAIT:\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 P1, [%0], %1;\n"
-        "@P1 bra FA8_DONE;\nbra FA8_WAIT;\nFA8_DONE:\n}" ::"r"(bar),
-        "r"(parity)
-        : "memory");
-}
 __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int x, int y, uint32_t bar) {
     asm volatile(
         "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(
@@ -376,7 +360,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             mbar_init(sm.full(s), 1);
             mbar_init(sm.empty(s), 8);  // lane 0 of each consumer warp
         }
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        mbar_init_fence();
     }
     __syncthreads();
 

@@ -4,9 +4,12 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "backend/cuda/cuda_check.h"
@@ -113,6 +116,24 @@ inline void allow_dynamic_shared_memory(const void* kernel, int bytes) {
     const std::lock_guard<std::mutex> lock(mutex);
     if (done.emplace(kernel, device).second)
         FLUX2_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
+
+// CTAs of a persistent grid over `items` rows (RowStream): as many as the device holds at once at `threads` threads
+// and `smem` bytes of dynamic shared memory, at most one a row. Looked up once per kernel, device and CTA shape.
+inline unsigned persistent_blocks(const void* kernel, int threads, size_t smem, int64_t items) {
+    static std::mutex mutex;
+    static std::map<std::tuple<const void*, int, int, size_t>, int64_t> resident;
+    int device = 0;
+    FLUX2_CUDA_CHECK(cudaGetDevice(&device));
+    const std::lock_guard<std::mutex> lock(mutex);
+    auto [it, fresh] = resident.try_emplace({kernel, device, threads, smem}, 0);
+    if (fresh) {
+        int per_sm = 0, sms = 0;
+        FLUX2_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+        FLUX2_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+        it->second = int64_t{std::max(per_sm, 1)} * sms;
+    }
+    return static_cast<unsigned>(std::min(items, it->second));
 }
 
 }  // namespace flux2::cuda

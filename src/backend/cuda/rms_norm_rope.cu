@@ -1,4 +1,4 @@
-// QK-RMSNorm + RoPE, one head vector per warp (or per Dh / 8 lanes, below):
+// QK-RMSNorm + RoPE, one head vector per warp (or per Dh / 8 lanes, or whole tokens streamed, below):
 // y = rope(x / sqrt(mean(x^2) + eps) * weight), where pair
 // (2j, 2j+1) rotates as y0 = n0 cos[2j] - n1 sin[2j], y1 = n1 cos[2j+1] + n0 sin[2j+1] (diffusers' interleaved
 // apply_rotary_emb; the tables repeat each angle twice). With an E4M3 destination (FP8 attention's q/k buffers) the
@@ -10,6 +10,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_utils.cuh"
 #include "backend/cuda/kernel_utils.cuh"
+#include "backend/cuda/row_stream.cuh"
 #include "core/error.h"
 
 namespace flux2 {
@@ -103,6 +104,110 @@ __global__ void rms_norm_rope_vec_kernel(const bf16* x, int64_t x_row, const bf1
     }
 }
 
+// The streamed form, for whole tokens of FLUX.2's head counts: persistent CTAs take one token's H heads at a time
+// through shared memory (RowStream: the next tokens' copies in flight while one is computed), thread t holding
+// vectors t + j * blockDim.x, all at position (t % G) * 8 of their heads (blockDim.x is a multiple of G = Dh / 8),
+// so that its gains and the token's cos / sin serve all V of them. The same arithmetic as the vector kernel above,
+// whose loads (16 bytes a thread, then the reduction) left the memory idle between them: dev's q alone ran at
+// 1.9 TB/s that way and at 2.4 streamed (PERFORMANCE.md).
+constexpr int kRopeStreamThreads = 128;
+constexpr int kRopeMaxVectors = 8;
+// Two tokens a CTA, one on its way while the other is computed: faster than three or four (PERFORMANCE.md), which
+// take shared memory from the L1 that serves the gains and tables.
+using RopeStream = RowStream<2>;
+constexpr size_t kRopeStreamSmem = RopeStream::smem_bytes(kRopeStreamThreads * kRopeMaxVectors * 16);
+
+template <int G, int V>
+__global__ void __launch_bounds__(kRopeStreamThreads)
+    rms_norm_rope_stream_kernel(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos, const bf16* sin,
+                                bf16* y, uint8_t* y8, const float* descale, int64_t tokens, int64_t L, int64_t H,
+                                int64_t Dh, int64_t Lo, int64_t tok, float eps) {
+    extern __shared__ __align__(16) unsigned char rope_smem[];
+    RopeStream stream(rope_smem, x, x_row * int64_t(sizeof(bf16)), static_cast<uint32_t>(H * Dh * sizeof(bf16)),
+                      tokens);
+    stream.start();
+    const int e0 = static_cast<int>(threadIdx.x % G) * 8;
+    float g[8];
+    load_bf16<8>(weight + e0, g);
+    const float scale = y8 ? *descale : 1.0f;
+    for (int64_t it = 0; stream.row(it) < tokens; ++it) {
+        const int64_t t = stream.row(it), l = t % L, b = t / L;
+        float c[8], s[8];
+        load_bf16<8>(cos + l * Dh + e0, c);
+        load_bf16<8>(sin + l * Dh + e0, s);
+        const auto* heads = reinterpret_cast<const uint4*>(stream.wait(it));
+        uint4 raw[V];
+#pragma unroll
+        for (int j = 0; j < V; ++j) raw[j] = heads[threadIdx.x + j * blockDim.x];
+        stream.release(it);
+        float sq[V];
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+            float v[8];
+            load_bf16<8>(reinterpret_cast<const bf16*>(&raw[j]), v);
+            sq[j] = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) sq[j] += v[i] * v[i];
+        }
+#pragma unroll
+        for (int o = G / 2; o > 0; o >>= 1)
+#pragma unroll
+            for (int j = 0; j < V; ++j) sq[j] += __shfl_xor_sync(0xffffffffu, sq[j], o);
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+            float v[8], out[8];
+            load_bf16<8>(reinterpret_cast<const bf16*>(&raw[j]), v);
+            const float inv = rsqrtf(sq[j] / static_cast<float>(Dh) + eps);
+#pragma unroll
+            for (int i = 0; i < 8; i += 2) {
+                const float n0 = v[i] * inv * g[i], n1 = v[i + 1] * inv * g[i + 1];
+                out[i] = n0 * c[i] - n1 * s[i];
+                out[i + 1] = n1 * c[i + 1] + n0 * s[i + 1];
+            }
+            const int64_t h = (threadIdx.x + j * blockDim.x) / G, at = ((b * Lo + tok + l) * H + h) * Dh + e0;
+            if (y8) {
+#pragma unroll
+                for (int i = 0; i < 8; ++i) out[i] = round_to_bf16(out[i]);
+                store_e4m3<8>(y8 + at, out, scale);
+            } else {
+                store_bf16<8>(y + at, out);
+            }
+        }
+    }
+}
+
+// Calls run(integral_constant<V>) for v in 1..kRopeMaxVectors.
+template <int V = 1, class Run>
+void run_vectors(int v, Run&& run) {
+    if constexpr (V < kRopeMaxVectors) {
+        if (v > V) return run_vectors<V + 1>(v, run);
+    }
+    run(std::integral_constant<int, V>{});
+}
+
+// Streams whole tokens when their H * G vectors make V <= kRopeMaxVectors vectors of whole warps a thread
+// (kRopeStreamThreads threads, or fewer for few heads); false otherwise.
+template <int G>
+bool launch_stream(const bf16* x, int64_t x_row, const bf16* weight, const bf16* cos, const bf16* sin, bf16* y,
+                   uint8_t* y8, const float* descale, int64_t tokens, int64_t L, int64_t H, int64_t Dh, int64_t Lo,
+                   int64_t tok, float eps, cudaStream_t stream) {
+    const int64_t vectors = H * G;
+    int threads = kRopeStreamThreads;
+    while (threads > 32 && vectors % threads != 0) threads /= 2;
+    if (vectors % threads != 0 || threads % G != 0 || vectors / threads > kRopeMaxVectors) return false;
+    auto run = [&](auto v) {
+        auto* kernel = &rms_norm_rope_stream_kernel<G, decltype(v)::value>;
+        allow_dynamic_shared_memory(reinterpret_cast<const void*>(kernel), static_cast<int>(kRopeStreamSmem));
+        const size_t smem = RopeStream::smem_bytes(static_cast<uint32_t>(H * Dh * sizeof(bf16)));
+        const unsigned blocks = persistent_blocks(reinterpret_cast<const void*>(kernel), threads, smem, tokens);
+        kernel<<<blocks, threads, smem, stream>>>(x, x_row, weight, cos, sin, y, y8, descale, tokens, L, H, Dh, Lo, tok,
+                                                  eps);
+        FLUX2_CUDA_CHECK_LAUNCH("rms_norm_rope_stream_kernel");
+    };
+    run_vectors(static_cast<int>(vectors / threads), run);
+    return true;
+}
+
 // The one scale of an FP8 q/k buffer: every element rms_norm_rope writes is at most sqrt(Dh) max|w| over the gains
 // of the streams that write it (see Backend::attention_qk_buffer); 1% on top covers the BF16 rounding of the result
 // and of the RoPE tables (cos^2 + sin^2 may exceed 1 by a few ulps), so no code saturates.
@@ -142,8 +247,10 @@ void launch_rms_norm_rope_strided(const bf16* x, int64_t x_row, const bf16* weig
     if (Dh % 8 == 0 && x_row % 8 == 0 && aligned16(x) && aligned16(weight) && aligned16(cos) && aligned16(sin) &&
         out_aligned) {
         auto vec = [&](auto g) {
-            launch_vec<decltype(g)::value>(x, x_row, weight, cos, sin, y, y8, descale, rows, L, H, Dh, Lo, tok, eps,
-                                           stream);
+            constexpr int G = decltype(g)::value;
+            // x_row % 8 == 0 and x 16-byte aligned: every token's heads are 16-byte aligned for the copy engine
+            if (!launch_stream<G>(x, x_row, weight, cos, sin, y, y8, descale, B * L, L, H, Dh, Lo, tok, eps, stream))
+                launch_vec<G>(x, x_row, weight, cos, sin, y, y8, descale, rows, L, H, Dh, Lo, tok, eps, stream);
         };
         switch (Dh / 8) {
             case 1:

@@ -1,0 +1,120 @@
+// One CUTLASS 3.x FP8 GEMM for Hopper in the engine's form: D [m, n] (BF16, row-major) =
+// a_scale[m] * b_scale[n] * (A [m, k] E4M3 . B [n, k]^T E4M3) (+ C [m, n] BF16 for the residual shapes), with
+// fast accumulation. The scales are applied in the epilogue as an epilogue visitor tree: a per-column broadcast
+// (the weight's per-feature scale) times the accumulator, a per-row broadcast (the token's scale) times that, plus C.
+#pragma once
+
+#include <cutlass/cutlass.h>
+#include <cutlass/gemm/device/gemm_universal_adapter.h>
+
+#include <cute/tensor.hpp>
+#include <cutlass/epilogue/collective/collective_builder.hpp>
+#include <cutlass/epilogue/fusion/sm90_callbacks_tma_warpspecialized.hpp>
+#include <cutlass/gemm/collective/collective_builder.hpp>
+#include <cutlass/gemm/kernel/gemm_universal.hpp>
+#include <cutlass/util/packed_stride.hpp>
+
+#include "cutlass_lab_gemm.h"
+
+namespace fp8_lab {
+
+template <int TileM, int TileN, int TileK, int ClusterM, int ClusterN, bool Pingpong, bool Residual, bool StreamK>
+struct CutlassFp8Gemm {
+    using TileShape = cute::Shape<cute::Int<TileM>, cute::Int<TileN>, cute::Int<TileK>>;
+    using ClusterShape = cute::Shape<cute::Int<ClusterM>, cute::Int<ClusterN>, cute::_1>;
+    using KernelSchedule = std::conditional_t<Pingpong, cutlass::gemm::KernelTmaWarpSpecializedPingpongFP8FastAccum,
+                                              cutlass::gemm::KernelTmaWarpSpecializedCooperativeFP8FastAccum>;
+    using EpilogueSchedule = std::conditional_t<Pingpong, cutlass::epilogue::TmaWarpSpecialized,
+                                                cutlass::epilogue::TmaWarpSpecializedCooperative>;
+    using ElementC = std::conditional_t<Residual, cutlass::bfloat16_t, void>;
+    using ElementD = cutlass::bfloat16_t;
+    static constexpr auto kRound = cutlass::FloatRoundStyle::round_to_nearest;
+
+    // b_scale[n] * acc
+    using FeatureScale = cutlass::epilogue::fusion::Sm90RowBroadcast<0, TileShape, float, float,
+                                                                     cute::Stride<cute::_0, cute::_1, cute::_0>>;
+    using Scaled = cutlass::epilogue::fusion::Sm90EVT<
+        cutlass::epilogue::fusion::Sm90Compute<cutlass::multiplies, float, float, kRound>, FeatureScale,
+        cutlass::epilogue::fusion::Sm90AccFetch>;
+    // a_scale[m] * that (+ C)
+    using TokenScale = cutlass::epilogue::fusion::Sm90ColBroadcast<0, TileShape, float, float,
+                                                                   cute::Stride<cute::_1, cute::_0, cute::_0>>;
+    using Output = std::conditional_t<
+        Residual,
+        cutlass::epilogue::fusion::Sm90EVT<
+            cutlass::epilogue::fusion::Sm90Compute<cutlass::homogeneous_multiply_add, ElementD, float, kRound>,
+            TokenScale, Scaled, cutlass::epilogue::fusion::Sm90SrcFetch<ElementC>>,
+        cutlass::epilogue::fusion::Sm90EVT<
+            cutlass::epilogue::fusion::Sm90Compute<cutlass::multiplies, ElementD, float, kRound>, TokenScale, Scaled>>;
+
+    using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+        cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
+        cutlass::epilogue::collective::EpilogueTileAuto, float, float, ElementC, cutlass::layout::RowMajor, 8, ElementD,
+        cutlass::layout::RowMajor, 8, EpilogueSchedule, Output>::CollectiveOp;
+    using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+        cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, cutlass::float_e4m3_t, cutlass::layout::RowMajor, 16,
+        cutlass::float_e4m3_t, cutlass::layout::ColumnMajor, 16, float, TileShape, ClusterShape,
+        cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
+        KernelSchedule>::CollectiveOp;
+    using Kernel = cutlass::gemm::kernel::GemmUniversal<
+        cute::Shape<int, int, int, int>, Mainloop, Epilogue,
+        std::conditional_t<StreamK, cutlass::gemm::StreamKScheduler, cutlass::gemm::PersistentScheduler>>;
+    using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+
+    static typename Gemm::Arguments arguments(const LabGemmCall& call) {
+        using StrideA = typename Gemm::GemmKernel::StrideA;
+        using StrideB = typename Gemm::GemmKernel::StrideB;
+        using StrideC = typename Gemm::GemmKernel::StrideC;
+        using StrideD = typename Gemm::GemmKernel::StrideD;
+        const int m = static_cast<int>(call.m), n = static_cast<int>(call.n), k = static_cast<int>(call.k);
+        typename Gemm::Arguments args{
+            cutlass::gemm::GemmUniversalMode::kGemm,
+            {m, n, k, 1},
+            {static_cast<const cutlass::float_e4m3_t*>(call.a), cutlass::make_cute_packed_stride(StrideA{}, {m, k, 1}),
+             static_cast<const cutlass::float_e4m3_t*>(call.b), cutlass::make_cute_packed_stride(StrideB{}, {n, k, 1})},
+            {{},
+             static_cast<const ElementD*>(call.c),
+             cutlass::make_cute_packed_stride(StrideC{}, {m, n, 1}),
+             static_cast<ElementD*>(call.d),
+             cutlass::make_cute_packed_stride(StrideD{}, {m, n, 1})}};
+        // the tree's arguments: children first, then the node's own
+        typename Scaled::Arguments scaled{{call.b_scales}, {}, {}};
+        if constexpr (Residual) {
+            args.epilogue.thread = {{call.a_scales}, scaled, {}, {}};
+        } else {
+            args.epilogue.thread = {{call.a_scales}, scaled, {}};
+        }
+        args.scheduler.max_swizzle_size = call.swizzle;
+        using Raster = cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Params::RasterOrderOptions;
+        args.scheduler.raster_order = call.raster == 'm'   ? Raster::AlongM
+                                      : call.raster == 'n' ? Raster::AlongN
+                                                           : Raster::Heuristic;
+        return args;
+    }
+
+    // Launches on `stream`; returns false (with the reason in `why`) when CUTLASS refuses the problem.
+    static bool run(const LabGemmCall& call, void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                    const char** why) {
+        static Gemm gemm;
+        const auto args = arguments(call);
+        if (gemm.can_implement(args) != cutlass::Status::kSuccess) {
+            *why = "can_implement";
+            return false;
+        }
+        if (Gemm::get_workspace_size(args) > workspace_bytes) {
+            *why = "workspace";
+            return false;
+        }
+        if (gemm.initialize(args, workspace, stream) != cutlass::Status::kSuccess) {
+            *why = "initialize";
+            return false;
+        }
+        if (gemm.run(stream) != cutlass::Status::kSuccess) {
+            *why = "run";
+            return false;
+        }
+        return true;
+    }
+};
+
+}  // namespace fp8_lab
