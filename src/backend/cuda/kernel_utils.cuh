@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "backend/cuda/cuda_check.h"
@@ -116,6 +117,16 @@ inline void allow_dynamic_shared_memory(const void* kernel, int bytes) {
     const std::lock_guard<std::mutex> lock(mutex);
     if (done.emplace(kernel, device).second)
         FLUX2_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
+
+// Calls f(integral_constant<int, V>) for the smallest V in 1..Max with V >= v: a run-time count of vectors a
+// thread as the compile-time one a kernel holds in registers (v <= Max; the caller checks).
+template <int Max, int V = 1, class F>
+void with_vector_count(int64_t v, F&& f) {
+    if constexpr (V < Max) {
+        if (v > V) return with_vector_count<Max, V + 1>(v, f);
+    }
+    f(std::integral_constant<int, V>{});
 }
 
 // CTAs of a persistent grid over `items` rows (RowStream): as many as the device holds at once at `threads` threads

@@ -5,8 +5,6 @@
 // L1/L2 for every pass, each pass waiting on the one before: the dev step's LayerNorms ran that way at about a
 // third of the HBM's rate (PERFORMANCE.md).
 // layer_norm_modulate_for writes the E4M3 input of an FP8 GEMM instead (fused per-token quantization).
-#include <type_traits>
-
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_utils.cuh"
@@ -144,22 +142,14 @@ __global__ void layer_norm_modulate_fp8_row_kernel(const bf16* x, const bf16* sh
     }
 }
 
-// Calls launch(integral_constant<V>, threads) for the smallest V >= v.
-template <int V = 1, class Launch>
-void dispatch_row_vectors(int64_t v, int threads, Launch&& launch) {
-    if constexpr (V < kMaxRowVectors) {
-        if (v > V) return dispatch_row_vectors<V + 1>(v, threads, launch);
-    }
-    launch(std::integral_constant<int, V>{}, threads);
-}
-
 // Launches kernel<V> with V vectors a thread for a row of `vectors` (the fewest V that fits kMaxRowThreads threads);
 // false if the row is wider than kMaxRowVectors * kMaxRowThreads vectors.
 template <class Launch>
 bool launch_row_in_registers(int64_t vectors, Launch&& launch) {
     const int64_t v = (vectors + kMaxRowThreads - 1) / kMaxRowThreads;
     if (v > kMaxRowVectors) return false;
-    dispatch_row_vectors(v, row_threads((vectors + v - 1) / v), launch);
+    const int threads = row_threads((vectors + v - 1) / v);
+    with_vector_count<kMaxRowVectors>(v, [&](auto vs) { launch(vs, threads); });
     return true;
 }
 

@@ -59,6 +59,32 @@ __global__ void rms_norm_rope_kernel(const bf16* x, int64_t x_row, const bf16* w
     }
 }
 
+// E4M3 codes' descale, as a value (the streamed kernel reads it once) or where it is read at the store (the vector
+// kernel: read before its loads, it held the kernel at 52 registers instead of 32).
+__device__ __forceinline__ float value_of(float d) { return d; }
+__device__ __forceinline__ float value_of(const float* d) { return *d; }
+
+// One head's 8 values v at position `at` of the output, normalized by inv (1 / rms), scaled by the gains g and
+// rotated by the tables c, s: BF16 to y, or when y8 is set the BF16-rounded result as E4M3 codes of descale.
+template <class Descale>
+__device__ __forceinline__ void store_rotated(const float (&v)[8], float inv, const float (&g)[8], const float (&c)[8],
+                                              const float (&s)[8], bf16* y, uint8_t* y8, Descale descale, int64_t at) {
+    float out[8];
+#pragma unroll
+    for (int i = 0; i < 8; i += 2) {
+        const float n0 = v[i] * inv * g[i], n1 = v[i + 1] * inv * g[i + 1];
+        out[i] = n0 * c[i] - n1 * s[i];
+        out[i + 1] = n1 * c[i + 1] + n0 * s[i + 1];
+    }
+    if (y8) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) out[i] = round_to_bf16(out[i]);
+        store_e4m3<8>(y8 + at, out, value_of(descale));
+    } else {
+        store_bf16<8>(y + at, out);
+    }
+}
+
 // The fast form for Dh % 8 == 0 with 16-byte aligned heads: G = Dh / 8 lanes per head, each holding 8 elements in
 // registers (one 16-byte load of x, weight, cos and sin, one store), so x is read once and a warp covers 32 / G
 // heads. Lanes past the last row still join the shuffles (with zeros) before they leave.
@@ -84,24 +110,11 @@ __global__ void rms_norm_rope_vec_kernel(const bf16* x, int64_t x_row, const bf1
     for (int o = G / 2; o > 0; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
     if (!valid) return;
     const float inv = rsqrtf(sq / static_cast<float>(Dh) + eps);
-    float g[8], c[8], s[8], out[8];
+    float g[8], c[8], s[8];
     load_bf16<8>(weight + e0, g);
     load_bf16<8>(cos + int64_t(l) * Dh + e0, c);
     load_bf16<8>(sin + int64_t(l) * Dh + e0, s);
-#pragma unroll
-    for (int i = 0; i < 8; i += 2) {
-        const float n0 = v[i] * inv * g[i], n1 = v[i + 1] * inv * g[i + 1];
-        out[i] = n0 * c[i] - n1 * s[i];
-        out[i + 1] = n1 * c[i + 1] + n0 * s[i + 1];
-    }
-    const int64_t at = ((int64_t(b) * Lo + tok + l) * H + h) * Dh + e0;
-    if (y8) {
-#pragma unroll
-        for (int i = 0; i < 8; ++i) out[i] = round_to_bf16(out[i]);
-        store_e4m3<8>(y8 + at, out, *descale);
-    } else {
-        store_bf16<8>(y + at, out);
-    }
+    store_rotated(v, inv, g, c, s, y, y8, descale, ((int64_t(b) * Lo + tok + l) * H + h) * Dh + e0);
 }
 
 // The streamed form, for whole tokens of FLUX.2's head counts: persistent CTAs take one token's H heads at a time
@@ -155,34 +168,13 @@ __global__ void __launch_bounds__(kRopeStreamThreads)
             for (int j = 0; j < V; ++j) sq[j] += __shfl_xor_sync(0xffffffffu, sq[j], o);
 #pragma unroll
         for (int j = 0; j < V; ++j) {
-            float v[8], out[8];
+            float v[8];
             load_bf16<8>(reinterpret_cast<const bf16*>(&raw[j]), v);
-            const float inv = rsqrtf(sq[j] / static_cast<float>(Dh) + eps);
-#pragma unroll
-            for (int i = 0; i < 8; i += 2) {
-                const float n0 = v[i] * inv * g[i], n1 = v[i + 1] * inv * g[i + 1];
-                out[i] = n0 * c[i] - n1 * s[i];
-                out[i + 1] = n1 * c[i + 1] + n0 * s[i + 1];
-            }
-            const int64_t h = (threadIdx.x + j * blockDim.x) / G, at = ((b * Lo + tok + l) * H + h) * Dh + e0;
-            if (y8) {
-#pragma unroll
-                for (int i = 0; i < 8; ++i) out[i] = round_to_bf16(out[i]);
-                store_e4m3<8>(y8 + at, out, scale);
-            } else {
-                store_bf16<8>(y + at, out);
-            }
+            const int64_t h = (threadIdx.x + j * blockDim.x) / G;
+            store_rotated(v, rsqrtf(sq[j] / static_cast<float>(Dh) + eps), g, c, s, y, y8, scale,
+                          ((b * Lo + tok + l) * H + h) * Dh + e0);
         }
     }
-}
-
-// Calls run(integral_constant<V>) for v in 1..kRopeMaxVectors.
-template <int V = 1, class Run>
-void run_vectors(int v, Run&& run) {
-    if constexpr (V < kRopeMaxVectors) {
-        if (v > V) return run_vectors<V + 1>(v, run);
-    }
-    run(std::integral_constant<int, V>{});
 }
 
 // Streams whole tokens when their H * G vectors make V <= kRopeMaxVectors vectors of whole warps a thread
@@ -204,7 +196,7 @@ bool launch_stream(const bf16* x, int64_t x_row, const bf16* weight, const bf16*
                                                   eps);
         FLUX2_CUDA_CHECK_LAUNCH("rms_norm_rope_stream_kernel");
     };
-    run_vectors(static_cast<int>(vectors / threads), run);
+    with_vector_count<kRopeMaxVectors>(vectors / threads, run);
     return true;
 }
 
