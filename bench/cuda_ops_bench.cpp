@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/cuda/attention_cudnn.h"
+#include "backend/cuda/attention_fp8_kernels.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
@@ -90,7 +91,9 @@ Fp8Rows random_fp8_rows(CudaBackend& be, int64_t rows, int64_t k, float lo, floa
 }
 
 // Times `op` per iteration with events on the backend stream; reports the median.
-void time_op(benchmark::State& st, CudaBackend& be, const std::function<void()>& op, double flops, double bytes) {
+// `before` runs ahead of each timed op, outside the timing (e.g. an L2 flush).
+void time_op(benchmark::State& st, CudaBackend& be, const std::function<void()>& op, double flops, double bytes,
+             const std::function<void()>& before = {}) {
     cudaEvent_t start, stop;
     FLUX2_CUDA_CHECK(cudaEventCreate(&start));
     FLUX2_CUDA_CHECK(cudaEventCreate(&stop));
@@ -98,6 +101,7 @@ void time_op(benchmark::State& st, CudaBackend& be, const std::function<void()>&
     be.synchronize();
     std::vector<double> ms;
     for (auto _ : st) {
+        if (before) before();
         FLUX2_CUDA_CHECK(cudaEventRecord(start, be.stream()));
         op();
         FLUX2_CUDA_CHECK(cudaEventRecord(stop, be.stream()));
@@ -256,6 +260,39 @@ void BM_RmsNormRopeFp8(benchmark::State& st) {
         0, 3.0 * L * D);
 }
 
+// V's per-tensor E4M3 conversion before cuDNN's FP8 attention (the amax pass, then the codes), in the form dev's
+// single block runs it: V out of the [q | k | v] rows, none of it in the L2 at the start (as after the QK-norm in a
+// step: each iteration starts after a write of 256 MB elsewhere). GB/s counts V read once and its codes written.
+void BM_AttentionFp8QuantizeV(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    const int64_t L = 4608, D = 6144;
+    Tensor qkv = random_bf16(*be, {L, 3 * D}, 2.0f, 26), v8 = be->empty({L, D}, DType::F8_E4M3);
+    Tensor scratch = be->empty({cuda::kAttentionFp8ScaleCount + cuda::kAttentionFp8AmaxBlocks}, DType::F32);
+    auto* scales = static_cast<float*>(scratch.raw());
+    Tensor flush = be->empty({int64_t{256} << 20}, DType::U8);
+    time_op(
+        st, *be,
+        [&] {
+            cuda::launch_attention_fp8_quantize_v(static_cast<const cuda::bf16*>(qkv.raw()) + 2 * D, 3 * D,
+                                                  static_cast<uint8_t*>(v8.raw()),
+                                                  scales + cuda::kAttentionFp8ScaleCount, scales, L, D, be->stream());
+        },
+        0, 3.0 * L * D, [&] { FLUX2_CUDA_CHECK(cudaMemsetAsync(flush.raw(), 1, flush.nbytes(), be->stream())); });
+}
+
+// The double block's SwiGLU into E4M3 for the MLP's output projection: dev's image stream, [4096, 2 x 18432] BF16 in.
+void BM_SwigluFp8(benchmark::State& st) {
+    FLUX2_NEED_GPU(st);
+    const int64_t L = 4096, M = 18432;
+    Tensor x = random_bf16(*be, {L, 2 * M}, 2.0f, 27);
+    Tensor q = be->empty({L, M}, DType::F8_E4M3), scales = be->empty({L}, DType::F32);
+    const cuda::E4m3Rows out{static_cast<uint8_t*>(q.raw()), static_cast<float*>(scales.raw()), M};
+    time_op(
+        st, *be,
+        [&] { cuda::launch_swiglu_fp8(static_cast<const cuda::bf16*>(x.raw()), 2 * M, out, L, M, be->stream()); }, 0,
+        5.0 * L * M);
+}
+
 void BM_QuantizeFp8(benchmark::State& st) {
     FLUX2_NEED_GPU(st);
     const int64_t L = 4608, D = 6144;
@@ -340,6 +377,8 @@ BENCHMARK(BM_RmsNormRope)->UseManualTime()->Iterations(50)->Unit(benchmark::kMic
 BENCHMARK(BM_LayerNormModulateFp8)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_RmsNormRopeFp8)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_QuantizeFp8)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_AttentionFp8QuantizeV)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_SwigluFp8)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 // dev's single-block linear1 [55296, 6144] and linear2 [6144, 24576] weights.
 BENCHMARK(BM_ConvertNvfp4Fp8)
     ->Args({55296, 6144})

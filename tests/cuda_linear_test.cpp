@@ -211,6 +211,10 @@ TEST_F(CudaLinearFp8, FusedProducersEqualQuantizingTheBf16Output) {
         EXPECT_EQ(down(not_quantized), down(plain));
         EXPECT_THROW(be->linear(fused, dense), Error);
     }
+    // An MLP row too wide for the one-read kernel's shared memory (96 KB): the two-pass kernel.
+    const int64_t wide = 49168;  // a multiple of 16 (NVFP4 blocks), 98336 bytes of BF16
+    Tensor g = up(randn({1, 3, 2 * wide}, 1.5f));
+    expect_same(be->swiglu_for(nvfp4_weight(randn({16, wide}, 0.1f)), g), be->swiglu(g), "swiglu, wide rows");
 }
 
 // The single block's [attn | swiglu(mlp)] producer (swiglu_beside_for): E4M3 codes and per-token scales equal to

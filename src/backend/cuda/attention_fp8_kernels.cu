@@ -1,17 +1,25 @@
 // The row passes around cuDNN's FP8 attention: per-tensor E4M3 quantization of Q, K and V (scales computed on
 // the device, so nothing waits for the host), dequantization of the E4M3 output into a BF16 column range, and the
 // error sums of `--attention-error`.
+#include <algorithm>
+#include <limits>
+
 #include "backend/cuda/attention_fp8_kernels.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_utils.cuh"
 #include "backend/cuda/kernel_utils.cuh"
+#include "core/error.h"
 
 namespace flux2::cuda {
 
 namespace {
 constexpr int kThreads = 256;
+constexpr int kAmaxThreads = 512;
 constexpr int kAmaxBlocks = kAttentionFp8AmaxBlocks;  // one partial per CTA, reduced by every quantizing CTA
 static_assert(kAmaxBlocks == kThreads, "the quantizer reduces the partials one per thread");
+// Vectors a thread loads before it uses the first: with one load in flight a thread, the few CTAs of the amax pass
+// keep too little in flight to draw the memory's rate.
+constexpr int kBatch = 4;
 
 // The inputs as one grid dimension: blockIdx.y picks tensor first + blockIdx.y of Q, K, V (first = 2: V alone).
 struct QkvSources {
@@ -21,26 +29,50 @@ struct QkvSources {
     int first = 0;
 };
 
-// Vector i (8 elements) of a [rows, width] tensor whose rows are `row` elements apart.
-__device__ __forceinline__ int64_t vector_offset(int64_t i, int64_t vectors_per_row, int64_t row) {
-    return (i / vectors_per_row) * row + (i % vectors_per_row) * kVec;
+// Vector i (8 elements) of a [rows, width] tensor whose rows are `row` elements apart. The index arithmetic is 32-bit
+// (vector_count checks the count fits): in 64 bits the division took more issue slots than the loads.
+__device__ __forceinline__ int64_t vector_offset(uint32_t i, uint32_t vectors_per_row, int64_t row) {
+    const uint32_t r = i / vectors_per_row;
+    return int64_t{r} * row + (i - r * vectors_per_row) * kVec;
 }
 
-__global__ void qkv_amax_kernel(QkvSources s, float* partials, int64_t rows, int64_t width) {
-    const int t = s.first + blockIdx.y;
-    const int64_t per_row = width / kVec, n = rows * per_row;
-    float amax = 0.0f;
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        float v[kVec];
-        load_bf16<kVec>(s.src[t] + vector_offset(i, per_row, s.row[t]), v);
+// Loads the vectors i, i + stride, ... (kBatch of them, zeros past n) of a [rows, width] tensor; with Reverse, the
+// vectors n - 1 - i, n - 1 - (i + stride), ... instead.
+template <bool Reverse = false>
+__device__ __forceinline__ void load_batch(const bf16* src, int64_t row, uint32_t per_row, uint32_t i, uint32_t stride,
+                                           uint32_t n, float (&v)[kBatch][kVec]) {
 #pragma unroll
-        for (int j = 0; j < kVec; ++j) amax = fmaxf(amax, fabsf(v[j]));
+    for (int b = 0; b < kBatch; ++b) {
+        const uint32_t j = i + b * stride;
+        if (j < n) {
+            load_bf16<kVec>(src + vector_offset(Reverse ? n - 1 - j : j, per_row, row), v[b]);
+        } else {
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) v[b][e] = 0.0f;
+        }
+    }
+}
+
+__global__ void qkv_amax_kernel(QkvSources s, float* partials, uint32_t n, uint32_t per_row) {
+    const int t = s.first + blockIdx.y;
+    const bf16* src = s.src[t];
+    const int64_t row = s.row[t];
+    const uint32_t stride = gridDim.x * blockDim.x;
+    float amax = 0.0f;
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += kBatch * stride) {
+        float v[kBatch][kVec];
+        load_batch(src, row, per_row, i, stride, n, v);
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) amax = fmaxf(amax, fabsf(v[b][e]));
+        }
     }
     amax = block_max(amax);
     if (threadIdx.x == 0) partials[blockIdx.y * kAmaxBlocks + blockIdx.x] = amax;
 }
 
-__global__ void qkv_quantize_kernel(QkvSources s, const float* partials, float* scales, int64_t rows, int64_t width) {
+__global__ void qkv_quantize_kernel(QkvSources s, const float* partials, float* scales, uint32_t n, uint32_t per_row) {
     const int t = s.first + blockIdx.y;
     const float amax = block_max(partials[blockIdx.y * kAmaxBlocks + threadIdx.x]);
     const float descale = e4m3_row_scale(amax);  // amax / 448: the tensor's largest value maps to 448
@@ -57,20 +89,28 @@ __global__ void qkv_quantize_kernel(QkvSources s, const float* partials, float* 
             scales[kDescaleS] = 1.0f / kE4m3MaxF;
         }
     }
-    const int64_t per_row = width / kVec, n = rows * per_row;
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        float v[kVec];
-        load_bf16<kVec>(s.src[t] + vector_offset(i, per_row, s.row[t]), v);
-        store_e4m3<kVec>(s.dst[t] + i * kVec, v, descale);
+    const bf16* src = s.src[t];
+    const int64_t row = s.row[t];
+    uint8_t* dst = s.dst[t];
+    // From the last vector to the first: the amax pass read the tensor from first to last, so what it read last is
+    // what the L2 still holds (dev's V is 57 MB, the H200's L2 50 MB).
+    const uint32_t stride = gridDim.x * blockDim.x;
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += kBatch * stride) {
+        float v[kBatch][kVec];
+        load_batch<true>(src, row, per_row, i, stride, n, v);
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+            const uint32_t j = i + b * stride;
+            if (j < n) store_e4m3<kVec>(dst + size_t{n - 1 - j} * kVec, v[b], descale);
+        }
     }
 }
 
-__global__ void dequantize_output_kernel(const uint8_t* o8, const float* scales, bf16* o, int64_t o_row, int64_t rows,
-                                         int64_t width) {
+__global__ void dequantize_output_kernel(const uint8_t* o8, const float* scales, bf16* o, int64_t o_row, uint32_t n,
+                                         uint32_t per_row) {
     const float descale = scales[kDescaleO];
-    const int64_t per_row = width / kVec, n = rows * per_row;
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        const uint2 packed = *reinterpret_cast<const uint2*>(o8 + i * kVec);
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        const uint2 packed = *reinterpret_cast<const uint2*>(o8 + size_t{i} * kVec);
         const uint8_t* codes = reinterpret_cast<const uint8_t*>(&packed);
         float v[kVec];
 #pragma unroll
@@ -79,11 +119,10 @@ __global__ void dequantize_output_kernel(const uint8_t* o8, const float* scales,
     }
 }
 
-__global__ void error_sums_kernel(const bf16* a, int64_t a_row, const bf16* b, int64_t b_row, float* sums, int64_t rows,
-                                  int64_t width) {
-    const int64_t per_row = width / kVec, n = rows * per_row;
+__global__ void error_sums_kernel(const bf16* a, int64_t a_row, const bf16* b, int64_t b_row, float* sums, uint32_t n,
+                                  uint32_t per_row) {
     float err = 0.0f, ref = 0.0f;
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         float x[kVec], y[kVec];
         load_bf16<kVec>(a + vector_offset(i, per_row, a_row), x);
         load_bf16<kVec>(b + vector_offset(i, per_row, b_row), y);
@@ -101,19 +140,33 @@ __global__ void error_sums_kernel(const bf16* a, int64_t a_row, const bf16* b, i
     }
 }
 
-unsigned grid_vectors(int64_t rows, int64_t width) { return grid_for(rows * (width / kVec), kThreads); }
+// The vectors of a [rows, width] tensor, checked to fit the kernels' 32-bit indices with a grid's stride to spare.
+uint32_t vector_count(int64_t rows, int64_t width) {
+    const int64_t n = rows * (width / kVec);
+    check(n < (int64_t{1} << 31), "FP8 attention passes: ", rows, " tokens of ", width,
+          " values exceed the 2^31 vectors the kernels index");
+    return static_cast<uint32_t>(n);
+}
 
 // The amax partials of `tensors` of s's inputs from s.first on, then (with `scales`) their conversion.
 void amax(const QkvSources& s, int tensors, float* partials, int64_t rows, int64_t width, cudaStream_t stream) {
-    qkv_amax_kernel<<<dim3(kAmaxBlocks, tensors), kThreads, 0, stream>>>(s, partials, rows, width);
+    qkv_amax_kernel<<<dim3(kAmaxBlocks, tensors), kAmaxThreads, 0, stream>>>(s, partials, vector_count(rows, width),
+                                                                             static_cast<uint32_t>(width / kVec));
     FLUX2_CUDA_CHECK(cudaGetLastError());
 }
 void quantize(const QkvSources& s, int tensors, float* partials, float* scales, int64_t rows, int64_t width,
               cudaStream_t stream) {
     if (rows == 0) return;
     amax(s, tensors, partials, rows, width, stream);
-    const unsigned blocks = std::min<unsigned>(grid_vectors(rows, width), 4 * kAmaxBlocks);
-    qkv_quantize_kernel<<<dim3(blocks, tensors), kThreads, 0, stream>>>(s, partials, scales, rows, width);
+    const uint32_t n = vector_count(rows, width);
+    // At most as many CTAs as are resident at once, shared by the tensors: a second, partial wave would leave SMs
+    // idle while it runs.
+    const int64_t resident = persistent_blocks(reinterpret_cast<const void*>(qkv_quantize_kernel), kThreads, 0,
+                                               std::numeric_limits<int64_t>::max());
+    const unsigned blocks =
+        std::max<unsigned>(1, std::min<int64_t>(grid_for(n, kThreads * kBatch), resident / tensors));
+    qkv_quantize_kernel<<<dim3(blocks, tensors), kThreads, 0, stream>>>(s, partials, scales, n,
+                                                                        static_cast<uint32_t>(width / kVec));
     FLUX2_CUDA_CHECK(cudaGetLastError());
 }
 }  // namespace
@@ -143,7 +196,9 @@ void launch_attention_fp8_amax_v(const bf16* v, int64_t v_row, float* partials, 
 void launch_attention_fp8_dequantize(const uint8_t* o8, const float* scales, bf16* o, int64_t o_row, int64_t rows,
                                      int64_t width, cudaStream_t stream) {
     if (rows == 0) return;
-    dequantize_output_kernel<<<grid_vectors(rows, width), kThreads, 0, stream>>>(o8, scales, o, o_row, rows, width);
+    const uint32_t n = vector_count(rows, width);
+    dequantize_output_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(o8, scales, o, o_row, n,
+                                                                             static_cast<uint32_t>(width / kVec));
     FLUX2_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -151,8 +206,9 @@ void launch_attention_error_sums(const bf16* a, int64_t a_row, const bf16* b, in
                                  int64_t width, cudaStream_t stream) {
     FLUX2_CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * sizeof(float), stream));
     if (rows == 0) return;
-    const unsigned blocks = std::min<unsigned>(grid_vectors(rows, width), 1024);
-    error_sums_kernel<<<blocks, kThreads, 0, stream>>>(a, a_row, b, b_row, sums, rows, width);
+    const uint32_t n = vector_count(rows, width);
+    error_sums_kernel<<<std::min<unsigned>(grid_for(n, kThreads), 1024), kThreads, 0, stream>>>(
+        a, a_row, b, b_row, sums, n, static_cast<uint32_t>(width / kVec));
     FLUX2_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -31,8 +31,8 @@ __global__ void swiglu_kernel(const bf16* x, int64_t x_row, bf16* y, int64_t y_r
         store_bf16<W>(y + r * y_row + j, gate);
     }
 }
-// One CTA per row, E4M3 output for the next FP8 GEMM: a pass for the amax of the BF16-rounded products, a pass
-// writing their codes.
+// One CTA per row, E4M3 output for the next FP8 GEMM, for rows too wide for swiglu_beside_fp8_kernel's shared
+// memory: a pass for the amax of the BF16-rounded products, a pass writing their codes.
 template <int W>
 __global__ void swiglu_fp8_kernel(const bf16* x, int64_t x_row, E4m3Rows out, int64_t m) {
     const int64_t r = blockIdx.x, step = int64_t(blockDim.x) * W;
@@ -172,6 +172,12 @@ void launch_swiglu_beside_fp8_e4m3(const uint8_t* a8, const float* descale, int6
 
 void launch_swiglu_fp8(const bf16* x, int64_t x_row, E4m3Rows out, int64_t rows, int64_t m, cudaStream_t stream) {
     if (rows == 0 || m == 0) return;
+    // A row that fits in shared memory is read once: the [attn | mlp] kernel with no attention part. Wider rows take
+    // two passes over x, one for the amax and one for the codes.
+    if (static_cast<size_t>(m) * sizeof(bf16) <= kSwigluBesideMaxRowBytes) {
+        launch_swiglu_beside(Bf16Attention{nullptr, 0}, true, 0, x, x_row, m, out, rows, stream);
+        return;
+    }
     const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && x_row % kVec == 0 && out.ld % kVec == 0;
     if (m % kVec == 0 && aligned) {
         swiglu_fp8_kernel<kVec><<<rows, row_threads(m / kVec), 0, stream>>>(x, x_row, out, m);
