@@ -2,7 +2,6 @@
 // the device, so nothing waits for the host), dequantization of the E4M3 output into a BF16 column range, and the
 // error sums of `--attention-error`.
 #include <algorithm>
-#include <limits>
 
 #include "backend/cuda/attention_fp8_kernels.h"
 #include "backend/cuda/cuda_check.h"
@@ -161,10 +160,10 @@ void quantize(const QkvSources& s, int tensors, float* partials, float* scales, 
     const uint32_t n = vector_count(rows, width);
     // At most as many CTAs as are resident at once, shared by the tensors: a second, partial wave would leave SMs
     // idle while it runs.
-    const int64_t resident = persistent_blocks(reinterpret_cast<const void*>(qkv_quantize_kernel), kThreads, 0,
-                                               std::numeric_limits<int64_t>::max());
     const unsigned blocks =
-        std::max<unsigned>(1, std::min<int64_t>(grid_for(n, kThreads * kBatch), resident / tensors));
+        std::max<unsigned>(1, persistent_blocks(reinterpret_cast<const void*>(qkv_quantize_kernel), kThreads, 0,
+                                                int64_t{grid_for(n, kThreads * kBatch)} * tensors) /
+                                  tensors);
     qkv_quantize_kernel<<<dim3(blocks, tensors), kThreads, 0, stream>>>(s, partials, scales, n,
                                                                         static_cast<uint32_t>(width / kVec));
     FLUX2_CUDA_CHECK(cudaGetLastError());

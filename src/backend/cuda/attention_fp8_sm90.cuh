@@ -350,7 +350,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                      const __grid_constant__ CUtensorMap tm_v, Params p) {
 #if FLUX2_FA8_DEVICE_CODE
     extern __shared__ uint8_t smem_raw[];
-    const Smem<BN> sm{(static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) + 1023) & ~1023u};
+    const Smem<BN> sm{(shared_address(smem_raw) + 1023) & ~1023u};
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
     const int q_tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z, L = p.L;
     const int n = (L + BN - 1) / BN;  // KV tiles
