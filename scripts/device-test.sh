@@ -149,7 +149,7 @@ if [ -x build-gpu/flux2_tests ] && [ "${FLUX2_TEST_FILTER:-}" != none ]; then
   timeout "${FLUX2_TEST_TIMEOUT:-3000}" ./build-gpu/flux2_tests --gtest_filter="${FLUX2_TEST_FILTER:-*Cuda*:TinyModels/*:TinyPipelines/*}" \
     >"$out/tests.txt" 2>&1
   status=$?
-  grep -E "^\[  (FAILED|PASSED|SKIPPED) |rel error|Failure|Expected|Which is|^/" "$out/tests.txt" | head -80
+  grep -E "^\[  (FAILED|PASSED|SKIPPED) |rel error|Failure|Expected|Which is|C++ exception|^/" "$out/tests.txt" | head -80
   tail -3 "$out/tests.txt"
 fi
 

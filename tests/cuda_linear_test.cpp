@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "cuda_test_util.h"
+#include "quant/float_codecs.h"
 #include "quant/linear_weight.h"
 #include "quant/nvfp4_quantizer.h"
 #ifdef FLUX2_HAVE_CUDA
@@ -286,6 +287,88 @@ TEST_F(CudaLinearFp8, AttentionBesideInE4m3EqualsAttentionIntoTheRow) {
         be->swiglu_into(p, 3 * Da, m, o_plain, Da);
         EXPECT_EQ(down(in_place), down(o_plain)) << "m " << m;
     }
+}
+
+// The double block's attention for its two output projections (attention_split_for): from FP8 q/k buffers an FP8
+// layer gets the attention's own E4M3 codes, every row with O's one scale, so code * scale rounded to BF16 is the
+// BF16 output of the same FP8 attention (attention_into) exactly; a BF16 layer gets those BF16 rows. The image rows
+// are a view of the whole codes tensor whose scales it finds where fp8_parts looks. The gated residual from the codes
+// agrees with the one from the BF16 rows to FP8 rounding (the rows are not quantized a second time). Two samples
+// keep the BF16 rows.
+TEST_F(CudaLinearFp8, AttentionSplitHandsTheCodesToTheOutputProjections) {
+    const int64_t B = 1, L = 77, Lt = 13, Li = L - Lt, H = 2, Dh = 64, Da = H * Dh, N = 48;
+    Tensor cos = up(randn({L, Dh}, 0.7f)), sin = up(randn({L, Dh}, 0.7f));
+    Tensor wq = up(randn({Dh}, 0.3f, 1.0f)), wk = up(randn({Dh}, 0.3f, 1.0f));
+    Tensor p = up(randn({B, L, 3 * Da}, 1.5f));  // the joint [q | k | v]
+    auto qk = [&](int64_t col, const Tensor& w) {
+        Tensor t = be->attention_qk_buffer({B, L, H, Dh}, {&w});
+        be->rms_norm_rope_into(p, col, w, cos, sin, 1e-6f, t, 0);
+        return t;
+    };
+    Tensor q = qk(0, wq), k = qk(Da, wk);
+    ASSERT_EQ(q.dtype(), DType::F8_E4M3) << "FP8 attention is off: no Hopper GPU?";
+    Tensor o = be->uninitialized({B, L, Da});
+    be->attention_into(q, k, p, 2 * Da, o, 0);
+    const std::vector<float> want = down(o);
+    // Rows [begin, begin + rows) of `want` against code * scale of an E4M3 part, rounded to BF16.
+    auto expect_codes = [&](const Tensor& part, int64_t begin, int64_t rows, const char* what) {
+        ASSERT_EQ(part.dtype(), DType::F8_E4M3) << what;
+        ASSERT_EQ(part.shape(), (Shape{B, rows, Da})) << what;
+        const Fp8Activations a = CudaBackend::fp8_parts(part);
+        const std::vector<uint8_t> codes = bytes(a.codes);
+        const std::vector<float> scales = down(a.scales);
+        int64_t wrong = 0;
+        for (int64_t r = 0; r < rows; ++r) {
+            wrong += scales[r] != scales[0];
+            for (int64_t c = 0; c < Da; ++c) {
+                const float v = bf16_to_f32(f32_to_bf16(e4m3_to_f32(codes[r * Da + c]) * scales[r]));
+                wrong += v != want[(begin + r) * Da + c];
+            }
+        }
+        EXPECT_GT(scales[0], 0.0f) << what;
+        EXPECT_EQ(wrong, 0) << what;
+    };
+    auto expect_bf16 = [&](const Tensor& part, int64_t begin, int64_t rows, const char* what) {
+        ASSERT_EQ(part.dtype(), DType::BF16) << what;
+        const std::vector<float> got = down(part);
+        EXPECT_EQ(got, std::vector<float>(want.begin() + begin * Da, want.begin() + (begin + rows) * Da)) << what;
+    };
+    const LinearWeight fp8 = nvfp4_weight(randn({N, Da}, 0.1f)), bf16 = dense_bf16_weight(randn({N, Da}, 0.1f));
+
+    be->reset_path_counts();
+    std::array<Tensor, 2> split = be->attention_split_for(bf16, fp8, q, k, p, 2 * Da, Lt);
+    EXPECT_NE(be->path_summary().find("attention->fp8(cudnn) x1"), std::string::npos) << be->path_summary();
+    expect_bf16(split[0], 0, Lt, "text rows for a BF16 layer");
+    expect_codes(split[1], Lt, Li, "image rows for an FP8 layer");
+    // x += gate * to_out(rows): from the codes as they are against from the BF16 rows, quantized per row.
+    Tensor x = randn({B, Li, N}), gate = randn({B, N}, 0.7f);
+    Tensor from_codes = up(x), from_rows = up(x);
+    be->linear_gated_residual(from_codes, up(gate), split[1], fp8);
+    be->linear_gated_residual(from_rows, up(gate), be->slice(o, 1, Lt, Li), fp8);
+    EXPECT_LE(rel_error(down(from_codes), down(from_rows)), 3e-2);
+
+    split = be->attention_split_for(fp8, fp8, q, k, p, 2 * Da, Lt);
+    expect_codes(split[0], 0, Lt, "text rows for an FP8 layer");
+    expect_codes(split[1], Lt, Li, "image rows for an FP8 layer");
+    split = be->attention_split_for(fp8, bf16, q, k, p, 2 * Da, Lt);  // a BF16 image layer: BF16 rows for both
+    expect_bf16(split[0], 0, Lt, "text rows, BF16 image layer");
+    expect_bf16(split[1], Lt, Li, "image rows, BF16 image layer");
+
+    // Two samples: their image rows are not one range of the codes, so both parts are BF16 slices of attention_into.
+    Tensor p2 = up(randn({2, L, 3 * Da}, 1.5f));
+    auto qk2 = [&](int64_t col, const Tensor& w) {
+        Tensor t = be->attention_qk_buffer({2, L, H, Dh}, {&w});
+        be->rms_norm_rope_into(p2, col, w, cos, sin, 1e-6f, t, 0);
+        return t;
+    };
+    Tensor q2 = qk2(0, wq), k2 = qk2(Da, wk), o2 = be->uninitialized({2, L, Da});
+    be->attention_into(q2, k2, p2, 2 * Da, o2, 0);
+    split = be->attention_split_for(fp8, fp8, q2, k2, p2, 2 * Da, Lt);
+    ASSERT_EQ(split[1].dtype(), DType::BF16);
+    EXPECT_EQ(split[0].shape(), (Shape{2, Lt, Da}));
+    EXPECT_EQ(split[1].shape(), (Shape{2, Li, Da}));
+    EXPECT_EQ(down(split[0]), down(be->slice(o2, 1, 0, Lt)));
+    EXPECT_EQ(down(split[1]), down(be->slice(o2, 1, Lt, Li)));
 }
 #endif
 

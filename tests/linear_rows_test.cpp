@@ -1,6 +1,7 @@
 // Backend::linear_rows on the CPU (the numerical truth): a part of a layer, its output rows [begin, begin + count),
 // equals those columns of the whole layer for every weight format and activation mode, with a LoRA branch; a layer
-// run in parts counts once in the path summary; a range outside the layer is refused by name.
+// run in parts counts once in the path summary; a range outside the layer is refused by name. linear_into writes a
+// joint sequence's token range.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -77,6 +78,30 @@ TEST(LinearRows, PartsEqualTheWholeLayersColumns) {
             }
         }
     }
+}
+
+// linear_into on the CPU (the Backend default): it returns the layer's output and copies its columns [col, N) into
+// the joint tensor's token range, leaving every other element as it was; a range that does not fit is refused.
+TEST(LinearRows, IntoAJointSequenceWritesItsColumnsAtItsTokens) {
+    std::mt19937 rng(20261204);
+    const int64_t B = 2, m = 5, Lo = 12, tok = 4, k = 32, n = 48, col = 16;
+    auto be = make_backend(BackendOptions{});
+    const LinearWeight w = layer(WeightFormat::dense, n, k, rng);
+    Tensor x = Tensor::from_f32({B, m, k}, normal(static_cast<size_t>(B * m * k), 1.0f, rng));
+    const std::vector<float> before = normal(static_cast<size_t>(B * Lo * n), 1.0f, rng);
+    Tensor joint = Tensor::from_f32({B, Lo, n}, before);
+    const std::vector<float> y = be->linear_into(x, w, joint, tok, col).to_vector();
+    EXPECT_EQ(y, be->linear(x, w).to_vector());
+    const std::vector<float> after = joint.to_vector();
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t l = 0; l < Lo; ++l)
+            for (int64_t c = 0; c < n; ++c) {
+                const size_t at = static_cast<size_t>((b * Lo + l) * n + c);
+                const bool written = l >= tok && l < tok + m && c >= col;
+                EXPECT_EQ(after[at], written ? y[static_cast<size_t>((b * m + l - tok) * n + c)] : before[at])
+                    << b << ", " << l << ", " << c;
+            }
+    EXPECT_THROW(be->linear_into(x, w, joint, Lo - m + 1, col), std::exception);
 }
 
 TEST(LinearRows, ARangeOutsideTheLayerIsRefusedByName) {

@@ -5,6 +5,7 @@
 // Conventions: shapes outermost first; activations are [B, L, D] (batch, tokens, features); attention heads
 // are laid out [B, L, H, Dh] (head-major inside the feature dimension, as diffusers' view(B, L, H, Dh)).
 // The CPU backend computes in F32 on the host: the numerical truth every fast path is tested against.
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -155,6 +156,16 @@ public:
     // [q | k | v] before its MLP half). x may come from a *_for producer of w. A layer run in parts is counted
     // once in path_summary(), by the part that begins at row 0.
     virtual Tensor linear_rows(const Tensor& x, const LinearWeight& w, int64_t begin, int64_t count) = 0;
+    // linear(x, w) [B, L, N] for a joint sequence's rows: returns it, and its columns [col, N) are also in tokens
+    // [tok, tok + L) of out [B, Lo, N] (the columns before col there may be overwritten). x [B, L, ·] may come from
+    // a *_for producer of w. The double block projects its text and image [q | k | v] this way, so that the
+    // attention reads both streams' V in one tensor. The CUDA backend's GEMM writes one sample's rows in place and
+    // returns them as a view of out; elsewhere the columns are copied.
+    virtual Tensor linear_into(const Tensor& x, const LinearWeight& w, Tensor& out, int64_t tok, int64_t col) {
+        Tensor y = linear(x, w);
+        copy_into(y, col, w.out_features - col, out, tok, col);
+        return y;
+    }
 
     // ---- elementwise ----
     virtual Tensor silu(const Tensor& x) = 0;
@@ -207,6 +218,22 @@ public:
         Tensor out = uninitialized({q.dim(0), q.dim(1), q.dim(2) * q.dim(3) + m});
         attention_into(q, k, v, v_col, out, 0);
         return out;
+    }
+
+    // The double block's joint attention as its two output projections take it: attention_into(q, k, v, v_col, ·, 0)
+    // over [text, image] tokens, returned as {the first `split` tokens for text_next, the rest for image_next}, each
+    // [B, ·, H * Dh] (BF16 by default). CUDA with FP8 attention on FP8 q/k buffers hands an FP8 layer without a
+    // carried LoRA branch the attention's own E4M3 codes, every row with the tensor's one scale: no BF16 output is
+    // made and no quantizing pass reads it (one sample). q and k are taken (move them in) and let go once read.
+    virtual std::array<Tensor, 2> attention_split_for(const LinearWeight& text_next, const LinearWeight& image_next,
+                                                      Tensor q, Tensor k, const Tensor& v, int64_t v_col,
+                                                      int64_t split) {
+        (void)text_next;
+        (void)image_next;
+        Tensor o = uninitialized({q.dim(0), q.dim(1), q.dim(2) * q.dim(3)});
+        attention_into(q, k, v, v_col, o, 0);
+        q = k = Tensor();
+        return {slice(o, 1, 0, split), slice(o, 1, split, o.dim(1) - split)};
     }
 
     // x += gate * linear(in, w): a block's gated residual update from its output projection. x [B, L, out], gate

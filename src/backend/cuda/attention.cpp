@@ -75,6 +75,50 @@ Tensor CudaBackend::attention_beside_for(const LinearWeight& next, Tensor q, Ten
     return Tensor::wrap({B, L, H, Dh}, DType::F8_E4M3, Device::cuda, const_cast<uint8_t*>(o.codes), o.block);
 }
 
+std::array<Tensor, 2> CudaBackend::attention_split_for(const LinearWeight& text_next, const LinearWeight& image_next,
+                                                       Tensor q, Tensor k, const Tensor& v, int64_t v_col,
+                                                       int64_t split) {
+    // O's codes serve an FP8 layer as they are unless it carries a LoRA branch, whose codes would go beside them
+    // under a scale with headroom (lora_fp8_tail.h).
+    auto takes_codes = [&](const LinearWeight& w) { return takes_fp8_input(w) && fp8_input_width(w) == w.in_features; };
+    const bool fp8_qk = q.dtype() == DType::F8_E4M3 && q.ndim() == 4;
+    // The image rows become a view of the whole codes tensor (below), which needs one sample and 16-byte rows.
+    if (!attention_e4m3_out_ || !fp8_qk || q.dim(0) != 1 || (q.dim(2) * q.dim(3)) % 16 != 0 || !takes_codes(image_next))
+        return Backend::attention_split_for(text_next, image_next, std::move(q), std::move(k), v, v_col, split);
+    const auto [B, L, H, Dh] = attention_into_dims(q, k, v, v_col, nullptr, 0);
+    const int64_t Da = H * Dh;
+    check(split >= 0 && split <= L, "attention_split_for: split at token ", split, " of ", L);
+    FLUX2_PROFILE_OP("attention -> fp8 rows");
+    if (!recording()) count_path(str("attention->", sdpa_fp8_->path(Dh)));
+    // Every row's codes in an FP8 linear's input form (codes, then a scale a row); the attention writes them there.
+    Tensor all = quantized_activations({1, L, Da}, Da);
+    const Fp8Activations parts = fp8_parts(all);
+    auto* codes = static_cast<uint8_t*>(parts.codes.raw());
+    const Fp8Qk qp = fp8_qk_parts(q), kp = fp8_qk_parts(k);
+    const cuda::Fp8Attention::E4m3Output o =
+        sdpa_fp8_->run_fp8_qk_e4m3_out(qp.codes, qp.descale, kp.codes, kp.descale,
+                                       static_cast<const cuda::bf16*>(v.raw()) + v_col, B, L, H, Dh, v.dim(2), codes);
+    q = k = Tensor();
+    cuda::launch_attention_fp8_row_scales(o.descale, static_cast<float*>(parts.scales.raw()), L, stream());
+    // The image rows, the last L - split, as a tensor of their own: their codes are a view, and the scales such a
+    // tensor finds after its codes (fp8_parts) are the whole tensor's first L - split, which hold the same value.
+    const size_t at = static_cast<size_t>(split * Da);
+    Tensor image = all.view({1, L - split, Da}, DType::F8_E4M3, at);
+    check(fp8_parts(image).scales.raw() == parts.scales.raw(), "attention_split_for: the image rows' scales moved");
+    Tensor text;
+    if (takes_codes(text_next)) {
+        text = quantized_activations({1, split, Da}, Da);
+        const Fp8Activations t = fp8_parts(text);
+        if (split) FLUX2_CUDA_CHECK(cudaMemcpyAsync(t.codes.raw(), codes, at, cudaMemcpyDeviceToDevice, stream()));
+        cuda::launch_attention_fp8_row_scales(o.descale, static_cast<float*>(t.scales.raw()), split, stream());
+    } else {
+        text = empty({1, split, Da}, DType::BF16);
+        cuda::launch_attention_fp8_dequantize(codes, o.descale, static_cast<cuda::bf16*>(text.raw()), Da, split, Da,
+                                              stream());
+    }
+    return {text, image};
+}
+
 namespace {
 size_t qk_descale_offset(int64_t elements) { return (static_cast<size_t>(elements) + 15) / 16 * 16; }
 }  // namespace

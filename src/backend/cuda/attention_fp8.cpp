@@ -111,8 +111,9 @@ void Fp8Attention::run_fp8_qk(const uint8_t* q8, const float* q_descale, const u
 
 Fp8Attention::E4m3Output Fp8Attention::run_fp8_qk_e4m3_out(const uint8_t* q8, const float* q_descale, const uint8_t* k8,
                                                            const float* k_descale, const __nv_bfloat16* v, int64_t B,
-                                                           int64_t L, int64_t H, int64_t Dh, int64_t v_row) {
-    return execute(nullptr, q8, q_descale, nullptr, k8, k_descale, v, nullptr, B, L, H, Dh, v_row, 0);
+                                                           int64_t L, int64_t H, int64_t Dh, int64_t v_row,
+                                                           uint8_t* o8) {
+    return execute(nullptr, q8, q_descale, nullptr, k8, k_descale, v, nullptr, B, L, H, Dh, v_row, 0, o8);
 }
 
 const float* Fp8Attention::e4m3_output_descale(const uint8_t* codes, int64_t elements) {
@@ -122,7 +123,7 @@ const float* Fp8Attention::e4m3_output_descale(const uint8_t* codes, int64_t ele
 Fp8Attention::E4m3Output Fp8Attention::execute(const __nv_bfloat16* q, const uint8_t* q8_in, const float* q_descale,
                                                const __nv_bfloat16* k, const uint8_t* k8_in, const float* k_descale,
                                                const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B, int64_t L,
-                                               int64_t H, int64_t Dh, int64_t v_row, int64_t o_row) {
+                                               int64_t H, int64_t Dh, int64_t v_row, int64_t o_row, uint8_t* o8_out) {
     if (B == 0 || L == 0 || H == 0) return {};
     const int64_t width = H * Dh, rows = B * L;
     if (v_row == 0) v_row = width;
@@ -142,11 +143,13 @@ Fp8Attention::E4m3Output Fp8Attention::execute(const __nv_bfloat16* q, const uin
     const size_t v_codes = own ? aligned(static_cast<size_t>(attention_fp8_vt_bytes(B, L, H))) : codes;
     const size_t scales_bytes = aligned(kAttentionFp8ScaleCount * sizeof(float));
     const std::shared_ptr<void> inputs = allocate(v_codes + (given_qk ? 0 : 2 * codes), stream_);  // V [, Q, K]
-    std::shared_ptr<void> block = allocate(codes + scales_bytes + 3 * kAttentionFp8AmaxBlocks * sizeof(float), stream_);
+    const size_t o_codes = o8_out ? 0 : codes;  // O's codes in the block unless the caller gave them a place
+    std::shared_ptr<void> block =
+        allocate(o_codes + scales_bytes + 3 * kAttentionFp8AmaxBlocks * sizeof(float), stream_);
     auto* base = static_cast<uint8_t*>(block.get());
-    uint8_t *v8 = static_cast<uint8_t*>(inputs.get()), *o8 = base;
-    auto* scales = reinterpret_cast<float*>(base + codes);
-    auto* partials = reinterpret_cast<float*>(base + codes + scales_bytes);
+    uint8_t *v8 = static_cast<uint8_t*>(inputs.get()), *o8 = o8_out ? o8_out : base;
+    auto* scales = reinterpret_cast<float*>(base + o_codes);
+    auto* partials = reinterpret_cast<float*>(base + o_codes + scales_bytes);
     const uint8_t *q8 = q8_in, *k8 = k8_in;
     if (!given_qk) {
         auto* q_codes = v8 + v_codes;
@@ -179,10 +182,10 @@ Fp8Attention::E4m3Output Fp8Attention::execute(const __nv_bfloat16* q, const uin
     pack[kFirstScale + int64_t{kDescaleK}] = const_cast<float*>(k_descale);
     graphs_.execute({B, L, H, Dh}, pack);
     if (!o) {
-        check(e4m3_output_descale(o8, rows * width) == scales + kDescaleO, "cuDNN FP8 SDPA: O's scale moved");
+        check(o8_out || e4m3_output_descale(o8, rows * width) == scales + kDescaleO, "cuDNN FP8 SDPA: O's scale moved");
         return {block, o8, scales + kDescaleO};
     }
-    launch_attention_fp8_dequantize(o8, scales, o, o_row, rows, width, stream_->get());
+    launch_attention_fp8_dequantize(o8, scales + kDescaleO, o, o_row, rows, width, stream_->get());
     return {};
 }
 

@@ -105,9 +105,9 @@ __global__ void qkv_quantize_kernel(QkvSources s, const float* partials, float* 
     }
 }
 
-__global__ void dequantize_output_kernel(const uint8_t* o8, const float* scales, bf16* o, int64_t o_row, uint32_t n,
+__global__ void dequantize_output_kernel(const uint8_t* o8, const float* o_descale, bf16* o, int64_t o_row, uint32_t n,
                                          uint32_t per_row) {
-    const float descale = scales[kDescaleO];
+    const float descale = *o_descale;
     for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         const uint2 packed = *reinterpret_cast<const uint2*>(o8 + size_t{i} * kVec);
         const uint8_t* codes = reinterpret_cast<const uint8_t*>(&packed);
@@ -116,6 +116,11 @@ __global__ void dequantize_output_kernel(const uint8_t* o8, const float* scales,
         for (int j = 0; j < kVec; ++j) v[j] = e4m3_to_float(codes[j]) * descale;
         store_bf16<kVec>(o + vector_offset(i, per_row, o_row), v);
     }
+}
+
+__global__ void row_scales_kernel(const float* descale, float* row_scales, uint32_t rows) {
+    const float d = *descale;
+    for (uint32_t r = blockIdx.x * blockDim.x + threadIdx.x; r < rows; r += gridDim.x * blockDim.x) row_scales[r] = d;
 }
 
 __global__ void error_sums_kernel(const bf16* a, int64_t a_row, const bf16* b, int64_t b_row, float* sums, uint32_t n,
@@ -192,12 +197,20 @@ void launch_attention_fp8_amax_v(const bf16* v, int64_t v_row, float* partials, 
     amax({{nullptr, nullptr, v}, {0, 0, v_row}, {nullptr, nullptr, nullptr}, 2}, 1, partials, rows, width, stream);
 }
 
-void launch_attention_fp8_dequantize(const uint8_t* o8, const float* scales, bf16* o, int64_t o_row, int64_t rows,
+void launch_attention_fp8_dequantize(const uint8_t* o8, const float* descale, bf16* o, int64_t o_row, int64_t rows,
                                      int64_t width, cudaStream_t stream) {
     if (rows == 0) return;
     const uint32_t n = vector_count(rows, width);
-    dequantize_output_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(o8, scales, o, o_row, n,
+    dequantize_output_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(o8, descale, o, o_row, n,
                                                                              static_cast<uint32_t>(width / kVec));
+    FLUX2_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_attention_fp8_row_scales(const float* descale, float* row_scales, int64_t rows, cudaStream_t stream) {
+    if (rows == 0) return;
+    check(rows < (int64_t{1} << 31), "FP8 attention: ", rows, " row scales exceed the 2^31 the kernel indexes");
+    row_scales_kernel<<<grid_for(static_cast<uint32_t>(rows), kThreads), kThreads, 0, stream>>>(
+        descale, row_scales, static_cast<uint32_t>(rows));
     FLUX2_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -48,9 +48,12 @@ void launch_attention_fp8_quantize_qk(const bf16* q, const bf16* k, uint8_t* q8,
 void launch_attention_fp8_amax_v(const bf16* v, int64_t v_row, float* partials, int64_t rows, int64_t width,
                                  cudaStream_t stream);
 
-// o (rows o_row apart) = o8 [rows, width] (packed E4M3) * scales[kDescaleO], rounded to BF16.
-void launch_attention_fp8_dequantize(const uint8_t* o8, const float* scales, bf16* o, int64_t o_row, int64_t rows,
+// o (rows o_row apart) = o8 [rows, width] (packed E4M3) * *descale (O's, scales + kDescaleO), rounded to BF16.
+void launch_attention_fp8_dequantize(const uint8_t* o8, const float* descale, bf16* o, int64_t o_row, int64_t rows,
                                      int64_t width, cudaStream_t stream);
+
+// row_scales[r] = *descale for r < rows: O's codes as the rows of an FP8 GEMM's input, each with the tensor's scale.
+void launch_attention_fp8_row_scales(const float* descale, float* row_scales, int64_t rows, cudaStream_t stream);
 
 // sums[0] = sum (a - b)^2, sums[1] = sum b^2 over [rows, width] (sums zeroed first): the relative L2 difference of
 // an attention output a to the BF16 one b is sqrt(sums[0] / sums[1]).

@@ -89,6 +89,7 @@ public:
 
     Tensor linear(const Tensor& x, const LinearWeight& w) override;
     Tensor linear_rows(const Tensor& x, const LinearWeight& w, int64_t begin, int64_t count) override;
+    Tensor linear_into(const Tensor& x, const LinearWeight& w, Tensor& out, int64_t tok, int64_t col) override;
 
     Tensor silu(const Tensor& x) override;
     Tensor swiglu(const Tensor& x) override;
@@ -103,6 +104,8 @@ public:
     Tensor swiglu_beside_for(const LinearWeight& next, Tensor& out, const Tensor& x, int64_t col, int64_t m) override;
     Tensor attention_beside_for(const LinearWeight& next, Tensor q, Tensor k, const Tensor& v, int64_t v_col,
                                 int64_t m) override;
+    std::array<Tensor, 2> attention_split_for(const LinearWeight& text_next, const LinearWeight& image_next, Tensor q,
+                                              Tensor k, const Tensor& v, int64_t v_col, int64_t split) override;
     void linear_gated_residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) override;
     void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;
     Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
@@ -226,9 +229,12 @@ private:
     std::map<const LinearWeight*, StreamedPlace> streamed_;
     // quantize_fp8 and quantize_fp8_for: rows of ld codes with a headroom (E4m3Rows).
     Fp8Activations quantize_rows(const Tensor& x, int64_t ld, float headroom);
-    // The FP8 linear of w's rows [begin, begin + out_shape.back()) (its LoRA branch included) on quantized
-    // activations.
-    Tensor linear_fp8(const Fp8Activations& x, const Shape& out_shape, const LinearWeight& w, int64_t begin);
+    // linear_rows into y: a new tensor of out_shape when y is undefined, else y (linear_into's rows of a joint tensor).
+    void linear_rows_to(const Tensor& x, const LinearWeight& w, int64_t begin, int64_t count, const Shape& out_shape,
+                        Tensor& y);
+    // The FP8 linear of w's rows [begin, begin + y.dim(-1)) (its LoRA branch included) on quantized activations,
+    // into y.
+    void linear_fp8(const Fp8Activations& x, Tensor& y, const LinearWeight& w, int64_t begin);
     // The FP8 GEMM of w's rows [begin, begin + y.dim(-1)) into y: y = product (beta 0) or y + product (beta 1);
     // w_scales replaces those rows' channel scales in the epilogue when given (the gate-folded scales of
     // linear_gated_residual). A LoRA branch carried in the GEMM (lora_fp8_tail.h) is computed here: its codes go

@@ -292,8 +292,7 @@ void CudaBackend::gemm_fp4_resident(const Fp8Activations& x, const PreparedLinea
     }
 }
 
-Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, const LinearWeight& w, int64_t begin) {
-    Tensor y = empty(out_shape, DType::BF16);
+void CudaBackend::linear_fp8(const Fp8Activations& x, Tensor& y, const LinearWeight& w, int64_t begin) {
     float beta = 0.0f;
     if (w.lora && !carried_lora(w)) {
         // The branch writes y first and the base GEMM accumulates onto it (lora_branch.cpp says why).
@@ -301,7 +300,6 @@ Tensor CudaBackend::linear_fp8(const Fp8Activations& x, const Shape& out_shape, 
         beta = 1.0f;
     }
     gemm_fp8_into(x, w, y, beta, nullptr, begin);
-    return y;
 }
 
 void CudaBackend::linear_gated_residual(Tensor& x, const Tensor& gate, const Tensor& in, const LinearWeight& w) {
@@ -332,6 +330,30 @@ void CudaBackend::linear_gated_residual(Tensor& x, const Tensor& gate, const Ten
 Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w) { return linear_rows(x, w, 0, w.out_features); }
 
 Tensor CudaBackend::linear_rows(const Tensor& x, const LinearWeight& w, int64_t begin, int64_t count) {
+    Shape out_shape = x.shape();
+    if (!out_shape.empty()) out_shape.back() = count;
+    Tensor y;
+    linear_rows_to(x, w, begin, count, out_shape, y);
+    return y;
+}
+
+Tensor CudaBackend::linear_into(const Tensor& x, const LinearWeight& w, Tensor& out, int64_t tok, int64_t col) {
+    const int64_t N = w.out_features;
+    check(x.ndim() == 3 && out.ndim() == 3 && out.dim(0) == x.dim(0) && out.dim(2) == N && tok >= 0 &&
+              tok + x.dim(1) <= out.dim(1) && col >= 0 && col <= N,
+          "linear_into ", w.name, ": ", shape_str(x.shape()), " projected to ", N, " columns (from ", col,
+          ") does not fit tokens [", tok, ", ", tok + (x.ndim() == 3 ? x.dim(1) : 0), ") of ", shape_str(out.shape()));
+    expect_device_bf16(out, "linear_into", "out");
+    // One sample's token range is contiguous rows: the GEMM writes them in place. Several samples' ranges are not.
+    const size_t offset = static_cast<size_t>(tok * N) * sizeof(bf16);
+    if (out.dim(0) != 1 || offset % 16 != 0) return Backend::linear_into(x, w, out, tok, col);
+    Tensor y = out.view({1, x.dim(1), N}, DType::BF16, offset);
+    linear_rows_to(x, w, 0, N, y.shape(), y);
+    return y;
+}
+
+void CudaBackend::linear_rows_to(const Tensor& x, const LinearWeight& w, int64_t begin, int64_t count,
+                                 const Shape& out_shape, Tensor& y) {
     const PreparedLinear& p = prepare(w);
     w.check_rows(begin, count);
     // E4M3 rows from a fused producer hold the codes of a LoRA branch the layer's GEMM carries too.
@@ -343,26 +365,36 @@ Tensor CudaBackend::linear_rows(const Tensor& x, const LinearWeight& w, int64_t 
           width, e4m3 ? " codes (in_features and the LoRA branch's)" : " (in_features)");
     // A recording runs nothing: path counts are of executed linears, a layer run in parts once.
     if (!recording() && begin == 0) record_path(w, p.path + lora_path(w));
-    Shape out_shape = x.shape();
-    out_shape.back() = count;
+    const bool given = y.defined();  // linear_into's rows of a joint tensor, else a new tensor
+    auto output = [&] {
+        if (!given) y = empty(out_shape, DType::BF16);
+    };
     // Already quantized by a fused producer (layer_norm_modulate_for / swiglu_for).
-    if (e4m3) return linear_fp8(fp8_parts(x), out_shape, w, begin);
+    if (e4m3 || p.kind == CudaLinearPrecision::fp8) {
+        if (!e4m3) expect_device_bf16(x, "linear", w.name.c_str());
+        const Fp8Activations a = e4m3 ? fp8_parts(x) : quantize_fp8_for(w, x);
+        output();
+        linear_fp8(a, y, w, begin);
+        return;
+    }
     expect_device_bf16(x, "linear", w.name.c_str());
-    if (p.kind == CudaLinearPrecision::fp8) return linear_fp8(quantize_fp8_for(w, x), out_shape, w, begin);
     if (p.kind == CudaLinearPrecision::fp4) {
         // The fp4 GEMM's block scales come swizzled in tiles of 128 rows: a part of the layer runs all of it and
         // keeps its columns (the fp4 path is Blackwell's, and FLUX.2 runs its parts on the fp8 path).
         Shape all = out_shape;
         all.back() = w.out_features;
-        Tensor y = linear_fp4(x, all, *p.fp4);
+        Tensor full = linear_fp4(x, all, *p.fp4);
         // The fp4 GEMM takes no C operand: its branch accumulates afterwards.
-        if (w.lora) lora_up(lora_down(x, w), w, y, 1.0f);
-        if (count == w.out_features) return y;
-        Tensor part = empty(out_shape, DType::BF16);
-        copy_into(y, begin, count, part, 0, 0);
-        return part;
+        if (w.lora) lora_up(lora_down(x, w), w, full, 1.0f);
+        if (count == w.out_features && !given) {
+            y = full;
+            return;
+        }
+        output();
+        copy_into(full, begin, count, y, 0, 0);
+        return;
     }
-    Tensor y = empty(out_shape, DType::BF16);
+    output();
     float beta = 0.0f;
     if (w.lora) {
         lora_up(lora_down(x, w), w, y, 0.0f, nullptr, begin);
@@ -373,7 +405,6 @@ Tensor CudaBackend::linear_rows(const Tensor& x, const LinearWeight& w, int64_t 
         profile_op([&] { return str("gemm bf16 ", m, "x", n, "x", k, beta != 0.0f ? " +lora" : ""); }, 2.0 * m * n * k);
     gemm_->bf16(static_cast<const bf16*>(x.raw()), static_cast<const bf16*>(p.weight.raw()) + begin * k,
                 static_cast<bf16*>(y.raw()), m, n, k, beta);
-    return y;
 }
 
 }  // namespace flux2

@@ -1,6 +1,7 @@
 #include "models/flux2/flux2_transformer.h"
 
 #include <algorithm>
+#include <array>
 #include <utility>
 
 #include "core/error.h"
@@ -171,18 +172,24 @@ void Flux2Transformer::validate(const Flux2Inputs& in) const {
 
 void Flux2Transformer::project_qkv(const std::vector<LinearWeight>& qkv, const Tensor& x, const Tensor& norm_q,
                                    const Tensor& norm_k, const Tensor& cos, const Tensor& sin, Tensor& q, Tensor& k,
-                                   Tensor& v, int64_t tok) const {
+                                   Tensor& joint, int64_t tok) const {
     Backend& be = *backend_;
     const int64_t D = config_.inner_dim() / tp_size();  // this rank's attention columns
     const float eps = config_.eps;
+    // A fused projection into joint [q | k | v] rows writes there (in place on the GPU); v alone is copied.
+    const bool whole = qkv.size() == 1 && joint.dim(2) == 3 * D;
     std::vector<Tensor> p;
-    for (const LinearWeight& w : qkv) p.push_back(be.linear(x, w));
+    if (whole) {
+        p.push_back(be.linear_into(x, qkv[0], joint, tok, 2 * D));
+    } else {
+        for (const LinearWeight& w : qkv) p.push_back(be.linear(x, w));
+    }
     // Output i (q, k, v) is columns [i D, (i + 1) D) of the fused projection, or all of projection i.
     auto src = [&](int i) -> const Tensor& { return p.size() == 1 ? p[0] : p[i]; };
     auto col = [&](int i) { return p.size() == 1 ? i * D : 0; };
     be.rms_norm_rope_into(src(0), col(0), norm_q, cos, sin, eps, q, tok);
     be.rms_norm_rope_into(src(1), col(1), norm_k, cos, sin, eps, k, tok);
-    be.copy_into(src(2), col(2), D, v, tok, 0);
+    if (!whole) be.copy_into(src(2), col(2), D, joint, tok, 0);
 }
 
 void Flux2Transformer::double_block(const DoubleBlock& b, Tensor& img, Tensor& txt, const Tensor& mod_img,
@@ -203,22 +210,34 @@ void Flux2Transformer::double_block(const DoubleBlock& b, Tensor& img, Tensor& t
     Tensor cos_txt = be.slice(cos, 0, 0, Lt), sin_txt = be.slice(sin, 0, 0, Lt);
     Tensor cos_img = be.slice(cos, 0, Lt, Li), sin_img = be.slice(sin, 0, Lt, Li);
 
-    // Joint attention over [text, image] tokens, text first: each stream writes its token range directly.
+    // Joint attention over [text, image] tokens, text first: each stream writes its token range directly. Where
+    // both streams' projections are fused, their [q | k | v] rows go into one joint tensor and the attention reads V
+    // there (dev 1024²: no 63 MB copy of V a block); otherwise each stream's V is copied into a joint V.
+    const bool fused = b.add_qkv.size() == 1 && b.qkv.size() == 1;
     Tensor q = qk_buffer({B, L, H, Dh}, {&b.norm_added_q, &b.norm_q});
-    Tensor k = qk_buffer({B, L, H, Dh}, {&b.norm_added_k, &b.norm_k}), v = be.uninitialized({B, L, Da});
+    Tensor k = qk_buffer({B, L, H, Dh}, {&b.norm_added_k, &b.norm_k});
+    Tensor joint = be.uninitialized({B, L, fused ? 3 * Da : Da});
     project_qkv(b.add_qkv, qkv_input(b.add_qkv, txt, chunk(mod_txt, 0), chunk(mod_txt, 1)), b.norm_added_q,
-                b.norm_added_k, cos_txt, sin_txt, q, k, v, 0);
+                b.norm_added_k, cos_txt, sin_txt, q, k, joint, 0);
     project_qkv(b.qkv, qkv_input(b.qkv, img, chunk(mod_img, 0), chunk(mod_img, 1)), b.norm_q, b.norm_k, cos_img,
-                sin_img, q, k, v, Lt);
-    Tensor o = be.uninitialized({B, L, Da});
-    attend(q, k, v, 0, o, 0);
-    q = k = v = Tensor();
+                sin_img, q, k, joint, Lt);
+    // The attention's text and image rows, each as its output projection takes it.
+    std::array<Tensor, 2> o;
+    const int64_t v_col = fused ? 2 * Da : 0;
+    if (ulysses_) {
+        Tensor all = be.uninitialized({B, L, Da});
+        attend(q, k, joint, v_col, all, 0);
+        o = {be.slice(all, kSeq, 0, Lt), be.slice(all, kSeq, Lt, Li)};
+    } else {
+        o = be.attention_split_for(b.to_add_out, b.to_out, std::move(q), std::move(k), joint, v_col, Lt);
+    }
+    q = k = joint = Tensor();
     // Both streams' attention residuals before either MLP (the streams are independent from here on), so that the
     // attention's buffers are gone before the MLPs' wide activations come; each MLP's hidden activation goes before
     // its output projection's GEMM.
-    residual(img, chunk(mod_img, 2), be.slice(o, kSeq, Lt, Li), b.to_out);
-    residual(txt, chunk(mod_txt, 2), be.slice(o, kSeq, 0, Lt), b.to_add_out);
-    o = Tensor();
+    residual(img, chunk(mod_img, 2), o[1], b.to_out);
+    residual(txt, chunk(mod_txt, 2), o[0], b.to_add_out);
+    o = {};
 
     Tensor hx = be.swiglu_for(
         b.ff_out,

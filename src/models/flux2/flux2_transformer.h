@@ -209,9 +209,10 @@ private:
     void double_block(const DoubleBlock& blk, Tensor& img, Tensor& txt, const Tensor& mod_img, const Tensor& mod_txt,
                       const Tensor& cos, const Tensor& sin) const;
     void single_block(const SingleBlock& blk, Tensor& h, const Tensor& mod, const Tensor& cos, const Tensor& sin) const;
-    // Writes one stream's normalized, rotated q and k and its v into tokens [tok, tok + L) of the joint tensors.
+    // Writes one stream's normalized, rotated q and k into tokens [tok, tok + L) of the joint q and k, and its v
+    // there in `joint`: [B, L, 3D] rows of the fused [q | k | v] projections (v at column 2D), or [B, L, D] of v.
     void project_qkv(const std::vector<LinearWeight>& qkv, const Tensor& x, const Tensor& norm_q, const Tensor& norm_k,
-                     const Tensor& cos, const Tensor& sin, Tensor& q, Tensor& k, Tensor& v, int64_t tok) const;
+                     const Tensor& cos, const Tensor& sin, Tensor& q, Tensor& k, Tensor& joint, int64_t tok) const;
 
     std::vector<LinearWeight*> all_linears();
     // Each block's linears, the double blocks first (the groups of --offload layers, in all_linears' order).
