@@ -14,6 +14,18 @@ protected:
     // "bf16", "fp8" or "fp8/fp4" (fp8 with NVFP4 kept resident).
     std::string precision() const override { return GetParam().substr(0, GetParam().find('/')); }
     std::string residency() const { return GetParam().find('/') == std::string::npos ? "" : "fp4"; }
+
+    // An NVFP4 layer [n, k], with a LoRA branch of this rank when it is not 0.
+    LinearWeight nvfp4_layer(const char* name, int64_t n, int64_t k, int64_t rank) {
+        LinearWeight w;
+        w.name = name;
+        w.out_features = n;
+        w.in_features = k;
+        w.format = WeightFormat::nvfp4;
+        w.nvfp4 = quantize_nvfp4_weight(randn({n, k}, 1.0f / std::sqrt(float(k))).f32(), n, k);
+        if (rank) w.lora = random_lora(rank, k, n);
+        return w;
+    }
 };
 
 // Columns [begin, begin + count) of y viewed as [rows, n].
@@ -31,13 +43,7 @@ TEST_P(CudaLinearRows, PartsEqualTheWholeLayersColumns) {
     const int64_t m = 37, k = 144, n = 3 * 64 + 2 * 96;  // [q | k | v | gate | up] at head width 64, MLP 96
     for (const int64_t rank : {0, 8}) {
         SCOPED_TRACE(rank);
-        LinearWeight w;
-        w.name = "test.packed";
-        w.out_features = n;
-        w.in_features = k;
-        w.format = WeightFormat::nvfp4;
-        w.nvfp4 = quantize_nvfp4_weight(randn({n, k}, 1.0f / std::sqrt(float(k))).f32(), n, k);
-        if (rank) w.lora = random_lora(rank, k, n);  // n > k: the fp8 path carries the branch in its GEMM
+        const LinearWeight w = nvfp4_layer("test.packed", n, k, rank);  // n > k: fp8 carries a branch in its GEMM
         Tensor x = randn({1, m, k}), shift = randn({1, k}, 0.5f), scale = randn({1, k}, 0.5f);
         Tensor gx = gpu->upload(x);
         const std::vector<float> whole = gpu->download(gpu->linear(gx, w)).to_vector();
@@ -75,13 +81,7 @@ TEST_P(CudaLinearRows, IntoAJointSequenceEqualsTheLayer) {
     const int64_t m = 37, k = 144, n = 3 * 64, Lo = 53, tok = 11, col = 2 * 64;
     for (const int64_t rank : {0, 8}) {
         SCOPED_TRACE(rank);
-        LinearWeight w;
-        w.name = "test.qkv";
-        w.out_features = n;
-        w.in_features = k;
-        w.format = WeightFormat::nvfp4;
-        w.nvfp4 = quantize_nvfp4_weight(randn({n, k}, 1.0f / std::sqrt(float(k))).f32(), n, k);
-        if (rank) w.lora = random_lora(rank, k, n);
+        const LinearWeight w = nvfp4_layer("test.qkv", n, k, rank);
         for (const int64_t B : {1, 2}) {
             SCOPED_TRACE(B);
             Tensor x = gpu->upload(randn({B, m, k})), shift = gpu->upload(randn({B, k}, 0.5f));

@@ -120,6 +120,14 @@ protected:
         EXPECT_EQ(cudaMemcpy(v.data(), t.raw(), v.size(), cudaMemcpyDeviceToHost), cudaSuccess);
         return v;
     }
+    // An FP8 q or k buffer [B, L, H, Dh] filled by rms_norm_rope_into from the H heads at column col of p [B, L, ·],
+    // as the blocks make them (Dh = the gain's length).
+    Tensor normed_qk(const Tensor& p, int64_t col, int64_t H, const Tensor& gain, const Tensor& cos,
+                     const Tensor& sin) {
+        Tensor t = be->attention_qk_buffer({p.dim(0), p.dim(1), H, gain.numel()}, {&gain});
+        be->rms_norm_rope_into(p, col, gain, cos, sin, 1e-6f, t, 0);
+        return t;
+    }
 #endif
 };
 
@@ -255,12 +263,7 @@ TEST_F(CudaLinearFp8, AttentionBesideInE4m3EqualsAttentionIntoTheRow) {
     Tensor wq = up(randn({Dh}, 0.3f, 1.0f)), wk = up(randn({Dh}, 0.3f, 1.0f));
     for (const int64_t m : {int64_t{144}, int64_t{48}}) {
         Tensor p = up(randn({B, L, 3 * Da + 2 * m}, 1.5f));  // [q | k | v | gate | up]
-        auto qk = [&](int64_t col, const Tensor& w) {
-            Tensor t = be->attention_qk_buffer({B, L, H, Dh}, {&w});
-            be->rms_norm_rope_into(p, col, w, cos, sin, 1e-6f, t, 0);
-            return t;
-        };
-        Tensor q = qk(0, wq), k = qk(Da, wk);
+        Tensor q = normed_qk(p, 0, H, wq, cos, sin), k = normed_qk(p, Da, H, wk, cos, sin);
         ASSERT_EQ(q.dtype(), DType::F8_E4M3) << "FP8 attention is off: no Hopper GPU?";
         LinearWeight w = nvfp4_weight(randn({24, Da + m}, 0.1f));
         Tensor o_two = be->uninitialized({B, L, Da + m});
@@ -300,12 +303,7 @@ TEST_F(CudaLinearFp8, AttentionSplitHandsTheCodesToTheOutputProjections) {
     Tensor cos = up(randn({L, Dh}, 0.7f)), sin = up(randn({L, Dh}, 0.7f));
     Tensor wq = up(randn({Dh}, 0.3f, 1.0f)), wk = up(randn({Dh}, 0.3f, 1.0f));
     Tensor p = up(randn({B, L, 3 * Da}, 1.5f));  // the joint [q | k | v]
-    auto qk = [&](int64_t col, const Tensor& w) {
-        Tensor t = be->attention_qk_buffer({B, L, H, Dh}, {&w});
-        be->rms_norm_rope_into(p, col, w, cos, sin, 1e-6f, t, 0);
-        return t;
-    };
-    Tensor q = qk(0, wq), k = qk(Da, wk);
+    Tensor q = normed_qk(p, 0, H, wq, cos, sin), k = normed_qk(p, Da, H, wk, cos, sin);
     ASSERT_EQ(q.dtype(), DType::F8_E4M3) << "FP8 attention is off: no Hopper GPU?";
     Tensor o = be->uninitialized({B, L, Da});
     be->attention_into(q, k, p, 2 * Da, o, 0);
@@ -356,12 +354,8 @@ TEST_F(CudaLinearFp8, AttentionSplitHandsTheCodesToTheOutputProjections) {
 
     // Two samples: their image rows are not one range of the codes, so both parts are BF16 slices of attention_into.
     Tensor p2 = up(randn({2, L, 3 * Da}, 1.5f));
-    auto qk2 = [&](int64_t col, const Tensor& w) {
-        Tensor t = be->attention_qk_buffer({2, L, H, Dh}, {&w});
-        be->rms_norm_rope_into(p2, col, w, cos, sin, 1e-6f, t, 0);
-        return t;
-    };
-    Tensor q2 = qk2(0, wq), k2 = qk2(Da, wk), o2 = be->uninitialized({2, L, Da});
+    Tensor q2 = normed_qk(p2, 0, H, wq, cos, sin), k2 = normed_qk(p2, Da, H, wk, cos, sin);
+    Tensor o2 = be->uninitialized({2, L, Da});
     be->attention_into(q2, k2, p2, 2 * Da, o2, 0);
     split = be->attention_split_for(fp8, fp8, q2, k2, p2, 2 * Da, Lt);
     ASSERT_EQ(split[1].dtype(), DType::BF16);
