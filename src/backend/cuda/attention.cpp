@@ -80,7 +80,7 @@ std::array<Tensor, 2> CudaBackend::attention_split_for(const LinearWeight& text_
                                                        int64_t split) {
     // O's codes serve an FP8 layer as they are unless it carries a LoRA branch, whose codes would go beside them
     // under a scale with headroom (lora_fp8_tail.h).
-    auto takes_codes = [&](const LinearWeight& w) { return takes_fp8_input(w) && fp8_input_width(w) == w.in_features; };
+    auto takes_codes = [&](const LinearWeight& w) { return takes_fp8_input(w) && !carried_lora(w); };
     const bool fp8_qk = q.dtype() == DType::F8_E4M3 && q.ndim() == 4;
     // The image rows become a view of the whole codes tensor (below), which needs one sample and 16-byte rows.
     if (!attention_e4m3_out_ || !fp8_qk || q.dim(0) != 1 || (q.dim(2) * q.dim(3)) % 16 != 0 || !takes_codes(image_next))
