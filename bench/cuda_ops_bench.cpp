@@ -379,10 +379,14 @@ BENCHMARK(BM_RmsNormRopeFp8)->UseManualTime()->Iterations(50)->Unit(benchmark::k
 BENCHMARK(BM_QuantizeFp8)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_AttentionFp8QuantizeV)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SwigluFp8)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
-// dev's single-block linear1 [55296, 6144] and linear2 [6144, 24576] weights.
+// dev's single-block linear1 [55296, 6144] and linear2 [6144, 24576] weights; linear1's [q | k | v] and [gate | up]
+// parts as the split single block converts them, and the double block's MLP out (the W4A8 lab's shapes).
 BENCHMARK(BM_ConvertNvfp4Fp8)
     ->Args({55296, 6144})
     ->Args({6144, 24576})
+    ->Args({18432, 6144})
+    ->Args({36864, 6144})
+    ->Args({6144, 18432})
     ->UseManualTime()
     ->Iterations(50)
     ->Unit(benchmark::kMicrosecond);

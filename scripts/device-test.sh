@@ -403,6 +403,19 @@ if [ -n "${FLUX2_GEMM_LAB:-}" ]; then
     tee "$out/gemm_lab.txt"
 fi
 
+# The W4A8 lab (bench/fp8_gemm_lab/w4a8_main.cu: CUTLASS's mixed-input GEMM on 4-bit codes against cuBLASLt's FP8
+# GEMM on the E4M3 weight): FLUX2_W4A8_LAB="shape indices" (" " for all), built and run like the FP8 GEMM lab above,
+# with FLUX2_GEMM_LAB_ENV and FLUX2_GEMM_LAB_TIMEOUT; FLUX2_KERNEL_BENCH=ConvertNvfp4 (target flux2_bench) times
+# today's per-layer conversion of the same weights in the same call.
+if [ -n "${FLUX2_W4A8_LAB:-}" ]; then
+  echo "== W4A8 lab ($FLUX2_W4A8_LAB)"
+  mkdir -p build-gpu
+  # shellcheck disable=SC2086
+  LAB=w4a8 CUTLASS_INCLUDE=$root/third_party/cutlass bash bench/fp8_gemm_lab/build.sh build-gpu/w4a8_lab &&
+    env ${FLUX2_GEMM_LAB_ENV:-} timeout "${FLUX2_GEMM_LAB_TIMEOUT:-300}" ./build-gpu/w4a8_lab $FLUX2_W4A8_LAB |
+    tee "$out/w4a8_lab.txt"
+fi
+
 [ -n "${FLUX2_SKIP_BENCH:-}" ] && exit $status
 echo "== CUDA kernel benchmarks"
 if [ -x build-gpu/flux2_bench ]; then
