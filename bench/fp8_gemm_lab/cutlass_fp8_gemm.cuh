@@ -15,6 +15,7 @@
 #include <cutlass/util/packed_stride.hpp>
 
 #include "cutlass_lab_gemm.h"
+#include "cutlass_launch.cuh"
 
 namespace fp8_lab {
 
@@ -92,28 +93,9 @@ struct CutlassFp8Gemm {
         return args;
     }
 
-    // Launches on `stream`; returns false (with the reason in `why`) when CUTLASS refuses the problem.
     static bool run(const LabGemmCall& call, void* workspace, size_t workspace_bytes, cudaStream_t stream,
                     const char** why) {
-        static Gemm gemm;
-        const auto args = arguments(call);
-        if (gemm.can_implement(args) != cutlass::Status::kSuccess) {
-            *why = "can_implement";
-            return false;
-        }
-        if (Gemm::get_workspace_size(args) > workspace_bytes) {
-            *why = "workspace";
-            return false;
-        }
-        if (gemm.initialize(args, workspace, stream) != cutlass::Status::kSuccess) {
-            *why = "initialize";
-            return false;
-        }
-        if (gemm.run(stream) != cutlass::Status::kSuccess) {
-            *why = "run";
-            return false;
-        }
-        return true;
+        return launch_cutlass<Gemm>(arguments(call), workspace, workspace_bytes, stream, why);
     }
 };
 

@@ -13,14 +13,12 @@
 //   [RUNS=100] [ROUNDS=3] /tmp/fp8_gemm_lab [shape index ...]
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
-#include <functional>
-#include <map>
 #include <string>
 #include <vector>
 
 #include "cublaslt_fp8.h"
 #include "cutlass_lab_gemm.h"
+#include "lab_driver.cuh"
 
 namespace fp8_lab {
 LabGemmConfig lab_config_0();
@@ -41,19 +39,6 @@ LabGemmConfig lab_config(int i) {
 namespace {
 using namespace fp8_lab;
 
-__device__ float lab_bf16(const unsigned short* p, size_t i) { return __uint_as_float(unsigned(p[i]) << 16); }
-
-// max |x - y| and max |y| over n BF16 values, as float bits (non-negative floats order as their bits do)
-__global__ void max_difference(const unsigned short* x, const unsigned short* y, size_t n, unsigned* out) {
-    float diff = 0.0f, ref = 0.0f;
-    for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-        diff = fmaxf(diff, fabsf(lab_bf16(x, i) - lab_bf16(y, i)));
-        ref = fmaxf(ref, fabsf(lab_bf16(y, i)));
-    }
-    atomicMax(out, __float_as_uint(diff));
-    atomicMax(out + 1, __float_as_uint(ref));
-}
-
 // C for the residual shapes: BF16 values up to about 1024, the size of the products at these scales, so that a C
 // read wrongly (or not at all) shows in the comparison.
 __global__ void fill_c(unsigned short* c, size_t n) {
@@ -65,24 +50,12 @@ __global__ void fill_c(unsigned short* c, size_t n) {
     }
 }
 
-float median(std::vector<float> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? -1.0f : v[v.size() / 2];
-}
-
-struct Variant {
-    std::string name;
-    std::function<bool()> launch;
-};
 }  // namespace
 
 int main(int argc, char** argv) {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
-    std::vector<Shape> shapes;
-    for (int i = 1; i < argc; ++i) shapes.push_back(kShapes[std::atoi(argv[i])]);
-    if (shapes.empty()) shapes.assign(std::begin(kShapes), std::end(kShapes));
-    const int runs = timed_runs();
-    const int rounds = std::getenv("ROUNDS") ? std::max(1, std::atoi(std::getenv("ROUNDS"))) : 3;
+    const std::vector<Shape> shapes = shapes_from_args(argc, argv, kShapes);
+    const int runs = timed_runs(), rounds = timed_rounds();
 
     Operands ops(shapes);
     void* reference = nullptr;
@@ -116,47 +89,17 @@ int main(int argc, char** argv) {
             const LabGemmConfig config = lab_config(i);
             const LabGemmRun run = s.residual ? config.residual : config.plain;
             const LabGemmCall call = cutlass_call(1, 'h');
-            const char* why = "";
-            check(cudaMemset(ops.d, 0, s.m * s.n * 2), "cudaMemset");
-            if (!run(call, workspace, kCutlassWorkspace, nullptr, &why) || cudaDeviceSynchronize() != cudaSuccess) {
-                std::printf("  %-50s refused (%s)\n", config.name, why);
-                cudaGetLastError();
-                continue;
-            }
-            check(cudaMemset(diff, 0, 2 * sizeof(unsigned)), "cudaMemset");
-            max_difference<<<1024, 256>>>(static_cast<unsigned short*>(ops.d), static_cast<unsigned short*>(reference),
-                                          s.m * s.n, diff);
-            unsigned host[2];
-            check(cudaMemcpy(host, diff, sizeof(host), cudaMemcpyDeviceToHost), "cudaMemcpy");
-            float d, r;
-            std::memcpy(&d, &host[0], 4);
-            std::memcpy(&r, &host[1], 4);
-            std::printf("  %-50s max |D - cuBLASLt's| / max |cuBLASLt's| = %.2e\n", config.name, d / r);
+            const auto once = [&](const char** why) { return run(call, workspace, kCutlassWorkspace, nullptr, why); };
+            if (!compare_with_reference(config.name, once, ops.d, reference, s.m * s.n, diff)) continue;
             variants.push_back({config.name, [=] {
                                     const char* ignored;
                                     return run(call, workspace, kCutlassWorkspace, nullptr, &ignored);
                                 }});
         }
 
-        // Rounds over all variants, cuBLASLt first in each, so every variant sees the card at the same heat.
-        auto time_all = [&](const std::vector<Variant>& vs) {
-            std::map<std::string, std::vector<float>> us;
-            for (const Variant& v : vs) time_launches(v.launch, runs);  // warm-up, up to the power limit
-            for (int round = 0; round < rounds; ++round)
-                for (const Variant& v : vs) us[v.name].push_back(time_launches(v.launch, runs));
-            std::vector<std::pair<float, std::string>> ranked;
-            for (const Variant& v : vs) ranked.emplace_back(median(us[v.name]), v.name);
-            const float base = median(us[vs.front().name]);
-            for (const Variant& v : vs) {
-                const float m = median(us[v.name]);
-                std::printf("  %-50s %9.1f us %5.0f TFLOP/s %+6.1f%%\n", v.name.c_str(), m, tflops(s, m),
-                            100.0 * (m - base) / base);
-            }
-            std::sort(ranked.begin(), ranked.end());
-            return ranked;
-        };
+        // Rounds over all variants, cuBLASLt first in each.
         std::printf(" %d rounds of %d launches:\n", rounds, runs);
-        const auto ranked = time_all(variants);
+        const auto ranked = time_rounds(variants, s, runs, rounds);
 
         // The fastest CUTLASS configuration's scheduler options, against cuBLASLt again.
         std::string best;
@@ -180,7 +123,7 @@ int main(int argc, char** argv) {
                                    }});
             }
         std::printf(" %s's scheduler options:\n", best.c_str());
-        time_all(options);
+        time_rounds(options, s, runs, rounds);
     }
     cublasLtDestroy(handle);
     return 0;

@@ -14,13 +14,10 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
-#include <functional>
-#include <map>
-#include <string>
 #include <vector>
 
 #include "cublaslt_fp8.h"
+#include "lab_driver.cuh"
 #include "w4a8_lab.h"
 
 namespace fp8_lab {
@@ -86,37 +83,12 @@ __global__ void dequantize(const unsigned char* codes, const unsigned char* tabl
     }
 }
 
-__device__ float lab_bf16(const unsigned short* p, size_t i) { return __uint_as_float(unsigned(p[i]) << 16); }
-
-// max |x - y| and max |y| over n BF16 values, as float bits (non-negative floats order as their bits do)
-__global__ void max_difference(const unsigned short* x, const unsigned short* y, size_t n, unsigned* out) {
-    float diff = 0.0f, ref = 0.0f;
-    for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-        diff = fmaxf(diff, fabsf(lab_bf16(x, i) - lab_bf16(y, i)));
-        ref = fmaxf(ref, fabsf(lab_bf16(y, i)));
-    }
-    atomicMax(out, __float_as_uint(diff));
-    atomicMax(out + 1, __float_as_uint(ref));
-}
-
-float median(std::vector<float> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? -1.0f : v[v.size() / 2];
-}
-
-struct Variant {
-    std::string name;
-    std::function<bool()> launch;
-};
 }  // namespace
 
 int main(int argc, char** argv) {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
-    std::vector<Shape> shapes;
-    for (int i = 1; i < argc; ++i) shapes.push_back(kW4a8Shapes[std::atoi(argv[i])]);
-    if (shapes.empty()) shapes.assign(std::begin(kW4a8Shapes), std::end(kW4a8Shapes));
-    const int runs = timed_runs();
-    const int rounds = std::getenv("ROUNDS") ? std::max(1, std::atoi(std::getenv("ROUNDS"))) : 3;
+    const std::vector<Shape> shapes = shapes_from_args(argc, argv, kW4a8Shapes);
+    const int runs = timed_runs(), rounds = timed_rounds();
 
     Operands ops(shapes);  // x in a_codes; b_codes gets the dequantized weight of each shape
     size_t out_elems = 0, code_bytes = 0, table_bytes = 0;
@@ -157,41 +129,19 @@ int main(int argc, char** argv) {
         for (int i = 0; i < kW4a8Configs; ++i) {
             const W4a8Config config = w4a8_config(i);
             const W4a8Call call{codes, tables, ops.a_codes, ops.a_scales, ops.b_scales, ops.d, s.m, s.n, s.k, kGroup};
-            const char* why = "";
-            check(cudaMemset(ops.d, 0, s.m * s.n * 2), "cudaMemset");
-            if (!config.run(call, workspace, kCutlassWorkspace, nullptr, &why) ||
-                cudaDeviceSynchronize() != cudaSuccess) {
-                std::printf("  %-50s refused (%s)\n", config.name, why);
-                cudaGetLastError();
-                continue;
-            }
-            check(cudaMemset(diff, 0, 2 * sizeof(unsigned)), "cudaMemset");
-            max_difference<<<1024, 256>>>(static_cast<unsigned short*>(ops.d), static_cast<unsigned short*>(reference),
-                                          s.m * s.n, diff);
-            unsigned host[2];
-            check(cudaMemcpy(host, diff, sizeof(host), cudaMemcpyDeviceToHost), "cudaMemcpy");
-            float d, r;
-            std::memcpy(&d, &host[0], 4);
-            std::memcpy(&r, &host[1], 4);
-            std::printf("  %-50s max |D - cuBLASLt's| / max |cuBLASLt's| = %.2e\n", config.name, d / r);
+            const auto once = [&](const char** why) {
+                return config.run(call, workspace, kCutlassWorkspace, nullptr, why);
+            };
+            if (!compare_with_reference(config.name, once, ops.d, reference, s.m * s.n, diff)) continue;
             variants.push_back({config.name, [=] {
                                     const char* ignored;
                                     return config.run(call, workspace, kCutlassWorkspace, nullptr, &ignored);
                                 }});
         }
 
-        // Rounds over all variants, cuBLASLt first in each, so every variant sees the card at the same heat.
-        std::map<std::string, std::vector<float>> us;
-        for (const Variant& v : variants) time_launches(v.launch, runs);  // warm-up, up to the power limit
-        for (int round = 0; round < rounds; ++round)
-            for (const Variant& v : variants) us[v.name].push_back(time_launches(v.launch, runs));
+        // Rounds over all variants, cuBLASLt first in each.
         std::printf(" %d rounds of %d launches:\n", rounds, runs);
-        const float base = median(us[variants.front().name]);
-        for (const Variant& v : variants) {
-            const float m = median(us[v.name]);
-            std::printf("  %-50s %9.1f us %5.0f TFLOP/s %+6.1f%%\n", v.name.c_str(), m, tflops(s, m),
-                        100.0 * (m - base) / base);
-        }
+        time_rounds(variants, s, runs, rounds);
     }
     cublasLtDestroy(handle);
     return 0;
