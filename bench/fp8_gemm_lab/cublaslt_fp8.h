@@ -36,7 +36,9 @@ inline double tflops(const Shape& s, float us) { return 2.0 * s.m * s.n * s.k / 
 inline int timed_runs() { return std::getenv("RUNS") ? std::max(1, std::atoi(std::getenv("RUNS"))) : 10; }
 
 // Device buffers for the largest of `shapes`: random E4M3 codes (never the NaN pattern S.1111.111; constant
-// operands would draw less power than the model's and run faster), scales of 0.01, C zero.
+// operands would draw less power than the model's and run faster), scales of 0.005-0.02 that differ from token to
+// token and from feature to feature (so that a GEMM applying them along the wrong side differs from cuBLASLt's), C
+// zero.
 struct Operands {
     void *a_codes = nullptr, *b_codes = nullptr, *c = nullptr, *d = nullptr;
     float *a_scales = nullptr, *b_scales = nullptr;
@@ -63,9 +65,14 @@ struct Operands {
         check(cudaMemcpy(a_codes, codes.data(), operand_bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
         // b gets the codes shifted by one byte, so that no product is a square
         check(cudaMemcpy(b_codes, codes.data() + 1, operand_bytes - 1, cudaMemcpyHostToDevice), "cudaMemcpy");
-        const std::vector<float> scales(kScales, 0.01f);
+        std::vector<float> scales(2 * kScales);
+        for (size_t i = 0; i < scales.size(); ++i) {
+            state = state * 1664525u + 1013904223u;
+            scales[i] = 0.005f + 0.015f * static_cast<float>(state >> 24) / 256.0f;
+        }
         check(cudaMemcpy(a_scales, scales.data(), kScales * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
-        check(cudaMemcpy(b_scales, scales.data(), kScales * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
+        check(cudaMemcpy(b_scales, scales.data() + kScales, kScales * sizeof(float), cudaMemcpyHostToDevice),
+              "cudaMemcpy");
         check(cudaMemset(c, 0, out_bytes), "cudaMemset");
     }
     ~Operands() {
