@@ -178,6 +178,35 @@ for spec in ${FLUX2_STEP_BENCH:-}; do
   PYTHONUNBUFFERED=1 python3 bench/torch_flux2_step.py --model "$model" --res "$res" 2>&1 | tee -a "$out/step_bench.txt"
 done
 
+# Issue 13's targets as docs/PERFORMANCE.md "Current" measures them: FLUX2_TARGETS_BENCH=1 runs one process a row,
+# in this order, the PyTorch BF16 step between flux2's: dev fp8 1024², PyTorch dev 1024², dev fp8 1024² again, dev bf16,
+# dev fp8 2048², PyTorch dev 2048², dev fp8 2048² again, dev --residency fp4, klein-4B and klein-9B fp8, PyTorch
+# klein-4B (about 270 s on an H200 after the build; target flux2).
+if [ -n "${FLUX2_TARGETS_BENCH:-}" ]; then
+  echo "== issue 13's targets (flux2 and PyTorch, one process a row)"
+  flux2_row() {
+    echo "-- flux2 $*"
+    ./build-gpu/flux2 bench --device cuda --steps 5 --warmup 2 --log-level warn "$@" 2>&1 | grep -v "^model "
+  }
+  torch_row() {
+    echo "-- torch $*"
+    PYTHONUNBUFFERED=1 python3 bench/torch_flux2_step.py "$@" 2>&1 | tail -1
+  }
+  {
+    flux2_row --model dev --precision fp8 --resolutions 1024
+    torch_row --model dev --res 1024
+    flux2_row --model dev --precision fp8 --resolutions 1024
+    flux2_row --model dev --precision bf16 --resolutions 1024
+    flux2_row --model dev --precision fp8 --resolutions 2048
+    torch_row --model dev --res 2048
+    flux2_row --model dev --precision fp8 --resolutions 2048
+    flux2_row --model dev --precision fp8 --residency fp4 --resolutions 1024
+    flux2_row --model klein-4b --precision fp8 --resolutions 1024
+    flux2_row --model klein-9b --precision fp8 --resolutions 1024
+    torch_row --model klein-4b --res 1024
+  } | tee "$out/targets.txt"
+fi
+
 # Where the latents live (issue 13): FLUX2_LATENTS_BENCH="klein-4b:1024 dev:1024" times the fp8 step with the
 # latents on the device (the pipeline's way) and, in the same process, from the host (--host-latents: uploaded and
 # the velocity downloaded every step), FLUX2_LATENTS_ROUNDS invocations (default 2) in this call.
