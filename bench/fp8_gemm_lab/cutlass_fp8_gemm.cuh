@@ -1,7 +1,6 @@
 // One CUTLASS 3.x FP8 GEMM for Hopper in the engine's form: D [m, n] (BF16, row-major) =
 // a_scale[m] * b_scale[n] * (A [m, k] E4M3 . B [n, k]^T E4M3) (+ C [m, n] BF16 for the residual shapes), with
-// fast accumulation. The scales are applied in the epilogue as an epilogue visitor tree: a per-column broadcast
-// (the weight's per-feature scale) times the accumulator, a per-row broadcast (the token's scale) times that, plus C.
+// fast accumulation. The scales (and C) are applied in the epilogue: cutlass_scaled_output.cuh.
 #pragma once
 
 #include <cutlass/cutlass.h>
@@ -16,6 +15,7 @@
 
 #include "cutlass_lab_gemm.h"
 #include "cutlass_launch.cuh"
+#include "cutlass_scaled_output.cuh"
 
 namespace fp8_lab {
 
@@ -27,31 +27,14 @@ struct CutlassFp8Gemm {
                                               cutlass::gemm::KernelTmaWarpSpecializedCooperativeFP8FastAccum>;
     using EpilogueSchedule = std::conditional_t<Pingpong, cutlass::epilogue::TmaWarpSpecialized,
                                                 cutlass::epilogue::TmaWarpSpecializedCooperative>;
-    using ElementC = std::conditional_t<Residual, cutlass::bfloat16_t, void>;
-    using ElementD = cutlass::bfloat16_t;
-    static constexpr auto kRound = cutlass::FloatRoundStyle::round_to_nearest;
-
-    // b_scale[n] * acc
-    using FeatureScale = cutlass::epilogue::fusion::Sm90RowBroadcast<0, TileShape, float, float,
-                                                                     cute::Stride<cute::_0, cute::_1, cute::_0>>;
-    using Scaled = cutlass::epilogue::fusion::Sm90EVT<
-        cutlass::epilogue::fusion::Sm90Compute<cutlass::multiplies, float, float, kRound>, FeatureScale,
-        cutlass::epilogue::fusion::Sm90AccFetch>;
-    // a_scale[m] * that (+ C)
-    using TokenScale = cutlass::epilogue::fusion::Sm90ColBroadcast<0, TileShape, float, float,
-                                                                   cute::Stride<cute::_1, cute::_0, cute::_0>>;
-    using Output = std::conditional_t<
-        Residual,
-        cutlass::epilogue::fusion::Sm90EVT<
-            cutlass::epilogue::fusion::Sm90Compute<cutlass::homogeneous_multiply_add, ElementD, float, kRound>,
-            TokenScale, Scaled, cutlass::epilogue::fusion::Sm90SrcFetch<ElementC>>,
-        cutlass::epilogue::fusion::Sm90EVT<
-            cutlass::epilogue::fusion::Sm90Compute<cutlass::multiplies, ElementD, float, kRound>, TokenScale, Scaled>>;
+    using Scales = ScaledOutput<TileShape, false, Residual>;
+    using ElementC = typename Scales::ElementC;
+    using ElementD = typename Scales::ElementD;
 
     using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
         cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
         cutlass::epilogue::collective::EpilogueTileAuto, float, float, ElementC, cutlass::layout::RowMajor, 8, ElementD,
-        cutlass::layout::RowMajor, 8, EpilogueSchedule, Output>::CollectiveOp;
+        cutlass::layout::RowMajor, 8, EpilogueSchedule, typename Scales::Tree>::CollectiveOp;
     using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
         cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, cutlass::float_e4m3_t, cutlass::layout::RowMajor, 16,
         cutlass::float_e4m3_t, cutlass::layout::ColumnMajor, 16, float, TileShape, ClusterShape,
@@ -78,13 +61,7 @@ struct CutlassFp8Gemm {
              cutlass::make_cute_packed_stride(StrideC{}, {m, n, 1}),
              static_cast<ElementD*>(call.d),
              cutlass::make_cute_packed_stride(StrideD{}, {m, n, 1})}};
-        // the tree's arguments: children first, then the node's own
-        typename Scaled::Arguments scaled{{call.b_scales}, {}, {}};
-        if constexpr (Residual) {
-            args.epilogue.thread = {{call.a_scales}, scaled, {}, {}};
-        } else {
-            args.epilogue.thread = {{call.a_scales}, scaled, {}};
-        }
+        Scales::set_arguments(args.epilogue.thread, call.a_scales, call.b_scales);
         args.scheduler.max_swizzle_size = call.swizzle;
         using Raster = cutlass::gemm::kernel::detail::PersistentTileSchedulerSm90Params::RasterOrderOptions;
         args.scheduler.raster_order = call.raster == 'm'   ? Raster::AlongM

@@ -1,8 +1,8 @@
 // One CUTLASS 3.x W4A8 GEMM for Hopper (w4a8_lab.h says what it computes): the mixed-input mainloop with 4-bit codes
 // looked up in tables of 8 E4M3 values (cute::tuple<int4b_t, Array<float_e4m3_t, 8>>), converted in registers and fed
 // to FP8 wgmma with the activations from shared memory. The product runs transposed, D' [n, m] = w . x^T, so that the
-// converted operand is A; D' column-major is y [m, n] row-major. The scales are applied as in cutlass_fp8_gemm.cuh,
-// with the broadcasts' roles swapped: the weight's scale per row of D', the token's per column.
+// converted operand is A; D' column-major is y [m, n] row-major. The scales are applied as in cutlass_fp8_gemm.cuh
+// (cutlass_scaled_output.cuh), the weight's per row of D' and the token's per column.
 #pragma once
 
 #include <cutlass/cutlass.h>
@@ -17,6 +17,7 @@
 #include <cutlass/util/packed_stride.hpp>
 
 #include "cutlass_launch.cuh"
+#include "cutlass_scaled_output.cuh"
 #include "w4a8_lab.h"
 
 namespace fp8_lab {
@@ -32,25 +33,14 @@ struct CutlassW4a8Gemm {
                                               cutlass::gemm::KernelTmaWarpSpecializedCooperative>;
     using EpilogueSchedule = std::conditional_t<Pingpong, cutlass::epilogue::TmaWarpSpecialized,
                                                 cutlass::epilogue::TmaWarpSpecializedCooperative>;
-    using ElementD = cutlass::bfloat16_t;
+    using Scales = ScaledOutput<TileShape, true, false>;
+    using ElementD = typename Scales::ElementD;
     using LayoutD = cutlass::layout::ColumnMajor;  // D' [n, m]
-    static constexpr auto kRound = cutlass::FloatRoundStyle::round_to_nearest;
-
-    // w_scale[row of D'] * acc, then x_scale[column of D'] * that
-    using FeatureScale = cutlass::epilogue::fusion::Sm90ColBroadcast<0, TileShape, float, float,
-                                                                     cute::Stride<cute::_1, cute::_0, cute::_0>>;
-    using Scaled = cutlass::epilogue::fusion::Sm90EVT<
-        cutlass::epilogue::fusion::Sm90Compute<cutlass::multiplies, float, float, kRound>, FeatureScale,
-        cutlass::epilogue::fusion::Sm90AccFetch>;
-    using TokenScale = cutlass::epilogue::fusion::Sm90RowBroadcast<0, TileShape, float, float,
-                                                                   cute::Stride<cute::_0, cute::_1, cute::_0>>;
-    using Output = cutlass::epilogue::fusion::Sm90EVT<
-        cutlass::epilogue::fusion::Sm90Compute<cutlass::multiplies, ElementD, float, kRound>, TokenScale, Scaled>;
 
     using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
         cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
         cutlass::epilogue::collective::EpilogueTileAuto, float, float, void, LayoutD, 8, ElementD, LayoutD, 8,
-        EpilogueSchedule, Output>::CollectiveOp;
+        EpilogueSchedule, typename Scales::Tree>::CollectiveOp;
 
     // The codes [n, k] K-major, reordered so that the values one thread converts are contiguous (one wide shared
     // memory load instead of 16-bit ones).
@@ -97,9 +87,7 @@ struct CutlassW4a8Gemm {
              cutlass::make_cute_packed_stride(StrideD{}, cute::make_shape(n, m, 1)),
              static_cast<ElementD*>(call.y),
              cutlass::make_cute_packed_stride(StrideD{}, cute::make_shape(n, m, 1))}};
-        // the tree's arguments: children first, then the node's own
-        typename Scaled::Arguments scaled{{call.w_scales}, {}, {}};
-        args.epilogue.thread = {{call.x_scales}, scaled, {}};
+        Scales::set_arguments(args.epilogue.thread, call.x_scales, call.w_scales);
         return args;
     }
 
