@@ -382,7 +382,7 @@ TEST_P(CudaAttentionFp8, OwnKernelAgreesWithCudnnAndKeepsE4m3Output) {
     be->synchronize();
     attention.run_fp8_qk(bytes, descales, bytes + n, descales + 1, static_cast<const cuda::bf16*>(vd.raw()),
                          static_cast<cuda::bf16*>(o.raw()), B, L, H, Dh);
-    const cuda::Fp8Attention::E4m3Output o8 = attention.run_fp8_qk_e4m3_out(
+    const cuda::Fp8AttentionCodes o8 = attention.run_fp8_qk_e4m3_out(
         bytes, descales, bytes + n, descales + 1, static_cast<const cuda::bf16*>(vd.raw()), B, L, H, Dh);
     ASSERT_EQ(cudaStreamSynchronize(stream->get()), cudaSuccess);
     EXPECT_EQ(o8.descale, cuda::Fp8Attention::e4m3_output_descale(o8.codes, n));

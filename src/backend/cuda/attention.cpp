@@ -58,21 +58,25 @@ void CudaBackend::run_attention_fp8_qk(const Fp8Qk& q, const Fp8Qk& k, const cud
     sdpa_fp8_->run_fp8_qk(q.codes, q.descale, k.codes, k.descale, v, o, B, L, H, Dh, v_row, o_row);
 }
 
+cuda::Fp8AttentionCodes CudaBackend::attention_e4m3(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col,
+                                                    uint8_t* o8) {
+    const auto [B, L, H, Dh] = attention_into_dims(q, k, v, v_col, nullptr, 0);
+    if (!recording()) count_path(str("attention->", sdpa_fp8_->path(Dh)));
+    const Fp8Qk qp = fp8_qk_parts(q), kp = fp8_qk_parts(k);
+    return sdpa_fp8_->run_fp8_qk_e4m3_out(qp.codes, qp.descale, kp.codes, kp.descale,
+                                          static_cast<const cuda::bf16*>(v.raw()) + v_col, B, L, H, Dh, v.dim(2), o8);
+}
+
 Tensor CudaBackend::attention_beside_for(const LinearWeight& next, Tensor q, Tensor k, const Tensor& v, int64_t v_col,
                                          int64_t m) {
     // FP8 q/k buffers exist only where FP8 attention has a plan for the shape (attention_qk_buffer).
     const bool fp8_qk = q.dtype() == DType::F8_E4M3 && q.ndim() == 4;
     const bool direct = attention_e4m3_out_ && fp8_qk && quantizes_beside(next, q.dim(2) * q.dim(3) + m);
     if (!direct) return Backend::attention_beside_for(next, std::move(q), std::move(k), v, v_col, m);
-    const auto [B, L, H, Dh] = attention_into_dims(q, k, v, v_col, nullptr, 0);
     FLUX2_PROFILE_OP("attention");
-    if (!recording()) count_path(str("attention->", sdpa_fp8_->path(Dh)));
-    const Fp8Qk qp = fp8_qk_parts(q), kp = fp8_qk_parts(k);
     // The attention stays E4M3 (swiglu_beside_for reads its codes): no BF16 [attn | mlp] row is made.
-    cuda::Fp8Attention::E4m3Output o =
-        sdpa_fp8_->run_fp8_qk_e4m3_out(qp.codes, qp.descale, kp.codes, kp.descale,
-                                       static_cast<const cuda::bf16*>(v.raw()) + v_col, B, L, H, Dh, v.dim(2));
-    return Tensor::wrap({B, L, H, Dh}, DType::F8_E4M3, Device::cuda, const_cast<uint8_t*>(o.codes), o.block);
+    const cuda::Fp8AttentionCodes o = attention_e4m3(q, k, v, v_col);
+    return Tensor::wrap(q.shape(), DType::F8_E4M3, Device::cuda, const_cast<uint8_t*>(o.codes), o.block);
 }
 
 std::array<Tensor, 2> CudaBackend::attention_split_for(const LinearWeight& text_next, const LinearWeight& image_next,
@@ -85,23 +89,18 @@ std::array<Tensor, 2> CudaBackend::attention_split_for(const LinearWeight& text_
     // The image rows become a view of the whole codes tensor (below), which needs one sample and 16-byte rows.
     if (!attention_e4m3_out_ || !fp8_qk || q.dim(0) != 1 || (q.dim(2) * q.dim(3)) % 16 != 0 || !takes_codes(image_next))
         return Backend::attention_split_for(text_next, image_next, std::move(q), std::move(k), v, v_col, split);
-    const auto [B, L, H, Dh] = attention_into_dims(q, k, v, v_col, nullptr, 0);
-    const int64_t Da = H * Dh;
+    const int64_t L = q.dim(1), Da = q.dim(2) * q.dim(3);
     check(split >= 0 && split <= L, "attention_split_for: split at token ", split, " of ", L);
     FLUX2_PROFILE_OP("attention -> fp8 rows");
-    if (!recording()) count_path(str("attention->", sdpa_fp8_->path(Dh)));
     // Every row's codes in an FP8 linear's input form (codes, then a scale a row); the attention writes them there.
     Tensor all = quantized_activations({1, L, Da}, Da);
     const Fp8Activations parts = fp8_parts(all);
     auto* codes = static_cast<uint8_t*>(parts.codes.raw());
-    const Fp8Qk qp = fp8_qk_parts(q), kp = fp8_qk_parts(k);
-    const cuda::Fp8Attention::E4m3Output o =
-        sdpa_fp8_->run_fp8_qk_e4m3_out(qp.codes, qp.descale, kp.codes, kp.descale,
-                                       static_cast<const cuda::bf16*>(v.raw()) + v_col, B, L, H, Dh, v.dim(2), codes);
+    const cuda::Fp8AttentionCodes o = attention_e4m3(q, k, v, v_col, codes);
     q = k = Tensor();
-    cuda::launch_attention_fp8_row_scales(o.descale, static_cast<float*>(parts.scales.raw()), L, stream());
     // The image rows, the last L - split, as a tensor of their own: their codes are a view, and the scales such a
-    // tensor finds after its codes (fp8_parts) are the whole tensor's first L - split, which hold the same value.
+    // tensor finds after its codes (fp8_parts) are the whole tensor's first L - split, which are all that is filled.
+    cuda::launch_attention_fp8_row_scales(o.descale, static_cast<float*>(parts.scales.raw()), L - split, stream());
     const size_t at = static_cast<size_t>(split * Da);
     Tensor image = all.view({1, L - split, Da}, DType::F8_E4M3, at);
     check(fp8_parts(image).scales.raw() == parts.scales.raw(), "attention_split_for: the image rows' scales moved");

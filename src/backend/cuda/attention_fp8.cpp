@@ -109,10 +109,9 @@ void Fp8Attention::run_fp8_qk(const uint8_t* q8, const float* q_descale, const u
     execute(nullptr, q8, q_descale, nullptr, k8, k_descale, v, o, B, L, H, Dh, v_row, o_row);
 }
 
-Fp8Attention::E4m3Output Fp8Attention::run_fp8_qk_e4m3_out(const uint8_t* q8, const float* q_descale, const uint8_t* k8,
-                                                           const float* k_descale, const __nv_bfloat16* v, int64_t B,
-                                                           int64_t L, int64_t H, int64_t Dh, int64_t v_row,
-                                                           uint8_t* o8) {
+Fp8AttentionCodes Fp8Attention::run_fp8_qk_e4m3_out(const uint8_t* q8, const float* q_descale, const uint8_t* k8,
+                                                    const float* k_descale, const __nv_bfloat16* v, int64_t B,
+                                                    int64_t L, int64_t H, int64_t Dh, int64_t v_row, uint8_t* o8) {
     return execute(nullptr, q8, q_descale, nullptr, k8, k_descale, v, nullptr, B, L, H, Dh, v_row, 0, o8);
 }
 
@@ -120,10 +119,10 @@ const float* Fp8Attention::e4m3_output_descale(const uint8_t* codes, int64_t ele
     return reinterpret_cast<const float*>(codes + aligned(static_cast<size_t>(elements))) + kDescaleO;
 }
 
-Fp8Attention::E4m3Output Fp8Attention::execute(const __nv_bfloat16* q, const uint8_t* q8_in, const float* q_descale,
-                                               const __nv_bfloat16* k, const uint8_t* k8_in, const float* k_descale,
-                                               const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B, int64_t L,
-                                               int64_t H, int64_t Dh, int64_t v_row, int64_t o_row, uint8_t* o8_out) {
+Fp8AttentionCodes Fp8Attention::execute(const __nv_bfloat16* q, const uint8_t* q8_in, const float* q_descale,
+                                        const __nv_bfloat16* k, const uint8_t* k8_in, const float* k_descale,
+                                        const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B, int64_t L, int64_t H,
+                                        int64_t Dh, int64_t v_row, int64_t o_row, uint8_t* o8_out) {
     if (B == 0 || L == 0 || H == 0) return {};
     const int64_t width = H * Dh, rows = B * L;
     if (v_row == 0) v_row = width;

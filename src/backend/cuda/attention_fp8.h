@@ -17,6 +17,15 @@
 
 namespace flux2::cuda {
 
+// O in E4M3: packed codes [B, L, H, Dh] and the device scalar that turns them into values, in a stream-ordered
+// block that is freed (in stream order) when the last copy of `block` goes. At namespace scope so that
+// cuda_backend_impl.h can declare functions returning it from a forward declaration.
+struct Fp8AttentionCodes {
+    std::shared_ptr<void> block;
+    const uint8_t* codes = nullptr;
+    const float* descale = nullptr;
+};
+
 class Fp8Attention {
 public:
     // own_kernel: flux2's kernel where it runs (head dim 128, sm_90a), cuDNN's FP8 SDPA for the other shapes; else
@@ -46,20 +55,13 @@ public:
                     const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B, int64_t L, int64_t H, int64_t Dh,
                     int64_t v_row = 0, int64_t o_row = 0);
 
-    // O in E4M3: packed codes [B, L, H, Dh] and the device scalar that turns them into values, in a
-    // stream-ordered block that is freed (in stream order) when the last copy of `block` goes.
-    struct E4m3Output {
-        std::shared_ptr<void> block;
-        const uint8_t* codes = nullptr;
-        const float* descale = nullptr;
-    };
     // run_fp8_qk without the conversion of O to BF16: for a consumer that reads the codes itself (the single
     // block's row quantizer, launch_swiglu_beside_fp8_e4m3), or that takes them as they are (the double block's
     // output projections). With o8 given, the codes go there (packed [B, L, H, Dh]) and the block holds the scales
     // alone; e4m3_output_descale does not apply then.
-    E4m3Output run_fp8_qk_e4m3_out(const uint8_t* q8, const float* q_descale, const uint8_t* k8, const float* k_descale,
-                                   const __nv_bfloat16* v, int64_t B, int64_t L, int64_t H, int64_t Dh,
-                                   int64_t v_row = 0, uint8_t* o8 = nullptr);
+    Fp8AttentionCodes run_fp8_qk_e4m3_out(const uint8_t* q8, const float* q_descale, const uint8_t* k8,
+                                          const float* k_descale, const __nv_bfloat16* v, int64_t B, int64_t L,
+                                          int64_t H, int64_t Dh, int64_t v_row = 0, uint8_t* o8 = nullptr);
     // Where the scale of such an output lies, from its codes (`elements` of them): it travels as a tensor of its
     // codes (CudaBackend::attention_beside_for), and its block keeps the scales at a fixed place after them.
     static const float* e4m3_output_descale(const uint8_t* codes, int64_t elements);
@@ -70,9 +72,10 @@ private:
     void ensure_plan(int64_t B, int64_t L, int64_t H, int64_t Dh);
     // run / run_fp8_qk: Q and K as BF16 (q, k) to quantize here, or as E4M3 codes with their descales. O goes to o
     // in BF16, or with o null stays E4M3: in o8_out when given, else in the returned block.
-    E4m3Output execute(const __nv_bfloat16* q, const uint8_t* q8, const float* q_descale, const __nv_bfloat16* k,
-                       const uint8_t* k8, const float* k_descale, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
-                       int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row, uint8_t* o8_out = nullptr);
+    Fp8AttentionCodes execute(const __nv_bfloat16* q, const uint8_t* q8, const float* q_descale, const __nv_bfloat16* k,
+                              const uint8_t* k8, const float* k_descale, const __nv_bfloat16* v, __nv_bfloat16* o,
+                              int64_t B, int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row,
+                              uint8_t* o8_out = nullptr);
 
     std::shared_ptr<Stream> stream_;
     bool own_kernel_;                                                   // asked for and available on this GPU and build

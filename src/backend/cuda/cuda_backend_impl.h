@@ -43,6 +43,7 @@ class CublasLtGemm;
 class CublasLtFp4Gemm;
 class CudnnSdpa;
 class Fp8Attention;
+struct Fp8AttentionCodes;
 class CudnnCausalSdpa;
 }  // namespace cuda
 
@@ -276,6 +277,10 @@ private:
     // The same with q and k from FP8 attention_qk_buffers (always FP8 attention).
     void run_attention_fp8_qk(const Fp8Qk& q, const Fp8Qk& k, const __nv_bfloat16* v, __nv_bfloat16* o, int64_t B,
                               int64_t L, int64_t H, int64_t Dh, int64_t v_row, int64_t o_row);
+    // FP8 attention of FP8 q/k buffers (attention_qk_buffer) with O left in E4M3, in o8 when given (packed
+    // [B, L, H, Dh]): attention_beside_for's and attention_split_for's common part (checks, path count, launch).
+    cuda::Fp8AttentionCodes attention_e4m3(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col,
+                                           uint8_t* o8 = nullptr);
     // attention_into's checks of q, k, v and out (none without one: attention_beside_for's E4M3 output);
     // returns {B, L, H, Dh}.
     std::array<int64_t, 4> attention_into_dims(const Tensor& q, const Tensor& k, const Tensor& v, int64_t v_col,
