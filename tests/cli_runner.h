@@ -47,10 +47,18 @@ inline bool contains(const std::string& text, const std::string& part) { return 
 // Environment changes for a child process: nullopt removes the variable.
 using EnvChanges = std::map<std::string, std::optional<std::string>>;
 
-// Runs the binary with `args`, stdout and stderr captured in files under `scratch`, stdin read from `stdin_path`
-// when given.
-inline RunResult run_binary(const std::vector<std::string>& args, const EnvChanges& changes, const TempDir& scratch,
-                            const std::string& stdin_path = "") {
+// A child process of spawn_binary: its pid (-1 where it could not start, with the reason in `error`) and the files
+// its stdout and stderr go to.
+struct SpawnedBinary {
+    pid_t pid = -1;
+    std::string out_path, err_path, error;
+};
+
+// Starts the binary with `args`, stdout and stderr going to out_path and err_path, stdin read from `stdin_path`
+// when given; wait_binary collects it. Several may run at once (CudaDemoEval's paths).
+inline SpawnedBinary spawn_binary(const std::vector<std::string>& args, const EnvChanges& changes,
+                                  const std::string& out_path, const std::string& err_path,
+                                  const std::string& stdin_path = "") {
     std::vector<std::string> env_strings;
     for (char** e = environ; *e; ++e) {
         const std::string entry = *e;
@@ -67,26 +75,41 @@ inline RunResult run_binary(const std::vector<std::string>& args, const EnvChang
     for (auto& a : arg_copies) argv.push_back(a.data());
     argv.push_back(nullptr);
 
-    const std::string out_path = scratch.file("stdout.txt"), err_path = scratch.file("stderr.txt");
+    SpawnedBinary child{-1, out_path, err_path, ""};
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     if (!stdin_path.empty()) posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = 0;
-    const int spawned = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), envp.data());
+    const int spawned = posix_spawn(&child.pid, binary.c_str(), &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
-    RunResult r;
     if (spawned != 0) {
-        r.err = "posix_spawn failed: " + std::string(std::strerror(spawned));
+        child.pid = -1;
+        child.error = "posix_spawn failed: " + std::string(std::strerror(spawned));
+    }
+    return child;
+}
+
+// Waits for a spawn_binary child and reads what it wrote.
+inline RunResult wait_binary(const SpawnedBinary& child) {
+    RunResult r;
+    if (child.pid < 0) {
+        r.err = child.error;
         return r;
     }
     int status = 0;
-    waitpid(pid, &status, 0);
+    waitpid(child.pid, &status, 0);
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = read_file(out_path);
-    r.err = read_file(err_path);
+    r.out = read_file(child.out_path);
+    r.err = read_file(child.err_path);
     return r;
+}
+
+// Runs the binary with `args`, stdout and stderr captured in files under `scratch`, stdin read from `stdin_path`
+// when given.
+inline RunResult run_binary(const std::vector<std::string>& args, const EnvChanges& changes, const TempDir& scratch,
+                            const std::string& stdin_path = "") {
+    return wait_binary(spawn_binary(args, changes, scratch.file("stdout.txt"), scratch.file("stderr.txt"), stdin_path));
 }
 
 inline Tensor golden(const SafetensorsFile& f, const std::string& key) {
@@ -101,15 +124,22 @@ protected:
     // ($FLUX2_DEMO_DIR), the tiny random pipeline of demo_dir(), fast on two cores; the tests of the trained demo
     // model itself set trained_demo_.
     RunResult flux2(const std::vector<std::string>& args, const std::string& stdin_path = "") {
+        return run_binary(args, flux2_env(args), tmp_, stdin_path);
+    }
+    // The same started in the background, its output in <name>.out and <name>.err of the test's folder;
+    // wait_binary collects it.
+    SpawnedBinary start_flux2(const std::vector<std::string>& args, const std::string& name) {
+        return spawn_binary(args, flux2_env(args), tmp_.file(name + ".out"), tmp_.file(name + ".err"));
+    }
+    EnvChanges flux2_env(const std::vector<std::string>& args) const {
         const bool names_model = std::find(args.begin(), args.end(), "--model-path") != args.end() ||
                                  std::find(args.begin(), args.end(), "--transformer-weights-path") != args.end();
         std::optional<std::string> demo;
         if (!trained_demo_) demo = names_model ? tmp_.file("demo") : demo_dir();
-        const EnvChanges env = {{"FLUX2_DEMO_DIR", demo},
-                                {"HF_HOME", hf_home()},
-                                {"HF_HUB_CACHE", std::nullopt},
-                                {"XDG_CACHE_HOME", std::nullopt}};
-        return run_binary(args, env, tmp_, stdin_path);
+        return {{"FLUX2_DEMO_DIR", demo},
+                {"HF_HOME", hf_home()},
+                {"HF_HUB_CACHE", std::nullopt},
+                {"XDG_CACHE_HOME", std::nullopt}};
     }
     // `flux2 bench --save-pipeline DIR --model tiny` in this test's folder, written on first use.
     std::string demo_dir() const {
