@@ -143,7 +143,7 @@ TEST_F(CudaDemoEval, EveryGpuPathScoresWithinFivePointsOfTheCpu) {
     const double cpu = scores[0]["all"]["pass_rate"].get<double>();
     for (size_t i = 1; i < paths.size(); ++i) {
         const std::string& name = paths[i].first;
-        ASSERT_FALSE(scores[i].is_null()) << name;
+        if (scores[i].is_null()) continue;  // scores_of has reported it
         // The score is the pass rate over all 200; the splits are printed. A split is a smaller sample (80 held-out
         // prompts): at 50 steps the GPU's own bf16 path is 3.7 points under the CPU there (docs/DEMO_MODEL.md).
         EXPECT_NEAR(scores[i]["all"]["pass_rate"].get<double>(), cpu, 5.0) << name;
